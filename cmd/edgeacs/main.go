@@ -1,0 +1,71 @@
+// Command edgeacs is the single binary for every edgeacs role: the edge
+// (CWMP server at a POP), the core (Raft cluster), the CPE simulator and the
+// fleet CLI. Subcommands register themselves in init functions of the files
+// beside this one so that each role's wiring lives in its own file.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// commands holds the subcommands registered by the cmd_*.go files.
+var commands []*cli.Command
+
+// registerCommand adds a subcommand; called from init functions.
+func registerCommand(c *cli.Command) { commands = append(commands, c) }
+
+func newApp() *cli.App {
+	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	return &cli.App{
+		Name:    "edgeacs",
+		Usage:   "TR-069 (CWMP) auto-configuration server: edge nodes at the POPs, a Raft core, a CPE simulator",
+		Version: version,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn, error", EnvVars: []string{"EDGEACS_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json", EnvVars: []string{"EDGEACS_LOG_FORMAT"}},
+		},
+		Before: func(c *cli.Context) error {
+			logger, err := newLogger(c.String("log-level"), c.String("log-format"))
+			if err != nil {
+				return cli.Exit(err.Error(), 2)
+			}
+			slog.SetDefault(logger)
+			return nil
+		},
+		Commands:        commands,
+		HideHelpCommand: false,
+	}
+}
+
+// newLogger builds the process logger from the global flags.
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	default:
+		return nil, fmt.Errorf("bad --log-format %q: want text or json", format)
+	}
+}
+
+func main() {
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "edgeacs:", err)
+		os.Exit(1)
+	}
+}

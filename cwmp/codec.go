@@ -1,0 +1,37 @@
+package cwmp
+
+import "errors"
+
+// Sentinel errors callers branch on (match with errors.Is). The server turns
+// ErrUnknownMethod into CWMP fault 8000 and the others into HTTP 400.
+var (
+	ErrMalformed     = errors.New("cwmp: malformed envelope")
+	ErrNotEnvelope   = errors.New("cwmp: root element is not a SOAP Envelope")
+	ErrUnknownMethod = errors.New("cwmp: unknown method")
+	ErrTooLarge      = errors.New("cwmp: envelope too large")
+	ErrTooDeep       = errors.New("cwmp: envelope nested too deep")
+)
+
+// Default limits for Decode.
+const (
+	DefaultMaxEnvelopeSize = 8 << 20
+	DefaultMaxDepth        = 32
+)
+
+// Decoder decodes envelopes within limits. The zero value uses the defaults.
+type Decoder struct {
+	// MaxSize is the largest envelope accepted, in bytes.
+	MaxSize int
+	// MaxDepth is the deepest element nesting accepted.
+	MaxDepth int
+}
+
+// Decode parses one SOAP envelope with the default limits.
+func Decode(data []byte) (*Envelope, error) { return Decoder{}.Decode(data) }
+
+// Decode parses one SOAP envelope. See decode.go.
+func (d Decoder) Decode(data []byte) (*Envelope, error) { return d.decode(data) }
+
+// Encode serializes env as a SOAP envelope with the conventional prefixes.
+// See encode.go.
+func Encode(env *Envelope) ([]byte, error) { return encode(env) }

@@ -1,0 +1,2 @@
+// Package raftstore implements raft.LogStore and raft.StableStore on Badger v4.
+package raftstore

@@ -1,0 +1,3 @@
+// Package e2e builds the real edgeacs binary and drives whole systems with it:
+// several processes, the simulator, chaos and the CLI.
+package e2e
