@@ -1,0 +1,140 @@
+package fleet
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// FileMeta describes a firmware or configuration file. The content lives in a
+// content-addressed blob store under its SHA256.
+type FileMeta struct {
+	Name         string    `json:"name" cbor:"1,keyasint"`
+	FileType     string    `json:"fileType" cbor:"2,keyasint"`
+	OUI          string    `json:"oui,omitempty" cbor:"3,keyasint,omitempty"`
+	ProductClass string    `json:"productClass,omitempty" cbor:"4,keyasint,omitempty"`
+	Version      string    `json:"version,omitempty" cbor:"5,keyasint,omitempty"`
+	Size         int64     `json:"size" cbor:"6,keyasint"`
+	SHA256       string    `json:"sha256" cbor:"7,keyasint"`
+	Uploaded     time.Time `json:"uploaded" cbor:"8,keyasint"`
+}
+
+// Preset is a provisioning rule in GenieACS's preset shape: when a device's
+// session matches Events and Precondition, its Provisions run. Presets are
+// stored by the core and evaluated by the edges.
+type Preset struct {
+	Name         string          `json:"_id,omitempty" cbor:"1,keyasint"`
+	Weight       int             `json:"weight" cbor:"2,keyasint"`
+	Channel      string          `json:"channel" cbor:"3,keyasint"`
+	Events       map[string]bool `json:"events,omitempty" cbor:"4,keyasint,omitempty"`
+	Precondition string          `json:"precondition,omitempty" cbor:"5,keyasint,omitempty"`
+	Provisions   [][]any         `json:"provisions" cbor:"6,keyasint"`
+	Schedule     string          `json:"schedule,omitempty" cbor:"7,keyasint,omitempty"`
+}
+
+// DeviceDelta is what one session changed about a device, as an edge
+// reports it upstream: identity, the inform, and the parameters written.
+type DeviceDelta struct {
+	Device       string           `cbor:"1,keyasint"`
+	Edge         string           `cbor:"2,keyasint"`
+	OUI          string           `cbor:"3,keyasint,omitempty"`
+	ProductClass string           `cbor:"4,keyasint,omitempty"`
+	SerialNumber string           `cbor:"5,keyasint,omitempty"`
+	Manufacturer string           `cbor:"6,keyasint,omitempty"`
+	LastInform   time.Time        `cbor:"7,keyasint,omitzero"`
+	Events       []string         `cbor:"8,keyasint,omitempty"`
+	Parameters   []ParameterValue `cbor:"9,keyasint,omitempty"`
+	Removed      []string         `cbor:"10,keyasint,omitempty"`
+	// Bootstrap tells the receiver to drop what it knew of the device first.
+	Bootstrap bool `cbor:"11,keyasint,omitempty"`
+}
+
+// RecordKind tags a versioned CBOR record.
+type RecordKind uint8
+
+// Record kinds. Values are part of the wire and storage format: never reuse one.
+const (
+	KindTask        RecordKind = 1
+	KindFileMeta    RecordKind = 2
+	KindPreset      RecordKind = 3
+	KindDeviceDelta RecordKind = 4
+)
+
+// recordVersion is the encoding version written in every record's first byte.
+const recordVersion = 1
+
+// ErrBadRecord means bytes are not a record this version can read.
+var ErrBadRecord = errors.New("fleet: bad record")
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	opts := cbor.CoreDetEncOptions()
+	// RFC 3339 keeps the UTC location and nanoseconds through a round trip.
+	opts.Time = cbor.TimeRFC3339Nano
+	encMode, err = opts.EncMode()
+	if err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 32}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes v as a record: version byte, kind byte, deterministic CBOR.
+// v must be one of *Task, *FileMeta, *Preset, *DeviceDelta.
+func Marshal(v any) ([]byte, error) {
+	var kind RecordKind
+	switch v.(type) {
+	case *Task:
+		kind = KindTask
+	case *FileMeta:
+		kind = KindFileMeta
+	case *Preset:
+		kind = KindPreset
+	case *DeviceDelta:
+		kind = KindDeviceDelta
+	default:
+		return nil, fmt.Errorf("fleet: marshal %T: not a record type", v)
+	}
+	body, err := encMode.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: marshal %T: %w", v, err)
+	}
+	return append([]byte{recordVersion, byte(kind)}, body...), nil
+}
+
+// Unmarshal decodes a record written by Marshal into v, which must be a
+// pointer to the record's type.
+func Unmarshal(b []byte, v any) error {
+	if len(b) < 2 || b[0] != recordVersion {
+		return fmt.Errorf("%w: unknown version or short record", ErrBadRecord)
+	}
+	var want RecordKind
+	switch v.(type) {
+	case *Task:
+		want = KindTask
+	case *FileMeta:
+		want = KindFileMeta
+	case *Preset:
+		want = KindPreset
+	case *DeviceDelta:
+		want = KindDeviceDelta
+	default:
+		return fmt.Errorf("fleet: unmarshal into %T: not a record type", v)
+	}
+	if RecordKind(b[1]) != want {
+		return fmt.Errorf("%w: kind %d, want %d", ErrBadRecord, b[1], want)
+	}
+	if err := decMode.Unmarshal(b[2:], v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRecord, err)
+	}
+	return nil
+}
