@@ -121,10 +121,10 @@ func TestTaskJSONShape(t *testing.T) {
 func TestRecordRoundTrip(t *testing.T) {
 	n := 2
 	task := &Task{ID: "01J", Device: "d", Name: TaskSetParameterValues, Status: StatusFault, Timestamp: now,
-		ParameterValues: []ParameterValue{{"A.B", "1", "xsd:int"}},
+		ParameterValues:     []ParameterValue{{"A.B", "1", "xsd:int"}},
 		ParameterAttributes: []ParameterAttribute{{Name: "A.B", Notification: &n}},
-		Result: &TaskResult{Status: 1, StartTime: now},
-		Fault:  &TaskFault{Code: "9003", Message: "Invalid arguments", Detail: map[string]string{"A.B": "9007 bad"}}}
+		Result:              &TaskResult{Status: 1, StartTime: now},
+		Fault:               &TaskFault{Code: "9003", Message: "Invalid arguments", Detail: map[string]string{"A.B": "9007 bad"}}}
 	fm := &FileMeta{Name: "fw.bin", FileType: "1 Firmware Upgrade Image", Size: 10, SHA256: "ab", Uploaded: now}
 	ps := &Preset{Name: "p", Weight: 1, Events: map[string]bool{"1 BOOT": true}, Provisions: [][]any{{"refresh", "Device.DeviceInfo."}}}
 	dd := &DeviceDelta{Device: "d", Edge: "e", LastInform: now, Events: []string{"1 BOOT"}, Parameters: []ParameterValue{{"A", "b", "xsd:string"}}}
