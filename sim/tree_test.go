@@ -372,7 +372,10 @@ func TestAddDeleteObject(t *testing.T) {
 	}{
 		{"add unknown", func() *cwmp.Fault { _, f := tr.AddObject("InternetGatewayDevice.Nope.", ""); return f }, cwmp.FaultInvalidParameterName},
 		{"add not table", func() *cwmp.Fault { _, f := tr.AddObject("InternetGatewayDevice.DeviceInfo.", ""); return f }, cwmp.FaultInvalidParameterName},
-		{"add no dot", func() *cwmp.Fault { _, f := tr.AddObject("InternetGatewayDevice.DeviceInfo.SerialNumber", ""); return f }, cwmp.FaultInvalidParameterName},
+		{"add no dot", func() *cwmp.Fault {
+			_, f := tr.AddObject("InternetGatewayDevice.DeviceInfo.SerialNumber", "")
+			return f
+		}, cwmp.FaultInvalidParameterName},
 		{"add read-only table", func() *cwmp.Fault { _, f := tr.AddObject(hosts, ""); return f }, cwmp.FaultRequestDenied},
 		{"delete table", func() *cwmp.Fault { return tr.DeleteObject(wlan, "") }, cwmp.FaultInvalidParameterName},
 		{"delete gone", func() *cwmp.Fault { return tr.DeleteObject(wlan+"1.", "") }, cwmp.FaultInvalidParameterName},
