@@ -1,0 +1,561 @@
+package raftstore
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+)
+
+// ErrKeyNotFound is returned by Get and GetUint64 for a missing key. Its text
+// must stay exactly "not found" and it is never wrapped: raft.NewRaft treats a
+// StableStore miss as "fresh node" only when err.Error() == "not found".
+var ErrKeyNotFound = errors.New("not found")
+
+var (
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
+)
+
+// Key prefixes: one byte per bucket, so the two key spaces never interleave
+// and a prefix iterator over logs sees only logs, in index order.
+const (
+	prefixLog    byte = 0x01
+	prefixStable byte = 0x02
+)
+
+const logKeyLen = 1 + 8
+
+// deleteChunk bounds the keys collected and deleted per transaction in
+// DeleteRange, keeping memory flat and each transaction well under Badger's
+// per-transaction limit (~15% of the memtable).
+const deleteChunk = 16 << 10
+
+// Options configures a Store. Start from DefaultOptions: the zero value
+// disables fsync.
+type Options struct {
+	// SyncWrites fsyncs every write before it returns. The raft log wants it:
+	// without it an acknowledged entry survives a process crash (Badger writes
+	// through mmap) but not a power loss.
+	SyncWrites bool
+	// Logger receives Badger's warnings and errors; its info chatter goes to
+	// Debug. Nil means slog.Default().
+	Logger *slog.Logger
+	// InMemory keeps everything in RAM (tests); dir is ignored.
+	InMemory bool
+	// GCInterval is how often RunGC runs value-log GC. Zero means 5 minutes.
+	GCInterval time.Duration
+}
+
+// DefaultOptions returns the options for a production raft log: durable
+// writes.
+func DefaultOptions() Options {
+	return Options{SyncWrites: true}
+}
+
+// bounds is the first and last stored log index; {0, 0} means empty.
+type bounds struct {
+	first, last uint64
+}
+
+// Store is a raft.LogStore and raft.StableStore on Badger. It is safe for
+// concurrent use: raft calls it from its main loop, replication and snapshot
+// goroutines at once.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+	gc  time.Duration
+
+	// writeMu serializes log writes (StoreLogs, DeleteRange) so the cached
+	// bounds are updated in commit order. Raft's snapshot goroutine compacts
+	// while its main loop appends.
+	writeMu sync.Mutex
+	// bounds is read without locks: FirstIndex/LastIndex must be cheap.
+	bounds atomic.Pointer[bounds]
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("component", "raftstore")
+	bopts := badger.DefaultOptions(dir).
+		WithSyncWrites(opts.SyncWrites).
+		WithLogger(badgerLogger{logger}).
+		// Writes are serialized by writeMu and never read-modify-write, so
+		// conflict tracking is pure overhead.
+		WithDetectConflicts(false).
+		WithNumVersionsToKeep(1).
+		WithMetricsEnabled(false).
+		// A raft log is written once, read mostly while recent (memtable),
+		// and deleted from the head: it needs neither a big block cache nor
+		// a big memtable.
+		WithMemTableSize(16 << 20).
+		WithBlockCacheSize(16 << 20).
+		// The value log is mmapped at twice this size and msynced on every
+		// commit with SyncWrites; a smaller file keeps that cheap.
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2)
+	if opts.InMemory {
+		bopts = bopts.WithInMemory(true).WithDir("").WithValueDir("")
+	} else if !opts.SyncWrites {
+		logger.Warn("raft log writes are not fsynced: a power loss can lose acknowledged entries", "dir", dir)
+	}
+	db, err := badger.Open(bopts)
+	if err != nil {
+		return nil, fmt.Errorf("open raft store %s: %w", dir, err)
+	}
+	s := &Store{db: db, log: logger, gc: opts.GCInterval}
+	if s.gc <= 0 {
+		s.gc = 5 * time.Minute
+	}
+	b, err := s.scanBounds()
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open raft store %s: %w", dir, err)
+	}
+	s.bounds.Store(&b)
+	return s, nil
+}
+
+// Close closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close raft store: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// DB exposes the underlying Badger database for metrics and tooling. Writing
+// log keys through it bypasses the cached bounds.
+func (s *Store) DB() *badger.DB { return s.db }
+
+func logKey(index uint64) []byte {
+	k := make([]byte, logKeyLen)
+	k[0] = prefixLog
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+func stableKey(key []byte) []byte {
+	k := make([]byte, 1+len(key))
+	k[0] = prefixStable
+	copy(k[1:], key)
+	return k
+}
+
+func parseLogKey(k []byte) (uint64, error) {
+	if len(k) != logKeyLen || k[0] != prefixLog {
+		return 0, fmt.Errorf("%w: bad log key %x", ErrCorrupt, k)
+	}
+	return binary.BigEndian.Uint64(k[1:]), nil
+}
+
+// seekLog returns the index of the first log >= from (or, with reverse, the
+// last log <= from); ok is false when there is none.
+func seekLog(txn *badger.Txn, from uint64, reverse bool) (index uint64, ok bool, err error) {
+	it := txn.NewIterator(badger.IteratorOptions{
+		PrefetchValues: false,
+		Reverse:        reverse,
+		Prefix:         []byte{prefixLog},
+	})
+	defer it.Close()
+	it.Seek(logKey(from))
+	if !it.Valid() {
+		return 0, false, nil
+	}
+	index, err = parseLogKey(it.Item().Key())
+	return index, err == nil, err
+}
+
+// scanBounds reads the first and last index from the database.
+func (s *Store) scanBounds() (bounds, error) {
+	var b bounds
+	err := s.db.View(func(txn *badger.Txn) error {
+		first, ok, err := seekLog(txn, 0, false)
+		if err != nil || !ok {
+			return err
+		}
+		last, _, err := seekLog(txn, ^uint64(0), true)
+		if err != nil {
+			return err
+		}
+		b = bounds{first: first, last: last}
+		return nil
+	})
+	if err != nil {
+		return bounds{}, fmt.Errorf("scan log bounds: %w", err)
+	}
+	return b, nil
+}
+
+// FirstIndex returns the first stored log index, 0 when the log is empty.
+func (s *Store) FirstIndex() (uint64, error) {
+	return s.bounds.Load().first, nil
+}
+
+// LastIndex returns the last stored log index, 0 when the log is empty.
+func (s *Store) LastIndex() (uint64, error) {
+	return s.bounds.Load().last, nil
+}
+
+// GetLog reads the log at index into l, or returns raft.ErrLogNotFound
+// (unwrapped: raft compares it with ==).
+func (s *Store) GetLog(index uint64, l *raft.Log) error {
+	if b := s.bounds.Load(); index < b.first || index > b.last {
+		return raft.ErrLogNotFound
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(logKey(index))
+		if err != nil {
+			return err
+		}
+		if err := item.Value(func(v []byte) error { return decodeLog(v, l) }); err != nil {
+			return err
+		}
+		if l.Index != index {
+			return fmt.Errorf("%w: entry under key %d says index %d", ErrCorrupt, index, l.Index)
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return raft.ErrLogNotFound
+	default:
+		return fmt.Errorf("get log %d: %w", index, err)
+	}
+}
+
+// StoreLog stores one log entry.
+func (s *Store) StoreLog(l *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{l})
+}
+
+// StoreLogs stores logs in one Badger transaction, so the batch is durable as
+// a whole when it returns.
+//
+// Should the batch exceed Badger's transaction limit (about 15% of the
+// memtable, i.e. megabytes of entries), it is committed in several
+// transactions, in the order given, each fully synced before the next
+// starts. Raft hands batches in ascending index order, so a crash between
+// them leaves a prefix of the batch: the stored log stays contiguous, never
+// has a gap, and the missing suffix was never acknowledged, so raft simply
+// replicates it again.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	// Encode outside the lock, into one buffer: Badger keeps references to
+	// keys and values until commit, so they cannot share a reused buffer,
+	// but they can share one allocation.
+	size := 0
+	for _, l := range logs {
+		size += logKeyLen + encodedLogSize(l)
+	}
+	buf := make([]byte, 0, size)
+	keys := make([][]byte, len(logs))
+	vals := make([][]byte, len(logs))
+	for i, l := range logs {
+		start := len(buf)
+		buf = append(buf, prefixLog)
+		buf = binary.BigEndian.AppendUint64(buf, l.Index)
+		keys[i] = buf[start:len(buf):len(buf)]
+		start = len(buf)
+		buf = appendLog(buf, l)
+		vals[i] = buf[start:len(buf):len(buf)]
+	}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	lo, hi := logs[0].Index, logs[0].Index
+	for i := 0; i < len(logs); i++ {
+		err := txn.Set(keys[i], vals[i])
+		if errors.Is(err, badger.ErrTxnTooBig) && i > 0 {
+			if err := s.commitLogs(txn, lo, hi); err != nil {
+				return fmt.Errorf("store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+			}
+			s.log.Debug("split oversized log batch", "committed_through", hi)
+			txn = s.db.NewTransaction(true)
+			lo, hi = logs[i].Index, logs[i].Index
+			err = txn.Set(keys[i], vals[i])
+		}
+		if err != nil {
+			return fmt.Errorf("store log %d: %w", logs[i].Index, err)
+		}
+		lo, hi = min(lo, logs[i].Index), max(hi, logs[i].Index)
+	}
+	if err := s.commitLogs(txn, lo, hi); err != nil {
+		return fmt.Errorf("store logs %d-%d: %w", logs[0].Index, logs[len(logs)-1].Index, err)
+	}
+	return nil
+}
+
+// commitLogs commits txn holding logs lo..hi and widens the cached bounds.
+// The caller holds writeMu.
+func (s *Store) commitLogs(txn *badger.Txn, lo, hi uint64) error {
+	if err := txn.Commit(); err != nil {
+		return err
+	}
+	b := *s.bounds.Load()
+	if b.first == 0 || lo < b.first {
+		b.first = lo
+	}
+	b.last = max(b.last, hi)
+	s.bounds.Store(&b)
+	return nil
+}
+
+// DeleteRange deletes the logs with min <= index <= max.
+//
+// Usually one transaction. A huge range is deleted in chunks, and the order
+// is chosen so that an interruption never leaves a gap: a tail truncation
+// (the range reaches the last index, raft discarding conflicting entries) is
+// deleted from the top down, anything else (compaction of the head) from the
+// bottom up. Either way what remains is contiguous.
+func (s *Store) DeleteRange(minIdx, maxIdx uint64) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	b := *s.bounds.Load()
+	lo, hi := max(minIdx, b.first), min(maxIdx, b.last)
+	if b.last == 0 || lo > hi {
+		return nil
+	}
+	topDown := hi == b.last && lo > b.first
+	for lo <= hi {
+		keys, err := s.collectKeys(lo, hi, topDown)
+		if err != nil {
+			return fmt.Errorf("delete logs %d-%d: %w", minIdx, maxIdx, err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		if err := s.deleteKeys(keys); err != nil {
+			return fmt.Errorf("delete logs %d-%d: %w", minIdx, maxIdx, err)
+		}
+		// Publish the bounds after every chunk so they always match the
+		// disk, then narrow the range past what is gone.
+		edge, _ := parseLogKey(keys[len(keys)-1])
+		doneLo, doneHi := lo, edge
+		if topDown {
+			doneLo, doneHi = edge, hi
+		}
+		if err := s.refreshBounds(doneLo, doneHi); err != nil {
+			return fmt.Errorf("delete logs %d-%d: %w", minIdx, maxIdx, err)
+		}
+		if len(keys) < deleteChunk {
+			break
+		}
+		if topDown {
+			hi = edge - 1 // edge > lo >= 1: no underflow
+		} else {
+			lo = edge + 1 // edge < hi <= MaxUint64: no overflow
+		}
+	}
+	return nil
+}
+
+// collectKeys returns up to deleteChunk log keys in [lo, hi], ascending or
+// descending.
+func (s *Store) collectKeys(lo, hi uint64, descending bool) ([][]byte, error) {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{
+			PrefetchValues: false,
+			Reverse:        descending,
+			Prefix:         []byte{prefixLog},
+		})
+		defer it.Close()
+		start, end := lo, hi
+		if descending {
+			start = hi
+		}
+		for it.Seek(logKey(start)); it.Valid() && len(keys) < deleteChunk; it.Next() {
+			k := it.Item().KeyCopy(nil)
+			idx, err := parseLogKey(k)
+			if err != nil {
+				return err
+			}
+			if (!descending && idx > end) || (descending && idx < lo) {
+				break
+			}
+			keys = append(keys, k)
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func (s *Store) deleteKeys(keys [][]byte) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return txn.Commit()
+}
+
+// refreshBounds updates the cached bounds after every log in [lo, hi] was
+// deleted. It seeks from the edge of the deleted range rather than from the
+// start of the key space, so it does not walk over the tombstones just
+// written. The caller holds writeMu.
+func (s *Store) refreshBounds(lo, hi uint64) error {
+	b := *s.bounds.Load()
+	if b.last == 0 || hi < b.first || lo > b.last {
+		return nil
+	}
+	if lo <= b.first && hi >= b.last {
+		s.bounds.Store(&bounds{})
+		return nil
+	}
+	if lo > b.first && hi < b.last {
+		return nil // a hole in the middle: the bounds stand
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		var (
+			idx uint64
+			ok  bool
+			err error
+		)
+		if lo <= b.first {
+			idx, ok, err = seekLog(txn, hi+1, false) // hi < b.last
+			b.first = idx
+		} else {
+			idx, ok, err = seekLog(txn, lo-1, true) // lo > b.first >= 1
+			b.last = idx
+		}
+		if err == nil && !ok {
+			b = bounds{}
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("refresh log bounds: %w", err)
+	}
+	s.bounds.Store(&b)
+	return nil
+}
+
+// Set stores a StableStore key.
+func (s *Store) Set(key, val []byte) error {
+	v := append([]byte(nil), val...)
+	err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(stableKey(key), v)
+	})
+	if err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	return nil
+}
+
+// Get returns the value of a StableStore key, or ErrKeyNotFound (unwrapped).
+func (s *Store) Get(key []byte) ([]byte, error) {
+	var val []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(stableKey(key))
+		if err != nil {
+			return err
+		}
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case err == nil:
+		return val, nil
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, ErrKeyNotFound
+	default:
+		return nil, fmt.Errorf("get %q: %w", key, err)
+	}
+}
+
+// SetUint64 stores a uint64 StableStore value (big-endian).
+func (s *Store) SetUint64(key []byte, val uint64) error {
+	return s.Set(key, binary.BigEndian.AppendUint64(nil, val))
+}
+
+// GetUint64 returns a uint64 StableStore value, or ErrKeyNotFound.
+func (s *Store) GetUint64(key []byte) (uint64, error) {
+	v, err := s.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("get uint64 %q: %w: %d bytes", key, ErrCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// RunGC runs Badger's value-log GC every Options.GCInterval until ctx is
+// cancelled, then returns nil. The caller owns the goroutine and must cancel
+// ctx and wait for RunGC to return before Close. In-memory stores have no
+// value log; RunGC then just waits for ctx.
+func (s *Store) RunGC(ctx context.Context) error {
+	t := time.NewTicker(s.gc)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.gcOnce(ctx)
+	}
+}
+
+// gcOnce rewrites value-log files while GC finds at least half of one stale.
+func (s *Store) gcOnce(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := s.db.RunValueLogGC(0.5)
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected),
+			errors.Is(err, badger.ErrGCInMemoryMode):
+		default:
+			s.log.Warn("value log GC", "err", err)
+		}
+		return
+	}
+}
+
+// badgerLogger routes Badger's logger to slog. Badger logs compaction and
+// flush progress at info level; that is demoted to Debug so a healthy node
+// stays quiet.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, args ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (b badgerLogger) Warningf(f string, args ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (b badgerLogger) Infof(f string, args ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
+
+func (b badgerLogger) Debugf(f string, args ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, args...)))
+}
