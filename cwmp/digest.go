@@ -132,9 +132,11 @@ func (a DigestAuthorization) String() string {
 	if a.Opaque != "" {
 		writeParam(&b, "opaque", a.Opaque, true)
 	}
+	// qop and nc are unquoted per RFC 7616; some servers reject quotes.
 	if a.QOP != "" {
-		// qop, nc are unquoted per RFC 7616; some servers reject quotes.
 		writeParam(&b, "qop", a.QOP, false)
+	}
+	if a.NC != "" {
 		writeParam(&b, "nc", a.NC, false)
 	}
 	if a.CNonce != "" {
@@ -285,7 +287,7 @@ func writeParam(b *strings.Builder, key, value string, quote bool) {
 	}
 	b.WriteString(key)
 	b.WriteByte('=')
-	if !quote {
+	if !quote && isToken(value) {
 		b.WriteString(value)
 		return
 	}
@@ -371,6 +373,15 @@ func parseDigestParams(h string) (map[string]string, error) {
 		}
 	}
 	return params, nil
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func isTokenChar(c byte) bool {
