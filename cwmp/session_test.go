@@ -1,7 +1,10 @@
 package cwmp
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -393,5 +396,142 @@ func TestSessionStateString(t *testing.T) {
 		if s.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), want)
 		}
+	}
+}
+
+// roundTrip encodes env and decodes it back, as the CPE would read it.
+func roundTrip(t *testing.T, env *Envelope) (*Envelope, []byte) {
+	t.Helper()
+	data, err := Encode(env)
+	if err != nil {
+		t.Fatalf("encode %T: %v", env.Body, err)
+	}
+	back, err := Decode(data)
+	if err != nil {
+		t.Fatalf("decode our own %T: %v\n%s", env.Body, err, data)
+	}
+	return back, data
+}
+
+func decodeFixture(t *testing.T, name string) *Envelope {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := Decode(data)
+	if err != nil {
+		t.Fatalf("decode %s: %v", name, err)
+	}
+	return env
+}
+
+// TestSessionOverTheWire drives whole sessions with the fixture envelopes
+// through Decode and the session's replies through Encode.
+func TestSessionOverTheWire(t *testing.T) {
+	tests := []struct {
+		inform    string
+		cfg       SessionConfig
+		namespace string
+		version   string
+		use       string
+		id        string
+	}{
+		{inform: "inform-tr098-bootstrap.xml", namespace: NS10, version: "1.0", id: "100001"},
+		{inform: "inform-tr181.xml", namespace: NS12, version: "1.4", use: "1.4", id: "inf-181"},
+		{inform: "inform-tr181.xml", cfg: SessionConfig{Versions: []string{"1.0", "1.2"}, HoldRequests: true}, namespace: NS12, version: "1.2", use: "1.2", id: "inf-181"},
+		{inform: "quirk-easycwmp-empty-id.xml", namespace: NS12, version: "1.3", id: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.inform, func(t *testing.T) {
+			s := NewSession(tt.cfg)
+			step, err := s.Receive(decodeFixture(t, tt.inform))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Version() != tt.version || s.Namespace() != tt.namespace {
+				t.Fatalf("version %q ns %q, want %q %q", s.Version(), s.Namespace(), tt.version, tt.namespace)
+			}
+			ir, data := roundTrip(t, step.Reply)
+			if !bytes.Contains(data, []byte(`"`+tt.namespace+`"`)) {
+				t.Fatalf("reply not in the CPE's namespace:\n%s", data)
+			}
+			if ir.ID != tt.id || !ir.HasID || ir.UseCWMPVersion != tt.use || ir.HoldRequests != tt.cfg.HoldRequests {
+				t.Fatalf("InformResponse header %+v", ir)
+			}
+			if r, ok := ir.Body.(*InformResponse); !ok || r.MaxEnvelopes != 1 {
+				t.Fatalf("InformResponse body %#v", ir.Body)
+			}
+
+			if _, err := s.Receive(decodeFixture(t, "quirk-empty-body.xml")); err != nil {
+				t.Fatal(err)
+			}
+			gpv := &GetParameterValues{ParameterNames: []string{"InternetGatewayDevice.DeviceInfo."}}
+			req, _ := roundTrip(t, s.Next(gpv))
+			if req.ID != "acs-1" || !reflect.DeepEqual(req.Body, gpv) {
+				t.Fatalf("request on the wire: %+v %#v", req, req.Body)
+			}
+			step, err = s.Receive(decodeFixture(t, "gpv-response.xml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := step.Answer
+			if a == nil || a.Request != gpv || a.Mismatch || a.ID != "acs-1" {
+				t.Fatalf("answer %+v", a)
+			}
+			if r, ok := a.Response.(*GetParameterValuesResponse); !ok || len(r.ParameterList) == 0 {
+				t.Fatalf("answer response %#v", a.Response)
+			}
+			spv := &SetParameterValues{ParameterList: []ParameterValue{{Name: "X", Value: "1", Type: TypeBoolean}}}
+			s.Next(spv)
+			step, err = s.Receive(decodeFixture(t, "fault-spv-9003.xml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f, ok := step.Answer.Response.(*Fault); !ok || f.Code != FaultInvalidArguments || len(f.SetParameterValuesFaults) == 0 || step.Answer.Mismatch {
+				t.Fatalf("SPV fault answer %+v", step.Answer)
+			}
+			if s.Next(nil) != nil || s.State() != StateEnded {
+				t.Fatal("session did not end")
+			}
+		})
+	}
+}
+
+// TestSessionWireFaults checks the faults the session writes by itself.
+func TestSessionWireFaults(t *testing.T) {
+	s := NewSession(SessionConfig{Versions: []string{"1.0", "1.1"}})
+	inform := decodeFixture(t, "inform-tr181.xml")
+	inform.SupportedCWMPVersions = "1.3,1.4"
+	step, err := s.Receive(inform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, data := roundTrip(t, step.Reply)
+	if f, ok := env.Body.(*Fault); !ok || f.Code != FaultACSVersionIncompatible || env.ID != "inf-181" {
+		t.Fatalf("8006 reply %+v %#v\n%s", env, env.Body, data)
+	}
+
+	s = NewSession(SessionConfig{})
+	if _, err := s.Receive(decodeFixture(t, "inform-tr098-bootstrap.xml")); err != nil {
+		t.Fatal(err)
+	}
+	step, err = s.Receive(decodeFixture(t, "upload-request.xml")) // a CPE method sent the wrong way
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, data = roundTrip(t, step.Reply)
+	if f, ok := env.Body.(*Fault); !ok || f.Code != FaultACSMethodNotSupported || f.SOAPCode != "Server" {
+		t.Fatalf("8000 reply %#v\n%s", env.Body, data)
+	}
+	step, err = s.Receive(decodeFixture(t, "transfercomplete.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := step.Request.(*TransferComplete); !ok {
+		t.Fatalf("TransferComplete not reported: %+v", step)
+	}
+	if env, _ = roundTrip(t, step.Reply); reflect.TypeOf(env.Body) != reflect.TypeOf(&TransferCompleteResponse{}) {
+		t.Fatalf("TransferComplete reply %#v", env.Body)
 	}
 }
