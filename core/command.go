@@ -1,0 +1,147 @@
+package core
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Op names the state change a Command asks for. Values are part of the
+// replicated log format: never reuse or renumber one.
+type Op uint8
+
+// Operations the FSM applies.
+const (
+	OpPutDevice      Op = 1
+	OpDeviceDelta    Op = 2
+	OpDeleteDevice   Op = 3
+	OpTag            Op = 4
+	OpUntag          Op = 5
+	OpCreateTasks    Op = 6
+	OpTaskResult     Op = 7
+	OpCancelTask     Op = 8
+	OpPutPreset      Op = 9
+	OpDeletePreset   Op = 10
+	OpPutFileMeta    Op = 11
+	OpDeleteFileMeta Op = 12
+	OpEdgeSeen       Op = 13
+	OpEdgeAck        Op = 14
+	OpRegisterNode   Op = 15
+	OpRemoveNode     Op = 16
+)
+
+var opNames = map[Op]string{
+	OpPutDevice: "PutDevice", OpDeviceDelta: "DeviceDelta", OpDeleteDevice: "DeleteDevice",
+	OpTag: "Tag", OpUntag: "Untag", OpCreateTasks: "CreateTasks", OpTaskResult: "TaskResult",
+	OpCancelTask: "CancelTask", OpPutPreset: "PutPreset", OpDeletePreset: "DeletePreset",
+	OpPutFileMeta: "PutFileMeta", OpDeleteFileMeta: "DeleteFileMeta", OpEdgeSeen: "EdgeSeen",
+	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
+}
+
+// String returns the operation's name for logs and metrics.
+func (o Op) String() string {
+	if s, ok := opNames[o]; ok {
+		return s
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// CommandVersion is the envelope version this code writes and reads.
+const CommandVersion = 1
+
+// entryFormat is the first byte of every log entry the core writes: a CBOR
+// array of Commands follows. A new framing gets a new byte so old logs stay
+// readable.
+const entryFormat = 1
+
+// Command is one replicated state change: a versioned CBOR envelope with the
+// operation and its payload. Everything Apply needs, including the time, is
+// in the command, so applying it is deterministic on every node.
+type Command struct {
+	V  uint8 `cbor:"1,keyasint"`
+	Op Op    `cbor:"2,keyasint"`
+	// Time is when the proposer accepted the write; Apply stamps records with it.
+	Time time.Time `cbor:"3,keyasint,omitzero"`
+	// Key, when set, makes the command idempotent: a second command with the
+	// same key changes nothing and returns the first one's value.
+	Key string `cbor:"4,keyasint,omitempty"`
+	// Edge and Seq identify an uplink record from an edge. A command whose
+	// Seq is at or below the edge's acked uplink sequence is a no-op, so a
+	// resend after a crash changes nothing.
+	Edge string `cbor:"5,keyasint,omitempty"`
+	Seq  uint64 `cbor:"6,keyasint,omitempty"`
+
+	Device      *Device            `cbor:"10,keyasint,omitempty"`
+	Delta       *fleet.DeviceDelta `cbor:"11,keyasint,omitempty"`
+	Tasks       []*fleet.Task      `cbor:"12,keyasint,omitempty"`
+	TaskID      string             `cbor:"13,keyasint,omitempty"`
+	Status      fleet.TaskStatus   `cbor:"14,keyasint,omitempty"`
+	Result      *fleet.TaskResult  `cbor:"15,keyasint,omitempty"`
+	Fault       *fleet.TaskFault   `cbor:"16,keyasint,omitempty"`
+	Preset      *fleet.Preset      `cbor:"17,keyasint,omitempty"`
+	File        *fleet.FileMeta    `cbor:"18,keyasint,omitempty"`
+	Name        string             `cbor:"19,keyasint,omitempty"`
+	Tag         string             `cbor:"20,keyasint,omitempty"`
+	Node        *NodeInfo          `cbor:"21,keyasint,omitempty"`
+	SkipMissing bool               `cbor:"22,keyasint,omitempty"`
+	Addr        string             `cbor:"23,keyasint,omitempty"`
+}
+
+// Result is what applying one Command produced: a value (created task IDs,
+// for example) or a domain error such as ErrNotFound. Domain errors are
+// results, not failures of the log: the entry is committed either way.
+type Result struct {
+	Value any
+	Err   error
+	// Noop is true when the command was recognised as a replay and changed nothing.
+	Noop bool
+}
+
+var (
+	cmdEnc cbor.EncMode
+	cmdDec cbor.DecMode
+)
+
+func init() {
+	opts := cbor.CoreDetEncOptions()
+	opts.Time = cbor.TimeRFC3339Nano
+	var err error
+	if cmdEnc, err = opts.EncMode(); err != nil {
+		panic(err)
+	}
+	cmdDec, err = cbor.DecOptions{
+		MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 32,
+		// Preset provisions decode into any; JSON can only write string keys.
+		DefaultMapType: reflect.TypeOf(map[string]any(nil)),
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// EncodeCommands frames commands as one log entry.
+func EncodeCommands(cmds []Command) ([]byte, error) {
+	body, err := cmdEnc.Marshal(cmds)
+	if err != nil {
+		return nil, fmt.Errorf("encode %d commands: %w", len(cmds), err)
+	}
+	out := make([]byte, 0, len(body)+1)
+	out = append(out, entryFormat)
+	return append(out, body...), nil
+}
+
+// DecodeCommands reads a log entry written by EncodeCommands. Any failure
+// wraps ErrCorruptCommand.
+func DecodeCommands(b []byte) ([]Command, error) {
+	if len(b) < 1 || b[0] != entryFormat {
+		return nil, fmt.Errorf("%w: unknown entry format", ErrCorruptCommand)
+	}
+	var cmds []Command
+	if err := cmdDec.Unmarshal(b[1:], &cmds); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptCommand, err)
+	}
+	return cmds, nil
+}

@@ -1,0 +1,319 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+)
+
+// FSM is the core's replicated state machine and the one type that touches
+// its Badger DB. Raft calls Apply/ApplyBatch/Snapshot/Restore from its FSM
+// goroutine; the API reads concurrently through the read methods. The FSM
+// itself is thin: decoding and applying commands is the processor's job.
+type FSM struct {
+	dir  string // the live DB lives in dir; restores are staged beside it
+	log  *slog.Logger
+	proc processor
+
+	mu sync.RWMutex // Lock only to swap db during Restore
+	db *badger.DB
+
+	applied atomic.Uint64 // highest log index applied, mirrored in kApplied
+
+	watchMu sync.Mutex
+	watch   chan struct{} // closed and replaced after every applied batch
+}
+
+var (
+	_ raft.BatchingFSM = (*FSM)(nil)
+	_ raft.FSM         = (*FSM)(nil)
+)
+
+// OpenFSM opens (or creates) the FSM's Badger DB in dir.
+func OpenFSM(dir string, logger *slog.Logger) (*FSM, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{dir: dir, log: logger, watch: make(chan struct{})}
+	// A crash during Restore can leave the staging dirs behind; the live DB
+	// (or, failing that, the old one) wins, and raft restores the latest
+	// snapshot on start anyway.
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dir + ".old"); err == nil {
+			if err := os.Rename(dir+".old", dir); err != nil {
+				return nil, fmt.Errorf("recover fsm dir: %w", err)
+			}
+		}
+	}
+	for _, d := range []string{dir + ".restore", dir + ".old"} {
+		if err := os.RemoveAll(d); err != nil {
+			return nil, fmt.Errorf("clean %s: %w", d, err)
+		}
+	}
+	db, err := openBadger(dir, logger)
+	if err != nil {
+		return nil, err
+	}
+	f.db = db
+	if err := f.loadApplied(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func openBadger(dir string, logger *slog.Logger) (*badger.DB, error) {
+	// SyncWrites off: the raft log is the durable record; after a crash raft
+	// restores the latest snapshot and replays the log into this DB.
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		WithDetectConflicts(false). // one writer: the raft FSM goroutine
+		WithMemTableSize(32 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(32 << 20).
+		WithNumVersionsToKeep(1)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open fsm db %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+func (f *FSM) loadApplied() error {
+	return f.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(kApplied))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			f.applied.Store(0)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read applied index: %w", err)
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("applied index: %d bytes", len(v))
+			}
+			f.applied.Store(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+}
+
+// AppliedIndex is the highest raft log index this FSM has applied.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// Watch returns a channel closed after the next batch is applied; readers
+// waiting for a change (a task becoming final) re-read and watch again.
+func (f *FSM) Watch() <-chan struct{} {
+	f.watchMu.Lock()
+	defer f.watchMu.Unlock()
+	return f.watch
+}
+
+func (f *FSM) notify() {
+	f.watchMu.Lock()
+	close(f.watch)
+	f.watch = make(chan struct{})
+	f.watchMu.Unlock()
+}
+
+// Apply applies one committed log entry. It returns []Result, one per
+// command in the entry.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one Badger transaction (split
+// only when Badger says it is too big). Entries at or below the stored
+// applied index were applied before a restart and are skipped, so a replay
+// never applies anything twice.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	w := &wtx{db: f.db, txn: f.db.NewTransaction(true)}
+	defer func() { w.txn.Discard() }()
+	last := f.applied.Load()
+	var storageFailed error
+	for i, l := range logs {
+		if l.Index <= last || l.Type != raft.LogCommand {
+			continue
+		}
+		cmds, err := DecodeCommands(l.Data)
+		if err != nil {
+			f.log.Error("committed raft entry cannot be decoded; it changes nothing", "index", l.Index, "term", l.Term, "bytes", len(l.Data), "err", err)
+			out[i] = []Result{{Err: err}}
+			continue
+		}
+		rs := make([]Result, len(cmds))
+		for j := range cmds {
+			rs[j] = f.proc.apply(w, &cmds[j])
+			var se storageError
+			if errors.As(rs[j].Err, &se) {
+				storageFailed = se
+			} else if errors.Is(rs[j].Err, ErrCorruptCommand) {
+				f.log.Error("committed command is corrupt; it changes nothing", "index", l.Index, "op", cmds[j].Op, "err", rs[j].Err)
+			}
+		}
+		out[i] = rs
+	}
+	if n := logs[len(logs)-1].Index; n > last {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], n)
+		if err := w.set([]byte(kApplied), b[:]); err != nil {
+			storageFailed = err
+		} else if err := w.txn.Commit(); err != nil {
+			storageFailed = err
+		} else {
+			f.applied.Store(n)
+		}
+	}
+	if storageFailed != nil {
+		// The DB refused a write: the FSM no longer matches the log. Fail
+		// every waiter and say so; a restart restores the last snapshot and
+		// replays from there.
+		f.log.Error("fsm storage failure: state may be behind the log until restart", "err", storageFailed)
+		for i := range out {
+			out[i] = []Result{{Err: fmt.Errorf("apply: %w", storageFailed)}}
+		}
+	}
+	f.notify()
+	return out
+}
+
+// Snapshot captures the DB for raft. The stream is produced in Persist,
+// concurrently with later applies; entries applied meanwhile may slip into
+// the stream, which is harmless because the stored applied index travels
+// with them and replays skip what is already in.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{f: f}, nil
+}
+
+type fsmSnapshot struct{ f *FSM }
+
+// Persist streams the whole DB into the sink.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	s.f.mu.RLock()
+	_, err := s.f.db.Backup(sink, 0)
+	s.f.mu.RUnlock()
+	if err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist fsm snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release is a no-op: Persist holds nothing after it returns.
+func (s *fsmSnapshot) Release() {}
+
+// Restore replaces the state with a snapshot: it loads into a fresh DB
+// beside the live one, then swaps directories, so a failed load leaves the
+// current state untouched.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	stage := f.dir + ".restore"
+	if err := os.RemoveAll(stage); err != nil {
+		return fmt.Errorf("restore: clean stage: %w", err)
+	}
+	ndb, err := openBadger(stage, f.log)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := ndb.Load(rc, 256); err != nil {
+		ndb.Close()
+		os.RemoveAll(stage)
+		return fmt.Errorf("restore: load snapshot: %w", err)
+	}
+	if err := ndb.Close(); err != nil {
+		os.RemoveAll(stage)
+		return fmt.Errorf("restore: close staged db: %w", err)
+	}
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		f.log.Warn("restore: close old fsm db", "err", err)
+	}
+	old := f.dir + ".old"
+	if err := os.Rename(f.dir, old); err != nil {
+		return f.reopenAfter(fmt.Errorf("restore: move old db: %w", err))
+	}
+	if err := os.Rename(stage, f.dir); err != nil {
+		_ = os.Rename(old, f.dir)
+		return f.reopenAfter(fmt.Errorf("restore: move new db: %w", err))
+	}
+	if err := f.reopenAfter(nil); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(old); err != nil {
+		f.log.Warn("restore: remove old fsm db", "err", err)
+	}
+	if err := f.loadApplied(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	f.log.Info("fsm restored from snapshot", "applied", f.applied.Load())
+	go f.notify()
+	return nil
+}
+
+// reopenAfter reopens the live dir (whatever is there) and returns cause.
+// Caller holds f.mu.
+func (f *FSM) reopenAfter(cause error) error {
+	db, err := openBadger(f.dir, f.log)
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	f.db = db
+	return cause
+}
+
+// RunGC reclaims Badger value-log space until ctx ends.
+func (f *FSM) RunGC(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.mu.RLock()
+			for f.db.RunValueLogGC(0.5) == nil {
+			}
+			f.mu.RUnlock()
+		}
+	}
+}
+
+// Close closes the DB. Raft must be shut down first.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	if err != nil {
+		return fmt.Errorf("close fsm db: %w", err)
+	}
+	return nil
+}
+
+// badgerLogger sends Badger's warnings and errors to slog and drops its
+// info and debug chatter.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}

@@ -1,0 +1,555 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/oklog/ulid/v2"
+)
+
+// Key layout of the FSM's Badger DB. Device IDs, task IDs and names never
+// contain NUL (checkName refuses control characters), so NUL separates the
+// parts of compound keys and prefix scans stay exact.
+const (
+	pDevice  = "d/"  // d/<device> → Device
+	pParam   = "p/"  // p/<device>\0<param> → Param
+	pTask    = "t/"  // t/<task> → fleet.Task
+	pDevTask = "dt/" // dt/<device>\0<task> → empty (index)
+	pFault   = "f/"  // f/<device>\0<task> → Fault
+	pPreset  = "s/"  // s/<name> → fleet.Preset
+	pFile    = "fm/" // fm/<name> → fleet.FileMeta
+	pEdge    = "e/"  // e/<edge> → Edge
+	pNode    = "n/"  // n/<raft server id> → NodeInfo
+	pIdem    = "i/"  // i/<key> → []string (the first command's value)
+	kApplied = "m/applied"
+)
+
+func key(prefix string, parts ...string) []byte {
+	return []byte(prefix + strings.Join(parts, "\x00"))
+}
+
+// wtx is the write transaction one ApplyBatch runs in. When Badger says the
+// transaction is too big it commits what it has and continues in a new one,
+// so a huge batch degrades to several commits instead of failing.
+type wtx struct {
+	db    *badger.DB
+	txn   *badger.Txn
+	split int
+}
+
+func (w *wtx) retry(op func() error) error {
+	err := op()
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		return err
+	}
+	if err := w.txn.Commit(); err != nil {
+		return fmt.Errorf("commit split transaction: %w", err)
+	}
+	w.split++
+	w.txn = w.db.NewTransaction(true)
+	return op()
+}
+
+func (w *wtx) set(k, v []byte) error {
+	return w.retry(func() error { return w.txn.Set(k, v) })
+}
+
+func (w *wtx) del(k []byte) error {
+	return w.retry(func() error { return w.txn.Delete(k) })
+}
+
+// get returns the value at k, or nil and false when absent.
+func (w *wtx) get(k []byte) ([]byte, bool, error) {
+	item, err := w.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v, err := item.ValueCopy(nil)
+	return v, true, err
+}
+
+// keys lists every key under prefix (including this transaction's writes).
+func (w *wtx) keys(prefix []byte) [][]byte {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := w.txn.NewIterator(opts)
+	defer it.Close()
+	var out [][]byte
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		out = append(out, it.Item().KeyCopy(nil))
+	}
+	return out
+}
+
+func (w *wtx) delPrefix(prefix []byte) error {
+	for _, k := range w.keys(prefix) {
+		if err := w.del(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// processor applies decoded commands to a transaction. It holds no state:
+// everything comes from the command and the DB, so the same processor can
+// replay a log offline and every node reaches the same state.
+type processor struct{}
+
+// storageError marks a failure of Badger itself (not of the command): the
+// batch cannot be trusted and the FSM reports it loudly.
+type storageError struct{ err error }
+
+func (e storageError) Error() string { return "storage: " + e.err.Error() }
+func (e storageError) Unwrap() error { return e.err }
+
+// apply runs one command. Validation happens before the first write, so a
+// domain error leaves no partial change behind.
+func (p processor) apply(w *wtx, c *Command) Result {
+	if c.V != CommandVersion {
+		return Result{Err: fmt.Errorf("%w: command version %d, want %d", ErrCorruptCommand, c.V, CommandVersion)}
+	}
+	if c.Key != "" {
+		v, ok, err := w.get(key(pIdem, c.Key))
+		if err != nil {
+			return Result{Err: storageError{err}}
+		}
+		if ok {
+			var ids []string
+			if err := decodeRecord(v, &ids); err != nil {
+				return Result{Err: storageError{err}}
+			}
+			return Result{Value: ids, Noop: true}
+		}
+	}
+	var edge *Edge
+	if c.Edge != "" && c.Seq > 0 {
+		e, ok, err := p.edge(w, c.Edge)
+		if err != nil {
+			return Result{Err: storageError{err}}
+		}
+		if ok && c.Seq <= e.UplinkAcked {
+			return Result{Noop: true}
+		}
+		if !ok {
+			e = &Edge{ID: c.Edge, FirstSeen: c.Time}
+		}
+		edge = e
+	}
+	val, err := p.dispatch(w, c)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if edge != nil {
+		edge.UplinkAcked = c.Seq
+		if c.Time.After(edge.LastSeen) {
+			edge.LastSeen = c.Time
+		}
+		if err := p.putRecord(w, key(pEdge, edge.ID), edge); err != nil {
+			return Result{Err: err}
+		}
+	}
+	if c.Key != "" {
+		ids, _ := val.([]string)
+		if err := p.putRecord(w, key(pIdem, c.Key), ids); err != nil {
+			return Result{Err: err}
+		}
+	}
+	return Result{Value: val}
+}
+
+func (p processor) dispatch(w *wtx, c *Command) (any, error) {
+	switch c.Op {
+	case OpPutDevice:
+		return nil, p.putDevice(w, c)
+	case OpDeviceDelta:
+		return nil, p.deviceDelta(w, c)
+	case OpDeleteDevice:
+		return nil, p.deleteDevice(w, c.Name)
+	case OpTag, OpUntag:
+		return nil, p.tag(w, c)
+	case OpCreateTasks:
+		return p.createTasks(w, c)
+	case OpTaskResult:
+		return p.taskResult(w, c)
+	case OpCancelTask:
+		return nil, p.cancelTask(w, c.TaskID)
+	case OpPutPreset:
+		if c.Preset == nil {
+			return nil, fmt.Errorf("%w: PutPreset without a preset", ErrBadRequest)
+		}
+		if err := ValidatePreset(c.Preset); err != nil {
+			return nil, err
+		}
+		return nil, p.putFleet(w, key(pPreset, c.Preset.Name), c.Preset)
+	case OpDeletePreset:
+		return nil, p.deleteExisting(w, key(pPreset, c.Name), "preset "+c.Name)
+	case OpPutFileMeta:
+		if c.File == nil {
+			return nil, fmt.Errorf("%w: PutFileMeta without metadata", ErrBadRequest)
+		}
+		if err := ValidateFileMeta(c.File); err != nil {
+			return nil, err
+		}
+		return nil, p.putFleet(w, key(pFile, c.File.Name), c.File)
+	case OpDeleteFileMeta:
+		return nil, p.deleteExisting(w, key(pFile, c.Name), "file "+c.Name)
+	case OpEdgeSeen, OpEdgeAck:
+		return nil, p.edgeUpdate(w, c)
+	case OpRegisterNode:
+		if c.Node == nil || c.Node.ID == "" || c.Node.APIAddr == "" {
+			return nil, fmt.Errorf("%w: RegisterNode needs an ID and an API address", ErrBadRequest)
+		}
+		return nil, p.putRecord(w, key(pNode, c.Node.ID), c.Node)
+	case OpRemoveNode:
+		return nil, p.deleteExisting(w, key(pNode, c.Name), "server "+c.Name)
+	default:
+		return nil, fmt.Errorf("%w: unknown op %d", ErrBadRequest, c.Op)
+	}
+}
+
+func (p processor) putRecord(w *wtx, k []byte, v any) error {
+	b, err := encodeRecord(v)
+	if err != nil {
+		return storageError{err}
+	}
+	if err := w.set(k, b); err != nil {
+		return storageError{err}
+	}
+	return nil
+}
+
+func (p processor) putFleet(w *wtx, k []byte, v any) error {
+	b, err := fleet.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if err := w.set(k, b); err != nil {
+		return storageError{err}
+	}
+	return nil
+}
+
+func (p processor) deleteExisting(w *wtx, k []byte, what string) error {
+	_, ok, err := w.get(k)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		return fmt.Errorf("%s: %w", what, ErrNotFound)
+	}
+	if err := w.del(k); err != nil {
+		return storageError{err}
+	}
+	return nil
+}
+
+func (p processor) device(w *wtx, id string) (*Device, bool, error) {
+	b, ok, err := w.get(key(pDevice, id))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var d Device
+	if err := decodeRecord(b, &d); err != nil {
+		return nil, false, err
+	}
+	return &d, true, nil
+}
+
+func (p processor) edge(w *wtx, id string) (*Edge, bool, error) {
+	b, ok, err := w.get(key(pEdge, id))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var e Edge
+	if err := decodeRecord(b, &e); err != nil {
+		return nil, false, err
+	}
+	return &e, true, nil
+}
+
+func (p processor) task(w *wtx, id string) (*fleet.Task, bool, error) {
+	b, ok, err := w.get(key(pTask, id))
+	if err != nil || !ok {
+		return nil, ok, err
+	}
+	var t fleet.Task
+	if err := fleet.Unmarshal(b, &t); err != nil {
+		return nil, false, err
+	}
+	return &t, true, nil
+}
+
+// putDevice registers a device or updates its identity; tags and the
+// parameter tree are kept.
+func (p processor) putDevice(w *wtx, c *Command) error {
+	in := c.Device
+	if in == nil {
+		return fmt.Errorf("%w: PutDevice without a device", ErrBadRequest)
+	}
+	if err := checkName("device ID", in.ID); err != nil {
+		return err
+	}
+	d, ok, err := p.device(w, in.ID)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		d = &Device{ID: in.ID, Registered: c.Time}
+	}
+	d.OUI, d.ProductClass, d.SerialNumber, d.Manufacturer = in.OUI, in.ProductClass, in.SerialNumber, in.Manufacturer
+	if in.Edge != "" {
+		d.Edge = in.Edge
+	}
+	if in.LastInform.After(d.LastInform) {
+		d.LastInform = in.LastInform
+	}
+	return p.putRecord(w, key(pDevice, d.ID), d)
+}
+
+// deviceDelta applies what one session changed. An unknown device is
+// registered: the edge is where devices are first seen.
+func (p processor) deviceDelta(w *wtx, c *Command) error {
+	dd := c.Delta
+	if dd == nil {
+		return fmt.Errorf("%w: DeviceDelta without a delta", ErrBadRequest)
+	}
+	if err := checkName("device ID", dd.Device); err != nil {
+		return err
+	}
+	for _, pv := range dd.Parameters {
+		if pv.Name == "" || strings.HasSuffix(pv.Name, ".") {
+			return fmt.Errorf("%w: delta for %s: bad parameter name %q", ErrBadRequest, dd.Device, pv.Name)
+		}
+	}
+	d, ok, err := p.device(w, dd.Device)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		d = &Device{ID: dd.Device, Registered: c.Time}
+	}
+	if dd.Bootstrap && ok {
+		if err := w.delPrefix(key(pParam, d.ID, "")); err != nil {
+			return storageError{err}
+		}
+	}
+	for _, f := range []struct{ dst *string; src string }{
+		{&d.OUI, dd.OUI}, {&d.ProductClass, dd.ProductClass}, {&d.SerialNumber, dd.SerialNumber},
+		{&d.Manufacturer, dd.Manufacturer}, {&d.Edge, dd.Edge},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	if dd.LastInform.After(d.LastInform) {
+		d.LastInform = dd.LastInform
+		d.LastEvents = dd.Events
+	}
+	if err := p.putRecord(w, key(pDevice, d.ID), d); err != nil {
+		return err
+	}
+	for _, r := range dd.Removed {
+		if strings.HasSuffix(r, ".") {
+			if err := w.delPrefix(key(pParam, d.ID, r)); err != nil {
+				return storageError{err}
+			}
+		} else if err := w.del(key(pParam, d.ID, r)); err != nil {
+			return storageError{err}
+		}
+	}
+	for _, pv := range dd.Parameters {
+		if err := p.putRecord(w, key(pParam, d.ID, pv.Name), Param{Value: pv.Value, Type: pv.Type, Updated: c.Time}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p processor) deleteDevice(w *wtx, id string) error {
+	_, ok, err := p.device(w, id)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		return fmt.Errorf("device %s: %w", id, ErrNotFound)
+	}
+	for _, k := range w.keys(key(pDevTask, id, "")) {
+		taskID := k[len(pDevTask)+len(id)+1:]
+		if err := w.del(key(pTask, string(taskID))); err != nil {
+			return storageError{err}
+		}
+	}
+	for _, pre := range [][]byte{key(pDevTask, id, ""), key(pParam, id, ""), key(pFault, id, "")} {
+		if err := w.delPrefix(pre); err != nil {
+			return storageError{err}
+		}
+	}
+	if err := w.del(key(pDevice, id)); err != nil {
+		return storageError{err}
+	}
+	return nil
+}
+
+func (p processor) tag(w *wtx, c *Command) error {
+	if err := checkName("tag", c.Tag); err != nil {
+		return err
+	}
+	d, ok, err := p.device(w, c.Name)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		return fmt.Errorf("device %s: %w", c.Name, ErrNotFound)
+	}
+	i, has := slices.BinarySearch(d.Tags, c.Tag)
+	switch {
+	case c.Op == OpTag && !has:
+		d.Tags = slices.Insert(d.Tags, i, c.Tag)
+	case c.Op == OpUntag && has:
+		d.Tags = slices.Delete(d.Tags, i, i+1)
+	default:
+		return nil
+	}
+	return p.putRecord(w, key(pDevice, d.ID), d)
+}
+
+// createTasks queues tasks. IDs are chosen by the proposer (ULIDs), so a
+// replayed command finds them present and changes nothing. Without
+// SkipMissing every device must exist or nothing is created.
+func (p processor) createTasks(w *wtx, c *Command) ([]string, error) {
+	if len(c.Tasks) == 0 {
+		return nil, fmt.Errorf("%w: CreateTasks without tasks", ErrBadRequest)
+	}
+	todo := make([]*fleet.Task, 0, len(c.Tasks))
+	for _, t := range c.Tasks {
+		if t == nil {
+			return nil, fmt.Errorf("%w: nil task", ErrBadRequest)
+		}
+		if _, err := ulid.ParseStrict(t.ID); err != nil {
+			return nil, fmt.Errorf("%w: task ID %q is not a ULID", ErrBadRequest, t.ID)
+		}
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if t.Status != fleet.StatusPending {
+			return nil, fmt.Errorf("%w: new task %s must be pending", ErrBadRequest, t.ID)
+		}
+		_, ok, err := p.device(w, t.Device)
+		if err != nil {
+			return nil, storageError{err}
+		}
+		if !ok {
+			if c.SkipMissing {
+				continue
+			}
+			return nil, fmt.Errorf("device %s: %w", t.Device, ErrNotFound)
+		}
+		if _, exists, err := w.get(key(pTask, t.ID)); err != nil {
+			return nil, storageError{err}
+		} else if exists {
+			continue
+		}
+		todo = append(todo, t)
+	}
+	ids := make([]string, 0, len(todo))
+	for _, t := range todo {
+		if err := p.putFleet(w, key(pTask, t.ID), t); err != nil {
+			return nil, err
+		}
+		if err := w.set(key(pDevTask, t.Device, t.ID), nil); err != nil {
+			return nil, storageError{err}
+		}
+		ids = append(ids, t.ID)
+	}
+	return ids, nil
+}
+
+// taskResult records how a task ended. Keyed by task ID: once a task is
+// final, a second result (a resend) changes nothing.
+func (p processor) taskResult(w *wtx, c *Command) (any, error) {
+	switch c.Status {
+	case fleet.StatusRunning, fleet.StatusDone, fleet.StatusFault, fleet.StatusExpired:
+	default:
+		return nil, fmt.Errorf("%w: task result status %q", ErrBadRequest, c.Status)
+	}
+	if c.Status == fleet.StatusFault && c.Fault == nil {
+		return nil, fmt.Errorf("%w: fault status without a fault", ErrBadRequest)
+	}
+	t, ok, err := p.task(w, c.TaskID)
+	if err != nil {
+		return nil, storageError{err}
+	}
+	if !ok {
+		return nil, fmt.Errorf("task %s: %w", c.TaskID, ErrNotFound)
+	}
+	if t.Status.Final() || (c.Status == fleet.StatusRunning && t.Status == fleet.StatusRunning) {
+		return nil, nil
+	}
+	t.Status = c.Status
+	t.Updated = c.Time
+	if c.Status == fleet.StatusRunning {
+		t.Attempts++
+	} else {
+		t.Result, t.Fault = c.Result, c.Fault
+	}
+	if err := p.putFleet(w, key(pTask, t.ID), t); err != nil {
+		return nil, err
+	}
+	if c.Fault != nil {
+		f := Fault{Device: t.Device, TaskID: t.ID, Fault: *c.Fault, Time: c.Time}
+		if err := p.putRecord(w, key(pFault, t.Device, t.ID), f); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// cancelTask removes a task, as GenieACS's DELETE /tasks/{id} does.
+func (p processor) cancelTask(w *wtx, id string) error {
+	t, ok, err := p.task(w, id)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		return fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	for _, k := range [][]byte{key(pTask, id), key(pDevTask, t.Device, id), key(pFault, t.Device, id)} {
+		if err := w.del(k); err != nil {
+			return storageError{err}
+		}
+	}
+	return nil
+}
+
+func (p processor) edgeUpdate(w *wtx, c *Command) error {
+	if err := checkName("edge ID", c.Name); err != nil {
+		return err
+	}
+	e, ok, err := p.edge(w, c.Name)
+	if err != nil {
+		return storageError{err}
+	}
+	if !ok {
+		e = &Edge{ID: c.Name, FirstSeen: c.Time}
+	}
+	if c.Time.After(e.LastSeen) {
+		e.LastSeen = c.Time
+	}
+	switch c.Op {
+	case OpEdgeSeen:
+		if c.Addr != "" {
+			e.Addr = c.Addr
+		}
+	case OpEdgeAck:
+		e.DownlinkAcked = max(e.DownlinkAcked, c.Seq)
+	}
+	return p.putRecord(w, key(pEdge, e.ID), e)
+}
