@@ -65,16 +65,6 @@ func (c DigestChallenge) String() string {
 	return b.String()
 }
 
-// offersAuth reports whether the challenge's qop-options include "auth".
-func (c DigestChallenge) offersAuth() bool {
-	for _, q := range strings.Split(c.QOP, ",") {
-		if strings.EqualFold(strings.TrimSpace(q), "auth") {
-			return true
-		}
-	}
-	return false
-}
-
 // ParseDigestChallenge parses a WWW-Authenticate header value holding a
 // Digest challenge. The scheme is matched case-insensitively; parameters
 // may be quoted (with backslash escapes and commas inside) or bare tokens.
