@@ -535,3 +535,30 @@ func TestSessionWireFaults(t *testing.T) {
 		t.Fatalf("TransferComplete reply %#v", env.Body)
 	}
 }
+
+// BenchmarkSession runs a whole session in memory: Inform, TransferComplete,
+// empty POST, one GPV and its answer, 204.
+func BenchmarkSession(b *testing.B) {
+	inform := informEnv(NS10, "1")
+	tc := &Envelope{Namespace: NS10, ID: "2", HasID: true, Body: &TransferComplete{CommandKey: "k"}}
+	gpv := &GetParameterValues{ParameterNames: []string{"Device."}}
+	resp := &Envelope{Namespace: NS10, ID: "acs-1", HasID: true, Body: &GetParameterValuesResponse{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		s := NewSession(SessionConfig{})
+		if _, err := s.Receive(inform); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Receive(tc); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Receive(nil); err != nil {
+			b.Fatal(err)
+		}
+		s.Next(gpv)
+		if _, err := s.Receive(resp); err != nil {
+			b.Fatal(err)
+		}
+		s.Next(nil)
+	}
+}
