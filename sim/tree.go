@@ -1,14 +1,11 @@
 package sim
 
 import (
-	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
 )
@@ -581,44 +578,39 @@ func typeCompatible(got, want string) bool {
 	return ints[got] && ints[want]
 }
 
-// normalizeValue checks v against typ and returns the form stored.
+// normalizeValue checks v against typ with cwmp.ValidateValue and returns
+// the form stored: booleans as "true"/"false", numbers trimmed.
 func normalizeValue(typ, v string) (string, error) {
-	var err error
+	if err := cwmp.ValidateValue(typ, v); err != nil {
+		return "", err
+	}
 	switch typ {
 	case cwmp.TypeBoolean:
-		switch strings.ToLower(strings.TrimSpace(v)) {
-		case "true", "1":
-			return "true", nil
-		case "false", "0":
-			return "false", nil
-		}
-		return "", fmt.Errorf("%q is not a boolean", v)
-	case cwmp.TypeInt:
-		_, err = strconv.ParseInt(strings.TrimSpace(v), 10, 32)
-	case cwmp.TypeUnsignedInt:
-		_, err = strconv.ParseUint(strings.TrimSpace(v), 10, 32)
-	case cwmp.TypeLong:
-		_, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-	case cwmp.TypeUnsignedLong:
-		_, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-	case cwmp.TypeDateTime:
-		if _, e := time.Parse(time.RFC3339, v); e != nil {
-			_, err = time.Parse("2006-01-02T15:04:05", v)
-		}
-	case cwmp.TypeBase64:
-		_, err = base64.StdEncoding.DecodeString(v)
-	case cwmp.TypeHexBinary:
-		_, err = hex.DecodeString(v)
-	default:
-		if len(v) > 65535 {
-			err = fmt.Errorf("string of %d bytes is too long", len(v))
-		}
-	}
-	if err != nil {
-		return "", fmt.Errorf("%q is not a valid %s", v, typ)
-	}
-	if typ == cwmp.TypeInt || typ == cwmp.TypeUnsignedInt || typ == cwmp.TypeLong || typ == cwmp.TypeUnsignedLong {
+		b, _ := cwmp.ParseBool(v)
+		return strconv.FormatBool(b), nil
+	case cwmp.TypeInt, cwmp.TypeUnsignedInt, cwmp.TypeLong, cwmp.TypeUnsignedLong:
 		return strings.TrimSpace(v), nil
+	case cwmp.TypeString:
+		if len(v) > maxStringValue {
+			return "", fmt.Errorf("string of %d bytes is longer than %d", len(v), maxStringValue)
+		}
 	}
 	return v, nil
+}
+
+// maxStringValue bounds a string parameter so one SPV cannot balloon a
+// device's memory.
+const maxStringValue = 65535
+
+// requeueChanged marks parameters taken by TakeChanged as changed again,
+// after an Inform that carried them failed.
+func (t *Tree) requeueChanged(params []cwmp.ParameterValue) {
+	for _, p := range params {
+		if i, ok := t.lookup(p.Name); ok {
+			if t.changed == nil {
+				t.changed = map[int32]struct{}{}
+			}
+			t.changed[i] = struct{}{}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -409,3 +410,5 @@ func TestTR181Tree(t *testing.T) {
 		t.Fatalf("add line: %d %v", n, f)
 	}
 }
+
+func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }

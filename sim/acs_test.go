@@ -1,0 +1,748 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+)
+
+// sessionRecord is what the test ACS saw in one completed session.
+type sessionRecord struct {
+	inform   *cwmp.Inform
+	requests []cwmp.Message // CPE requests (TransferComplete, ...)
+	sent     []cwmp.Message // ACS requests, in order
+	answers  []cwmp.Message // the CPE's answers, in order
+}
+
+// testACS is a tiny ACS on cwmp.Session: it sends whatever the test queued
+// for the next session and reports each completed session.
+type testACS struct {
+	t    *testing.T
+	srv  *httptest.Server
+	auth string // "", "basic" or "digest"
+	user string
+	pass string
+
+	failInforms atomic.Int32 // answer this many Informs with 503
+	informs     chan *cwmp.Inform
+	done        chan sessionRecord
+
+	mu       sync.Mutex
+	queue    []cwmp.Message
+	sessions map[string]*acsSession
+	nextID   int
+}
+
+type acsSession struct {
+	s     *cwmp.Session
+	rec   sessionRecord
+	queue []cwmp.Message
+	took  bool
+}
+
+func newTestACS(t *testing.T, auth, user, pass string) *testACS {
+	t.Helper()
+	a := &testACS{t: t, auth: auth, user: user, pass: pass, sessions: map[string]*acsSession{},
+		informs: make(chan *cwmp.Inform, 100), done: make(chan sessionRecord, 100)}
+	a.srv = httptest.NewServer(a)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// enqueue adds requests for the next session to reach the ACS's turn.
+func (a *testACS) enqueue(reqs ...cwmp.Message) {
+	a.mu.Lock()
+	a.queue = append(a.queue, reqs...)
+	a.mu.Unlock()
+}
+
+func (a *testACS) authorized(w http.ResponseWriter, r *http.Request) bool {
+	switch a.auth {
+	case "basic":
+		if u, p, ok := r.BasicAuth(); ok && u == a.user && p == a.pass {
+			return true
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+	case "digest":
+		if h := r.Header.Get("Authorization"); h != "" {
+			if d, err := cwmp.ParseDigestAuthorization(h); err == nil && d.Username == a.user && d.Verify(r.Method, a.pass) {
+				return true
+			}
+		}
+		w.Header().Set("WWW-Authenticate", cwmp.DigestChallenge{Realm: "test", Nonce: cwmp.NewNonce(), QOP: "auth"}.String())
+	default:
+		return true
+	}
+	w.WriteHeader(http.StatusUnauthorized)
+	return false
+}
+
+func (a *testACS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(w, r) {
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var env *cwmp.Envelope
+	if len(bytes.TrimSpace(body)) > 0 {
+		if env, err = cwmp.Decode(body); err != nil {
+			a.t.Errorf("test ACS: decode: %v", err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var sess *acsSession
+	if c, err := r.Cookie("session"); err == nil {
+		sess = a.sessions[c.Value]
+	}
+	if inf, ok := bodyOf(env).(*cwmp.Inform); ok {
+		a.informs <- inf
+		if a.failInforms.Load() > 0 {
+			a.failInforms.Add(-1)
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		a.nextID++
+		id := fmt.Sprintf("s%d", a.nextID)
+		sess = &acsSession{s: cwmp.NewSession(cwmp.SessionConfig{})}
+		a.sessions[id] = sess
+		http.SetCookie(w, &http.Cookie{Name: "session", Value: id, Path: "/"})
+	}
+	if sess == nil {
+		a.t.Errorf("test ACS: POST without a session cookie")
+		http.Error(w, "no session", http.StatusBadRequest)
+		return
+	}
+	step, err := sess.s.Receive(env)
+	if err != nil {
+		a.t.Errorf("test ACS: %v", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if step.Inform != nil {
+		sess.rec.inform = step.Inform
+	}
+	if step.Request != nil {
+		sess.rec.requests = append(sess.rec.requests, step.Request)
+	}
+	if step.Answer != nil {
+		if step.Answer.Mismatch {
+			a.t.Errorf("test ACS: %s answered with %s", step.Answer.Request.Method(), step.Answer.Response.Method())
+		}
+		sess.rec.answers = append(sess.rec.answers, step.Answer.Response)
+	}
+	if step.Reply != nil {
+		a.write(w, step.Reply)
+		return
+	}
+	if !sess.took {
+		sess.took, sess.queue, a.queue = true, a.queue, nil
+	}
+	if len(sess.queue) == 0 {
+		sess.s.Next(nil)
+		w.WriteHeader(http.StatusNoContent)
+		a.done <- sess.rec
+		return
+	}
+	req := sess.queue[0]
+	sess.queue = sess.queue[1:]
+	sess.rec.sent = append(sess.rec.sent, req)
+	a.write(w, sess.s.Next(req))
+}
+
+func (a *testACS) write(w http.ResponseWriter, env *cwmp.Envelope) {
+	out, err := cwmp.Encode(env)
+	if err != nil {
+		a.t.Errorf("test ACS: encode: %v", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+	_, _ = w.Write(out)
+}
+
+// next waits for the next completed session.
+func (a *testACS) next(t *testing.T) sessionRecord {
+	t.Helper()
+	select {
+	case rec := <-a.done:
+		return rec
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session within 10s")
+	}
+	return sessionRecord{}
+}
+
+func eventCodes(inf *cwmp.Inform) map[string]string {
+	m := map[string]string{}
+	for _, e := range inf.Event {
+		m[e.Code] = e.CommandKey
+	}
+	return m
+}
+
+func wantEvents(t *testing.T, inf *cwmp.Inform, codes map[string]string) {
+	t.Helper()
+	got := eventCodes(inf)
+	for c, key := range codes {
+		k, ok := got[c]
+		if !ok {
+			t.Errorf("Inform events %v lack %q", inf.Event, c)
+		} else if k != key {
+			t.Errorf("event %q has CommandKey %q, want %q", c, k, key)
+		}
+	}
+}
+
+func informParam(inf *cwmp.Inform, name string) (string, bool) {
+	for _, p := range inf.ParameterList {
+		if p.Name == name {
+			return p.Value, true
+		}
+	}
+	return "", false
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startFleet(t *testing.T, cfg Config) *Fleet {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	if cfg.TimeScale == 0 {
+		cfg.TimeScale = 0.001
+	}
+	if cfg.RebootDelay == 0 {
+		cfg.RebootDelay = 10 * time.Millisecond
+	}
+	if cfg.Ramp == 0 {
+		cfg.Ramp = -1
+	}
+	f, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := f.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return f
+}
+
+// connectionRequest wakes d the way an ACS does: HTTP GET with digest.
+func connectionRequest(t *testing.T, d *Device) {
+	t.Helper()
+	user, pass := d.connectionRequestCredentials()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cwmp.HTTPConnectionRequest(ctx, nil, d.ConnectionRequestURL(), user, pass); err != nil {
+		t.Fatalf("connection request: %v", err)
+	}
+}
+
+// waitOnline waits until d finished rebooting, so a connection request is
+// not refused.
+func waitOnline(t *testing.T, d *Device) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Offline() {
+		if time.Now().After(deadline) {
+			t.Fatal("device still offline after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDeviceEveryMethod(t *testing.T) {
+	acs := newTestACS(t, "", "", "")
+	var puts atomic.Value
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPut:
+			b, _ := io.ReadAll(r.Body)
+			puts.Store(string(b))
+			w.WriteHeader(http.StatusCreated)
+		case r.URL.Path == "/fw/edgesim_v9.9.9.bin":
+			_, _ = w.Write(bytes.Repeat([]byte{0xAB}, 1000))
+		case r.URL.Path == "/fw/plain.img":
+			w.Header().Set("X-Firmware-Version", "7.7-hdr")
+			_, _ = w.Write(bytes.Repeat([]byte{0xCD}, 10))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer files.Close()
+
+	f := startFleet(t, Config{ACSURL: acs.srv.URL + "/acs", Count: 1, Seed: 5, UDPCRAddr: "127.0.0.1:0"})
+	d := f.Device(0)
+	root := d.Root()
+	rec := acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventBootstrap: "", cwmp.EventBoot: ""})
+	if rec.inform.DeviceId.SerialNumber != d.Serial() || rec.inform.RetryCount != 0 {
+		t.Errorf("first Inform DeviceId %+v RetryCount %d", rec.inform.DeviceId, rec.inform.RetryCount)
+	}
+	if v, _ := informParam(rec.inform, root+"ManagementServer.ConnectionRequestURL"); v != d.ConnectionRequestURL() || v == "" {
+		t.Errorf("Inform ConnectionRequestURL %q, device says %q", v, d.ConnectionRequestURL())
+	}
+	if !strings.HasPrefix(d.ID(), "00D09E-HG%2D2000-") {
+		t.Errorf("ID = %q", d.ID())
+	}
+
+	ssid := root + "LANDevice.1.WLANConfiguration.1.SSID"
+	wlan := root + "LANDevice.1.WLANConfiguration."
+	reqs := []struct {
+		req   cwmp.Message
+		check func(cwmp.Message) error
+	}{
+		{&cwmp.GetRPCMethods{}, func(m cwmp.Message) error {
+			r, ok := m.(*cwmp.GetRPCMethodsResponse)
+			if !ok || len(r.MethodList) < 10 {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.GetParameterValues{ParameterNames: []string{root + "DeviceInfo.SerialNumber", root + "LANDevice.1.Hosts.Host.1."}}, func(m cwmp.Message) error {
+			r, ok := m.(*cwmp.GetParameterValuesResponse)
+			if !ok || len(r.ParameterList) != 8 || r.ParameterList[0].Value != d.Serial() {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.GetParameterValues{ParameterNames: []string{root + "Nope"}}, wantFault(cwmp.FaultInvalidParameterName)},
+		{&cwmp.SetParameterValues{ParameterList: []cwmp.ParameterValue{{Name: ssid, Value: "acs-set", Type: cwmp.TypeString}}, ParameterKey: "pk-1"}, func(m cwmp.Message) error {
+			if r, ok := m.(*cwmp.SetParameterValuesResponse); !ok || r.Status != 0 {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.SetParameterValues{ParameterList: []cwmp.ParameterValue{
+			{Name: root + "DeviceInfo.SerialNumber", Value: "x", Type: cwmp.TypeString},
+			{Name: root + "ManagementServer.PeriodicInformInterval", Value: "soon", Type: cwmp.TypeUnsignedInt},
+		}, ParameterKey: "pk-2"}, func(m cwmp.Message) error {
+			fl, ok := m.(*cwmp.Fault)
+			if !ok || fl.Code != cwmp.FaultInvalidArguments || len(fl.SetParameterValuesFaults) != 2 ||
+				fl.SetParameterValuesFaults[0].FaultCode != cwmp.FaultNonWritableParameter ||
+				fl.SetParameterValuesFaults[1].FaultCode != cwmp.FaultInvalidParameterValue {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.GetParameterNames{ParameterPath: wlan, NextLevel: true}, func(m cwmp.Message) error {
+			r, ok := m.(*cwmp.GetParameterNamesResponse)
+			if !ok || len(r.ParameterList) != 2 || r.ParameterList[1].Name != wlan+"2." || !r.ParameterList[1].Writable {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.SetParameterAttributes{ParameterList: []cwmp.SetParameterAttribute{{Name: ssid, NotificationChange: true, Notification: 2}}}, func(m cwmp.Message) error {
+			if _, ok := m.(*cwmp.SetParameterAttributesResponse); !ok {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.GetParameterAttributes{ParameterNames: []string{ssid}}, func(m cwmp.Message) error {
+			r, ok := m.(*cwmp.GetParameterAttributesResponse)
+			if !ok || len(r.ParameterList) != 1 || r.ParameterList[0].Notification != 2 {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.AddObject{ObjectName: wlan, ParameterKey: "pk-3"}, func(m cwmp.Message) error {
+			if r, ok := m.(*cwmp.AddObjectResponse); !ok || r.InstanceNumber != 3 {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.DeleteObject{ObjectName: wlan + "2.", ParameterKey: "pk-4"}, func(m cwmp.Message) error {
+			if _, ok := m.(*cwmp.DeleteObjectResponse); !ok {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.DeleteObject{ObjectName: wlan + "2.", ParameterKey: "pk-5"}, wantFault(cwmp.FaultInvalidParameterName)},
+		{&cwmp.ScheduleInform{DelaySeconds: 30, CommandKey: "sched-1"}, func(m cwmp.Message) error {
+			if _, ok := m.(*cwmp.ScheduleInformResponse); !ok {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.ScheduleInform{DelaySeconds: 0}, wantFault(cwmp.FaultInvalidArguments)},
+		{&cwmp.GetQueuedTransfers{}, func(m cwmp.Message) error {
+			if _, ok := m.(*cwmp.GetQueuedTransfersResponse); !ok {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.GetAllQueuedTransfers{}, func(m cwmp.Message) error {
+			if _, ok := m.(*cwmp.GetAllQueuedTransfersResponse); !ok {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.GetOptions{}, func(m cwmp.Message) error {
+			if _, ok := m.(*cwmp.GetOptionsResponse); !ok {
+				return fmt.Errorf("got %#v", m)
+			}
+			return nil
+		}},
+		{&cwmp.ScheduleDownload{CommandKey: "x", FileType: fileTypeFirmware, URL: files.URL + "/fw/a.bin", TimeWindowList: []cwmp.TimeWindow{{WindowEnd: 60, WindowMode: "1 At Any Time"}}}, wantFault(cwmp.FaultMethodNotSupported)},
+		{&cwmp.CancelTransfer{CommandKey: "x"}, wantFault(cwmp.FaultMethodNotSupported)},
+		{&cwmp.SetVouchers{VoucherList: []string{"AAAA"}}, wantFault(cwmp.FaultMethodNotSupported)},
+		{&cwmp.ChangeDUState{Operations: []cwmp.DUOperation{{Kind: "Install", URL: files.URL + "/du"}}}, wantFault(cwmp.FaultMethodNotSupported)},
+		{&cwmp.Download{CommandKey: "dl-ftp", FileType: fileTypeFirmware, URL: "ftp://files/x.bin"}, wantFault(cwmp.FaultUnsupportedProtocol)},
+	}
+	for _, r := range reqs {
+		acs.enqueue(r.req)
+	}
+	connectionRequest(t, d)
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventConnectionRequest: ""})
+	if len(rec.answers) != len(reqs) {
+		t.Fatalf("%d answers to %d requests", len(rec.answers), len(reqs))
+	}
+	for i, r := range reqs {
+		if err := r.check(rec.answers[i]); err != nil {
+			t.Errorf("%s: %v", r.req.Method(), err)
+		}
+	}
+	if v, _ := d.Get(ssid); v != "acs-set" {
+		t.Errorf("SSID = %q after SPV", v)
+	}
+	if v, _ := d.Get(root + "ManagementServer.ParameterKey"); v != "pk-4" {
+		t.Errorf("ParameterKey = %q, want pk-4 (last successful change)", v)
+	}
+
+	// 3 SCHEDULED + M ScheduleInform: 30 s scaled by 0.001.
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventScheduled: "", cwmp.EventMScheduleInform: "sched-1"})
+
+	// Download of a firmware named *_v<version>.bin: 7 TRANSFER COMPLETE + M Download, new version.
+	acs.enqueue(&cwmp.Download{CommandKey: "dl-1", FileType: fileTypeFirmware, URL: files.URL + "/fw/edgesim_v9.9.9.bin", FileSize: 1000})
+	connectionRequest(t, d)
+	rec = acs.next(t)
+	if r, ok := rec.answers[0].(*cwmp.DownloadResponse); !ok || r.Status != 1 {
+		t.Fatalf("Download answered %#v", rec.answers[0])
+	}
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventTransferComplete: "", cwmp.EventMDownload: "dl-1", cwmp.EventBoot: ""})
+	if v, _ := informParam(rec.inform, root+"DeviceInfo.SoftwareVersion"); v != "9.9.9" {
+		t.Errorf("SoftwareVersion in Inform = %q, want 9.9.9", v)
+	}
+	wantTransferComplete(t, rec, "dl-1", 0)
+
+	// Header-named firmware, size mismatch, missing file, unreachable server.
+	transfers := []struct {
+		dl   cwmp.Download
+		code uint32
+	}{
+		{cwmp.Download{CommandKey: "dl-2", FileType: fileTypeFirmware, URL: files.URL + "/fw/plain.img"}, 0},
+		{cwmp.Download{CommandKey: "dl-3", FileType: fileTypeFirmware, URL: files.URL + "/fw/edgesim_v9.9.9.bin", FileSize: 999}, cwmp.FaultFileCorrupted},
+		{cwmp.Download{CommandKey: "dl-4", FileType: "3 Vendor Configuration File", URL: files.URL + "/missing.cfg"}, cwmp.FaultAccessFile},
+		{cwmp.Download{CommandKey: "dl-5", FileType: "3 Vendor Configuration File", URL: "http://127.0.0.1:1/x.cfg"}, cwmp.FaultContactFileServer},
+	}
+	for _, tc := range transfers {
+		waitOnline(t, d)
+		acs.enqueue(&tc.dl)
+		connectionRequest(t, d)
+		acs.next(t)
+		rec = acs.next(t)
+		wantEvents(t, rec.inform, map[string]string{cwmp.EventTransferComplete: "", cwmp.EventMDownload: tc.dl.CommandKey})
+		wantTransferComplete(t, rec, tc.dl.CommandKey, tc.code)
+	}
+	if v, _ := d.Get(root + "DeviceInfo.SoftwareVersion"); v != "7.7-hdr" {
+		t.Errorf("SoftwareVersion = %q, want 7.7-hdr from X-Firmware-Version", v)
+	}
+
+	// Upload PUTs a configuration dump.
+	waitOnline(t, d)
+	acs.enqueue(&cwmp.Upload{CommandKey: "up-1", FileType: "1 Vendor Configuration File", URL: files.URL + "/up/cfg"})
+	connectionRequest(t, d)
+	if rec = acs.next(t); rec.answers[0].Method() != cwmp.MethodUploadResponse {
+		t.Fatalf("Upload answered %#v", rec.answers[0])
+	}
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventTransferComplete: "", cwmp.EventMUpload: "up-1"})
+	wantTransferComplete(t, rec, "up-1", 0)
+	if body, _ := puts.Load().(string); !strings.Contains(body, d.Serial()) || !strings.Contains(body, ssid+"=acs-set") {
+		t.Errorf("uploaded config lacks serial or SSID: %.200q", body)
+	}
+
+	// Reboot: M Reboot + 1 BOOT after the offline time.
+	acs.enqueue(&cwmp.Reboot{CommandKey: "rb-1"})
+	connectionRequest(t, d)
+	acs.next(t)
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventBoot: "", cwmp.EventMReboot: "rb-1"})
+	if _, ok := eventCodes(rec.inform)[cwmp.EventBootstrap]; ok {
+		t.Error("Reboot produced BOOTSTRAP")
+	}
+
+	// VALUE CHANGE: SSID's notification was set active above.
+	waitOnline(t, d)
+	if err := d.SetLocal(ssid, "changed-by-user"); err != nil {
+		t.Fatal(err)
+	}
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventValueChange: ""})
+	if v, ok := informParam(rec.inform, ssid); !ok || v != "changed-by-user" {
+		t.Errorf("VALUE CHANGE Inform carries SSID %q, %v", v, ok)
+	}
+
+	// UDP connection request (TR-111): signed with the CR password.
+	user, pass := d.connectionRequestCredentials()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cwmp.SendUDPConnectionRequest(ctx, nil, f.UDPConnectionRequestAddr(), user, pass); err != nil {
+		t.Fatal(err)
+	}
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventConnectionRequest: ""})
+	if v, _ := informParam(rec.inform, root+"ManagementServer.ConnectionRequestURL"); v == "" {
+		t.Error("no ConnectionRequestURL in Inform")
+	}
+	if v, _ := d.Get(root + "ManagementServer.UDPConnectionRequestAddress"); v != f.UDPConnectionRequestAddr() {
+		t.Errorf("UDPConnectionRequestAddress = %q", v)
+	}
+
+	// FactoryReset: BOOTSTRAP, template values back.
+	acs.enqueue(&cwmp.FactoryReset{})
+	connectionRequest(t, d)
+	acs.next(t)
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventBootstrap: "", cwmp.EventBoot: ""})
+	if v, _ := d.Get(ssid); v == "acs-set" || v == "changed-by-user" || !strings.HasPrefix(v, "EdgeSim-") {
+		t.Errorf("SSID after factory reset = %q", v)
+	}
+	if _, ok := d.Get(wlan + "2.SSID"); !ok {
+		t.Error("deleted instance not restored by factory reset")
+	}
+
+	// PERIODIC: shorten the interval over CWMP.
+	waitOnline(t, d)
+	acs.enqueue(&cwmp.SetParameterValues{ParameterList: []cwmp.ParameterValue{{Name: root + "ManagementServer.PeriodicInformInterval", Value: "1", Type: cwmp.TypeUnsignedInt}}})
+	connectionRequest(t, d)
+	acs.next(t)
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventPeriodic: ""})
+
+	waitFor(t, func() bool { return f.Stats().SessionsCompleted >= 15 })
+	st := f.Stats()
+	if st.SessionsCompleted < 15 || st.RPCs[cwmp.MethodDownload] != 6 || st.ConnectionRequests < 10 || st.Faults < 8 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func wantFault(code uint32) func(cwmp.Message) error {
+	return func(m cwmp.Message) error {
+		if f, ok := m.(*cwmp.Fault); !ok || f.Code != code {
+			return fmt.Errorf("got %#v, want fault %d", m, code)
+		}
+		return nil
+	}
+}
+
+func wantTransferComplete(t *testing.T, rec sessionRecord, key string, code uint32) {
+	t.Helper()
+	for _, r := range rec.requests {
+		if tc, ok := r.(*cwmp.TransferComplete); ok && tc.CommandKey == key {
+			if tc.FaultStruct.Code != code {
+				t.Errorf("TransferComplete %s fault %d %q, want %d", key, tc.FaultStruct.Code, tc.FaultStruct.String, code)
+			}
+			if tc.StartTime.IsZero() || tc.CompleteTime.Before(tc.StartTime) {
+				t.Errorf("TransferComplete %s times %v..%v", key, tc.StartTime, tc.CompleteTime)
+			}
+			return
+		}
+	}
+	t.Errorf("no TransferComplete %s in session (requests %v)", key, rec.requests)
+}
+
+func TestConnectionRequestAuth(t *testing.T) {
+	acs := newTestACS(t, "", "", "")
+	f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 3, Model: ModelMixed, Seed: 9})
+	for range 3 {
+		acs.next(t)
+	}
+	d := f.Device(1)
+	if d.Model() != ModelTR181 {
+		t.Fatalf("mixed fleet device 1 is %s", d.Model())
+	}
+	user, pass := d.connectionRequestCredentials()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tests := []struct {
+		name, url, user, pass string
+		want                  error
+	}{
+		{"wrong password", d.ConnectionRequestURL(), user, "nope", cwmp.ErrCRAuthFailed},
+		{"wrong user", d.ConnectionRequestURL(), "someone", pass, cwmp.ErrCRAuthFailed},
+		{"other device's path", f.Device(0).ConnectionRequestURL(), user, pass, cwmp.ErrCRAuthFailed},
+		{"unknown path", "http://" + f.ConnectionRequestAddr() + "/nobody", user, pass, cwmp.ErrCRRejected},
+	}
+	for _, tc := range tests {
+		if err := cwmp.HTTPConnectionRequest(ctx, nil, tc.url, tc.user, tc.pass); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// No session was started by the refused requests.
+	select {
+	case rec := <-acs.done:
+		t.Fatalf("unexpected session %v", rec.inform.Event)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// A bad UDP signature is ignored too.
+	if f.handleUDPCR(cwmp.NewUDPConnectionRequest("127.0.0.1:1", user, "wrong", time.Now()).Marshal(), time.Now()) {
+		t.Error("UDP request with a bad signature accepted")
+	}
+	if f.handleUDPCR(cwmp.NewUDPConnectionRequest("127.0.0.1:1", user, pass, time.Now().Add(-time.Hour)).Marshal(), time.Now()) {
+		t.Error("stale UDP request accepted")
+	}
+	if f.handleUDPCR([]byte("garbage"), time.Now()) {
+		t.Error("garbage UDP request accepted")
+	}
+	good := cwmp.NewUDPConnectionRequest("127.0.0.1:1", user, pass, time.Now()).Marshal()
+	if !f.handleUDPCR(good, time.Now()) || f.handleUDPCR(good, time.Now()) {
+		t.Error("UDP request: want first accepted, duplicate dropped")
+	}
+	rec := acs.next(t)
+	if rec.inform.DeviceId.SerialNumber != d.Serial() {
+		t.Errorf("woke %s, want %s", rec.inform.DeviceId.SerialNumber, d.Serial())
+	}
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventConnectionRequest: ""})
+	if !strings.HasPrefix(rec.inform.ParameterList[0].Name, "Device.") {
+		t.Errorf("TR-181 device informs %s", rec.inform.ParameterList[0].Name)
+	}
+}
+
+func TestACSAuth(t *testing.T) {
+	for _, mode := range []string{"basic", "digest"} {
+		t.Run(mode, func(t *testing.T) {
+			acs := newTestACS(t, mode, "cpe", "s3cret")
+			f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 1, Username: "cpe", Password: "s3cret"})
+			rec := acs.next(t)
+			wantEvents(t, rec.inform, map[string]string{cwmp.EventBootstrap: ""})
+			waitFor(t, func() bool { return f.Stats().SessionsCompleted == 1 })
+			if st := f.Stats(); st.SessionErrors != 0 {
+				t.Errorf("%d session errors", st.SessionErrors)
+			}
+		})
+		t.Run(mode+"-wrong", func(t *testing.T) {
+			acs := newTestACS(t, mode, "cpe", "s3cret")
+			f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 1, Username: "cpe", Password: "wrong"})
+			waitFor(t, func() bool { return f.Stats().SessionErrors >= 2 })
+			if st := f.Stats(); st.SessionsCompleted != 0 {
+				t.Errorf("%d sessions completed with a wrong password", st.SessionsCompleted)
+			}
+		})
+	}
+}
+
+func TestRetryWhenACSDown(t *testing.T) {
+	acs := newTestACS(t, "", "", "")
+	acs.failInforms.Store(3)
+	f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 1})
+	for want := uint32(0); want <= 3; want++ {
+		select {
+		case inf := <-acs.informs:
+			if inf.RetryCount != want {
+				t.Errorf("Inform %d RetryCount %d", want, inf.RetryCount)
+			}
+			wantEvents(t, inf, map[string]string{cwmp.EventBootstrap: "", cwmp.EventBoot: ""})
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no Inform %d", want)
+		}
+	}
+	acs.next(t)
+	waitFor(t, func() bool { return f.Stats().SessionsCompleted == 1 })
+	st := f.Stats()
+	if st.SessionErrors != 3 || st.Retries != 3 || st.SessionsCompleted != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	// Back on its feet, the next Inform counts from zero again.
+	connectionRequest(t, f.Device(0))
+	if rec := acs.next(t); rec.inform.RetryCount != 0 {
+		t.Errorf("RetryCount %d after success", rec.inform.RetryCount)
+	}
+}
+
+func TestRetryWait(t *testing.T) {
+	f := &Fleet{cfg: Config{TimeScale: 1}}
+	rng := newTestRand()
+	for n := uint32(1); n <= 12; n++ {
+		e := min(n, 10)
+		lo := time.Duration(5*(1<<(e-1))) * time.Second
+		for range 20 {
+			if w := f.retryWait(n, rng); w < lo || w > 2*lo {
+				t.Fatalf("retry %d: wait %s outside [%s, %s]", n, w, lo, 2*lo)
+			}
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []Config{
+		{ACSURL: "", Count: 1},
+		{ACSURL: "ftp://x/", Count: 1},
+		{ACSURL: "http://x/", Count: 0},
+		{ACSURL: "http://x/", Count: 1, Model: "tr069"},
+		{ACSURL: "http://x/", Count: 1, TimeScale: -1},
+		{ACSURL: "http://x/", Count: 1, STUNServer: "127.0.0.1:3478"},
+		{ACSURL: "http://x/", Count: 1, CRAddr: "256.0.0.1:0"},
+		{ACSURL: "http://x/", Count: 1, CAFile: "/nonexistent.pem"},
+	}
+	for _, cfg := range tests {
+		if f, err := New(cfg); err == nil {
+			f.Close()
+			t.Errorf("New(%+v) succeeded", cfg)
+		}
+	}
+}
+
+func TestFirmwareVersion(t *testing.T) {
+	tests := []struct{ name, want string }{
+		{"edgesim_v2.5.0.bin", "2.5.0"},
+		{"/fw/router-3.1.4.bin", "3.1.4"},
+		{"router-v3.1.bin", "3.1"},
+		{"firmware.bin", ""},
+		{"img_v1.0.tar", ""},
+	}
+	for _, tc := range tests {
+		if got := firmwareVersion(http.Header{}, tc.name); got != tc.want {
+			t.Errorf("firmwareVersion(%q) = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 5 s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -1,0 +1,314 @@
+package sim
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+)
+
+// Sentinel errors of the fleet.
+var (
+	// ErrBadConfig wraps every Config validation failure.
+	ErrBadConfig = errors.New("sim: bad config")
+	// ErrStarted is returned by a second Start.
+	ErrStarted = errors.New("sim: fleet already started")
+)
+
+// Config configures a Fleet. Zero values take the documented defaults.
+type Config struct {
+	// ACSURL is where devices send their Informs (http or https).
+	ACSURL string
+	// Count is the number of devices (≥ 1).
+	Count int
+	// Model is "tr098", "tr181" or "mixed" (alternating); default tr098.
+	Model string
+	// Seed makes serial numbers, MACs and other values reproducible.
+	Seed int64
+	// InformInterval overrides the templates' PeriodicInformInterval
+	// (300 s); sub-second values are honoured for load tests.
+	InformInterval time.Duration
+	// CRAddr is the address of the shared HTTP connection-request
+	// listener; default "127.0.0.1:0".
+	CRAddr string
+	// UDPCRAddr, when set, opens one UDP socket for TR-111 connection
+	// requests (reported as UDPConnectionRequestAddress).
+	UDPCRAddr string
+	// STUNServer ("host:port"), when set with UDPCRAddr, is asked for the
+	// UDP socket's public binding, which then becomes
+	// UDPConnectionRequestAddress.
+	STUNServer string
+	// Username and Password are the ACS credentials of every device
+	// (ManagementServer.Username/Password); empty keeps each device's own.
+	Username string
+	Password string
+	// Insecure skips TLS verification of the ACS and file servers.
+	Insecure bool
+	// CAFile is a PEM bundle of CAs trusted for the ACS and file servers.
+	CAFile string
+	// RootCAs, if set, is used instead of CAFile (tests).
+	RootCAs *x509.CertPool
+	// Ramp spreads the first Informs over this long; default 1 s per
+	// 1000 devices. Negative means no ramp.
+	Ramp time.Duration
+	// TimeScale multiplies the retry back-off and ScheduleInform/Download
+	// delays, so tests can run the spec's schedule fast; default 1.
+	TimeScale float64
+	// RebootDelay is how long a Reboot, FactoryReset or firmware install
+	// keeps a device offline; default 1 s.
+	RebootDelay time.Duration
+	// SessionTimeout bounds each HTTP exchange with the ACS; default 30 s.
+	SessionTimeout time.Duration
+	// TransferTimeout bounds a Download or Upload; default 2 min.
+	TransferTimeout time.Duration
+	// PoolConnections shares one keep-alive connection pool across all
+	// devices. Faster, and fine for an ACS that keys sessions by cookie
+	// (edgeacs); an ACS that keys sessions by TCP connection (GenieACS)
+	// needs the default: one connection per session, as a real CPE.
+	PoolConnections bool
+	// MaxIdleConnsPerHost bounds idle pooled connections; default 64.
+	MaxIdleConnsPerHost int
+	// Logger receives debug logs of failures; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Fleet runs simulated devices, each in its own goroutine, sharing one
+// HTTP transport and one connection-request listener.
+type Fleet struct {
+	cfg       Config
+	log       *slog.Logger
+	stats     *stats
+	devices   []*Device
+	byToken   map[string]*Device
+	transport *http.Transport
+	nonceKey  []byte
+
+	crLn    net.Listener
+	crSrv   *http.Server
+	crAddr  string
+	udp     net.PacketConn
+	udpAddr string
+	seen    *recentIDs
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New validates cfg, opens the connection-request listeners and builds the
+// devices. Devices do nothing until Start; Close releases the listeners.
+func New(cfg Config) (*Fleet, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	f := &Fleet{cfg: cfg, log: cfg.Logger, stats: newStats(), byToken: map[string]*Device{}, seen: newRecentIDs()}
+	f.nonceKey = make([]byte, 32)
+	if _, err := rand.Read(f.nonceKey); err != nil {
+		return nil, fmt.Errorf("nonce key: %w", err)
+	}
+	tlsConf := &tls.Config{InsecureSkipVerify: cfg.Insecure, RootCAs: cfg.RootCAs, ClientSessionCache: tls.NewLRUClientSessionCache(1024)} //nolint:gosec // operator's choice
+	if cfg.CAFile != "" && cfg.RootCAs == nil {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: read CA file: %w", ErrBadConfig, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrBadConfig, cfg.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	f.transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        4 * cfg.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost: cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:     30 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		TLSClientConfig:     tlsConf,
+	}
+	if err := f.listen(); err != nil {
+		return nil, err
+	}
+	var err error
+	for i := range cfg.Count {
+		name := cfg.Model
+		if name == ModelMixed {
+			name = []string{ModelTR098, ModelTR181}[i%2]
+		}
+		m, lerr := LoadModel(name)
+		if lerr != nil {
+			err = lerr
+			break
+		}
+		d := newDevice(f, m, i)
+		f.devices = append(f.devices, d)
+		f.byToken[d.token] = d
+	}
+	if err != nil {
+		f.closeListeners()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (c *Config) defaults() error {
+	u, err := url.Parse(c.ACSURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: ACS URL %q must be an absolute http or https URL", ErrBadConfig, c.ACSURL)
+	}
+	if c.Count < 1 {
+		return fmt.Errorf("%w: count %d must be at least 1", ErrBadConfig, c.Count)
+	}
+	switch c.Model {
+	case "":
+		c.Model = ModelTR098
+	case ModelTR098, ModelTR181, ModelMixed:
+	default:
+		return fmt.Errorf("%w: model %q: want tr098, tr181 or mixed", ErrBadConfig, c.Model)
+	}
+	if c.InformInterval < 0 {
+		return fmt.Errorf("%w: inform interval %s is negative", ErrBadConfig, c.InformInterval)
+	}
+	if c.CRAddr == "" {
+		c.CRAddr = "127.0.0.1:0"
+	}
+	if c.STUNServer != "" && c.UDPCRAddr == "" {
+		return fmt.Errorf("%w: a STUN server needs a UDP connection-request address", ErrBadConfig)
+	}
+	if c.Ramp == 0 {
+		c.Ramp = time.Duration(c.Count) * time.Millisecond
+	}
+	if c.TimeScale == 0 {
+		c.TimeScale = 1
+	}
+	if c.TimeScale < 0 || math.IsNaN(c.TimeScale) {
+		return fmt.Errorf("%w: time scale %v must be positive", ErrBadConfig, c.TimeScale)
+	}
+	if c.RebootDelay == 0 {
+		c.RebootDelay = time.Second
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = 30 * time.Second
+	}
+	if c.TransferTimeout == 0 {
+		c.TransferTimeout = 2 * time.Minute
+	}
+	if c.MaxIdleConnsPerHost == 0 {
+		c.MaxIdleConnsPerHost = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Start launches every device, spreading their first Informs over the
+// ramp, and serves connection requests. It returns at once; the devices
+// run until ctx ends or Close.
+func (f *Fleet) Start(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started || f.closed {
+		return ErrStarted
+	}
+	f.started = true
+	ctx, f.cancel = context.WithCancel(ctx)
+	f.serve(ctx)
+	n := len(f.devices)
+	for i, d := range f.devices {
+		var delay time.Duration
+		if f.cfg.Ramp > 0 && n > 1 {
+			delay = time.Duration(int64(f.cfg.Ramp) * int64(i) / int64(n))
+		}
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			d.run(ctx, delay)
+		}()
+	}
+	return nil
+}
+
+// Close stops every device and listener and waits for their goroutines.
+func (f *Fleet) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	cancel := f.cancel
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	err := f.closeListeners()
+	f.wg.Wait()
+	f.transport.CloseIdleConnections()
+	return err
+}
+
+// Len returns the number of devices.
+func (f *Fleet) Len() int { return len(f.devices) }
+
+// Device returns device i (0 ≤ i < Len), or nil when out of range.
+func (f *Fleet) Device(i int) *Device {
+	if i < 0 || i >= len(f.devices) {
+		return nil
+	}
+	return f.devices[i]
+}
+
+// Stats returns a snapshot of the fleet's counters.
+func (f *Fleet) Stats() Stats { return f.stats.snapshot(len(f.devices)) }
+
+// ConnectionRequestAddr is the HTTP connection-request listener's address.
+func (f *Fleet) ConnectionRequestAddr() string { return f.crAddr }
+
+// UDPConnectionRequestAddr is the UDP connection-request socket's address
+// (local, or learned through STUN); "" when UDP is off.
+func (f *Fleet) UDPConnectionRequestAddr() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.udpAddr
+}
+
+// sessionTransport returns the transport for one session (or transfer)
+// and how to release it.
+func (f *Fleet) sessionTransport() (http.RoundTripper, func()) {
+	if f.cfg.PoolConnections {
+		return f.transport, func() {}
+	}
+	t := f.transport.Clone()
+	t.MaxIdleConnsPerHost = 1
+	return t, t.CloseIdleConnections
+}
+
+func (f *Fleet) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * f.cfg.TimeScale)
+}
+
+// retryWait is the TR-069 §3.2.1.1 session retry wait after the n-th
+// consecutive failure: uniformly random in [m·k^(n-1), m·k^n] with m = 5 s
+// and k = 2, the exponent capped at 10, scaled by TimeScale.
+func (f *Fleet) retryWait(n uint32, rng *mrand.Rand) time.Duration {
+	e := float64(min(n, 10))
+	lo := 5 * math.Pow(2, e-1)
+	hi := 5 * math.Pow(2, e)
+	secs := lo + rng.Float64()*(hi-lo)
+	return f.scaled(time.Duration(secs * float64(time.Second)))
+}
