@@ -1,0 +1,592 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// ConnectionRequester asks a device to open a session now (HTTP or UDP
+// connection request). The network side's Reacher implements it.
+type ConnectionRequester interface {
+	ConnectionRequest(ctx context.Context, deviceID string) error
+}
+
+// APIConfig configures the local JSON API.
+type APIConfig struct {
+	Cache *Cache
+	Files *FileStore
+	// CR sends connection requests for ?connection_request; nil = none.
+	CR ConnectionRequester
+	// Metrics is served at /metrics (the Prometheus handler); nil = 404.
+	Metrics http.Handler
+	// Ready backs /readyz; nil means always ready. /healthz is always 200.
+	Ready  func() error
+	Logger *slog.Logger
+	// CRTimeout bounds one connection request; zero means 10s.
+	CRTimeout time.Duration
+}
+
+// API limits.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+	// maxWait bounds ?wait and ?timeout so a client cannot pin a request forever.
+	maxWait = 10 * time.Minute
+	// genieWait is how long the GenieACS alias waits after a connection
+	// request when the client gave no timeout, as GenieACS's NBI does.
+	genieWait = 30 * time.Second
+)
+
+// errBadRequest marks client mistakes in query strings (API → 400).
+var errBadRequest = errors.New("bad request")
+
+type api struct {
+	cfg APIConfig
+	log *slog.Logger
+}
+
+// NewAPI returns the local API handler. Routes (JSON; errors are
+// {"error": "..."}):
+//
+//	GET    /api/v1/devices               ?id=<prefix>&lastInformAfter=&lastInformBefore=<RFC3339>&param=<path>=<value>&limit=&cursor=|offset=
+//	GET    /api/v1/devices/{id}          {"device": {...}, "parameters": {"<path>": {"value","type","writable","object","timestamp",...}}}
+//	DELETE /api/v1/devices/{id}
+//	POST   /api/v1/devices/{id}/tasks    ?connection_request&wait=30s|timeout=<ms>
+//	GET    /api/v1/devices/{id}/tasks
+//	GET    /api/v1/devices/{id}/faults
+//	GET    /api/v1/tasks                 ?limit=&cursor=
+//	GET    /api/v1/tasks/{id}
+//	DELETE /api/v1/tasks/{id}
+//	PUT    /api/v1/files/{name}          body = content; fileType, oui, productClass, version as headers or query
+//	GET    /api/v1/files, /api/v1/files/{name}; DELETE /api/v1/files/{name}
+//	GET    /healthz, /readyz, /metrics
+//
+// GenieACS NBI aliases: GET /devices, POST /devices/{id}/tasks, GET /tasks,
+// PUT /files/{name}, DELETE /tasks/{id}.
+func NewAPI(cfg APIConfig) http.Handler {
+	a := &api{cfg: cfg, log: cfg.Logger}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.cfg.CRTimeout <= 0 {
+		a.cfg.CRTimeout = 10 * time.Second
+	}
+	mux := http.NewServeMux()
+	route := func(path string, handlers map[string]http.HandlerFunc) {
+		allow := make([]string, 0, len(handlers))
+		for m, h := range handlers {
+			mux.HandleFunc(m+" "+path, h)
+			allow = append(allow, m)
+		}
+		// Same path, any other method: JSON 405 instead of the mux's text.
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
+		})
+	}
+	route("/api/v1/devices", map[string]http.HandlerFunc{"GET": a.listDevices})
+	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
+	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
+	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
+	route("/api/v1/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
+	route("/api/v1/tasks/{id}", map[string]http.HandlerFunc{"GET": a.getTask, "DELETE": a.deleteTask})
+	route("/api/v1/files", map[string]http.HandlerFunc{"GET": a.listFiles})
+	route("/api/v1/files/{name}", map[string]http.HandlerFunc{"GET": a.getFile, "PUT": a.putFile, "DELETE": a.deleteFile})
+	route("/devices", map[string]http.HandlerFunc{"GET": a.genieDevices})
+	route("/devices/{id}/tasks", map[string]http.HandlerFunc{"POST": a.postTask(genieWait)})
+	route("/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
+	route("/tasks/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteTask})
+	route("/files/{name}", map[string]http.HandlerFunc{"PUT": a.putFile, "DELETE": a.deleteFile})
+	route("/healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}})
+	route("/readyz", map[string]http.HandlerFunc{"GET": a.ready})
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no route for "+r.URL.Path)
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// fail maps an error to its status in one place.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, fleet.ErrBadTask), errors.Is(err, errBadRequest), errors.Is(err, ErrBadFileName):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrTaskRunning):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrFileTooLarge), errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	default:
+		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func (a *api) ready(w http.ResponseWriter, _ *http.Request) {
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+}
+
+func parseLimit(s string) (int, error) {
+	if s == "" {
+		return defaultPageSize, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, badRequest("limit must be a positive integer, got %q", s)
+	}
+	return min(n, maxPageSize), nil
+}
+
+// listDevices pages through devices in ID order. The body is a JSON array;
+// X-Next-Cursor carries the cursor of the next page (absent on the last);
+// X-Total-Count is the device count when no filter is given.
+func (a *api) listDevices(w http.ResponseWriter, r *http.Request) {
+	q, err := deviceQuery(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.writeDevices(w, r, q)
+}
+
+func deviceQuery(r *http.Request) (DeviceQuery, error) {
+	var q DeviceQuery
+	v := r.URL.Query()
+	for k := range v {
+		switch k {
+		case "id", "lastInformAfter", "lastInformBefore", "param", "limit", "cursor", "offset":
+		default:
+			return q, badRequest("unknown query parameter %q", k)
+		}
+	}
+	q.IDPrefix = v.Get("id")
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"lastInformAfter", &q.LastInformAfter}, {"lastInformBefore", &q.LastInformBefore}} {
+		if s := v.Get(f.name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return q, badRequest("%s must be RFC 3339, got %q", f.name, s)
+			}
+			*f.dst = t
+		}
+	}
+	if p := v.Get("param"); p != "" {
+		path, val, ok := strings.Cut(p, "=")
+		if !ok || path == "" {
+			return q, badRequest("param must be <path>=<value>, got %q", p)
+		}
+		q.Param, q.Value = path, val
+	}
+	var err error
+	if q.Limit, err = parseLimit(v.Get("limit")); err != nil {
+		return q, err
+	}
+	q.Cursor = v.Get("cursor")
+	if s := v.Get("offset"); s != "" {
+		if q.Offset, err = strconv.Atoi(s); err != nil || q.Offset < 0 {
+			return q, badRequest("offset must be a non-negative integer, got %q", s)
+		}
+	}
+	return q, nil
+}
+
+func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery) {
+	devs, next, err := a.cfg.Cache.ListDevices(q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if devs == nil {
+		devs = []*Device{}
+	}
+	if next != "" {
+		w.Header().Set("X-Next-Cursor", next)
+	}
+	if q.IDPrefix == "" && q.Param == "" && q.LastInformAfter.IsZero() && q.LastInformBefore.IsZero() {
+		w.Header().Set("X-Total-Count", strconv.Itoa(a.cfg.Cache.DeviceCount()))
+	}
+	writeJSON(w, http.StatusOK, devs)
+}
+
+// genieDevices serves GenieACS's GET /devices?query=<json>&skip=&limit=
+// for the query shapes scripts use most: {"_id": "<id>"} and
+// {"<path>._value": "<value>"} (one parameter).
+func (a *api) genieDevices(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	var q DeviceQuery
+	var err error
+	if q.Limit, err = parseLimit(v.Get("limit")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if s := v.Get("skip"); s != "" {
+		if q.Offset, err = strconv.Atoi(s); err != nil || q.Offset < 0 {
+			a.fail(w, r, badRequest("skip must be a non-negative integer, got %q", s))
+			return
+		}
+	}
+	exactID := ""
+	if s := v.Get("query"); s != "" {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			a.fail(w, r, badRequest("query must be a JSON object: %v", err))
+			return
+		}
+		for k, val := range m {
+			str, ok := val.(string)
+			switch {
+			case !ok:
+				a.fail(w, r, badRequest("query %q: only string equality is supported", k))
+				return
+			case k == "_id":
+				exactID, q.IDPrefix = str, str
+			case strings.HasSuffix(k, "._value") && q.Param == "":
+				q.Param, q.Value = strings.TrimSuffix(k, "._value"), str
+			default:
+				a.fail(w, r, badRequest("query key %q is not supported", k))
+				return
+			}
+		}
+	}
+	if exactID != "" {
+		d, err := a.cfg.Cache.Device(exactID)
+		if errors.Is(err, ErrNotFound) {
+			writeJSON(w, http.StatusOK, []*Device{})
+			return
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, []*Device{d})
+		return
+	}
+	a.writeDevices(w, r, q)
+}
+
+type deviceView struct {
+	Device     *Device              `json:"device"`
+	Parameters map[string]Parameter `json:"parameters"`
+}
+
+func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	d, err := a.cfg.Cache.Device(id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	params, err := a.cfg.Cache.Parameters(id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deviceView{Device: d, Parameters: params})
+}
+
+func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) {
+	if err := a.cfg.Cache.DeleteDevice(r.PathValue("id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) deviceTasks(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := a.cfg.Cache.Device(id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ts, err := a.cfg.Cache.DeviceTasks(id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if ts == nil {
+		ts = []*fleet.Task{}
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
+func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
+	fs, err := a.cfg.Cache.Faults(r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if fs == nil {
+		fs = []DeviceFault{}
+	}
+	writeJSON(w, http.StatusOK, fs)
+}
+
+// taskReply is a task plus, when a connection request failed, why.
+type taskReply struct {
+	*fleet.Task
+	Warning string `json:"warning,omitempty"`
+}
+
+// parseWait reads ?wait=<duration> or GenieACS's ?timeout=<ms>.
+func parseWait(r *http.Request) (time.Duration, bool, error) {
+	v := r.URL.Query()
+	if s := v.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return 0, false, badRequest("wait must be a duration such as 30s, got %q", s)
+		}
+		return min(d, maxWait), true, nil
+	}
+	if s := v.Get("timeout"); s != "" {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || ms < 0 {
+			return 0, false, badRequest("timeout must be milliseconds, got %q", s)
+		}
+		return min(time.Duration(ms)*time.Millisecond, maxWait), true, nil
+	}
+	return 0, false, nil
+}
+
+// postTask queues a task. Answers: 200 with the final task when it
+// finished within the wait; 202 with the task when it is still queued
+// (no wait, the wait ran out, or the connection request failed: then
+// "warning" says why). defaultCRWait applies when the client asked for a
+// connection request without a wait (the GenieACS alias).
+func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		wait, waitGiven, err := parseWait(r)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if _, err := a.cfg.Cache.Device(id); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleet.MaxTaskBody))
+		if err != nil {
+			a.fail(w, r, fmt.Errorf("read task: %w", err))
+			return
+		}
+		wantCR := r.URL.Query().Has("connection_request")
+		if wantCR && !waitGiven {
+			wait = defaultCRWait
+		}
+		if len(strings.TrimSpace(string(body))) == 0 && wantCR {
+			// GenieACS: a bodiless POST with connection_request only pokes the device.
+			if err := a.connectionRequest(r.Context(), id); err != nil {
+				writeError(w, http.StatusGatewayTimeout, err.Error())
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"status": "connection request sent"})
+			return
+		}
+		t, err := fleet.ParseTask(body, id, time.Now().UTC())
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err := a.cfg.Cache.AddTask(t); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		reply := taskReply{Task: t}
+		if wantCR {
+			if err := a.connectionRequest(r.Context(), id); err != nil {
+				reply.Warning = "task queued; connection request failed: " + err.Error()
+				writeJSON(w, http.StatusAccepted, reply)
+				return
+			}
+		}
+		if wait > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), wait)
+			final, err := a.cfg.Cache.WaitTask(ctx, t.ID)
+			cancel()
+			switch {
+			case err == nil:
+				writeJSON(w, http.StatusOK, taskReply{Task: final})
+				return
+			case errors.Is(err, ErrNotFound):
+				a.fail(w, r, fmt.Errorf("task %s was deleted while waiting: %w", t.ID, err))
+				return
+			case final != nil:
+				reply.Task = final
+			}
+		}
+		writeJSON(w, http.StatusAccepted, reply)
+	}
+}
+
+func (a *api) connectionRequest(ctx context.Context, id string) error {
+	if a.cfg.CR == nil {
+		return errors.New("no connection requester configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.CRTimeout)
+	defer cancel()
+	return a.cfg.CR.ConnectionRequest(ctx, id)
+}
+
+func (a *api) listTasks(w http.ResponseWriter, r *http.Request) {
+	limit, err := parseLimit(r.URL.Query().Get("limit"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ts, next, err := a.cfg.Cache.ListTasks(r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if next != "" {
+		w.Header().Set("X-Next-Cursor", next)
+	}
+	if ts == nil {
+		ts = []*fleet.Task{}
+	}
+	writeJSON(w, http.StatusOK, ts)
+}
+
+func (a *api) getTask(w http.ResponseWriter, r *http.Request) {
+	t, err := a.cfg.Cache.Task(r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+func (a *api) deleteTask(w http.ResponseWriter, r *http.Request) {
+	if err := a.cfg.Cache.DeleteTask(r.PathValue("id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) files() (*FileStore, error) {
+	if a.cfg.Files == nil {
+		return nil, fmt.Errorf("no file store configured: %w", ErrNotFound)
+	}
+	return a.cfg.Files, nil
+}
+
+// putFile streams the body into the file store; metadata comes from the
+// GenieACS headers fileType, oui, productClass, version, or query
+// parameters of the same names (which win).
+func (a *api) putFile(w http.ResponseWriter, r *http.Request) {
+	fs, err := a.files()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	name := r.PathValue("name")
+	if !ValidFileName(name) {
+		a.fail(w, r, fmt.Errorf("file name %q: %w", name, ErrBadFileName))
+		return
+	}
+	max := fs.MaxSize
+	if max <= 0 {
+		max = DefaultMaxFileSize
+	}
+	if r.ContentLength > max {
+		a.fail(w, r, fmt.Errorf("file %s: %d bytes: %w (limit %d)", name, r.ContentLength, ErrFileTooLarge, max))
+		return
+	}
+	pick := func(k string) string {
+		if v := r.URL.Query().Get(k); v != "" {
+			return v
+		}
+		return r.Header.Get(k)
+	}
+	meta := fleet.FileMeta{FileType: pick("fileType"), OUI: pick("oui"), ProductClass: pick("productClass"), Version: pick("version")}
+	stored, err := fs.Put(name, meta, http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, stored)
+}
+
+func (a *api) listFiles(w http.ResponseWriter, r *http.Request) {
+	fs, err := a.files()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	list, err := fs.List()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []fleet.FileMeta{}
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (a *api) getFile(w http.ResponseWriter, r *http.Request) {
+	fs, err := a.files()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	m, err := fs.Stat(r.PathValue("name"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+func (a *api) deleteFile(w http.ResponseWriter, r *http.Request) {
+	fs, err := a.files()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := fs.Delete(r.PathValue("name")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

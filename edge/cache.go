@@ -1,0 +1,1067 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/fxamacker/cbor/v2"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// ErrNotFound means an unknown device, task or file (the API answers 404).
+var ErrNotFound = errors.New("edge: not found")
+
+// ErrTaskRunning means a task cannot be deleted because a session is
+// executing it or a CPE is still working on it (the API answers 409).
+var ErrTaskRunning = errors.New("edge: task is running")
+
+// Key layout (see DESIGN.md "Data"). Every key starts with a one-letter
+// prefix and a slash; device IDs never contain '/', because fleet.DeviceID
+// percent-encodes it, so "<prefix>/<device>/" bounds one device's keys.
+const (
+	pDevice = "d/" // d/<device> → Device (CBOR)
+	pParam  = "p/" // p/<device>/<path> → paramRec (CBOR array)
+	pTask   = "t/" // t/<ulid> → fleet record of a Task
+	pOpen   = "q/" // q/<device>/<ulid> → "" for pending and running tasks, FIFO by ULID
+	pDone   = "h/" // h/<device>/<ulid> → "" for finished tasks
+	pFault  = "f/" // f/<device>/<id> → DeviceFault (CBOR)
+	pOutbox = "o/" // o/<seq big-endian> → fleet record (DeviceDelta or Task)
+	pCred   = "c/" // c/<device> → credRec (CBOR)
+	pFile   = "n/" // n/<name> → fleet record of a FileMeta
+	kCount  = "m/devcount"
+)
+
+var (
+	cborEnc cbor.EncMode
+	cborDec cbor.DecMode
+)
+
+func init() {
+	opts := cbor.CoreDetEncOptions()
+	opts.Time = cbor.TimeRFC3339Nano
+	var err error
+	if cborEnc, err = opts.EncMode(); err != nil {
+		panic(err)
+	}
+	if cborDec, err = (cbor.DecOptions{MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20}).DecMode(); err != nil {
+		panic(err)
+	}
+}
+
+// CacheOptions configures OpenCache.
+type CacheOptions struct {
+	// SyncWrites fsyncs every commit. OpenCache callers should leave it on:
+	// a CPE told "delivered" (InformResponse, TransferCompleteResponse) must
+	// find its events again after a power loss.
+	SyncWrites bool
+	// Logger receives the cache's warnings and Badger's warnings and errors
+	// (Badger's info chatter is dropped). Nil means slog.Default().
+	Logger *slog.Logger
+	// InMemory keeps everything in RAM (tests); dir is ignored.
+	InMemory bool
+	// EdgeID stamps the DeviceDelta records of the outbox.
+	EdgeID string
+	// DisableOutbox skips the outbox (a standalone edge with no core link
+	// would otherwise grow it without bound).
+	DisableOutbox bool
+}
+
+// Device is the cached identity and reachability of a CPE.
+type Device struct {
+	ID                          string    `json:"id" cbor:"1,keyasint"`
+	OUI                         string    `json:"oui" cbor:"2,keyasint"`
+	ProductClass                string    `json:"productClass,omitempty" cbor:"3,keyasint,omitempty"`
+	SerialNumber                string    `json:"serialNumber" cbor:"4,keyasint"`
+	Manufacturer                string    `json:"manufacturer,omitempty" cbor:"5,keyasint,omitempty"`
+	Root                        string    `json:"root,omitempty" cbor:"6,keyasint,omitempty"`
+	Registered                  time.Time `json:"registered" cbor:"7,keyasint"`
+	LastInform                  time.Time `json:"lastInform" cbor:"8,keyasint"`
+	LastBoot                    time.Time `json:"lastBoot,omitzero" cbor:"9,keyasint,omitzero"`
+	LastBootstrap               time.Time `json:"lastBootstrap,omitzero" cbor:"10,keyasint,omitzero"`
+	LastEvents                  []string  `json:"lastEvents,omitempty" cbor:"11,keyasint,omitempty"`
+	RemoteAddr                  string    `json:"remoteAddr,omitempty" cbor:"12,keyasint,omitempty"`
+	ConnectionRequestURL        string    `json:"connectionRequestURL,omitempty" cbor:"13,keyasint,omitempty"`
+	UDPConnectionRequestAddress string    `json:"udpConnectionRequestAddress,omitempty" cbor:"14,keyasint,omitempty"`
+	STUNEnable                  bool      `json:"stunEnable,omitempty" cbor:"15,keyasint,omitempty"`
+	CRUsername                  string    `json:"connectionRequestUsername,omitempty" cbor:"16,keyasint,omitempty"`
+	CRPassword                  string    `json:"-" cbor:"17,keyasint,omitempty"`
+	// Username and Password are per-device CPE→ACS credentials, kept under
+	// their own key (c/<id>) so they can be provisioned before the first
+	// Inform; Device fills them in.
+	Username        string `json:"-" cbor:"-"`
+	Password        string `json:"-" cbor:"-"`
+	SoftwareVersion string `json:"softwareVersion,omitempty" cbor:"18,keyasint,omitempty"`
+}
+
+// Parameter is one node of a device's cached parameter tree.
+type Parameter struct {
+	Value string `json:"value"`
+	Type  string `json:"type,omitempty"`
+	// Object marks an object node (a path ending in '.').
+	Object bool `json:"object,omitempty"`
+	// Writable is nil until a GetParameterNames told it.
+	Writable *bool `json:"writable,omitempty"`
+	// Timestamp is when the value was last changed or fetched by a task.
+	Timestamp    time.Time `json:"timestamp,omitzero"`
+	Notification *int      `json:"notification,omitempty"`
+	AccessList   []string  `json:"accessList,omitempty"`
+}
+
+// paramRec is the stored form of a Parameter: a CBOR array, a few dozen
+// bytes for a typical leaf.
+type paramRec struct {
+	_          struct{} `cbor:",toarray"`
+	Value      string
+	Type       string
+	Flags      uint8 // flagObject | flagWritableKnown | flagWritable | flagAttrKnown
+	Timestamp  int64 // unix nanoseconds
+	Notify     int8
+	AccessList []string
+}
+
+const (
+	flagObject = 1 << iota
+	flagWritableKnown
+	flagWritable
+	flagAttrKnown
+)
+
+func (r *paramRec) public() Parameter {
+	p := Parameter{Value: r.Value, Type: r.Type, Object: r.Flags&flagObject != 0, AccessList: r.AccessList}
+	if r.Timestamp != 0 {
+		p.Timestamp = time.Unix(0, r.Timestamp).UTC()
+	}
+	if r.Flags&flagWritableKnown != 0 {
+		w := r.Flags&flagWritable != 0
+		p.Writable = &w
+	}
+	if r.Flags&flagAttrKnown != 0 {
+		n := int(r.Notify)
+		p.Notification = &n
+	}
+	return p
+}
+
+// DeviceFault is a fault recorded against a device: a task that ended in
+// fault, or a failed transfer the CPE reported on its own.
+type DeviceFault struct {
+	// ID is the task ID, or "<kind>-<unix nanos>" for CPE-initiated reports.
+	ID        string            `json:"_id" cbor:"1,keyasint"`
+	Device    string            `json:"device" cbor:"2,keyasint"`
+	Task      string            `json:"task,omitempty" cbor:"3,keyasint,omitempty"`
+	Code      string            `json:"code" cbor:"4,keyasint"`
+	Message   string            `json:"message" cbor:"5,keyasint"`
+	Detail    map[string]string `json:"detail,omitempty" cbor:"6,keyasint,omitempty"`
+	Timestamp time.Time         `json:"timestamp" cbor:"7,keyasint"`
+}
+
+type credRec struct {
+	Username string `cbor:"1,keyasint"`
+	Password string `cbor:"2,keyasint"`
+}
+
+// OutboxRecord is one entry of the outbox: Data is a fleet record
+// (fleet.Unmarshal into *fleet.DeviceDelta or *fleet.Task by Data[1]).
+type OutboxRecord struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Cache is the edge's Badger store: devices, parameter trees, tasks,
+// faults, credentials, file metadata and the outbox. It is the only type
+// that touches Badger. Safe for concurrent use.
+type Cache struct {
+	db   *badger.DB
+	log  *slog.Logger
+	opts CacheOptions
+
+	devices   atomic.Int64
+	outboxLen atomic.Int64
+	outboxSeq atomic.Uint64
+
+	mu       sync.Mutex
+	waiters  map[string]chan struct{} // task ID → closed when the task becomes final or is deleted
+	inflight map[string]bool          // task IDs a live session holds
+	closed   bool
+}
+
+// badgerLogger forwards Badger's warnings and errors to slog and drops the
+// info and debug chatter it prints on every open and compaction.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
+
+// OpenCache opens (or creates) the cache in dir. It reads no device
+// records: the device count comes from a counter written by the last clean
+// Close, or after a crash from a key-only scan of the device prefix.
+func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	bo := badger.DefaultOptions(dir).WithSyncWrites(opts.SyncWrites).WithLogger(badgerLogger{log})
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}}
+	if err := c.loadCounters(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cache) loadCounters() error {
+	var count int64 = -1
+	err := c.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get([]byte(kCount))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err == nil {
+				count = n
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("open cache: read device count: %w", err)
+	}
+	if count < 0 {
+		// No clean-shutdown counter: count device keys (no values read).
+		count, err = c.countKeys(pDevice)
+		if err != nil {
+			return fmt.Errorf("open cache: count devices: %w", err)
+		}
+	} else if err := c.db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(kCount)) }); err != nil {
+		// The counter is only valid until the next write; drop it so a
+		// crash from here on falls back to counting.
+		return fmt.Errorf("open cache: reset device count: %w", err)
+	}
+	c.devices.Store(count)
+	var last uint64
+	var n int64
+	err = c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = []byte(pOutbox)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+			last = binary.BigEndian.Uint64(it.Item().Key()[len(pOutbox):])
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("open cache: scan outbox: %w", err)
+	}
+	c.outboxLen.Store(n)
+	c.outboxSeq.Store(last)
+	return nil
+}
+
+func (c *Cache) countKeys(prefix string) (int64, error) {
+	var n int64
+	err := c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = []byte(prefix)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Close writes the device counter for a fast next open and closes Badger.
+// Waiters in WaitTask fall back to their context.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	werr := c.db.Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(kCount), []byte(strconv.FormatInt(c.devices.Load(), 10)))
+	})
+	if err := c.db.Close(); err != nil {
+		return fmt.Errorf("close cache: %w", err)
+	}
+	if werr != nil {
+		return fmt.Errorf("close cache: write device count: %w", werr)
+	}
+	return nil
+}
+
+// RunGC runs Badger's value-log GC every five minutes until ctx is done.
+func (c *Cache) RunGC(ctx context.Context) {
+	c.runGC(ctx, 5*time.Minute)
+}
+
+func (c *Cache) runGC(ctx context.Context, every time.Duration) {
+	if c.opts.InMemory {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			// nil means a file was rewritten and another may be worth it.
+			if err := c.db.RunValueLogGC(0.5); err != nil {
+				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+					c.log.Warn("cache value-log GC", "err", err)
+				}
+				break
+			}
+		}
+	}
+}
+
+// DeviceCount is the number of cached devices.
+func (c *Cache) DeviceCount() int { return int(c.devices.Load()) }
+
+// OutboxLen is the number of records waiting for the sync link.
+func (c *Cache) OutboxLen() int { return int(c.outboxLen.Load()) }
+
+// update runs fn in a read-write transaction, retrying on conflicts with
+// concurrent sessions (fn must be safe to rerun from scratch).
+func (c *Cache) update(fn func(txn *badger.Txn) error) error {
+	var err error
+	for range 20 {
+		err = c.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+func getCBOR(txn *badger.Txn, key string, v any) error {
+	item, err := txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error { return cborDec.Unmarshal(b, v) })
+}
+
+func setCBOR(txn *badger.Txn, key string, v any) error {
+	b, err := cborEnc.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set([]byte(key), b)
+}
+
+func getRecord(txn *badger.Txn, key string, v any) error {
+	item, err := txn.Get([]byte(key))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error { return fleet.Unmarshal(b, v) })
+}
+
+func setRecord(txn *badger.Txn, key string, v any) error {
+	b, err := fleet.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return txn.Set([]byte(key), b)
+}
+
+// keysWithPrefix lists the keys under prefix (values not read), as strings.
+func keysWithPrefix(txn *badger.Txn, prefix string) []string {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = []byte(prefix)
+	it := txn.NewIterator(o)
+	defer it.Close()
+	var keys []string
+	for it.Rewind(); it.Valid(); it.Next() {
+		keys = append(keys, string(it.Item().Key()))
+	}
+	return keys
+}
+
+func deletePrefix(txn *badger.Txn, prefix string) ([]string, error) {
+	keys := keysWithPrefix(txn, prefix)
+	for _, k := range keys {
+		if err := txn.Delete([]byte(k)); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// validID rejects IDs that could escape their key prefix.
+func validID(id string) bool {
+	return id != "" && len(id) <= 1024 && !strings.ContainsAny(id, "/\x00")
+}
+
+// appendOutbox stages a record in txn; it returns the number staged (0
+// when the outbox is disabled).
+func (c *Cache) appendOutbox(txn *badger.Txn, v any) (int, error) {
+	if c.opts.DisableOutbox {
+		return 0, nil
+	}
+	b, err := fleet.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	// Sequence numbers are taken before commit, so a conflict retry leaves
+	// a gap; the reader only relies on order, not density.
+	key := make([]byte, len(pOutbox)+8)
+	copy(key, pOutbox)
+	binary.BigEndian.PutUint64(key[len(pOutbox):], c.outboxSeq.Add(1))
+	return 1, txn.Set(key, b)
+}
+
+// ReadOutbox returns up to max records with a sequence above after, oldest first.
+func (c *Cache) ReadOutbox(after uint64, max int) ([]OutboxRecord, error) {
+	var out []OutboxRecord
+	err := c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pOutbox)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		start := make([]byte, len(pOutbox)+8)
+		copy(start, pOutbox)
+		binary.BigEndian.PutUint64(start[len(pOutbox):], after+1)
+		for it.Seek(start); it.Valid() && len(out) < max; it.Next() {
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, OutboxRecord{Seq: binary.BigEndian.Uint64(it.Item().Key()[len(pOutbox):]), Data: v})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// AckOutbox deletes every record with a sequence up to and including upTo.
+func (c *Cache) AckOutbox(upTo uint64) error {
+	var n int
+	err := c.update(func(txn *badger.Txn) error {
+		n = 0
+		for _, k := range keysWithPrefix(txn, pOutbox) {
+			if binary.BigEndian.Uint64([]byte(k)[len(pOutbox):]) > upTo {
+				break
+			}
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ack outbox %d: %w", upTo, err)
+	}
+	c.outboxLen.Add(-int64(n))
+	return nil
+}
+
+// ---- devices ----
+
+// Device returns the cached device with its per-device credentials, or ErrNotFound.
+func (c *Cache) Device(id string) (*Device, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("device %q: %w", id, ErrNotFound)
+	}
+	var d Device
+	err := c.db.View(func(txn *badger.Txn) error {
+		if err := getCBOR(txn, pDevice+id, &d); err != nil {
+			return err
+		}
+		var cr credRec
+		if err := getCBOR(txn, pCred+id, &cr); err == nil {
+			d.Username, d.Password = cr.Username, cr.Password
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// SetDeviceCredentials stores the per-device CPE→ACS credentials; the
+// device need not have informed yet. An empty username removes them.
+func (c *Cache) SetDeviceCredentials(id, username, password string) error {
+	if !validID(id) {
+		return fmt.Errorf("set credentials of %q: bad device id", id)
+	}
+	err := c.update(func(txn *badger.Txn) error {
+		if username == "" {
+			return txn.Delete([]byte(pCred + id))
+		}
+		return setCBOR(txn, pCred+id, credRec{Username: username, Password: password})
+	})
+	if err != nil {
+		return fmt.Errorf("set credentials of %s: %w", id, err)
+	}
+	return nil
+}
+
+// Credentials returns the per-device CPE→ACS credentials, or ErrNotFound
+// when the device uses the shared ones.
+func (c *Cache) Credentials(id string) (username, password string, err error) {
+	if !validID(id) {
+		return "", "", fmt.Errorf("credentials of %q: %w", id, ErrNotFound)
+	}
+	var cr credRec
+	if err := c.db.View(func(txn *badger.Txn) error { return getCBOR(txn, pCred+id, &cr) }); err != nil {
+		return "", "", fmt.Errorf("credentials of %s: %w", id, err)
+	}
+	return cr.Username, cr.Password, nil
+}
+
+// Parameters returns the device's cached parameter tree, path → node.
+func (c *Cache) Parameters(id string) (map[string]Parameter, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("parameters of %q: %w", id, ErrNotFound)
+	}
+	out := map[string]Parameter{}
+	err := c.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(pDevice + id)); errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		prefix := pParam + id + "/"
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(prefix)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var r paramRec
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out[string(it.Item().Key()[len(prefix):])] = r.public()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parameters of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// Parameter returns one cached parameter, or ErrNotFound.
+func (c *Cache) Parameter(id, path string) (Parameter, error) {
+	var r paramRec
+	if !validID(id) {
+		return Parameter{}, fmt.Errorf("parameter %s of %q: %w", path, id, ErrNotFound)
+	}
+	if err := c.db.View(func(txn *badger.Txn) error { return getCBOR(txn, pParam+id+"/"+path, &r) }); err != nil {
+		return Parameter{}, fmt.Errorf("parameter %s of %s: %w", path, id, err)
+	}
+	return r.public(), nil
+}
+
+// DeviceQuery selects devices for ListDevices. Zero fields do not filter.
+type DeviceQuery struct {
+	IDPrefix         string
+	LastInformAfter  time.Time
+	LastInformBefore time.Time
+	// Param, when set, keeps devices whose cached Param equals Value.
+	Param, Value string
+	// Cursor continues a previous listing: the ID of its last device.
+	Cursor string
+	// Offset skips that many matches first.
+	Offset int
+	Limit  int
+}
+
+// ListDevices returns up to q.Limit matching devices in ID order and the
+// cursor for the next page ("" at the end). Badger's key order is the
+// index: an ID prefix is a range scan, other filters read each candidate.
+func (c *Cache) ListDevices(q DeviceQuery) ([]*Device, string, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	var out []*Device
+	next := ""
+	err := c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		o.Prefix = []byte(pDevice + q.IDPrefix)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		start := o.Prefix
+		if q.Cursor != "" {
+			// Seek just after the cursor.
+			start = append([]byte(pDevice+q.Cursor), 0)
+			if bytes.Compare(start, o.Prefix) < 0 {
+				start = o.Prefix
+			}
+		}
+		skip := q.Offset
+		for it.Seek(start); it.Valid(); it.Next() {
+			id := string(it.Item().Key()[len(pDevice):])
+			if q.Param != "" {
+				var r paramRec
+				err := getCBOR(txn, pParam+id+"/"+q.Param, &r)
+				if errors.Is(err, ErrNotFound) || (err == nil && r.Value != q.Value) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+			}
+			var d Device
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &d) }); err != nil {
+				return fmt.Errorf("decode device %s: %w", id, err)
+			}
+			if (!q.LastInformAfter.IsZero() && !d.LastInform.After(q.LastInformAfter)) ||
+				(!q.LastInformBefore.IsZero() && !d.LastInform.Before(q.LastInformBefore)) {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			if len(out) == q.Limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			out = append(out, &d)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list devices: %w", err)
+	}
+	return out, next, nil
+}
+
+// DeleteDevice removes a device with its parameters, tasks, faults and
+// credentials. Waiters on its tasks are released.
+func (c *Cache) DeleteDevice(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("delete device %q: %w", id, ErrNotFound)
+	}
+	var tasks []string
+	err := c.update(func(txn *badger.Txn) error {
+		tasks = tasks[:0]
+		if _, err := txn.Get([]byte(pDevice + id)); errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		for _, p := range []string{pOpen, pDone} {
+			keys, err := deletePrefix(txn, p+id+"/")
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				tid := k[len(p)+len(id)+1:]
+				tasks = append(tasks, tid)
+				if err := txn.Delete([]byte(pTask + tid)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, p := range []string{pParam, pFault} {
+			if _, err := deletePrefix(txn, p+id+"/"); err != nil {
+				return err
+			}
+		}
+		if err := txn.Delete([]byte(pCred + id)); err != nil {
+			return err
+		}
+		return txn.Delete([]byte(pDevice + id))
+	})
+	if err != nil {
+		return fmt.Errorf("delete device %s: %w", id, err)
+	}
+	c.devices.Add(-1)
+	for _, t := range tasks {
+		c.notify(t)
+	}
+	return nil
+}
+
+// Faults lists the device's faults, oldest task first.
+func (c *Cache) Faults(id string) ([]DeviceFault, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("faults of %q: %w", id, ErrNotFound)
+	}
+	var out []DeviceFault
+	err := c.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get([]byte(pDevice + id)); errors.Is(err, badger.ErrKeyNotFound) {
+			return ErrNotFound
+		}
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pFault + id + "/")
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var f DeviceFault
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &f) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("faults of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// ---- tasks ----
+
+// AddTask validates and queues t for its device, assigning t.ID (a ULID,
+// so the device's queue is FIFO in key order), status pending and
+// timestamps when empty. The device need not be cached yet: a task synced
+// from the core may arrive before the device's first Inform here.
+func (c *Cache) AddTask(t *fleet.Task) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	if !validID(t.Device) {
+		return fmt.Errorf("add task: %w: bad device id %q", fleet.ErrBadTask, t.Device)
+	}
+	if t.ID == "" {
+		t.ID = ulid.Make().String()
+	} else if !validID(t.ID) {
+		return fmt.Errorf("add task: %w: bad task id %q", fleet.ErrBadTask, t.ID)
+	}
+	if t.Status == "" {
+		t.Status = fleet.StatusPending
+	}
+	if t.Timestamp.IsZero() {
+		t.Timestamp = time.Now().UTC()
+	}
+	err := c.update(func(txn *badger.Txn) error {
+		if err := setRecord(txn, pTask+t.ID, t); err != nil {
+			return err
+		}
+		if t.Status.Final() {
+			return txn.Set([]byte(pDone+t.Device+"/"+t.ID), nil)
+		}
+		return txn.Set([]byte(pOpen+t.Device+"/"+t.ID), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("add task for %s: %w", t.Device, err)
+	}
+	return nil
+}
+
+// Task returns a task. A task a live session is executing reads as running
+// even though the store still holds it pending until the session ends.
+func (c *Cache) Task(id string) (*fleet.Task, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("task %q: %w", id, ErrNotFound)
+	}
+	var t fleet.Task
+	if err := c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pTask+id, &t) }); err != nil {
+		return nil, fmt.Errorf("task %s: %w", id, err)
+	}
+	c.mu.Lock()
+	if c.inflight[id] && !t.Status.Final() {
+		t.Status = fleet.StatusRunning
+	}
+	c.mu.Unlock()
+	return &t, nil
+}
+
+func (c *Cache) tasksUnder(prefix string) ([]*fleet.Task, error) {
+	var out []*fleet.Task
+	err := c.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = loadTasks(txn, prefix)
+		return err
+	})
+	return out, err
+}
+
+func loadTasks(txn *badger.Txn, prefix string) ([]*fleet.Task, error) {
+	var out []*fleet.Task
+	for _, k := range keysWithPrefix(txn, prefix) {
+		tid := k[strings.LastIndexByte(k, '/')+1:]
+		t := new(fleet.Task)
+		if err := getRecord(txn, pTask+tid, t); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				continue // index without record: deleted concurrently
+			}
+			return nil, fmt.Errorf("load task %s: %w", tid, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// PendingTasks returns the device's open tasks (pending, and running
+// transfers awaiting TransferComplete), oldest first.
+func (c *Cache) PendingTasks(deviceID string) ([]*fleet.Task, error) {
+	if !validID(deviceID) {
+		return nil, fmt.Errorf("tasks of %q: %w", deviceID, ErrNotFound)
+	}
+	ts, err := c.tasksUnder(pOpen + deviceID + "/")
+	if err != nil {
+		return nil, fmt.Errorf("pending tasks of %s: %w", deviceID, err)
+	}
+	c.overlayRunning(ts)
+	return ts, nil
+}
+
+// DeviceTasks returns all the device's tasks, open and finished, oldest first.
+func (c *Cache) DeviceTasks(deviceID string) ([]*fleet.Task, error) {
+	if !validID(deviceID) {
+		return nil, fmt.Errorf("tasks of %q: %w", deviceID, ErrNotFound)
+	}
+	open, err := c.tasksUnder(pOpen + deviceID + "/")
+	if err != nil {
+		return nil, fmt.Errorf("tasks of %s: %w", deviceID, err)
+	}
+	done, err := c.tasksUnder(pDone + deviceID + "/")
+	if err != nil {
+		return nil, fmt.Errorf("tasks of %s: %w", deviceID, err)
+	}
+	all := append(done, open...)
+	sort.Slice(all, func(i, j int) bool { return all[i].ID < all[j].ID })
+	c.overlayRunning(all)
+	return all, nil
+}
+
+// ListTasks returns up to limit tasks of any device in ID (creation)
+// order, starting after the task ID cursor.
+func (c *Cache) ListTasks(cursor string, limit int) ([]*fleet.Task, string, error) {
+	var out []*fleet.Task
+	next := ""
+	err := c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pTask)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		start := []byte(pTask)
+		if cursor != "" {
+			start = append([]byte(pTask+cursor), 0)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			if len(out) == limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			t := new(fleet.Task)
+			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, t) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	c.overlayRunning(out)
+	return out, next, nil
+}
+
+func (c *Cache) overlayRunning(ts []*fleet.Task) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range ts {
+		if c.inflight[t.ID] && !t.Status.Final() {
+			t.Status = fleet.StatusRunning
+		}
+	}
+}
+
+// DeleteTask deletes a pending or finished task and its fault. A task a
+// session is executing, or a transfer the CPE has accepted, is
+// ErrTaskRunning.
+func (c *Cache) DeleteTask(id string) error {
+	if !validID(id) {
+		return fmt.Errorf("delete task %q: %w", id, ErrNotFound)
+	}
+	c.mu.Lock()
+	running := c.inflight[id]
+	c.mu.Unlock()
+	if running {
+		return fmt.Errorf("delete task %s: %w", id, ErrTaskRunning)
+	}
+	err := c.update(func(txn *badger.Txn) error {
+		var t fleet.Task
+		if err := getRecord(txn, pTask+id, &t); err != nil {
+			return err
+		}
+		if t.Status == fleet.StatusRunning {
+			return ErrTaskRunning
+		}
+		for _, k := range []string{pTask + id, pOpen + t.Device + "/" + id, pDone + t.Device + "/" + id, pFault + t.Device + "/" + id} {
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete task %s: %w", id, err)
+	}
+	c.notify(id)
+	return nil
+}
+
+// WaitTask waits until the task is final (done, fault, expired) and
+// returns it, or returns the task as it stands when ctx ends (with ctx's
+// error). A deleted task is ErrNotFound.
+func (c *Cache) WaitTask(ctx context.Context, id string) (*fleet.Task, error) {
+	for {
+		ch := c.waiter(id)
+		t, err := c.Task(id)
+		if err != nil {
+			return nil, err
+		}
+		if t.Status.Final() {
+			return t, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return t, fmt.Errorf("wait task %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+func (c *Cache) waiter(id string) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.waiters[id]
+	if !ok {
+		ch = make(chan struct{})
+		c.waiters[id] = ch
+	}
+	return ch
+}
+
+// notify wakes the waiters of a task after its change was committed.
+func (c *Cache) notify(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.waiters[id]; ok {
+		close(ch)
+		delete(c.waiters, id)
+	}
+}
+
+// ---- files (metadata only; blobs live in FileStore) ----
+
+// FileMeta returns a file's metadata, or ErrNotFound.
+func (c *Cache) FileMeta(name string) (fleet.FileMeta, error) {
+	var m fleet.FileMeta
+	if err := c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pFile+name, &m) }); err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("file %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// putFileMeta stores m and returns the metadata it replaced, if any.
+func (c *Cache) putFileMeta(m fleet.FileMeta) (old *fleet.FileMeta, err error) {
+	err = c.update(func(txn *badger.Txn) error {
+		old = nil
+		var prev fleet.FileMeta
+		if err := getRecord(txn, pFile+m.Name, &prev); err == nil {
+			old = &prev
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return setRecord(txn, pFile+m.Name, &m)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store file metadata %s: %w", m.Name, err)
+	}
+	return old, nil
+}
+
+func (c *Cache) deleteFileMeta(name string) (fleet.FileMeta, error) {
+	var m fleet.FileMeta
+	err := c.update(func(txn *badger.Txn) error {
+		if err := getRecord(txn, pFile+name, &m); err != nil {
+			return err
+		}
+		return txn.Delete([]byte(pFile + name))
+	})
+	if err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("delete file metadata %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// ListFiles returns every file's metadata in name order.
+func (c *Cache) ListFiles() ([]fleet.FileMeta, error) {
+	var out []fleet.FileMeta
+	err := c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pFile)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var m fleet.FileMeta
+			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &m) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list files: %w", err)
+	}
+	return out, nil
+}

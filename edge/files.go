@@ -1,0 +1,184 @@
+package edge
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// DefaultMaxFileSize bounds one uploaded file unless FileStore.MaxSize says otherwise.
+const DefaultMaxFileSize int64 = 2 << 30
+
+// ErrFileTooLarge means an upload exceeded FileStore.MaxSize (API → 413).
+var ErrFileTooLarge = errors.New("edge: file too large")
+
+// ErrBadFileName means a file name that cannot be stored or served (API → 400).
+var ErrBadFileName = errors.New("edge: bad file name")
+
+// FileStore keeps firmware and configuration files content-addressed on
+// disk (<dir>/blobs/<sha256>) with their metadata in the Cache, so a file
+// crosses the backhaul once per POP and identical uploads share one blob.
+type FileStore struct {
+	dir string
+	c   *Cache
+	// MaxSize bounds one file; zero means DefaultMaxFileSize.
+	MaxSize int64
+
+	mu sync.Mutex // orders metadata changes against blob removal
+}
+
+// OpenFileStore opens (or creates) the store under dir, with metadata in c.
+// Temporary files left by a crash mid-upload are removed.
+func OpenFileStore(dir string, c *Cache) (*FileStore, error) {
+	for _, d := range []string{"blobs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("open file store %s: %w", dir, err)
+		}
+	}
+	tmp, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	if err != nil {
+		return nil, fmt.Errorf("open file store %s: %w", dir, err)
+	}
+	for _, e := range tmp {
+		os.Remove(filepath.Join(dir, "tmp", e.Name()))
+	}
+	return &FileStore{dir: dir, c: c}, nil
+}
+
+// ValidFileName reports whether name can be a stored file's name: it
+// appears in URL paths and Download requests, so no slashes, no control
+// characters, not "." or "..", at most 255 bytes.
+func ValidFileName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsAny(name, "/\\") {
+		return false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func (fs *FileStore) blobPath(sum string) string { return filepath.Join(fs.dir, "blobs", sum) }
+
+// Put streams r into the store as name, hashing it on the way: the body is
+// never held in memory. meta supplies FileType, OUI, ProductClass and
+// Version; Name, Size, SHA256 and Uploaded are filled in. A file of the
+// same name is replaced. Over MaxSize is ErrFileTooLarge and stores nothing.
+func (fs *FileStore) Put(name string, meta fleet.FileMeta, r io.Reader) (fleet.FileMeta, error) {
+	if !ValidFileName(name) {
+		return fleet.FileMeta{}, fmt.Errorf("put file %q: %w", name, ErrBadFileName)
+	}
+	max := fs.MaxSize
+	if max <= 0 {
+		max = DefaultMaxFileSize
+	}
+	tmp, err := os.CreateTemp(filepath.Join(fs.dir, "tmp"), "upload-*")
+	if err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name()) // no-op after the rename
+	}()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, max+1))
+	if err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
+	}
+	if n > max {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w (limit %d bytes)", name, ErrFileTooLarge, max)
+	}
+	// The blob must be on disk before its metadata says it exists.
+	if err := tmp.Sync(); err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
+	}
+	meta.Name, meta.Size, meta.SHA256, meta.Uploaded = name, n, hex.EncodeToString(h.Sum(nil)), time.Now().UTC()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if err := os.Rename(tmp.Name(), fs.blobPath(meta.SHA256)); err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
+	}
+	old, err := fs.c.putFileMeta(meta)
+	if err != nil {
+		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
+	}
+	if old != nil && old.SHA256 != meta.SHA256 {
+		fs.dropBlobIfUnused(old.SHA256)
+	}
+	return meta, nil
+}
+
+// dropBlobIfUnused removes a blob no file name refers to any more. Called
+// with fs.mu held.
+func (fs *FileStore) dropBlobIfUnused(sum string) {
+	files, err := fs.c.ListFiles()
+	if err != nil {
+		fs.c.log.Warn("file store: keep blob, cannot list files", "sha256", sum, "err", err)
+		return
+	}
+	for _, f := range files {
+		if f.SHA256 == sum {
+			return
+		}
+	}
+	if err := os.Remove(fs.blobPath(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fs.c.log.Warn("file store: remove blob", "sha256", sum, "err", err)
+	}
+}
+
+// Open returns the file's content (seekable, for HTTP range requests) and
+// metadata, or ErrNotFound.
+func (fs *FileStore) Open(name string) (io.ReadSeekCloser, fleet.FileMeta, error) {
+	meta, err := fs.Stat(name)
+	if err != nil {
+		return nil, fleet.FileMeta{}, err
+	}
+	f, err := os.Open(fs.blobPath(meta.SHA256))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fleet.FileMeta{}, fmt.Errorf("open file %s: blob %s missing: %w", name, meta.SHA256, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fleet.FileMeta{}, fmt.Errorf("open file %s: %w", name, err)
+	}
+	return f, meta, nil
+}
+
+// Stat returns a file's metadata, or ErrNotFound.
+func (fs *FileStore) Stat(name string) (fleet.FileMeta, error) {
+	if !ValidFileName(name) {
+		return fleet.FileMeta{}, fmt.Errorf("file %q: %w", name, ErrNotFound)
+	}
+	return fs.c.FileMeta(name)
+}
+
+// List returns every file's metadata in name order.
+func (fs *FileStore) List() ([]fleet.FileMeta, error) { return fs.c.ListFiles() }
+
+// Delete removes a file, and its blob when no other name shares it.
+func (fs *FileStore) Delete(name string) error {
+	if !ValidFileName(name) {
+		return fmt.Errorf("delete file %q: %w", name, ErrNotFound)
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	meta, err := fs.c.deleteFileMeta(name)
+	if err != nil {
+		return err
+	}
+	fs.dropBlobIfUnused(meta.SHA256)
+	return nil
+}

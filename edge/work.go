@@ -1,0 +1,822 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// Edge-side task fault codes (CPE faults use their numeric CWMP code).
+const (
+	FaultCodeInvalidResponse = "invalid_response"
+	FaultCodeFileNotFound    = "file_not_found"
+	FaultCodeNoURL           = "no_url"
+	FaultCodeExpired         = "expired"
+)
+
+// refreshBatch bounds the names of one GetParameterValues a refreshObject
+// sends, so a large subtree does not become one huge CPE response.
+const refreshBatch = 128
+
+// InformMeta is what the server knows about the HTTP request that carried an Inform.
+type InformMeta struct {
+	RemoteAddr   string // CPE source IP:port
+	FilesBaseURL string // e.g. "http://10.0.0.1:7547/files/" — where Download URLs point
+	Now          time.Time
+}
+
+// SessionWork is one CWMP session's view of the cache: the device, its
+// queued tasks turned into RPCs one at a time, and the writes the answers
+// cause, committed together by End. Not safe for concurrent use (a session
+// is one goroutine at a time).
+type SessionWork struct {
+	c    *Cache
+	dev  *Device
+	meta InformMeta
+
+	queue   []*fleet.Task
+	seen    map[string]bool
+	claimed []string
+	cur     *taskRun
+	changed map[string]*fleet.Task
+	order   []string // task IDs in the order they changed, for the outbox
+	ops     []paramOp
+	stop    bool // a Reboot or FactoryReset was answered: send nothing more
+	ended   bool
+}
+
+type taskRun struct {
+	t   *fleet.Task
+	req cwmp.Message
+	// leaves are the refreshObject names still to fetch with GPV.
+	leaves []string
+}
+
+// paramOp is one change to the parameter tree, applied in order at End.
+type paramOp struct {
+	path string
+	// del removes path; for an object path ("...."), its whole subtree.
+	del bool
+	// prune removes the nodes under path that keep does not list.
+	prune bool
+	keep  map[string]bool
+
+	setValue    bool
+	value, typ  string
+	setWritable bool
+	writable    bool
+	object      bool
+	setAttr     bool
+	notify      int
+	access      []string
+}
+
+// managementServer suffixes whose Inform values shape the device record.
+const (
+	sfxCRURL       = ".ManagementServer.ConnectionRequestURL"
+	sfxUDPCR       = ".ManagementServer.UDPConnectionRequestAddress"
+	sfxSTUN        = ".ManagementServer.STUNEnable"
+	sfxCRUser      = ".ManagementServer.ConnectionRequestUsername"
+	sfxCRPass      = ".ManagementServer.ConnectionRequestPassword"
+	sfxSoftwareVer = ".DeviceInfo.SoftwareVersion"
+)
+
+// BeginSession records the Inform durably, in one transaction, before the
+// server sends InformResponse (which tells the CPE its events were
+// delivered): identity, events, every ParameterList value, last inform,
+// source address, connection-request details and root. 0 BOOTSTRAP first
+// clears the cached tree, finished tasks and faults of the device's old
+// life; pending tasks survive. A new device is registered at once.
+func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, error) {
+	if inf == nil {
+		return nil, errors.New("begin session: nil Inform")
+	}
+	id, err := fleet.DeviceID(inf.DeviceId.OUI, inf.DeviceId.ProductClass, inf.DeviceId.SerialNumber)
+	if err != nil {
+		return nil, fmt.Errorf("begin session: %w", err)
+	}
+	if meta.Now.IsZero() {
+		meta.Now = time.Now()
+	}
+	now := meta.Now.UTC()
+	events := make([]string, 0, len(inf.Event))
+	bootstrap, boot := false, false
+	for _, e := range inf.Event {
+		events = append(events, e.Code)
+		bootstrap = bootstrap || e.Code == cwmp.EventBootstrap
+		boot = boot || e.Code == cwmp.EventBoot
+	}
+	var (
+		dev     Device
+		created bool
+		staged  int
+		cleared []string
+	)
+	err = c.update(func(txn *badger.Txn) error {
+		dev, created, staged, cleared = Device{}, false, 0, cleared[:0]
+		switch err := getCBOR(txn, pDevice+id, &dev); {
+		case errors.Is(err, ErrNotFound):
+			created = true
+			dev = Device{ID: id, Registered: now}
+		case err != nil:
+			return fmt.Errorf("load device: %w", err)
+		}
+		if bootstrap && !created {
+			for _, p := range []string{pParam, pFault} {
+				if _, err := deletePrefix(txn, p+id+"/"); err != nil {
+					return fmt.Errorf("bootstrap clear: %w", err)
+				}
+			}
+			keys, err := deletePrefix(txn, pDone+id+"/")
+			if err != nil {
+				return fmt.Errorf("bootstrap clear: %w", err)
+			}
+			for _, k := range keys {
+				tid := k[len(pDone)+len(id)+1:]
+				cleared = append(cleared, tid)
+				if err := txn.Delete([]byte(pTask + tid)); err != nil {
+					return fmt.Errorf("bootstrap clear: %w", err)
+				}
+			}
+		}
+		dev.OUI, dev.ProductClass = inf.DeviceId.OUI, inf.DeviceId.ProductClass
+		dev.SerialNumber, dev.Manufacturer = inf.DeviceId.SerialNumber, inf.DeviceId.Manufacturer
+		dev.LastInform, dev.LastEvents, dev.RemoteAddr = now, events, meta.RemoteAddr
+		if boot {
+			dev.LastBoot = now
+		}
+		if bootstrap {
+			dev.LastBootstrap = now
+		}
+		delta := &fleet.DeviceDelta{Device: id, Edge: c.opts.EdgeID, OUI: dev.OUI, ProductClass: dev.ProductClass,
+			SerialNumber: dev.SerialNumber, Manufacturer: dev.Manufacturer, LastInform: now, Events: events,
+			Bootstrap: bootstrap}
+		fresh := created || bootstrap
+		for _, pv := range inf.ParameterList {
+			if pv.Name == "" || strings.HasSuffix(pv.Name, ".") {
+				continue
+			}
+			applyInformParam(&dev, pv)
+			key := pParam + id + "/" + pv.Name
+			var rec paramRec
+			if !fresh {
+				err := getCBOR(txn, key, &rec)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return fmt.Errorf("load parameter %s: %w", pv.Name, err)
+				}
+				// An unchanged value is not rewritten: periodic Informs
+				// then cost reads only. LastInform says it is current.
+				if err == nil && rec.Value == pv.Value && rec.Type == pv.Type {
+					continue
+				}
+			}
+			rec.Value, rec.Type, rec.Timestamp = pv.Value, pv.Type, now.UnixNano()
+			if err := setCBOR(txn, key, &rec); err != nil {
+				return fmt.Errorf("store parameter %s: %w", pv.Name, err)
+			}
+			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type})
+		}
+		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
+			return fmt.Errorf("store device: %w", err)
+		}
+		n, err := c.appendOutbox(txn, delta)
+		if err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		staged = n
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("begin session of %s: %w", id, err)
+	}
+	if created {
+		c.devices.Add(1)
+	}
+	c.outboxLen.Add(int64(staged))
+	for _, tid := range cleared {
+		c.notify(tid)
+	}
+	if u, p, err := c.Credentials(id); err == nil {
+		dev.Username, dev.Password = u, p
+	}
+	d := dev
+	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{}}, nil
+}
+
+// applyInformParam copies the Inform values the edge itself needs (root,
+// reachability, software version) into the device record.
+func applyInformParam(d *Device, pv cwmp.ParameterValue) {
+	if d.Root == "" || !strings.HasPrefix(pv.Name, d.Root) {
+		switch {
+		case strings.HasPrefix(pv.Name, "InternetGatewayDevice."):
+			d.Root = "InternetGatewayDevice."
+		case strings.HasPrefix(pv.Name, "Device."):
+			d.Root = "Device."
+		}
+	}
+	switch {
+	case strings.HasSuffix(pv.Name, sfxCRURL):
+		d.ConnectionRequestURL = pv.Value
+	case strings.HasSuffix(pv.Name, sfxUDPCR):
+		d.UDPConnectionRequestAddress = pv.Value
+	case strings.HasSuffix(pv.Name, sfxSTUN):
+		d.STUNEnable, _ = cwmp.ParseBool(pv.Value)
+	case strings.HasSuffix(pv.Name, sfxCRUser):
+		d.CRUsername = pv.Value
+	case strings.HasSuffix(pv.Name, sfxCRPass):
+		if pv.Value != "" { // CPEs usually send it empty: keep what a task set
+			d.CRPassword = pv.Value
+		}
+	case strings.HasSuffix(pv.Name, sfxSoftwareVer):
+		d.SoftwareVersion = pv.Value
+	}
+}
+
+// DeviceID is the session's device ID.
+func (w *SessionWork) DeviceID() string { return w.dev.ID }
+
+// Device is the device record as the Inform left it.
+func (w *SessionWork) Device() *Device { return w.dev }
+
+// CPERequest records a CPE-initiated request durably before the server
+// answers it. TransferComplete completes the open download or upload task
+// with its CommandKey (done, or fault when FaultStruct.Code ≠ 0). A failed
+// AutonomousTransferComplete or DUStateChangeComplete is recorded as a
+// device fault; other requests need no record.
+func (w *SessionWork) CPERequest(m cwmp.Message) error {
+	switch r := m.(type) {
+	case *cwmp.TransferComplete:
+		return w.transferComplete(r)
+	case *cwmp.AutonomousTransferComplete:
+		if r.FaultStruct.Code != 0 {
+			return w.c.putDeviceFault(w.dev.ID, "autonomousTransferComplete", r.FaultStruct, w.meta.Now)
+		}
+	case *cwmp.DUStateChangeComplete:
+		for _, op := range r.Results {
+			if op.Fault.Code != 0 {
+				return w.c.putDeviceFault(w.dev.ID, "duStateChangeComplete", op.Fault, w.meta.Now)
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Cache) putDeviceFault(dev, kind string, fs cwmp.FaultStruct, now time.Time) error {
+	id := kind + "-" + strconv.FormatInt(now.UnixNano(), 10)
+	f := DeviceFault{ID: id, Device: dev, Code: strconv.FormatUint(uint64(fs.Code), 10), Message: fs.String, Timestamp: now.UTC()}
+	if err := c.update(func(txn *badger.Txn) error { return setCBOR(txn, pFault+dev+"/"+id, &f) }); err != nil {
+		return fmt.Errorf("record %s fault of %s: %w", kind, dev, err)
+	}
+	return nil
+}
+
+func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
+	id := w.dev.ID
+	var done *fleet.Task
+	staged := 0
+	err := w.c.update(func(txn *badger.Txn) error {
+		done, staged = nil, 0
+		tasks, err := loadTasks(txn, pOpen+id+"/")
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if (t.Name == fleet.TaskDownload || t.Name == fleet.TaskUpload) && t.CommandKey == r.CommandKey && t.Attempts > 0 {
+				done = t
+				break
+			}
+		}
+		if done == nil {
+			return nil
+		}
+		res := done.Result
+		if res == nil {
+			res = &fleet.TaskResult{}
+		}
+		res.StartTime, res.CompleteTime = r.StartTime, r.CompleteTime
+		done.Result = res
+		if r.FaultStruct.Code != 0 {
+			done.Status = fleet.StatusFault
+			done.Fault = &fleet.TaskFault{Code: strconv.FormatUint(uint64(r.FaultStruct.Code), 10), Message: r.FaultStruct.String}
+		} else {
+			done.Status = fleet.StatusDone
+		}
+		done.Updated = w.meta.Now.UTC()
+		staged, err = w.c.stageFinal(txn, done)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record TransferComplete %q of %s: %w", r.CommandKey, id, err)
+	}
+	if done == nil {
+		w.c.log.Warn("TransferComplete matches no task", "device", id, "commandKey", r.CommandKey)
+		return nil
+	}
+	w.seen[done.ID] = true
+	w.c.outboxLen.Add(int64(staged))
+	w.c.notify(done.ID)
+	return nil
+}
+
+// stageFinal writes a final task, moves it from the open to the finished
+// index, records or clears its fault and queues its result upstream.
+func (c *Cache) stageFinal(txn *badger.Txn, t *fleet.Task) (int, error) {
+	if err := setRecord(txn, pTask+t.ID, t); err != nil {
+		return 0, err
+	}
+	if err := txn.Delete([]byte(pOpen + t.Device + "/" + t.ID)); err != nil {
+		return 0, err
+	}
+	if err := txn.Set([]byte(pDone+t.Device+"/"+t.ID), nil); err != nil {
+		return 0, err
+	}
+	fk := []byte(pFault + t.Device + "/" + t.ID)
+	if t.Status == fleet.StatusFault && t.Fault != nil {
+		f := DeviceFault{ID: t.ID, Device: t.Device, Task: t.ID, Code: t.Fault.Code, Message: t.Fault.Message,
+			Detail: t.Fault.Detail, Timestamp: t.Updated}
+		if err := setCBOR(txn, string(fk), &f); err != nil {
+			return 0, err
+		}
+	} else if err := txn.Delete(fk); err != nil {
+		return 0, err
+	}
+	return c.appendOutbox(txn, t)
+}
+
+// claim marks a task as held by a live session; false if another holds it
+// (a stale session of the same device that has not ended yet).
+func (c *Cache) claim(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.inflight[id] {
+		return false
+	}
+	c.inflight[id] = true
+	return true
+}
+
+func (c *Cache) release(ids []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		delete(c.inflight, id)
+	}
+}
+
+// nextTask returns the next pending task not yet handled in this session,
+// re-reading the queue when it runs dry so tasks queued during the session
+// (the usual connection-request flow) still run in it.
+func (w *SessionWork) nextTask() *fleet.Task {
+	for {
+		for len(w.queue) > 0 {
+			t := w.queue[0]
+			w.queue = w.queue[1:]
+			if w.seen[t.ID] {
+				continue
+			}
+			w.seen[t.ID] = true
+			// A running task in the store is a transfer the CPE accepted:
+			// it waits for TransferComplete, not for a resend.
+			if t.Status != fleet.StatusPending || !w.c.claim(t.ID) {
+				continue
+			}
+			w.claimed = append(w.claimed, t.ID)
+			return t
+		}
+		var fresh []*fleet.Task
+		err := w.c.db.View(func(txn *badger.Txn) error {
+			ts, err := loadTasks(txn, pOpen+w.dev.ID+"/")
+			for _, t := range ts {
+				if !w.seen[t.ID] {
+					fresh = append(fresh, t)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			w.c.log.Error("load tasks", "device", w.dev.ID, "err", err)
+			return nil
+		}
+		if len(fresh) == 0 {
+			return nil
+		}
+		w.queue = fresh
+	}
+}
+
+// Next returns the next RPC to send, or nil when the session has nothing
+// left to do. Tasks run FIFO, several per session; expired ones are ended
+// unsent; nothing follows an answered Reboot or FactoryReset.
+func (w *SessionWork) Next() cwmp.Message {
+	if w.ended || w.stop {
+		return nil
+	}
+	if w.cur != nil {
+		if len(w.cur.leaves) > 0 {
+			return w.sendRefreshBatch()
+		}
+		// The previous RPC was never answered: the caller moved on, so
+		// treat it like a dropped exchange and leave the task pending.
+		w.requeue(w.cur.t)
+		w.cur = nil
+	}
+	now := w.meta.Now.UTC()
+	for {
+		t := w.nextTask()
+		if t == nil {
+			return nil
+		}
+		if !t.Expiry.IsZero() && now.After(t.Expiry) {
+			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
+			continue
+		}
+		req, fault := w.rpcFor(t)
+		if fault != nil {
+			w.finish(t, fleet.StatusFault, nil, fault)
+			continue
+		}
+		t.Status = fleet.StatusRunning
+		t.Attempts++
+		t.Updated = now
+		w.touch(t)
+		w.cur = &taskRun{t: t, req: req}
+		return req
+	}
+}
+
+func (w *SessionWork) sendRefreshBatch() cwmp.Message {
+	n := min(len(w.cur.leaves), refreshBatch)
+	req := &cwmp.GetParameterValues{ParameterNames: w.cur.leaves[:n:n]}
+	w.cur.leaves = w.cur.leaves[n:]
+	w.cur.req = req
+	return req
+}
+
+// key returns a task's own key or its ULID (26 characters, within
+// CWMP's 32), stored on the task so a resend carries the same one.
+func key(own *string, t *fleet.Task) string {
+	if *own == "" {
+		*own = t.ID
+	}
+	return *own
+}
+
+func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
+	switch t.Name {
+	case fleet.TaskGetParameterValues:
+		return &cwmp.GetParameterValues{ParameterNames: t.ParameterNames}, nil
+	case fleet.TaskSetParameterValues:
+		pl := make([]cwmp.ParameterValue, len(t.ParameterValues))
+		for i, pv := range t.ParameterValues {
+			pl[i] = cwmp.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type}
+		}
+		return &cwmp.SetParameterValues{ParameterList: pl, ParameterKey: key(&t.ParameterKey, t)}, nil
+	case fleet.TaskGetParameterNames:
+		return &cwmp.GetParameterNames{ParameterPath: t.ParameterPath, NextLevel: t.NextLevel}, nil
+	case fleet.TaskGetParameterAttributes:
+		return &cwmp.GetParameterAttributes{ParameterNames: t.ParameterNames}, nil
+	case fleet.TaskSetParameterAttributes:
+		pl := make([]cwmp.SetParameterAttribute, len(t.ParameterAttributes))
+		for i, pa := range t.ParameterAttributes {
+			pl[i] = cwmp.SetParameterAttribute{Name: pa.Name, AccessListChange: pa.AccessList != nil, AccessList: pa.AccessList}
+			if pa.Notification != nil {
+				pl[i].NotificationChange, pl[i].Notification = true, *pa.Notification
+			}
+		}
+		return &cwmp.SetParameterAttributes{ParameterList: pl}, nil
+	case fleet.TaskAddObject:
+		return &cwmp.AddObject{ObjectName: t.ObjectName, ParameterKey: key(&t.ParameterKey, t)}, nil
+	case fleet.TaskDeleteObject:
+		return &cwmp.DeleteObject{ObjectName: t.ObjectName, ParameterKey: key(&t.ParameterKey, t)}, nil
+	case fleet.TaskReboot:
+		return &cwmp.Reboot{CommandKey: key(&t.CommandKey, t)}, nil
+	case fleet.TaskFactoryReset:
+		return &cwmp.FactoryReset{}, nil
+	case fleet.TaskDownload:
+		d := &cwmp.Download{FileType: t.FileType, URL: t.URL, Username: t.Username, Password: t.Password,
+			FileSize: t.FileSize, TargetFileName: t.TargetFileName, DelaySeconds: t.DelaySeconds}
+		if t.FileName != "" {
+			meta, err := w.c.FileMeta(t.FileName)
+			if err != nil {
+				return nil, &fleet.TaskFault{Code: FaultCodeFileNotFound, Message: fmt.Sprintf("file %q is not in the edge's file store", t.FileName)}
+			}
+			if d.URL == "" {
+				if w.meta.FilesBaseURL == "" {
+					return nil, &fleet.TaskFault{Code: FaultCodeNoURL, Message: "the edge has no files URL to point the CPE at"}
+				}
+				d.URL = w.meta.FilesBaseURL + url.PathEscape(t.FileName)
+			}
+			if meta.Size <= math.MaxUint32 {
+				d.FileSize = uint32(meta.Size)
+			}
+			if d.FileType == "" {
+				d.FileType = meta.FileType
+			}
+		}
+		d.CommandKey = key(&t.CommandKey, t)
+		return d, nil
+	case fleet.TaskUpload:
+		if t.URL == "" {
+			return nil, &fleet.TaskFault{Code: FaultCodeNoURL, Message: "upload needs a url"}
+		}
+		return &cwmp.Upload{CommandKey: key(&t.CommandKey, t), FileType: t.FileType, URL: t.URL,
+			Username: t.Username, Password: t.Password, DelaySeconds: t.DelaySeconds}, nil
+	case fleet.TaskRefreshObject:
+		return &cwmp.GetParameterNames{ParameterPath: t.ObjectName, NextLevel: false}, nil
+	case fleet.TaskScheduleInform:
+		return &cwmp.ScheduleInform{DelaySeconds: t.DelaySeconds, CommandKey: key(&t.CommandKey, t)}, nil
+	case fleet.TaskGetRPCMethods:
+		return &cwmp.GetRPCMethods{}, nil
+	}
+	return nil, &fleet.TaskFault{Code: "unsupported_task", Message: fmt.Sprintf("task kind %q is not supported", t.Name)}
+}
+
+// Answer records the CPE's answer to the RPC Next returned last. A CWMP
+// fault ends that task as fault; a response of the wrong kind ends it as
+// invalid_response; either way the session moves on to the next task.
+func (w *SessionWork) Answer(a *cwmp.Answer) {
+	run := w.cur
+	if run == nil || a == nil || w.ended {
+		return
+	}
+	t := run.t
+	if f, ok := a.Response.(*cwmp.Fault); ok {
+		w.cur = nil
+		tf := &fleet.TaskFault{Code: strconv.FormatUint(uint64(f.Code), 10), Message: f.String}
+		if len(f.SetParameterValuesFaults) > 0 {
+			tf.Detail = make(map[string]string, len(f.SetParameterValuesFaults))
+			for _, pf := range f.SetParameterValuesFaults {
+				tf.Detail[pf.ParameterName] = strconv.FormatUint(uint64(pf.FaultCode), 10) + " " + pf.FaultString
+			}
+		}
+		w.finish(t, fleet.StatusFault, t.Result, tf)
+		return
+	}
+	if a.Mismatch || a.Response == nil || a.Response.Method() != run.req.Method()+"Response" {
+		w.cur = nil
+		got := "nothing"
+		if a.Response != nil {
+			got = a.Response.Method()
+		}
+		w.finish(t, fleet.StatusFault, t.Result, &fleet.TaskFault{Code: FaultCodeInvalidResponse,
+			Message: fmt.Sprintf("expected %sResponse, got %s", run.req.Method(), got)})
+		return
+	}
+	res := t.Result
+	if res == nil {
+		res = &fleet.TaskResult{}
+	}
+	switch r := a.Response.(type) {
+	case *cwmp.GetParameterValuesResponse:
+		for _, pv := range r.ParameterList {
+			w.ops = append(w.ops, paramOp{path: pv.Name, setValue: true, value: pv.Value, typ: pv.Type})
+		}
+		if t.Name == fleet.TaskRefreshObject {
+			if len(run.leaves) > 0 {
+				t.Result = res
+				return // Next sends the next batch
+			}
+		} else {
+			for _, pv := range r.ParameterList {
+				res.ParameterValues = append(res.ParameterValues, fleet.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type})
+			}
+		}
+	case *cwmp.SetParameterValuesResponse:
+		for _, pv := range t.ParameterValues {
+			w.ops = append(w.ops, paramOp{path: pv.Name, setValue: true, value: pv.Value, typ: pv.Type})
+		}
+		res.Status = r.Status
+	case *cwmp.GetParameterNamesResponse:
+		keep := make(map[string]bool, len(r.ParameterList))
+		var leaves []string
+		for _, pi := range r.ParameterList {
+			obj := strings.HasSuffix(pi.Name, ".")
+			w.ops = append(w.ops, paramOp{path: pi.Name, setWritable: true, writable: pi.Writable, object: obj})
+			keep[pi.Name] = true
+			if !obj {
+				leaves = append(leaves, pi.Name)
+			}
+		}
+		if t.Name == fleet.TaskRefreshObject {
+			// Nodes the CPE no longer lists under the object are gone
+			// (deleted instances): drop them so the cache stays true.
+			if t.ObjectName == "" || strings.HasSuffix(t.ObjectName, ".") {
+				w.ops = append(w.ops, paramOp{path: t.ObjectName, prune: true, keep: keep})
+			}
+			run.leaves = leaves
+			t.Result = res
+			if len(leaves) > 0 {
+				return
+			}
+		} else {
+			for _, pi := range r.ParameterList {
+				res.ParameterNames = append(res.ParameterNames, fleet.ParameterInfo{Name: pi.Name, Writable: pi.Writable})
+			}
+		}
+	case *cwmp.GetParameterAttributesResponse:
+		for _, pa := range r.ParameterList {
+			n := pa.Notification
+			w.ops = append(w.ops, paramOp{path: pa.Name, setAttr: true, notify: n, access: pa.AccessList})
+			res.ParameterAttributes = append(res.ParameterAttributes, fleet.ParameterAttribute{Name: pa.Name, Notification: &n, AccessList: pa.AccessList})
+		}
+	case *cwmp.SetParameterAttributesResponse:
+		for _, pa := range t.ParameterAttributes {
+			if pa.Notification != nil {
+				w.ops = append(w.ops, paramOp{path: pa.Name, setAttr: true, notify: *pa.Notification, access: pa.AccessList})
+			}
+		}
+	case *cwmp.AddObjectResponse:
+		inst := t.ObjectName + strconv.FormatUint(uint64(r.InstanceNumber), 10) + "."
+		w.ops = append(w.ops, paramOp{path: inst, object: true})
+		res.InstanceNumber, res.Status = r.InstanceNumber, r.Status
+	case *cwmp.DeleteObjectResponse:
+		w.ops = append(w.ops, paramOp{path: t.ObjectName, del: true})
+		res.Status = r.Status
+	case *cwmp.RebootResponse, *cwmp.FactoryResetResponse:
+		// The CPE acts after the session ends; nothing may follow.
+		w.stop = true
+	case *cwmp.DownloadResponse:
+		res.Status, res.StartTime, res.CompleteTime = r.Status, r.StartTime, r.CompleteTime
+		if r.Status == 1 {
+			w.cur = nil
+			t.Result = res
+			w.touch(t) // stays running until TransferComplete
+			return
+		}
+	case *cwmp.UploadResponse:
+		res.Status, res.StartTime, res.CompleteTime = r.Status, r.StartTime, r.CompleteTime
+		if r.Status == 1 {
+			w.cur = nil
+			t.Result = res
+			w.touch(t)
+			return
+		}
+	case *cwmp.GetRPCMethodsResponse:
+		res.MethodList = r.MethodList
+	}
+	w.cur = nil
+	w.finish(t, fleet.StatusDone, res, nil)
+}
+
+func (w *SessionWork) touch(t *fleet.Task) {
+	if _, ok := w.changed[t.ID]; !ok {
+		w.order = append(w.order, t.ID)
+	}
+	w.changed[t.ID] = t
+}
+
+func (w *SessionWork) finish(t *fleet.Task, st fleet.TaskStatus, res *fleet.TaskResult, f *fleet.TaskFault) {
+	t.Status, t.Result, t.Fault, t.Updated = st, res, f, w.meta.Now.UTC()
+	w.touch(t)
+}
+
+// requeue returns a sent but unanswered task to pending; its CommandKey
+// and ParameterKey stay, so the resend is recognizably the same request.
+func (w *SessionWork) requeue(t *fleet.Task) {
+	t.Status = fleet.StatusPending
+	w.touch(t)
+}
+
+// End commits the session's task results and tree changes in one
+// transaction. completed=false (session dropped, timed out) leaves the task
+// in flight pending for the next session with the same CommandKey. Calling
+// End again does nothing.
+func (w *SessionWork) End(completed bool) error {
+	if w.ended {
+		return nil
+	}
+	w.ended = true
+	defer w.c.release(w.claimed)
+	if w.cur != nil {
+		w.requeue(w.cur.t)
+		w.cur = nil
+	}
+	if len(w.changed) == 0 && len(w.ops) == 0 {
+		return nil
+	}
+	id := w.dev.ID
+	now := w.meta.Now.UTC()
+	var (
+		staged int
+		final  []string
+	)
+	err := w.c.update(func(txn *badger.Txn) error {
+		staged, final = 0, final[:0]
+		for _, tid := range w.order {
+			t := w.changed[tid]
+			// Deleted through the API while the session ran: keep it deleted.
+			if _, err := txn.Get([]byte(pTask + tid)); errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if t.Status.Final() {
+				n, err := w.c.stageFinal(txn, t)
+				if err != nil {
+					return fmt.Errorf("task %s: %w", tid, err)
+				}
+				staged += n
+				final = append(final, tid)
+				continue
+			}
+			if err := setRecord(txn, pTask+tid, t); err != nil {
+				return fmt.Errorf("task %s: %w", tid, err)
+			}
+		}
+		delta := &fleet.DeviceDelta{Device: id, Edge: w.c.opts.EdgeID}
+		for _, op := range w.ops {
+			if err := applyOp(txn, id, op, now, delta); err != nil {
+				return fmt.Errorf("parameter %s: %w", op.path, err)
+			}
+		}
+		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
+			n, err := w.c.appendOutbox(txn, delta)
+			if err != nil {
+				return fmt.Errorf("outbox: %w", err)
+			}
+			staged += n
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("end session of %s (completed=%v): %w", id, completed, err)
+	}
+	w.c.outboxLen.Add(int64(staged))
+	for _, tid := range final {
+		w.c.notify(tid)
+	}
+	return nil
+}
+
+func applyOp(txn *badger.Txn, id string, op paramOp, now time.Time, delta *fleet.DeviceDelta) error {
+	base := pParam + id + "/"
+	switch {
+	case op.del:
+		var keys []string
+		var err error
+		if strings.HasSuffix(op.path, ".") {
+			keys, err = deletePrefix(txn, base+op.path)
+		} else {
+			keys, err = []string{base + op.path}, txn.Delete([]byte(base+op.path))
+		}
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			delta.Removed = append(delta.Removed, op.path)
+		}
+		return nil
+	case op.prune:
+		for _, k := range keysWithPrefix(txn, base+op.path) {
+			name := k[len(base):]
+			if op.keep[name] {
+				continue
+			}
+			if err := txn.Delete([]byte(k)); err != nil {
+				return err
+			}
+			delta.Removed = append(delta.Removed, name)
+		}
+		return nil
+	}
+	key := base + op.path
+	var rec paramRec
+	if err := getCBOR(txn, key, &rec); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if op.object || strings.HasSuffix(op.path, ".") {
+		rec.Flags |= flagObject
+	}
+	if op.setWritable {
+		rec.Flags |= flagWritableKnown
+		if op.writable {
+			rec.Flags |= flagWritable
+		} else {
+			rec.Flags &^= flagWritable
+		}
+	}
+	if op.setAttr {
+		rec.Flags |= flagAttrKnown
+		rec.Notify = int8(op.notify)
+		if op.access != nil {
+			rec.AccessList = slices.Clone(op.access)
+		}
+	}
+	if op.setValue {
+		rec.Value, rec.Type, rec.Timestamp = op.value, op.typ, now.UnixNano()
+		delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: op.path, Value: op.value, Type: op.typ})
+	} else if rec.Timestamp == 0 {
+		rec.Timestamp = now.UnixNano()
+	}
+	return setCBOR(txn, key, &rec)
+}
