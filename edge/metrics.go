@@ -1,0 +1,93 @@
+package edge
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the edge's Prometheus instrumentation. It owns its own
+// Registry rather than the global one so that several nodes can live in one
+// process (tests, the dev command) without colliding.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	// Sessions counts finished CWMP sessions by outcome: "completed",
+	// "timeout", "replaced", "dropped" (shutdown), "error".
+	Sessions *prometheus.CounterVec
+	// SessionDuration observes the wall time from Inform to the 204.
+	SessionDuration prometheus.Histogram
+	// Tasks counts finished tasks by outcome ("done", "fault", ...).
+	Tasks *prometheus.CounterVec
+	// ConnectionRequests counts connection requests by transport
+	// ("http", "udp") and outcome ("ok", "error", "rate_limited", "offline").
+	ConnectionRequests *prometheus.CounterVec
+	// AuthFailures counts refused CPE credentials by reason.
+	AuthFailures *prometheus.CounterVec
+	// OpenSessions is the number of sessions in the session table.
+	OpenSessions prometheus.Gauge
+	// HTTPErrors counts CWMP requests refused with an HTTP error, by status.
+	HTTPErrors *prometheus.CounterVec
+	// STUNRequests counts Binding Requests answered by the STUN server.
+	STUNRequests prometheus.Counter
+}
+
+// NewMetrics builds the edge metrics on a fresh registry. outbox, when not
+// nil, is sampled at scrape time for the outbox length gauge so the cache
+// need not push updates.
+func NewMetrics(outbox func() float64) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.Sessions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "sessions_total",
+		Help: "CWMP sessions finished, by outcome.",
+	}, []string{"outcome"})
+	m.SessionDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "session_duration_seconds",
+		Help:    "Duration of completed CWMP sessions, Inform to end.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	m.Tasks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "tasks_total",
+		Help: "Tasks finished, by outcome.",
+	}, []string{"outcome"})
+	m.ConnectionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "connection_requests_total",
+		Help: "Connection requests sent to CPEs, by transport and outcome.",
+	}, []string{"transport", "outcome"})
+	m.AuthFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "auth_failures_total",
+		Help: "CPE authentication failures, by reason.",
+	}, []string{"reason"})
+	m.OpenSessions = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "open_sessions",
+		Help: "CWMP sessions currently open.",
+	})
+	m.HTTPErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "cwmp_http_errors_total",
+		Help: "CWMP requests answered with an HTTP error, by status code.",
+	}, []string{"code"})
+	m.STUNRequests = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "stun_requests_total",
+		Help: "STUN Binding Requests answered.",
+	})
+	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.Tasks, m.ConnectionRequests,
+		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if outbox != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "edgeacs", Subsystem: "edge", Name: "outbox_length",
+			Help: "Records waiting in the outbox for the core.",
+		}, outbox))
+	}
+	return m
+}
+
+// Registry is the registry the metrics live in, for callers that add their own.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}

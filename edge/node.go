@@ -1,0 +1,469 @@
+package edge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// ErrConfig wraps every configuration error found by Config.Validate.
+var ErrConfig = errors.New("edge: bad configuration")
+
+// Config configures an edge node. The zero value plus ID and DataDir, after
+// SetDefaults, is a working development node.
+type Config struct {
+	// ID names the edge (in logs, metrics, and towards the core later).
+	ID string `yaml:"id"`
+	// DataDir holds the Badger cache and the file store.
+	DataDir string `yaml:"data"`
+	// CWMPAddr is where CPEs connect (HTTP, or HTTPS with TLSCert/TLSKey).
+	CWMPAddr string `yaml:"cwmp_addr"`
+	// APIAddr serves the local JSON API, /metrics and health checks.
+	APIAddr string `yaml:"api_addr"`
+	// STUNAddr, when set, runs the STUN server for TR-111 on this UDP address.
+	STUNAddr string `yaml:"stun_addr"`
+	// TLSCert and TLSKey, both set, make the CWMP listener HTTPS.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+
+	// CPEAuth is none, basic or digest (default).
+	CPEAuth string `yaml:"cpe_auth"`
+	// AllowBasicOverHTTP permits basic auth without TLS (testing only).
+	AllowBasicOverHTTP bool `yaml:"allow_basic_over_http"`
+	// Username and Password are the shared CPE→ACS credentials, used for
+	// devices without per-device ones in the cache.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Realm is the HTTP auth realm (default "edgeacs").
+	Realm string `yaml:"realm"`
+	// AuthFailuresPerMinute is how many failed authentications one source
+	// address may make per minute before a cool-down (default 10).
+	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
+	// FilesAuth requires the CPE credentials for /files/ downloads.
+	FilesAuth bool `yaml:"files_auth"`
+
+	// MaxBodyBytes bounds a CWMP request body, after decompression (default 4 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// SessionTimeout ends a session idle this long (default 30 s); the
+	// CPE's cwmp:SessionTimeout header overrides it per session.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// MaxConcurrentSessions refuses new sessions with 503 beyond this
+	// number (0 = unlimited; default 100000).
+	MaxConcurrentSessions int `yaml:"max_concurrent_sessions"`
+	// HoldRequests asks CPEs not to send requests of their own.
+	HoldRequests bool `yaml:"hold_requests"`
+	// FilesBaseURL is the URL prefix put in Download requests; empty means
+	// this listener as the CPE reached it ("http://<Host>/files/").
+	FilesBaseURL string `yaml:"files_base_url"`
+
+	// CRTimeout bounds one connection-request attempt (default 2 s).
+	CRTimeout time.Duration `yaml:"cr_timeout"`
+	// CRRetries is how many times a failed connection request is retried (default 2).
+	CRRetries int `yaml:"cr_retries"`
+	// CRMinInterval is the least time between two connection requests to
+	// one device (default 1 s); requests in between are coalesced.
+	CRMinInterval time.Duration `yaml:"cr_min_interval"`
+
+	// ShutdownTimeout bounds how long in-flight sessions may take to
+	// finish on shutdown (default 10 s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// SyncWrites makes every cache commit fsync. Without it a killed
+	// process loses nothing (writes reach the OS before the CPE is
+	// answered); with it a power loss loses nothing either, at the cost of
+	// an fsync per session.
+	SyncWrites bool `yaml:"sync_writes"`
+	// Standalone runs without a core. The only supported mode for now.
+	Standalone bool `yaml:"standalone"`
+}
+
+// Defaults.
+const (
+	DefaultCWMPAddr       = "0.0.0.0:7547"
+	DefaultAPIAddr        = "127.0.0.1:7557"
+	DefaultRealm          = "edgeacs"
+	DefaultMaxBodyBytes   = 4 << 20
+	DefaultSessionTimeout = 30 * time.Second
+	DefaultMaxSessions    = 100000
+)
+
+// SetDefaults fills the zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	if c.CWMPAddr == "" {
+		c.CWMPAddr = DefaultCWMPAddr
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	if c.CPEAuth == "" {
+		c.CPEAuth = AuthDigest
+	}
+	if c.Realm == "" {
+		c.Realm = DefaultRealm
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.MaxConcurrentSessions == 0 {
+		c.MaxConcurrentSessions = DefaultMaxSessions
+	}
+	if c.AuthFailuresPerMinute == 0 {
+		c.AuthFailuresPerMinute = defaultFailures
+	}
+	if c.CRTimeout == 0 {
+		c.CRTimeout = 2 * time.Second
+	}
+	if c.CRRetries == 0 {
+		c.CRRetries = 2
+	}
+	if c.CRMinInterval == 0 {
+		c.CRMinInterval = time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+// TLS reports whether the CWMP listener serves HTTPS.
+func (c *Config) TLS() bool { return c.TLSCert != "" && c.TLSKey != "" }
+
+// Validate checks the configuration; errors wrap ErrConfig.
+func (c *Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.ID == "" {
+		return bad("edge id is required (--id)")
+	}
+	if c.DataDir == "" {
+		return bad("data directory is required (--data)")
+	}
+	for name, addr := range map[string]string{"cwmp address": c.CWMPAddr, "api address": c.APIAddr, "stun address": c.STUNAddr} {
+		if addr == "" && name == "stun address" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad("%s %q: want HOST:PORT", name, addr)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return bad("--tls-cert and --tls-key go together")
+	}
+	switch c.CPEAuth {
+	case AuthNone:
+	case AuthBasic:
+		if !c.TLS() && !c.AllowBasicOverHTTP {
+			return bad("basic CPE auth over plain HTTP sends passwords in the clear; use TLS or --allow-basic-over-http")
+		}
+		if c.Username == "" {
+			return bad("basic CPE auth needs --username and --password")
+		}
+	case AuthDigest:
+		if c.Username == "" {
+			return bad("digest CPE auth needs --username and --password (or --cpe-auth none for development)")
+		}
+	default:
+		return bad("cpe auth %q: want none, basic or digest", c.CPEAuth)
+	}
+	if c.MaxBodyBytes < 4<<10 {
+		return bad("max body bytes %d is below 4 KiB", c.MaxBodyBytes)
+	}
+	if c.SessionTimeout < time.Second {
+		return bad("session timeout %s is below 1s", c.SessionTimeout)
+	}
+	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 {
+		return bad("negative limits")
+	}
+	if !c.Standalone {
+		return bad("core sync is not implemented yet; run with --standalone")
+	}
+	return nil
+}
+
+// Uplink is the link to the core. It is nil in standalone mode; the sync
+// client will implement it, draining the cache's outbox while Run lasts.
+type Uplink interface {
+	Run(ctx context.Context) error
+}
+
+// Addrs are the addresses a running node is bound to.
+type Addrs struct {
+	CWMP, API, STUN string
+}
+
+// Node is one edge: the CWMP server, the local API, the STUN server, the
+// device cache and its maintenance, wired together.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	cache   *Cache
+	files   *FileStore
+	metrics *Metrics
+	server  *Server
+	reach   *Reacher
+	api     http.Handler
+	uplink  Uplink
+
+	ready   chan struct{}
+	mu      sync.Mutex
+	addrs   Addrs
+	started bool
+}
+
+// New opens the node's cache and file store and builds its servers. Run
+// serves them; Run also closes the cache when it returns.
+func New(cfg Config, logger *slog.Logger) (*Node, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("edge", cfg.ID)
+	if cfg.CPEAuth == AuthNone {
+		logger.Warn("CPE AUTHENTICATION IS OFF (--cpe-auth none): any client can pose as any device; development only")
+	}
+	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
+		SyncWrites: cfg.SyncWrites,
+		Logger:     logger,
+		EdgeID:     cfg.ID,
+		// No core link yet: an outbox nobody drains would grow without bound.
+		DisableOutbox: cfg.Standalone,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open edge cache in %s: %w", cfg.DataDir, err)
+	}
+	files, err := OpenFileStore(filepath.Join(cfg.DataDir, "files"), cache)
+	if err != nil {
+		cache.Close()
+		return nil, fmt.Errorf("open file store in %s: %w", cfg.DataDir, err)
+	}
+	n := &Node{cfg: cfg, log: logger, cache: cache, files: files, ready: make(chan struct{})}
+	n.metrics = NewMetrics(func() float64 { return float64(cache.OutboxLen()) })
+	n.server = newServer(cfg, cache, files, n.metrics, logger)
+	n.reach = NewReacher(ReacherConfig{
+		Cache:       cache,
+		Timeout:     cfg.CRTimeout,
+		Retries:     cfg.CRRetries,
+		MinInterval: cfg.CRMinInterval,
+		Metrics:     n.metrics,
+		Logger:      logger,
+	})
+	n.api = NewAPI(APIConfig{
+		Cache:   cache,
+		Files:   files,
+		CR:      n.reach,
+		Metrics: n.metrics.Handler(),
+		Ready:   n.readyErr,
+		Logger:  logger,
+	})
+	return n, nil
+}
+
+// SetUplink attaches the core link; call before Run.
+func (n *Node) SetUplink(u Uplink) { n.uplink = u }
+
+// Cache is the node's device cache.
+func (n *Node) Cache() *Cache { return n.cache }
+
+// Files is the node's file store.
+func (n *Node) Files() *FileStore { return n.files }
+
+// Reacher sends connection requests to this node's devices.
+func (n *Node) Reacher() *Reacher { return n.reach }
+
+// Metrics is the node's instrumentation.
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// Server is the node's CWMP handler.
+func (n *Node) Server() *Server { return n.server }
+
+// Ready is closed once every listener is bound.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Addrs reports the bound addresses (useful with port 0); valid after Ready.
+func (n *Node) Addrs() Addrs {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.addrs
+}
+
+func (n *Node) readyErr() error {
+	select {
+	case <-n.ready:
+		return nil
+	default:
+		return errors.New("edge is starting")
+	}
+}
+
+// Run serves until ctx is cancelled, then shuts down gracefully: new
+// sessions are refused, in-flight ones get ShutdownTimeout to finish, the
+// rest are ended as dropped (their tasks stay pending), then the API, the
+// STUN server and the GC stop, and the cache is closed last. Run may be
+// called once.
+func (n *Node) Run(ctx context.Context) (err error) {
+	n.mu.Lock()
+	if n.started {
+		n.mu.Unlock()
+		return errors.New("edge: Run called twice")
+	}
+	n.started = true
+	n.mu.Unlock()
+	defer func() {
+		if cerr := n.cache.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close edge cache: %w", cerr)
+		}
+	}()
+
+	cwmpLn, err := net.Listen("tcp", n.cfg.CWMPAddr)
+	if err != nil {
+		return fmt.Errorf("listen for CWMP on %s: %w", n.cfg.CWMPAddr, err)
+	}
+	apiLn, err := net.Listen("tcp", n.cfg.APIAddr)
+	if err != nil {
+		cwmpLn.Close()
+		return fmt.Errorf("listen for API on %s: %w", n.cfg.APIAddr, err)
+	}
+	var stunSrv *STUNServer
+	if n.cfg.STUNAddr != "" {
+		pc, err := net.ListenPacket("udp", n.cfg.STUNAddr)
+		if err != nil {
+			cwmpLn.Close()
+			apiLn.Close()
+			return fmt.Errorf("listen for STUN on %s: %w", n.cfg.STUNAddr, err)
+		}
+		stunSrv = NewSTUNServer(pc, n.metrics, n.log)
+		n.reach.SetSTUN(stunSrv)
+	}
+	if n.cfg.TLS() {
+		cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
+		if err != nil {
+			cwmpLn.Close()
+			apiLn.Close()
+			if stunSrv != nil {
+				stunSrv.Close()
+			}
+			return fmt.Errorf("load CWMP TLS certificate: %w", err)
+		}
+		cwmpLn = tls.NewListener(cwmpLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+	}
+	n.mu.Lock()
+	n.addrs = Addrs{CWMP: cwmpLn.Addr().String(), API: apiLn.Addr().String()}
+	if stunSrv != nil {
+		n.addrs.STUN = stunSrv.Addr().String()
+	}
+	n.mu.Unlock()
+
+	errLog := slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)
+	cwmpSrv := &http.Server{
+		Handler:           n.server,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+	}
+	apiSrv := &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 3)
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("serve %s: %w", name, err)
+		}
+	}
+	wg.Add(2)
+	go serve("CWMP", cwmpSrv, cwmpLn)
+	go serve("API", apiSrv, apiLn)
+	var stunWG sync.WaitGroup
+	if stunSrv != nil {
+		stunWG.Add(1)
+		go func() {
+			defer stunWG.Done()
+			if err := stunSrv.Serve(bg); err != nil {
+				serveErr <- fmt.Errorf("serve STUN: %w", err)
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); n.cache.RunGC(bg) }()
+	go func() { defer wg.Done(); n.janitor(bg) }()
+	var upErr chan error
+	if n.uplink != nil {
+		upErr = make(chan error, 1)
+		wg.Add(1)
+		go func() { defer wg.Done(); upErr <- n.uplink.Run(bg) }()
+	}
+	close(n.ready)
+	n.log.Info("edge serving", "cwmp", n.addrs.CWMP, "api", n.addrs.API, "stun", n.addrs.STUN, "tls", n.cfg.TLS(), "cpe_auth", n.cfg.CPEAuth)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+		n.log.Error("edge server failed; shutting down", "err", runErr)
+	case runErr = <-upErr:
+		n.log.Error("uplink failed; shutting down", "err", runErr)
+	}
+
+	// Graceful shutdown: stop new sessions, let open ones finish.
+	n.server.draining.Store(true)
+	deadline := time.Now().Add(n.cfg.ShutdownTimeout)
+	for n.server.OpenSessions() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	if err := cwmpSrv.Shutdown(sctx); err != nil {
+		cwmpSrv.Close()
+	}
+	cancel()
+	n.server.abandonAll()
+	sctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	if err := apiSrv.Shutdown(sctx); err != nil {
+		apiSrv.Close()
+	}
+	cancel()
+	stopBG()
+	if stunSrv != nil {
+		stunSrv.Close()
+		stunWG.Wait()
+	}
+	wg.Wait()
+	n.log.Info("edge stopped")
+	return runErr
+}
+
+// janitor ends idle sessions until ctx is done.
+func (n *Node) janitor(ctx context.Context) {
+	period := n.cfg.SessionTimeout / 4
+	if period > time.Second {
+		period = time.Second
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if k := n.server.expire(now); k > 0 {
+				n.log.Debug("ended idle sessions", "count", k)
+			}
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+)
+
+// Connection-request errors callers branch on.
+var (
+	// ErrRateLimited means the device was asked too recently and ctx ended
+	// before the next request was allowed.
+	ErrRateLimited = errors.New("edge: connection request rate limited")
+	// ErrNoCRAddress means the device reported neither a
+	// ConnectionRequestURL nor a usable UDP connection-request address.
+	ErrNoCRAddress = errors.New("edge: device has no connection request address")
+)
+
+// ReacherConfig configures a Reacher.
+type ReacherConfig struct {
+	Cache *Cache
+	// Client carries HTTP connection requests; nil means a default client.
+	Client *http.Client
+	// Timeout bounds one HTTP attempt; Retries is the number of extra
+	// attempts after a failure that may be transient (device offline).
+	Timeout time.Duration
+	Retries int
+	// MinInterval is the least time between two requests to one device.
+	MinInterval time.Duration
+	Metrics     *Metrics
+	Logger      *slog.Logger
+}
+
+// Reacher sends connection requests (TR-069 §3.2.2 over HTTP, TR-111 over
+// UDP) to the devices in the cache. It implements ConnectionRequester.
+type Reacher struct {
+	cfg  ReacherConfig
+	stun atomic.Pointer[STUNServer]
+
+	mu      sync.Mutex
+	devices map[string]*crState
+}
+
+// crState coalesces the connection requests of one device: callers that
+// arrive while one is in flight share its result, and a new one is not sent
+// before MinInterval has passed since the last.
+type crState struct {
+	last     time.Time
+	inflight chan struct{} // closed when the current request finishes
+	err      error         // result of the current/last request
+}
+
+// NewReacher returns a Reacher; ReacherConfig zero values get defaults.
+func NewReacher(cfg ReacherConfig) *Reacher {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = cwmp.DefaultCRTimeout
+	}
+	if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Transport: &http.Transport{
+			Proxy:               nil,
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     30 * time.Second,
+			DisableKeepAlives:   true, // one request per CPE, then the CPE dials us
+		}}
+	}
+	return &Reacher{cfg: cfg, devices: make(map[string]*crState)}
+}
+
+// SetSTUN makes UDP connection requests leave from the STUN server's
+// socket, the source address the CPE's NAT binding was created towards.
+func (r *Reacher) SetSTUN(s *STUNServer) { r.stun.Store(s) }
+
+// ConnectionRequest asks a device to open a session now. Concurrent calls
+// for one device share one request; calls less than MinInterval after the
+// last request wait for the interval (ErrRateLimited if ctx ends first).
+func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error {
+	for {
+		r.mu.Lock()
+		st := r.devices[deviceID]
+		if st == nil {
+			st = &crState{}
+			r.devices[deviceID] = st
+			r.sweepLocked()
+		}
+		if ch := st.inflight; ch != nil {
+			r.mu.Unlock()
+			select {
+			case <-ch:
+				r.mu.Lock()
+				err := st.err
+				r.mu.Unlock()
+				return err
+			case <-ctx.Done():
+				return fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
+			}
+		}
+		if wait := r.cfg.MinInterval - time.Since(st.last); !st.last.IsZero() && wait > 0 {
+			r.mu.Unlock()
+			if r.cfg.Metrics != nil {
+				r.cfg.Metrics.ConnectionRequests.WithLabelValues("any", "rate_limited").Inc()
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("connection request to %s: %w", deviceID, ErrRateLimited)
+			}
+		}
+		ch := make(chan struct{})
+		st.inflight = ch
+		st.last = time.Now()
+		r.mu.Unlock()
+
+		err := r.send(ctx, deviceID)
+
+		r.mu.Lock()
+		st.err = err
+		st.inflight = nil
+		st.last = time.Now()
+		r.mu.Unlock()
+		close(ch)
+		return err
+	}
+}
+
+// sweepLocked forgets devices whose last request is long past, so the map
+// stays the size of the recently reached set.
+func (r *Reacher) sweepLocked() {
+	if len(r.devices) < 4096 || len(r.devices)%1024 != 0 {
+		return
+	}
+	cutoff := time.Now().Add(-r.cfg.MinInterval - time.Minute)
+	for id, st := range r.devices {
+		if st.inflight == nil && st.last.Before(cutoff) {
+			delete(r.devices, id)
+		}
+	}
+}
+
+// send tries UDP (when the device advertises it behind STUN) and HTTP at
+// the same time; the first success wins.
+func (r *Reacher) send(ctx context.Context, deviceID string) error {
+	d, err := r.cfg.Cache.Device(deviceID)
+	if err != nil {
+		return fmt.Errorf("connection request to %s: %w", deviceID, err)
+	}
+	useUDP := d.UDPConnectionRequestAddress != "" && d.STUNEnable
+	useHTTP := d.ConnectionRequestURL != ""
+	if !useUDP && !useHTTP {
+		return fmt.Errorf("connection request to %s: %w", deviceID, ErrNoCRAddress)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// UDP cannot tell whether the CPE heard it, so HTTP decides when both
+	// run: its success ends the call at once (UDP has sent its first copy
+	// by then), its failure falls back to UDP's "sent".
+	var udpDone chan error
+	if useUDP {
+		udpDone = make(chan error, 1)
+		go func() { udpDone <- r.sendUDP(ctx, d) }()
+	}
+	if !useHTTP {
+		if err := <-udpDone; err != nil {
+			return fmt.Errorf("connection request to %s: %w", deviceID, err)
+		}
+		return nil
+	}
+	herr := r.sendHTTP(ctx, d)
+	if herr == nil {
+		if udpDone != nil {
+			cancel()
+			<-udpDone
+		}
+		return nil
+	}
+	if udpDone != nil {
+		if uerr := <-udpDone; uerr == nil {
+			return nil
+		} else {
+			herr = errors.Join(herr, uerr)
+		}
+	}
+	return fmt.Errorf("connection request to %s: %w", deviceID, herr)
+}
+
+func (r *Reacher) sendHTTP(ctx context.Context, d *Device) error {
+	var err error
+	for attempt := 0; attempt <= r.cfg.Retries; attempt++ {
+		if attempt > 0 {
+			t := time.NewTimer(time.Duration(attempt) * 200 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("http: %w", ctx.Err())
+			}
+		}
+		actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		err = cwmp.HTTPConnectionRequest(actx, r.cfg.Client, d.ConnectionRequestURL, d.CRUsername, d.CRPassword)
+		cancel()
+		if err == nil {
+			r.count("http", "ok")
+			return nil
+		}
+		if !errors.Is(err, cwmp.ErrDeviceOffline) || ctx.Err() != nil {
+			break
+		}
+	}
+	outcome := "error"
+	switch {
+	case errors.Is(err, cwmp.ErrDeviceOffline):
+		outcome = "offline"
+	case errors.Is(err, cwmp.ErrCRAuthFailed):
+		outcome = "auth_failed"
+	case errors.Is(err, context.Canceled):
+		outcome = "canceled"
+	}
+	r.count("http", outcome)
+	return fmt.Errorf("http: %w", err)
+}
+
+func (r *Reacher) sendUDP(ctx context.Context, d *Device) error {
+	var conn net.PacketConn
+	if s := r.stun.Load(); s != nil {
+		conn = s.Conn()
+	}
+	actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	if err := cwmp.SendUDPConnectionRequest(actx, conn, d.UDPConnectionRequestAddress, d.CRUsername, d.CRPassword); err != nil {
+		r.count("udp", "error")
+		return fmt.Errorf("udp: %w", err)
+	}
+	r.count("udp", "sent")
+	return nil
+}
+
+func (r *Reacher) count(transport, outcome string) {
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.ConnectionRequests.WithLabelValues(transport, outcome).Inc()
+	}
+}
