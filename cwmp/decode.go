@@ -287,19 +287,6 @@ func firstChild(e *etree.Element) *etree.Element {
 	return nil
 }
 
-// items calls fn for every child element of a SOAP-ENC array. The item
-// elements' names and the arrayType count are ignored: CPEs get both wrong.
-func items(e *etree.Element, fn func(*etree.Element)) {
-	if e == nil {
-		return
-	}
-	for _, t := range e.Child {
-		if c, ok := t.(*etree.Element); ok {
-			fn(c)
-		}
-	}
-}
-
 // countItems counts the child elements of e, so slices are allocated once.
 func countItems(e *etree.Element) int {
 	if e == nil {
@@ -312,6 +299,26 @@ func countItems(e *etree.Element) int {
 		}
 	}
 	return n
+}
+
+// collect decodes every child element of the SOAP-ENC array a with fn. The
+// item elements' names and the arrayType count are ignored: CPEs get both
+// wrong. The slice
+// is sized from the item count first: besides saving copies, this keeps
+// the memory a hostile envelope can make us allocate proportional to its
+// size (FuzzDecode checks the bound).
+func collect[T any](a *etree.Element, fn func(*etree.Element) T) []T {
+	n := countItems(a)
+	if n == 0 {
+		return nil
+	}
+	out := make([]T, 0, n)
+	for _, t := range a.Child {
+		if c, ok := t.(*etree.Element); ok {
+			out = append(out, fn(c))
+		}
+	}
+	return out
 }
 
 // reader decodes RPC elements into messages. Missing optional elements
@@ -379,24 +386,11 @@ func (r *reader) time(e *etree.Element, name string) time.Time {
 
 // strings reads a string array such as ParameterNames or MethodList.
 func (r *reader) strings(e *etree.Element, name string) []string {
-	a := child(e, name)
-	n := countItems(a)
-	if n == 0 {
-		return nil
-	}
-	out := make([]string, 0, n)
-	items(a, func(it *etree.Element) { out = append(out, strings.TrimSpace(it.Text())) })
-	return out
+	return collect(child(e, name), func(it *etree.Element) string { return strings.TrimSpace(it.Text()) })
 }
 
 func (r *reader) parameterValues(e *etree.Element, name string) []ParameterValue {
-	a := child(e, name)
-	n := countItems(a)
-	if n == 0 {
-		return nil
-	}
-	out := make([]ParameterValue, 0, n)
-	items(a, func(it *etree.Element) {
+	return collect(child(e, name), func(it *etree.Element) ParameterValue {
 		pv := ParameterValue{Name: r.str(it, "Name"), Type: TypeString}
 		if v := child(it, "Value"); v != nil {
 			// The value is kept byte-exact: whitespace can be meaningful
@@ -409,9 +403,8 @@ func (r *reader) parameterValues(e *etree.Element, name string) []ParameterValue
 				}
 			}
 		}
-		out = append(out, pv)
+		return pv
 	})
-	return out
 }
 
 func (r *reader) faultStruct(e *etree.Element) FaultStruct {
@@ -436,7 +429,8 @@ func (r *reader) opResult(it *etree.Element) OpResult {
 // SOAP-ENC array element holding item structs or as the struct element
 // repeated (DUStateChangeComplete Results). An element that directly holds
 // one of the struct's fields is a struct itself; otherwise its children are.
-func structs(e *etree.Element, name string, fields []string, fn func(*etree.Element)) {
+func structs(e *etree.Element, name string, fields []string) []*etree.Element {
+	var out []*etree.Element
 	for _, t := range e.Child {
 		c, ok := t.(*etree.Element)
 		if !ok || c.Tag != name {
@@ -450,11 +444,16 @@ func structs(e *etree.Element, name string, fields []string, fn func(*etree.Elem
 			}
 		}
 		if isStruct {
-			fn(c)
+			out = append(out, c)
 			continue
 		}
-		items(c, fn)
+		for _, t := range c.Child {
+			if it, ok := t.(*etree.Element); ok {
+				out = append(out, it)
+			}
+		}
 	}
+	return out
 }
 
 // opResultFields are OpResultStruct fields that tell a struct from an array.
@@ -486,8 +485,8 @@ func (r *reader) duOperations(e *etree.Element) []DUOperation {
 			}
 		}
 		if !nested {
-			kind, _ := opKind(xsiType(c))
-			ops = append(ops, r.duOperation(c, kind))
+			// No operation type anywhere: keep the fields, leave Kind empty.
+			ops = append(ops, r.duOperation(c, ""))
 		}
 	}
 	return ops
@@ -551,32 +550,28 @@ func (r *reader) message(e *etree.Element, msg Message) {
 		m.ParameterPath = r.str(e, "ParameterPath")
 		m.NextLevel = r.bool(e, "NextLevel")
 	case *GetParameterNamesResponse:
-		a := child(e, "ParameterList")
-		if n := countItems(a); n > 0 {
-			m.ParameterList = make([]ParameterInfo, 0, n)
-		}
-		items(a, func(it *etree.Element) {
-			m.ParameterList = append(m.ParameterList, ParameterInfo{Name: r.str(it, "Name"), Writable: r.bool(it, "Writable")})
+		m.ParameterList = collect(child(e, "ParameterList"), func(it *etree.Element) ParameterInfo {
+			return ParameterInfo{Name: r.str(it, "Name"), Writable: r.bool(it, "Writable")}
 		})
 	case *SetParameterAttributes:
-		items(child(e, "ParameterList"), func(it *etree.Element) {
-			m.ParameterList = append(m.ParameterList, SetParameterAttribute{
+		m.ParameterList = collect(child(e, "ParameterList"), func(it *etree.Element) SetParameterAttribute {
+			return SetParameterAttribute{
 				Name:               r.str(it, "Name"),
 				NotificationChange: r.bool(it, "NotificationChange"),
 				Notification:       r.int(it, "Notification"),
 				AccessListChange:   r.bool(it, "AccessListChange"),
 				AccessList:         r.strings(it, "AccessList"),
-			})
+			}
 		})
 	case *GetParameterAttributes:
 		m.ParameterNames = r.strings(e, "ParameterNames")
 	case *GetParameterAttributesResponse:
-		items(child(e, "ParameterList"), func(it *etree.Element) {
-			m.ParameterList = append(m.ParameterList, ParameterAttribute{
+		m.ParameterList = collect(child(e, "ParameterList"), func(it *etree.Element) ParameterAttribute {
+			return ParameterAttribute{
 				Name:         r.str(it, "Name"),
 				Notification: r.int(it, "Notification"),
 				AccessList:   r.strings(it, "AccessList"),
-			})
+			}
 		})
 	case *AddObject:
 		m.ObjectName = r.str(e, "ObjectName")
@@ -628,34 +623,34 @@ func (r *reader) message(e *etree.Element, msg Message) {
 		m.Password = r.str(e, "Password")
 		m.FileSize = r.uint32(e, "FileSize")
 		m.TargetFileName = r.str(e, "TargetFileName")
-		items(child(e, "TimeWindowList"), func(it *etree.Element) {
-			m.TimeWindowList = append(m.TimeWindowList, TimeWindow{
+		m.TimeWindowList = collect(child(e, "TimeWindowList"), func(it *etree.Element) TimeWindow {
+			return TimeWindow{
 				WindowStart: r.uint32(it, "WindowStart"),
 				WindowEnd:   r.uint32(it, "WindowEnd"),
 				WindowMode:  r.str(it, "WindowMode"),
 				UserMessage: r.str(it, "UserMessage"),
 				MaxRetries:  r.int(it, "MaxRetries"),
-			})
+			}
 		})
 	case *CancelTransfer:
 		m.CommandKey = r.str(e, "CommandKey")
 	case *GetQueuedTransfersResponse:
-		items(child(e, "TransferList"), func(it *etree.Element) {
-			m.TransferList = append(m.TransferList, QueuedTransfer{
+		m.TransferList = collect(child(e, "TransferList"), func(it *etree.Element) QueuedTransfer {
+			return QueuedTransfer{
 				CommandKey: r.str(it, "CommandKey"),
 				State:      r.int(it, "State"),
-			})
+			}
 		})
 	case *GetAllQueuedTransfersResponse:
-		items(child(e, "TransferList"), func(it *etree.Element) {
-			m.TransferList = append(m.TransferList, AllQueuedTransfer{
+		m.TransferList = collect(child(e, "TransferList"), func(it *etree.Element) AllQueuedTransfer {
+			return AllQueuedTransfer{
 				CommandKey:     r.str(it, "CommandKey"),
 				State:          r.int(it, "State"),
 				IsDownload:     r.bool(it, "IsDownload"),
 				FileType:       r.str(it, "FileType"),
 				FileSize:       r.uint32(it, "FileSize"),
 				TargetFileName: r.str(it, "TargetFileName"),
-			})
+			}
 		})
 	case *ChangeDUState:
 		m.Operations = r.duOperations(e)
@@ -665,8 +660,8 @@ func (r *reader) message(e *etree.Element, msg Message) {
 	case *GetOptions:
 		m.OptionName = r.str(e, "OptionName")
 	case *GetOptionsResponse:
-		items(child(e, "OptionList"), func(it *etree.Element) {
-			m.OptionList = append(m.OptionList, Option{
+		m.OptionList = collect(child(e, "OptionList"), func(it *etree.Element) Option {
+			return Option{
 				OptionName:     r.str(it, "OptionName"),
 				VoucherSN:      r.uint32(it, "VoucherSN"),
 				State:          r.uint32(it, "State"),
@@ -674,7 +669,7 @@ func (r *reader) message(e *etree.Element, msg Message) {
 				StartDate:      r.time(it, "StartDate"),
 				ExpirationDate: r.time(it, "ExpirationDate"),
 				IsTransferable: r.int(it, "IsTransferable"),
-			})
+			}
 		})
 	case *Inform:
 		d := child(e, "DeviceId")
@@ -684,8 +679,8 @@ func (r *reader) message(e *etree.Element, msg Message) {
 			ProductClass: r.str(d, "ProductClass"),
 			SerialNumber: r.str(d, "SerialNumber"),
 		}
-		items(child(e, "Event"), func(it *etree.Element) {
-			m.Event = append(m.Event, Event{Code: r.str(it, "EventCode"), CommandKey: r.str(it, "CommandKey")})
+		m.Event = collect(child(e, "Event"), func(it *etree.Element) Event {
+			return Event{Code: r.str(it, "EventCode"), CommandKey: r.str(it, "CommandKey")}
 		})
 		m.MaxEnvelopes = r.uint32(e, "MaxEnvelopes")
 		m.CurrentTime = r.time(e, "CurrentTime")
@@ -710,21 +705,27 @@ func (r *reader) message(e *etree.Element, msg Message) {
 		m.CompleteTime = r.time(e, "CompleteTime")
 	case *RequestDownload:
 		m.FileType = r.str(e, "FileType")
-		items(child(e, "FileTypeArg"), func(it *etree.Element) {
-			m.FileTypeArg = append(m.FileTypeArg, Arg{Name: r.str(it, "Name"), Value: r.str(it, "Value")})
+		m.FileTypeArg = collect(child(e, "FileTypeArg"), func(it *etree.Element) Arg {
+			return Arg{Name: r.str(it, "Name"), Value: r.str(it, "Value")}
 		})
 	case *DUStateChangeComplete:
-		structs(e, "Results", opResultFields, func(it *etree.Element) {
-			m.Results = append(m.Results, r.opResult(it))
-		})
+		if els := structs(e, "Results", opResultFields); len(els) > 0 {
+			m.Results = make([]OpResult, 0, len(els))
+			for _, it := range els {
+				m.Results = append(m.Results, r.opResult(it))
+			}
+		}
 		m.CommandKey = r.str(e, "CommandKey")
 	case *AutonomousDUStateChangeComplete:
-		structs(e, "Results", opResultFields, func(it *etree.Element) {
-			m.Results = append(m.Results, AutonOpResult{
-				OpResult:           r.opResult(it),
-				OperationPerformed: r.str(it, "OperationPerformed"),
-			})
-		})
+		if els := structs(e, "Results", opResultFields); len(els) > 0 {
+			m.Results = make([]AutonOpResult, 0, len(els))
+			for _, it := range els {
+				m.Results = append(m.Results, AutonOpResult{
+					OpResult:           r.opResult(it),
+					OperationPerformed: r.str(it, "OperationPerformed"),
+				})
+			}
+		}
 	case *Kicked:
 		m.Command = r.str(e, "Command")
 		m.Referer = r.str(e, "Referer")

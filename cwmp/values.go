@@ -162,32 +162,47 @@ var timeLayouts = []string{
 // parseTime parses an xsd:dateTime strictly; the result is in UTC and
 // "Unknown Time" is the zero time.Time.
 func parseTime(s string) (time.Time, error) {
-	s = strings.TrimSpace(s)
+	t, ok := parseTimeOK(strings.TrimSpace(s))
+	if !ok {
+		return time.Time{}, fmt.Errorf("parse dateTime %q: %w", clip(s), ErrInvalidValue)
+	}
+	return t, nil
+}
+
+// parseTimeOK is parseTime without building errors, which time.Parse and
+// fmt would allocate for every failed attempt; decoding calls it for every
+// time field, most often with "" or Unknown Time.
+func parseTimeOK(s string) (time.Time, bool) {
+	if s == unknownTime {
+		return time.Time{}, true
+	}
+	// Every accepted layout starts "YYYY-MM-DDThh:mm:ss".
+	if len(s) < 19 || s[4] != '-' || s[10] != 'T' {
+		return time.Time{}, false
+	}
 	for _, layout := range timeLayouts {
 		t, err := time.Parse(layout, s)
-		if err == nil {
-			t = t.UTC()
-			if t.IsZero() {
-				return time.Time{}, nil
-			}
-			// Outside years 1..9999 RFC 3339 cannot write the time back.
-			if y := t.Year(); y < 1 || y > 9999 {
-				break
-			}
-			return t, nil
+		if err != nil {
+			continue
 		}
+		t = t.UTC()
+		if t.IsZero() {
+			return time.Time{}, true
+		}
+		// Outside years 1..9999 RFC 3339 cannot write the time back.
+		if y := t.Year(); y < 1 || y > 9999 {
+			return time.Time{}, false
+		}
+		return t, true
 	}
-	return time.Time{}, fmt.Errorf("parse dateTime %q: %w", clip(s), ErrInvalidValue)
+	return time.Time{}, false
 }
 
 // parseTimeLenient reads an RPC dateTime; CPEs send garbage here often
 // enough (REFERENCE.md §5 item 7) that an unparsable time is read as
 // Unknown Time rather than failing the whole envelope.
 func parseTimeLenient(s string) time.Time {
-	t, err := parseTime(s)
-	if err != nil {
-		return time.Time{}
-	}
+	t, _ := parseTimeOK(s)
 	return t
 }
 
