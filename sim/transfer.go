@@ -3,12 +3,9 @@ package sim
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"path"
 	"regexp"
 	"strings"
@@ -85,11 +82,6 @@ func (d *Device) download(ctx context.Context, r cwmp.Download) (uint32, string,
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		var ne net.Error
-		var ue *url.Error
-		if errors.As(err, &ue) && (errors.As(err, &ne) || strings.Contains(err.Error(), "connect")) {
-			return cwmp.FaultContactFileServer, err.Error(), false
-		}
 		return cwmp.FaultContactFileServer, err.Error(), false
 	}
 	defer resp.Body.Close()

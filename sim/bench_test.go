@@ -1,0 +1,135 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+)
+
+// responder is the plainest CWMP ACS: InformResponse to an Inform, an
+// empty response to a TransferComplete, 204 to anything else.
+func responder() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if len(bytes.TrimSpace(body)) == 0 {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		env, err := cwmp.Decode(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var reply cwmp.Message
+		switch env.Body.(type) {
+		case *cwmp.Inform:
+			http.SetCookie(w, &http.Cookie{Name: "session", Value: "x", Path: "/"})
+			reply = &cwmp.InformResponse{MaxEnvelopes: 1}
+		case *cwmp.TransferComplete:
+			reply = &cwmp.TransferCompleteResponse{}
+		default:
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		out, err := cwmp.Encode(&cwmp.Envelope{Namespace: env.Namespace, ID: env.ID, HasID: true, Body: reply})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+		_, _ = w.Write(out)
+	})
+}
+
+// BenchmarkSessions measures complete sessions (Inform → InformResponse →
+// empty POST → 204) per second, 64 devices informing back to back.
+func BenchmarkSessions(b *testing.B) {
+	for _, pooled := range []bool{false, true} {
+		b.Run("pooled="+strconv.FormatBool(pooled), func(b *testing.B) {
+			srv := httptest.NewServer(responder())
+			defer srv.Close()
+			f, err := New(Config{ACSURL: srv.URL, Count: 64, InformInterval: time.Millisecond, Ramp: -1,
+				PoolConnections: pooled, Logger: quietLogger()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ResetTimer()
+			start := time.Now()
+			if err := f.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for f.Stats().SessionsCompleted < uint64(b.N) {
+				time.Sleep(time.Millisecond)
+			}
+			el := time.Since(start)
+			b.StopTimer()
+			st := f.Stats()
+			b.ReportMetric(float64(st.SessionsCompleted)/el.Seconds(), "sessions/s")
+			b.ReportMetric(float64(st.SessionP99.Microseconds()), "p99-µs")
+			if st.SessionErrors > 0 {
+				b.Logf("%d session errors", st.SessionErrors)
+			}
+		})
+	}
+}
+
+// TestFleetMemory builds 10,000 devices and reports the heap they take.
+// Skipped unless EDGEACS_SIM_MEMORY=1: it is a measurement, not a check.
+func TestFleetMemory(t *testing.T) {
+	if os.Getenv("EDGEACS_SIM_MEMORY") == "" {
+		t.Skip("set EDGEACS_SIM_MEMORY=1 to measure the memory of 10,000 devices")
+	}
+	srv := httptest.NewServer(responder())
+	defer srv.Close()
+	for _, model := range []string{ModelTR098, ModelTR181} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f, err := New(Config{ACSURL: srv.URL, Count: 10000, Model: model, Ramp: 2 * time.Second, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := f.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitForLong(t, 60*time.Second, func() bool { return f.Stats().SessionsCompleted >= 10000 })
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		st := f.Stats()
+		heap := after.HeapAlloc - before.HeapAlloc
+		t.Logf("%s: 10000 devices after their bootstrap: heap %.1f MiB (%d B/device), %d goroutines, sys %.1f MiB, sessions p50 %s p99 %s",
+			model, float64(heap)/(1<<20), heap/10000, runtime.NumGoroutine(), float64(after.Sys)/(1<<20), st.SessionP50, st.SessionP99)
+		cancel()
+		f.Close()
+		fmt.Fprint(io.Discard, f.Len())
+	}
+}
+
+func waitForLong(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
