@@ -506,6 +506,18 @@ func (w *writer) text(s string) { w.b = appendEscaped(w.b, s, false) }
 // attrText appends s escaped for a double-quoted attribute value.
 func (w *writer) attrText(s string) { w.b = appendEscaped(w.b, s, true) }
 
+// needsEscape marks the bytes appendEscaped must look at: markup
+// characters, C0 controls and every byte of a multi-byte sequence.
+var needsEscape = func() (t [256]bool) {
+	for c := range t {
+		t[c] = c < 0x20 || c >= utf8.RuneSelf
+	}
+	for _, c := range "&<>\"'" {
+		t[c] = true
+	}
+	return t
+}()
+
 // appendEscaped escapes s so a conforming parser returns it unchanged: the
 // five markup characters become entities, CR becomes &#xD; (parsers turn a
 // literal CR into LF), and in attributes TAB and LF become character
@@ -516,7 +528,7 @@ func appendEscaped(b []byte, s string, attr bool) []byte {
 	last := 0
 	for i := 0; i < len(s); {
 		c := s[i]
-		if c >= 0x20 && c < utf8.RuneSelf && c != '&' && c != '<' && c != '>' && c != '"' && c != '\'' {
+		if !needsEscape[c] {
 			i++
 			continue
 		}

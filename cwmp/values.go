@@ -46,6 +46,11 @@ func FormatBool(b bool) string {
 // "int" → "xsd:int"; "soap-enc:base64" → "xsd:base64"), the spec's type names
 // are matched case-insensitively, and an empty type is "xsd:string".
 func NormalizeType(t string) string {
+	switch t {
+	case TypeString, TypeInt, TypeUnsignedInt, TypeBoolean, TypeDateTime,
+		TypeBase64, TypeHexBinary, TypeLong, TypeUnsignedLong:
+		return t // already canonical: the common case, without allocating
+	}
 	t = strings.TrimSpace(t)
 	if i := strings.LastIndexByte(t, ':'); i >= 0 {
 		t = t[i+1:]
