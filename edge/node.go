@@ -63,6 +63,10 @@ type Config struct {
 	// this listener as the CPE reached it ("http://<Host>/files/").
 	FilesBaseURL string `yaml:"files_base_url"`
 
+	// ManualCRCredentials stops the edge from setting the
+	// connection-request credentials of devices whose password it does not
+	// know (see provisionCRCredentials); the operator provisions them.
+	ManualCRCredentials bool `yaml:"manual_cr_credentials"`
 	// CRTimeout bounds one connection-request attempt (default 2 s).
 	CRTimeout time.Duration `yaml:"cr_timeout"`
 	// CRRetries is how many times a failed connection request is retried (default 2).

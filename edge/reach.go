@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // Connection-request errors callers branch on.
@@ -200,6 +203,7 @@ func (r *Reacher) send(ctx context.Context, deviceID string) error {
 }
 
 func (r *Reacher) sendHTTP(ctx context.Context, d *Device) error {
+	user, pass := crCredentials(r.cfg.Cache, d)
 	var err error
 	for attempt := 0; attempt <= r.cfg.Retries; attempt++ {
 		if attempt > 0 {
@@ -212,7 +216,7 @@ func (r *Reacher) sendHTTP(ctx context.Context, d *Device) error {
 			}
 		}
 		actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-		err = cwmp.HTTPConnectionRequest(actx, r.cfg.Client, d.ConnectionRequestURL, d.CRUsername, d.CRPassword)
+		err = cwmp.HTTPConnectionRequest(actx, r.cfg.Client, d.ConnectionRequestURL, user, pass)
 		cancel()
 		if err == nil {
 			r.count("http", "ok")
@@ -242,7 +246,8 @@ func (r *Reacher) sendUDP(ctx context.Context, d *Device) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	if err := cwmp.SendUDPConnectionRequest(actx, conn, d.UDPConnectionRequestAddress, d.CRUsername, d.CRPassword); err != nil {
+	user, pass := crCredentials(r.cfg.Cache, d)
+	if err := cwmp.SendUDPConnectionRequest(actx, conn, d.UDPConnectionRequestAddress, user, pass); err != nil {
 		r.count("udp", "error")
 		return fmt.Errorf("udp: %w", err)
 	}
@@ -254,4 +259,73 @@ func (r *Reacher) count(transport, outcome string) {
 	if r.cfg.Metrics != nil {
 		r.cfg.Metrics.ConnectionRequests.WithLabelValues(transport, outcome).Inc()
 	}
+}
+
+// Connection-request credentials. A CPE's ConnectionRequestPassword is
+// secret (it reads back empty), so an ACS can only know it by setting it.
+// Like GenieACS's default "inform" provision, the edge sets both on any
+// device whose password it does not know, through an ordinary
+// setParameterValues task; its success writes the values into the cached
+// parameter tree, where credentials() finds them.
+const (
+	crUserParam = "ManagementServer.ConnectionRequestUsername"
+	crPassParam = "ManagementServer.ConnectionRequestPassword"
+)
+
+// crCredentials returns the credentials to send with a connection request:
+// those the cache holds on the device record (from the Inform), else those
+// the edge provisioned.
+func crCredentials(c *Cache, d *Device) (user, pass string) {
+	user, pass = d.CRUsername, d.CRPassword
+	if pass != "" || d.Root == "" {
+		return user, pass
+	}
+	if p, err := c.Parameter(d.ID, d.Root+crPassParam); err == nil {
+		pass = p.Value
+	}
+	if p, err := c.Parameter(d.ID, d.Root+crUserParam); err == nil && p.Value != "" {
+		user = p.Value
+	}
+	return user, pass
+}
+
+// provisionCRCredentials queues the task that sets a device's
+// connection-request credentials when the edge knows no password for it
+// and no such task is pending already. Queued while the session starts,
+// it runs in that same session.
+func provisionCRCredentials(c *Cache, d *Device, now time.Time) error {
+	if d.Root == "" {
+		return nil
+	}
+	if _, pass := crCredentials(c, d); pass != "" {
+		return nil
+	}
+	pending, err := c.PendingTasks(d.ID)
+	if err != nil {
+		return fmt.Errorf("provision connection-request credentials of %s: %w", d.ID, err)
+	}
+	passName := d.Root + crPassParam
+	for _, t := range pending {
+		for _, pv := range t.ParameterValues {
+			if pv.Name == passName {
+				return nil
+			}
+		}
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	t := &fleet.Task{
+		Device:    d.ID,
+		Name:      fleet.TaskSetParameterValues,
+		Status:    fleet.StatusPending,
+		Timestamp: now.UTC(),
+		ParameterValues: []fleet.ParameterValue{
+			{Name: d.Root + crUserParam, Value: d.SerialNumber, Type: cwmp.TypeString},
+			{Name: passName, Value: hex.EncodeToString(b[:]), Type: cwmp.TypeString},
+		},
+	}
+	if err := c.AddTask(t); err != nil {
+		return fmt.Errorf("provision connection-request credentials of %s: %w", d.ID, err)
+	}
+	return nil
 }

@@ -316,6 +316,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 		s.httpError(w, http.StatusInternalServerError, "cannot record inform")
 		return
 	}
+	if !s.cfg.ManualCRCredentials {
+		if err := provisionCRCredentials(s.cache, work.Device(), now); err != nil {
+			s.log.Warn("cannot provision connection-request credentials", "device", deviceID, "err", err)
+		}
+	}
 	timeout := s.cfg.SessionTimeout
 	if env.SessionTimeout > 0 {
 		timeout = time.Duration(env.SessionTimeout) * time.Second

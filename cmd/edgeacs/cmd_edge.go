@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeacs/edgeacs/edge"
+	"github.com/edgeacs/edgeacs/sim"
+)
+
+func init() { registerCommand(edgeCommand()) }
+
+func edgeCommand() *cli.Command {
+	env := func(name string) []string { return []string{"EDGEACS_" + name} }
+	return &cli.Command{
+		Name:  "edge",
+		Usage: "run an edge node: the CWMP server for the CPEs of one POP",
+		Description: "Settings come from flags, then EDGEACS_* environment variables, then the YAML file\n" +
+			"given with --config (see configs/edge.yaml), then defaults.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "YAML configuration file", EnvVars: env("CONFIG")},
+			&cli.StringFlag{Name: "id", Usage: "edge name", EnvVars: env("ID")},
+			&cli.StringFlag{Name: "data", Usage: "data directory (device cache, files)", EnvVars: env("DATA")},
+			&cli.StringFlag{Name: "cwmp-addr", Usage: "CWMP listen address for CPEs", DefaultText: edge.DefaultCWMPAddr, EnvVars: env("CWMP_ADDR")},
+			&cli.StringFlag{Name: "api-addr", Usage: "local API listen address", DefaultText: edge.DefaultAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "stun-addr", Usage: "STUN server UDP address for TR-111 (off when empty)", EnvVars: env("STUN_ADDR")},
+			&cli.BoolFlag{Name: "standalone", Usage: "run without a core (required for now)", EnvVars: env("STANDALONE")},
+			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) for HTTPS to CPEs", EnvVars: env("TLS_CERT")},
+			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)", EnvVars: env("TLS_KEY")},
+			&cli.StringFlag{Name: "cpe-auth", Usage: "CPE authentication: none, basic or digest", DefaultText: edge.AuthDigest, EnvVars: env("CPE_AUTH")},
+			&cli.BoolFlag{Name: "allow-basic-over-http", Usage: "allow basic auth without TLS (testing only)", EnvVars: env("ALLOW_BASIC_OVER_HTTP")},
+			&cli.StringFlag{Name: "username", Usage: "shared CPE username", EnvVars: env("USERNAME")},
+			&cli.StringFlag{Name: "password", Usage: "shared CPE password", EnvVars: env("PASSWORD")},
+			&cli.Int64Flag{Name: "max-body-bytes", Usage: "largest CWMP request body", DefaultText: "4 MiB", EnvVars: env("MAX_BODY_BYTES")},
+			&cli.DurationFlag{Name: "session-timeout", Usage: "idle time that ends a CWMP session", DefaultText: "30s", EnvVars: env("SESSION_TIMEOUT")},
+			&cli.IntFlag{Name: "max-sessions", Usage: "concurrent sessions before new ones get 503", DefaultText: "100000", EnvVars: env("MAX_SESSIONS")},
+			&cli.StringFlag{Name: "files-base-url", Usage: "URL prefix CPEs download files from (default: this listener)", EnvVars: env("FILES_BASE_URL")},
+			// Hidden convenience for `make run`: an in-process simulated fleet.
+			&cli.IntFlag{Name: "sim", Usage: "also run N simulated CPEs against this edge", Hidden: true},
+			&cli.StringFlag{Name: "sim-model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs", Hidden: true},
+		},
+		Action: runEdge,
+	}
+}
+
+// loadEdgeConfig builds the configuration: defaults < YAML < env < flags
+// (urfave/cli already folds env into the flags, and IsSet is true for both).
+func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
+	var cfg edge.Config
+	if path := c.String("config"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
+			return cfg, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	str := func(name string, dst *string) {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if c.IsSet(name) {
+			*dst = c.Bool(name)
+		}
+	}
+	str("id", &cfg.ID)
+	str("data", &cfg.DataDir)
+	str("cwmp-addr", &cfg.CWMPAddr)
+	str("api-addr", &cfg.APIAddr)
+	str("stun-addr", &cfg.STUNAddr)
+	str("tls-cert", &cfg.TLSCert)
+	str("tls-key", &cfg.TLSKey)
+	str("cpe-auth", &cfg.CPEAuth)
+	str("username", &cfg.Username)
+	str("password", &cfg.Password)
+	str("files-base-url", &cfg.FilesBaseURL)
+	boolean("standalone", &cfg.Standalone)
+	boolean("allow-basic-over-http", &cfg.AllowBasicOverHTTP)
+	if c.IsSet("max-body-bytes") {
+		cfg.MaxBodyBytes = c.Int64("max-body-bytes")
+	}
+	if c.IsSet("session-timeout") {
+		cfg.SessionTimeout = c.Duration("session-timeout")
+	}
+	if c.IsSet("max-sessions") {
+		cfg.MaxConcurrentSessions = c.Int("max-sessions")
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func runEdge(c *cli.Context) error {
+	cfg, err := loadEdgeConfig(c)
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	logger := slog.Default()
+	node, err := edge.New(cfg, logger)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- node.Run(ctx) }()
+	select {
+	case <-node.Ready():
+	case err := <-runErr:
+		return cli.Exit(err.Error(), 1)
+	}
+
+	var simErr chan error
+	if n := c.Int("sim"); n > 0 {
+		simErr = make(chan error, 1)
+		go func() { simErr <- runSimFleet(ctx, c, cfg, node, n) }()
+	}
+	err = <-runErr
+	if simErr != nil {
+		if serr := <-simErr; serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	return nil
+}
+
+// runSimFleet runs n simulated CPEs against the node until ctx ends, and
+// prints a few curl commands to try once they have all informed.
+func runSimFleet(ctx context.Context, c *cli.Context, cfg edge.Config, node *edge.Node, n int) error {
+	addrs := node.Addrs()
+	scheme := "http"
+	if cfg.TLS() {
+		scheme = "https"
+	}
+	fleet, err := sim.New(sim.Config{
+		ACSURL:          scheme + "://" + addrs.CWMP + "/",
+		Count:           n,
+		Model:           c.String("sim-model"),
+		Seed:            1,
+		Username:        cfg.Username,
+		Password:        cfg.Password,
+		Insecure:        true,
+		PoolConnections: true,
+		Logger:          slog.Default(),
+	})
+	if err != nil {
+		return fmt.Errorf("start simulated CPEs: %w", err)
+	}
+	defer fleet.Close()
+	if err := fleet.Start(ctx); err != nil {
+		return fmt.Errorf("start simulated CPEs: %w", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for node.Cache().DeviceCount() < n && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	d := fleet.Device(0)
+	if d == nil {
+		return errors.New("simulated fleet is empty")
+	}
+	api := "http://" + addrs.API + "/api/v1"
+	path := url.PathEscape(d.ID())
+	ssid := d.Root() + "LANDevice.1.WLANConfiguration.1.SSID"
+	if d.Root() == "Device." {
+		ssid = "Device.WiFi.SSID.1.SSID"
+	}
+	fmt.Fprintf(os.Stdout, `
+%d simulated CPEs have informed edge %q. Try:
+
+  curl -s '%s/devices?limit=3'
+  curl -s '%s/devices/%s'
+  curl -s -X POST '%s/devices/%s/tasks?connection_request&wait=10s' \
+       -d '{"name": "setParameterValues", "parameterValues": [["%s", "hello-edgeacs", "xsd:string"]]}'
+
+Ctrl-C stops the edge and the simulator.
+`, node.Cache().DeviceCount(), cfg.ID, api, api, path, api, path, ssid)
+	<-ctx.Done()
+	return nil
+}
