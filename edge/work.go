@@ -391,7 +391,14 @@ func (w *SessionWork) nextTask() *fleet.Task {
 				continue
 			}
 			w.claimed = append(w.claimed, t.ID)
-			return t
+			// Re-read under the claim: the API may have deleted or the
+			// previous session changed it since the queue was loaded.
+			cur := new(fleet.Task)
+			err := w.c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pTask+t.ID, cur) })
+			if err != nil || cur.Status != fleet.StatusPending {
+				continue
+			}
+			return cur
 		}
 		var fresh []*fleet.Task
 		err := w.c.db.View(func(txn *badger.Txn) error {

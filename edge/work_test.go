@@ -1,0 +1,481 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// runCPE drives one session's ACS-request phase against a fake CPE and
+// ends it; it fails the test unless exactly wantRPCs RPCs were sent.
+func runCPE(t testing.TB, w *SessionWork, cpe func(cwmp.Message) cwmp.Message, wantRPCs int) []cwmp.Message {
+	t.Helper()
+	var sent []cwmp.Message
+	for req := w.Next(); req != nil; req = w.Next() {
+		sent = append(sent, req)
+		if len(sent) > 1000 {
+			t.Fatal("session does not end")
+		}
+		resp := cpe(req)
+		w.Answer(&cwmp.Answer{Request: req, Response: resp,
+			Mismatch: resp.Method() != cwmp.MethodFault && resp.Method() != req.Method()+"Response"})
+	}
+	if err := w.End(true); err != nil {
+		t.Fatalf("End: %v", err)
+	}
+	if len(sent) != wantRPCs {
+		t.Fatalf("sent %d RPCs (%v), want %d", len(sent), methods(sent), wantRPCs)
+	}
+	return sent
+}
+
+func methods(ms []cwmp.Message) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Method())
+	}
+	return out
+}
+
+const devID = "001122-IGD-SN1"
+
+func newDevice(t testing.TB) *Cache {
+	c := openTestCache(t, "")
+	mustBegin(t, c, tr098("SN1"), t0).End(true)
+	return c
+}
+
+func addTask(t testing.TB, c *Cache, body string) *fleet.Task {
+	t.Helper()
+	tk, err := fleet.ParseTask([]byte(body), devID, t0)
+	if err != nil {
+		t.Fatalf("ParseTask(%s): %v", body, err)
+	}
+	if err := c.AddTask(tk); err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func TestTaskKinds(t *testing.T) {
+	const ssid = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"
+	tests := []struct {
+		name   string
+		body   string
+		cpe    func(cwmp.Message) cwmp.Message
+		rpcs   int
+		status fleet.TaskStatus
+		check  func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message)
+	}{
+		{"getParameterValues", `{"name":"getParameterValues","parameterNames":["` + ssid + `"]}`,
+			func(cwmp.Message) cwmp.Message {
+				return &cwmp.GetParameterValuesResponse{ParameterList: []cwmp.ParameterValue{pv(ssid, "cafe")}}
+			}, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if p, _ := c.Parameter(devID, ssid); p.Value != "cafe" || tk.Result.ParameterValues[0].Value != "cafe" {
+					t.Errorf("GPV not cached: %+v %+v", p, tk.Result)
+				}
+			}},
+		{"setParameterValues", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","home"]]}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.SetParameterValuesResponse{Status: 1} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
+				spv := sent[0].(*cwmp.SetParameterValues)
+				if spv.ParameterKey != tk.ID || spv.ParameterList[0] != (cwmp.ParameterValue{Name: ssid, Value: "home", Type: "xsd:string"}) {
+					t.Errorf("SPV sent %+v", spv)
+				}
+				if p, _ := c.Parameter(devID, ssid); p.Value != "home" || tk.Result.Status != 1 {
+					t.Errorf("SPV not cached: %+v %+v", p, tk.Result)
+				}
+			}},
+		{"getParameterNames", `{"name":"getParameterNames","parameterPath":"InternetGatewayDevice.LANDevice.","nextLevel":true}`,
+			func(cwmp.Message) cwmp.Message {
+				return &cwmp.GetParameterNamesResponse{ParameterList: []cwmp.ParameterInfo{{Name: "InternetGatewayDevice.LANDevice.1.", Writable: false}}}
+			}, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
+				if g := sent[0].(*cwmp.GetParameterNames); !g.NextLevel || g.ParameterPath != "InternetGatewayDevice.LANDevice." {
+					t.Errorf("GPN sent %+v", g)
+				}
+				p, err := c.Parameter(devID, "InternetGatewayDevice.LANDevice.1.")
+				if err != nil || !p.Object || p.Writable == nil || *p.Writable {
+					t.Errorf("GPN node: %+v %v", p, err)
+				}
+			}},
+		{"getParameterAttributes", `{"name":"getParameterAttributes","parameterNames":["` + ssid + `"]}`,
+			func(cwmp.Message) cwmp.Message {
+				return &cwmp.GetParameterAttributesResponse{ParameterList: []cwmp.ParameterAttribute{{Name: ssid, Notification: 2, AccessList: []string{"Subscriber"}}}}
+			}, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				p, _ := c.Parameter(devID, ssid)
+				if p.Notification == nil || *p.Notification != 2 || len(p.AccessList) != 1 || *tk.Result.ParameterAttributes[0].Notification != 2 {
+					t.Errorf("GPA: %+v %+v", p, tk.Result)
+				}
+			}},
+		{"setParameterAttributes", `{"name":"setParameterAttributes","parameterAttributes":[{"name":"` + ssid + `","notification":1}]}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.SetParameterAttributesResponse{} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
+				spa := sent[0].(*cwmp.SetParameterAttributes).ParameterList[0]
+				if !spa.NotificationChange || spa.Notification != 1 || spa.AccessListChange {
+					t.Errorf("SPA sent %+v", spa)
+				}
+				if p, _ := c.Parameter(devID, ssid); p.Notification == nil || *p.Notification != 1 {
+					t.Errorf("SPA not cached: %+v", p)
+				}
+			}},
+		{"addObject", `{"name":"addObject","objectName":"InternetGatewayDevice.LANDevice.1.WLANConfiguration."}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.AddObjectResponse{InstanceNumber: 3} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if p, err := c.Parameter(devID, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.3."); err != nil || !p.Object || tk.Result.InstanceNumber != 3 {
+					t.Errorf("addObject: %+v %v %+v", p, err, tk.Result)
+				}
+			}},
+		{"deleteObject", `{"name":"deleteObject","objectName":"InternetGatewayDevice.WANDevice.1."}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.DeleteObjectResponse{} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if _, err := c.Parameter(devID, "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.1.ExternalIPAddress"); !errors.Is(err, ErrNotFound) {
+					t.Errorf("deleteObject left the subtree: %v", err)
+				}
+				if _, err := c.Parameter(devID, "InternetGatewayDevice.DeviceInfo.SoftwareVersion"); err != nil {
+					t.Errorf("deleteObject removed too much: %v", err)
+				}
+			}},
+		{"reboot", `{"name":"reboot"}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.RebootResponse{} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
+				if sent[0].(*cwmp.Reboot).CommandKey != tk.ID {
+					t.Errorf("reboot CommandKey %q", sent[0].(*cwmp.Reboot).CommandKey)
+				}
+			}},
+		{"factoryReset", `{"name":"factoryReset"}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.FactoryResetResponse{} }, 1, fleet.StatusDone, nil},
+		{"download status 0", `{"name":"download","fileName":"fw 1.bin"}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.DownloadResponse{Status: 0} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
+				d := sent[0].(*cwmp.Download)
+				if d.URL != "http://edge:7547/files/fw%201.bin" || d.FileSize != 5 || d.CommandKey != tk.ID || d.FileType != "1 Firmware Upgrade Image" {
+					t.Errorf("Download sent %+v", d)
+				}
+			}},
+		{"download unknown file", `{"name":"download","fileName":"nope.bin"}`,
+			nil, 0, fleet.StatusFault,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if tk.Fault.Code != FaultCodeFileNotFound {
+					t.Errorf("fault %+v", tk.Fault)
+				}
+			}},
+		{"upload", `{"name":"upload","fileType":"1 Vendor Configuration File","url":"http://up/x"}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.UploadResponse{Status: 0} }, 1, fleet.StatusDone, nil},
+		{"scheduleInform", `{"name":"scheduleInform","delaySeconds":5}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.ScheduleInformResponse{} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
+				if s := sent[0].(*cwmp.ScheduleInform); s.DelaySeconds != 5 || s.CommandKey != tk.ID {
+					t.Errorf("ScheduleInform sent %+v", s)
+				}
+			}},
+		{"getRPCMethods", `{"name":"getRPCMethods"}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.GetRPCMethodsResponse{MethodList: []string{"Reboot"}} }, 1, fleet.StatusDone,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if len(tk.Result.MethodList) != 1 {
+					t.Errorf("result %+v", tk.Result)
+				}
+			}},
+		{"cpe fault", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","x"]]}`,
+			func(cwmp.Message) cwmp.Message {
+				f := cwmp.NewFault(cwmp.FaultInvalidArguments, "")
+				f.SetParameterValuesFaults = []cwmp.SetParameterValuesFault{{ParameterName: ssid, FaultCode: 9007, FaultString: "too long"}}
+				return f
+			}, 1, fleet.StatusFault,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if tk.Fault.Code != "9003" || tk.Fault.Detail[ssid] != "9007 too long" {
+					t.Errorf("fault %+v", tk.Fault)
+				}
+				if p, _ := c.Parameter(devID, ssid); p.Value == "x" {
+					t.Error("faulted SPV wrote the cache")
+				}
+				if f, _ := c.Faults(devID); len(f) != 1 || f[0].Task != tk.ID || f[0].Code != "9003" {
+					t.Errorf("device faults %+v", f)
+				}
+			}},
+		{"mismatching response", `{"name":"getRPCMethods"}`,
+			func(cwmp.Message) cwmp.Message { return &cwmp.RebootResponse{} }, 1, fleet.StatusFault,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if tk.Fault.Code != FaultCodeInvalidResponse {
+					t.Errorf("fault %+v", tk.Fault)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newDevice(t)
+			fs, err := OpenFileStore(t.TempDir(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.Put("fw 1.bin", fleet.FileMeta{FileType: "1 Firmware Upgrade Image"}, strings.NewReader("12345")); err != nil {
+				t.Fatal(err)
+			}
+			tk := addTask(t, c, tt.body)
+			w := mustBegin(t, c, tr098("SN1"), t0)
+			sent := runCPE(t, w, tt.cpe, tt.rpcs)
+			got, err := c.Task(tk.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != tt.status || (tt.rpcs > 0 && got.Attempts != 1) {
+				t.Fatalf("task = %+v (fault %+v), want status %s", got, got.Fault, tt.status)
+			}
+			if tt.check != nil {
+				tt.check(t, c, got, sent)
+			}
+			if open, _ := c.PendingTasks(devID); len(open) != 0 {
+				t.Errorf("finished task still open: %+v", open)
+			}
+		})
+	}
+}
+
+func TestSessionOrderAndStops(t *testing.T) {
+	c := newDevice(t)
+	a := addTask(t, c, `{"name":"getRPCMethods"}`)
+	bad := addTask(t, c, `{"name":"reboot"}`)
+	expired := addTask(t, c, `{"name":"getRPCMethods","expiry":1}`)
+	b := addTask(t, c, `{"name":"getRPCMethods"}`)
+	after := addTask(t, c, `{"name":"reboot"}`)
+	never := addTask(t, c, `{"name":"getRPCMethods"}`)
+	w := mustBegin(t, c, tr098("SN1"), t0.Add(time.Hour))
+	n := 0
+	sent := runCPE(t, w, func(m cwmp.Message) cwmp.Message {
+		n++
+		switch {
+		case n == 2:
+			return cwmp.NewFault(cwmp.FaultRequestDenied, "") // a fault does not block the next task
+		case m.Method() == cwmp.MethodReboot:
+			return &cwmp.RebootResponse{}
+		}
+		return &cwmp.GetRPCMethodsResponse{}
+	}, 4)
+	if fmt.Sprint(methods(sent)) != "[GetRPCMethods Reboot GetRPCMethods Reboot]" {
+		t.Errorf("sent %v", methods(sent))
+	}
+	want := map[string]fleet.TaskStatus{a.ID: fleet.StatusDone, bad.ID: fleet.StatusFault, expired.ID: fleet.StatusExpired,
+		b.ID: fleet.StatusDone, after.ID: fleet.StatusDone, never.ID: fleet.StatusPending}
+	for id, st := range want {
+		if tk, _ := c.Task(id); tk.Status != st {
+			t.Errorf("task %s: %s, want %s", tk.Name, tk.Status, st)
+		}
+	}
+	// The task held back by the reboot runs in the next session.
+	runCPE(t, mustBegin(t, c, tr098("SN1", cwmp.EventBoot), t0), func(cwmp.Message) cwmp.Message { return &cwmp.GetRPCMethodsResponse{} }, 1)
+}
+
+func TestDroppedSessionKeepsCommandKey(t *testing.T) {
+	c := newDevice(t)
+	tk := addTask(t, c, `{"name":"download","url":"http://files/fw.bin"}`)
+	w := mustBegin(t, c, tr098("SN1"), t0)
+	first := w.Next().(*cwmp.Download)
+	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusRunning {
+		t.Errorf("in-flight task reads %s", got.Status)
+	}
+	if err := c.DeleteTask(tk.ID); !errors.Is(err, ErrTaskRunning) {
+		t.Errorf("DeleteTask(in flight) = %v", err)
+	}
+	if err := w.End(false); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := c.Task(tk.ID)
+	if got.Status != fleet.StatusPending || got.Attempts != 1 || got.CommandKey != first.CommandKey {
+		t.Fatalf("after drop: %+v", got)
+	}
+	// Resent with the same key; the CPE accepts (status 1): running until
+	// TransferComplete in a later session.
+	w = mustBegin(t, c, tr098("SN1"), t0)
+	second := runCPE(t, w, func(cwmp.Message) cwmp.Message { return &cwmp.DownloadResponse{Status: 1} }, 1)[0].(*cwmp.Download)
+	if second.CommandKey != first.CommandKey {
+		t.Errorf("resend CommandKey %q, first %q", second.CommandKey, first.CommandKey)
+	}
+	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusRunning || got.Attempts != 2 {
+		t.Fatalf("after DownloadResponse 1: %+v", got)
+	}
+	if err := c.DeleteTask(tk.ID); !errors.Is(err, ErrTaskRunning) {
+		t.Errorf("DeleteTask(accepted transfer) = %v", err)
+	}
+	// A session in between does not resend it.
+	runCPE(t, mustBegin(t, c, tr098("SN1"), t0), nil, 0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waited := make(chan *fleet.Task, 1)
+	go func() {
+		tk, _ := c.WaitTask(ctx, tk.ID)
+		waited <- tk
+	}()
+	w = mustBegin(t, c, tr098("SN1", cwmp.EventBoot, cwmp.EventTransferComplete), t0)
+	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: "unknown"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: first.CommandKey, FaultStruct: cwmp.FaultStruct{Code: 9010, String: "bad image"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Visible at once, before the session ends: the CPE was told it is delivered.
+	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusFault || got.Fault.Code != "9010" {
+		t.Fatalf("after TransferComplete: %+v", got)
+	}
+	if got := <-waited; got == nil || got.Status != fleet.StatusFault {
+		t.Errorf("WaitTask returned %+v", got)
+	}
+	runCPE(t, w, nil, 0)
+}
+
+func TestRefreshObject(t *testing.T) {
+	c := newDevice(t)
+	stale := tr098("SN1")
+	stale.ParameterList = append(stale.ParameterList, pv("InternetGatewayDevice.LANDevice.1.Hosts.Host.9.IP", "old"))
+	mustBegin(t, c, stale, t0).End(true)
+	const root = "InternetGatewayDevice.LANDevice.1.Hosts."
+	var infos []cwmp.ParameterInfo
+	infos = append(infos, cwmp.ParameterInfo{Name: root}, cwmp.ParameterInfo{Name: root + "Host."})
+	for i := range 200 {
+		infos = append(infos, cwmp.ParameterInfo{Name: root + "Host." + strconv.Itoa(i+1) + ".IP", Writable: i%2 == 0})
+	}
+	tk := addTask(t, c, `{"name":"refreshObject","objectName":"`+root+`"}`)
+	sent := runCPE(t, mustBegin(t, c, tr098("SN1"), t0), func(m cwmp.Message) cwmp.Message {
+		switch r := m.(type) {
+		case *cwmp.GetParameterNames:
+			if r.ParameterPath != root || r.NextLevel {
+				t.Errorf("GPN %+v", r)
+			}
+			return &cwmp.GetParameterNamesResponse{ParameterList: infos}
+		case *cwmp.GetParameterValues:
+			if len(r.ParameterNames) > refreshBatch {
+				t.Errorf("GPV of %d names", len(r.ParameterNames))
+			}
+			var out []cwmp.ParameterValue
+			for _, n := range r.ParameterNames {
+				out = append(out, pv(n, "v-"+n[len(root):]))
+			}
+			return &cwmp.GetParameterValuesResponse{ParameterList: out}
+		}
+		return nil
+	}, 3)
+	if sent[1].(*cwmp.GetParameterValues).ParameterNames[0] != root+"Host.1.IP" {
+		t.Errorf("first GPV: %v", sent[1])
+	}
+	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusDone || got.Attempts != 1 {
+		t.Errorf("refresh task: %+v", got)
+	}
+	params, _ := c.Parameters(devID)
+	if p := params[root+"Host.200.IP"]; p.Value != "v-Host.200.IP" || p.Writable == nil || *p.Writable {
+		t.Errorf("refreshed leaf: %+v", p)
+	}
+	if p := params[root+"Host."]; !p.Object {
+		t.Errorf("object node: %+v", p)
+	}
+	if _, ok := params[root+"Host.9.IP"]; !ok {
+		t.Error("refresh lost a listed node")
+	}
+	if _, ok := params["InternetGatewayDevice.LANDevice.1.Hosts.Host.9.IP"]; !ok {
+		t.Error("missing")
+	}
+	if p := params["InternetGatewayDevice.DeviceInfo.SoftwareVersion"]; p.Value != "1.0" {
+		t.Error("refresh touched nodes outside its object")
+	}
+}
+
+func TestRefreshPrunesVanished(t *testing.T) {
+	c := newDevice(t)
+	const root = "InternetGatewayDevice.LANDevice.1.Hosts."
+	stale := tr098("SN1")
+	stale.ParameterList = append(stale.ParameterList, pv(root+"Host.9.IP", "old"))
+	mustBegin(t, c, stale, t0).End(true)
+	addTask(t, c, `{"name":"refreshObject","objectName":"`+root+`"}`)
+	runCPE(t, mustBegin(t, c, tr098("SN1"), t0), func(m cwmp.Message) cwmp.Message {
+		if _, ok := m.(*cwmp.GetParameterNames); ok {
+			return &cwmp.GetParameterNamesResponse{ParameterList: []cwmp.ParameterInfo{{Name: root}, {Name: root + "Host.1.IP"}}}
+		}
+		return &cwmp.GetParameterValuesResponse{ParameterList: []cwmp.ParameterValue{pv(root+"Host.1.IP", "new")}}
+	}, 2)
+	if _, err := c.Parameter(devID, root+"Host.9.IP"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("vanished instance kept: %v", err)
+	}
+	if p, _ := c.Parameter(devID, root+"Host.1.IP"); p.Value != "new" {
+		t.Errorf("refreshed value %+v", p)
+	}
+}
+
+func TestTaskDeletedDuringSession(t *testing.T) {
+	c := newDevice(t)
+	a := addTask(t, c, `{"name":"getRPCMethods"}`)
+	b := addTask(t, c, `{"name":"getRPCMethods"}`)
+	w := mustBegin(t, c, tr098("SN1"), t0)
+	req := w.Next()
+	if err := c.DeleteTask(b.ID); err != nil { // not yet in flight
+		t.Fatal(err)
+	}
+	w.Answer(&cwmp.Answer{Request: req, Response: &cwmp.GetRPCMethodsResponse{}})
+	if w.Next() != nil {
+		t.Error("deleted task was sent")
+	}
+	w.End(true)
+	if _, err := c.Task(b.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted task came back: %v", err)
+	}
+	if tk, _ := c.Task(a.ID); tk.Status != fleet.StatusDone {
+		t.Errorf("task a %s", tk.Status)
+	}
+}
+
+func BenchmarkSession30Params(b *testing.B) {
+	c, err := OpenCache(b.TempDir(), CacheOptions{SyncWrites: true, Logger: quietLog})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	infs := make([]*cwmp.Inform, 1000)
+	for i := range infs {
+		inf := tr098("SN" + strconv.Itoa(i))
+		for j := len(inf.ParameterList); j < 30; j++ {
+			inf.ParameterList = append(inf.ParameterList, pv("InternetGatewayDevice.X_Bench.P"+strconv.Itoa(j), "v"))
+		}
+		infs[i] = inf
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			inf := infs[i%len(infs)]
+			w, err := c.BeginSession(inf, InformMeta{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if w.Next() != nil {
+				b.Fatal("unexpected task")
+			}
+			if err := w.End(true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkAddTask(b *testing.B) {
+	c, err := OpenCache(b.TempDir(), CacheOptions{SyncWrites: true, Logger: quietLog})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := c.AddTask(&fleet.Task{Device: devID, Name: fleet.TaskReboot}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
