@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edgeacs/edgeacs/sim"
+	"github.com/urfave/cli/v2"
+)
+
+func init() { registerCommand(simCommand()) }
+
+func simCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "sim",
+		Usage: "run N simulated TR-098/TR-181 CPEs against an ACS",
+		Description: "Each device informs with 0 BOOTSTRAP + 1 BOOT, then periodically, answers every CPE RPC,\n" +
+			"and accepts digest-authenticated connection requests on --cr-addr at /<serial>.\n" +
+			"A live line goes to stderr every second with --stats (or on a terminal); a summary goes\n" +
+			"to stdout when --duration elapses or on SIGINT.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "acs", Usage: "ACS URL (http or https), required"},
+			&cli.IntFlag{Name: "count", Value: 1, Usage: "number of devices"},
+			&cli.StringFlag{Name: "model", Value: sim.ModelTR098, Usage: "data model: tr098, tr181 or mixed"},
+			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed for serial numbers, MACs and other values"},
+			&cli.DurationFlag{Name: "inform-interval", Usage: "periodic inform interval (default: the template's 300s)"},
+			&cli.StringFlag{Name: "cr-addr", Value: "127.0.0.1:0", Usage: "HTTP connection-request listener, shared by all devices"},
+			&cli.StringFlag{Name: "udp-cr-addr", Usage: "UDP (TR-111) connection-request socket; empty disables"},
+			&cli.StringFlag{Name: "stun-server", Usage: "STUN server host:port to learn the UDP binding (needs --udp-cr-addr)"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (default: until SIGINT)"},
+			&cli.StringFlag{Name: "username", Usage: "ACS username for every device (default: each device's own)"},
+			&cli.StringFlag{Name: "password", Usage: "ACS password for every device"},
+			&cli.BoolFlag{Name: "stats", Usage: "print a live line every second to stderr"},
+			&cli.BoolFlag{Name: "insecure", Usage: "do not verify the ACS's TLS certificate"},
+			&cli.StringFlag{Name: "ca-file", Usage: "PEM CA bundle trusted for the ACS and file servers"},
+			&cli.DurationFlag{Name: "ramp", Usage: "spread the first informs over this long (default: 1s per 1000 devices)"},
+			&cli.Float64Flag{Name: "time-scale", Value: 1, Usage: "multiply retry back-off and scheduled delays (0.01 = 100x faster)"},
+			&cli.DurationFlag{Name: "reboot-delay", Value: time.Second, Usage: "how long a reboot keeps a device offline"},
+			&cli.BoolFlag{Name: "pool-conns", Usage: "share keep-alive connections across devices (faster; not for ACSes keying sessions by TCP connection)"},
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return cli.Exit("edgeacs sim: "+err.Error(), 2)
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := simConfigFromFlags(c)
+			if err != nil {
+				return cli.Exit("edgeacs sim: "+err.Error(), 2)
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			live := c.Bool("stats") || isTerminal(os.Stderr)
+			return runSim(ctx, cfg, c.Duration("duration"), live, c.App.Writer, c.App.ErrWriter)
+		},
+	}
+}
+
+// simConfigFromFlags checks the flags that sim.New cannot (it sees only
+// values) and builds the fleet configuration.
+func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
+	if c.NArg() > 0 {
+		return sim.Config{}, fmt.Errorf("unexpected arguments %q", c.Args().Slice())
+	}
+	if c.String("acs") == "" {
+		return sim.Config{}, errors.New("--acs is required")
+	}
+	if c.Duration("duration") < 0 {
+		return sim.Config{}, fmt.Errorf("--duration %s is negative", c.Duration("duration"))
+	}
+	if c.Float64("time-scale") <= 0 {
+		return sim.Config{}, fmt.Errorf("--time-scale %v must be positive", c.Float64("time-scale"))
+	}
+	if (c.String("username") == "") != (c.String("password") == "") {
+		return sim.Config{}, errors.New("--username and --password go together")
+	}
+	ramp := c.Duration("ramp")
+	if c.IsSet("ramp") && ramp == 0 {
+		ramp = -1 // explicitly no ramp
+	}
+	return sim.Config{
+		ACSURL:          c.String("acs"),
+		Count:           c.Int("count"),
+		Model:           c.String("model"),
+		Seed:            c.Int64("seed"),
+		InformInterval:  c.Duration("inform-interval"),
+		CRAddr:          c.String("cr-addr"),
+		UDPCRAddr:       c.String("udp-cr-addr"),
+		STUNServer:      c.String("stun-server"),
+		Username:        c.String("username"),
+		Password:        c.String("password"),
+		Insecure:        c.Bool("insecure"),
+		CAFile:          c.String("ca-file"),
+		Ramp:            ramp,
+		TimeScale:       c.Float64("time-scale"),
+		RebootDelay:     c.Duration("reboot-delay"),
+		PoolConnections: c.Bool("pool-conns"),
+	}, nil
+}
+
+// runSim runs the fleet until ctx ends or duration elapses, printing live
+// lines to errw and the summary to out.
+func runSim(ctx context.Context, cfg sim.Config, duration time.Duration, live bool, out, errw io.Writer) error {
+	f, err := sim.New(cfg)
+	if err != nil {
+		if errors.Is(err, sim.ErrBadConfig) || errors.Is(err, sim.ErrUnknownModel) {
+			return cli.Exit("edgeacs sim: "+err.Error(), 2)
+		}
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	defer f.Close()
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
+	start := time.Now()
+	if err := f.Start(ctx); err != nil {
+		return fmt.Errorf("start simulator: %w", err)
+	}
+	fmt.Fprintf(errw, "edgeacs sim: %d %s devices → %s; connection requests at http://%s/<serial>\n",
+		f.Len(), cfg.Model, cfg.ACSURL, f.ConnectionRequestAddr())
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last sim.Stats
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-tick.C:
+			if live {
+				st := f.Stats()
+				fmt.Fprintf(errw, "%6.0fs  sessions %d (%d/s)  errors %d  faults %d  CRs %d  p99 %s\n",
+					time.Since(start).Seconds(), st.SessionsCompleted, st.SessionsCompleted-last.SessionsCompleted,
+					st.SessionErrors, st.Faults, st.ConnectionRequests, st.SessionP99.Round(time.Microsecond))
+				last = st
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	if err := f.Close(); err != nil {
+		fmt.Fprintf(errw, "edgeacs sim: close: %v\n", err)
+	}
+	printSimSummary(out, f.Stats(), elapsed)
+	return nil
+}
+
+// printSimSummary writes the end-of-run report.
+func printSimSummary(w io.Writer, st sim.Stats, elapsed time.Duration) {
+	secs := max(elapsed.Seconds(), 1e-9)
+	fmt.Fprintf(w, "devices:             %d\n", st.Devices)
+	fmt.Fprintf(w, "duration:            %s\n", elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "sessions completed:  %d (%.1f/s)\n", st.SessionsCompleted, float64(st.SessionsCompleted)/secs)
+	fmt.Fprintf(w, "sessions started:    %d, failed %d, retries %d\n", st.SessionsStarted, st.SessionErrors, st.Retries)
+	fmt.Fprintf(w, "session time:        p50 %s  p99 %s\n", st.SessionP50.Round(time.Microsecond), st.SessionP99.Round(time.Microsecond))
+	fmt.Fprintf(w, "CPE faults answered: %d\n", st.Faults)
+	fmt.Fprintf(w, "connection requests: %d\n", st.ConnectionRequests)
+	fmt.Fprintf(w, "inform events:       %s\n", formatCounts(st.Events))
+	fmt.Fprintf(w, "ACS RPCs:            %s\n", formatCounts(st.RPCs))
+}
+
+func formatCounts(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// isTerminal reports whether f is a character device (a TTY).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
