@@ -1221,3 +1221,50 @@ func TestValidateValue(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeNamespaceAndCharset(t *testing.T) {
+	doc := func(decl, ns, rpc string) []byte {
+		return []byte(decl + `<Envelope xmlns:c="` + ns + `"><Body>` + rpc + `</Body></Envelope>`)
+	}
+	cases := []struct {
+		name, decl, ns string
+		wantNS         string
+	}{
+		{"cwmp-1-1", "", ns11, ns11},
+		{"cwmp-1-10", "", "urn:dslforum-org:cwmp-1-10", "urn:dslforum-org:cwmp-1-10"},
+		{"not digits", "", "urn:dslforum-org:cwmp-1-x", ""},
+		{"no version", "", "urn:dslforum-org:cwmp-1-", ""},
+		{"other urn", "", "urn:example:cwmp-1-0", ""},
+		{"utf8 label", `<?xml version="1.0" encoding="utf8"?>`, ns10, ns10},
+		{"us-ascii", `<?xml version="1.0" encoding="US-ASCII"?>`, ns10, ns10},
+		{"latin1 label", `<?xml version="1.0" encoding="latin1"?>`, ns10, ns10},
+	}
+	for _, c := range cases {
+		env, err := Decode(doc(c.decl, c.ns, "<c:Reboot><CommandKey>k</CommandKey></c:Reboot>"))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		eq(t, c.name+" Namespace", env.Namespace, c.wantNS)
+		eq(t, c.name+" CommandKey", bodyAs[*Reboot](t, env).CommandKey, "k")
+	}
+}
+
+func TestRoundTripDUOperationKinds(t *testing.T) {
+	in := &Envelope{Namespace: ns12, ID: "du", HasID: true, Body: &ChangeDUState{Operations: []DUOperation{
+		{Kind: "X_ACME_Restart", UUID: "u-1", ExecutionEnvRef: "ee"},
+		{URL: "http://apps/untyped.ipk", Version: "1"},
+	}}}
+	data, err := Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`<Operations xsi:type="cwmp:X_ACME_RestartOpStruct"><UUID>u-1</UUID><ExecutionEnvRef>ee</ExecutionEnvRef></Operations>`)) {
+		t.Errorf("vendor op: %s", data)
+	}
+	out, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deepEq(t, "envelope", out, in)
+}

@@ -13,13 +13,9 @@ import (
 	"github.com/beevik/etree"
 )
 
-const (
-	// cwmpNamespacePrefix starts every CWMP namespace URI; the digits after
-	// it vary (1-0 … 1-4 occur in the field).
-	cwmpNamespacePrefix = "urn:dslforum-org:cwmp-1-"
-	// defaultNamespace is written when an Envelope has no Namespace.
-	defaultNamespace = "urn:dslforum-org:cwmp-1-0"
-)
+// cwmpNamespacePrefix starts every CWMP namespace URI; the digits after it
+// vary (1-0 … 1-4 occur in the field).
+const cwmpNamespacePrefix = "urn:dslforum-org:cwmp-1-"
 
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 

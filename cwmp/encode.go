@@ -33,7 +33,7 @@ func encode(env *Envelope) ([]byte, error) {
 	w.raw(envelopeOpen)
 	ns := env.Namespace
 	if ns == "" {
-		ns = defaultNamespace
+		ns = NS10
 	}
 	w.attrText(ns)
 	w.raw(`">`)

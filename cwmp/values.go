@@ -211,16 +211,8 @@ func parseTimeLenient(s string) time.Time {
 	return t
 }
 
-// formatTime writes t as RFC 3339 in UTC with only as many fractional
+// appendTime appends t as RFC 3339 in UTC with only as many fractional
 // digits as t has; the zero time is Unknown Time.
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return unknownTime
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// appendTime is formatTime without the intermediate string.
 func appendTime(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return append(b, unknownTime...)
