@@ -341,7 +341,10 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 			return storageError{err}
 		}
 	}
-	for _, f := range []struct{ dst *string; src string }{
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
 		{&d.OUI, dd.OUI}, {&d.ProductClass, dd.ProductClass}, {&d.SerialNumber, dd.SerialNumber},
 		{&d.Manufacturer, dd.Manufacturer}, {&d.Edge, dd.Edge},
 	} {

@@ -1,0 +1,798 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// hdrForwarded marks a request a follower forwarded to the leader, so a
+// request never bounces between two nodes that disagree on the leader.
+const hdrForwarded = "X-Edgeacs-Forwarded-By"
+
+// Paging bounds for list endpoints.
+const (
+	defaultLimit = 100
+	maxLimit     = 10000
+	// maxWait bounds ?wait= on GET /tasks/{id}.
+	maxWait = 5 * time.Minute
+	// maxFilterTasks bounds how many devices one POST /tasks may target.
+	maxFilterTasks = 100000
+	// tasksPerCommand splits filter task creation into commands of this size.
+	tasksPerCommand = 1000
+)
+
+// statusFor maps errors to HTTP status codes. It is the one place that
+// does; handlers return wrapped sentinels.
+func statusFor(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrBadRequest), errors.Is(err, fleet.ErrBadTask):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorFor is statusFor's inverse for answers from another node.
+func errorFor(code int, msg string) error {
+	var base error
+	switch code {
+	case http.StatusNotFound:
+		base = ErrNotFound
+	case http.StatusBadRequest:
+		base = ErrBadRequest
+	case http.StatusConflict:
+		base = ErrConflict
+	case http.StatusRequestEntityTooLarge:
+		base = ErrTooLarge
+	case http.StatusServiceUnavailable:
+		base = ErrNotLeader
+	case http.StatusGatewayTimeout:
+		base = ErrTimeout
+	default:
+		return fmt.Errorf("leader answered %d: %s", code, msg)
+	}
+	return fmt.Errorf("%w (from leader): %s", base, msg)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	writeJSON(w, statusFor(err), map[string]string{"error": err.Error()})
+}
+
+func (n *Node) handler() http.Handler {
+	mux := http.NewServeMux()
+	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, fn) }
+
+	h("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	h("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{}))
+
+	h("GET /api/v1/devices", n.read(n.listDevices))
+	h("GET /api/v1/devices/{id}", n.read(n.getDevice))
+	h("GET /api/v1/devices/{id}/params", n.read(n.getDeviceParams))
+	h("DELETE /api/v1/devices/{id}", n.write(n.deleteDevice))
+	h("POST /api/v1/devices/{id}/tags/{tag}", n.write(n.tagDevice(OpTag)))
+	h("DELETE /api/v1/devices/{id}/tags/{tag}", n.write(n.tagDevice(OpUntag)))
+	h("POST /api/v1/devices/{id}/tasks", n.write(n.createDeviceTask))
+	h("GET /api/v1/devices/{id}/tasks", n.read(n.listDeviceTasks))
+	h("POST /api/v1/tasks", n.write(n.createFilterTasks))
+	h("GET /api/v1/tasks", n.read(n.listTasks))
+	h("GET /api/v1/tasks/{id}", n.read(n.getTask))
+	h("DELETE /api/v1/tasks/{id}", n.write(n.cancelTask))
+	h("GET /api/v1/faults", n.read(n.listFaults))
+	h("GET /api/v1/presets", n.read(n.listPresets))
+	h("GET /api/v1/presets/{name}", n.read(n.getPreset))
+	h("PUT /api/v1/presets/{name}", n.write(n.putPreset))
+	h("DELETE /api/v1/presets/{name}", n.write(n.deletePreset))
+	h("GET /api/v1/files", n.read(n.listFiles))
+	h("GET /api/v1/files/{name}", n.read(n.getFile))
+	h("GET /api/v1/files/{name}/content", n.getFileContent)
+	h("PUT /api/v1/files/{name}", n.putFile) // blob stays here; metadata goes to the leader
+	h("DELETE /api/v1/files/{name}", n.write(n.deleteFile))
+	h("GET /api/v1/edges", n.read(n.listEdges))
+	h("GET /api/v1/cluster", n.clusterStatus)
+	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
+	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
+	h("POST /api/v1/cluster/apply", n.internalApply)
+	h("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
+	})
+	return n.instrument(mux)
+}
+
+// statusWriter records the status code for metrics; Unwrap lets
+// http.ResponseController (the reverse proxy's flushing) reach the original.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (n *Node) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "other"
+		}
+		n.met.apiLat.WithLabelValues(route, strconv.Itoa(max(sw.code, 200))).Observe(time.Since(start).Seconds())
+	})
+}
+
+// write runs h on the leader; a follower forwards the whole request to the
+// leader's API so the client sees one answer.
+func (n *Node) write(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.IsLeader() {
+			h(w, r)
+			return
+		}
+		n.forward(w, r)
+	}
+}
+
+// read serves h locally, or as a linearizable read when ?consistent=true.
+func (n *Node) read(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c := r.URL.Query().Get("consistent"); c != "" {
+			want, err := strconv.ParseBool(c)
+			if err != nil {
+				writeError(w, fmt.Errorf("%w: consistent must be true or false", ErrBadRequest))
+				return
+			}
+			if want {
+				if !n.IsLeader() {
+					n.forward(w, r)
+					return
+				}
+				if err := n.consistent(r.Context()); err != nil {
+					writeError(w, err)
+					return
+				}
+			}
+		}
+		h(w, r)
+	}
+}
+
+func (n *Node) forward(w http.ResponseWriter, r *http.Request) {
+	if by := r.Header.Get(hdrForwarded); by != "" {
+		writeError(w, fmt.Errorf("%w: request forwarded by %s reached %s, which is not the leader either", ErrNotLeader, by, n.cfg.ID))
+		return
+	}
+	leader, addr, err := n.leaderAPI()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	target := &url.URL{Scheme: "http", Host: addr}
+	n.met.forwarded.Inc()
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(hdrForwarded, n.cfg.ID)
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, fmt.Errorf("%w: forwarding to leader %s at %s failed (the write may or may not have been applied): %v", ErrNoLeader, leader, addr, err))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		writeError(w, fmt.Errorf("%w: not ready", ErrNoLeader))
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready", "leader": string(id)})
+}
+
+// readBody reads a bounded JSON body.
+func (n *Node) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.cfg.MaxBodyBytes))
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	return b, nil
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: bad JSON: %v", ErrBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: trailing data after the JSON value", ErrBadRequest)
+	}
+	return nil
+}
+
+func paging(r *http.Request) (string, int, error) {
+	q := r.URL.Query()
+	limit := defaultLimit
+	if s := q.Get("limit"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > maxLimit {
+			return "", 0, fmt.Errorf("%w: limit must be 1..%d", ErrBadRequest, maxLimit)
+		}
+		limit = v
+	}
+	return q.Get("cursor"), limit, nil
+}
+
+func deviceFilter(q url.Values) (DeviceFilter, error) {
+	df := DeviceFilter{IDPrefix: q.Get("id"), Edge: q.Get("edge"), Tag: q.Get("tag")}
+	if s := q.Get("lastInformAfter"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return df, fmt.Errorf("%w: lastInformAfter must be RFC 3339: %v", ErrBadRequest, err)
+		}
+		df.LastInformAfter = t
+	}
+	return df, nil
+}
+
+func (n *Node) listDevices(w http.ResponseWriter, r *http.Request) {
+	df, err := deviceFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cursor, limit, err := paging(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ds, next, err := n.fsm.Devices(df, cursor, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ds == nil {
+		ds = []*Device{}
+	}
+	writeJSON(w, 200, map[string]any{"devices": ds, "next": next})
+}
+
+func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {
+	d, err := n.fsm.Device(r.PathValue("id"), true)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, d)
+}
+
+func (n *Node) getDeviceParams(w http.ResponseWriter, r *http.Request) {
+	d, err := n.fsm.Device(r.PathValue("id"), true)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, d.Parameters)
+}
+
+// applyOK applies cmd and writes the error, if any; it reports success.
+func (n *Node) applyOK(w http.ResponseWriter, r *http.Request, cmd Command) (Result, bool) {
+	res := n.Apply(r.Context(), cmd)
+	if res.Err != nil {
+		writeError(w, res.Err)
+		return res, false
+	}
+	return res, true
+}
+
+func (n *Node) deleteDevice(w http.ResponseWriter, r *http.Request) {
+	if _, ok := n.applyOK(w, r, Command{Op: OpDeleteDevice, Name: r.PathValue("id")}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (n *Node) tagDevice(op Op) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := n.applyOK(w, r, Command{Op: op, Name: r.PathValue("id"), Tag: r.PathValue("tag")}); ok {
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+}
+
+func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	now := time.Now().UTC()
+	t, err := fleet.ParseTask(body, r.PathValue("id"), now)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	t.ID = ulid.Make().String()
+	res, ok := n.applyOK(w, r, Command{Op: OpCreateTasks, Time: now, Key: r.Header.Get("Idempotency-Key"), Tasks: []*fleet.Task{t}})
+	if !ok {
+		return
+	}
+	if ids, _ := res.Value.([]string); res.Noop && len(ids) == 1 {
+		// A retry with the same Idempotency-Key: answer with the first task.
+		if first, err := n.fsm.Task(ids[0]); err == nil {
+			writeJSON(w, http.StatusOK, first)
+			return
+		}
+	}
+	w.Header().Set("Location", "/api/v1/tasks/"+t.ID)
+	writeJSON(w, http.StatusCreated, t)
+}
+
+// filterTaskRequest is the body of POST /api/v1/tasks.
+type filterTaskRequest struct {
+	Filter DeviceFilter    `json:"filter"`
+	Task   json.RawMessage `json:"task"`
+}
+
+func (n *Node) createFilterTasks(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req filterTaskRequest
+	if err := decodeStrict(body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Filter == (DeviceFilter{}) {
+		writeError(w, fmt.Errorf("%w: filter must select devices (id, edge, tag or lastInformAfter)", ErrBadRequest))
+		return
+	}
+	now := time.Now().UTC()
+	proto, err := fleet.ParseTask(req.Task, "", now)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	ds, _, err := n.fsm.Devices(req.Filter, "", maxFilterTasks+1)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(ds) > maxFilterTasks {
+		writeError(w, fmt.Errorf("%w: filter selects more than %d devices", ErrBadRequest, maxFilterTasks))
+		return
+	}
+	ids := []string{}
+	for start := 0; start < len(ds); start += tasksPerCommand {
+		chunk := ds[start:min(start+tasksPerCommand, len(ds))]
+		tasks := make([]*fleet.Task, len(chunk))
+		for i, d := range chunk {
+			t := *proto
+			t.ID, t.Device = ulid.Make().String(), d.ID
+			tasks[i] = &t
+		}
+		res := n.Apply(r.Context(), Command{Op: OpCreateTasks, Time: now, SkipMissing: true, Tasks: tasks})
+		if res.Err != nil {
+			writeError(w, fmt.Errorf("after creating %d tasks: %w", len(ids), res.Err))
+			return
+		}
+		got, _ := res.Value.([]string)
+		ids = append(ids, got...)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"count": len(ids), "ids": ids})
+}
+
+func (n *Node) listTasksFor(w http.ResponseWriter, r *http.Request, tf TaskFilter) {
+	cursor, limit, err := paging(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if s := r.URL.Query().Get("status"); s != "" {
+		tf.Status = fleet.TaskStatus(s)
+	}
+	if tf.Device != "" {
+		if _, err := n.fsm.Device(tf.Device, false); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	ts, next, err := n.fsm.Tasks(tf, cursor, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ts == nil {
+		ts = []*fleet.Task{}
+	}
+	writeJSON(w, 200, map[string]any{"tasks": ts, "next": next})
+}
+
+func (n *Node) listDeviceTasks(w http.ResponseWriter, r *http.Request) {
+	n.listTasksFor(w, r, TaskFilter{Device: r.PathValue("id")})
+}
+
+func (n *Node) listTasks(w http.ResponseWriter, r *http.Request) {
+	n.listTasksFor(w, r, TaskFilter{Device: r.URL.Query().Get("device")})
+}
+
+// getTask answers with the task; with ?wait=D it first waits up to D for
+// the task to become final: 200 when final, 202 when still pending.
+func (n *Node) getTask(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var wait time.Duration
+	if s := r.URL.Query().Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxWait {
+			writeError(w, fmt.Errorf("%w: wait must be a duration up to %v", ErrBadRequest, maxWait))
+			return
+		}
+		wait = d
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		ch := n.fsm.Watch() // before the read, so no change is missed
+		t, err := n.fsm.Task(id)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if wait == 0 || t.Status.Final() {
+			code := http.StatusOK
+			if wait > 0 && !t.Status.Final() {
+				code = http.StatusAccepted
+			}
+			writeJSON(w, code, t)
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			writeJSON(w, http.StatusAccepted, t)
+			return
+		case <-r.Context().Done():
+			return
+		case <-n.closed:
+			writeError(w, ErrClosed)
+			return
+		}
+	}
+}
+
+func (n *Node) cancelTask(w http.ResponseWriter, r *http.Request) {
+	if _, ok := n.applyOK(w, r, Command{Op: OpCancelTask, TaskID: r.PathValue("id")}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (n *Node) listFaults(w http.ResponseWriter, r *http.Request) {
+	fs, err := n.fsm.Faults(r.URL.Query().Get("device"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if fs == nil {
+		fs = []*Fault{}
+	}
+	writeJSON(w, 200, fs)
+}
+
+func (n *Node) listPresets(w http.ResponseWriter, r *http.Request) {
+	ps, err := n.fsm.Presets()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ps == nil {
+		ps = []*fleet.Preset{}
+	}
+	writeJSON(w, 200, ps)
+}
+
+func (n *Node) getPreset(w http.ResponseWriter, r *http.Request) {
+	p, err := n.fsm.Preset(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, p)
+}
+
+func (n *Node) putPreset(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var p fleet.Preset
+	if err := decodeStrict(body, &p); err != nil {
+		writeError(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	if p.Name != "" && p.Name != name {
+		writeError(w, fmt.Errorf("%w: body _id %q differs from the URL's %q", ErrBadRequest, p.Name, name))
+		return
+	}
+	p.Name = name
+	if err := ValidatePreset(&p); err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, ok := n.applyOK(w, r, Command{Op: OpPutPreset, Preset: &p}); ok {
+		writeJSON(w, 200, p)
+	}
+}
+
+func (n *Node) deletePreset(w http.ResponseWriter, r *http.Request) {
+	if _, ok := n.applyOK(w, r, Command{Op: OpDeletePreset, Name: r.PathValue("name")}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (n *Node) listFiles(w http.ResponseWriter, r *http.Request) {
+	fs, err := n.fsm.Files()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if fs == nil {
+		fs = []*fleet.FileMeta{}
+	}
+	writeJSON(w, 200, fs)
+}
+
+func (n *Node) getFile(w http.ResponseWriter, r *http.Request) {
+	if c := r.URL.Query().Get("content"); c == "1" || c == "true" {
+		n.getFileContent(w, r)
+		return
+	}
+	m, err := n.fsm.File(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, m)
+}
+
+func (n *Node) getFileContent(w http.ResponseWriter, r *http.Request) {
+	m, err := n.fsm.File(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	f, err := n.blobs.Open(m.SHA256)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("ETag", `"`+m.SHA256+`"`)
+	http.ServeContent(w, r, m.Name, m.Uploaded, f)
+}
+
+// putFile streams the upload into this node's blob store (hashing as it
+// goes) and replicates only the metadata, through the leader.
+func (n *Node) putFile(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := checkName("file name", name); err != nil {
+		writeError(w, err)
+		return
+	}
+	if r.ContentLength > n.cfg.MaxFileBytes {
+		writeError(w, fmt.Errorf("%w: file over %d bytes", ErrTooLarge, n.cfg.MaxFileBytes))
+		return
+	}
+	h := r.Header
+	fileType := h.Get("fileType")
+	if fileType == "" {
+		writeError(w, fmt.Errorf("%w: fileType header is required (e.g. \"1 Firmware Upgrade Image\")", ErrBadRequest))
+		return
+	}
+	sum, size, err := n.blobs.Put(r.Body, n.cfg.MaxFileBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	meta := &fleet.FileMeta{Name: name, FileType: fileType, OUI: h.Get("oui"), ProductClass: h.Get("productClass"),
+		Version: h.Get("version"), Size: size, SHA256: sum, Uploaded: time.Now().UTC()}
+	if err := n.applyAnywhere(r.Context(), Command{Op: OpPutFileMeta, File: meta}); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, meta)
+}
+
+// applyAnywhere applies cmd here if this node leads, else asks the leader
+// over the internal apply endpoint.
+func (n *Node) applyAnywhere(ctx context.Context, cmd Command) error {
+	if n.IsLeader() {
+		return n.Apply(ctx, cmd).Err
+	}
+	_, addr, err := n.leaderAPI()
+	if err != nil {
+		return err
+	}
+	cmd.V = CommandVersion
+	data, err := EncodeCommands([]Command{cmd})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/cluster/apply", strings.NewReader(string(data)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/cbor")
+	req.Header.Set(hdrForwarded, n.cfg.ID)
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: apply via leader at %s: %v", ErrNoLeader, addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return nil
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+	return errorFor(resp.StatusCode, e.Error)
+}
+
+// internalApply lets a follower apply a command it built itself (today
+// only file metadata, whose blob stays on the follower). Leader only.
+func (n *Node) internalApply(w http.ResponseWriter, r *http.Request) {
+	if !n.IsLeader() {
+		writeError(w, ErrNotLeader)
+		return
+	}
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	cmds, err := DecodeCommands(body)
+	if err != nil || len(cmds) != 1 {
+		writeError(w, fmt.Errorf("%w: want one encoded command", ErrBadRequest))
+		return
+	}
+	if cmds[0].Op != OpPutFileMeta {
+		writeError(w, fmt.Errorf("%w: op %v is not accepted here", ErrBadRequest, cmds[0].Op))
+		return
+	}
+	if _, ok := n.applyOK(w, r, cmds[0]); ok {
+		writeJSON(w, 200, map[string]string{"status": "applied"})
+	}
+}
+
+func (n *Node) deleteFile(w http.ResponseWriter, r *http.Request) {
+	if _, ok := n.applyOK(w, r, Command{Op: OpDeleteFileMeta, Name: r.PathValue("name")}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// edgeOnlineWindow is how recently an edge must have been heard from to be
+// listed as online.
+const edgeOnlineWindow = 90 * time.Second
+
+type edgeView struct {
+	*Edge
+	Status string `json:"status"`
+}
+
+func (n *Node) listEdges(w http.ResponseWriter, r *http.Request) {
+	es, err := n.fsm.Edges()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := make([]edgeView, len(es))
+	for i, e := range es {
+		st := "offline"
+		if time.Since(e.LastSeen) < edgeOnlineWindow {
+			st = "online"
+		}
+		out[i] = edgeView{Edge: e, Status: st}
+	}
+	writeJSON(w, 200, out)
+}
+
+func (n *Node) clusterStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := n.Status()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, st)
+}
+
+func (n *Node) clusterJoin(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req JoinRequest
+	if err := decodeStrict(body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := n.Join(r.Context(), req); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "joined", "id": req.ID})
+}
+
+func (n *Node) clusterRemove(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req struct {
+		ID string `json:"id"`
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.ID == "" {
+		writeError(w, fmt.Errorf("%w: id is required", ErrBadRequest))
+		return
+	}
+	if err := n.Remove(r.Context(), req.ID); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "removed", "id": req.ID})
+}

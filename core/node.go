@@ -1,0 +1,638 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/edgeacs/edgeacs/raftstore"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// Config configures one core node. Zero durations and sizes take the
+// defaults from DefaultConfig.
+type Config struct {
+	// ID is the node's Raft server ID, unique in the cluster.
+	ID string `yaml:"id"`
+	// DataDir holds the raft log, snapshots, the FSM and the blob store.
+	DataDir string `yaml:"data"`
+	// RaftAddr is where Raft listens (host:port); it is advertised as bound.
+	RaftAddr string `yaml:"raftAddr"`
+	// APIAddr is where the REST API listens (host:port).
+	APIAddr string `yaml:"apiAddr"`
+	// SyncAddr is reserved for the edge sync link (not served yet).
+	SyncAddr string `yaml:"syncAddr"`
+	// Bootstrap makes this node form a new single-node cluster when it has no state.
+	Bootstrap bool `yaml:"bootstrap"`
+	// Join is the API address (host:port or URL) of a member to join through.
+	Join string `yaml:"join"`
+
+	HeartbeatTimeout   time.Duration `yaml:"heartbeatTimeout"`
+	ElectionTimeout    time.Duration `yaml:"electionTimeout"`
+	LeaderLeaseTimeout time.Duration `yaml:"leaderLeaseTimeout"`
+	CommitTimeout      time.Duration `yaml:"commitTimeout"`
+	SnapshotThreshold  uint64        `yaml:"snapshotThreshold"`
+	SnapshotInterval   time.Duration `yaml:"snapshotInterval"`
+	TrailingLogs       uint64        `yaml:"trailingLogs"`
+	// RaftNoSync turns off fsync of the raft log (tests, benchmarks). An
+	// acknowledged write then survives a process crash but not power loss.
+	RaftNoSync bool `yaml:"raftNoSync"`
+	// RaftLogLevel is the level below which raft's own logs are dropped.
+	RaftLogLevel string `yaml:"raftLogLevel"`
+
+	// ApplyTimeout bounds one write from submission to commit.
+	ApplyTimeout  time.Duration `yaml:"applyTimeout"`
+	MaxBatch      int           `yaml:"maxBatch"`
+	MaxBatchDelay time.Duration `yaml:"maxBatchDelay"`
+	// MaxBodyBytes bounds JSON request bodies; MaxFileBytes bounds uploads.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	MaxFileBytes int64 `yaml:"maxFileBytes"`
+}
+
+// DefaultConfig returns production defaults: raft's own timeouts, fsync'd log.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   time.Second,
+		ElectionTimeout:    time.Second,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   2 * time.Minute,
+		TrailingLogs:       10240,
+		RaftLogLevel:       "warn",
+		ApplyTimeout:       10 * time.Second,
+		MaxBatch:           512,
+		MaxBatchDelay:      2 * time.Millisecond,
+		MaxBodyBytes:       1 << 20,
+		MaxFileBytes:       1 << 30,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDur(&c.ElectionTimeout, d.ElectionTimeout)
+	setDur(&c.LeaderLeaseTimeout, min(d.LeaderLeaseTimeout, c.HeartbeatTimeout))
+	setDur(&c.CommitTimeout, d.CommitTimeout)
+	setDur(&c.SnapshotInterval, d.SnapshotInterval)
+	setDur(&c.ApplyTimeout, d.ApplyTimeout)
+	setDur(&c.MaxBatchDelay, d.MaxBatchDelay)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
+	if c.RaftLogLevel == "" {
+		c.RaftLogLevel = d.RaftLogLevel
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = d.MaxBatch
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxFileBytes == 0 {
+		c.MaxFileBytes = d.MaxFileBytes
+	}
+	return c
+}
+
+// Validate reports the first thing wrong with the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return fmt.Errorf("%w: node id is required", ErrBadRequest)
+	case c.DataDir == "":
+		return fmt.Errorf("%w: data dir is required", ErrBadRequest)
+	case c.RaftAddr == "":
+		return fmt.Errorf("%w: raft address is required", ErrBadRequest)
+	case c.APIAddr == "":
+		return fmt.Errorf("%w: API address is required", ErrBadRequest)
+	case c.Bootstrap && c.Join != "":
+		return fmt.Errorf("%w: bootstrap and join are exclusive", ErrBadRequest)
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("%w: leader lease timeout must not exceed the heartbeat timeout", ErrBadRequest)
+	}
+	for _, a := range []struct{ name, addr string }{{"raft", c.RaftAddr}, {"api", c.APIAddr}, {"sync", c.SyncAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%w: %s address %q: %v", ErrBadRequest, a.name, a.addr, err)
+		}
+	}
+	return nil
+}
+
+// Node is one core cluster member: Raft, the FSM, the write batcher, the
+// blob store and the REST API.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *FSM
+	logs  *raftstore.Store
+	snaps raft.SnapshotStore
+	trans *raft.NetworkTransport
+	raft  *raft.Raft
+	batch *Batcher
+	blobs *BlobStore
+	met   *metrics
+
+	apiLn   net.Listener
+	apiAddr string
+	http    *http.Server
+	client  *http.Client
+
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+}
+
+// New opens the node's stores, starts Raft (bootstrapping a new cluster if
+// asked and there is no state) and binds the API listener. Run serves.
+func New(cfg Config, logger *slog.Logger) (n *Node, err error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("node", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	n = &Node{cfg: cfg, log: logger, closed: make(chan struct{})}
+	// On any failure below, close what was opened, in reverse order.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+
+	if n.fsm, err = OpenFSM(filepath.Join(cfg.DataDir, "fsm"), logger); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.fsm.Close() })
+	if n.blobs, err = OpenBlobStore(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		return nil, err
+	}
+	n.logs, err = raftstore.Open(filepath.Join(cfg.DataDir, "raft"), raftstore.Options{SyncWrites: !cfg.RaftNoSync, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("open raft log: %w", err)
+	}
+	undo = append(undo, func() { n.logs.Close() })
+
+	hl := newHCLog(logger, cfg.RaftLogLevel)
+	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl); err != nil {
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 10*time.Second, hl); err != nil {
+		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	}
+	undo = append(undo, func() { n.trans.Close() })
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.MaxAppendEntries = 128
+	rc.BatchApplyCh = true
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("%w: raft config: %v", ErrBadRequest, err)
+	}
+	hasState, err := raft.HasExistingState(n.logs, n.logs, n.snaps)
+	if err != nil {
+		return nil, fmt.Errorf("check raft state: %w", err)
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans); err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	undo = append(undo, func() { n.raft.Shutdown().Error() })
+	if cfg.Bootstrap && !hasState {
+		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
+			return nil, fmt.Errorf("bootstrap cluster: %w", err)
+		}
+		logger.Info("bootstrapped a new cluster", "raft", n.trans.LocalAddr())
+	} else if hasState {
+		logger.Info("restarting with existing raft state", "applied", n.fsm.AppliedIndex())
+	}
+
+	n.met = newMetrics(n)
+	n.batch = NewBatcher(func(data []byte) raft.ApplyFuture {
+		return n.raft.Apply(data, cfg.ApplyTimeout)
+	}, BatcherConfig{MaxBatch: cfg.MaxBatch, MaxDelay: cfg.MaxBatchDelay, Observe: n.met.observeBatch})
+	undo = append(undo, n.batch.Close)
+
+	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("api listen on %s: %w", cfg.APIAddr, err)
+	}
+	n.apiAddr = n.apiLn.Addr().String()
+	n.client = &http.Client{Timeout: 60 * time.Second}
+	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// ID is the node's Raft server ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// APIAddr is the address the REST API is bound to.
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// RaftAddr is the address Raft is bound to.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// FSM gives read access to the node's replicated state.
+func (n *Node) FSM() *FSM { return n.fsm }
+
+// Raft exposes the raft instance (stats, tests).
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// IsLeader reports whether this node is the Raft leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Run serves the API and the node's background work until ctx ends or
+// Close is called, then shuts down gracefully.
+func (n *Node) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	n.goBG(func(context.Context) {
+		if err := n.http.Serve(n.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	})
+	n.goBG(n.leaderLoop)
+	n.goBG(func(ctx context.Context) { n.fsm.RunGC(ctx, 5*time.Minute) })
+	n.goBG(func(ctx context.Context) { _ = n.logs.RunGC(ctx) })
+	if n.cfg.Join != "" {
+		n.goBG(n.joinLoop)
+	}
+	n.log.Info("core node running", "api", n.apiAddr, "raft", n.RaftAddr())
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-n.closed:
+	case err = <-serveErr:
+		err = fmt.Errorf("api server: %w", err)
+	}
+	return errors.Join(err, n.Close())
+}
+
+func (n *Node) goBG(fn func(ctx context.Context)) {
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		fn(n.bgCtx)
+	}()
+}
+
+// Close shuts the node down in order: the API (in-flight requests get a
+// few seconds), background loops, the batcher, Raft, then the stores Raft
+// wrote to. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.closed)
+		var errs []error
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := n.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+			n.http.Close()
+		}
+		cancel()
+		n.apiLn.Close()
+		n.bgCancel()
+		n.bg.Wait()
+		n.batch.Close()
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+		if err := n.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft transport: %w", err))
+		}
+		if err := n.logs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft log: %w", err))
+		}
+		if err := n.fsm.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("core node stopped")
+	})
+	return n.closeErr
+}
+
+// Apply proposes one command through the batcher. It must run on the leader.
+func (n *Node) Apply(ctx context.Context, cmd Command) Result {
+	if cmd.Time.IsZero() {
+		cmd.Time = time.Now().UTC()
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	return n.batch.Apply(ctx, cmd)
+}
+
+// WaitForLeader blocks until the cluster has a leader this node knows of.
+func (n *Node) WaitForLeader(timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, id := n.raft.LeaderWithID(); id != "" {
+			return string(id), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("node %s: %w after %v", n.cfg.ID, ErrNoLeader, timeout)
+		}
+		select {
+		case <-n.closed:
+			return "", ErrClosed
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// leaderAPI returns the leader's ID and registered API address.
+func (n *Node) leaderAPI() (string, string, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", "", ErrNoLeader
+	}
+	if string(id) == n.cfg.ID {
+		return n.cfg.ID, n.apiAddr, nil
+	}
+	info, err := n.fsm.Node(string(id))
+	if err != nil {
+		return string(id), "", fmt.Errorf("%w: leader %s has not registered its API address yet", ErrNoLeader, id)
+	}
+	return string(id), info.APIAddr, nil
+}
+
+// leaderLoop registers this node's API address whenever it becomes leader,
+// so followers can always find where to forward writes.
+func (n *Node) leaderLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case leader := <-n.raft.LeaderCh():
+			if !leader {
+				continue
+			}
+			n.log.Info("became raft leader")
+			for ctx.Err() == nil && n.IsLeader() {
+				r := n.Apply(ctx, Command{Op: OpRegisterNode, Node: &NodeInfo{ID: n.cfg.ID, APIAddr: n.apiAddr}})
+				if r.Err == nil {
+					break
+				}
+				n.log.Warn("register own API address", "err", r.Err)
+				sleepCtx(ctx, 100*time.Millisecond)
+			}
+		}
+	}
+}
+
+// JoinRequest is the body of POST /api/v1/cluster/join.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raftAddr"`
+	APIAddr  string `json:"apiAddr,omitempty"`
+}
+
+// joinLoop asks a member to add this node until it succeeds. Joining is
+// idempotent, so a restarted node repeats it harmlessly (and refreshes its
+// API address).
+func (n *Node) joinLoop(ctx context.Context) {
+	body, _ := json.Marshal(JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), APIAddr: n.apiAddr})
+	url := baseURL(n.cfg.Join) + "/api/v1/cluster/join"
+	delay := 100 * time.Millisecond
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		err := n.postJSON(ctx, url, body)
+		if err == nil {
+			n.log.Info("joined cluster", "via", n.cfg.Join)
+			return
+		}
+		if attempt == 1 || attempt%20 == 0 {
+			n.log.Warn("join cluster: retrying", "via", n.cfg.Join, "attempt", attempt, "err", err)
+		}
+		sleepCtx(ctx, delay)
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func (n *Node) postJSON(ctx context.Context, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return fmt.Errorf("%s: %s", resp.Status, e.Error)
+	}
+	return nil
+}
+
+// Join adds a voter; on a follower it fails with ErrNotLeader (the API
+// forwards join requests to the leader first).
+func (n *Node) Join(ctx context.Context, req JoinRequest) error {
+	if err := checkName("server id", req.ID); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(req.RaftAddr); err != nil {
+		return fmt.Errorf("%w: raft address %q: %v", ErrBadRequest, req.RaftAddr, err)
+	}
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	present := false
+	for _, s := range cf.Configuration().Servers {
+		sameID, sameAddr := s.ID == raft.ServerID(req.ID), s.Address == raft.ServerAddress(req.RaftAddr)
+		switch {
+		case sameID && sameAddr:
+			present = true
+		case sameID || sameAddr:
+			// A node that came back at a new address, or a new node at an old
+			// one: drop the stale entry first, as rqlite does.
+			if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+				return fmt.Errorf("remove stale server %s: %w", s.ID, raftError(err))
+			}
+		}
+	}
+	if !present {
+		if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, 0).Error(); err != nil {
+			return fmt.Errorf("add voter %s: %w", req.ID, raftError(err))
+		}
+		n.log.Info("added voter", "id", req.ID, "raft", req.RaftAddr)
+	}
+	if req.APIAddr != "" {
+		if r := n.Apply(ctx, Command{Op: OpRegisterNode, Node: &NodeInfo{ID: req.ID, APIAddr: req.APIAddr}}); r.Err != nil {
+			return fmt.Errorf("register %s: %w", req.ID, r.Err)
+		}
+	}
+	return nil
+}
+
+// Remove takes a server out of the cluster.
+func (n *Node) Remove(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || s.ID == raft.ServerID(id)
+	}
+	if !found {
+		return fmt.Errorf("server %s: %w", id, ErrNotFound)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		return fmt.Errorf("remove server %s: %w", id, raftError(err))
+	}
+	if r := n.Apply(ctx, Command{Op: OpRemoveNode, Name: id}); r.Err != nil && !errors.Is(r.Err, ErrNotFound) {
+		return fmt.Errorf("unregister %s: %w", id, r.Err)
+	}
+	n.log.Info("removed server", "id", id)
+	return nil
+}
+
+// ClusterServer is one member in GET /api/v1/cluster.
+type ClusterServer struct {
+	ID       string `json:"id"`
+	Address  string `json:"address"`
+	APIAddr  string `json:"apiAddr,omitempty"`
+	Suffrage string `json:"suffrage"`
+}
+
+// ClusterStatus is the body of GET /api/v1/cluster.
+type ClusterStatus struct {
+	Leader  string          `json:"leader"`
+	Servers []ClusterServer `json:"servers"`
+}
+
+// Status reports the leader and members as this node sees them.
+func (n *Node) Status() (ClusterStatus, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return ClusterStatus{}, fmt.Errorf("read configuration: %w", err)
+	}
+	_, leader := n.raft.LeaderWithID()
+	st := ClusterStatus{Leader: string(leader), Servers: []ClusterServer{}}
+	for _, s := range cf.Configuration().Servers {
+		cs := ClusterServer{ID: string(s.ID), Address: string(s.Address), Suffrage: strings.ToLower(s.Suffrage.String())}
+		if info, err := n.fsm.Node(string(s.ID)); err == nil {
+			cs.APIAddr = info.APIAddr
+		}
+		st.Servers = append(st.Servers, cs)
+	}
+	return st, nil
+}
+
+// consistent waits until this node, as a verified leader, has applied
+// everything committed before the call: a linearizable read point.
+func (n *Node) consistent(ctx context.Context) error {
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return raftError(err)
+	}
+	target := n.raft.CommitIndex()
+	for n.fsm.AppliedIndex() < target {
+		select {
+		case <-n.fsm.Watch():
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting to apply index %d", ErrTimeout, target)
+		}
+	}
+	return nil
+}
+
+func baseURL(addr string) string {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		return strings.TrimRight(addr, "/")
+	}
+	return "http://" + addr
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// newHCLog routes raft's hclog output into slog, dropping lines below level.
+func newHCLog(l *slog.Logger, level string) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:        "raft",
+		Level:       hclog.LevelFromString(level),
+		Output:      hclogWriter{l},
+		DisableTime: true,
+	})
+}
+
+type hclogWriter struct{ l *slog.Logger }
+
+// Write turns one formatted hclog line ("[WARN]  raft: msg: k=v") into a
+// slog record at the matching level.
+func (w hclogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	lvl := slog.LevelInfo
+	switch {
+	case strings.HasPrefix(line, "[ERROR]"):
+		lvl = slog.LevelError
+	case strings.HasPrefix(line, "[WARN]"):
+		lvl = slog.LevelWarn
+	case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
+		lvl = slog.LevelDebug
+	}
+	if i := strings.Index(line, "]"); i >= 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	w.l.Log(context.Background(), lvl, line, "component", "raft")
+	return len(p), nil
+}
