@@ -458,3 +458,60 @@ func TestRunGCStopsOnCancel(t *testing.T) {
 		t.Fatal("RunGC did not return after cancel")
 	}
 }
+
+// TestConcurrentAppendCompactRead mimics raft's access pattern: the main loop
+// appends, the snapshot goroutine compacts the head, replication goroutines
+// read. A reader that sees LastIndex = n must be able to read entry n.
+func TestConcurrentAppendCompactRead(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{Logger: quietLogger})
+	mustStore(t, s, testLogs(1, 16))
+	const batches = 200
+	appended := make(chan uint64, batches)
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // appender
+		defer wg.Done()
+		defer close(appended)
+		for i := uint64(1); i <= batches; i++ {
+			if err := s.StoreLogs(testLogs(i*16+1, i*16+16)); err != nil {
+				errs <- err
+				return
+			}
+			appended <- i*16 + 16
+		}
+	}()
+	go func() { // compactor keeps the newest 64 entries
+		defer wg.Done()
+		for last := range appended {
+			first, _ := s.FirstIndex()
+			if last > 64 && first < last-64 {
+				if err := s.DeleteRange(first, last-64); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+	}()
+	go func() { // reader
+		defer wg.Done()
+		for {
+			last, _ := s.LastIndex()
+			var l raft.Log
+			if err := s.GetLog(last, &l); err != nil {
+				errs <- fmt.Errorf("GetLog(LastIndex=%d): %w", last, err)
+				return
+			}
+			if last == batches*16+16 {
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// The compactor's last pass deleted through last-64.
+	checkBounds(t, s, batches*16+16-63, batches*16+16)
+}
