@@ -453,3 +453,6 @@ func TestRestartWithData(t *testing.T) {
 // Device is a test shortcut for reading a device without parameters.
 func (n *testNode) Device(id string) (*Device, error) { return n.fsm.Device(id, false) }
 
+func decodeJSONBody(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}
