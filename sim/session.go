@@ -122,7 +122,10 @@ func (d *Device) session(ctx context.Context) (err error) {
 		}
 		d.mu.Unlock()
 		if err != nil {
-			st.errors.Add(1)
+			// A session cut short by shutdown is not the ACS's failure.
+			if ctx.Err() == nil {
+				st.errors.Add(1)
+			}
 			err = fmt.Errorf("device %s: %w", d.id, err)
 		}
 	}()
