@@ -94,8 +94,8 @@ func (d *Device) applyConfig() {
 		secs := max(int64(d.f.cfg.InformInterval/time.Second), 1)
 		set("ManagementServer.PeriodicInformInterval", strconv.FormatInt(secs, 10))
 	}
-	if d.f.udpAddr != "" {
-		set("ManagementServer.UDPConnectionRequestAddress", d.f.udpAddr)
+	if udp := d.f.UDPConnectionRequestAddr(); udp != "" {
+		set("ManagementServer.UDPConnectionRequestAddress", udp)
 		set("ManagementServer.STUNEnable", "true")
 	}
 }
