@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeacs/edgeacs/core"
+)
+
+func init() {
+	registerCommand(coreCommand())
+	registerCommand(clusterCommand())
+}
+
+// Defaults for `edgeacs core`, chosen so a newcomer's first node works on
+// one machine.
+const (
+	defaultCoreData     = "./data/core"
+	defaultCoreRaftAddr = "127.0.0.1:7000"
+	defaultCoreAPIAddr  = "127.0.0.1:7080"
+	defaultCoreSyncAddr = "127.0.0.1:7443"
+	defaultCoreAPIURL   = "http://127.0.0.1:7080"
+)
+
+// exitUsage turns flag parsing errors into exit status 2.
+func exitUsage(_ *cli.Context, err error, _ bool) error { return cli.Exit(err.Error(), 2) }
+
+func coreCommand() *cli.Command {
+	env := func(name string) []string { return []string{"EDGEACS_" + name} }
+	return &cli.Command{
+		Name:  "core",
+		Usage: "run one core cluster node: Raft voter, fleet state and the REST API",
+		Description: "Settings come from flags, then EDGEACS_* environment variables, then the YAML file\n" +
+			"given with --config (see configs/core.yaml), then defaults.\n\n" +
+			"Start the first node with --bootstrap, the others with --join API_ADDR of any member.\n" +
+			"A restarted node keeps its data and needs neither.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "config", Usage: "YAML configuration file", EnvVars: env("CONFIG")},
+			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (required)", EnvVars: env("ID")},
+			&cli.StringFlag{Name: "data", Usage: "data directory (raft log, snapshots, state, files)", DefaultText: defaultCoreData, EnvVars: env("DATA")},
+			&cli.StringFlag{Name: "raft-addr", Usage: "Raft listen address HOST:PORT (advertised to peers)", DefaultText: defaultCoreRaftAddr, EnvVars: env("RAFT_ADDR")},
+			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC) address HOST:PORT (reserved)", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
+			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new cluster with this node if it has no state", EnvVars: env("BOOTSTRAP")},
+			&cli.StringFlag{Name: "join", Usage: "API address of a member to join through", EnvVars: env("JOIN")},
+			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout", DefaultText: "1s", EnvVars: env("HEARTBEAT_TIMEOUT")},
+			&cli.DurationFlag{Name: "election-timeout", Usage: "Raft election timeout", DefaultText: "1s", EnvVars: env("ELECTION_TIMEOUT")},
+			&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between snapshots", DefaultText: "8192", EnvVars: env("SNAPSHOT_THRESHOLD")},
+			&cli.BoolFlag{Name: "raft-nosync", Usage: "do not fsync the raft log (tests only: loses writes on power failure)", EnvVars: env("RAFT_NOSYNC")},
+		},
+		OnUsageError: exitUsage,
+		Action:       runCore,
+	}
+}
+
+// loadCoreConfig builds the configuration: defaults < YAML < env < flags
+// (urfave/cli folds env into the flags; IsSet is true for both).
+func loadCoreConfig(c *cli.Context) (core.Config, error) {
+	cfg := core.DefaultConfig()
+	cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.SyncAddr = defaultCoreData, defaultCoreRaftAddr, defaultCoreAPIAddr, defaultCoreSyncAddr
+	if path := c.String("config"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
+			return cfg, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	if c.Args().Len() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " "))
+	}
+	str := func(name string, dst *string) {
+		if c.IsSet(name) {
+			*dst = c.String(name)
+		}
+	}
+	str("id", &cfg.ID)
+	str("data", &cfg.DataDir)
+	str("raft-addr", &cfg.RaftAddr)
+	str("api-addr", &cfg.APIAddr)
+	str("sync-addr", &cfg.SyncAddr)
+	str("join", &cfg.Join)
+	if c.IsSet("bootstrap") {
+		cfg.Bootstrap = c.Bool("bootstrap")
+	}
+	if c.IsSet("raft-nosync") {
+		cfg.RaftNoSync = c.Bool("raft-nosync")
+	}
+	if c.IsSet("heartbeat-timeout") {
+		cfg.HeartbeatTimeout = c.Duration("heartbeat-timeout")
+		cfg.LeaderLeaseTimeout = min(cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout/2)
+	}
+	if c.IsSet("election-timeout") {
+		cfg.ElectionTimeout = c.Duration("election-timeout")
+	}
+	if c.IsSet("snapshot-threshold") {
+		cfg.SnapshotThreshold = c.Uint64("snapshot-threshold")
+	}
+	if cfg.ID == "" {
+		return cfg, fmt.Errorf("--id is required (or EDGEACS_ID, or id: in --config)")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// runCoreNode is replaced in tests to check configuration without starting a node.
+var runCoreNode = func(ctx context.Context, cfg core.Config) error {
+	node, err := core.New(cfg, nil)
+	if err != nil {
+		return err
+	}
+	return node.Run(ctx)
+}
+
+func runCore(c *cli.Context) error {
+	cfg, err := loadCoreConfig(c)
+	if err != nil {
+		return cli.Exit("edgeacs core: "+err.Error(), 2)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runCoreNode(ctx, cfg); err != nil {
+		return cli.Exit("edgeacs core: "+err.Error(), 1)
+	}
+	return nil
+}
+
+func clusterCommand() *cli.Command {
+	common := func(extra ...cli.Flag) []cli.Flag {
+		return append([]cli.Flag{
+			&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member)", EnvVars: []string{"EDGEACS_API"}},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts instead of a table"},
+			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "request timeout"},
+		}, extra...)
+	}
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "show and change core cluster membership through the REST API",
+		Subcommands: []*cli.Command{
+			{
+				Name: "status", Usage: "list the members and the leader",
+				Flags: common(), OnUsageError: exitUsage,
+				Action: func(c *cli.Context) error {
+					var st core.ClusterStatus
+					if err := clusterCall(c, http.MethodGet, "/api/v1/cluster", nil, &st); err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, st)
+					}
+					printClusterTable(c.App.Writer, st)
+					return nil
+				},
+			},
+			{
+				Name: "join", Usage: "add a node (already running, started without --join) as a voter",
+				Flags: common(
+					&cli.StringFlag{Name: "id", Usage: "ID of the node to add (required)"},
+					&cli.StringFlag{Name: "raft-addr", Usage: "its Raft address HOST:PORT (required)"},
+					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (for forwarding writes)"},
+				),
+				OnUsageError: exitUsage,
+				Action: func(c *cli.Context) error {
+					req := core.JoinRequest{ID: c.String("id"), RaftAddr: c.String("raft-addr"), APIAddr: c.String("api-addr")}
+					if req.ID == "" || req.RaftAddr == "" || c.Args().Len() > 0 {
+						return cli.Exit("edgeacs cluster join: --id and --raft-addr are required, and nothing else", 2)
+					}
+					return clusterChange(c, "/api/v1/cluster/join", req, "joined "+req.ID)
+				},
+			},
+			{
+				Name: "remove", Usage: "remove a node from the cluster", ArgsUsage: "[ID]",
+				Flags:        common(&cli.StringFlag{Name: "id", Usage: "ID of the node to remove"}),
+				OnUsageError: exitUsage,
+				Action: func(c *cli.Context) error {
+					id := c.String("id")
+					if id == "" {
+						id = c.Args().First()
+					}
+					if id == "" || c.Args().Len() > 1 {
+						return cli.Exit("edgeacs cluster remove: give exactly one node ID (--id or argument)", 2)
+					}
+					return clusterChange(c, "/api/v1/cluster/remove", map[string]string{"id": id}, "removed "+id)
+				},
+			},
+		},
+	}
+}
+
+func clusterChange(c *cli.Context, path string, body any, done string) error {
+	var out map[string]any
+	if err := clusterCall(c, http.MethodPost, path, body, &out); err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, out)
+	}
+	fmt.Fprintln(c.App.Writer, done)
+	return nil
+}
+
+// clusterCall sends one request to the API and decodes the answer; an
+// error answer becomes the command's error (exit 1).
+func clusterCall(c *cli.Context, method, path string, body, out any) error {
+	base := c.String("api")
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("bad --api %q: %v", c.String("api"), err), 2)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("cannot reach the core API at %s: %v", base, err), 1)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("read answer: %v", err), 1)
+	}
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(raw))
+		}
+		return cli.Exit(fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, e.Error), 1)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return cli.Exit(fmt.Sprintf("decode answer: %v", err), 1)
+		}
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printClusterTable(w io.Writer, st core.ClusterStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tAPI ADDRESS\tSUFFRAGE\tROLE")
+	for _, s := range st.Servers {
+		role := "follower"
+		if s.ID == st.Leader {
+			role = "leader"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, s.APIAddr, s.Suffrage, role)
+	}
+	tw.Flush()
+	if st.Leader == "" {
+		fmt.Fprintln(w, "no leader")
+	}
+}
