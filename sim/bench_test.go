@@ -3,8 +3,10 @@ package sim
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -131,5 +133,38 @@ func waitForLong(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatalf("condition not met within %s", d)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHTTPSACS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(responder())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the untrusted case logs a handshake error
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"trusted CA", Config{RootCAs: pool}, true},
+		{"insecure", Config{Insecure: true}, true},
+		{"untrusted", Config{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.ACSURL, cfg.Count = srv.URL, 1
+			f := startFleet(t, cfg)
+			if tc.ok {
+				waitFor(t, func() bool { return f.Stats().SessionsCompleted == 1 })
+			} else {
+				waitFor(t, func() bool { return f.Stats().SessionErrors >= 1 })
+				if f.Stats().SessionsCompleted != 0 {
+					t.Error("session completed against an untrusted certificate")
+				}
+			}
+		})
 	}
 }

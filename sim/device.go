@@ -28,7 +28,6 @@ var cpeMethods = []string{
 type transfer struct {
 	download bool
 	req      cwmp.Download // Upload fields are copied into the same shape
-	queued   time.Time
 }
 
 // scheduled is a pending ScheduleInform.
@@ -57,7 +56,6 @@ type Device struct {
 	rebootKey    *string
 	factoryReset bool
 	offline      bool
-	inSession    bool
 }
 
 func newDevice(f *Fleet, m *Model, index int) *Device {
@@ -488,7 +486,7 @@ func (d *Device) handle(req cwmp.Message) cwmp.Message {
 		if len(d.transfers) >= 16 {
 			return cwmp.NewFault(cwmp.FaultResourcesExceeded, "transfer queue full")
 		}
-		d.transfers = append(d.transfers, transfer{download: true, req: *r, queued: time.Now()})
+		d.transfers = append(d.transfers, transfer{download: true, req: *r})
 		return &cwmp.DownloadResponse{Status: 1}
 	case *cwmp.Upload:
 		if f := checkTransferURL(r.URL); f != nil {
@@ -500,7 +498,7 @@ func (d *Device) handle(req cwmp.Message) cwmp.Message {
 		d.transfers = append(d.transfers, transfer{req: cwmp.Download{
 			CommandKey: r.CommandKey, FileType: r.FileType, URL: r.URL, Username: r.Username,
 			Password: r.Password, DelaySeconds: r.DelaySeconds,
-		}, queued: time.Now()})
+		}})
 		return &cwmp.UploadResponse{Status: 1}
 	case *cwmp.GetQueuedTransfers:
 		resp := &cwmp.GetQueuedTransfersResponse{TransferList: []cwmp.QueuedTransfer{}}

@@ -109,13 +109,11 @@ func (d *Device) session(ctx context.Context) (err error) {
 	if d.retryCount > 0 {
 		st.retries.Add(1)
 	}
-	d.inSession = true
 	d.mu.Unlock()
 	inform, changed := d.buildInform()
 	delivered := false
 	defer func() {
 		d.mu.Lock()
-		d.inSession = false
 		if !delivered {
 			// The values never reached the ACS: report them next time.
 			d.tree.requeueChanged(changed)

@@ -60,13 +60,15 @@ func (d *Device) runTransfer(ctx context.Context, tr transfer) (cwmp.TransferCom
 	return tc, firmware
 }
 
-func (d *Device) transferClient(user, pass string) *http.Client {
-	base, _ := d.f.sessionTransport()
-	var rt http.RoundTripper = base
+// transferClient returns a client for one file transfer and how to
+// release its connections.
+func (d *Device) transferClient(user, pass string) (*http.Client, func()) {
+	base, closeFn := d.f.sessionTransport()
+	rt := base
 	if user != "" {
 		rt = &cwmp.DigestTransport{Username: user, Password: pass, Base: base, AllowBasic: true}
 	}
-	return &http.Client{Transport: rt, Timeout: d.f.cfg.TransferTimeout}
+	return &http.Client{Transport: rt, Timeout: d.f.cfg.TransferTimeout}, closeFn
 }
 
 // download fetches the file and "installs" it. Fault codes follow
@@ -74,8 +76,8 @@ func (d *Device) transferClient(user, pass string) *http.Client {
 // credentials, 9016 file not accessible, 9017 transfer cut short, 9018
 // size mismatch, 9010 anything else.
 func (d *Device) download(ctx context.Context, r cwmp.Download) (uint32, string, bool) {
-	client := d.transferClient(r.Username, r.Password)
-	defer client.CloseIdleConnections()
+	client, release := d.transferClient(r.Username, r.Password)
+	defer release()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL, nil)
 	if err != nil {
 		return cwmp.FaultDownloadFailure, err.Error(), false
@@ -124,8 +126,8 @@ func (d *Device) download(ctx context.Context, r cwmp.Download) (uint32, string,
 // upload PUTs a generated configuration dump or log to the URL.
 func (d *Device) upload(ctx context.Context, r cwmp.Download) (uint32, string) {
 	body := d.uploadBody(r.FileType)
-	client := d.transferClient(r.Username, r.Password)
-	defer client.CloseIdleConnections()
+	client, release := d.transferClient(r.Username, r.Password)
+	defer release()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.URL, bytes.NewReader(body))
 	if err != nil {
 		return cwmp.FaultUploadFailure, err.Error()
