@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -454,5 +455,22 @@ func BenchmarkOpenCache100k(b *testing.B) {
 		c.Close()
 		b.ReportMetric(clean.Seconds(), "s-open-clean")
 		b.ReportMetric(crash.Seconds(), "s-open-crash")
+	}
+}
+
+func TestRunGCStopsOnCancel(t *testing.T) {
+	c := openTestCache(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.runGC(ctx, time.Millisecond)
+	}()
+	mustBegin(t, c, tr098("GC"), t0).End(true) // GC ticks alongside writes
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunGC did not stop after cancel")
 	}
 }
