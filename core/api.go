@@ -99,6 +99,7 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/devices", n.read(n.listDevices))
 	h("GET /api/v1/devices/{id}", n.read(n.getDevice))
 	h("GET /api/v1/devices/{id}/params", n.read(n.getDeviceParams))
+	h("PUT /api/v1/devices/{id}", n.write(n.putDevice))
 	h("DELETE /api/v1/devices/{id}", n.write(n.deleteDevice))
 	h("POST /api/v1/devices/{id}/tags/{tag}", n.write(n.tagDevice(OpTag)))
 	h("DELETE /api/v1/devices/{id}/tags/{tag}", n.write(n.tagDevice(OpUntag)))
@@ -329,6 +330,40 @@ func (n *Node) applyOK(w http.ResponseWriter, r *http.Request, cmd Command) (Res
 		return res, false
 	}
 	return res, true
+}
+
+// putDeviceRequest pre-registers a device (before its first inform) or
+// corrects its identity; tags and parameters are kept.
+type putDeviceRequest struct {
+	OUI          string `json:"oui"`
+	ProductClass string `json:"productClass"`
+	SerialNumber string `json:"serialNumber"`
+	Manufacturer string `json:"manufacturer"`
+	Edge         string `json:"edge"`
+}
+
+func (n *Node) putDevice(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var req putDeviceRequest
+	if err := decodeStrict(body, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	d := &Device{ID: id, OUI: req.OUI, ProductClass: req.ProductClass, SerialNumber: req.SerialNumber, Manufacturer: req.Manufacturer, Edge: req.Edge}
+	if _, ok := n.applyOK(w, r, Command{Op: OpPutDevice, Device: d}); !ok {
+		return
+	}
+	got, err := n.fsm.Device(id, false)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, got)
 }
 
 func (n *Node) deleteDevice(w http.ResponseWriter, r *http.Request) {

@@ -65,6 +65,9 @@ func TestAPIBadInput(t *testing.T) {
 		{"unknown device", "GET", "/devices/nope", "", nil, 404},
 		{"unknown device params", "GET", "/devices/nope/params", "", nil, 404},
 		{"unknown device tasks", "GET", "/devices/nope/tasks", "", nil, 404},
+		{"put device bad json", "PUT", "/devices/dev2", `{"oui": 5}`, nil, 400},
+		{"put device unknown field", "PUT", "/devices/dev2", `{"colour": "red"}`, nil, 400},
+		{"put device bad id", "PUT", "/devices/%01x", `{}`, nil, 400},
 		{"delete unknown device", "DELETE", "/devices/nope", "", nil, 404},
 		{"tag unknown device", "POST", "/devices/nope/tags/x", "", nil, 404},
 		{"devices bad limit", "GET", "/devices?limit=0", "", nil, 400},
@@ -132,6 +135,13 @@ func TestAPIHappyPaths(t *testing.T) {
 			dd.Edge = "e2"
 		}
 		mustApplyNode(t, n, Command{Op: OpDeviceDelta, Delta: dd})
+	}
+	var put Device
+	if code := do(t, "PUT", api(n, "/devices/pre1"), `{"oui": "00AA11", "serialNumber": "S1", "edge": "e1"}`, &put); code != 200 || put.ID != "pre1" || put.Registered.IsZero() {
+		t.Fatalf("put device: %d %+v", code, put)
+	}
+	if code := do(t, "DELETE", api(n, "/devices/pre1"), nil, nil); code != 204 {
+		t.Fatalf("delete put device: %d", code)
 	}
 	var page struct {
 		Devices []Device `json:"devices"`
