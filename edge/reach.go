@@ -163,6 +163,7 @@ func (r *Reacher) send(ctx context.Context, deviceID string) error {
 	if err != nil {
 		return fmt.Errorf("connection request to %s: %w", deviceID, err)
 	}
+	udpFromTree(r.cfg.Cache, d)
 	useUDP := d.UDPConnectionRequestAddress != "" && d.STUNEnable
 	useHTTP := d.ConnectionRequestURL != ""
 	if !useUDP && !useHTTP {
@@ -274,17 +275,44 @@ const (
 
 // crCredentials returns the credentials to send with a connection request:
 // those the cache holds on the device record (from the Inform), else those
-// the edge provisioned.
+// in the cached parameter tree, else those of the last successful task
+// that set them (a later GPV of the secret password caches it as "").
 func crCredentials(c *Cache, d *Device) (user, pass string) {
 	user, pass = d.CRUsername, d.CRPassword
 	if pass != "" || d.Root == "" {
 		return user, pass
 	}
-	if p, err := c.Parameter(d.ID, d.Root+crPassParam); err == nil {
+	if p, err := c.Parameter(d.ID, d.Root+crPassParam); err == nil && p.Value != "" {
 		pass = p.Value
+		if p, err := c.Parameter(d.ID, d.Root+crUserParam); err == nil && p.Value != "" {
+			user = p.Value
+		}
+		return user, pass
 	}
-	if p, err := c.Parameter(d.ID, d.Root+crUserParam); err == nil && p.Value != "" {
-		user = p.Value
+	tasks, err := c.DeviceTasks(d.ID)
+	if err != nil {
+		return user, pass
+	}
+	for i := len(tasks) - 1; i >= 0; i-- {
+		t := tasks[i]
+		if t.Name != fleet.TaskSetParameterValues || t.Status != fleet.StatusDone {
+			continue
+		}
+		var u, p string
+		for _, pv := range t.ParameterValues {
+			switch pv.Name {
+			case d.Root + crUserParam:
+				u = pv.Value
+			case d.Root + crPassParam:
+				p = pv.Value
+			}
+		}
+		if p != "" {
+			if u == "" {
+				u = user
+			}
+			return u, p
+		}
 	}
 	return user, pass
 }
@@ -328,4 +356,22 @@ func provisionCRCredentials(c *Cache, d *Device, now time.Time) error {
 		return fmt.Errorf("provision connection-request credentials of %s: %w", d.ID, err)
 	}
 	return nil
+}
+
+// udpFromTree fills the TR-111 fields of d from the cached parameter tree
+// when the Inform did not carry them: UDPConnectionRequestAddress is not a
+// forced Inform parameter, so many CPEs only report it to a GPV or a
+// refresh.
+func udpFromTree(c *Cache, d *Device) {
+	if d.UDPConnectionRequestAddress != "" || d.Root == "" {
+		return
+	}
+	p, err := c.Parameter(d.ID, d.Root+"ManagementServer.UDPConnectionRequestAddress")
+	if err != nil || p.Value == "" {
+		return
+	}
+	d.UDPConnectionRequestAddress = p.Value
+	if p, err := c.Parameter(d.ID, d.Root+"ManagementServer.STUNEnable"); err == nil {
+		d.STUNEnable, _ = cwmp.ParseBool(p.Value)
+	}
 }

@@ -1,0 +1,144 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/sim"
+)
+
+func TestHTTPConnectionRequest(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CRMinInterval = 300 * time.Millisecond })
+	f := startFleet(t, e, 1, nil)
+	waitInformed(t, e, f)
+	id := f.Device(0).ID()
+	before := e.device(id).LastInform
+	n0 := f.Stats().ConnectionRequests
+
+	// Concurrent requests for one device share one connection request.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = e.node.Reacher().ConnectionRequest(context.Background(), id)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the session after the connection request", func() bool {
+		d := e.device(id)
+		return d.LastInform.After(before) && len(d.LastEvents) > 0 && d.LastEvents[0] == cwmp.EventConnectionRequest
+	})
+	if n := f.Stats().ConnectionRequests - n0; n < 1 || n > 2 {
+		t.Fatalf("%d connection requests reached the device for 4 concurrent calls", n)
+	}
+
+	// Within MinInterval a caller with a short deadline is refused.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := e.node.Reacher().ConnectionRequest(ctx, id); !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("within the interval: %v", err)
+	}
+	// A patient one is served once the interval has passed.
+	if err := e.node.Reacher().ConnectionRequest(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConnectionRequestErrors(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.CRTimeout = 200 * time.Millisecond; c.CRRetries = 1 })
+	if err := e.node.Reacher().ConnectionRequest(context.Background(), "no-such-device"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown device: %v", err)
+	}
+	// The hand CPE reports a CR URL nobody listens on.
+	c := newCPE(t, e, "OFFLINE1")
+	c.open(cwmp.EventBootstrap)
+	finishSession(t, c)
+	if err := e.node.Reacher().ConnectionRequest(context.Background(), c.id()); !errors.Is(err, cwmp.ErrDeviceOffline) {
+		t.Fatalf("offline device: %v", err)
+	}
+	if m := e.metric(`edgeacs_edge_connection_requests_total{outcome="offline",transport="http"}`); m == "" {
+		t.Fatal("offline connection request not counted")
+	}
+}
+
+// TestUDPConnectionRequest: a device behind "NAT" reports a UDP
+// connection-request address and STUNEnable; the edge sends the signed
+// TR-111 datagram from its STUN socket.
+func TestUDPConnectionRequest(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone })
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c := newCPE(t, e, "UDPCR001")
+	code, _, raw := c.post(c.informBody([]string{cwmp.EventBootstrap},
+		cwmp.ParameterValue{Name: "InternetGatewayDevice.ManagementServer.ConnectionRequestURL", Value: "", Type: cwmp.TypeString},
+		cwmp.ParameterValue{Name: "InternetGatewayDevice.ManagementServer.UDPConnectionRequestAddress", Value: pc.LocalAddr().String(), Type: cwmp.TypeString},
+		cwmp.ParameterValue{Name: "InternetGatewayDevice.ManagementServer.STUNEnable", Value: "1", Type: cwmp.TypeBoolean},
+	))
+	if code != 200 {
+		t.Fatalf("inform: %d %s", code, raw)
+	}
+	finishSession(t, c)
+	if err := e.node.Reacher().ConnectionRequest(context.Background(), c.id()); err != nil {
+		t.Fatal(err)
+	}
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, from, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := cwmp.ParseUDPConnectionRequest(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Verify("cr-pass", time.Now(), time.Minute); err != nil {
+		t.Fatalf("signature: %v", err)
+	}
+	if from.String() != e.node.Addrs().STUN {
+		t.Fatalf("datagram from %s, want the STUN socket %s", from, e.node.Addrs().STUN)
+	}
+}
+
+// TestUDPConnectionRequestWithSimulator: simulated CPEs learn their
+// binding from the edge's STUN server and are woken over UDP.
+func TestUDPConnectionRequestWithSimulator(t *testing.T) {
+	e := startEdge(t, "", nil)
+	f := startFleet(t, e, 1, func(c *sim.Config) {
+		c.UDPCRAddr = "127.0.0.1:0"
+		c.STUNServer = e.node.Addrs().STUN
+		c.Model = sim.ModelTR098
+	})
+	waitInformed(t, e, f)
+	id := f.Device(0).ID()
+	// The address is not a forced Inform parameter: a GPV brings it into the cache.
+	task := e.postTask(id, `{"name":"getParameterValues","parameterNames":["InternetGatewayDevice.ManagementServer."]}`, "connection_request&wait=10s")
+	if p, err := e.node.Cache().Parameter(id, "InternetGatewayDevice.ManagementServer.UDPConnectionRequestAddress"); task.Status != "done" || err != nil || p.Value == "" {
+		t.Fatalf("GPV %s; UDP address %+v, %v", task.Status, p, err)
+	}
+	before := e.device(id).LastInform
+	n0 := f.Stats().ConnectionRequests
+	if err := e.node.Reacher().ConnectionRequest(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the session after the UDP request", func() bool {
+		return e.device(id).LastInform.After(before) && f.Stats().ConnectionRequests > n0
+	})
+	if m := e.metric(`edgeacs_edge_connection_requests_total{outcome="sent",transport="udp"}`); m == "" {
+		t.Fatal("UDP connection request not counted")
+	}
+}
