@@ -1,0 +1,95 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeacs/edgeacs/edge"
+)
+
+// loadVia parses args as `edgeacs edge ...` and returns the loaded config.
+func loadVia(t *testing.T, args ...string) (edge.Config, error) {
+	t.Helper()
+	cmd := edgeCommand()
+	var (
+		got  edge.Config
+		lerr error
+	)
+	cmd.Action = func(c *cli.Context) error { got, lerr = loadEdgeConfig(c); return nil }
+	app := &cli.App{Name: "edgeacs", Commands: []*cli.Command{cmd}}
+	if err := app.Run(append([]string{"edgeacs", "edge"}, args...)); err != nil {
+		t.Fatalf("app.Run: %v", err)
+	}
+	return got, lerr
+}
+
+func TestEdgeConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	yml := filepath.Join(dir, "edge.yaml")
+	os.WriteFile(yml, []byte(`
+id: from-yaml
+data: /var/lib/yaml
+cwmp_addr: 0.0.0.0:1111
+api_addr: 127.0.0.1:2222
+cpe_auth: digest
+username: yaml-user
+password: yaml-pass
+session_timeout: 45s
+standalone: true
+`), 0o600)
+	t.Setenv("EDGEACS_API_ADDR", "127.0.0.1:3333")
+	t.Setenv("EDGEACS_USERNAME", "env-user")
+	cfg, err := loadVia(t, "--config", yml, "--id", "from-flag", "--username", "flag-user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{
+		"id (flag over yaml)":      {cfg.ID, "from-flag"},
+		"data (yaml)":              {cfg.DataDir, "/var/lib/yaml"},
+		"cwmp addr (yaml)":         {cfg.CWMPAddr, "0.0.0.0:1111"},
+		"api addr (env over yaml)": {cfg.APIAddr, "127.0.0.1:3333"},
+		"username (flag over env)": {cfg.Username, "flag-user"},
+		"password (yaml)":          {cfg.Password, "yaml-pass"},
+		"session timeout (yaml)":   {cfg.SessionTimeout.String(), (45 * time.Second).String()},
+		"body limit (default)":     {itoa64(cfg.MaxBodyBytes), itoa64(4 << 20)},
+	}
+	for what, v := range want {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", what, v[0], v[1])
+		}
+	}
+}
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestEdgeConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("id: x\nno_such_key: 1\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not standalone", []string{"--id", "e", "--data", dir, "--cpe-auth", "none"}, "core sync is not implemented yet; run with --standalone"},
+		{"missing id", []string{"--data", dir, "--standalone", "--cpe-auth", "none"}, "edge id is required"},
+		{"bad auth", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "magic"}, "want none, basic or digest"},
+		{"basic over http", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "basic", "--username", "u", "--password", "p"}, "clear"},
+		{"unknown yaml key", []string{"--config", badYAML}, "no_such_key"},
+		{"missing yaml file", []string{"--config", filepath.Join(dir, "none.yaml")}, "read config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadVia(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
