@@ -20,6 +20,11 @@ import (
 // StableStore miss as "fresh node" only when err.Error() == "not found".
 var ErrKeyNotFound = errors.New("not found")
 
+// ErrTooLarge is returned for a log entry or value larger than the store can
+// hold in one record (Options.InMemory: 1 MiB; on disk: 64 MiB). Checked up
+// front because Badger's own error embeds a hex dump of the value.
+var ErrTooLarge = errors.New("raftstore: value too large")
+
 var (
 	_ raft.LogStore    = (*Store)(nil)
 	_ raft.StableStore = (*Store)(nil)
@@ -33,6 +38,9 @@ const (
 )
 
 const logKeyLen = 1 + 8
+
+// maxStableKey keeps prefix+key under Badger's 65000-byte key limit.
+const maxStableKey = 60000
 
 // deleteChunk bounds the keys collected and deleted per transaction in
 // DeleteRange, keeping memory flat and each transaction well under Badger's
@@ -70,9 +78,10 @@ type bounds struct {
 // concurrent use: raft calls it from its main loop, replication and snapshot
 // goroutines at once.
 type Store struct {
-	db  *badger.DB
-	log *slog.Logger
-	gc  time.Duration
+	db       *badger.DB
+	log      *slog.Logger
+	gc       time.Duration
+	maxValue int
 
 	// writeMu serializes log writes (StoreLogs, DeleteRange) so the cached
 	// bounds are updated in commit order. Raft's snapshot goroutine compacts
@@ -118,7 +127,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft store %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: logger, gc: opts.GCInterval}
+	s := &Store{db: db, log: logger, gc: opts.GCInterval, maxValue: int(bopts.ValueLogFileSize)}
+	if opts.InMemory {
+		// No value log: every value must fit under the value threshold.
+		s.maxValue = int(bopts.ValueThreshold)
+	}
 	if s.gc <= 0 {
 		s.gc = 5 * time.Minute
 	}
@@ -280,6 +293,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		start = len(buf)
 		buf = appendLog(buf, l)
 		vals[i] = buf[start:len(buf):len(buf)]
+		if len(vals[i]) > s.maxValue {
+			return fmt.Errorf("store log %d: %w: %d bytes, limit %d", l.Index, ErrTooLarge, len(vals[i]), s.maxValue)
+		}
 	}
 
 	s.writeMu.Lock()
@@ -489,6 +505,9 @@ func (s *Store) hasLog(txn *badger.Txn, index uint64) bool {
 
 // Set stores a StableStore key.
 func (s *Store) Set(key, val []byte) error {
+	if len(val) > s.maxValue || len(key) > maxStableKey {
+		return fmt.Errorf("set %q: %w: key %d bytes, value %d bytes", key, ErrTooLarge, len(key), len(val))
+	}
 	v := append([]byte(nil), val...)
 	err := s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(stableKey(key), v)

@@ -169,6 +169,45 @@ func TestStoreLogRoundTrip(t *testing.T) {
 	})
 }
 
+func TestLargeValues(t *testing.T) {
+	cases := []struct {
+		name    string
+		opts    Options
+		size    int
+		wantErr error
+	}{
+		// Above Badger's 1 MiB value threshold: goes to the value log.
+		{"disk value log entry", Options{Logger: quietLogger}, 3 << 20, nil},
+		{"disk over limit", Options{Logger: quietLogger}, 65 << 20, ErrTooLarge},
+		{"memory under threshold", Options{InMemory: true, Logger: quietLogger}, 1<<20 - 64, nil},
+		{"memory over threshold", Options{InMemory: true, Logger: quietLogger}, 3 << 20, ErrTooLarge},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustOpen(t, t.TempDir(), c.opts)
+			data := bytes.Repeat([]byte("v"), c.size)
+			err := s.StoreLog(&raft.Log{Index: 1, Term: 1, Data: data})
+			if !errors.Is(err, c.wantErr) {
+				t.Fatalf("StoreLog(%d bytes) = %v, want %v", c.size, err, c.wantErr)
+			}
+			if setErr := s.Set([]byte("k"), data); !errors.Is(setErr, c.wantErr) {
+				t.Fatalf("Set(%d bytes) = %v, want %v", c.size, setErr, c.wantErr)
+			}
+			if c.wantErr != nil {
+				if len(err.Error()) > 200 {
+					t.Errorf("error text is %d bytes long", len(err.Error()))
+				}
+				checkBounds(t, s, 0, 0)
+				return
+			}
+			var got raft.Log
+			if err := s.GetLog(1, &got); err != nil || !bytes.Equal(got.Data, data) {
+				t.Fatalf("GetLog = %v (%d bytes)", err, len(got.Data))
+			}
+		})
+	}
+}
+
 func TestStoreLogs(t *testing.T) {
 	forEachKind(t, func(t *testing.T, s *Store) {
 		logs := testLogs(1, 2)
