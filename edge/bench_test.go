@@ -1,0 +1,184 @@
+package edge
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// benchCPEs are hand-rolled CPEs with pre-encoded Informs, so that the
+// client side costs as little CPU as possible and the numbers measure the
+// edge (the client still shares the two cores).
+type benchCPEs struct {
+	ids     []string
+	informs [][]byte
+	client  *http.Client
+	url     string
+}
+
+func newBenchCPEs(b *testing.B, e *testEdge, n int) *benchCPEs {
+	tr := &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
+	b.Cleanup(tr.CloseIdleConnections)
+	var rt http.RoundTripper = tr
+	if e.cfg.CPEAuth == AuthDigest {
+		// Answers the first challenge, then authenticates pre-emptively
+		// with the cached nonce, as CPEs that keep a nonce do.
+		rt = &cwmp.DigestTransport{Username: testUser, Password: testPass, Base: tr}
+	}
+	bc := &benchCPEs{client: &http.Client{Transport: rt}, url: e.acs}
+	for i := 0; i < n; i++ {
+		c := &cpe{t: b, oui: "B0B0B0", pc: "Bench", serial: fmt.Sprintf("BENCH%06d", i)}
+		bc.ids = append(bc.ids, c.id())
+		bc.informs = append(bc.informs, c.informBody([]string{cwmp.EventPeriodic}))
+	}
+	// Register every device first: the first Inform of a device costs more
+	// (registration) and is not what a steady-state session looks like.
+	for i := range bc.informs {
+		if err := bc.session(i, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return bc
+}
+
+// session runs one CWMP session for device i. answer, when not nil,
+// answers each ACS request.
+func (bc *benchCPEs) session(i int, answer func(cwmp.Message) cwmp.Message) error {
+	code, body, cookie, err := bc.post(bc.informs[i], "")
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return fmt.Errorf("inform: HTTP %d: %s", code, body)
+	}
+	var next []byte
+	for k := 0; k < 10; k++ {
+		code, body, _, err = bc.post(next, cookie)
+		if err != nil {
+			return err
+		}
+		if code == http.StatusNoContent {
+			return nil
+		}
+		if code != http.StatusOK || answer == nil {
+			return fmt.Errorf("HTTP %d: %s", code, body)
+		}
+		env, err := cwmp.Decode(body)
+		if err != nil {
+			return err
+		}
+		next, err = cwmp.Encode(&cwmp.Envelope{Namespace: cwmp.NS10, ID: env.ID, HasID: true, Body: answer(env.Body)})
+		if err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("session did not end")
+}
+
+func (bc *benchCPEs) post(body []byte, cookie string) (int, []byte, string, error) {
+	req, err := http.NewRequest(http.MethodPost, bc.url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, "", err
+	}
+	if cookie != "" {
+		req.Header["Cookie"] = []string{cookie}
+	}
+	resp, err := bc.client.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if c := resp.Header.Get("Set-Cookie"); c != "" {
+		cookie, _, _ = strings.Cut(c, ";")
+	}
+	return resp.StatusCode, raw, cookie, err
+}
+
+func runSessions(b *testing.B, bc *benchCPEs, before func(i int), answer func(cwmp.Message) cwmp.Message) {
+	var next atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1)) % len(bc.ids)
+			if before != nil {
+				before(i)
+			}
+			if err := bc.session(i, answer); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+}
+
+// BenchmarkPlainSessions: Inform → InformResponse → empty POST → 204, many
+// devices in parallel against the real server on loopback.
+func BenchmarkPlainSessions(b *testing.B) {
+	for _, auth := range []string{AuthNone, AuthDigest} {
+		b.Run("auth="+auth, func(b *testing.B) {
+			e := startEdge(b, "", func(c *Config) { c.CPEAuth = auth })
+			bc := newBenchCPEs(b, e, 2000)
+			runSessions(b, bc, nil, nil)
+		})
+	}
+}
+
+// BenchmarkGPVSessions: each session carries one getParameterValues task
+// (queued just before the session, answered by the CPE, recorded).
+func BenchmarkGPVSessions(b *testing.B) {
+	e := startEdge(b, "", func(c *Config) { c.CPEAuth = AuthNone })
+	bc := newBenchCPEs(b, e, 2000)
+	answer := func(m cwmp.Message) cwmp.Message {
+		if gpv, ok := m.(*cwmp.GetParameterValues); ok {
+			return &cwmp.GetParameterValuesResponse{ParameterList: []cwmp.ParameterValue{{Name: gpv.ParameterNames[0], Value: "bench", Type: cwmp.TypeString}}}
+		}
+		return cwmp.NewFault(cwmp.FaultMethodNotSupported, "")
+	}
+	before := func(i int) {
+		t := &fleet.Task{Device: bc.ids[i], Name: fleet.TaskGetParameterValues, Status: fleet.StatusPending,
+			Timestamp: time.Now().UTC(), ParameterNames: []string{"InternetGatewayDevice.DeviceInfo.SoftwareVersion"}}
+		if err := e.node.Cache().AddTask(t); err != nil {
+			b.Error(err)
+		}
+	}
+	runSessions(b, bc, before, answer)
+}
+
+// BenchmarkTaskRoundTrip: POST a task with ?connection_request&wait
+// through the local API; the simulated device is woken, runs it, and the
+// API answers with the result. Reports p50 and p99.
+func BenchmarkTaskRoundTrip(b *testing.B) {
+	e := startEdge(b, "", nil)
+	f := startFleet(b, e, 20, nil)
+	waitInformed(b, e, f)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		d := f.Device(i % f.Len())
+		name := d.Root() + "DeviceInfo.SoftwareVersion"
+		start := time.Now()
+		task := e.postTask(d.ID(), `{"name":"getParameterValues","parameterNames":["`+name+`"]}`, "connection_request&wait=10s")
+		if task.Status != fleet.StatusDone {
+			b.Fatalf("task %s", task.Status)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+}
