@@ -26,7 +26,7 @@ func testLogger() *slog.Logger {
 
 // testConfig has short timeouts for loopback clusters; they stay generous
 // enough for -race on a busy two-core machine.
-func testConfig(t *testing.T, id string) Config {
+func testConfig(t testing.TB, id string) Config {
 	return Config{
 		ID: id, DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
@@ -43,7 +43,7 @@ type testNode struct {
 
 // startNode creates and runs a node; stop (also run at cleanup) closes it
 // and waits for Run to return.
-func startNode(t *testing.T, cfg Config) *testNode {
+func startNode(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	n, err := New(cfg, testLogger())
 	if err != nil {
@@ -70,7 +70,7 @@ func startNode(t *testing.T, cfg Config) *testNode {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -82,7 +82,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // newCluster bootstraps the first node and joins the rest through its API.
-func newCluster(t *testing.T, size int, tweak func(*Config)) []*testNode {
+func newCluster(t testing.TB, size int, tweak func(*Config)) []*testNode {
 	t.Helper()
 	var nodes []*testNode
 	for i := range size {
@@ -135,7 +135,7 @@ func clusterReady(nodes []*testNode) bool {
 	return true
 }
 
-func leaderOf(t *testing.T, nodes []*testNode) *testNode {
+func leaderOf(t testing.TB, nodes []*testNode) *testNode {
 	t.Helper()
 	var l *testNode
 	waitFor(t, "a leader", 15*time.Second, func() bool {
@@ -193,7 +193,7 @@ func do(t *testing.T, method, url string, body any, out any) int {
 
 func api(n *testNode, path string) string { return "http://" + n.APIAddr() + "/api/v1" + path }
 
-func mustApplyNode(t *testing.T, n *testNode, cmd Command) Result {
+func mustApplyNode(t testing.TB, n *testNode, cmd Command) Result {
 	t.Helper()
 	r := n.Apply(context.Background(), cmd)
 	if r.Err != nil {

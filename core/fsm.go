@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/hashicorp/raft"
 )
 
@@ -78,7 +79,10 @@ func openBadger(dir string, logger *slog.Logger) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		WithDetectConflicts(false). // one writer: the raft FSM goroutine
-		WithMemTableSize(32 << 20).
+		WithMemTableSize(64 << 20).
+		// Values are small CBOR records; compressing them costs more CPU
+		// on every flush and compaction than the disk it saves.
+		WithCompression(options.None).
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(32 << 20).
 		WithNumVersionsToKeep(1)

@@ -369,8 +369,8 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		}
 	}
 	for _, pv := range dd.Parameters {
-		if err := p.putRecord(w, key(pParam, d.ID, pv.Name), Param{Value: pv.Value, Type: pv.Type, Updated: c.Time}); err != nil {
-			return err
+		if err := w.set(key(pParam, d.ID, pv.Name), encodeParam(Param{Value: pv.Value, Type: pv.Type, Updated: c.Time})); err != nil {
+			return storageError{err}
 		}
 	}
 	return nil

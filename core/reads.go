@@ -113,8 +113,8 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 		d.Parameters = map[string]Param{}
 		pre := key(pParam, id, "")
 		return scan(txn, pre, nil, func(k, v []byte) (bool, error) {
-			var p Param
-			if err := decodeRecord(v, &p); err != nil {
+			p, err := decodeParam(v)
+			if err != nil {
 				return false, err
 			}
 			d.Parameters[string(k[len(pre):])] = p

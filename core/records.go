@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -61,6 +62,37 @@ type Fault struct {
 	TaskID string          `json:"task" cbor:"2,keyasint"`
 	Fault  fleet.TaskFault `json:"fault" cbor:"3,keyasint"`
 	Time   time.Time       `json:"timestamp" cbor:"4,keyasint"`
+}
+
+// paramFormat prefixes a parameter value. Parameters are the bulk of all
+// writes (every delta carries several), so they skip CBOR: format byte,
+// updated time (unix nanoseconds, 8 bytes big-endian), type length (1 byte),
+// type, value.
+const paramFormat = 2
+
+func encodeParam(p Param) []byte {
+	typ := p.Type
+	if len(typ) > 255 {
+		typ = typ[:255]
+	}
+	b := make([]byte, 0, 10+len(typ)+len(p.Value))
+	b = append(b, paramFormat)
+	b = binary.BigEndian.AppendUint64(b, uint64(p.Updated.UnixNano()))
+	b = append(b, byte(len(typ)))
+	b = append(b, typ...)
+	return append(b, p.Value...)
+}
+
+func decodeParam(b []byte) (Param, error) {
+	if len(b) < 10 || b[0] != paramFormat || len(b) < 10+int(b[9]) {
+		return Param{}, fmt.Errorf("decode parameter: bad record")
+	}
+	n := int(b[9])
+	return Param{
+		Updated: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9]))).UTC(),
+		Type:    string(b[10 : 10+n]),
+		Value:   string(b[10+n:]),
+	}, nil
 }
 
 // recordVersion prefixes every core-only record stored in Badger.
