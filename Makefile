@@ -18,7 +18,9 @@ build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgeacs
 
 run: build
-	./$(BIN) --help
+	./$(BIN) edge --standalone --id dev --data ./data \
+		--cwmp-addr 127.0.0.1:7547 --api-addr 127.0.0.1:7557 --stun-addr 127.0.0.1:3478 \
+		--username cpe --password cpe-secret --sim 200 --sim-model mixed
 
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)

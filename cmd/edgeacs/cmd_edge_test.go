@@ -93,3 +93,14 @@ func TestEdgeConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestExampleEdgeYAML keeps configs/edge.yaml loadable.
+func TestExampleEdgeYAML(t *testing.T) {
+	cfg, err := loadVia(t, "--config", "../../configs/edge.yaml", "--data", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ID != "pop-paris-1" || cfg.SessionTimeout != 30*time.Second || cfg.STUNAddr != "0.0.0.0:3478" {
+		t.Fatalf("%+v", cfg)
+	}
+}
