@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -455,4 +456,35 @@ func (n *testNode) Device(id string) (*Device, error) { return n.fsm.Device(id, 
 
 func decodeJSONBody(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// TestShutdownLeavesNoGoroutines closes a 3-node cluster and checks that no
+// goroutine of raft, badger or this package outlives it.
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	leader := leaderOf(t, nodes)
+	mustApplyNode(t, leader, Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1")})
+	for _, n := range nodes {
+		n.stop()
+	}
+	var leaked []string
+	deadline := time.Now().Add(10 * time.Second)
+	for check := func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		leaked = leaked[:0]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "TestShutdownLeavesNoGoroutines") {
+				continue
+			}
+			if strings.Contains(g, "edgeacs/core.") || strings.Contains(g, "hashicorp/raft.") || strings.Contains(g, "dgraph-io/badger") {
+				leaked = append(leaked, g)
+			}
+		}
+		return len(leaked) == 0
+	}; !check(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines outlived the cluster:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+		}
+	}
 }
