@@ -281,12 +281,30 @@ func TestClusterReplicationAndForwarding(t *testing.T) {
 	if code := do(t, "GET", api(follower, "/cluster"), nil, &st); code != 200 || st.Leader != leader.ID() || len(st.Servers) != 3 || st.Servers[0].Suffrage != "voter" {
 		t.Fatalf("cluster status: %d %+v", code, st)
 	}
-	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get("http://" + follower.APIAddr() + p)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %v %v", p, err, resp)
+	for _, p := range []struct{ path, want string }{
+		{"/healthz", "ok"}, {"/readyz", leader.ID()},
+		{"/metrics", "edgeacs_core_raft_state 0"}, {"/metrics", "edgeacs_core_api_seconds_count{code=\"201\",route=\"POST /api/v1/devices/{id}/tasks\"}"},
+	} {
+		resp, err := http.Get("http://" + follower.APIAddr() + p.path)
+		if err != nil {
+			t.Fatal(err)
 		}
+		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(raw), p.want) {
+			t.Fatalf("GET %s: %d, body lacks %q", p.path, resp.StatusCode, p.want)
+		}
+	}
+	resp, err = http.Get("http://" + leader.APIAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"edgeacs_core_raft_state 2", "edgeacs_core_batch_commands_count", "edgeacs_core_apply_seconds_bucket"} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("leader /metrics lacks %q", want)
+		}
 	}
 }
 

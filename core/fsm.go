@@ -266,7 +266,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	f.log.Info("fsm restored from snapshot", "applied", f.applied.Load())
-	go f.notify()
+	f.notify()
 	return nil
 }
 

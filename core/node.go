@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -259,7 +260,7 @@ func New(cfg Config, logger *slog.Logger) (n *Node, err error) {
 	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
 		return nil, fmt.Errorf("api listen on %s: %w", cfg.APIAddr, err)
 	}
-	n.apiAddr = n.apiLn.Addr().String()
+	n.apiAddr = advertiseAPI(n.apiLn.Addr().(*net.TCPAddr), string(n.trans.LocalAddr()))
 	n.client = &http.Client{Timeout: 60 * time.Second}
 	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
@@ -587,6 +588,20 @@ func (n *Node) consistent(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// advertiseAPI is the API address other nodes forward to: the bound one,
+// unless it is a wildcard (0.0.0.0, ::), in which case the raft address's
+// host (which raft already requires to be routable) with the API port.
+func advertiseAPI(bound *net.TCPAddr, raftAddr string) string {
+	if !bound.IP.IsUnspecified() {
+		return bound.String()
+	}
+	host, _, err := net.SplitHostPort(raftAddr)
+	if err != nil {
+		return bound.String()
+	}
+	return net.JoinHostPort(host, strconv.Itoa(bound.Port))
 }
 
 func baseURL(addr string) string {
