@@ -311,6 +311,21 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	if err != nil || json.Unmarshal(buf.Bytes(), &st) != nil || len(st.Servers) != 3 || st.Leader == "" {
 		t.Fatalf("status after restart: %v %s", err, out)
 	}
+
+	// SIGTERM is a graceful shutdown: exit status 0 and a final log line.
+	p := procs[2]
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s ignored SIGTERM", p.id)
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("%s exited %d after SIGTERM", p.id, code)
+	}
+	if logs, _ := os.ReadFile(p.logPath); !strings.Contains(string(logs), "core node stopped") {
+		t.Fatalf("%s log lacks the shutdown line", p.id)
+	}
 }
 
 func slicesWithout(args []string, drop string) []string {
