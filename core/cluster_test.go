@@ -506,3 +506,44 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerBehindCatchesUpBySnapshot stops a follower, writes past the
+// leader's log compaction, and restarts it: the entries it missed are gone
+// from the log, so it must install a snapshot.
+func TestFollowerBehindCatchesUpBySnapshot(t *testing.T) {
+	tweak := func(c *Config) {
+		c.SnapshotThreshold = 32
+		c.TrailingLogs = 8
+		c.SnapshotInterval = 50 * time.Millisecond
+	}
+	nodes := newCluster(t, 3, tweak)
+	leader := leaderOf(t, nodes)
+	follower := followerOf(nodes)
+	cfg := follower.cfg
+	cfg.RaftAddr, cfg.APIAddr = follower.RaftAddr(), follower.APIAddr()
+	cfg.Join, cfg.Bootstrap = "", false
+	missedFrom := follower.fsm.AppliedIndex()
+	follower.stop()
+	for i := range 150 {
+		mustApplyNode(t, leader, Command{Op: OpDeviceDelta, Delta: delta(fmt.Sprintf("late%03d", i), "e1")})
+	}
+	if err := leader.raft.Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	waitFor(t, "compaction past the follower", 10*time.Second, func() bool {
+		first, _ := leader.logs.FirstIndex()
+		return first > missedFrom+1
+	})
+	restarted := startNode(t, cfg)
+	waitFor(t, "the follower to catch up", 15*time.Second, func() bool {
+		_, err := restarted.fsm.Device("late149", false)
+		return err == nil
+	})
+	ds, _, _ := restarted.fsm.Devices(DeviceFilter{IDPrefix: "late"}, "", 0)
+	if len(ds) != 150 {
+		t.Fatalf("caught-up follower has %d of 150 devices", len(ds))
+	}
+	if restarted.raft.Stats()["last_snapshot_index"] == "0" {
+		t.Fatalf("follower caught up without a snapshot: %v", restarted.raft.Stats())
+	}
+}

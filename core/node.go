@@ -576,19 +576,18 @@ func (n *Node) Status() (ClusterStatus, error) {
 	return st, nil
 }
 
-// consistent waits until this node, as a verified leader, has applied
-// everything committed before the call: a linearizable read point.
+// consistent makes the following local read linearizable: a barrier entry
+// is committed through the log in this leader's current term, and raft
+// resolves it only after everything before it is applied. VerifyLeader
+// alone is not enough: a new leader's commit index can lag behind writes
+// the old leader acknowledged until it commits an entry of its own term.
 func (n *Node) consistent(ctx context.Context) error {
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return raftError(err)
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
 	}
-	target := n.raft.CommitIndex()
-	for n.fsm.AppliedIndex() < target {
-		select {
-		case <-n.fsm.Watch():
-		case <-ctx.Done():
-			return fmt.Errorf("%w: waiting to apply index %d", ErrTimeout, target)
-		}
+	if err := n.raft.Barrier(timeout).Error(); err != nil {
+		return raftError(err)
 	}
 	return nil
 }
