@@ -39,6 +39,8 @@ type Config struct {
 	// Join is the API address (host:port or URL) of a member to join through.
 	Join string `yaml:"join"`
 
+	// Raft timing and log compaction; see raft.Config. Loopback tests use
+	// a few hundred milliseconds, LANs the one-second defaults.
 	HeartbeatTimeout   time.Duration `yaml:"heartbeatTimeout"`
 	ElectionTimeout    time.Duration `yaml:"electionTimeout"`
 	LeaderLeaseTimeout time.Duration `yaml:"leaderLeaseTimeout"`
@@ -53,7 +55,9 @@ type Config struct {
 	RaftLogLevel string `yaml:"raftLogLevel"`
 
 	// ApplyTimeout bounds one write from submission to commit.
-	ApplyTimeout  time.Duration `yaml:"applyTimeout"`
+	ApplyTimeout time.Duration `yaml:"applyTimeout"`
+	// MaxBatch and MaxBatchDelay tune the Batcher (commands per log entry,
+	// wait to fill one while others are in flight).
 	MaxBatch      int           `yaml:"maxBatch"`
 	MaxBatchDelay time.Duration `yaml:"maxBatchDelay"`
 	// MaxBodyBytes bounds JSON request bodies; MaxFileBytes bounds uploads.
