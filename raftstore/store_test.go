@@ -538,6 +538,13 @@ func TestConcurrentAppendCompactRead(t *testing.T) {
 			last, _ := s.LastIndex()
 			var l raft.Log
 			if err := s.GetLog(last, &l); err != nil {
+				// The compactor may have removed the entry between the two
+				// calls on a slow (race-detector, loaded) run; raft then
+				// sends a snapshot. Only a missing entry still inside the
+				// bounds breaks the invariant.
+				if first, _ := s.FirstIndex(); errors.Is(err, raft.ErrLogNotFound) && last < first {
+					continue
+				}
 				errs <- fmt.Errorf("GetLog(LastIndex=%d): %w", last, err)
 				return
 			}
