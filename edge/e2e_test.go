@@ -170,6 +170,9 @@ func TestE2EFaultDoesNotBlock(t *testing.T) {
 	if good.Status != fleet.StatusDone || good.Result == nil || len(good.Result.ParameterValues) != 1 || good.Result.ParameterValues[0].Value == "6.6.6" {
 		t.Fatalf("task after the fault: %s %s", good.Status, mustJSON(good.Result))
 	}
+	if m := e.metric(`edgeacs_edge_task_rpcs_total{method="SetParameterValues",outcome="fault"}`); !strings.HasSuffix(m, " 1") {
+		t.Fatalf("fault metric %q", m)
+	}
 }
 
 // TestE2ERebootMidTasks: tasks queued behind a Reboot wait for the session

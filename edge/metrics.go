@@ -19,8 +19,11 @@ type Metrics struct {
 	Sessions *prometheus.CounterVec
 	// SessionDuration observes the wall time from Inform to the 204.
 	SessionDuration prometheus.Histogram
-	// Tasks counts finished tasks by outcome ("done", "fault", ...).
-	Tasks *prometheus.CounterVec
+	// TaskRPCs counts the CPE's answers to the RPCs the edge sent for
+	// tasks, by method and outcome ("ok", "fault", "invalid_response",
+	// "empty"). Nearly every task is one RPC; refreshObject is several and
+	// a download finishes later with TransferComplete.
+	TaskRPCs *prometheus.CounterVec
 	// ConnectionRequests counts connection requests by transport
 	// ("http", "udp") and outcome ("ok", "error", "rate_limited", "offline").
 	ConnectionRequests *prometheus.CounterVec
@@ -48,10 +51,10 @@ func NewMetrics(outbox func() float64) *Metrics {
 		Help:    "Duration of completed CWMP sessions, Inform to end.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	})
-	m.Tasks = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "edgeacs", Subsystem: "edge", Name: "tasks_total",
-		Help: "Tasks finished, by outcome.",
-	}, []string{"outcome"})
+	m.TaskRPCs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "task_rpcs_total",
+		Help: "CPE answers to task RPCs, by method and outcome.",
+	}, []string{"method", "outcome"})
 	m.ConnectionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "edgeacs", Subsystem: "edge", Name: "connection_requests_total",
 		Help: "Connection requests sent to CPEs, by transport and outcome.",
@@ -72,7 +75,7 @@ func NewMetrics(outbox func() float64) *Metrics {
 		Namespace: "edgeacs", Subsystem: "edge", Name: "stun_requests_total",
 		Help: "STUN Binding Requests answered.",
 	})
-	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.Tasks, m.ConnectionRequests,
+	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.TaskRPCs, m.ConnectionRequests,
 		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if outbox != nil {

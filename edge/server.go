@@ -233,8 +233,18 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if step.Answer != nil {
-		sess.work.Answer(step.Answer)
+	if a := step.Answer; a != nil {
+		sess.work.Answer(a)
+		outcome := "ok"
+		switch {
+		case a.Empty:
+			outcome = "empty"
+		case a.Mismatch:
+			outcome = "invalid_response"
+		case a.Response != nil && a.Response.Method() == cwmp.MethodFault:
+			outcome = "fault"
+		}
+		s.metrics.TaskRPCs.WithLabelValues(a.Request.Method(), outcome).Inc()
 	}
 	if step.Reply != nil {
 		s.writeEnvelope(w, step.Reply)

@@ -213,3 +213,26 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("task after shutdown mid-session: %+v, %v", got, err)
 	}
 }
+
+func TestFilesAuth(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.FilesAuth = true })
+	putFile(t, e, "fw.bin", "1 Firmware Upgrade Image", "payload")
+	resp, err := http.Get(e.acs + "files/fw.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("file without credentials: %d", resp.StatusCode)
+	}
+	client := &http.Client{Transport: &cwmp.DigestTransport{Username: testUser, Password: testPass}}
+	resp, err = client.Get(e.acs + "files/fw.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(got) != "payload" {
+		t.Fatalf("file with credentials: %d %q", resp.StatusCode, got)
+	}
+}
