@@ -32,6 +32,9 @@ const (
 	outcomeError     = "error"
 )
 
+// fileWriteTimeout bounds one file download to a CPE.
+const fileWriteTimeout = 30 * time.Minute
+
 // cookieName is the session cookie. GenieACS uses "session" too, so CPE
 // firmware tested against it behaves the same here.
 const cookieName = "session"
@@ -151,6 +154,10 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) 
 		return
 	}
 	defer f.Close()
+	// A firmware image over a slow access line takes longer than the
+	// listener's write timeout, which is sized for SOAP replies; a dead
+	// client is still cut off eventually.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(fileWriteTimeout))
 	w.Header().Set("Content-Type", "application/octet-stream")
 	if meta.SHA256 != "" {
 		w.Header().Set("ETag", `"`+meta.SHA256+`"`)
