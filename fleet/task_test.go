@@ -18,11 +18,11 @@ func TestParseTaskAccepts(t *testing.T) {
 	}{
 		{`{"name":"setParameterValues","parameterValues":[["InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID","home","xsd:string"]]}`,
 			func(t *Task) bool {
-				return t.ParameterValues[0] == ParameterValue{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", "home", "xsd:string"}
+				return t.ParameterValues[0] == ParameterValue{Name: "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", Value: "home", Type: "xsd:string"}
 			}},
 		{`{"name":"setParameterValues","parameterValues":[["A.B",true],["A.C",42],["A.D","x"],["A.E",4294967295]]}`,
 			func(t *Task) bool {
-				return t.ParameterValues[0].Type == "xsd:boolean" && t.ParameterValues[1] == ParameterValue{"A.C", "42", "xsd:int"} &&
+				return t.ParameterValues[0].Type == "xsd:boolean" && t.ParameterValues[1] == ParameterValue{Name: "A.C", Value: "42", Type: "xsd:int"} &&
 					t.ParameterValues[2].Type == "xsd:string" && t.ParameterValues[3].Type == "xsd:unsignedInt"
 			}},
 		{`{"name":"getParameterValues","parameterNames":["Device.DeviceInfo."]}`, func(t *Task) bool { return len(t.ParameterNames) == 1 }},
@@ -121,13 +121,13 @@ func TestTaskJSONShape(t *testing.T) {
 func TestRecordRoundTrip(t *testing.T) {
 	n := 2
 	task := &Task{ID: "01J", Device: "d", Name: TaskSetParameterValues, Status: StatusFault, Timestamp: now,
-		ParameterValues:     []ParameterValue{{"A.B", "1", "xsd:int"}},
+		ParameterValues:     []ParameterValue{{Name: "A.B", Value: "1", Type: "xsd:int"}},
 		ParameterAttributes: []ParameterAttribute{{Name: "A.B", Notification: &n}},
 		Result:              &TaskResult{Status: 1, StartTime: now},
 		Fault:               &TaskFault{Code: "9003", Message: "Invalid arguments", Detail: map[string]string{"A.B": "9007 bad"}}}
 	fm := &FileMeta{Name: "fw.bin", FileType: "1 Firmware Upgrade Image", Size: 10, SHA256: "ab", Uploaded: now}
 	ps := &Preset{Name: "p", Weight: 1, Events: map[string]bool{"1 BOOT": true}, Provisions: [][]any{{"refresh", "Device.DeviceInfo."}}}
-	dd := &DeviceDelta{Device: "d", Edge: "e", LastInform: now, Events: []string{"1 BOOT"}, Parameters: []ParameterValue{{"A", "b", "xsd:string"}}}
+	dd := &DeviceDelta{Device: "d", Edge: "e", LastInform: now, Events: []string{"1 BOOT"}, Parameters: []ParameterValue{{Name: "A", Value: "b", Type: "xsd:string"}}}
 	for _, v := range []any{task, fm, ps, dd} {
 		b, err := Marshal(v)
 		if err != nil {
