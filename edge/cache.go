@@ -63,9 +63,13 @@ func init() {
 
 // CacheOptions configures OpenCache.
 type CacheOptions struct {
-	// SyncWrites fsyncs every commit. OpenCache callers should leave it on:
-	// a CPE told "delivered" (InformResponse, TransferCompleteResponse) must
-	// find its events again after a power loss.
+	// SyncWrites fsyncs every commit. Without it every commit still reaches
+	// the OS before it returns (a killed process loses nothing), and the
+	// writes a CPE or an operator was promised survive a power loss too:
+	// Informs with events the CPE will not resend, TransferComplete, task
+	// results and accepted tasks wait for a shared group fsync (see
+	// groupSync). Only plain periodic Informs skip it, which is what makes
+	// the hot path fast.
 	SyncWrites bool
 	// Logger receives the cache's warnings and Badger's warnings and errors
 	// (Badger's info chatter is dropped). Nil means slog.Default().
@@ -192,6 +196,8 @@ type Cache struct {
 	outboxLen atomic.Int64
 	outboxSeq atomic.Uint64
 
+	gsync *groupSync // coalesced fsyncs for promised writes when SyncWrites is off
+
 	mu       sync.Mutex
 	waiters  map[string]chan struct{} // task ID → closed when the task becomes final or is deleted
 	inflight map[string]bool          // task IDs a live session holds
@@ -228,6 +234,7 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}}
+	c.gsync = newGroupSync(db.Sync)
 	if err := c.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
@@ -362,6 +369,18 @@ func (c *Cache) DeviceCount() int { return int(c.devices.Load()) }
 
 // OutboxLen is the number of records waiting for the sync link.
 func (c *Cache) OutboxLen() int { return int(c.outboxLen.Load()) }
+
+// durable makes the commits made so far survive a power loss. It is free
+// when every commit already fsyncs or nothing is on disk.
+func (c *Cache) durable() error {
+	if c.opts.SyncWrites || c.opts.InMemory {
+		return nil
+	}
+	if err := c.gsync.Sync(); err != nil {
+		return fmt.Errorf("sync cache: %w", err)
+	}
+	return nil
+}
 
 // update runs fn in a read-write transaction, retrying on conflicts with
 // concurrent sessions (fn must be safe to rerun from scratch).
@@ -797,6 +816,10 @@ func (c *Cache) AddTask(t *fleet.Task) error {
 		return txn.Set([]byte(pOpen+t.Device+"/"+t.ID), nil)
 	})
 	if err != nil {
+		return fmt.Errorf("add task for %s: %w", t.Device, err)
+	}
+	// The API answers "queued": the task must outlive a power loss.
+	if err := c.durable(); err != nil {
 		return fmt.Errorf("add task for %s: %w", t.Device, err)
 	}
 	return nil

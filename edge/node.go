@@ -80,8 +80,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// SyncWrites makes every cache commit fsync. Without it a killed
 	// process loses nothing (writes reach the OS before the CPE is
-	// answered); with it a power loss loses nothing either, at the cost of
-	// an fsync per session.
+	// answered), and the writes a CPE or operator was promised (events the
+	// CPE will not resend, TransferComplete, task results, accepted tasks)
+	// still survive a power loss through a shared group fsync; only plain
+	// periodic sessions are left to the OS.
 	SyncWrites bool `yaml:"sync_writes"`
 	// Standalone runs without a core. The only supported mode for now.
 	Standalone bool `yaml:"standalone"`

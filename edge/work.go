@@ -203,6 +203,14 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		c.devices.Add(1)
 	}
 	c.outboxLen.Add(int64(staged))
+	// The InformResponse tells the CPE its events were delivered and it
+	// will not send them again; only periodic, connection-request and
+	// heartbeat events are resent anyway, so those sessions skip the fsync.
+	if created || informNeedsSync(events) {
+		if err := c.durable(); err != nil {
+			return nil, fmt.Errorf("begin session of %s: %w", id, err)
+		}
+	}
 	for _, tid := range cleared {
 		c.notify(tid)
 	}
@@ -211,6 +219,19 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	}
 	d := dev
 	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{}}, nil
+}
+
+// informNeedsSync reports whether an Inform carries an event the CPE will
+// not retry once the ACS has answered it.
+func informNeedsSync(events []string) bool {
+	for _, e := range events {
+		switch e {
+		case cwmp.EventPeriodic, cwmp.EventConnectionRequest, cwmp.EventHeartbeat:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // applyInformParam copies the Inform values the edge itself needs (root,
@@ -324,6 +345,10 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 	}
 	w.seen[done.ID] = true
 	w.c.outboxLen.Add(int64(staged))
+	// TransferCompleteResponse ends the CPE's duty to report the transfer.
+	if err := w.c.durable(); err != nil {
+		return fmt.Errorf("record TransferComplete %q of %s: %w", r.CommandKey, id, err)
+	}
 	w.c.notify(done.ID)
 	return nil
 }
@@ -759,6 +784,11 @@ func (w *SessionWork) End(completed bool) error {
 		return fmt.Errorf("end session of %s (completed=%v): %w", id, completed, err)
 	}
 	w.c.outboxLen.Add(int64(staged))
+	// Task results are the CPE's answers to requests that may not be
+	// repeatable (a reboot, a write); keep them through a power loss.
+	if err := w.c.durable(); err != nil {
+		return fmt.Errorf("end session of %s (completed=%v): %w", id, completed, err)
+	}
 	for _, tid := range final {
 		w.c.notify(tid)
 	}
