@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/sim"
 )
 
 // benchCPEs are hand-rolled CPEs with pre-encoded Informs, so that the
@@ -181,4 +182,31 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+// BenchmarkSimSessions: the built-in simulator (real TR-098/TR-181 Informs,
+// cookie handling, its own XML encode/decode) against the edge on the same
+// two cores, every device informing as fast as it can. The first session of
+// each device (BOOTSTRAP, registration, connection-request credentials) is
+// part of the run.
+func BenchmarkSimSessions(b *testing.B) {
+	for _, auth := range []string{AuthNone, AuthDigest} {
+		b.Run("auth="+auth, func(b *testing.B) {
+			e := startEdge(b, "", func(c *Config) { c.CPEAuth = auth; c.ManualCRCredentials = true })
+			b.ResetTimer()
+			start := time.Now()
+			f := startFleet(b, e, 128, func(c *sim.Config) { c.InformInterval = time.Millisecond; c.TimeScale = 1 })
+			for f.Stats().SessionsCompleted < uint64(b.N) {
+				time.Sleep(time.Millisecond)
+			}
+			el := time.Since(start)
+			b.StopTimer()
+			st := f.Stats()
+			b.ReportMetric(float64(st.SessionsCompleted)/el.Seconds(), "sessions/s")
+			b.ReportMetric(float64(st.SessionP99.Microseconds())/1000, "p99-ms")
+			if st.SessionErrors > 0 {
+				b.Errorf("%d session errors", st.SessionErrors)
+			}
+		})
+	}
 }
