@@ -333,9 +333,9 @@ var fixtureChecks = map[string]func(t *testing.T, env *Envelope, err error){
 		deepEq(t, "first", l[0], ParameterValue{Name: "InternetGatewayDevice.DeviceInfo.UpTime", Value: "3605", Type: TypeUnsignedInt})
 		deepEq(t, "ssid", l[12], ParameterValue{Name: "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", Value: "Home-&-Garden", Type: TypeString})
 		eq(t, "empty password", l[3].Value, "")
-		b, err := l[4].Bool()
+		b, berr := l[4].Bool()
 		eq(t, "PeriodicInformEnable", b, true)
-		eq(t, "bool err", err, nil)
+		eq(t, "bool err", berr, nil)
 	},
 	"inform-response-cwmp14.xml": func(t *testing.T, env *Envelope, err error) {
 		header(t, env, "4711", ns12)

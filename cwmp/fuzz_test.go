@@ -21,12 +21,12 @@ import (
 func allocBound(n int) uint64 { return 192*uint64(n) + 1<<20 }
 
 // allocs returns the bytes allocated by one Decode of data.
-func allocs(data []byte) (*Envelope, error, uint64) {
+func allocs(data []byte) (*Envelope, uint64, error) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	env, err := Decode(data)
 	runtime.ReadMemStats(&after)
-	return env, err, after.TotalAlloc - before.TotalAlloc
+	return env, after.TotalAlloc - before.TotalAlloc, err
 }
 
 var sentinels = []error{ErrMalformed, ErrNotEnvelope, ErrUnknownMethod, ErrTooLarge, ErrTooDeep}
@@ -58,7 +58,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		env, err, n := allocs(data)
+		env, n, err := allocs(data)
 		if n > allocBound(len(data)) {
 			t.Fatalf("Decode of %d bytes allocated %d bytes, bound %d", len(data), n, allocBound(len(data)))
 		}
@@ -120,7 +120,7 @@ func TestDecodeAllocationBound(t *testing.T) {
 		"garbage times":      wrap("<Inform>" + strings.Repeat("<CurrentTime>2024-99-99T99:99:99Z</CurrentTime>", n/10) + "</Inform>"),
 	}
 	for name, s := range shapes {
-		_, err, got := allocs([]byte(s))
+		_, got, err := allocs([]byte(s))
 		if err != nil && !errors.Is(err, ErrUnknownMethod) {
 			t.Fatalf("%s: %v", name, err)
 		}
