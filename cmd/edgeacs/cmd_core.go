@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeacs/edgeacs/core"
@@ -35,11 +34,8 @@ const (
 	defaultCoreAPIURL   = "http://127.0.0.1:7080"
 )
 
-// exitUsage turns flag parsing errors into exit status 2.
-func exitUsage(_ *cli.Context, err error, _ bool) error { return cli.Exit(err.Error(), 2) }
-
 func coreCommand() *cli.Command {
-	env := func(name string) []string { return []string{"EDGEACS_" + name} }
+	env := envVars
 	return &cli.Command{
 		Name:  "core",
 		Usage: "run one core cluster node: Raft voter, fleet state and the REST API",
@@ -71,42 +67,26 @@ func coreCommand() *cli.Command {
 func loadCoreConfig(c *cli.Context) (core.Config, error) {
 	cfg := core.DefaultConfig()
 	cfg.DataDir, cfg.RaftAddr, cfg.APIAddr, cfg.SyncAddr = defaultCoreData, defaultCoreRaftAddr, defaultCoreAPIAddr, defaultCoreSyncAddr
-	if path := c.String("config"); path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
-		}
-		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
-			return cfg, fmt.Errorf("parse config %s: %w", path, err)
-		}
+	if err := readConfigFile(c, &cfg); err != nil {
+		return cfg, err
 	}
-	if c.Args().Len() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(c.Args().Slice(), " "))
+	if err := noArgs(c); err != nil {
+		return cfg, err
 	}
-	str := func(name string, dst *string) {
-		if c.IsSet(name) {
-			*dst = c.String(name)
-		}
-	}
-	str("id", &cfg.ID)
-	str("data", &cfg.DataDir)
-	str("raft-addr", &cfg.RaftAddr)
-	str("api-addr", &cfg.APIAddr)
-	str("sync-addr", &cfg.SyncAddr)
-	str("join", &cfg.Join)
-	if c.IsSet("bootstrap") {
-		cfg.Bootstrap = c.Bool("bootstrap")
-	}
-	if c.IsSet("raft-nosync") {
-		cfg.RaftNoSync = c.Bool("raft-nosync")
-	}
+	set := overrides{c}
+	set.str("id", &cfg.ID)
+	set.str("data", &cfg.DataDir)
+	set.str("raft-addr", &cfg.RaftAddr)
+	set.str("api-addr", &cfg.APIAddr)
+	set.str("sync-addr", &cfg.SyncAddr)
+	set.str("join", &cfg.Join)
+	set.boolean("bootstrap", &cfg.Bootstrap)
+	set.boolean("raft-nosync", &cfg.RaftNoSync)
 	if c.IsSet("heartbeat-timeout") {
 		cfg.HeartbeatTimeout = c.Duration("heartbeat-timeout")
 		cfg.LeaderLeaseTimeout = min(cfg.LeaderLeaseTimeout, cfg.HeartbeatTimeout/2)
 	}
-	if c.IsSet("election-timeout") {
-		cfg.ElectionTimeout = c.Duration("election-timeout")
-	}
+	set.duration("election-timeout", &cfg.ElectionTimeout)
 	if c.IsSet("snapshot-threshold") {
 		cfg.SnapshotThreshold = c.Uint64("snapshot-threshold")
 	}

@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeacs/edgeacs/edge"
@@ -21,7 +20,7 @@ import (
 func init() { registerCommand(edgeCommand()) }
 
 func edgeCommand() *cli.Command {
-	env := func(name string) []string { return []string{"EDGEACS_" + name} }
+	env := envVars
 	return &cli.Command{
 		Name:  "edge",
 		Usage: "run an edge node: the CWMP server for the CPEs of one POP",
@@ -49,7 +48,8 @@ func edgeCommand() *cli.Command {
 			&cli.IntFlag{Name: "sim", Usage: "also run N simulated CPEs against this edge", Hidden: true},
 			&cli.StringFlag{Name: "sim-model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs", Hidden: true},
 		},
-		Action: runEdge,
+		OnUsageError: exitUsage,
+		Action:       runEdge,
 	}
 }
 
@@ -57,25 +57,14 @@ func edgeCommand() *cli.Command {
 // (urfave/cli already folds env into the flags, and IsSet is true for both).
 func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	var cfg edge.Config
-	if path := c.String("config"); path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
-		}
-		if err := yaml.UnmarshalWithOptions(data, &cfg, yaml.Strict()); err != nil {
-			return cfg, fmt.Errorf("parse config %s: %w", path, err)
-		}
+	if err := readConfigFile(c, &cfg); err != nil {
+		return cfg, err
 	}
-	str := func(name string, dst *string) {
-		if c.IsSet(name) {
-			*dst = c.String(name)
-		}
+	if err := noArgs(c); err != nil {
+		return cfg, err
 	}
-	boolean := func(name string, dst *bool) {
-		if c.IsSet(name) {
-			*dst = c.Bool(name)
-		}
-	}
+	set := overrides{c}
+	str, boolean := set.str, set.boolean
 	str("id", &cfg.ID)
 	str("data", &cfg.DataDir)
 	str("cwmp-addr", &cfg.CWMPAddr)
@@ -92,9 +81,7 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	if c.IsSet("max-body-bytes") {
 		cfg.MaxBodyBytes = c.Int64("max-body-bytes")
 	}
-	if c.IsSet("session-timeout") {
-		cfg.SessionTimeout = c.Duration("session-timeout")
-	}
+	set.duration("session-timeout", &cfg.SessionTimeout)
 	if c.IsSet("max-sessions") {
 		cfg.MaxConcurrentSessions = c.Int("max-sessions")
 	}

@@ -25,6 +25,11 @@ func registerCommand(c *cli.Command) { commands = append(commands, c) }
 
 func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
+	for _, c := range commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = exitUsage
+		}
+	}
 	return &cli.App{
 		Name:    "edgeacs",
 		Usage:   "TR-069 (CWMP) auto-configuration server: edge nodes at the POPs, a Raft core, a CPE simulator",
@@ -41,8 +46,12 @@ func newApp() *cli.App {
 			slog.SetDefault(logger)
 			return nil
 		},
-		Commands:        commands,
-		HideHelpCommand: false,
+		Commands:     commands,
+		OnUsageError: exitUsage,
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(c.App.ErrWriter, "edgeacs: unknown command %q; see 'edgeacs --help'\n", name)
+			cli.OsExiter(2)
+		},
 	}
 }
 

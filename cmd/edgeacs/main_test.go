@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"io"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+)
 
 func TestNewLogger(t *testing.T) {
 	tests := []struct {
@@ -28,5 +33,18 @@ func TestAppVersionAndHelp(t *testing.T) {
 	}
 	if err := app.Run([]string{"edgeacs", "--log-format", "xml", "--help"}); err != nil {
 		t.Fatalf("--help: %v", err)
+	}
+}
+
+func TestUnknownCommandExitsTwo(t *testing.T) {
+	code := -1
+	old := cli.OsExiter
+	cli.OsExiter = func(c int) { code = c }
+	defer func() { cli.OsExiter = old }()
+	app := newApp()
+	app.ErrWriter = io.Discard
+	_ = app.Run([]string{"edgeacs", "no-such-command"})
+	if code != 2 {
+		t.Fatalf("exit code = %d, want 2", code)
 	}
 }
