@@ -158,7 +158,7 @@ func waitInformed(t testing.TB, e *testEdge, f *sim.Fleet) {
 			if err != nil {
 				return false
 			}
-			if _, pass := crCredentials(e.node.Cache(), d); pass == "" {
+			if _, pass := crCredentials(d); pass == "" {
 				return false
 			}
 		}

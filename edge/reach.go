@@ -204,7 +204,7 @@ func (r *Reacher) send(ctx context.Context, deviceID string) error {
 }
 
 func (r *Reacher) sendHTTP(ctx context.Context, d *Device) error {
-	user, pass := crCredentials(r.cfg.Cache, d)
+	user, pass := crCredentials(d)
 	var err error
 	for attempt := 0; attempt <= r.cfg.Retries; attempt++ {
 		if attempt > 0 {
@@ -247,7 +247,7 @@ func (r *Reacher) sendUDP(ctx context.Context, d *Device) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
-	user, pass := crCredentials(r.cfg.Cache, d)
+	user, pass := crCredentials(d)
 	if err := cwmp.SendUDPConnectionRequest(actx, conn, d.UDPConnectionRequestAddress, user, pass); err != nil {
 		r.count("udp", "error")
 		return fmt.Errorf("udp: %w", err)
@@ -266,56 +266,18 @@ func (r *Reacher) count(transport, outcome string) {
 // secret (it reads back empty), so an ACS can only know it by setting it.
 // Like GenieACS's default "inform" provision, the edge sets both on any
 // device whose password it does not know, through an ordinary
-// setParameterValues task; its success writes the values into the cached
-// parameter tree, where credentials() finds them.
+// setParameterValues task; its success copies the values into the device
+// record (see storeCRCredentials), where crCredentials finds them.
 const (
 	crUserParam = "ManagementServer.ConnectionRequestUsername"
 	crPassParam = "ManagementServer.ConnectionRequestPassword"
 )
 
-// crCredentials returns the credentials to send with a connection request:
-// those the cache holds on the device record (from the Inform), else those
-// in the cached parameter tree, else those of the last successful task
-// that set them (a later GPV of the secret password caches it as "").
-func crCredentials(c *Cache, d *Device) (user, pass string) {
-	user, pass = d.CRUsername, d.CRPassword
-	if pass != "" || d.Root == "" {
-		return user, pass
-	}
-	if p, err := c.Parameter(d.ID, d.Root+crPassParam); err == nil && p.Value != "" {
-		pass = p.Value
-		if p, err := c.Parameter(d.ID, d.Root+crUserParam); err == nil && p.Value != "" {
-			user = p.Value
-		}
-		return user, pass
-	}
-	tasks, err := c.DeviceTasks(d.ID)
-	if err != nil {
-		return user, pass
-	}
-	for i := len(tasks) - 1; i >= 0; i-- {
-		t := tasks[i]
-		if t.Name != fleet.TaskSetParameterValues || t.Status != fleet.StatusDone {
-			continue
-		}
-		var u, p string
-		for _, pv := range t.ParameterValues {
-			switch pv.Name {
-			case d.Root + crUserParam:
-				u = pv.Value
-			case d.Root + crPassParam:
-				p = pv.Value
-			}
-		}
-		if p != "" {
-			if u == "" {
-				u = user
-			}
-			return u, p
-		}
-	}
-	return user, pass
-}
+// crCredentials returns the credentials to send with a connection request.
+// The device record holds them: an Inform that reports a non-empty
+// password, or the End of a session in which a setParameterValues that set
+// them succeeded (storeCRCredentials).
+func crCredentials(d *Device) (user, pass string) { return d.CRUsername, d.CRPassword }
 
 // provisionCRCredentials queues the task that sets a device's
 // connection-request credentials when the edge knows no password for it
@@ -325,7 +287,7 @@ func provisionCRCredentials(c *Cache, d *Device, now time.Time) error {
 	if d.Root == "" {
 		return nil
 	}
-	if _, pass := crCredentials(c, d); pass != "" {
+	if _, pass := crCredentials(d); pass != "" {
 		return nil
 	}
 	pending, err := c.PendingTasks(d.ID)

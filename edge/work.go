@@ -149,6 +149,12 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 				}
 			}
 		}
+		if bootstrap {
+			// A factory-reset CPE is back to its default connection-request
+			// credentials: forget the ones a task set in its old life, so
+			// the server provisions new ones in this session.
+			dev.CRUsername, dev.CRPassword = "", ""
+		}
 		dev.OUI, dev.ProductClass = inf.DeviceId.OUI, inf.DeviceId.ProductClass
 		dev.SerialNumber, dev.Manufacturer = inf.DeviceId.SerialNumber, inf.DeviceId.Manufacturer
 		dev.LastInform, dev.LastEvents, dev.RemoteAddr = now, events, meta.RemoteAddr
@@ -765,6 +771,9 @@ func (w *SessionWork) End(completed bool) error {
 				return fmt.Errorf("task %s: %w", tid, err)
 			}
 		}
+		if err := w.c.storeCRCredentials(txn, id, w.order, w.changed); err != nil {
+			return fmt.Errorf("connection-request credentials: %w", err)
+		}
 		delta := &fleet.DeviceDelta{Device: id, Edge: w.c.opts.EdgeID}
 		for _, op := range w.ops {
 			if err := applyOp(txn, id, op, now, delta); err != nil {
@@ -791,6 +800,63 @@ func (w *SessionWork) End(completed bool) error {
 	}
 	for _, tid := range final {
 		w.c.notify(tid)
+	}
+	return nil
+}
+
+// crCredentialParam reports whether name is a data model's
+// ManagementServer.ConnectionRequestUsername (user) or ...Password (pass).
+func crCredentialParam(name string) (user, pass bool) {
+	for _, root := range [...]string{"InternetGatewayDevice.", "Device."} {
+		switch name {
+		case root + crUserParam:
+			return true, false
+		case root + crPassParam:
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// storeCRCredentials copies the connection-request credentials that a
+// successful setParameterValues task of this session wrote to the CPE into
+// the device record, in the session's End transaction: the record is then
+// the one place the Reacher reads them from. A CPE reads its password back
+// as "", so the value the ACS set is the only copy it will ever have.
+func (c *Cache) storeCRCredentials(txn *badger.Txn, id string, order []string, changed map[string]*fleet.Task) error {
+	var user, pass *string
+	for _, tid := range order {
+		t := changed[tid]
+		if t.Name != fleet.TaskSetParameterValues || t.Status != fleet.StatusDone {
+			continue
+		}
+		for i := range t.ParameterValues {
+			switch u, p := crCredentialParam(t.ParameterValues[i].Name); {
+			case u:
+				user = &t.ParameterValues[i].Value
+			case p:
+				pass = &t.ParameterValues[i].Value
+			}
+		}
+	}
+	if user == nil && pass == nil {
+		return nil
+	}
+	var dev Device
+	switch err := getCBOR(txn, pDevice+id, &dev); {
+	case errors.Is(err, ErrNotFound):
+		return nil // deleted through the API meanwhile
+	case err != nil:
+		return fmt.Errorf("load device: %w", err)
+	}
+	if user != nil {
+		dev.CRUsername = *user
+	}
+	if pass != nil {
+		dev.CRPassword = *pass
+	}
+	if err := setCBOR(txn, pDevice+id, &dev); err != nil {
+		return fmt.Errorf("store device: %w", err)
 	}
 	return nil
 }

@@ -500,3 +500,60 @@ func BenchmarkAddTask(b *testing.B) {
 		}
 	})
 }
+
+// TestCRCredentialsFromTasks: a successful setParameterValues of the
+// connection-request credentials (the provisioning task or any other)
+// puts them on the device record, where the Reacher reads them; a faulted
+// one does not; 0 BOOTSTRAP forgets them (the CPE is back to defaults).
+func TestCRCredentialsFromTasks(t *testing.T) {
+	const (
+		user = "InternetGatewayDevice.ManagementServer.ConnectionRequestUsername"
+		pass = "InternetGatewayDevice.ManagementServer.ConnectionRequestPassword"
+	)
+	ok := func(cwmp.Message) cwmp.Message { return &cwmp.SetParameterValuesResponse{} }
+	fault := func(cwmp.Message) cwmp.Message { return cwmp.NewFault(9002, "internal error") }
+	creds := func(c *Cache) (string, string) {
+		t.Helper()
+		d, err := c.Device(devID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crCredentials(d)
+	}
+	tests := []struct {
+		name     string
+		body     string
+		cpe      func(cwmp.Message) cwmp.Message
+		user, pw string
+	}{
+		{"both", `{"name":"setParameterValues","parameterValues":[["` + user + `","u1","xsd:string"],["` + pass + `","p1","xsd:string"]]}`, ok, "u1", "p1"},
+		{"password only keeps the Inform's username", `{"name":"setParameterValues","parameterValues":[["` + pass + `","p2","xsd:string"]]}`, ok, "cruser", "p2"},
+		{"fault changes nothing", `{"name":"setParameterValues","parameterValues":[["` + pass + `","p3","xsd:string"]]}`, fault, "cruser", ""},
+		{"other parameters change nothing", `{"name":"setParameterValues","parameterValues":[["InternetGatewayDevice.ManagementServer.Password","p4","xsd:string"]]}`, ok, "cruser", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newDevice(t)
+			addTask(t, c, tc.body)
+			runCPE(t, mustBegin(t, c, tr098("SN1"), t0), tc.cpe, 1)
+			if u, p := creds(c); u != tc.user || p != tc.pw {
+				t.Fatalf("credentials (%q, %q), want (%q, %q)", u, p, tc.user, tc.pw)
+			}
+			// A periodic Inform (password read back empty) keeps the
+			// password; the username is what the CPE reports.
+			runCPE(t, mustBegin(t, c, tr098("SN1", cwmp.EventPeriodic), t0), nil, 0)
+			if _, p := creds(c); p != tc.pw {
+				t.Fatalf("after a periodic Inform: password %q, want %q", p, tc.pw)
+			}
+		})
+	}
+	t.Run("bootstrap forgets them", func(t *testing.T) {
+		c := newDevice(t)
+		addTask(t, c, tests[0].body)
+		runCPE(t, mustBegin(t, c, tr098("SN1"), t0), ok, 1)
+		runCPE(t, mustBegin(t, c, tr098("SN1", cwmp.EventBootstrap), t0), nil, 0)
+		if u, p := creds(c); u != "cruser" || p != "" {
+			t.Fatalf("after 0 BOOTSTRAP: (%q, %q)", u, p)
+		}
+	})
+}
