@@ -230,6 +230,11 @@ func deviceQuery(r *http.Request) (DeviceQuery, error) {
 }
 
 func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery) {
+	if q.Param != "" && IsSecretParameter(q.Param) {
+		// Matching on a secret would let a client guess it one value at a time.
+		a.fail(w, r, badRequest("cannot filter on the secret parameter %s", q.Param))
+		return
+	}
 	devs, next, err := a.cfg.Cache.ListDevices(q)
 	if err != nil {
 		a.fail(w, r, err)
@@ -320,7 +325,7 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, deviceView{Device: d, Parameters: params})
+	writeJSON(w, http.StatusOK, deviceView{Device: d, Parameters: publicParameters(params)})
 }
 
 func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) {
@@ -342,10 +347,7 @@ func (a *api) deviceTasks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if ts == nil {
-		ts = []*fleet.Task{}
-	}
-	writeJSON(w, http.StatusOK, ts)
+	writeJSON(w, http.StatusOK, publicTasks(ts))
 }
 
 func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
@@ -358,12 +360,6 @@ func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
 		fs = []DeviceFault{}
 	}
 	writeJSON(w, http.StatusOK, fs)
-}
-
-// taskReply is a task plus, when a connection request failed, why.
-type taskReply struct {
-	*fleet.Task
-	Warning string `json:"warning,omitempty"`
 }
 
 // parseWait reads ?wait=<duration> or GenieACS's ?timeout=<ms>.
@@ -430,7 +426,7 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		reply := taskReply{Task: t}
+		reply := newPublicTask(t)
 		if wantCR {
 			if err := a.connectionRequest(r.Context(), id); err != nil {
 				reply.Warning = "task queued; connection request failed: " + err.Error()
@@ -444,13 +440,13 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 			cancel()
 			switch {
 			case err == nil:
-				writeJSON(w, http.StatusOK, taskReply{Task: final})
+				writeJSON(w, http.StatusOK, newPublicTask(final))
 				return
 			case errors.Is(err, ErrNotFound):
 				a.fail(w, r, fmt.Errorf("task %s was deleted while waiting: %w", t.ID, err))
 				return
 			case final != nil:
-				reply.Task = final
+				reply = newPublicTask(final)
 			}
 		}
 		writeJSON(w, http.StatusAccepted, reply)
@@ -480,10 +476,7 @@ func (a *api) listTasks(w http.ResponseWriter, r *http.Request) {
 	if next != "" {
 		w.Header().Set("X-Next-Cursor", next)
 	}
-	if ts == nil {
-		ts = []*fleet.Task{}
-	}
-	writeJSON(w, http.StatusOK, ts)
+	writeJSON(w, http.StatusOK, publicTasks(ts))
 }
 
 func (a *api) getTask(w http.ResponseWriter, r *http.Request) {
@@ -492,7 +485,7 @@ func (a *api) getTask(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, t)
+	writeJSON(w, http.StatusOK, newPublicTask(t))
 }
 
 func (a *api) deleteTask(w http.ResponseWriter, r *http.Request) {

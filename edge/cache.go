@@ -122,6 +122,9 @@ type Parameter struct {
 	Timestamp    time.Time `json:"timestamp,omitzero"`
 	Notification *int      `json:"notification,omitempty"`
 	AccessList   []string  `json:"accessList,omitempty"`
+	// Secret marks a parameter whose value the API hides (Value is "");
+	// see IsSecretParameter.
+	Secret bool `json:"secret,omitempty"`
 }
 
 // paramRec is the stored form of a Parameter: a CBOR array, a few dozen
