@@ -81,6 +81,12 @@ type CacheOptions struct {
 	// DisableOutbox skips the outbox (a standalone edge with no core link
 	// would otherwise grow it without bound).
 	DisableOutbox bool
+	// OnTaskFinal, when set, is called once for every task that reached a
+	// final status (done, fault, expired), after the commit that made it
+	// final: at session End, at TransferComplete, or when a transfer timed
+	// out. It runs on the session's goroutine and must be quick and must
+	// not modify the task.
+	OnTaskFinal func(*fleet.Task)
 }
 
 // Device is the cached identity and reachability of a CPE.
@@ -1017,6 +1023,13 @@ func (c *Cache) waiter(id string) chan struct{} {
 }
 
 // notify wakes the waiters of a task after its change was committed.
+// taskFinal reports a task that just became final to OnTaskFinal.
+func (c *Cache) taskFinal(t *fleet.Task) {
+	if c.opts.OnTaskFinal != nil {
+		c.opts.OnTaskFinal(t)
+	}
+}
+
 func (c *Cache) notify(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

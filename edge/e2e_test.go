@@ -173,6 +173,12 @@ func TestE2EFaultDoesNotBlock(t *testing.T) {
 	if m := e.metric(`edgeacs_edge_task_rpcs_total{method="SetParameterValues",outcome="fault"}`); !strings.HasSuffix(m, " 1") {
 		t.Fatalf("fault metric %q", m)
 	}
+	for _, want := range []string{`edgeacs_edge_tasks_total{name="setParameterValues",outcome="fault"}`,
+		`edgeacs_edge_tasks_total{name="getParameterValues",outcome="done"}`} {
+		if m := e.metric(want); !strings.HasSuffix(m, " 1") {
+			t.Errorf("task metric %s: %q", want, m)
+		}
+	}
 }
 
 // TestE2ERebootMidTasks: tasks queued behind a Reboot wait for the session

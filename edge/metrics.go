@@ -3,6 +3,8 @@ package edge
 import (
 	"net/http"
 
+	"github.com/edgeacs/edgeacs/fleet"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -24,6 +26,9 @@ type Metrics struct {
 	// "empty"). Nearly every task is one RPC; refreshObject is several and
 	// a download finishes later with TransferComplete.
 	TaskRPCs *prometheus.CounterVec
+	// Tasks counts tasks that reached a final status, by task name and
+	// outcome ("done", "fault", "expired"), once per task.
+	Tasks *prometheus.CounterVec
 	// ConnectionRequests counts connection requests by transport
 	// ("http", "udp") and outcome ("ok", "error", "rate_limited", "offline").
 	ConnectionRequests *prometheus.CounterVec
@@ -55,6 +60,10 @@ func NewMetrics(outbox func() float64) *Metrics {
 		Namespace: "edgeacs", Subsystem: "edge", Name: "task_rpcs_total",
 		Help: "CPE answers to task RPCs, by method and outcome.",
 	}, []string{"method", "outcome"})
+	m.Tasks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "tasks_total",
+		Help: "Tasks that reached a final status, by name and outcome.",
+	}, []string{"name", "outcome"})
 	m.ConnectionRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "edgeacs", Subsystem: "edge", Name: "connection_requests_total",
 		Help: "Connection requests sent to CPEs, by transport and outcome.",
@@ -75,7 +84,7 @@ func NewMetrics(outbox func() float64) *Metrics {
 		Namespace: "edgeacs", Subsystem: "edge", Name: "stun_requests_total",
 		Help: "STUN Binding Requests answered.",
 	})
-	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.TaskRPCs, m.ConnectionRequests,
+	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.TaskRPCs, m.Tasks, m.ConnectionRequests,
 		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if outbox != nil {
@@ -85,6 +94,12 @@ func NewMetrics(outbox func() float64) *Metrics {
 		}, outbox))
 	}
 	return m
+}
+
+// TaskFinal counts a task that reached a final status; it is the cache's
+// CacheOptions.OnTaskFinal hook.
+func (m *Metrics) TaskFinal(t *fleet.Task) {
+	m.Tasks.WithLabelValues(t.Name, string(t.Status)).Inc()
 }
 
 // Registry is the registry the metrics live in, for callers that add their own.

@@ -239,10 +239,20 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if cfg.CPEAuth == AuthNone {
 		logger.Warn("CPE AUTHENTICATION IS OFF (--cpe-auth none): any client can pose as any device; development only")
 	}
+	// The metrics exist before the cache, which reports final tasks to
+	// them; the outbox gauge reads the cache only at scrape time.
+	var cache *Cache
+	metrics := NewMetrics(func() float64 {
+		if cache == nil {
+			return 0
+		}
+		return float64(cache.OutboxLen())
+	})
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
-		SyncWrites: cfg.SyncWrites,
-		Logger:     logger,
-		EdgeID:     cfg.ID,
+		SyncWrites:  cfg.SyncWrites,
+		Logger:      logger,
+		EdgeID:      cfg.ID,
+		OnTaskFinal: metrics.TaskFinal,
 		// No core link yet: an outbox nobody drains would grow without bound.
 		DisableOutbox: cfg.Standalone,
 	})
@@ -255,7 +265,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("open file store in %s: %w", cfg.DataDir, err)
 	}
 	n := &Node{cfg: cfg, log: logger, cache: cache, files: files, ready: make(chan struct{})}
-	n.metrics = NewMetrics(func() float64 { return float64(cache.OutboxLen()) })
+	n.metrics = metrics
 	n.server = newServer(cfg, cache, files, n.metrics, logger)
 	n.reach = NewReacher(ReacherConfig{
 		Cache:       cache,

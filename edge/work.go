@@ -356,6 +356,7 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 		return fmt.Errorf("record TransferComplete %q of %s: %w", r.CommandKey, id, err)
 	}
 	w.c.notify(done.ID)
+	w.c.taskFinal(done)
 	return nil
 }
 
@@ -800,6 +801,7 @@ func (w *SessionWork) End(completed bool) error {
 	}
 	for _, tid := range final {
 		w.c.notify(tid)
+		w.c.taskFinal(w.changed[tid])
 	}
 	return nil
 }

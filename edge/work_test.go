@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -512,7 +514,7 @@ func TestCRCredentialsFromTasks(t *testing.T) {
 	)
 	ok := func(cwmp.Message) cwmp.Message { return &cwmp.SetParameterValuesResponse{} }
 	fault := func(cwmp.Message) cwmp.Message { return cwmp.NewFault(9002, "internal error") }
-	creds := func(c *Cache) (string, string) {
+	creds := func(t *testing.T, c *Cache) (string, string) {
 		t.Helper()
 		d, err := c.Device(devID)
 		if err != nil {
@@ -536,13 +538,13 @@ func TestCRCredentialsFromTasks(t *testing.T) {
 			c := newDevice(t)
 			addTask(t, c, tc.body)
 			runCPE(t, mustBegin(t, c, tr098("SN1"), t0), tc.cpe, 1)
-			if u, p := creds(c); u != tc.user || p != tc.pw {
+			if u, p := creds(t, c); u != tc.user || p != tc.pw {
 				t.Fatalf("credentials (%q, %q), want (%q, %q)", u, p, tc.user, tc.pw)
 			}
 			// A periodic Inform (password read back empty) keeps the
 			// password; the username is what the CPE reports.
 			runCPE(t, mustBegin(t, c, tr098("SN1", cwmp.EventPeriodic), t0), nil, 0)
-			if _, p := creds(c); p != tc.pw {
+			if _, p := creds(t, c); p != tc.pw {
 				t.Fatalf("after a periodic Inform: password %q, want %q", p, tc.pw)
 			}
 		})
@@ -552,8 +554,77 @@ func TestCRCredentialsFromTasks(t *testing.T) {
 		addTask(t, c, tests[0].body)
 		runCPE(t, mustBegin(t, c, tr098("SN1"), t0), ok, 1)
 		runCPE(t, mustBegin(t, c, tr098("SN1", cwmp.EventBootstrap), t0), nil, 0)
-		if u, p := creds(c); u != "cruser" || p != "" {
+		if u, p := creds(t, c); u != "cruser" || p != "" {
 			t.Fatalf("after 0 BOOTSTRAP: (%q, %q)", u, p)
 		}
 	})
+}
+
+// TestOnTaskFinal: the hook sees every task exactly once, when it becomes
+// final (at End, or at TransferComplete), and never for a dropped session
+// or an accepted transfer still running.
+func TestOnTaskFinal(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	c, err := OpenCache(t.TempDir(), CacheOptions{Logger: quietLog, OnTaskFinal: func(tk *fleet.Task) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[tk.Name+" "+string(tk.Status)]++
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	check := func(when string, want map[string]int) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if !maps.Equal(seen, want) {
+			t.Fatalf("%s: final tasks %v, want %v", when, seen, want)
+		}
+	}
+	mustBegin(t, c, tr098("SN1"), t0).End(true)
+	addTask(t, c, `{"name":"getRPCMethods"}`)
+	addTask(t, c, `{"name":"setParameterValues","parameterValues":[["InternetGatewayDevice.X","1"]]}`)
+	exp, err := fleet.ParseTask([]byte(`{"name":"reboot"}`), devID, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp.Expiry = t0.Add(-time.Second)
+	if err := c.AddTask(exp); err != nil {
+		t.Fatal(err)
+	}
+	addTask(t, c, `{"name":"download","url":"http://files/fw.bin"}`)
+
+	// A dropped session ends nothing.
+	w := mustBegin(t, c, tr098("SN1"), t0)
+	w.Next()
+	if err := w.End(false); err != nil {
+		t.Fatal(err)
+	}
+	check("dropped session", map[string]int{})
+
+	var dlKey string
+	runCPE(t, mustBegin(t, c, tr098("SN1"), t0), func(m cwmp.Message) cwmp.Message {
+		switch r := m.(type) {
+		case *cwmp.SetParameterValues:
+			return cwmp.NewFault(9005, "invalid parameter name")
+		case *cwmp.Download:
+			dlKey = r.CommandKey
+			return &cwmp.DownloadResponse{Status: 1}
+		}
+		return &cwmp.GetRPCMethodsResponse{}
+	}, 3)
+	want := map[string]int{"getRPCMethods done": 1, "setParameterValues fault": 1, "reboot expired": 1}
+	check("after the session", want)
+
+	w = mustBegin(t, c, tr098("SN1", cwmp.EventTransferComplete), t0)
+	for range 2 { // a repeated TransferComplete matches nothing the second time
+		if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: dlKey}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runCPE(t, w, nil, 0)
+	want["download done"] = 1
+	check("after TransferComplete", want)
 }
