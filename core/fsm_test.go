@@ -3,11 +3,14 @@ package core
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/hashicorp/raft"
 	"github.com/oklog/ulid/v2"
@@ -419,3 +422,98 @@ type memSink struct{ bytes.Buffer }
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
+
+// paramKeys counts the device's per-parameter keys (spilled from the overlay).
+func paramKeys(t *testing.T, f *FSM, dev string) int {
+	t.Helper()
+	n := 0
+	pre := key(pParam, dev, "")
+	err := f.view(func(txn *badger.Txn) error {
+		return scan(txn, pre, nil, func(_, _ []byte) (bool, error) { n++; return true, nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestFSMParameterOverlay checks that parameters read the same whether they
+// sit in the device's overlay, in per-parameter keys after a spill, or in
+// both with the overlay newer.
+func TestFSMParameterOverlay(t *testing.T) {
+	f := mustFSM(t)
+	many := func(prefix string, n int, val string) []string {
+		var kv []string
+		for i := range n {
+			kv = append(kv, fmt.Sprintf("%s.P%03d", prefix, i), val)
+		}
+		return kv
+	}
+	steps := []struct {
+		name      string
+		params    []string
+		removed   []string
+		bootstrap bool
+		tag       string
+		want      map[string]string // nil value: must be absent
+		wantKeys  int               // per-parameter keys after the step, -1 to skip
+	}{
+		{name: "small delta stays in the overlay", params: []string{"A.X", "1", "A.Y", "2"}, want: map[string]string{"A.X": "1", "A.Y": "2"}, wantKeys: 0},
+		{name: "overflow spills everything", params: many("B", overlayMaxParams, "b"), want: map[string]string{"A.X": "1", "B.P000": "b", "B.P063": "b"}, wantKeys: overlayMaxParams + 2},
+		{name: "update of a spilled parameter is read from the overlay", params: []string{"B.P001", "new", "A.X", "9"}, want: map[string]string{"B.P001": "new", "A.X": "9", "B.P002": "b"}, wantKeys: overlayMaxParams + 2},
+		{name: "tagging keeps the overlay", tag: "blue", want: map[string]string{"B.P001": "new", "A.X": "9"}, wantKeys: -1},
+		{name: "removal drops overlay and spilled value", removed: []string{"B.P001", "A.X"}, want: map[string]string{"B.P001": "", "A.X": "", "A.Y": "2"}, wantKeys: overlayMaxParams},
+		{name: "object removal covers both", params: []string{"B.P005", "o"}, removed: []string{"B."}, want: map[string]string{"B.P005": "o", "B.P006": "", "A.Y": "2"}, wantKeys: 1},
+		{name: "bootstrap drops overlay and keys", params: []string{"C.Z", "z"}, bootstrap: true, want: map[string]string{"C.Z": "z", "A.Y": "", "B.P005": ""}, wantKeys: 0},
+	}
+	for _, st := range steps {
+		if st.tag != "" {
+			mustApply(t, f, Command{Op: OpTag, Name: "dev1", Tag: st.tag})
+		} else {
+			dd := delta("dev1", "e1", st.params...)
+			dd.Removed, dd.Bootstrap = st.removed, st.bootstrap
+			mustApply(t, f, Command{Op: OpDeviceDelta, Delta: dd})
+		}
+		d, err := f.Device("dev1", true)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		for k, v := range st.want {
+			p, ok := d.Parameters[k]
+			if v == "" && ok {
+				t.Errorf("%s: %s still present (%q)", st.name, k, p.Value)
+			} else if v != "" && p.Value != v {
+				t.Errorf("%s: %s = %q, want %q", st.name, k, p.Value, v)
+			}
+		}
+		if st.wantKeys >= 0 {
+			if n := paramKeys(t, f, "dev1"); n != st.wantKeys {
+				t.Errorf("%s: %d per-parameter keys, want %d", st.name, n, st.wantKeys)
+			}
+		}
+		if st.tag != "" && !slices.Contains(d.Tags, st.tag) {
+			t.Errorf("%s: tags %v", st.name, d.Tags)
+		}
+	}
+}
+
+// TestFSMReadsCBOROnlyDevice checks that device records written before the
+// overlay format (plain CBOR) are still read and updated.
+func TestFSMReadsCBOROnlyDevice(t *testing.T) {
+	f := mustFSM(t)
+	old, err := encodeRecord(&Device{ID: "old", Edge: "e1", Tags: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.Update(func(txn *badger.Txn) error { return txn.Set(key(pDevice, "old"), old) }); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, f, Command{Op: OpDeviceDelta, Delta: delta("old", "e2", "A.B", "1")})
+	d, err := f.Device("old", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Edge != "e2" || len(d.Tags) != 1 || d.Parameters["A.B"].Value != "1" {
+		t.Fatalf("old record after delta: %+v", d)
+	}
+}

@@ -251,16 +251,40 @@ func (p processor) deleteExisting(w *wtx, k []byte, what string) error {
 	return nil
 }
 
-func (p processor) device(w *wtx, id string) (*Device, bool, error) {
+// device reads a device and its parameter overlay, which whoever writes
+// the device back must keep (putDev).
+func (p processor) device(w *wtx, id string) (*Device, overlay, bool, error) {
 	b, ok, err := w.get(key(pDevice, id))
 	if err != nil || !ok {
-		return nil, ok, err
+		return nil, nil, ok, err
 	}
 	var d Device
-	if err := decodeRecord(b, &d); err != nil {
-		return nil, false, err
+	ov, err := decodeDevice(b, &d, true)
+	if err != nil {
+		return nil, nil, false, err
 	}
-	return &d, true, nil
+	return &d, ov, true, nil
+}
+
+func (p processor) putDev(w *wtx, d *Device, ov overlay) error {
+	b, err := encodeDevice(d, ov)
+	if err != nil {
+		return storageError{err}
+	}
+	if err := w.set(key(pDevice, d.ID), b); err != nil {
+		return storageError{err}
+	}
+	return nil
+}
+
+// spill moves the overlay to per-parameter keys.
+func (p processor) spill(w *wtx, id string, ov overlay) error {
+	for _, e := range ov {
+		if err := w.set(key(pParam, id, e.name), e.enc); err != nil {
+			return storageError{err}
+		}
+	}
+	return nil
 }
 
 func (p processor) edge(w *wtx, id string) (*Edge, bool, error) {
@@ -297,7 +321,7 @@ func (p processor) putDevice(w *wtx, c *Command) error {
 	if err := checkName("device ID", in.ID); err != nil {
 		return err
 	}
-	d, ok, err := p.device(w, in.ID)
+	d, ov, ok, err := p.device(w, in.ID)
 	if err != nil {
 		return storageError{err}
 	}
@@ -311,7 +335,7 @@ func (p processor) putDevice(w *wtx, c *Command) error {
 	if in.LastInform.After(d.LastInform) {
 		d.LastInform = in.LastInform
 	}
-	return p.putRecord(w, key(pDevice, d.ID), d)
+	return p.putDev(w, d, ov)
 }
 
 // deviceDelta applies what one session changed. An unknown device is
@@ -329,7 +353,7 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 			return fmt.Errorf("%w: delta for %s: bad parameter name %q", ErrBadRequest, dd.Device, pv.Name)
 		}
 	}
-	d, ok, err := p.device(w, dd.Device)
+	d, ov, ok, err := p.device(w, dd.Device)
 	if err != nil {
 		return storageError{err}
 	}
@@ -337,6 +361,7 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		d = &Device{ID: dd.Device, Registered: c.Time}
 	}
 	if dd.Bootstrap && ok {
+		ov = nil
 		if err := w.delPrefix(key(pParam, d.ID, "")); err != nil {
 			return storageError{err}
 		}
@@ -356,10 +381,8 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		d.LastInform = dd.LastInform
 		d.LastEvents = dd.Events
 	}
-	if err := p.putRecord(w, key(pDevice, d.ID), d); err != nil {
-		return err
-	}
 	for _, r := range dd.Removed {
+		ov = ov.remove(r)
 		if strings.HasSuffix(r, ".") {
 			if err := w.delPrefix(key(pParam, d.ID, r)); err != nil {
 				return storageError{err}
@@ -369,15 +392,19 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		}
 	}
 	for _, pv := range dd.Parameters {
-		if err := w.set(key(pParam, d.ID, pv.Name), encodeParam(Param{Value: pv.Value, Type: pv.Type, Updated: c.Time})); err != nil {
-			return storageError{err}
-		}
+		ov = ov.set(pv.Name, encodeParam(Param{Value: pv.Value, Type: pv.Type, Updated: c.Time}))
 	}
-	return nil
+	if len(ov) > overlayMaxParams || ov.size() > overlayMaxBytes {
+		if err := p.spill(w, d.ID, ov); err != nil {
+			return err
+		}
+		ov = nil
+	}
+	return p.putDev(w, d, ov)
 }
 
 func (p processor) deleteDevice(w *wtx, id string) error {
-	_, ok, err := p.device(w, id)
+	_, _, ok, err := p.device(w, id)
 	if err != nil {
 		return storageError{err}
 	}
@@ -405,7 +432,7 @@ func (p processor) tag(w *wtx, c *Command) error {
 	if err := checkName("tag", c.Tag); err != nil {
 		return err
 	}
-	d, ok, err := p.device(w, c.Name)
+	d, ov, ok, err := p.device(w, c.Name)
 	if err != nil {
 		return storageError{err}
 	}
@@ -421,7 +448,7 @@ func (p processor) tag(w *wtx, c *Command) error {
 	default:
 		return nil
 	}
-	return p.putRecord(w, key(pDevice, d.ID), d)
+	return p.putDev(w, d, ov)
 }
 
 // createTasks queues tasks. IDs are chosen by the proposer (ULIDs), so a
@@ -445,7 +472,7 @@ func (p processor) createTasks(w *wtx, c *Command) ([]string, error) {
 		if t.Status != fleet.StatusPending {
 			return nil, fmt.Errorf("%w: new task %s must be pending", ErrBadRequest, t.ID)
 		}
-		_, ok, err := p.device(w, t.Device)
+		_, _, ok, err := p.device(w, t.Device)
 		if err != nil {
 			return nil, storageError{err}
 		}

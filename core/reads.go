@@ -104,7 +104,8 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 		if err != nil {
 			return err
 		}
-		if err := decodeRecord(b, &d); err != nil {
+		ov, err := decodeDevice(b, &d, params)
+		if err != nil {
 			return err
 		}
 		if !params {
@@ -112,7 +113,7 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 		}
 		d.Parameters = map[string]Param{}
 		pre := key(pParam, id, "")
-		return scan(txn, pre, nil, func(k, v []byte) (bool, error) {
+		err = scan(txn, pre, nil, func(k, v []byte) (bool, error) {
 			p, err := decodeParam(v)
 			if err != nil {
 				return false, err
@@ -120,6 +121,18 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 			d.Parameters[string(k[len(pre):])] = p
 			return true, nil
 		})
+		if err != nil {
+			return err
+		}
+		// The overlay is newer than the per-parameter keys.
+		for _, e := range ov {
+			p, err := decodeParam(e.enc)
+			if err != nil {
+				return fmt.Errorf("overlay %s: %w", e.name, err)
+			}
+			d.Parameters[e.name] = p
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", id, err)
@@ -137,7 +150,7 @@ func (f *FSM) Devices(df DeviceFilter, cursor string, limit int) ([]*Device, str
 	err := f.view(func(txn *badger.Txn) error {
 		return scan(txn, pre, after([]byte(pDevice), cursor), func(_, v []byte) (bool, error) {
 			var d Device
-			if err := decodeRecord(v, &d); err != nil {
+			if _, err := decodeDevice(v, &d, false); err != nil {
 				return false, err
 			}
 			if !df.match(&d) {

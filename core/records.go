@@ -3,6 +3,8 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -114,4 +116,124 @@ func decodeRecord(b []byte, v any) error {
 		return fmt.Errorf("decode %T: %w", v, err)
 	}
 	return nil
+}
+
+// deviceFormat prefixes a stored device: uvarint length, the device's CBOR
+// record, then the parameter overlay. Records written with recordVersion
+// (CBOR only, no overlay) are still read.
+//
+// The overlay holds the device's most recently written parameters inside
+// the device's own value. Every delta already rewrites the device record
+// (last inform), so parameters that land in the overlay cost no Badger key
+// of their own; a per-key write (WAL entry, skiplist insert, flush,
+// compaction) was most of a delta's apply cost. Periodic informs update the
+// same few parameters again and again, so the overlay rarely grows; when it
+// passes overlayMaxParams or overlayMaxBytes it is spilled to the
+// per-parameter keys (p/<device>\0<name>), so a device's value stays small
+// and a delta never rewrites a whole tree. An overlay entry is newer than
+// the per-parameter key of the same name.
+const deviceFormat = 2
+
+const (
+	overlayMaxParams = 64
+	overlayMaxBytes  = 4096
+)
+
+// overlayParam is one overlay entry: a parameter name and its encodeParam form.
+type overlayParam struct {
+	name string
+	enc  []byte
+}
+
+type overlay []overlayParam
+
+func (o overlay) size() int {
+	n := 0
+	for _, p := range o {
+		n += len(p.name) + len(p.enc) + 4
+	}
+	return n
+}
+
+// set replaces name's entry in place or appends one, so the order depends
+// only on the sequence of applied commands.
+func (o overlay) set(name string, enc []byte) overlay {
+	for i := range o {
+		if o[i].name == name {
+			o[i].enc = enc
+			return o
+		}
+	}
+	return append(o, overlayParam{name: name, enc: enc})
+}
+
+// remove drops name, or every name under it when it ends with a dot.
+func (o overlay) remove(name string) overlay {
+	prefix := strings.HasSuffix(name, ".")
+	return slices.DeleteFunc(o, func(p overlayParam) bool {
+		return p.name == name || (prefix && strings.HasPrefix(p.name, name))
+	})
+}
+
+func encodeDevice(d *Device, ov overlay) ([]byte, error) {
+	body, err := cmdEnc.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode device %s: %w", d.ID, err)
+	}
+	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(body)+ov.size())
+	b = append(b, deviceFormat)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	b = append(b, body...)
+	for _, p := range ov {
+		b = binary.AppendUvarint(b, uint64(len(p.name)))
+		b = append(b, p.name...)
+		b = binary.AppendUvarint(b, uint64(len(p.enc)))
+		b = append(b, p.enc...)
+	}
+	return b, nil
+}
+
+// decodeDevice reads a stored device; the overlay is parsed only when
+// withOverlay is set, and its entries alias b.
+func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
+	if len(b) > 0 && b[0] == recordVersion {
+		return nil, decodeRecord(b, d)
+	}
+	if len(b) < 2 || b[0] != deviceFormat {
+		return nil, fmt.Errorf("decode device: unknown record format")
+	}
+	n, w := binary.Uvarint(b[1:])
+	rest := b[1+max(w, 0):]
+	if w <= 0 || n > uint64(len(rest)) {
+		return nil, fmt.Errorf("decode device: bad record length")
+	}
+	if err := cmdDec.Unmarshal(rest[:n], d); err != nil {
+		return nil, fmt.Errorf("decode device: %w", err)
+	}
+	if !withOverlay {
+		return nil, nil
+	}
+	rest = rest[n:]
+	var ov overlay
+	for len(rest) > 0 {
+		name, r, ok := cutLenPrefixed(rest)
+		if !ok {
+			return nil, fmt.Errorf("decode device %s: bad overlay", d.ID)
+		}
+		enc, r, ok := cutLenPrefixed(r)
+		if !ok {
+			return nil, fmt.Errorf("decode device %s: bad overlay", d.ID)
+		}
+		ov = append(ov, overlayParam{name: string(name), enc: enc})
+		rest = r
+	}
+	return ov, nil
+}
+
+func cutLenPrefixed(b []byte) (field, rest []byte, ok bool) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)-w) {
+		return nil, nil, false
+	}
+	return b[w : w+int(n)], b[w+int(n):], true
 }
