@@ -87,7 +87,16 @@ type CacheOptions struct {
 	// out. It runs on the session's goroutine and must be quick and must
 	// not modify the task.
 	OnTaskFinal func(*fleet.Task)
+	// DownloadTimeout is how long a Download or Upload the CPE accepted
+	// with status 1 may go without TransferComplete before the device's
+	// next session ends it as fault "timeout". Zero means
+	// DefaultDownloadTimeout.
+	DownloadTimeout time.Duration
 }
+
+// DefaultDownloadTimeout is CacheOptions.DownloadTimeout's default, the
+// same hour as GenieACS's cwmp.downloadTimeout.
+const DefaultDownloadTimeout = time.Hour
 
 // Device is the cached identity and reachability of a CPE.
 type Device struct {
@@ -241,6 +250,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	if opts.DownloadTimeout <= 0 {
+		opts.DownloadTimeout = DefaultDownloadTimeout
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}}
 	c.gsync = newGroupSync(db.Sync)

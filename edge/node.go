@@ -75,6 +75,12 @@ type Config struct {
 	// one device (default 1 s); requests in between are coalesced.
 	CRMinInterval time.Duration `yaml:"cr_min_interval"`
 
+	// DownloadTimeout ends as fault "timeout" a Download or Upload the CPE
+	// accepted (status 1) but never reported with TransferComplete; it is
+	// checked when the device's next session starts (default 1 h, like
+	// GenieACS's cwmp.downloadTimeout).
+	DownloadTimeout time.Duration `yaml:"download_timeout"`
+
 	// ShutdownTimeout bounds how long in-flight sessions may take to
 	// finish on shutdown (default 10 s).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -137,6 +143,9 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.DownloadTimeout == 0 {
+		c.DownloadTimeout = DefaultDownloadTimeout
+	}
 }
 
 // TLS reports whether the CWMP listener serves HTTPS.
@@ -182,6 +191,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 4<<10 {
 		return bad("max body bytes %d is below 4 KiB", c.MaxBodyBytes)
+	}
+	if c.DownloadTimeout < time.Second {
+		return bad("download timeout %s is below 1s", c.DownloadTimeout)
 	}
 	if c.SessionTimeout < time.Second {
 		return bad("session timeout %s is below 1s", c.SessionTimeout)
@@ -249,10 +261,11 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return float64(cache.OutboxLen())
 	})
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
-		SyncWrites:  cfg.SyncWrites,
-		Logger:      logger,
-		EdgeID:      cfg.ID,
-		OnTaskFinal: metrics.TaskFinal,
+		SyncWrites:      cfg.SyncWrites,
+		Logger:          logger,
+		EdgeID:          cfg.ID,
+		OnTaskFinal:     metrics.TaskFinal,
+		DownloadTimeout: cfg.DownloadTimeout,
 		// No core link yet: an outbox nobody drains would grow without bound.
 		DisableOutbox: cfg.Standalone,
 	})

@@ -22,6 +22,9 @@ const (
 	FaultCodeFileNotFound    = "file_not_found"
 	FaultCodeNoURL           = "no_url"
 	FaultCodeExpired         = "expired"
+	// FaultCodeTimeout ends a transfer the CPE accepted but never reported
+	// with TransferComplete within CacheOptions.DownloadTimeout.
+	FaultCodeTimeout = "timeout"
 )
 
 // refreshBatch bounds the names of one GetParameterValues a refreshObject
@@ -418,7 +421,12 @@ func (w *SessionWork) nextTask() *fleet.Task {
 			}
 			w.seen[t.ID] = true
 			// A running task in the store is a transfer the CPE accepted:
-			// it waits for TransferComplete, not for a resend.
+			// it waits for TransferComplete, not for a resend, unless it
+			// has waited too long.
+			if t.Status == fleet.StatusRunning {
+				w.expireTransfer(t)
+				continue
+			}
 			if t.Status != fleet.StatusPending || !w.c.claim(t.ID) {
 				continue
 			}
@@ -451,6 +459,28 @@ func (w *SessionWork) nextTask() *fleet.Task {
 		}
 		w.queue = fresh
 	}
+}
+
+// expireTransfer ends as fault "timeout" an accepted Download or Upload
+// whose TransferComplete is overdue (sent more than DownloadTimeout ago).
+// It runs on the open tasks the session loads anyway, so it costs no scan.
+func (w *SessionWork) expireTransfer(t *fleet.Task) {
+	if t.Name != fleet.TaskDownload && t.Name != fleet.TaskUpload {
+		return
+	}
+	now := w.meta.Now.UTC()
+	if !now.After(t.Updated.Add(w.c.opts.DownloadTimeout)) || !w.c.claim(t.ID) {
+		return
+	}
+	w.claimed = append(w.claimed, t.ID)
+	// Re-read under the claim: a TransferComplete may have finished it.
+	cur := new(fleet.Task)
+	err := w.c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pTask+t.ID, cur) })
+	if err != nil || cur.Status != fleet.StatusRunning {
+		return
+	}
+	w.finish(cur, fleet.StatusFault, cur.Result, &fleet.TaskFault{Code: FaultCodeTimeout,
+		Message: fmt.Sprintf("no TransferComplete within %s of the CPE accepting the %s", w.c.opts.DownloadTimeout, cur.Name)})
 }
 
 // Next returns the next RPC to send, or nil when the session has nothing

@@ -628,3 +628,51 @@ func TestOnTaskFinal(t *testing.T) {
 	want["download done"] = 1
 	check("after TransferComplete", want)
 }
+
+// TestTransferTimeout: a Download the CPE accepted (status 1) but never
+// completed ends as fault "timeout" in the first session that starts
+// after DownloadTimeout (1 h by default); before that it waits, unsent.
+func TestTransferTimeout(t *testing.T) {
+	c := newDevice(t)
+	tk := addTask(t, c, `{"name":"download","url":"http://files/fw.bin"}`)
+	other := addTask(t, c, `{"name":"getRPCMethods"}`)
+	runCPE(t, mustBegin(t, c, tr098("SN1"), t0), func(m cwmp.Message) cwmp.Message {
+		if _, ok := m.(*cwmp.Download); ok {
+			return &cwmp.DownloadResponse{Status: 1}
+		}
+		return &cwmp.GetRPCMethodsResponse{}
+	}, 2)
+	for _, tc := range []struct {
+		after time.Duration
+		want  fleet.TaskStatus
+	}{
+		{30 * time.Minute, fleet.StatusRunning},
+		{time.Hour, fleet.StatusRunning},
+		{time.Hour + time.Second, fleet.StatusFault},
+	} {
+		runCPE(t, mustBegin(t, c, tr098("SN1", cwmp.EventPeriodic), t0.Add(tc.after)), nil, 0)
+		got, err := c.Task(tk.ID)
+		if err != nil || got.Status != tc.want {
+			t.Fatalf("after %s: %+v, %v; want %s", tc.after, got, err, tc.want)
+		}
+	}
+	got, _ := c.Task(tk.ID)
+	if got.Fault == nil || got.Fault.Code != FaultCodeTimeout || got.Result == nil || got.Result.Status != 1 {
+		t.Errorf("timed-out download: %s", mustJSON(got))
+	}
+	if got, _ := c.Task(other.ID); got.Status != fleet.StatusDone {
+		t.Errorf("other task: %+v", got)
+	}
+	if pending, _ := c.PendingTasks(devID); len(pending) != 0 {
+		t.Errorf("open tasks left: %d", len(pending))
+	}
+	// A TransferComplete that comes after all changes nothing.
+	w := mustBegin(t, c, tr098("SN1", cwmp.EventTransferComplete), t0.Add(2*time.Hour))
+	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: got.CommandKey}); err != nil {
+		t.Fatal(err)
+	}
+	runCPE(t, w, nil, 0)
+	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusFault || got.Fault.Code != FaultCodeTimeout {
+		t.Errorf("after a late TransferComplete: %s", mustJSON(got))
+	}
+}
