@@ -517,3 +517,53 @@ func TestFSMReadsCBOROnlyDevice(t *testing.T) {
 		t.Fatalf("old record after delta: %+v", d)
 	}
 }
+
+func TestDeviceRecordRoundTrip(t *testing.T) {
+	cet := time.FixedZone("CET", 3600)
+	for _, tc := range []struct {
+		name string
+		d    Device
+		ov   overlay
+	}{
+		{name: "minimal", d: Device{ID: "d"}},
+		{name: "full", d: Device{ID: "dev-1", OUI: "00AA11", ProductClass: "HG8245", SerialNumber: "SN1", Manufacturer: "ACME", Edge: "e1",
+			LastInform: time.Date(2026, 1, 2, 3, 4, 5, 6, cet), Registered: time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
+			Tags: []string{"a", "b"}, LastEvents: []string{"0 BOOTSTRAP", "1 BOOT"}},
+			ov: overlay{{name: "A.B", enc: encodeParam(Param{Value: "v", Type: "xsd:string", Updated: t0})}, {name: "A.C", enc: encodeParam(Param{})}}},
+		{name: "before 1970 and far future", d: Device{ID: "d", LastInform: time.Date(1900, 5, 5, 0, 0, 0, 999999999, time.UTC), Registered: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := encodeDevice(&tc.d, tc.ov)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got Device
+			ov, err := decodeDevice(b, &got, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != tc.d.ID || got.OUI != tc.d.OUI || got.ProductClass != tc.d.ProductClass || got.SerialNumber != tc.d.SerialNumber ||
+				got.Manufacturer != tc.d.Manufacturer || got.Edge != tc.d.Edge || !got.LastInform.Equal(tc.d.LastInform) ||
+				!got.Registered.Equal(tc.d.Registered) || !slices.Equal(got.Tags, tc.d.Tags) || !slices.Equal(got.LastEvents, tc.d.LastEvents) {
+				t.Fatalf("round trip:\n got %+v\nwant %+v", got, tc.d)
+			}
+			if len(ov) != len(tc.ov) {
+				t.Fatalf("overlay: %d entries, want %d", len(ov), len(tc.ov))
+			}
+			for i := range ov {
+				if ov[i].name != tc.ov[i].name || !bytes.Equal(ov[i].enc, tc.ov[i].enc) {
+					t.Fatalf("overlay entry %d: %q %x, want %q %x", i, ov[i].name, ov[i].enc, tc.ov[i].name, tc.ov[i].enc)
+				}
+			}
+			// A truncated record fails cleanly (an empty overlay is a valid end).
+			fields, _ := encodeDevice(&tc.d, nil)
+			for n := range len(b) {
+				var d Device
+				_, err := decodeDevice(b[:n], &d, true)
+				if err == nil && n < len(fields) {
+					t.Fatalf("record truncated to %d of %d bytes decoded without error", n, len(b))
+				}
+			}
+		})
+	}
+}

@@ -118,9 +118,12 @@ func decodeRecord(b []byte, v any) error {
 	return nil
 }
 
-// deviceFormat prefixes a stored device: uvarint length, the device's CBOR
-// record, then the parameter overlay. Records written with recordVersion
-// (CBOR only, no overlay) are still read.
+// deviceFormat prefixes a stored device: the device's fields in a compact
+// binary form (see appendDevice), then the parameter overlay. Every delta
+// decodes and rewrites its device, so the device skips CBOR (and RFC 3339
+// time parsing) the way parameters do. A new field needs a new format
+// byte; records written with recordVersion (CBOR, no overlay) are still
+// read.
 //
 // The overlay holds the device's most recently written parameters inside
 // the device's own value. Every delta already rewrites the device record
@@ -176,64 +179,148 @@ func (o overlay) remove(name string) overlay {
 }
 
 func encodeDevice(d *Device, ov overlay) ([]byte, error) {
-	body, err := cmdEnc.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode device %s: %w", d.ID, err)
+	n := 64 + len(d.ID) + len(d.OUI) + len(d.ProductClass) + len(d.SerialNumber) + len(d.Manufacturer) + len(d.Edge) + ov.size()
+	for _, t := range d.Tags {
+		n += len(t) + 2
 	}
-	b := make([]byte, 0, 1+binary.MaxVarintLen64+len(body)+ov.size())
+	for _, e := range d.LastEvents {
+		n += len(e) + 2
+	}
+	b := make([]byte, 0, n)
 	b = append(b, deviceFormat)
-	b = binary.AppendUvarint(b, uint64(len(body)))
-	b = append(b, body...)
+	for _, f := range []string{d.ID, d.OUI, d.ProductClass, d.SerialNumber, d.Manufacturer, d.Edge} {
+		b = appendString(b, f)
+	}
+	b = appendTime(b, d.LastInform)
+	b = appendTime(b, d.Registered)
+	b = appendStrings(b, d.Tags)
+	b = appendStrings(b, d.LastEvents)
 	for _, p := range ov {
-		b = binary.AppendUvarint(b, uint64(len(p.name)))
-		b = append(b, p.name...)
+		b = appendString(b, p.name)
 		b = binary.AppendUvarint(b, uint64(len(p.enc)))
 		b = append(b, p.enc...)
 	}
 	return b, nil
 }
 
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// appendTime writes a zero flag, or 1, Unix seconds and nanoseconds: exact
+// for every time.Time, unlike UnixNano.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// devReader decodes deviceFormat fields; the first failure sticks.
+type devReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *devReader) uvarint() uint64 {
+	v, w := binary.Uvarint(r.b)
+	if w <= 0 {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[w:]
+	return v
+}
+
+func (r *devReader) bytes() []byte {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad, r.b = true, nil
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *devReader) string() string { return string(r.bytes()) }
+
+func (r *devReader) strings() []string {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.b)) {
+		r.bad, r.b = true, nil
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = r.string()
+	}
+	return out
+}
+
+func (r *devReader) time() time.Time {
+	if len(r.b) == 0 {
+		r.bad = true
+		return time.Time{}
+	}
+	flag := r.b[0]
+	r.b = r.b[1:]
+	if flag == 0 {
+		return time.Time{}
+	}
+	sec, w := binary.Varint(r.b)
+	if w <= 0 || flag != 1 {
+		r.bad, r.b = true, nil
+		return time.Time{}
+	}
+	r.b = r.b[w:]
+	ns := r.uvarint()
+	if ns >= 1e9 {
+		r.bad = true
+	}
+	return time.Unix(sec, int64(ns)).UTC()
+}
+
 // decodeDevice reads a stored device; the overlay is parsed only when
-// withOverlay is set, and its entries alias b.
+// withOverlay is set, and its values alias b.
 func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	if len(b) > 0 && b[0] == recordVersion {
 		return nil, decodeRecord(b, d)
 	}
-	if len(b) < 2 || b[0] != deviceFormat {
+	if len(b) < 1 || b[0] != deviceFormat {
 		return nil, fmt.Errorf("decode device: unknown record format")
 	}
-	n, w := binary.Uvarint(b[1:])
-	rest := b[1+max(w, 0):]
-	if w <= 0 || n > uint64(len(rest)) {
-		return nil, fmt.Errorf("decode device: bad record length")
-	}
-	if err := cmdDec.Unmarshal(rest[:n], d); err != nil {
-		return nil, fmt.Errorf("decode device: %w", err)
+	r := devReader{b: b[1:]}
+	d.ID, d.OUI, d.ProductClass, d.SerialNumber, d.Manufacturer, d.Edge = r.string(), r.string(), r.string(), r.string(), r.string(), r.string()
+	d.LastInform, d.Registered = r.time(), r.time()
+	d.Tags, d.LastEvents = r.strings(), r.strings()
+	if r.bad {
+		return nil, fmt.Errorf("decode device: bad record")
 	}
 	if !withOverlay {
 		return nil, nil
 	}
-	rest = rest[n:]
 	var ov overlay
-	for len(rest) > 0 {
-		name, r, ok := cutLenPrefixed(rest)
-		if !ok {
-			return nil, fmt.Errorf("decode device %s: bad overlay", d.ID)
-		}
-		enc, r, ok := cutLenPrefixed(r)
-		if !ok {
-			return nil, fmt.Errorf("decode device %s: bad overlay", d.ID)
-		}
-		ov = append(ov, overlayParam{name: string(name), enc: enc})
-		rest = r
+	for len(r.b) > 0 && !r.bad {
+		name := r.string()
+		ov = append(ov, overlayParam{name: name, enc: r.bytes()})
+	}
+	if r.bad {
+		return nil, fmt.Errorf("decode device %s: bad overlay", d.ID)
 	}
 	return ov, nil
-}
-
-func cutLenPrefixed(b []byte) (field, rest []byte, ok bool) {
-	n, w := binary.Uvarint(b)
-	if w <= 0 || n > uint64(len(b)-w) {
-		return nil, nil, false
-	}
-	return b[w : w+int(n)], b[w+int(n):], true
 }
