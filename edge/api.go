@@ -427,30 +427,70 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 			return
 		}
 		reply := newPublicTask(t)
-		if wantCR {
-			if err := a.connectionRequest(r.Context(), id); err != nil {
-				reply.Warning = "task queued; connection request failed: " + err.Error()
-				writeJSON(w, http.StatusAccepted, reply)
-				return
+		if wait <= 0 {
+			if wantCR {
+				if err := a.connectionRequest(r.Context(), id); err != nil {
+					reply.Warning = "task queued; connection request failed: " + err.Error()
+				}
 			}
+			writeJSON(w, http.StatusAccepted, reply)
+			return
 		}
-		if wait > 0 {
-			ctx, cancel := context.WithTimeout(r.Context(), wait)
-			final, err := a.cfg.Cache.WaitTask(ctx, t.ID)
-			cancel()
-			switch {
-			case err == nil:
-				writeJSON(w, http.StatusOK, newPublicTask(final))
-				return
-			case errors.Is(err, ErrNotFound):
-				a.fail(w, r, fmt.Errorf("task %s was deleted while waiting: %w", t.ID, err))
-				return
-			case final != nil:
-				reply = newPublicTask(final)
-			}
+		final, werr, crErr := a.waitWithCR(r.Context(), id, t.ID, wait, wantCR)
+		switch {
+		case werr == nil:
+			// Finished: whatever became of the connection request (the
+			// task may have run in a session that was already open) is moot.
+			writeJSON(w, http.StatusOK, newPublicTask(final))
+			return
+		case errors.Is(werr, ErrNotFound):
+			a.fail(w, r, fmt.Errorf("task %s was deleted while waiting: %w", t.ID, werr))
+			return
+		case final != nil:
+			reply = newPublicTask(final)
+		}
+		if crErr != nil {
+			reply.Warning = "task queued; connection request failed: " + crErr.Error()
 		}
 		writeJSON(w, http.StatusAccepted, reply)
 	}
+}
+
+// waitWithCR waits up to wait for task tid to finish while, when wantCR,
+// a connection request to the device runs alongside. The two race on
+// purpose: a device already in a session (or whose session starts on its
+// own) runs the task without the request, and the Reacher may be holding
+// the request back for its per-device interval; once the task is final, a
+// request still waiting is cancelled rather than sent to a device that
+// may have rebooted, reset its credentials or gone away because of the
+// task itself. A failed request ends the wait early (the caller reports
+// it); a finished wait does not cancel a request already under way.
+func (a *api) waitWithCR(ctx context.Context, deviceID, tid string, wait time.Duration, wantCR bool) (final *fleet.Task, werr, crErr error) {
+	wctx, cancelWait := context.WithTimeout(ctx, wait)
+	defer cancelWait()
+	if !wantCR {
+		final, werr = a.cfg.Cache.WaitTask(wctx, tid)
+		return final, werr, nil
+	}
+	crCtx, cancelCR := context.WithCancel(ctx)
+	defer cancelCR()
+	crDone := make(chan error, 1)
+	go func() {
+		err := a.connectionRequest(crCtx, deviceID)
+		if err != nil {
+			cancelWait()
+		}
+		crDone <- err
+	}()
+	final, werr = a.cfg.Cache.WaitTask(wctx, tid)
+	if werr == nil {
+		cancelCR()
+	}
+	crErr = <-crDone
+	if werr == nil {
+		crErr = nil
+	}
+	return final, werr, crErr
 }
 
 func (a *api) connectionRequest(ctx context.Context, id string) error {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -318,5 +319,88 @@ func TestAPIReadyz(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("files without a store: %d", resp.StatusCode)
+	}
+}
+
+// heldCR is a connection requester that, like the Reacher inside its
+// per-device interval, holds the request back; if it is still wanted when
+// the hold ends, the device answers 401 (it factory-reset meanwhile).
+type heldCR struct {
+	hold      time.Duration
+	sent      atomic.Bool
+	cancelled atomic.Bool
+}
+
+func (h *heldCR) ConnectionRequest(ctx context.Context, _ string) error {
+	t := time.NewTimer(h.hold)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		h.cancelled.Store(true)
+		return ctx.Err()
+	case <-t.C:
+		h.sent.Store(true)
+		return errors.New("cwmp: connection request authentication failed: answered 401")
+	}
+}
+
+// TestAPITaskRunsBeforeItsConnectionRequest is the regression test for the
+// 401 after an Upload in TestE2ETaskKinds: the device was still in the
+// session of the Upload's TransferComplete, so a task posted then ran in
+// that session at once, while the Reacher held the connection request
+// back for its 1 s per-device interval; the FactoryReset reset the CPE's
+// connection-request password, and the late request got a 401. A task
+// that finishes while its connection request waits is a success, and the
+// request is cancelled, not sent.
+func TestAPITaskRunsBeforeItsConnectionRequest(t *testing.T) {
+	c := newDevice(t)
+	cr := &heldCR{hold: 5 * time.Second}
+	srv := httptest.NewServer(NewAPI(APIConfig{Cache: c, CR: cr, Logger: quietLog, Ready: func() error { return nil }}))
+	defer srv.Close()
+
+	// The device's open session picks the task up as soon as it is queued.
+	sessionDone := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if ts, err := c.PendingTasks(devID); err == nil && len(ts) > 0 {
+				w, err := c.BeginSession(tr098("SN1", cwmp.EventTransferComplete), InformMeta{Now: time.Now()})
+				if err != nil {
+					sessionDone <- err
+					return
+				}
+				for req := w.Next(); req != nil; req = w.Next() {
+					w.Answer(&cwmp.Answer{Request: req, Response: &cwmp.FactoryResetResponse{}})
+				}
+				sessionDone <- w.End(true)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		sessionDone <- errors.New("task never queued")
+	}()
+	start := time.Now()
+	resp, err := srv.Client().Post(srv.URL+"/api/v1/devices/"+devID+"/tasks?connection_request&wait=10s", "application/json",
+		strings.NewReader(`{"name":"factoryReset"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err := <-sessionDone; err != nil {
+		t.Fatalf("session: %v", err)
+	}
+	var got struct {
+		fleet.Task
+		Warning string
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(body, &got) != nil || got.Status != fleet.StatusDone || got.Warning != "" {
+		t.Fatalf("POST answered %d %s", resp.StatusCode, body)
+	}
+	if elapsed := time.Since(start); elapsed >= cr.hold {
+		t.Errorf("POST took %s: it waited for the held connection request", elapsed)
+	}
+	if cr.sent.Load() || !cr.cancelled.Load() {
+		t.Errorf("connection request sent=%v cancelled=%v; want it cancelled unsent", cr.sent.Load(), cr.cancelled.Load())
 	}
 }

@@ -746,3 +746,53 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestConnectionRequestsBackToBack: the CR listener's stateless nonces
+// accept any number of back-to-back and concurrent requests to one device,
+// each with a fresh digest handshake (what the edge's Reacher does) or
+// pre-emptively on one client reusing a nonce with an increasing nc. (The
+// 401 once seen in the edge's TestE2ETaskKinds was not here: the device
+// had factory-reset its credentials before a late request arrived.)
+func TestConnectionRequestsBackToBack(t *testing.T) {
+	acs := newTestACS(t, "", "", "")
+	f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 1, Model: ModelTR098, Seed: 3})
+	acs.next(t)
+	d := f.Device(0)
+	user, pass := d.connectionRequestCredentials()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 40
+	for i := range n {
+		if err := cwmp.HTTPConnectionRequest(ctx, nil, d.ConnectionRequestURL(), user, pass); err != nil {
+			t.Fatalf("fresh handshake %d: %v", i, err)
+		}
+	}
+	shared := &http.Client{Transport: &cwmp.DigestTransport{Username: user, Password: pass}}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n / 5 {
+		wg.Go(func() {
+			for range 5 {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.ConnectionRequestURL(), nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp, err := shared.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("shared client: %s", resp.Status)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
