@@ -84,11 +84,14 @@ func TestE2ETaskKinds(t *testing.T) {
 				t.Fatalf("GPA result %s", mustJSON(task.Result))
 			}
 
-			task = run(`{"name":"addObject","objectName":"` + wlan + `"}`)
+			task = run(`{"name":"addObject","objectName":"` + wlan + `","parameterValues":[["SSID","guest"]]}`)
 			if task.Result == nil || task.Result.InstanceNumber == 0 {
 				t.Fatalf("AddObject result %+v", task.Result)
 			}
 			inst := wlan + itoa(task.Result.InstanceNumber) + "."
+			if v, _ := d.Get(inst + "SSID"); v != "guest" {
+				t.Fatalf("new instance's SSID = %q on the device", v)
+			}
 			run(`{"name":"deleteObject","objectName":"` + inst + `"}`)
 
 			task = run(`{"name":"refreshObject","objectName":"` + wlan + `1."}`)

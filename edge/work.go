@@ -63,6 +63,10 @@ type taskRun struct {
 	req cwmp.Message
 	// leaves are the refreshObject names still to fetch with GPV.
 	leaves []string
+	// follow is the RPC the task sends next in this session: the
+	// SetParameterValues of an addObject task's values, once the CPE
+	// answered the AddObject.
+	follow cwmp.Message
 }
 
 // paramOp is one change to the parameter tree, applied in order at End.
@@ -494,6 +498,10 @@ func (w *SessionWork) Next() cwmp.Message {
 		if len(w.cur.leaves) > 0 {
 			return w.sendRefreshBatch()
 		}
+		if req := w.cur.follow; req != nil {
+			w.cur.follow, w.cur.req = nil, req
+			return req
+		}
 		// The previous RPC was never answered: the caller moved on, so
 		// treat it like a dropped exchange and leave the task pending.
 		w.requeue(w.cur.t)
@@ -564,6 +572,12 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 		}
 		return &cwmp.SetParameterAttributes{ParameterList: pl}, nil
 	case fleet.TaskAddObject:
+		if t.Result != nil && t.Result.InstanceNumber != 0 && len(t.ParameterValues) > 0 {
+			// The CPE created the instance in an earlier session that
+			// dropped before its values were set: set them now rather
+			// than create a second instance.
+			return addObjectValues(t), nil
+		}
 		return &cwmp.AddObject{ObjectName: t.ObjectName, ParameterKey: key(&t.ParameterKey, t)}, nil
 	case fleet.TaskDeleteObject:
 		return &cwmp.DeleteObject{ObjectName: t.ObjectName, ParameterKey: key(&t.ParameterKey, t)}, nil
@@ -661,10 +675,15 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 			}
 		}
 	case *cwmp.SetParameterValuesResponse:
-		for _, pv := range t.ParameterValues {
+		spv, ok := run.req.(*cwmp.SetParameterValues)
+		if !ok {
+			break
+		}
+		for _, pv := range spv.ParameterList {
 			w.ops = append(w.ops, paramOp{path: pv.Name, setValue: true, value: pv.Value, typ: pv.Type})
 		}
-		res.Status = r.Status
+		// An addObject's values: 1 (applied later) from either RPC stands.
+		res.Status = max(res.Status, r.Status)
 	case *cwmp.GetParameterNamesResponse:
 		keep := make(map[string]bool, len(r.ParameterList))
 		var leaves []string
@@ -708,6 +727,14 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 		inst := t.ObjectName + strconv.FormatUint(uint64(r.InstanceNumber), 10) + "."
 		w.ops = append(w.ops, paramOp{path: inst, object: true})
 		res.InstanceNumber, res.Status = r.InstanceNumber, r.Status
+		if len(t.ParameterValues) > 0 && r.InstanceNumber != 0 {
+			// GenieACS-style values of the new instance: one SPV, and the
+			// task is done when it succeeds too. The result keeps the
+			// instance, so a fault or a dropped session does not lose it.
+			t.Result = res
+			run.follow = addObjectValues(t)
+			return
+		}
 	case *cwmp.DeleteObjectResponse:
 		w.ops = append(w.ops, paramOp{path: t.ObjectName, del: true})
 		res.Status = r.Status
@@ -735,6 +762,18 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 	}
 	w.cur = nil
 	w.finish(t, fleet.StatusDone, res, nil)
+}
+
+// addObjectValues is the SetParameterValues that sets an addObject task's
+// parameterValues (names relative to the new instance) once the CPE has
+// created the instance; it carries the task's ParameterKey.
+func addObjectValues(t *fleet.Task) *cwmp.SetParameterValues {
+	inst := t.ObjectName + strconv.FormatUint(uint64(t.Result.InstanceNumber), 10) + "."
+	pl := make([]cwmp.ParameterValue, len(t.ParameterValues))
+	for i, pv := range t.ParameterValues {
+		pl[i] = cwmp.ParameterValue{Name: inst + pv.Name, Value: pv.Value, Type: pv.Type}
+	}
+	return &cwmp.SetParameterValues{ParameterList: pl, ParameterKey: key(&t.ParameterKey, t)}
 }
 
 func (w *SessionWork) touch(t *fleet.Task) {

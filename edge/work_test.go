@@ -676,3 +676,93 @@ func TestTransferTimeout(t *testing.T) {
 		t.Errorf("after a late TransferComplete: %s", mustJSON(got))
 	}
 }
+
+// TestAddObjectWithValues: an addObject task with GenieACS-style
+// parameterValues (relative to the new instance) sends AddObject, then one
+// SetParameterValues for <object>.<n>.<name>; it is done when both are.
+func TestAddObjectWithValues(t *testing.T) {
+	const obj = "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
+	body := `{"name":"addObject","objectName":"` + obj + `","parameterValues":[["SSID","guest"],["BeaconType","WPA","xsd:string"]]}`
+	added := func(m cwmp.Message) cwmp.Message { return &cwmp.AddObjectResponse{InstanceNumber: 3} }
+	tests := []struct {
+		name       string
+		spv        cwmp.Message // the CPE's answer to the SPV
+		wantStatus fleet.TaskStatus
+		wantSSID   string
+	}{
+		{"both succeed", &cwmp.SetParameterValuesResponse{Status: 1}, fleet.StatusDone, "guest"},
+		{"values refused", cwmp.NewFault(9007, "invalid parameter value"), fleet.StatusFault, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newDevice(t)
+			tk := addTask(t, c, body)
+			var spv *cwmp.SetParameterValues
+			sent := runCPE(t, mustBegin(t, c, tr098("SN1"), t0), func(m cwmp.Message) cwmp.Message {
+				if r, ok := m.(*cwmp.SetParameterValues); ok {
+					spv = r
+					return tc.spv
+				}
+				return added(m)
+			}, 2)
+			add := sent[0].(*cwmp.AddObject)
+			if spv == nil || len(spv.ParameterList) != 2 || spv.ParameterList[0].Name != obj+"3.SSID" ||
+				spv.ParameterList[0].Type != cwmp.TypeString || spv.ParameterList[1].Name != obj+"3.BeaconType" ||
+				spv.ParameterKey != add.ParameterKey {
+				t.Fatalf("SPV after AddObject: %+v (AddObject key %q)", spv, add.ParameterKey)
+			}
+			got, _ := c.Task(tk.ID)
+			if got.Status != tc.wantStatus || got.Result == nil || got.Result.InstanceNumber != 3 {
+				t.Fatalf("task: %s", mustJSON(got))
+			}
+			if tc.wantStatus == fleet.StatusDone && got.Result.Status != 1 {
+				t.Errorf("result status %d, want 1 (the SPV's)", got.Result.Status)
+			}
+			if p, err := c.Parameter(devID, obj+"3."); err != nil || !p.Object {
+				t.Errorf("new instance not cached: %+v, %v", p, err)
+			}
+			if p, _ := c.Parameter(devID, obj+"3.SSID"); p.Value != tc.wantSSID {
+				t.Errorf("cached SSID %q, want %q", p.Value, tc.wantSSID)
+			}
+		})
+	}
+	t.Run("dropped between AddObject and SPV", func(t *testing.T) {
+		c := newDevice(t)
+		tk := addTask(t, c, body)
+		w := mustBegin(t, c, tr098("SN1"), t0)
+		req := w.Next()
+		w.Answer(&cwmp.Answer{Request: req, Response: added(req)})
+		if _, ok := w.Next().(*cwmp.SetParameterValues); !ok {
+			t.Fatal("no SPV after AddObjectResponse")
+		}
+		if err := w.End(false); err != nil {
+			t.Fatal(err)
+		}
+		// The next session sets the values on the instance that exists
+		// instead of creating another one.
+		sent := runCPE(t, mustBegin(t, c, tr098("SN1"), t0), func(cwmp.Message) cwmp.Message {
+			return &cwmp.SetParameterValuesResponse{}
+		}, 1)
+		if spv, ok := sent[0].(*cwmp.SetParameterValues); !ok || spv.ParameterList[0].Name != obj+"3.SSID" {
+			t.Fatalf("resent %v", methods(sent))
+		}
+		if got, _ := c.Task(tk.ID); got.Status != fleet.StatusDone || got.Result.InstanceNumber != 3 {
+			t.Fatalf("task: %s", mustJSON(got))
+		}
+	})
+	t.Run("bad values refused", func(t *testing.T) {
+		c := newDevice(t)
+		for _, pvs := range []string{`[[".SSID","x"]]`, `[["SSID.","x"]]`, `[["a..b","x"]]`, `[["",""]]`, `[["SS ID","x"]]`, `[["SSID","x","xsd:nope"]]`} {
+			tk, err := fleet.ParseTask([]byte(`{"name":"addObject","objectName":"`+obj+`","parameterValues":`+pvs+`}`), devID, t0)
+			if err != nil {
+				continue // refused by fleet already
+			}
+			if err := c.AddTask(tk); !errors.Is(err, fleet.ErrBadTask) {
+				t.Errorf("AddTask(%s) = %v, want ErrBadTask", pvs, err)
+			}
+		}
+		if ts, _ := c.DeviceTasks(devID); len(ts) != 0 {
+			t.Errorf("%d tasks queued", len(ts))
+		}
+	})
+}
