@@ -116,6 +116,11 @@ func init() {
 		MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 32,
 		// Preset provisions decode into any; JSON can only write string keys.
 		DefaultMapType: reflect.TypeOf(map[string]any(nil)),
+		// The encoder writes Go strings as they are, valid UTF-8 or not (a
+		// CPE's parameter value can hold anything); refusing them here
+		// would fail every command batched with one such string, on every
+		// node. Skipping the check also saves CPU on the apply path.
+		UTF8: cbor.UTF8DecodeInvalid,
 	}.DecMode()
 	if err != nil {
 		panic(err)

@@ -567,3 +567,23 @@ func TestDeviceRecordRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestFSMInvalidUTF8 checks that a string that is not valid UTF-8 (a CPE
+// can report any bytes) is stored as given and does not fail the other
+// commands batched with it.
+func TestFSMInvalidUTF8(t *testing.T) {
+	f := mustFSM(t)
+	rs := mustApply(t, f, Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1", "A.B", "ok")}, Command{Op: OpDeviceDelta, Delta: delta("dev2", "e1", "A.B", "\xff\xfe")})
+	for i, r := range rs {
+		if r.Err != nil {
+			t.Fatalf("command %d: %v", i, r.Err)
+		}
+	}
+	d, err := f.Device("dev2", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Parameters["A.B"].Value != "\xff\xfe" {
+		t.Fatalf("value %q", d.Parameters["A.B"].Value)
+	}
+}
