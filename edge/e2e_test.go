@@ -33,6 +33,30 @@ func TestE2ETaskKinds(t *testing.T) {
 	f := startFleet(t, e, 2, nil)
 	waitInformed(t, e, f)
 
+	// Secrets that must never reach a log line: the CPE→ACS password and
+	// every connection-request password the edge provisions.
+	secrets := []string{testPass}
+	collectSecrets := func() {
+		for i := 0; i < f.Len(); i++ {
+			if d := e.device(f.Device(i).ID()); d.CRPassword != "" {
+				secrets = append(secrets, d.CRPassword)
+			}
+		}
+	}
+	collectSecrets()
+	if len(secrets) != 1+f.Len() {
+		t.Fatalf("provisioned connection-request passwords: %d of %d", len(secrets)-1, f.Len())
+	}
+	defer func() {
+		collectSecrets()
+		logs := e.logs.String()
+		for _, s := range secrets {
+			if strings.Contains(logs, s) {
+				t.Errorf("a secret (%d characters) reached the log", len(s))
+			}
+		}
+	}()
+
 	// A firmware file in the edge's store, for the download task.
 	putFile(t, e, "fw_v9.9.9.bin", "1 Firmware Upgrade Image", strings.Repeat("firmware", 4096))
 

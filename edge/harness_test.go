@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,8 +34,27 @@ type testEdge struct {
 	cfg    Config
 	cancel context.CancelFunc
 	done   chan error
-	api    string // http://host:port/api/v1
-	acs    string // http://host:port/
+	api    string        // http://host:port/api/v1
+	acs    string        // http://host:port/
+	logs   *lockedBuffer // everything the node logged, at debug level
+}
+
+// lockedBuffer is a bytes.Buffer safe for the node's concurrent loggers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -67,12 +87,17 @@ func startEdge(t testing.TB, dir string, mutate func(*Config)) *testEdge {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	n, err := New(cfg, testLogger(t))
+	logs := &lockedBuffer{}
+	var logOut io.Writer = logs
+	if testing.Verbose() && os.Getenv("EDGE_TEST_LOG") != "" {
+		logOut = io.MultiWriter(logs, os.Stderr)
+	}
+	n, err := New(cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &testEdge{t: t, node: n, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	e := &testEdge{t: t, node: n, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: logs}
 	go func() { e.done <- n.Run(ctx) }()
 	select {
 	case <-n.Ready():
