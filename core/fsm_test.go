@@ -529,7 +529,7 @@ func TestDeviceRecordRoundTrip(t *testing.T) {
 		{name: "full", d: Device{ID: "dev-1", OUI: "00AA11", ProductClass: "HG8245", SerialNumber: "SN1", Manufacturer: "ACME", Edge: "e1",
 			LastInform: time.Date(2026, 1, 2, 3, 4, 5, 6, cet), Registered: time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC),
 			Tags: []string{"a", "b"}, LastEvents: []string{"0 BOOTSTRAP", "1 BOOT"}},
-			ov: overlay{{name: "A.B", enc: encodeParam(Param{Value: "v", Type: "xsd:string", Updated: t0})}, {name: "A.C", enc: encodeParam(Param{})}}},
+			ov: overlay{{name: []byte("A.B"), enc: encodeParam(Param{Value: "v", Type: "xsd:string", Updated: t0})}, {name: []byte("A.C"), enc: encodeParam(Param{})}}},
 		{name: "before 1970 and far future", d: Device{ID: "d", LastInform: time.Date(1900, 5, 5, 0, 0, 0, 999999999, time.UTC), Registered: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -551,7 +551,7 @@ func TestDeviceRecordRoundTrip(t *testing.T) {
 				t.Fatalf("overlay: %d entries, want %d", len(ov), len(tc.ov))
 			}
 			for i := range ov {
-				if ov[i].name != tc.ov[i].name || !bytes.Equal(ov[i].enc, tc.ov[i].enc) {
+				if !bytes.Equal(ov[i].name, tc.ov[i].name) || !bytes.Equal(ov[i].enc, tc.ov[i].enc) {
 					t.Fatalf("overlay entry %d: %q %x, want %q %x", i, ov[i].name, ov[i].enc, tc.ov[i].name, tc.ov[i].enc)
 				}
 			}

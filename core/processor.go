@@ -29,7 +29,19 @@ const (
 )
 
 func key(prefix string, parts ...string) []byte {
-	return []byte(prefix + strings.Join(parts, "\x00"))
+	n := len(prefix) + len(parts)
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, prefix...)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	return b
 }
 
 // wtx is the write transaction one ApplyBatch runs in. When Badger says the
@@ -280,7 +292,7 @@ func (p processor) putDev(w *wtx, d *Device, ov overlay) error {
 // spill moves the overlay to per-parameter keys.
 func (p processor) spill(w *wtx, id string, ov overlay) error {
 	for _, e := range ov {
-		if err := w.set(key(pParam, id, e.name), e.enc); err != nil {
+		if err := w.set(key(pParam, id, string(e.name)), e.enc); err != nil {
 			return storageError{err}
 		}
 	}

@@ -130,7 +130,7 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 			if err != nil {
 				return fmt.Errorf("overlay %s: %w", e.name, err)
 			}
-			d.Parameters[e.name] = p
+			d.Parameters[string(e.name)] = p
 		}
 		return nil
 	})

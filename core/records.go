@@ -144,7 +144,7 @@ const (
 
 // overlayParam is one overlay entry: a parameter name and its encodeParam form.
 type overlayParam struct {
-	name string
+	name []byte
 	enc  []byte
 }
 
@@ -162,19 +162,19 @@ func (o overlay) size() int {
 // only on the sequence of applied commands.
 func (o overlay) set(name string, enc []byte) overlay {
 	for i := range o {
-		if o[i].name == name {
+		if string(o[i].name) == name {
 			o[i].enc = enc
 			return o
 		}
 	}
-	return append(o, overlayParam{name: name, enc: enc})
+	return append(o, overlayParam{name: []byte(name), enc: enc})
 }
 
 // remove drops name, or every name under it when it ends with a dot.
 func (o overlay) remove(name string) overlay {
 	prefix := strings.HasSuffix(name, ".")
 	return slices.DeleteFunc(o, func(p overlayParam) bool {
-		return p.name == name || (prefix && strings.HasPrefix(p.name, name))
+		return string(p.name) == name || (prefix && strings.HasPrefix(string(p.name), name))
 	})
 }
 
@@ -196,7 +196,8 @@ func encodeDevice(d *Device, ov overlay) ([]byte, error) {
 	b = appendStrings(b, d.Tags)
 	b = appendStrings(b, d.LastEvents)
 	for _, p := range ov {
-		b = appendString(b, p.name)
+		b = binary.AppendUvarint(b, uint64(len(p.name)))
+		b = append(b, p.name...)
 		b = binary.AppendUvarint(b, uint64(len(p.enc)))
 		b = append(b, p.enc...)
 	}
@@ -316,7 +317,7 @@ func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	}
 	var ov overlay
 	for len(r.b) > 0 && !r.bad {
-		name := r.string()
+		name := r.bytes()
 		ov = append(ov, overlayParam{name: name, enc: r.bytes()})
 	}
 	if r.bad {
