@@ -813,9 +813,6 @@ func (c *Cache) AddTask(t *fleet.Task) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	if err := checkAddObjectValues(t); err != nil {
-		return err
-	}
 	if !validID(t.Device) {
 		return fmt.Errorf("add task: %w: bad device id %q", fleet.ErrBadTask, t.Device)
 	}
@@ -1037,40 +1034,6 @@ func (c *Cache) waiter(id string) chan struct{} {
 	return ch
 }
 
-// notify wakes the waiters of a task after its change was committed.
-// valueTypes are the xsd types a parameter value may be sent as.
-var valueTypes = map[string]bool{
-	"xsd:string": true, "xsd:int": true, "xsd:unsignedInt": true, "xsd:boolean": true,
-	"xsd:dateTime": true, "xsd:base64": true, "xsd:hexBinary": true, "xsd:long": true,
-	"xsd:unsignedLong": true,
-}
-
-// checkAddObjectValues validates the GenieACS-style parameterValues of an
-// addObject task, which fleet.Task.Validate checks only for
-// setParameterValues: names are relative to the new instance ("SSID",
-// "Security.ModeEnabled"), leaves not objects; a missing type means
-// xsd:string. Until fleet validates them, the cache does, so nothing
-// malformed is queued.
-func checkAddObjectValues(t *fleet.Task) error {
-	if t.Name != fleet.TaskAddObject {
-		return nil
-	}
-	for i, pv := range t.ParameterValues {
-		n := pv.Name
-		if n == "" || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") || strings.Contains(n, "..") ||
-			strings.ContainsAny(n, " /\t\n") {
-			return fmt.Errorf("%w: addObject parameterValues: %q must be a parameter name relative to the new instance", fleet.ErrBadTask, n)
-		}
-		switch {
-		case pv.Type == "":
-			t.ParameterValues[i].Type = "xsd:string"
-		case !valueTypes[pv.Type]:
-			return fmt.Errorf("%w: addObject parameterValues: unknown type %q for %s", fleet.ErrBadTask, pv.Type, n)
-		}
-	}
-	return nil
-}
-
 // taskFinal reports a task that just became final to OnTaskFinal.
 func (c *Cache) taskFinal(t *fleet.Task) {
 	if c.opts.OnTaskFinal != nil {
@@ -1078,6 +1041,7 @@ func (c *Cache) taskFinal(t *fleet.Task) {
 	}
 }
 
+// notify wakes the waiters of a task after its change was committed.
 func (c *Cache) notify(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

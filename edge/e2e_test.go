@@ -118,7 +118,7 @@ func TestE2ETaskKinds(t *testing.T) {
 			}
 			run(`{"name":"deleteObject","objectName":"` + inst + `"}`)
 
-			task = run(`{"name":"refreshObject","objectName":"` + wlan + `1."}`)
+			run(`{"name":"refreshObject","objectName":"` + wlan + `1."}`)
 			if p, err := e.node.Cache().Parameter(id, ssid); err != nil || p.Value != "e2e-ssid" {
 				t.Fatalf("cached SSID after refresh = %+v, %v", p, err)
 			}

@@ -348,6 +348,25 @@ func (t *Task) Validate() error {
 		if err := checkPath("objectName", t.ObjectName, true); err != nil {
 			return err
 		}
+		if t.Name == TaskDeleteObject && len(t.ParameterValues) > 0 {
+			return fmt.Errorf("%w: deleteObject takes no parameterValues", ErrBadTask)
+		}
+		// GenieACS-style values for the new instance: names relative to it
+		// ("SSID", "Security.ModeEnabled"), leaves, not objects.
+		for i, pv := range t.ParameterValues {
+			n := pv.Name
+			if err := checkPath("parameterValues", n, false); err != nil {
+				return err
+			}
+			if strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") || strings.Contains(n, "..") || strings.Contains(n, "/") {
+				return fmt.Errorf("%w: addObject parameterValues: %q must be a parameter name relative to the new instance", ErrBadTask, n)
+			}
+			if pv.Type == "" {
+				t.ParameterValues[i].Type = "xsd:string"
+			} else if !knownTypes[pv.Type] {
+				return fmt.Errorf("%w: addObject parameterValues: unknown type %q for %s", ErrBadTask, pv.Type, n)
+			}
+		}
 	case TaskRefreshObject:
 		if err := checkPath("objectName", t.ObjectName, true); err != nil {
 			// GenieACS accepts a parameter name too; refresh just that leaf.

@@ -30,6 +30,10 @@ func TestParseTaskAccepts(t *testing.T) {
 		{`{"name":"refreshObject","objectName":""}`, func(t *Task) bool { return t.ObjectName == "" }},
 		{`{"name":"addObject","objectName":"Device.WiFi.SSID."}`, nil},
 		{`{"name":"deleteObject","objectName":"Device.WiFi.SSID.3."}`, nil},
+		{`{"name":"addObject","objectName":"Device.WiFi.SSID.","parameterValues":[["SSID","guest"],["Enable",true]]}`,
+			func(t *Task) bool {
+				return t.ParameterValues[0].Type == "xsd:string" && t.ParameterValues[1].Type == "xsd:boolean"
+			}},
 		{`{"name":"download","fileName":"fw_v2.bin"}`, func(t *Task) bool { return t.FileType == "1 Firmware Upgrade Image" }},
 		{`{"name":"download","fileType":"3 Vendor Configuration File","fileName":"cfg.xml","targetFileName":"c.xml"}`, nil},
 		{`{"name":"upload","fileType":"1 Vendor Configuration File","url":"http://x/up"}`, nil},
@@ -76,6 +80,11 @@ func TestParseTaskRefuses(t *testing.T) {
 		`{"name":"addObject"}`,
 		`{"name":"addObject","objectName":"Device.WiFi.SSID"}`,
 		`{"name":"download"}`,
+		`{"name":"deleteObject","objectName":"Device.WiFi.SSID.3.","parameterValues":[["SSID","x"]]}`,
+		`{"name":"addObject","objectName":"Device.WiFi.SSID.","parameterValues":[[".SSID","x"]]}`,
+		`{"name":"addObject","objectName":"Device.WiFi.SSID.","parameterValues":[["Security.","x"]]}`,
+		`{"name":"addObject","objectName":"Device.WiFi.SSID.","parameterValues":[["A..B","x"]]}`,
+		`{"name":"addObject","objectName":"Device.WiFi.SSID.","parameterValues":[["SSID","x","xsd:float"]]}`,
 		`{"name":"upload"}`,
 		`{"name":"reboot","commandKey":"` + strings.Repeat("k", 33) + `"}`,
 		`{"name":"reboot","expiry":-1}`,
