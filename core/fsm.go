@@ -31,9 +31,15 @@ type FSM struct {
 
 	applied atomic.Uint64 // highest log index applied, mirrored in kApplied
 
+	devs *deviceCache // owned by the apply path (ApplyBatch, Restore)
+
 	watchMu sync.Mutex
 	watch   chan struct{} // closed and replaced after every applied batch
 }
+
+// deviceCacheSize bounds the apply path's device cache (about 0.5 KB a
+// device with a small overlay).
+const deviceCacheSize = 1 << 16
 
 var (
 	_ raft.BatchingFSM = (*FSM)(nil)
@@ -45,7 +51,7 @@ func OpenFSM(dir string, logger *slog.Logger) (*FSM, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	f := &FSM{dir: dir, log: logger, watch: make(chan struct{})}
+	f := &FSM{dir: dir, log: logger, watch: make(chan struct{}), devs: newDeviceCache(deviceCacheSize)}
 	// A crash during Restore can leave the staging dirs behind; the live DB
 	// (or, failing that, the old one) wins, and raft restores the latest
 	// snapshot on start anyway.
@@ -145,7 +151,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	w := &wtx{db: f.db, txn: f.db.NewTransaction(true)}
+	w := &wtx{db: f.db, txn: f.db.NewTransaction(true), devs: f.devs}
 	defer func() { w.txn.Discard() }()
 	last := f.applied.Load()
 	var storageFailed error
@@ -187,6 +193,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		// every waiter and say so; a restart restores the last snapshot and
 		// replays from there.
 		f.log.Error("fsm storage failure: state may be behind the log until restart", "err", storageFailed)
+		f.devs.reset() // it may hold writes that were never committed
 		for i := range out {
 			out[i] = []Result{{Err: fmt.Errorf("apply: %w", storageFailed)}}
 		}
@@ -245,6 +252,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.devs.reset()
 	if err := f.db.Close(); err != nil {
 		f.log.Warn("restore: close old fsm db", "err", err)
 	}

@@ -587,3 +587,57 @@ func TestFSMInvalidUTF8(t *testing.T) {
 		t.Fatalf("value %q", d.Parameters["A.B"].Value)
 	}
 }
+
+// TestFSMDeviceCache checks that the apply path's device cache never
+// outlives what it mirrors: a restore drops it (the restored device must not
+// get back a tag it only had before), and a full cache starts over without
+// losing writes.
+func TestFSMDeviceCache(t *testing.T) {
+	t.Run("restore", func(t *testing.T) {
+		f := mustFSM(t)
+		mustApply(t, f, Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1", "A.B", "1")})
+		snap, err := f.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := &memSink{}
+		if err := snap.Persist(sink); err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, f, Command{Op: OpTag, Name: "dev1", Tag: "gone"}, Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1", "A.X", "gone")})
+		if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, f, Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1", "A.C", "2")})
+		d, err := f.Device("dev1", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Tags) != 0 || d.Parameters["A.X"].Value != "" || d.Parameters["A.B"].Value != "1" || d.Parameters["A.C"].Value != "2" {
+			t.Fatalf("after restore and delta: tags %v, params %+v", d.Tags, d.Parameters)
+		}
+	})
+	t.Run("full", func(t *testing.T) {
+		f := mustFSM(t)
+		f.devs = newDeviceCache(2)
+		for round := range 3 {
+			var cmds []Command
+			for i := range 5 {
+				cmds = append(cmds, Command{Op: OpDeviceDelta, Delta: delta(fmt.Sprintf("dev%d", i), "e1", fmt.Sprintf("A.R%d", round), "v")})
+			}
+			mustApply(t, f, cmds...)
+		}
+		for i := range 5 {
+			d, err := f.Device(fmt.Sprintf("dev%d", i), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(d.Parameters) != 3 {
+				t.Fatalf("dev%d: %+v", i, d.Parameters)
+			}
+		}
+		if len(f.devs.m) > 2 {
+			t.Fatalf("cache holds %d devices, bound 2", len(f.devs.m))
+		}
+	})
+}

@@ -51,6 +51,7 @@ type wtx struct {
 	db    *badger.DB
 	txn   *badger.Txn
 	split int
+	devs  *deviceCache
 }
 
 func (w *wtx) retry(op func() error) error {
@@ -108,6 +109,55 @@ func (w *wtx) delPrefix(prefix []byte) error {
 		}
 	}
 	return nil
+}
+
+// deviceCache holds the stored form of recently written devices for the
+// apply path, which reads a device on every delta. A Badger point read is
+// not cheap even when the key sits in the memtable: Badger then still
+// searches every level for a newer version (db.get returns early only for
+// a key written by the last commit), and a device rewritten all the time
+// is in every L0 table's bloom filter. The cache mirrors the DB as the
+// apply goroutine wrote it, so it never changes a result; it is emptied
+// when a write fails or a snapshot is restored, and when it is full
+// (crude, but a cleared cache refills from the DB at the old cost).
+// Cached slices are never modified: a device write stores a new one.
+type deviceCache struct {
+	m   map[string][]byte
+	max int
+}
+
+func newDeviceCache(max int) *deviceCache {
+	return &deviceCache{m: make(map[string][]byte), max: max}
+}
+
+func (c *deviceCache) get(id string) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	b, ok := c.m[id]
+	return b, ok
+}
+
+func (c *deviceCache) put(id string, b []byte) {
+	if c == nil {
+		return
+	}
+	if _, ok := c.m[id]; !ok && len(c.m) >= c.max {
+		c.reset()
+	}
+	c.m[id] = b
+}
+
+func (c *deviceCache) drop(id string) {
+	if c != nil {
+		delete(c.m, id)
+	}
+}
+
+func (c *deviceCache) reset() {
+	if c != nil {
+		clear(c.m)
+	}
 }
 
 // processor applies decoded commands to a transaction. It holds no state:
@@ -266,9 +316,14 @@ func (p processor) deleteExisting(w *wtx, k []byte, what string) error {
 // device reads a device and its parameter overlay, which whoever writes
 // the device back must keep (putDev).
 func (p processor) device(w *wtx, id string) (*Device, overlay, bool, error) {
-	b, ok, err := w.get(key(pDevice, id))
-	if err != nil || !ok {
-		return nil, nil, ok, err
+	b, ok := w.devs.get(id)
+	if !ok {
+		var err error
+		b, ok, err = w.get(key(pDevice, id))
+		if err != nil || !ok {
+			return nil, nil, ok, err
+		}
+		w.devs.put(id, b)
 	}
 	var d Device
 	ov, err := decodeDevice(b, &d, true)
@@ -286,6 +341,7 @@ func (p processor) putDev(w *wtx, d *Device, ov overlay) error {
 	if err := w.set(key(pDevice, d.ID), b); err != nil {
 		return storageError{err}
 	}
+	w.devs.put(d.ID, b)
 	return nil
 }
 
@@ -434,6 +490,7 @@ func (p processor) deleteDevice(w *wtx, id string) error {
 			return storageError{err}
 		}
 	}
+	w.devs.drop(id)
 	if err := w.del(key(pDevice, id)); err != nil {
 		return storageError{err}
 	}
