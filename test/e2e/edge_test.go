@@ -35,9 +35,10 @@ type edgeDevice struct {
 }
 
 type edgeTask struct {
-	ID     string `json:"_id"`
-	Status string `json:"status"`
-	Fault  *struct {
+	ID              string  `json:"_id"`
+	Status          string  `json:"status"`
+	ParameterValues [][]any `json:"parameterValues"`
+	Fault           *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"fault"`
@@ -135,9 +136,17 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 	}
 	// Its first session also set its connection-request credentials; wait
 	// for that so the connection requests below can authenticate.
+	// The API hides the password's value, so wait for the task that set it.
+	crPass := d.Root() + "ManagementServer.ConnectionRequestPassword"
 	waitUntil(t, 30*time.Second, "connection-request credentials", func() bool {
-		p, ok := getDevice(t, path).Parameters[d.Root()+"ManagementServer.ConnectionRequestPassword"]
-		return ok && p.Value != ""
+		for _, task := range getTasks(t, path) {
+			if task.Status == "done" && slices.ContainsFunc(task.ParameterValues, func(pv []any) bool {
+				return len(pv) > 0 && pv[0] == crPass
+			}) {
+				return true
+			}
+		}
+		return false
 	})
 
 	// 2. Set its Wi-Fi password.
@@ -222,6 +231,20 @@ func getDevice(t *testing.T, path string) edgeDevice {
 }
 
 // postTask queues a task with a connection request and waits up to 20s.
+func getTasks(t *testing.T, path string) []edgeTask {
+	t.Helper()
+	resp, err := http.Get(path + "/tasks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tasks []edgeTask
+	if err := json.NewDecoder(resp.Body).Decode(&tasks); err != nil {
+		t.Fatalf("GET %s/tasks: %v", path, err)
+	}
+	return tasks
+}
+
 func postTask(t *testing.T, path, body string) edgeTask {
 	t.Helper()
 	resp, err := http.Post(path+"/tasks?connection_request&wait=20s", "application/json", strings.NewReader(body))
