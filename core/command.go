@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"fmt"
 	"reflect"
 	"time"
@@ -88,6 +89,10 @@ type Command struct {
 	Node        *NodeInfo          `cbor:"21,keyasint,omitempty"`
 	SkipMissing bool               `cbor:"22,keyasint,omitempty"`
 	Addr        string             `cbor:"23,keyasint,omitempty"`
+
+	// rawParams, when set by the apply path's decoder, holds Delta's
+	// parameters undecoded (Delta.Parameters is then empty).
+	rawParams rawParams
 }
 
 // Result is what applying one Command produced: a value (created task IDs,
@@ -149,4 +154,110 @@ func DecodeCommands(b []byte) ([]Command, error) {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptCommand, err)
 	}
 	return cmds, nil
+}
+
+// The apply path decodes a delta's parameters itself: they are most of an
+// entry's bytes and each would otherwise become three Go strings in a
+// ParameterValue, only to be re-encoded into the device's overlay at once.
+// applyCommand is Command with the delta's parameters kept as raw CBOR; the
+// embedded types carry every other field, and the outer Delta hides the
+// embedded one (encoding/json's rules, which the cbor package follows), so
+// no field list is repeated here.
+type applyCommand struct {
+	commandFields
+	Delta *applyDelta `cbor:"11,keyasint,omitempty"`
+}
+
+type commandFields Command
+
+type applyDelta struct {
+	deltaFields
+	Parameters rawParams `cbor:"9,keyasint,omitempty"`
+}
+
+type deltaFields fleet.DeviceDelta
+
+// rawParams is a delta's parameter array as it appears in the log entry; it
+// aliases the entry's bytes.
+type rawParams []byte
+
+// UnmarshalCBOR keeps the bytes; the decoder has checked they are well formed.
+func (r *rawParams) UnmarshalCBOR(b []byte) error {
+	*r = b
+	return nil
+}
+
+// decodeEntry decodes a log entry for the apply path: like DecodeCommands,
+// but a delta's parameters stay raw in Command.rawParams.
+func decodeEntry(b []byte) ([]Command, error) {
+	if len(b) < 1 || b[0] != entryFormat {
+		return nil, fmt.Errorf("%w: unknown entry format", ErrCorruptCommand)
+	}
+	var acs []applyCommand
+	if err := cmdDec.Unmarshal(b[1:], &acs); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorruptCommand, err)
+	}
+	cmds := make([]Command, len(acs))
+	for i := range acs {
+		cmds[i] = Command(acs[i].commandFields)
+		if d := acs[i].Delta; d != nil {
+			dd := fleet.DeviceDelta(d.deltaFields)
+			cmds[i].Delta = &dd
+			cmds[i].rawParams = d.Parameters
+		}
+	}
+	return cmds, nil
+}
+
+// forEach calls fn with the name, value and type of every parameter in
+// a CBOR array of [name, value, type] text-string triples, the form
+// fleet.ParameterValue encodes to. The slices alias raw.
+func (r rawParams) forEach(fn func(name, value, typ []byte) error) error {
+	if len(r) == 0 {
+		return nil
+	}
+	n, rest, ok := cborHead(r, 4)
+	if !ok {
+		return fmt.Errorf("%w: delta parameters are not an array", ErrCorruptCommand)
+	}
+	for range n {
+		var cnt uint64
+		if cnt, rest, ok = cborHead(rest, 4); !ok || cnt != 3 {
+			return fmt.Errorf("%w: delta parameter is not a [name, value, type] array", ErrCorruptCommand)
+		}
+		var f [3][]byte
+		for j := range f {
+			var l uint64
+			if l, rest, ok = cborHead(rest, 3); !ok || l > uint64(len(rest)) {
+				return fmt.Errorf("%w: delta parameter field is not a text string", ErrCorruptCommand)
+			}
+			f[j], rest = rest[:l], rest[l:]
+		}
+		if err := fn(f[0], f[1], f[2]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cborHead reads a definite-length head of the given major type and returns
+// its argument and the bytes after it.
+func cborHead(b []byte, major byte) (uint64, []byte, bool) {
+	if len(b) == 0 || b[0]>>5 != major {
+		return 0, nil, false
+	}
+	ai := b[0] & 0x1f
+	switch {
+	case ai < 24:
+		return uint64(ai), b[1:], true
+	case ai == 24 && len(b) >= 2:
+		return uint64(b[1]), b[2:], true
+	case ai == 25 && len(b) >= 3:
+		return uint64(binary.BigEndian.Uint16(b[1:])), b[3:], true
+	case ai == 26 && len(b) >= 5:
+		return uint64(binary.BigEndian.Uint32(b[1:])), b[5:], true
+	case ai == 27 && len(b) >= 9:
+		return binary.BigEndian.Uint64(b[1:]), b[9:], true
+	}
+	return 0, nil, false
 }

@@ -159,7 +159,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Index <= last || l.Type != raft.LogCommand {
 			continue
 		}
-		cmds, err := DecodeCommands(l.Data)
+		cmds, err := decodeEntry(l.Data)
 		if err != nil {
 			f.log.Error("committed raft entry cannot be decoded; it changes nothing", "index", l.Index, "term", l.Term, "bytes", len(l.Data), "err", err)
 			out[i] = []Result{{Err: err}}

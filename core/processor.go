@@ -416,10 +416,14 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if err := checkName("device ID", dd.Device); err != nil {
 		return err
 	}
-	for _, pv := range dd.Parameters {
-		if pv.Name == "" || strings.HasSuffix(pv.Name, ".") {
-			return fmt.Errorf("%w: delta for %s: bad parameter name %q", ErrBadRequest, dd.Device, pv.Name)
+	err := deltaParams(c, func(name, _, _ []byte) error {
+		if len(name) == 0 || name[len(name)-1] == '.' {
+			return fmt.Errorf("%w: delta for %s: bad parameter name %q", ErrBadRequest, dd.Device, name)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	d, ov, ok, err := p.device(w, dd.Device)
 	if err != nil {
@@ -459,9 +463,10 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 			return storageError{err}
 		}
 	}
-	for _, pv := range dd.Parameters {
-		ov = ov.set(pv.Name, encodeParam(Param{Value: pv.Value, Type: pv.Type, Updated: c.Time}))
-	}
+	_ = deltaParams(c, func(name, value, typ []byte) error {
+		ov = ov.set(name, encodeParamParts(c.Time, typ, value))
+		return nil
+	})
 	if len(ov) > overlayMaxParams || ov.size() > overlayMaxBytes {
 		if err := p.spill(w, d.ID, ov); err != nil {
 			return err
@@ -469,6 +474,20 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		ov = nil
 	}
 	return p.putDev(w, d, ov)
+}
+
+// deltaParams calls fn for each of the delta's parameters: from the raw
+// entry bytes on the apply path, else from Delta.Parameters.
+func deltaParams(c *Command, fn func(name, value, typ []byte) error) error {
+	if c.rawParams != nil {
+		return c.rawParams.forEach(fn)
+	}
+	for _, pv := range c.Delta.Parameters {
+		if err := fn([]byte(pv.Name), []byte(pv.Value), []byte(pv.Type)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p processor) deleteDevice(w *wtx, id string) error {

@@ -73,16 +73,21 @@ type Fault struct {
 const paramFormat = 2
 
 func encodeParam(p Param) []byte {
-	typ := p.Type
+	return encodeParamParts(p.Updated, p.Type, p.Value)
+}
+
+// encodeParamParts encodes a parameter from strings or from bytes still
+// in a log entry.
+func encodeParamParts[S ~string | ~[]byte](updated time.Time, typ, value S) []byte {
 	if len(typ) > 255 {
 		typ = typ[:255]
 	}
-	b := make([]byte, 0, 10+len(typ)+len(p.Value))
+	b := make([]byte, 0, 10+len(typ)+len(value))
 	b = append(b, paramFormat)
-	b = binary.BigEndian.AppendUint64(b, uint64(p.Updated.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(updated.UnixNano()))
 	b = append(b, byte(len(typ)))
 	b = append(b, typ...)
-	return append(b, p.Value...)
+	return append(b, value...)
 }
 
 func decodeParam(b []byte) (Param, error) {
@@ -159,15 +164,16 @@ func (o overlay) size() int {
 }
 
 // set replaces name's entry in place or appends one, so the order depends
-// only on the sequence of applied commands.
-func (o overlay) set(name string, enc []byte) overlay {
+// only on the sequence of applied commands. The overlay may alias name
+// until it is encoded.
+func (o overlay) set(name, enc []byte) overlay {
 	for i := range o {
-		if string(o[i].name) == name {
+		if string(o[i].name) == string(name) {
 			o[i].enc = enc
 			return o
 		}
 	}
-	return append(o, overlayParam{name: []byte(name), enc: enc})
+	return append(o, overlayParam{name: name, enc: enc})
 }
 
 // remove drops name, or every name under it when it ends with a dot.
