@@ -177,7 +177,9 @@ type Node struct {
 
 // New opens the node's stores, starts Raft (bootstrapping a new cluster if
 // asked and there is no state) and binds the API listener. Run serves.
-func New(cfg Config, logger *slog.Logger) (n *Node, err error) {
+// The result is unnamed so that a failing return does not nil the node the
+// cleanup closures use.
+func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -189,7 +191,7 @@ func New(cfg Config, logger *slog.Logger) (n *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n = &Node{cfg: cfg, log: logger, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, closed: make(chan struct{})}
 	// On any failure below, close what was opened, in reverse order.
 	var undo []func()
 	defer func() {

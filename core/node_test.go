@@ -2,7 +2,10 @@ package core
 
 import (
 	"errors"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -50,4 +53,25 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(Config{ID: "n1"}, nil); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("New with bad config: %v", err)
 	}
+}
+
+// TestNewFailsCleanly checks that a store that cannot be opened is an error
+// (not a panic in the cleanup) and that what was opened before is closed,
+// so the same directory opens again.
+func TestNewFailsCleanly(t *testing.T) {
+	dir := t.TempDir()
+	raftDir := filepath.Join(dir, "raft")
+	if err := os.WriteFile(raftDir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{ID: "n1", DataDir: dir, RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Bootstrap: true}
+	if _, err := New(cfg, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("New with an unusable raft dir succeeded")
+	}
+	// The FSM's DB was closed on the way out: Badger's directory lock is free.
+	f, err := OpenFSM(filepath.Join(dir, "fsm"), nil)
+	if err != nil {
+		t.Fatalf("fsm still locked after failed New: %v", err)
+	}
+	f.Close()
 }
