@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgeacs/edgeacs/blob"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -39,11 +40,11 @@ const (
 func statusFor(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge), errors.Is(err, blob.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, blob.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrBadRequest), errors.Is(err, fleet.ErrBadTask):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, fleet.ErrBadTask), errors.Is(err, blob.ErrBadSum):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
@@ -646,7 +647,7 @@ func (n *Node) getFileContent(w http.ResponseWriter, r *http.Request) {
 	}
 	f, err := n.blobs.Open(m.SHA256)
 	if err != nil {
-		writeError(w, err)
+		writeError(w, fmt.Errorf("file %s: content is not stored on this node: %w", m.Name, err))
 		return
 	}
 	defer f.Close()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgeacs/edgeacs/blob"
 	"log/slog"
 	"net"
 	"net/http"
@@ -158,7 +159,7 @@ type Node struct {
 	trans *raft.NetworkTransport
 	raft  *raft.Raft
 	batch *Batcher
-	blobs *BlobStore
+	blobs *blob.Store
 	met   *metrics
 
 	apiLn   net.Listener
@@ -206,7 +207,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { n.fsm.Close() })
-	if n.blobs, err = OpenBlobStore(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+	if n.blobs, err = blob.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
 		return nil, err
 	}
 	n.logs, err = raftstore.Open(filepath.Join(cfg.DataDir, "raft"), raftstore.Options{SyncWrites: !cfg.RaftNoSync, Logger: logger})

@@ -1,17 +1,15 @@
 package edge
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/edgeacs/edgeacs/blob"
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
@@ -25,11 +23,13 @@ var ErrFileTooLarge = errors.New("edge: file too large")
 var ErrBadFileName = errors.New("edge: bad file name")
 
 // FileStore keeps firmware and configuration files content-addressed on
-// disk (<dir>/blobs/<sha256>) with their metadata in the Cache, so a file
-// crosses the backhaul once per POP and identical uploads share one blob.
+// disk (<dir>/blobs/<sha256>, see package blob) with their metadata in the
+// Cache, so a file crosses the backhaul once per POP and identical uploads
+// share one blob.
 type FileStore struct {
-	dir string
-	c   *Cache
+	dir   string
+	c     *Cache
+	blobs *blob.Store
 	// MaxSize bounds one file; zero means DefaultMaxFileSize.
 	MaxSize int64
 
@@ -39,19 +39,11 @@ type FileStore struct {
 // OpenFileStore opens (or creates) the store under dir, with metadata in c.
 // Temporary files left by a crash mid-upload are removed.
 func OpenFileStore(dir string, c *Cache) (*FileStore, error) {
-	for _, d := range []string{"blobs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, fmt.Errorf("open file store %s: %w", dir, err)
-		}
-	}
-	tmp, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
 	if err != nil {
-		return nil, fmt.Errorf("open file store %s: %w", dir, err)
+		return nil, fmt.Errorf("open file store: %w", err)
 	}
-	for _, e := range tmp {
-		os.Remove(filepath.Join(dir, "tmp", e.Name()))
-	}
-	return &FileStore{dir: dir, c: c}, nil
+	return &FileStore{dir: dir, c: c, blobs: blobs}, nil
 }
 
 // ValidFileName reports whether name can be a stored file's name: it
@@ -69,8 +61,6 @@ func ValidFileName(name string) bool {
 	return true
 }
 
-func (fs *FileStore) blobPath(sum string) string { return filepath.Join(fs.dir, "blobs", sum) }
-
 // Put streams r into the store as name, hashing it on the way: the body is
 // never held in memory. meta supplies FileType, OUI, ProductClass and
 // Version; Name, Size, SHA256 and Uploaded are filled in. A file of the
@@ -83,35 +73,16 @@ func (fs *FileStore) Put(name string, meta fleet.FileMeta, r io.Reader) (fleet.F
 	if max <= 0 {
 		max = DefaultMaxFileSize
 	}
-	tmp, err := os.CreateTemp(filepath.Join(fs.dir, "tmp"), "upload-*")
-	if err != nil {
-		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
-	}
-	defer func() {
-		tmp.Close()
-		os.Remove(tmp.Name()) // no-op after the rename
-	}()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, max+1))
-	if err != nil {
-		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
-	}
-	if n > max {
+	sum, n, err := fs.blobs.Put(r, max)
+	if errors.Is(err, blob.ErrTooLarge) {
 		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w (limit %d bytes)", name, ErrFileTooLarge, max)
 	}
-	// The blob must be on disk before its metadata says it exists.
-	if err := tmp.Sync(); err != nil {
+	if err != nil {
 		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
-	}
-	meta.Name, meta.Size, meta.SHA256, meta.Uploaded = name, n, hex.EncodeToString(h.Sum(nil)), time.Now().UTC()
+	meta.Name, meta.Size, meta.SHA256, meta.Uploaded = name, n, sum, time.Now().UTC()
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if err := os.Rename(tmp.Name(), fs.blobPath(meta.SHA256)); err != nil {
-		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
-	}
 	old, err := fs.c.putFileMeta(meta)
 	if err != nil {
 		return fleet.FileMeta{}, fmt.Errorf("put file %s: %w", name, err)
@@ -135,7 +106,7 @@ func (fs *FileStore) dropBlobIfUnused(sum string) {
 			return
 		}
 	}
-	if err := os.Remove(fs.blobPath(sum)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := fs.blobs.Remove(sum); err != nil {
 		fs.c.log.Warn("file store: remove blob", "sha256", sum, "err", err)
 	}
 }
@@ -147,8 +118,8 @@ func (fs *FileStore) Open(name string) (io.ReadSeekCloser, fleet.FileMeta, error
 	if err != nil {
 		return nil, fleet.FileMeta{}, err
 	}
-	f, err := os.Open(fs.blobPath(meta.SHA256))
-	if errors.Is(err, os.ErrNotExist) {
+	f, err := fs.blobs.Open(meta.SHA256)
+	if errors.Is(err, blob.ErrNotFound) {
 		return nil, fleet.FileMeta{}, fmt.Errorf("open file %s: blob %s missing: %w", name, meta.SHA256, ErrNotFound)
 	}
 	if err != nil {
