@@ -79,6 +79,16 @@ func errorFor(code int, msg string) error {
 	return fmt.Errorf("%w (from leader): %s", base, msg)
 }
 
+// writeList answers a page of a list as a bare JSON array, as GenieACS's
+// NBI and the edge's local API do; the cursor of the next page, if any,
+// travels in the X-Next-Cursor header.
+func writeList(w http.ResponseWriter, items any, next string) {
+	if next != "" {
+		w.Header().Set("X-Next-Cursor", next)
+	}
+	writeJSON(w, http.StatusOK, items)
+}
+
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -302,7 +312,7 @@ func (n *Node) listDevices(w http.ResponseWriter, r *http.Request) {
 	if ds == nil {
 		ds = []*Device{}
 	}
-	writeJSON(w, 200, map[string]any{"devices": ds, "next": next})
+	writeList(w, ds, next)
 }
 
 func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -405,8 +415,10 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// 202 as GenieACS answers a queued task ("Task queued but not
+	// processed"): scripts written against its NBI branch on it.
 	w.Header().Set("Location", "/api/v1/tasks/"+t.ID)
-	writeJSON(w, http.StatusCreated, t)
+	writeJSON(w, http.StatusAccepted, t)
 }
 
 // filterTaskRequest is the body of POST /api/v1/tasks.
@@ -462,7 +474,7 @@ func (n *Node) createFilterTasks(w http.ResponseWriter, r *http.Request) {
 		got, _ := res.Value.([]string)
 		ids = append(ids, got...)
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"count": len(ids), "ids": ids})
+	writeJSON(w, http.StatusAccepted, map[string]any{"count": len(ids), "ids": ids})
 }
 
 func (n *Node) listTasksFor(w http.ResponseWriter, r *http.Request, tf TaskFilter) {
@@ -488,7 +500,7 @@ func (n *Node) listTasksFor(w http.ResponseWriter, r *http.Request, tf TaskFilte
 	if ts == nil {
 		ts = []*fleet.Task{}
 	}
-	writeJSON(w, 200, map[string]any{"tasks": ts, "next": next})
+	writeList(w, ts, next)
 }
 
 func (n *Node) listDeviceTasks(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -143,15 +144,25 @@ func TestAPIHappyPaths(t *testing.T) {
 	if code := do(t, "DELETE", api(n, "/devices/pre1"), nil, nil); code != 204 {
 		t.Fatalf("delete put device: %d", code)
 	}
-	var page struct {
-		Devices []Device `json:"devices"`
-		Next    string   `json:"next"`
+	// Pages are bare arrays; the next page's cursor is in X-Next-Cursor.
+	page := func(url string) ([]Device, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ds []Device
+		if err := json.NewDecoder(resp.Body).Decode(&ds); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+		}
+		return ds, resp.Header.Get("X-Next-Cursor")
 	}
-	if code := do(t, "GET", api(n, "/devices?edge=e1&limit=2"), nil, &page); code != 200 || len(page.Devices) != 2 || page.Next != "dev1" {
-		t.Fatalf("page 1: %d %+v", code, page)
+	if ds, next := page(api(n, "/devices?edge=e1&limit=2")); len(ds) != 2 || next != "dev1" {
+		t.Fatalf("page 1: %+v next %q", ds, next)
 	}
-	if code := do(t, "GET", api(n, "/devices?edge=e1&limit=2&cursor="+page.Next), nil, &page); code != 200 || len(page.Devices) != 1 || page.Next != "" {
-		t.Fatalf("page 2: %d %+v", code, page)
+	if ds, next := page(api(n, "/devices?edge=e1&limit=2&cursor=dev1")); len(ds) != 1 || next != "" {
+		t.Fatalf("page 2: %+v next %q", ds, next)
 	}
 	var d Device
 	if code := do(t, "GET", api(n, "/devices/dev0"), nil, &d); code != 200 || d.Parameters["A.B"].Value != "1" {

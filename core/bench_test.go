@@ -101,7 +101,7 @@ func BenchmarkTaskCreateAPI(b *testing.B) {
 					b.Fatal(err)
 				}
 				resp.Body.Close()
-				if resp.StatusCode != 201 {
+				if resp.StatusCode != 202 {
 					b.Fatalf("status %d", resp.StatusCode)
 				}
 				lat = append(lat, time.Since(t0))

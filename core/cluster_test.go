@@ -215,14 +215,14 @@ func TestClusterReplicationAndForwarding(t *testing.T) {
 		t.Fatalf("PUT preset via follower: %d", code)
 	}
 	var task fleet.Task
-	if code := do(t, "POST", api(follower, "/devices/dev1/tasks"), `{"name": "reboot"}`, &task); code != 201 || task.ID == "" {
+	if code := do(t, "POST", api(follower, "/devices/dev1/tasks"), `{"name": "reboot"}`, &task); code != 202 || task.ID == "" {
 		t.Fatalf("POST task via follower: %d %+v", code, task)
 	}
 	var multi struct {
 		Count int      `json:"count"`
 		IDs   []string `json:"ids"`
 	}
-	if code := do(t, "POST", api(follower, "/tasks"), `{"filter": {"edge": "e1"}, "task": {"name": "getParameterValues", "parameterNames": ["A.B"]}}`, &multi); code != 201 || multi.Count != 1 {
+	if code := do(t, "POST", api(follower, "/tasks"), `{"filter": {"edge": "e1"}, "task": {"name": "getParameterValues", "parameterNames": ["A.B"]}}`, &multi); code != 202 || multi.Count != 1 {
 		t.Fatalf("POST /tasks via follower: %d %+v", code, multi)
 	}
 	if code := do(t, "POST", api(follower, "/devices/dev1/tags/blue"), nil, nil); code != 204 {
@@ -251,8 +251,8 @@ func TestClusterReplicationAndForwarding(t *testing.T) {
 			d, e4 := n.fsm.Device("dev1", false)
 			return e1 == nil && e2 == nil && e3 == nil && e4 == nil && len(d.Tags) == 1
 		})
-		var ts struct{ Tasks []fleet.Task }
-		if code := do(t, "GET", api(n, "/devices/dev1/tasks"), nil, &ts); code != 200 || len(ts.Tasks) != 2 {
+		var ts []fleet.Task
+		if code := do(t, "GET", api(n, "/devices/dev1/tasks"), nil, &ts); code != 200 || len(ts) != 2 {
 			t.Fatalf("%s: device tasks %d %+v", n.ID(), code, ts)
 		}
 	}
@@ -283,7 +283,7 @@ func TestClusterReplicationAndForwarding(t *testing.T) {
 	}
 	for _, p := range []struct{ path, want string }{
 		{"/healthz", "ok"}, {"/readyz", leader.ID()},
-		{"/metrics", "edgeacs_core_raft_state 0"}, {"/metrics", "edgeacs_core_api_seconds_count{code=\"201\",route=\"POST /api/v1/devices/{id}/tasks\"}"},
+		{"/metrics", "edgeacs_core_raft_state 0"}, {"/metrics", "edgeacs_core_api_seconds_count{code=\"202\",route=\"POST /api/v1/devices/{id}/tasks\"}"},
 	} {
 		resp, err := http.Get("http://" + follower.APIAddr() + p.path)
 		if err != nil {
@@ -337,7 +337,7 @@ func TestLeaderKillLosesNoAckedWrite(t *testing.T) {
 					time.Sleep(5 * time.Millisecond)
 					continue
 				}
-				if resp.StatusCode == 201 && json.NewDecoder(resp.Body).Decode(&tk) == nil {
+				if resp.StatusCode == 202 && json.NewDecoder(resp.Body).Decode(&tk) == nil {
 					mu.Lock()
 					acked = append(acked, tk.ID)
 					mu.Unlock()

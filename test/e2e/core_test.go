@@ -216,7 +216,7 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	var first struct {
 		ID string `json:"_id"`
 	}
-	if code, err := coreHTTP("POST", base(via)+"/devices/00AA11-CPE-0001/tasks", `{"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.DeviceInfo.SoftwareVersion"]}`, &first); code != 201 {
+	if code, err := coreHTTP("POST", base(via)+"/devices/00AA11-CPE-0001/tasks", `{"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.DeviceInfo.SoftwareVersion"]}`, &first); code != 202 {
 		t.Fatalf("create task: %d %v", code, err)
 	}
 	for _, p := range procs {
@@ -246,7 +246,7 @@ func TestCoreClusterFromCLI(t *testing.T) {
 				var tk struct {
 					ID string `json:"_id"`
 				}
-				if code, err := coreHTTP("POST", base(p)+"/devices/00AA11-CPE-0001/tasks", `{"name": "reboot"}`, &tk); err == nil && code == 201 && tk.ID != "" {
+				if code, err := coreHTTP("POST", base(p)+"/devices/00AA11-CPE-0001/tasks", `{"name": "reboot"}`, &tk); err == nil && code == 202 && tk.ID != "" {
 					mu.Lock()
 					acked = append(acked, tk.ID)
 					mu.Unlock()
@@ -274,16 +274,14 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	check := func(p *coreProc) {
 		t.Helper()
 		coreWait(t, "every acknowledged task on "+p.id, 20*time.Second, func() bool {
-			var list struct {
-				Tasks []struct {
-					ID string `json:"_id"`
-				} `json:"tasks"`
+			var list []struct {
+				ID string `json:"_id"`
 			}
 			if code, _ := coreHTTP("GET", base(p)+"/devices/00AA11-CPE-0001/tasks?limit=10000", "", &list); code != 200 {
 				return false
 			}
 			have := map[string]bool{}
-			for _, tk := range list.Tasks {
+			for _, tk := range list {
 				have[tk.ID] = true
 			}
 			for _, id := range acked {
