@@ -543,7 +543,13 @@ func TestFollowerBehindCatchesUpBySnapshot(t *testing.T) {
 	if len(ds) != 150 {
 		t.Fatalf("caught-up follower has %d of 150 devices", len(ds))
 	}
-	if restarted.raft.Stats()["last_snapshot_index"] == "0" {
-		t.Fatalf("follower caught up without a snapshot: %v", restarted.raft.Stats())
+	// Raft records the installed snapshot just after the FSM restore that
+	// made the devices visible, so wait for it rather than read it once.
+	deadline := time.Now().Add(10 * time.Second)
+	for restarted.raft.Stats()["last_snapshot_index"] == "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("follower caught up without a snapshot: %v", restarted.raft.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
