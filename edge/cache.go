@@ -100,7 +100,7 @@ const DefaultDownloadTimeout = time.Hour
 
 // Device is the cached identity and reachability of a CPE.
 type Device struct {
-	ID                          string    `json:"id" cbor:"1,keyasint"`
+	ID                          string    `json:"_id" cbor:"1,keyasint"`
 	OUI                         string    `json:"oui" cbor:"2,keyasint"`
 	ProductClass                string    `json:"productClass,omitempty" cbor:"3,keyasint,omitempty"`
 	SerialNumber                string    `json:"serialNumber" cbor:"4,keyasint"`

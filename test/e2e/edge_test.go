@@ -24,7 +24,7 @@ import (
 // edgeDevice is the part of GET /api/v1/devices/{id} the test reads.
 type edgeDevice struct {
 	Device struct {
-		ID              string    `json:"id"`
+		ID              string    `json:"_id"`
 		LastInform      time.Time `json:"lastInform"`
 		LastEvents      []string  `json:"lastEvents"`
 		SoftwareVersion string    `json:"softwareVersion"`
