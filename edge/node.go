@@ -468,6 +468,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	cancel()
 	stopBG()
+	// UDP connection requests may still be sending copies from the STUN
+	// socket: let them finish before it closes.
+	n.reach.Wait()
 	if stunSrv != nil {
 		stunSrv.Close()
 		stunWG.Wait()

@@ -50,7 +50,15 @@ type Reacher struct {
 
 	mu      sync.Mutex
 	devices map[string]*crState
+
+	// udp tracks UDP sends that outlive their ConnectionRequest call (see
+	// send); Wait lets the node's shutdown wait for them.
+	udp sync.WaitGroup
 }
+
+// Wait returns once every UDP connection request still sending its
+// repeat copies has finished (each is bounded by the CR timeout).
+func (r *Reacher) Wait() { r.udp.Wait() }
 
 // crState coalesces the connection requests of one device: callers that
 // arrive while one is in flight share its result, and a new one is not sent
@@ -169,15 +177,20 @@ func (r *Reacher) send(ctx context.Context, deviceID string) error {
 	if !useUDP && !useHTTP {
 		return fmt.Errorf("connection request to %s: %w", deviceID, ErrNoCRAddress)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// UDP cannot tell whether the CPE heard it, so HTTP decides when both
-	// run: its success ends the call at once (UDP has sent its first copy
-	// by then), its failure falls back to UDP's "sent".
+	// run: its success ends the call at once, its failure falls back to
+	// UDP's "sent". The UDP send is not cancelled by HTTP's success: its
+	// copies go out regardless (as GenieACS sends both), on a context of
+	// its own bounded by the CR timeout and owned by r.udp.
 	var udpDone chan error
 	if useUDP {
 		udpDone = make(chan error, 1)
-		go func() { udpDone <- r.sendUDP(ctx, d) }()
+		uctx := context.WithoutCancel(ctx)
+		r.udp.Add(1)
+		go func() {
+			defer r.udp.Done()
+			udpDone <- r.sendUDP(uctx, d)
+		}()
 	}
 	if !useHTTP {
 		if err := <-udpDone; err != nil {
@@ -187,10 +200,6 @@ func (r *Reacher) send(ctx context.Context, deviceID string) error {
 	}
 	herr := r.sendHTTP(ctx, d)
 	if herr == nil {
-		if udpDone != nil {
-			cancel()
-			<-udpDone
-		}
 		return nil
 	}
 	if udpDone != nil {
