@@ -126,7 +126,7 @@ func TestHTTPConnectionRequestTimeouts(t *testing.T) {
 // connection when the authenticated GET arrives: the GET is retried once.
 func TestHTTPConnectionRequestRetriesSocketError(t *testing.T) {
 	d := &digestServer{realm: "cpe", alg: "MD5", user: "acs", password: "crpw"}
-	d.nonces, d.uses = map[string]int{}, map[string]int{}
+	d.nonces, d.uses = map[string]map[uint64]bool{}, map[string]int{}
 	var mu sync.Mutex
 	drops := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -186,14 +186,14 @@ type digestServer struct {
 	basic                      bool // challenge with Basic only
 
 	mu       sync.Mutex
-	nonces   map[string]int // nonce → highest nc seen
+	nonces   map[string]map[uint64]bool // nonce → nc values seen (replays are refused)
 	uses     map[string]int
 	requests int
 	authed   int
 }
 
 func newDigestServer(t *testing.T, d *digestServer) *httptest.Server {
-	d.nonces, d.uses = map[string]int{}, map[string]int{}
+	d.nonces, d.uses = map[string]map[uint64]bool{}, map[string]int{}
 	srv := httptest.NewServer(d)
 	t.Cleanup(srv.Close)
 	return srv
@@ -204,7 +204,7 @@ func (d *digestServer) challenge(w http.ResponseWriter, stale bool) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+d.realm+`"`)
 	} else {
 		n := NewNonce()
-		d.nonces[n] = 0
+		d.nonces[n] = map[uint64]bool{}
 		w.Header().Add("WWW-Authenticate", `Basic realm="decoy"`)
 		w.Header().Add("WWW-Authenticate", DigestChallenge{Realm: d.realm, Nonce: n, Algorithm: d.alg, QOP: "auth,auth-int", Stale: stale}.String())
 	}
@@ -236,13 +236,15 @@ func (d *digestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	last, known := d.nonces[a.Nonce]
+	seen, known := d.nonces[a.Nonce]
 	nc, _ := strconv.ParseUint(a.NC, 16, 32)
 	if !known || a.Realm != d.realm || a.Username != d.user || a.URI != r.URL.RequestURI() || !strings.EqualFold(a.Algorithm, d.alg) {
 		d.challenge(w, false)
 		return
 	}
-	if !a.Verify(r.Method, d.password) || int(nc) <= last {
+	// RFC 7616 §3.4: a reused nc is a replay. Concurrent requests sharing a
+	// nonce may arrive out of order, so order is not required.
+	if !a.Verify(r.Method, d.password) || nc == 0 || seen[nc] {
 		d.challenge(w, false)
 		return
 	}
@@ -251,7 +253,7 @@ func (d *digestServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.challenge(w, true)
 		return
 	}
-	d.nonces[a.Nonce] = int(nc)
+	seen[nc] = true
 	d.uses[a.Nonce]++
 	d.authed++
 	w.Write(body)
