@@ -377,8 +377,10 @@ func (s *Server) finishLocked(sess *session, completed bool, outcome string, now
 	sess.closed = true
 	s.sessions.delete(sess.cookie, sess)
 	s.byDevice.delete(sess.deviceID, sess)
-	s.metrics.OpenSessions.Set(float64(s.open.Add(-1)))
 	err := sess.work.End(completed)
+	// Counted open until its work is committed: whoever waits for no open
+	// sessions (shutdown, tests) then sees every result stored.
+	s.metrics.OpenSessions.Set(float64(s.open.Add(-1)))
 	if err != nil {
 		s.log.Error("end session", "device", sess.deviceID, "completed", completed, "err", err)
 		outcome = outcomeError

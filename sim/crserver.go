@@ -84,10 +84,16 @@ func (f *Fleet) serve(ctx context.Context) {
 func (f *Fleet) closeListeners() error {
 	var errs []error
 	if f.crSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// A connection request is answered at once, so a short grace is
+		// plenty. What can outlast it is a connection an ACS's HTTP client
+		// dialed and never used (net/http's Shutdown waits 5 s for those):
+		// close it, there is nothing in flight to lose.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := f.crSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("shut down connection-request listener: %w", err))
+			if cerr := f.crSrv.Close(); cerr != nil {
+				errs = append(errs, fmt.Errorf("close connection-request listener: %w", cerr))
+			}
 		}
 		// Shutdown closes the listener only if Serve ran.
 		f.crLn.Close()
