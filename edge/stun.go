@@ -97,14 +97,16 @@ func (s *STUNServer) Serve(ctx context.Context) error {
 		if !ok {
 			continue
 		}
+		// Recorded before the reply: a CPE (or test) that got its answer
+		// can rely on the edge knowing its binding.
+		if user != "" {
+			s.record(user, ua)
+		}
 		if _, err := s.pc.WriteTo(resp, ua); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.log.Debug("STUN reply failed", "to", ua.String(), "err", err)
 		}
 		if s.metrics != nil {
 			s.metrics.STUNRequests.Inc()
-		}
-		if user != "" {
-			s.record(user, ua)
 		}
 	}
 }
