@@ -64,6 +64,8 @@ type api struct {
 //	POST   /api/v1/devices/{id}/tasks    ?connection_request&wait=30s|timeout=<ms>
 //	GET    /api/v1/devices/{id}/tasks
 //	GET    /api/v1/devices/{id}/faults
+//	PUT    /api/v1/devices/{id}/credentials  {"username": "...", "password": "..."}: the CPE's own ACS credentials
+//	DELETE /api/v1/devices/{id}/credentials  back to the shared credentials
 //	GET    /api/v1/tasks                 ?limit=&cursor=
 //	GET    /api/v1/tasks/{id}
 //	DELETE /api/v1/tasks/{id}
@@ -98,6 +100,7 @@ func NewAPI(cfg APIConfig) http.Handler {
 	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
 	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
 	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
+	route("/api/v1/devices/{id}/credentials", map[string]http.HandlerFunc{"PUT": a.putCredentials, "DELETE": a.deleteCredentials})
 	route("/api/v1/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
 	route("/api/v1/tasks/{id}", map[string]http.HandlerFunc{"GET": a.getTask, "DELETE": a.deleteTask})
 	route("/api/v1/files", map[string]http.HandlerFunc{"GET": a.listFiles})
@@ -330,6 +333,56 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) {
 	if err := a.cfg.Cache.DeleteDevice(r.PathValue("id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxCredentialsBody bounds a credentials request.
+const maxCredentialsBody = 4 << 10
+
+// putCredentials sets the per-device credentials a CPE must present to the
+// edge (ManagementServer.Username/Password), before or after its first
+// Inform. The password is never returned by the API.
+func (a *api) putCredentials(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCredentialsBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var mbe *http.MaxBytesError
+		if !errors.As(err, &mbe) {
+			err = fmt.Errorf("%w: credentials: %v", errBadRequest, err)
+		}
+		a.fail(w, r, err)
+		return
+	}
+	if req.Username == "" || req.Password == "" {
+		a.fail(w, r, fmt.Errorf("%w: credentials need a username and a password", errBadRequest))
+		return
+	}
+	id := r.PathValue("id")
+	if !validID(id) {
+		a.fail(w, r, fmt.Errorf("%w: bad device id %q", errBadRequest, id))
+		return
+	}
+	if err := a.cfg.Cache.SetDeviceCredentials(id, req.Username, req.Password); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) deleteCredentials(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		a.fail(w, r, fmt.Errorf("%w: bad device id %q", errBadRequest, id))
+		return
+	}
+	if err := a.cfg.Cache.SetDeviceCredentials(id, "", ""); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -404,3 +404,48 @@ func TestAPITaskRunsBeforeItsConnectionRequest(t *testing.T) {
 		t.Errorf("connection request sent=%v cancelled=%v; want it cancelled unsent", cr.sent.Load(), cr.cancelled.Load())
 	}
 }
+
+func TestAPIDeviceCredentials(t *testing.T) {
+	e := newAPIEnv(t)
+	path := "/api/v1/devices/" + url.PathEscape(devID) + "/credentials"
+	bad := []struct {
+		method, path, body string
+		status             int
+	}{
+		{"PUT", path, `not json`, 400},
+		{"PUT", path, `{"username": "u"}`, 400},
+		{"PUT", path, `{"username": "u", "password": "p", "role": "admin"}`, 400},
+		{"PUT", path, `{"username": "u", "password": "` + strings.Repeat("p", 8<<10) + `"}`, 413},
+		{"PUT", "/api/v1/devices/a%2Fb/credentials", `{"username": "u", "password": "p"}`, 400},
+		{"GET", path, ``, 405},
+	}
+	for _, tt := range bad {
+		resp, body := e.do(t, tt.method, tt.path, strings.NewReader(tt.body))
+		if resp.StatusCode != tt.status || !strings.Contains(string(body), "error") {
+			t.Errorf("%s %s %.40q: %d %s, want %d", tt.method, tt.path, tt.body, resp.StatusCode, body, tt.status)
+		}
+		if _, _, err := e.c.Credentials(devID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s %.40q stored credentials", tt.method, tt.body)
+		}
+	}
+	// A device that has not informed yet can be given credentials too.
+	for _, id := range []string{devID, "00AA11-New-S9"} {
+		p := "/api/v1/devices/" + url.PathEscape(id) + "/credentials"
+		if resp, body := e.do(t, "PUT", p, strings.NewReader(`{"username": "cpe-`+id+`", "password": "s3cret"}`)); resp.StatusCode != 204 {
+			t.Fatalf("PUT %s: %d %s", p, resp.StatusCode, body)
+		}
+		if u, pw, err := e.c.Credentials(id); err != nil || u != "cpe-"+id || pw != "s3cret" {
+			t.Fatalf("stored %q %q %v", u, pw, err)
+		}
+	}
+	if resp, _ := e.do(t, "DELETE", path, nil); resp.StatusCode != 204 {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+	if _, _, err := e.c.Credentials(devID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after DELETE: %v", err)
+	}
+	// The password never comes back through the API.
+	if _, body := e.do(t, "GET", "/api/v1/devices/00AA11-New-S9", nil); strings.Contains(string(body), "s3cret") {
+		t.Fatalf("password leaked: %s", body)
+	}
+}
