@@ -115,6 +115,9 @@ func (a *authenticator) fail(w http.ResponseWriter, ip string, now time.Time, re
 		http.Error(w, "too many failed authentications", http.StatusTooManyRequests)
 		return false
 	}
+	// One line per failure so an operator can see why a CPE does not get
+	// in; the per-address limit above bounds how many a flood can write.
+	a.log.Info("CPE authentication failed", "ip", ip, "reason", reason)
 	a.challenge(w, now, false)
 	return false
 }
