@@ -364,17 +364,22 @@ func (s *Store) DeleteRange(minIdx, maxIdx uint64) error {
 		if len(keys) == 0 {
 			break
 		}
-		if err := s.deleteKeys(keys); err != nil {
-			return fmt.Errorf("delete logs %d-%d: %w", minIdx, maxIdx, err)
-		}
-		// Publish the bounds after every chunk so they always match the
-		// disk, then narrow the range past what is gone.
 		edge, _ := parseLogKey(keys[len(keys)-1])
 		doneLo, doneHi := lo, edge
 		if topDown {
 			doneLo, doneHi = edge, hi
 		}
-		if err := s.refreshBounds(doneLo, doneHi); err != nil {
+		// The bounds never cover a deleted entry: they shrink past the
+		// chunk before it goes (a reader that sees LastIndex = n, or
+		// FirstIndex = n, can read entry n), and are set from the disk
+		// after it is gone.
+		before := *s.bounds.Load()
+		s.bounds.Store(shrink(before, doneLo, doneHi))
+		if err := s.deleteKeys(keys); err != nil {
+			s.bounds.Store(&before) // one transaction: nothing was deleted
+			return fmt.Errorf("delete logs %d-%d: %w", minIdx, maxIdx, err)
+		}
+		if err := s.refreshBounds(before, doneLo, doneHi); err != nil {
 			return fmt.Errorf("delete logs %d-%d: %w", minIdx, maxIdx, err)
 		}
 		if len(keys) < deleteChunk {
@@ -447,12 +452,11 @@ func (s *Store) deleteKeys(keys [][]byte) error {
 	return txn.Commit()
 }
 
-// refreshBounds updates the cached bounds after every log in [lo, hi] was
-// deleted. It seeks from the edge of the deleted range rather than from the
+// refreshBounds sets the cached bounds, which were b before every log in
+// [lo, hi] was deleted, from the disk. It seeks from the edge of the deleted range rather than from the
 // start of the key space, so it does not walk over the tombstones just
 // written. The caller holds writeMu.
-func (s *Store) refreshBounds(lo, hi uint64) error {
-	b := *s.bounds.Load()
+func (s *Store) refreshBounds(b bounds, lo, hi uint64) error {
 	if b.last == 0 || hi < b.first || lo > b.last {
 		return nil
 	}
@@ -494,6 +498,22 @@ func (s *Store) refreshBounds(lo, hi uint64) error {
 	}
 	s.bounds.Store(&b)
 	return nil
+}
+
+// shrink returns b without the range [lo, hi] when the range touches one
+// end; a hole in the middle leaves the bounds as they are.
+func shrink(b bounds, lo, hi uint64) *bounds {
+	switch {
+	case b.last == 0 || hi < b.first || lo > b.last:
+		return &b
+	case lo <= b.first && hi >= b.last:
+		return &bounds{}
+	case lo <= b.first:
+		return &bounds{first: hi + 1, last: b.last}
+	case hi >= b.last:
+		return &bounds{first: b.first, last: lo - 1}
+	}
+	return &b
 }
 
 // hasLog reports whether the log at index exists. Errors count as absent:
