@@ -3,11 +3,9 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Op names the state change a Command asks for. Values are part of the
@@ -105,32 +103,13 @@ type Result struct {
 	Noop bool
 }
 
+// cmdEnc and cmdDec are the project's one CBOR profile (fleet.CBOR): it
+// decodes strings that are not valid UTF-8 as they are, because refusing
+// one CPE value would fail every command batched with it, on every node.
 var (
-	cmdEnc cbor.EncMode
-	cmdDec cbor.DecMode
+	cmdEnc = fleet.CBOR.Enc
+	cmdDec = fleet.CBOR.Dec
 )
-
-func init() {
-	opts := cbor.CoreDetEncOptions()
-	opts.Time = cbor.TimeRFC3339Nano
-	var err error
-	if cmdEnc, err = opts.EncMode(); err != nil {
-		panic(err)
-	}
-	cmdDec, err = cbor.DecOptions{
-		MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 32,
-		// Preset provisions decode into any; JSON can only write string keys.
-		DefaultMapType: reflect.TypeOf(map[string]any(nil)),
-		// The encoder writes Go strings as they are, valid UTF-8 or not (a
-		// CPE's parameter value can hold anything); refusing them here
-		// would fail every command batched with one such string, on every
-		// node. Skipping the check also saves CPU on the apply path.
-		UTF8: cbor.UTF8DecodeInvalid,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-}
 
 // EncodeCommands frames commands as one log entry.
 func EncodeCommands(cmds []Command) ([]byte, error) {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -44,22 +43,11 @@ const (
 	kCount  = "m/devcount"
 )
 
+// cborEnc and cborDec are the project's one CBOR profile (fleet.CBOR).
 var (
-	cborEnc cbor.EncMode
-	cborDec cbor.DecMode
+	cborEnc = fleet.CBOR.Enc
+	cborDec = fleet.CBOR.Dec
 )
-
-func init() {
-	opts := cbor.CoreDetEncOptions()
-	opts.Time = cbor.TimeRFC3339Nano
-	var err error
-	if cborEnc, err = opts.EncMode(); err != nil {
-		panic(err)
-	}
-	if cborDec, err = (cbor.DecOptions{MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20}).DecMode(); err != nil {
-		panic(err)
-	}
-}
 
 // CacheOptions configures OpenCache.
 type CacheOptions struct {

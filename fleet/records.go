@@ -3,6 +3,7 @@ package fleet
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -68,21 +69,30 @@ const recordVersion = 1
 // ErrBadRecord means bytes are not a record this version can read.
 var ErrBadRecord = errors.New("fleet: bad record")
 
-var (
-	encMode cbor.EncMode
-	decMode cbor.DecMode
-)
+// CBOR is the one CBOR profile of edgeacs, for the wire and for storage:
+// deterministic encoding (Core Deterministic), times as RFC 3339 with
+// nanoseconds (keeps UTC and precision through a round trip), bounded
+// decoding, maps decoded into any as map[string]any (what JSON can hold),
+// and strings decoded as they are even when not valid UTF-8: a CPE's
+// parameter value can hold anything, and refusing it would make a whole
+// record (or a whole batch of Raft commands) unreadable.
+var CBOR struct {
+	Enc cbor.EncMode
+	Dec cbor.DecMode
+}
 
 func init() {
-	var err error
 	opts := cbor.CoreDetEncOptions()
-	// RFC 3339 keeps the UTC location and nanoseconds through a round trip.
 	opts.Time = cbor.TimeRFC3339Nano
-	encMode, err = opts.EncMode()
-	if err != nil {
+	var err error
+	if CBOR.Enc, err = opts.EncMode(); err != nil {
 		panic(err)
 	}
-	decMode, err = cbor.DecOptions{MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 32}.DecMode()
+	CBOR.Dec, err = cbor.DecOptions{
+		MaxArrayElements: 1 << 20, MaxMapPairs: 1 << 20, MaxNestedLevels: 32,
+		DefaultMapType: reflect.TypeOf(map[string]any(nil)),
+		UTF8:           cbor.UTF8DecodeInvalid,
+	}.DecMode()
 	if err != nil {
 		panic(err)
 	}
@@ -104,7 +114,7 @@ func Marshal(v any) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("fleet: marshal %T: not a record type", v)
 	}
-	body, err := encMode.Marshal(v)
+	body, err := CBOR.Enc.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: marshal %T: %w", v, err)
 	}
@@ -133,7 +143,7 @@ func Unmarshal(b []byte, v any) error {
 	if RecordKind(b[1]) != want {
 		return fmt.Errorf("%w: kind %d, want %d", ErrBadRecord, b[1], want)
 	}
-	if err := decMode.Unmarshal(b[2:], v); err != nil {
+	if err := CBOR.Dec.Unmarshal(b[2:], v); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRecord, err)
 	}
 	return nil

@@ -174,3 +174,19 @@ func FuzzParseTask(f *testing.F) {
 		}
 	})
 }
+
+// A CPE's value that is not valid UTF-8 must not make its record unreadable.
+func TestRecordKeepsInvalidUTF8(t *testing.T) {
+	dd := &DeviceDelta{Device: "d", Parameters: []ParameterValue{{Name: "A.B", Value: "caf\xe9", Type: "xsd:string"}}}
+	b, err := Marshal(dd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got DeviceDelta
+	if err := Unmarshal(b, &got); err != nil {
+		t.Fatalf("Unmarshal: %v", err)
+	}
+	if got.Parameters[0].Value != "caf\xe9" {
+		t.Fatalf("value %q", got.Parameters[0].Value)
+	}
+}
