@@ -14,6 +14,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
+	"github.com/edgeacs/edgeacs/internal/badgergc"
 	"github.com/hashicorp/raft"
 )
 
@@ -289,21 +290,14 @@ func (f *FSM) reopenAfter(cause error) error {
 	return cause
 }
 
-// RunGC reclaims Badger value-log space until ctx ends.
+// RunGC reclaims Badger value-log space until ctx ends. Each GC call holds
+// the read lock, because Restore swaps the DB underneath.
 func (f *FSM) RunGC(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f.mu.RLock()
-			for f.db.RunValueLogGC(0.5) == nil {
-			}
-			f.mu.RUnlock()
-		}
-	}
+	badgergc.Run(ctx, every, func(ratio float64) error {
+		f.mu.RLock()
+		defer f.mu.RUnlock()
+		return f.db.RunValueLogGC(ratio)
+	}, f.log)
 }
 
 // Close closes the DB. Raft must be shut down first.

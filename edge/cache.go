@@ -18,6 +18,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/badgergc"
 )
 
 // ErrNotFound means an unknown device, task or file (the API answers 404).
@@ -353,24 +354,7 @@ func (c *Cache) runGC(ctx context.Context, every time.Duration) {
 	if c.opts.InMemory {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for ctx.Err() == nil {
-			// nil means a file was rewritten and another may be worth it.
-			if err := c.db.RunValueLogGC(0.5); err != nil {
-				if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-					c.log.Warn("cache value-log GC", "err", err)
-				}
-				break
-			}
-		}
-	}
+	badgergc.Run(ctx, every, c.db.RunValueLogGC, c.log)
 }
 
 // DeviceCount is the number of cached devices.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/edgeacs/edgeacs/internal/badgergc"
 	"github.com/hashicorp/raft"
 )
 
@@ -581,32 +582,8 @@ func (s *Store) GetUint64(key []byte) (uint64, error) {
 // ctx and wait for RunGC to return before Close. In-memory stores have no
 // value log; RunGC then just waits for ctx.
 func (s *Store) RunGC(ctx context.Context) error {
-	t := time.NewTicker(s.gc)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		s.gcOnce(ctx)
-	}
-}
-
-// gcOnce rewrites value-log files while GC finds at least half of one stale.
-func (s *Store) gcOnce(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := s.db.RunValueLogGC(0.5)
-		switch {
-		case err == nil:
-			continue
-		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected),
-			errors.Is(err, badger.ErrGCInMemoryMode):
-		default:
-			s.log.Warn("value log GC", "err", err)
-		}
-		return
-	}
+	badgergc.Run(ctx, s.gc, s.db.RunValueLogGC, s.log)
+	return nil
 }
 
 // badgerLogger routes Badger's logger to slog. Badger logs compaction and
