@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/leakcheck"
 )
 
 func testLogger() *slog.Logger {
@@ -485,26 +485,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	for _, n := range nodes {
 		n.stop()
 	}
-	var leaked []string
-	deadline := time.Now().Add(10 * time.Second)
-	for check := func() bool {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		leaked = leaked[:0]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "TestShutdownLeavesNoGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "edgeacs/core.") || strings.Contains(g, "hashicorp/raft.") || strings.Contains(g, "dgraph-io/badger") {
-				leaked = append(leaked, g)
-			}
-		}
-		return len(leaked) == 0
-	}; !check(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines outlived the cluster:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-	}
+	leakcheck.NoGoroutines(t, 10*time.Second, "edgeacs/core.", "hashicorp/raft.", "dgraph-io/badger")
 }
 
 // TestFollowerBehindCatchesUpBySnapshot stops a follower, writes past the

@@ -1,10 +1,10 @@
 package edge
 
 import (
-	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeacs/edgeacs/internal/leakcheck"
 )
 
 // TestShutdownLeavesNoGoroutines runs an edge with simulated CPEs through
@@ -23,26 +23,5 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	f.Close()
 	e.stop()
 
-	var leaked []string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		leaked = leaked[:0]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "TestShutdownLeavesNoGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "edgeacs/edge.") || strings.Contains(g, "edgeacs/sim.") || strings.Contains(g, "dgraph-io/badger") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines outlived the edge:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	leakcheck.NoGoroutines(t, 10*time.Second, "edgeacs/edge.", "edgeacs/sim.", "dgraph-io/badger")
 }

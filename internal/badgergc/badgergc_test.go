@@ -49,4 +49,3 @@ func TestRunRepeatsUntilNothingToDoAndStops(t *testing.T) {
 		t.Fatalf("logs: %s", logs.String())
 	}
 }
-
