@@ -672,7 +672,7 @@ func (n *Node) getFileContent(w http.ResponseWriter, r *http.Request) {
 // goes) and replicates only the metadata, through the leader.
 func (n *Node) putFile(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := checkName("file name", name); err != nil {
+	if err := checkFileName(name); err != nil {
 		writeError(w, err)
 		return
 	}

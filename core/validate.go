@@ -67,9 +67,18 @@ func ValidatePreset(p *fleet.Preset) error {
 	return nil
 }
 
+// checkFileName applies the fleet's one rule for file names, which edges
+// share, so no file the core accepts is one an edge cannot store or serve.
+func checkFileName(name string) error {
+	if !fleet.ValidFileName(name) {
+		return fmt.Errorf("%w: bad file name %q (1–255 bytes of UTF-8; no '/', '\\', control characters, '.' or '..')", ErrBadRequest, name)
+	}
+	return nil
+}
+
 // ValidateFileMeta checks file metadata before it is replicated.
 func ValidateFileMeta(f *fleet.FileMeta) error {
-	if err := checkName("file name", f.Name); err != nil {
+	if err := checkFileName(f.Name); err != nil {
 		return err
 	}
 	if b, err := hex.DecodeString(f.SHA256); err != nil || len(b) != 32 {

@@ -606,7 +606,7 @@ func (a *api) putFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("name")
-	if !ValidFileName(name) {
+	if !fleet.ValidFileName(name) {
 		a.fail(w, r, fmt.Errorf("file name %q: %w", name, ErrBadFileName))
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -46,27 +45,12 @@ func OpenFileStore(dir string, c *Cache) (*FileStore, error) {
 	return &FileStore{dir: dir, c: c, blobs: blobs}, nil
 }
 
-// ValidFileName reports whether name can be a stored file's name: it
-// appears in URL paths and Download requests, so no slashes, no control
-// characters, not "." or "..", at most 255 bytes.
-func ValidFileName(name string) bool {
-	if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsAny(name, "/\\") {
-		return false
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // Put streams r into the store as name, hashing it on the way: the body is
 // never held in memory. meta supplies FileType, OUI, ProductClass and
 // Version; Name, Size, SHA256 and Uploaded are filled in. A file of the
 // same name is replaced. Over MaxSize is ErrFileTooLarge and stores nothing.
 func (fs *FileStore) Put(name string, meta fleet.FileMeta, r io.Reader) (fleet.FileMeta, error) {
-	if !ValidFileName(name) {
+	if !fleet.ValidFileName(name) {
 		return fleet.FileMeta{}, fmt.Errorf("put file %q: %w", name, ErrBadFileName)
 	}
 	max := fs.MaxSize
@@ -130,7 +114,7 @@ func (fs *FileStore) Open(name string) (io.ReadSeekCloser, fleet.FileMeta, error
 
 // Stat returns a file's metadata, or ErrNotFound.
 func (fs *FileStore) Stat(name string) (fleet.FileMeta, error) {
-	if !ValidFileName(name) {
+	if !fleet.ValidFileName(name) {
 		return fleet.FileMeta{}, fmt.Errorf("file %q: %w", name, ErrNotFound)
 	}
 	return fs.c.FileMeta(name)
@@ -141,7 +125,7 @@ func (fs *FileStore) List() ([]fleet.FileMeta, error) { return fs.c.ListFiles() 
 
 // Delete removes a file, and its blob when no other name shares it.
 func (fs *FileStore) Delete(name string) error {
-	if !ValidFileName(name) {
+	if !fleet.ValidFileName(name) {
 		return fmt.Errorf("delete file %q: %w", name, ErrNotFound)
 	}
 	fs.mu.Lock()

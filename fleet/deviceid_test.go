@@ -26,3 +26,20 @@ func TestDeviceID(t *testing.T) {
 		}
 	}
 }
+
+func TestValidFileName(t *testing.T) {
+	for _, ok := range []string{"fw_v2.bin", "config file.xml", "Prošivka-1.0.img"} {
+		if !ValidFileName(ok) {
+			t.Errorf("ValidFileName(%q) = false", ok)
+		}
+	}
+	long := make([]byte, 256)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, bad := range []string{"", ".", "..", "a/b", `a\b`, "a\nb", "a\x7fb", "caf\xe9", string(long)} {
+		if ValidFileName(bad) {
+			t.Errorf("ValidFileName(%q) = true", bad)
+		}
+	}
+}

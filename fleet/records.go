@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -20,6 +22,24 @@ type FileMeta struct {
 	Size         int64     `json:"size" cbor:"6,keyasint"`
 	SHA256       string    `json:"sha256" cbor:"7,keyasint"`
 	Uploaded     time.Time `json:"uploaded" cbor:"8,keyasint"`
+}
+
+// ValidFileName reports whether name can name a firmware or configuration
+// file anywhere in the fleet. Names travel in URL paths and Download
+// requests and are stored by the core and every edge, so one rule serves
+// all: not empty, not "." or "..", at most 255 bytes of UTF-8, no slash or
+// backslash, no control characters.
+func ValidFileName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 255 || !utf8.ValidString(name) ||
+		strings.ContainsAny(name, "/\\") {
+		return false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Preset is a provisioning rule in GenieACS's preset shape: when a device's
