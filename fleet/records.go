@@ -81,7 +81,22 @@ const (
 	KindFileMeta    RecordKind = 2
 	KindPreset      RecordKind = 3
 	KindDeviceDelta RecordKind = 4
+	KindTaskDrop    RecordKind = 5
 )
+
+// KindOf returns the kind of a record written by Marshal, or an error
+// wrapping ErrBadRecord when b is not one this version reads.
+func KindOf(b []byte) (RecordKind, error) {
+	if len(b) < 2 || b[0] != recordVersion {
+		return 0, fmt.Errorf("%w: unknown version or short record", ErrBadRecord)
+	}
+	switch k := RecordKind(b[1]); k {
+	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop:
+		return k, nil
+	default:
+		return 0, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, k)
+	}
+}
 
 // recordVersion is the encoding version written in every record's first byte.
 const recordVersion = 1
@@ -119,7 +134,7 @@ func init() {
 }
 
 // Marshal encodes v as a record: version byte, kind byte, deterministic CBOR.
-// v must be one of *Task, *FileMeta, *Preset, *DeviceDelta.
+// v must be one of *Task, *FileMeta, *Preset, *DeviceDelta, *TaskDrop.
 func Marshal(v any) ([]byte, error) {
 	var kind RecordKind
 	switch v.(type) {
@@ -131,6 +146,8 @@ func Marshal(v any) ([]byte, error) {
 		kind = KindPreset
 	case *DeviceDelta:
 		kind = KindDeviceDelta
+	case *TaskDrop:
+		kind = KindTaskDrop
 	default:
 		return nil, fmt.Errorf("fleet: marshal %T: not a record type", v)
 	}
@@ -157,6 +174,8 @@ func Unmarshal(b []byte, v any) error {
 		want = KindPreset
 	case *DeviceDelta:
 		want = KindDeviceDelta
+	case *TaskDrop:
+		want = KindTaskDrop
 	default:
 		return fmt.Errorf("fleet: unmarshal into %T: not a record type", v)
 	}

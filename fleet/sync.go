@@ -1,0 +1,139 @@
+package fleet
+
+import (
+	"fmt"
+	"time"
+)
+
+// SeqRecord is one record of an edge's uplink outbox: a fleet record
+// (Marshal's bytes: *DeviceDelta, *Task or *TaskDrop) under the sequence
+// number the edge gave it. Sequences a reader sees only grow, across
+// restarts; the core applies each (edge, sequence) at most once.
+type SeqRecord struct {
+	Seq  uint64 `cbor:"1,keyasint"`
+	Data []byte `cbor:"2,keyasint"`
+}
+
+// TaskDrop is an edge's answer to DownDrop: the task was still pending
+// there and the edge deleted it unexecuted, so the core may hand it to the
+// device's new home edge.
+type TaskDrop struct {
+	Task   string `cbor:"1,keyasint"`
+	Device string `cbor:"2,keyasint"`
+	Edge   string `cbor:"3,keyasint"`
+}
+
+// DownKind says what a DownRecord asks of an edge. Values are part of the
+// wire and storage format: never reuse one.
+type DownKind uint8
+
+// Downlink record kinds.
+const (
+	// DownTask: store Task and run it in the device's next session (Wake:
+	// send a connection request as soon as it is stored).
+	DownTask DownKind = 1
+	// DownCancel: the operator deleted task TaskID; delete it unless it is
+	// already running or final.
+	DownCancel DownKind = 2
+	// DownDrop: device Device moved to another edge; delete task TaskID if
+	// it never started and confirm with a TaskDrop record on the uplink.
+	// A task that started or ended reports its result instead.
+	DownDrop DownKind = 3
+	// DownPreset / DownPresetDelete: a fleet-wide preset changed.
+	DownPreset       DownKind = 4
+	DownPresetDelete DownKind = 5
+	// DownFile / DownFileDelete: a fleet-wide file's metadata changed.
+	DownFile       DownKind = 6
+	DownFileDelete DownKind = 7
+	// DownRevoke: the edge named Name was revoked (fleet-wide).
+	DownRevoke DownKind = 8
+)
+
+// String names the kind for logs.
+func (k DownKind) String() string {
+	switch k {
+	case DownTask:
+		return "task"
+	case DownCancel:
+		return "cancel"
+	case DownDrop:
+		return "drop"
+	case DownPreset:
+		return "preset"
+	case DownPresetDelete:
+		return "preset-delete"
+	case DownFile:
+		return "file"
+	case DownFileDelete:
+		return "file-delete"
+	case DownRevoke:
+		return "revoke"
+	}
+	return fmt.Sprintf("DownKind(%d)", uint8(k))
+}
+
+// DownRecord is one record of the downlink (core → edge). The core keeps
+// one log per edge (tasks, cancellations, drops: Shared false) and one
+// fleet-wide log (presets, files, revocations: Shared true), each with its
+// own sequence; an edge stores a record, and the position it reached, in
+// one transaction before it acknowledges it, and storing the same record
+// twice changes nothing.
+type DownRecord struct {
+	Seq    uint64    `cbor:"1,keyasint"`
+	Shared bool      `cbor:"2,keyasint,omitempty"`
+	Kind   DownKind  `cbor:"3,keyasint"`
+	Task   *Task     `cbor:"4,keyasint,omitempty"`
+	TaskID string    `cbor:"5,keyasint,omitempty"`
+	Device string    `cbor:"6,keyasint,omitempty"`
+	Wake   bool      `cbor:"7,keyasint,omitempty"`
+	Preset *Preset   `cbor:"8,keyasint,omitempty"`
+	File   *FileMeta `cbor:"9,keyasint,omitempty"`
+	Name   string    `cbor:"10,keyasint,omitempty"`
+	// Time is when the core committed the record.
+	Time time.Time `cbor:"11,keyasint,omitzero"`
+}
+
+// Validate checks that a record carries what its kind needs, so an edge
+// never stores half a record.
+func (r *DownRecord) Validate() error {
+	if r.Seq == 0 {
+		return fmt.Errorf("%w: downlink record without a sequence", ErrBadRecord)
+	}
+	switch r.Kind {
+	case DownTask:
+		if r.Task == nil {
+			return fmt.Errorf("%w: downlink task record %d without a task", ErrBadRecord, r.Seq)
+		}
+		if err := r.Task.Validate(); err != nil {
+			return fmt.Errorf("%w: downlink task record %d: %v", ErrBadRecord, r.Seq, err)
+		}
+	case DownCancel, DownDrop:
+		if r.TaskID == "" {
+			return fmt.Errorf("%w: downlink %s record %d without a task ID", ErrBadRecord, r.Kind, r.Seq)
+		}
+	case DownPreset:
+		if r.Preset == nil || r.Preset.Name == "" {
+			return fmt.Errorf("%w: downlink preset record %d without a preset", ErrBadRecord, r.Seq)
+		}
+	case DownFile:
+		if r.File == nil || !ValidFileName(r.File.Name) {
+			return fmt.Errorf("%w: downlink file record %d without valid metadata", ErrBadRecord, r.Seq)
+		}
+	case DownPresetDelete, DownFileDelete, DownRevoke:
+		if r.Name == "" {
+			return fmt.Errorf("%w: downlink %s record %d without a name", ErrBadRecord, r.Kind, r.Seq)
+		}
+	default:
+		return fmt.Errorf("%w: unknown downlink kind %d", ErrBadRecord, r.Kind)
+	}
+	return nil
+}
+
+// EdgeHealth is what an edge reports about itself on every heartbeat.
+type EdgeHealth struct {
+	SessionsPerSec float64 `json:"sessionsPerSec" cbor:"1,keyasint"`
+	OutboxLen      int64   `json:"outboxLen" cbor:"2,keyasint"`
+	Devices        int64   `json:"devices" cbor:"3,keyasint"`
+	// OldestUnsent is the age of the oldest record still in the outbox.
+	OldestUnsent time.Duration `json:"oldestUnsentNs,omitempty" cbor:"4,keyasint,omitempty"`
+}

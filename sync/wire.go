@@ -1,0 +1,183 @@
+package sync
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// Wire format. Every stream starts with one byte naming its role, then
+// carries frames: a 4-byte big-endian length and a CBOR map (fleet.CBOR,
+// the project's one profile). Frames are bounded before they are read, so a
+// peer cannot make the other side allocate more than MaxFrame.
+const (
+	streamControl  byte = 'C'
+	streamUplink   byte = 'U'
+	streamDownlink byte = 'D'
+)
+
+// MaxFrame bounds one frame's encoded size. Batches are cut well below it
+// (maxBatchBytes), so only a broken or hostile peer reaches it.
+const MaxFrame = 8 << 20
+
+// MaxRecord bounds one uplink record. A device delta with a full TR-181
+// tree is a few hundred KiB; anything past this is refused by the edge's
+// reader before it is sent and by the core before it is applied.
+const MaxRecord = 2 << 20
+
+// ProtocolVersion is sent in the hello; a core refuses versions it does
+// not speak with a clear reason.
+const ProtocolVersion = 1
+
+// ErrProtocol marks a peer that broke the protocol (bad frame, sequence
+// going backwards, oversized record): the link is closed with the reason.
+var ErrProtocol = errors.New("sync: protocol violation")
+
+type frameType uint8
+
+const (
+	fHello        frameType = 1 // edge → core, control: who, and what it stored
+	fWelcome      frameType = 2 // core → edge, control: what the core applied
+	fRedirect     frameType = 3 // core → edge, control: talk to the leader at Addr
+	fHeartbeat    frameType = 4 // edge → core, control: health
+	fHeartbeatAck frameType = 5 // core → edge, control
+	fUpBatch      frameType = 6 // edge → core, uplink: records
+	fUpAck        frameType = 7 // core → edge, uplink: applied up to Seq
+	fDownBatch    frameType = 8 // core → edge, downlink: records
+	fDownAck      frameType = 9 // edge → core, downlink: stored up to Seq/Shared
+	fError        frameType = 10
+)
+
+func (t frameType) String() string {
+	names := [...]string{"", "hello", "welcome", "redirect", "heartbeat", "heartbeat-ack", "uplink-batch",
+		"uplink-ack", "downlink-batch", "downlink-ack", "error"}
+	if int(t) < len(names) && t != 0 {
+		return names[t]
+	}
+	return fmt.Sprintf("frame(%d)", uint8(t))
+}
+
+// frame is every message of the protocol; T says which fields matter.
+type frame struct {
+	T       frameType          `cbor:"1,keyasint"`
+	Version int                `cbor:"2,keyasint,omitempty"`
+	Edge    string             `cbor:"3,keyasint,omitempty"`
+	Seq     uint64             `cbor:"4,keyasint,omitempty"`
+	Shared  uint64             `cbor:"5,keyasint,omitempty"`
+	Addr    string             `cbor:"6,keyasint,omitempty"`
+	Health  *fleet.EdgeHealth  `cbor:"7,keyasint,omitempty"`
+	Up      []fleet.SeqRecord  `cbor:"8,keyasint,omitempty"`
+	Down    []fleet.DownRecord `cbor:"9,keyasint,omitempty"`
+	Reason  string             `cbor:"10,keyasint,omitempty"`
+}
+
+// writeFrame encodes f and writes it with its length prefix in one Write.
+func writeFrame(w io.Writer, f *frame) error {
+	body, err := fleet.CBOR.Enc.Marshal(f)
+	if err != nil {
+		return fmt.Errorf("encode %s frame: %w", f.T, err)
+	}
+	if len(body) > MaxFrame {
+		return fmt.Errorf("encode %s frame: %d bytes over the %d limit", f.T, len(body), MaxFrame)
+	}
+	buf := make([]byte, 4, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	if _, err := w.Write(append(buf, body...)); err != nil {
+		return fmt.Errorf("write %s frame: %w", f.T, err)
+	}
+	return nil
+}
+
+// frameReader reads length-prefixed frames, refusing oversized ones before
+// allocating for them.
+type frameReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+func newFrameReader(r io.Reader) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// read returns the next frame. An oversized or undecodable frame is an
+// ErrProtocol; a clean end of stream is io.EOF.
+func (fr *frameReader) read() (*frame, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrame {
+		return nil, fmt.Errorf("%w: frame of %d bytes over the %d limit", ErrProtocol, n, MaxFrame)
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, n)
+	}
+	b := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, b); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read frame body: %w", err)
+	}
+	return decodeFrame(b)
+}
+
+// decodeFrame decodes and sanity-checks one frame body.
+func decodeFrame(b []byte) (*frame, error) {
+	var f frame
+	if err := fleet.CBOR.Dec.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%w: undecodable frame: %v", ErrProtocol, err)
+	}
+	if f.T < fHello || f.T > fError {
+		return nil, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, f.T)
+	}
+	for _, r := range f.Up {
+		if r.Seq == 0 {
+			return nil, fmt.Errorf("%w: uplink record without a sequence", ErrProtocol)
+		}
+		if len(r.Data) > MaxRecord {
+			return nil, fmt.Errorf("%w: uplink record %d of %d bytes over the %d limit", ErrProtocol, r.Seq, len(r.Data), MaxRecord)
+		}
+	}
+	return &f, nil
+}
+
+// expect reads a frame and checks its type; an fError frame becomes an
+// error carrying the peer's reason.
+func (fr *frameReader) expect(types ...frameType) (*frame, error) {
+	f, err := fr.read()
+	if err != nil {
+		return nil, err
+	}
+	if f.T == fError {
+		return nil, &PeerError{Reason: f.Reason}
+	}
+	for _, t := range types {
+		if f.T == t {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: got a %s frame, want %v", ErrProtocol, f.T, types)
+}
+
+// PeerError is the reason a peer gave for refusing or closing the link.
+type PeerError struct{ Reason string }
+
+func (e *PeerError) Error() string { return "sync: peer refused: " + e.Reason }
+
+// checkUplinkOrder verifies that a batch's sequences strictly increase and
+// start above last (what this connection already received).
+func checkUplinkOrder(last uint64, recs []fleet.SeqRecord) error {
+	for _, r := range recs {
+		if r.Seq <= last {
+			return fmt.Errorf("%w: uplink sequence %d after %d", ErrProtocol, r.Seq, last)
+		}
+		last = r.Seq
+	}
+	return nil
+}
