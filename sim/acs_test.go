@@ -43,6 +43,9 @@ type testACS struct {
 	queue    []cwmp.Message
 	sessions map[string]*acsSession
 	nextID   int
+	// beforeEnd, if set, runs (under mu) before the ACS ends a session:
+	// it holds the session open until a condition holds.
+	beforeEnd func()
 }
 
 type acsSession struct {
@@ -156,6 +159,9 @@ func (a *testACS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sess.took, sess.queue, a.queue = true, a.queue, nil
 	}
 	if len(sess.queue) == 0 {
+		if a.beforeEnd != nil {
+			a.beforeEnd()
+		}
 		sess.s.Next(nil)
 		w.WriteHeader(http.StatusNoContent)
 		a.done <- sess.rec
@@ -552,6 +558,49 @@ func TestDeviceEveryMethod(t *testing.T) {
 	if st.SessionsCompleted < 15 || st.RPCs[cwmp.MethodDownload] != 6 || st.ConnectionRequests < 10 || st.Faults < 8 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// TestScheduleInformDueDuringSession: a ScheduleInform whose delay runs
+// out before the session that accepted it has ended still gets its own
+// Inform (3 SCHEDULED + M ScheduleInform) right after that session. The
+// device once took the overdue deadline for "no deadline" and waited for
+// an unrelated wake-up instead.
+func TestScheduleInformDueDuringSession(t *testing.T) {
+	acs := newTestACS(t, "", "", "")
+	f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 1, Seed: 5})
+	d := f.Device(0)
+	acs.next(t)
+
+	// 1 s scaled by 0.001; the session is held open until it is overdue.
+	acs.enqueue(&cwmp.ScheduleInform{DelaySeconds: 1, CommandKey: "due"})
+	overdue := false // written under acs.mu, read after acs.next
+	acs.mu.Lock()
+	acs.beforeEnd = func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for !overdue && time.Now().Before(deadline) {
+			at, ok := d.nextScheduled()
+			if !ok {
+				return
+			}
+			if overdue = time.Now().After(at); !overdue {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	acs.mu.Unlock()
+	connectionRequest(t, d)
+	rec := acs.next(t)
+	if len(rec.answers) != 1 || rec.answers[0].Method() != cwmp.MethodScheduleInformResponse {
+		t.Fatalf("ScheduleInform answered %v", rec.answers)
+	}
+	acs.mu.Lock()
+	held := overdue
+	acs.mu.Unlock()
+	if !held {
+		t.Fatal("the session ended before its ScheduleInform was due")
+	}
+	rec = acs.next(t)
+	wantEvents(t, rec.inform, map[string]string{cwmp.EventScheduled: "", cwmp.EventMScheduleInform: "due"})
 }
 
 func wantFault(code uint32) func(cwmp.Message) error {

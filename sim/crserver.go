@@ -170,7 +170,7 @@ func (f *Fleet) handleCR(w http.ResponseWriter, r *http.Request) {
 		challenge(stale)
 		return
 	}
-	if d.Offline() {
+	if !d.wakeOnline() {
 		// Rebooting: a real device would not answer at all; 503 is what
 		// the spec lets a CPE say when it will not start a session.
 		http.Error(w, "rebooting", http.StatusServiceUnavailable)
@@ -178,7 +178,6 @@ func (f *Fleet) handleCR(w http.ResponseWriter, r *http.Request) {
 	}
 	f.stats.crs.Add(1)
 	w.WriteHeader(http.StatusOK)
-	d.Wake()
 }
 
 // udpLoop reads TR-111 connection requests (and STUN replies) until the
@@ -223,11 +222,10 @@ func (f *Fleet) handleUDPCR(pkt []byte, now time.Time) bool {
 		if !f.seen.add(req.Username+"/"+req.ID, now) {
 			return false
 		}
-		if d.Offline() {
+		if !d.wakeOnline() {
 			return false
 		}
 		f.stats.crs.Add(1)
-		d.Wake()
 		return true
 	}
 	f.log.Debug("sim: UDP connection request for no device", "un", req.Username)

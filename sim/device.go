@@ -175,6 +175,20 @@ func (d *Device) Wake() {
 	}
 }
 
+// wakeOnline is Wake for a connection request: it queues the wake-up
+// unless the device is rebooting and reports which. Checking offline and
+// queueing under mu makes the pair atomic with goOffline's drain, so a
+// request accepted (answered 200) after the reboot is never dropped.
+func (d *Device) wakeOnline() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.offline {
+		return false
+	}
+	d.Wake()
+	return true
+}
+
 // Offline reports whether the device is rebooting.
 func (d *Device) Offline() bool {
 	d.mu.Lock()
@@ -230,16 +244,20 @@ func (d *Device) run(ctx context.Context, startDelay time.Duration) {
 			nextPeriodic = d.periodicAfter(rng)
 			continue
 		}
-		var timer <-chan time.Time
-		wait := time.Until(nextPeriodic)
-		if at, ok := d.nextScheduled(); ok && (nextPeriodic.IsZero() || at.Before(nextPeriodic)) {
-			wait = time.Until(at)
-		} else if nextPeriodic.IsZero() {
-			wait = -1
+		// Wait for the earlier of the periodic Inform and the first
+		// ScheduleInform; a zero deadline means none. A deadline already
+		// past (a ScheduleInform whose delay ran out during the session
+		// that accepted it, or a periodic Inform due while a session ran)
+		// fires at once: it must not be mistaken for "no deadline", which
+		// would hold the Inform back until an unrelated wake-up.
+		deadline := nextPeriodic
+		if at, ok := d.nextScheduled(); ok && (deadline.IsZero() || at.Before(deadline)) {
+			deadline = at
 		}
+		var timer <-chan time.Time
 		var t *time.Timer
-		if wait >= 0 {
-			t = time.NewTimer(wait)
+		if !deadline.IsZero() {
+			t = time.NewTimer(max(time.Until(deadline), 0))
 			timer = t.C
 		}
 		select {
@@ -375,14 +393,16 @@ func (d *Device) goOffline(ctx context.Context) {
 	d.mu.Unlock()
 	sleepCtx(ctx, d.f.cfg.RebootDelay)
 	d.mu.Lock()
-	d.offline = false
-	d.mu.Unlock()
 	// A connection request that arrived while down was refused; drop any
-	// wake-up queued before the reboot.
+	// wake-up queued before the reboot. Drain before coming back up, under
+	// mu (see wakeOnline): draining after would also drop a request
+	// accepted in between, and the ACS was told that one would be served.
 	select {
 	case <-d.wake:
 	default:
 	}
+	d.offline = false
+	d.mu.Unlock()
 }
 
 // buildInform snapshots the events and parameters for the next Inform.
