@@ -30,7 +30,10 @@ type APIConfig struct {
 	// Metrics is served at /metrics (the Prometheus handler); nil = 404.
 	Metrics http.Handler
 	// Ready backs /readyz; nil means always ready. /healthz is always 200.
-	Ready  func() error
+	Ready func() error
+	// Health, when set, adds the edge's health (sessions/s, outbox
+	// backlog and its age, devices) to /healthz.
+	Health func() fleet.EdgeHealth
 	Logger *slog.Logger
 	// CRTimeout bounds one connection request; zero means 10s.
 	CRTimeout time.Duration
@@ -110,9 +113,7 @@ func NewAPI(cfg APIConfig) http.Handler {
 	route("/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
 	route("/tasks/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteTask})
 	route("/files/{name}", map[string]http.HandlerFunc{"PUT": a.putFile, "DELETE": a.deleteFile})
-	route("/healthz", map[string]http.HandlerFunc{"GET": func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	}})
+	route("/healthz", map[string]http.HandlerFunc{"GET": a.healthz})
 	route("/readyz", map[string]http.HandlerFunc{"GET": a.ready})
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
@@ -142,7 +143,7 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, fleet.ErrBadTask), errors.Is(err, errBadRequest), errors.Is(err, ErrBadFileName):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrTaskRunning):
+	case errors.Is(err, ErrTaskRunning), errors.Is(err, ErrTaskExists):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrFileTooLarge), errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
@@ -150,6 +151,21 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// healthz is always 200 while the process serves; its body says how far
+// behind the core the edge is, for an operator during a backhaul outage.
+func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+	if a.cfg.Health == nil {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	}
+	h := a.cfg.Health()
+	writeJSON(w, http.StatusOK, struct {
+		Status string `json:"status"`
+		fleet.EdgeHealth
+		OldestUnsentSeconds float64 `json:"oldestUnsentSeconds"`
+	}{"ok", h, h.OldestUnsent.Seconds()})
 }
 
 func (a *api) ready(w http.ResponseWriter, _ *http.Request) {

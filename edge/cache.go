@@ -3,7 +3,6 @@ package edge
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +27,10 @@ var ErrNotFound = errors.New("edge: not found")
 // executing it or a CPE is still working on it (the API answers 409).
 var ErrTaskRunning = errors.New("edge: task is running")
 
+// ErrTaskExists means AddTask was given the ID of a task the cache already
+// holds; the stored task is left exactly as it was (the API answers 409).
+var ErrTaskExists = errors.New("edge: task already exists")
+
 // Key layout (see DESIGN.md "Data"). Every key starts with a one-letter
 // prefix and a slash; device IDs never contain '/', because fleet.DeviceID
 // percent-encodes it, so "<prefix>/<device>/" bounds one device's keys.
@@ -38,10 +41,16 @@ const (
 	pOpen   = "q/" // q/<device>/<ulid> → "" for pending and running tasks, FIFO by ULID
 	pDone   = "h/" // h/<device>/<ulid> → "" for finished tasks
 	pFault  = "f/" // f/<device>/<id> → DeviceFault (CBOR)
-	pOutbox = "o/" // o/<seq big-endian> → fleet record (DeviceDelta or Task)
+	pOutbox = "o/" // o/<seq big-endian> → tag, staging time, fleet record (DeviceDelta, Task or TaskDrop); see outbox.go
 	pCred   = "c/" // c/<device> → credRec (CBOR)
 	pFile   = "n/" // n/<name> → fleet record of a FileMeta
+	pPreset = "s/" // s/<name> → fleet record of a Preset (from the core)
+	pRevoke = "r/" // r/<edge name> → "" (edges the core revoked)
 	kCount  = "m/devcount"
+	// kDownEdge and kDownShared hold the downlink positions stored (8
+	// bytes big-endian): this edge's own log and the fleet-wide one.
+	kDownEdge   = "m/down"
+	kDownShared = "m/shared"
 )
 
 // cborEnc and cborDec are the project's one CBOR profile (fleet.CBOR).
@@ -70,12 +79,19 @@ type CacheOptions struct {
 	// DisableOutbox skips the outbox (a standalone edge with no core link
 	// would otherwise grow it without bound).
 	DisableOutbox bool
+	// OnWake, when set, is called after StoreDownlink committed a task the
+	// core asked to run now (DownRecord.Wake), once per device and batch;
+	// the node sends the device a connection request. It must not block.
+	OnWake func(deviceID string)
 	// OnTaskFinal, when set, is called once for every task that reached a
 	// final status (done, fault, expired), after the commit that made it
 	// final: at session End, at TransferComplete, or when a transfer timed
 	// out. It runs on the session's goroutine and must be quick and must
 	// not modify the task.
 	OnTaskFinal func(*fleet.Task)
+	// tune adjusts Badger's options (tests: a small memtable makes
+	// ErrTxnTooBig reachable with a small backlog).
+	tune func(badger.Options) badger.Options
 	// DownloadTimeout is how long a Download or Upload the CPE accepted
 	// with status 1 may go without TransferComplete before the device's
 	// next session ends it as fault "timeout". Zero means
@@ -184,24 +200,19 @@ type credRec struct {
 	Password string `cbor:"2,keyasint"`
 }
 
-// OutboxRecord is one entry of the outbox: Data is a fleet record
-// (fleet.Unmarshal into *fleet.DeviceDelta or *fleet.Task by Data[1]).
-type OutboxRecord struct {
-	Seq  uint64
-	Data []byte
-}
-
 // Cache is the edge's Badger store: devices, parameter trees, tasks,
-// faults, credentials, file metadata and the outbox. It is the only type
-// that touches Badger. Safe for concurrent use.
+// faults, credentials, file metadata, what the core sent (presets,
+// revocations, downlink positions) and the outbox. It is the only type
+// that touches Badger, and what cmd/edgeacs hands the sync client as its
+// Outbox, Inbox and HealthSource. Safe for concurrent use.
 type Cache struct {
 	db   *badger.DB
 	log  *slog.Logger
 	opts CacheOptions
 
-	devices   atomic.Int64
-	outboxLen atomic.Int64
-	outboxSeq atomic.Uint64
+	devices  atomic.Int64
+	ob       *outbox
+	sessions rateMeter // sessions begun, for Health
 
 	gsync *groupSync // coalesced fsyncs for promised writes when SyncWrites is off
 
@@ -236,6 +247,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
 	}
+	if opts.tune != nil {
+		bo = opts.tune(bo)
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)
@@ -248,6 +262,10 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	if err := c.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if c.ob, err = openOutbox(db, log, opts.DisableOutbox); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
 	}
 	return c, nil
 }
@@ -285,25 +303,6 @@ func (c *Cache) loadCounters() error {
 		return fmt.Errorf("open cache: reset device count: %w", err)
 	}
 	c.devices.Store(count)
-	var last uint64
-	var n int64
-	err = c.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.PrefetchValues = false
-		o.Prefix = []byte(pOutbox)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			n++
-			last = binary.BigEndian.Uint64(it.Item().Key()[len(pOutbox):])
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("open cache: scan outbox: %w", err)
-	}
-	c.outboxLen.Store(n)
-	c.outboxSeq.Store(last)
 	return nil
 }
 
@@ -360,8 +359,54 @@ func (c *Cache) runGC(ctx context.Context, every time.Duration) {
 // DeviceCount is the number of cached devices.
 func (c *Cache) DeviceCount() int { return int(c.devices.Load()) }
 
-// OutboxLen is the number of records waiting for the sync link.
-func (c *Cache) OutboxLen() int { return int(c.outboxLen.Load()) }
+// Health is what the edge reports about itself on the sync link's
+// heartbeats and in /healthz: sessions begun per second over the last few
+// seconds, the outbox backlog and its age, and the device count.
+func (c *Cache) Health() fleet.EdgeHealth {
+	now := time.Now()
+	return fleet.EdgeHealth{
+		SessionsPerSec: c.sessions.rate(now),
+		OutboxLen:      c.ob.length.Load(),
+		Devices:        c.devices.Load(),
+		OldestUnsent:   c.ob.age(now),
+	}
+}
+
+// rateWindow is how many whole seconds Health's session rate averages.
+const rateWindow = 5
+
+// rateMeter counts events in one-second buckets, so a rate over the last
+// few seconds costs no goroutine and no history.
+type rateMeter struct {
+	mu      sync.Mutex
+	buckets [rateWindow + 1]struct{ sec, n int64 }
+}
+
+func (m *rateMeter) add(now time.Time) {
+	sec := now.Unix()
+	m.mu.Lock()
+	b := &m.buckets[uint64(sec)%uint64(len(m.buckets))]
+	if b.sec != sec {
+		b.sec, b.n = sec, 0
+	}
+	b.n++
+	m.mu.Unlock()
+}
+
+// rate is the events per second over the rateWindow whole seconds before
+// now's (the current second is still filling).
+func (m *rateMeter) rate(now time.Time) float64 {
+	cur := now.Unix()
+	var sum int64
+	m.mu.Lock()
+	for k := int64(1); k <= rateWindow; k++ {
+		if b := m.buckets[uint64(cur-k)%uint64(len(m.buckets))]; b.sec == cur-k {
+			sum += b.n
+		}
+	}
+	m.mu.Unlock()
+	return float64(sum) / rateWindow
+}
 
 // durable makes the commits made so far survive a power loss. It is free
 // when every commit already fsyncs or nothing is on disk.
@@ -453,73 +498,6 @@ func deletePrefix(txn *badger.Txn, prefix string) ([]string, error) {
 // validID rejects IDs that could escape their key prefix.
 func validID(id string) bool {
 	return id != "" && len(id) <= 1024 && !strings.ContainsAny(id, "/\x00")
-}
-
-// appendOutbox stages a record in txn; it returns the number staged (0
-// when the outbox is disabled).
-func (c *Cache) appendOutbox(txn *badger.Txn, v any) (int, error) {
-	if c.opts.DisableOutbox {
-		return 0, nil
-	}
-	b, err := fleet.Marshal(v)
-	if err != nil {
-		return 0, err
-	}
-	// Sequence numbers are taken before commit, so a conflict retry leaves
-	// a gap; the reader only relies on order, not density.
-	key := make([]byte, len(pOutbox)+8)
-	copy(key, pOutbox)
-	binary.BigEndian.PutUint64(key[len(pOutbox):], c.outboxSeq.Add(1))
-	return 1, txn.Set(key, b)
-}
-
-// ReadOutbox returns up to max records with a sequence above after, oldest first.
-func (c *Cache) ReadOutbox(after uint64, max int) ([]OutboxRecord, error) {
-	var out []OutboxRecord
-	err := c.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pOutbox)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		start := make([]byte, len(pOutbox)+8)
-		copy(start, pOutbox)
-		binary.BigEndian.PutUint64(start[len(pOutbox):], after+1)
-		for it.Seek(start); it.Valid() && len(out) < max; it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			out = append(out, OutboxRecord{Seq: binary.BigEndian.Uint64(it.Item().Key()[len(pOutbox):]), Data: v})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read outbox: %w", err)
-	}
-	return out, nil
-}
-
-// AckOutbox deletes every record with a sequence up to and including upTo.
-func (c *Cache) AckOutbox(upTo uint64) error {
-	var n int
-	err := c.update(func(txn *badger.Txn) error {
-		n = 0
-		for _, k := range keysWithPrefix(txn, pOutbox) {
-			if binary.BigEndian.Uint64([]byte(k)[len(pOutbox):]) > upTo {
-				break
-			}
-			if err := txn.Delete([]byte(k)); err != nil {
-				return err
-			}
-			n++
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("ack outbox %d: %w", upTo, err)
-	}
-	c.outboxLen.Add(-int64(n))
-	return nil
 }
 
 // ---- devices ----
@@ -777,10 +755,14 @@ func (c *Cache) Faults(id string) ([]DeviceFault, error) {
 
 // ---- tasks ----
 
-// AddTask validates and queues t for its device, assigning t.ID (a ULID,
-// so the device's queue is FIFO in key order), status pending and
-// timestamps when empty. The device need not be cached yet: a task synced
-// from the core may arrive before the device's first Inform here.
+// AddTask validates and queues a task created at this edge (its local API,
+// connection-request credential provisioning), assigning t.ID (a ULID, so
+// the device's queue is FIFO in key order), status pending and timestamps
+// when empty. The same transaction puts the task in the outbox, so the
+// core learns it when it is created and later accepts its result. A task
+// whose ID exists changes nothing and is ErrTaskExists: redelivery must
+// never send a finished task back to pending. Tasks from the core arrive
+// through StoreDownlink instead, and are not echoed back.
 func (c *Cache) AddTask(t *fleet.Task) error {
 	if err := t.Validate(); err != nil {
 		return err
@@ -799,21 +781,49 @@ func (c *Cache) AddTask(t *fleet.Task) error {
 	if t.Timestamp.IsZero() {
 		t.Timestamp = time.Now().UTC()
 	}
-	err := c.update(func(txn *badger.Txn) error {
-		if err := setRecord(txn, pTask+t.ID, t); err != nil {
+	if t.Edge == "" {
+		t.Edge = c.opts.EdgeID // created here: this edge is the one that runs it
+	}
+	err := c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
+		if err := insertTask(txn, t); err != nil {
 			return err
 		}
-		if t.Status.Final() {
-			return txn.Set([]byte(pDone+t.Device+"/"+t.ID), nil)
-		}
-		return txn.Set([]byte(pOpen+t.Device+"/"+t.ID), nil)
+		return ob.add(t)
 	})
 	if err != nil {
-		return fmt.Errorf("add task for %s: %w", t.Device, err)
+		return fmt.Errorf("add task %s for %s: %w", t.ID, t.Device, err)
 	}
 	// The API answers "queued": the task must outlive a power loss.
 	if err := c.durable(); err != nil {
 		return fmt.Errorf("add task for %s: %w", t.Device, err)
+	}
+	return nil
+}
+
+// insertTask stores a new task and its index entry, or returns
+// ErrTaskExists and writes nothing when the ID is taken.
+func insertTask(txn *badger.Txn, t *fleet.Task) error {
+	switch _, err := txn.Get([]byte(pTask + t.ID)); {
+	case err == nil:
+		return ErrTaskExists
+	case !errors.Is(err, badger.ErrKeyNotFound):
+		return err
+	}
+	if err := setRecord(txn, pTask+t.ID, t); err != nil {
+		return err
+	}
+	if t.Status.Final() {
+		return txn.Set([]byte(pDone+t.Device+"/"+t.ID), nil)
+	}
+	return txn.Set([]byte(pOpen+t.Device+"/"+t.ID), nil)
+}
+
+// deleteTaskKeys removes a task, its index entries and its fault.
+func deleteTaskKeys(txn *badger.Txn, t *fleet.Task) error {
+	for _, k := range []string{pTask + t.ID, pOpen + t.Device + "/" + t.ID, pDone + t.Device + "/" + t.ID, pFault + t.Device + "/" + t.ID} {
+		if err := txn.Delete([]byte(k)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -960,12 +970,7 @@ func (c *Cache) DeleteTask(id string) error {
 		if t.Status == fleet.StatusRunning {
 			return ErrTaskRunning
 		}
-		for _, k := range []string{pTask + id, pOpen + t.Device + "/" + id, pDone + t.Device + "/" + id, pFault + t.Device + "/" + id} {
-			if err := txn.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteTaskKeys(txn, &t)
 	})
 	if err != nil {
 		return fmt.Errorf("delete task %s: %w", id, err)

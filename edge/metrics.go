@@ -96,6 +96,16 @@ func NewMetrics(outbox func() float64) *Metrics {
 	return m
 }
 
+// watchOutboxAge adds the gauge of the oldest unsent record's age, sampled
+// at scrape time: with outbox_length it says how far behind the core the
+// edge is (a backhaul outage shows as a growing age).
+func (m *Metrics) watchOutboxAge(age func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "outbox_oldest_unsent_seconds",
+		Help: "Age of the oldest record still waiting in the outbox (0 when empty).",
+	}, age))
+}
+
 // TaskFinal counts a task that reached a final status; it is the cache's
 // CacheOptions.OnTaskFinal hook.
 func (m *Metrics) TaskFinal(t *fleet.Task) {

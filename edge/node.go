@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // ErrConfig wraps every configuration error found by Config.Validate.
@@ -230,6 +232,9 @@ type Node struct {
 	reach   *Reacher
 	api     http.Handler
 	uplink  Uplink
+	// wakeQ carries devices the core asked to reach now (a downlink task
+	// with Wake) from the cache's OnWake to the wake workers.
+	wakeQ chan string
 
 	ready   chan struct{}
 	mu      sync.Mutex
@@ -252,7 +257,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		logger.Warn("CPE AUTHENTICATION IS OFF (--cpe-auth none): any client can pose as any device; development only")
 	}
 	// The metrics exist before the cache, which reports final tasks to
-	// them; the outbox gauge reads the cache only at scrape time.
+	// them; the outbox gauges read the cache only at scrape time.
 	var cache *Cache
 	metrics := NewMetrics(func() float64 {
 		if cache == nil {
@@ -260,14 +265,30 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		}
 		return float64(cache.OutboxLen())
 	})
+	metrics.watchOutboxAge(func() float64 {
+		if cache == nil {
+			return 0
+		}
+		return cache.OutboxOldest().Seconds()
+	})
+	wakeQ := make(chan string, wakeQueueLen)
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
 		SyncWrites:      cfg.SyncWrites,
 		Logger:          logger,
 		EdgeID:          cfg.ID,
 		OnTaskFinal:     metrics.TaskFinal,
 		DownloadTimeout: cfg.DownloadTimeout,
-		// No core link yet: an outbox nobody drains would grow without bound.
+		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,
+		OnWake: func(deviceID string) {
+			select {
+			case wakeQ <- deviceID:
+			default:
+				// The task is stored; it runs at the device's next
+				// Inform instead of now.
+				logger.Warn("connection request queue full; the task waits for the device's next inform", "device", deviceID)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open edge cache in %s: %w", cfg.DataDir, err)
@@ -277,7 +298,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		cache.Close()
 		return nil, fmt.Errorf("open file store in %s: %w", cfg.DataDir, err)
 	}
-	n := &Node{cfg: cfg, log: logger, cache: cache, files: files, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, cache: cache, files: files, wakeQ: wakeQ, ready: make(chan struct{})}
 	n.metrics = metrics
 	n.server = newServer(cfg, cache, files, n.metrics, logger)
 	n.reach = NewReacher(ReacherConfig{
@@ -294,10 +315,41 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		CR:      n.reach,
 		Metrics: n.metrics.Handler(),
 		Ready:   n.readyErr,
+		Health:  cache.Health,
 		Logger:  logger,
 	})
 	return n, nil
 }
+
+// Wake-up of devices for downlink tasks marked Wake (the core's
+// ?connection_request): like the API's, each is a connection request
+// through the Reacher, which coalesces and rate-limits per device.
+const (
+	wakeQueueLen = 4096
+	wakeWorkers  = 16
+	wakeTimeout  = 10 * time.Second
+)
+
+// wakeLoop sends the connection requests queued by OnWake until ctx ends.
+func (n *Node) wakeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-n.wakeQ:
+			cctx, cancel := context.WithTimeout(ctx, wakeTimeout)
+			err := n.reach.ConnectionRequest(cctx, id)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				n.log.Info("connection request for a core task failed; it runs at the device's next inform", "device", id, "err", err)
+			}
+		}
+	}
+}
+
+// Health is what the edge reports on the sync link's heartbeats and in
+// /healthz (see Cache.Health).
+func (n *Node) Health() fleet.EdgeHealth { return n.cache.Health() }
 
 // SetUplink attaches the core link; call before Run.
 func (n *Node) SetUplink(u Uplink) { n.uplink = u }
@@ -432,6 +484,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	wg.Add(2)
 	go func() { defer wg.Done(); n.cache.RunGC(bg) }()
 	go func() { defer wg.Done(); n.janitor(bg) }()
+	var wakeWG sync.WaitGroup
+	for range wakeWorkers {
+		wakeWG.Add(1)
+		go func() { defer wakeWG.Done(); n.wakeLoop(bg) }()
+	}
 	var upErr chan error
 	if n.uplink != nil {
 		upErr = make(chan error, 1)
@@ -468,6 +525,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	cancel()
 	stopBG()
+	// No connection request may start once the Reacher is waited for.
+	wakeWG.Wait()
 	// UDP connection requests may still be sending copies from the STUN
 	// socket: let them finish before it closes.
 	n.reach.Wait()

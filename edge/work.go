@@ -126,11 +126,10 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	var (
 		dev     Device
 		created bool
-		staged  int
 		cleared []string
 	)
-	err = c.update(func(txn *badger.Txn) error {
-		dev, created, staged, cleared = Device{}, false, 0, cleared[:0]
+	err = c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
+		dev, created, cleared = Device{}, false, cleared[:0]
 		switch err := getCBOR(txn, pDevice+id, &dev); {
 		case errors.Is(err, ErrNotFound):
 			created = true
@@ -202,20 +201,15 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
 			return fmt.Errorf("store device: %w", err)
 		}
-		n, err := c.appendOutbox(txn, delta)
-		if err != nil {
-			return fmt.Errorf("outbox: %w", err)
-		}
-		staged = n
-		return nil
+		return ob.add(delta)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("begin session of %s: %w", id, err)
 	}
+	c.sessions.add(time.Now())
 	if created {
 		c.devices.Add(1)
 	}
-	c.outboxLen.Add(int64(staged))
 	// The InformResponse tells the CPE its events were delivered and it
 	// will not send them again; only periodic, connection-request and
 	// heartbeat events are resent anyway, so those sessions skip the fsync.
@@ -317,9 +311,8 @@ func (c *Cache) putDeviceFault(dev, kind string, fs cwmp.FaultStruct, now time.T
 func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 	id := w.dev.ID
 	var done *fleet.Task
-	staged := 0
-	err := w.c.update(func(txn *badger.Txn) error {
-		done, staged = nil, 0
+	err := w.c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
+		done = nil
 		tasks, err := loadTasks(txn, pOpen+id+"/")
 		if err != nil {
 			return err
@@ -346,8 +339,7 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 			done.Status = fleet.StatusDone
 		}
 		done.Updated = w.meta.Now.UTC()
-		staged, err = w.c.stageFinal(txn, done)
-		return err
+		return stageFinal(txn, ob, done)
 	})
 	if err != nil {
 		return fmt.Errorf("record TransferComplete %q of %s: %w", r.CommandKey, id, err)
@@ -357,7 +349,6 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 		return nil
 	}
 	w.seen[done.ID] = true
-	w.c.outboxLen.Add(int64(staged))
 	// TransferCompleteResponse ends the CPE's duty to report the transfer.
 	if err := w.c.durable(); err != nil {
 		return fmt.Errorf("record TransferComplete %q of %s: %w", r.CommandKey, id, err)
@@ -369,27 +360,27 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 
 // stageFinal writes a final task, moves it from the open to the finished
 // index, records or clears its fault and queues its result upstream.
-func (c *Cache) stageFinal(txn *badger.Txn, t *fleet.Task) (int, error) {
+func stageFinal(txn *badger.Txn, ob *outboxTxn, t *fleet.Task) error {
 	if err := setRecord(txn, pTask+t.ID, t); err != nil {
-		return 0, err
+		return err
 	}
 	if err := txn.Delete([]byte(pOpen + t.Device + "/" + t.ID)); err != nil {
-		return 0, err
+		return err
 	}
 	if err := txn.Set([]byte(pDone+t.Device+"/"+t.ID), nil); err != nil {
-		return 0, err
+		return err
 	}
 	fk := []byte(pFault + t.Device + "/" + t.ID)
 	if t.Status == fleet.StatusFault && t.Fault != nil {
 		f := DeviceFault{ID: t.ID, Device: t.Device, Task: t.ID, Code: t.Fault.Code, Message: t.Fault.Message,
 			Detail: t.Fault.Detail, Timestamp: t.Updated}
 		if err := setCBOR(txn, string(fk), &f); err != nil {
-			return 0, err
+			return err
 		}
 	} else if err := txn.Delete(fk); err != nil {
-		return 0, err
+		return err
 	}
-	return c.appendOutbox(txn, t)
+	return ob.add(t)
 }
 
 // claim marks a task as held by a live session; false if another holds it
@@ -814,12 +805,9 @@ func (w *SessionWork) End(completed bool) error {
 	}
 	id := w.dev.ID
 	now := w.meta.Now.UTC()
-	var (
-		staged int
-		final  []string
-	)
-	err := w.c.update(func(txn *badger.Txn) error {
-		staged, final = 0, final[:0]
+	var final []string
+	err := w.c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
+		final = final[:0]
 		for _, tid := range w.order {
 			t := w.changed[tid]
 			// Deleted through the API while the session ran: keep it deleted.
@@ -829,11 +817,9 @@ func (w *SessionWork) End(completed bool) error {
 				return err
 			}
 			if t.Status.Final() {
-				n, err := w.c.stageFinal(txn, t)
-				if err != nil {
+				if err := stageFinal(txn, ob, t); err != nil {
 					return fmt.Errorf("task %s: %w", tid, err)
 				}
-				staged += n
 				final = append(final, tid)
 				continue
 			}
@@ -851,18 +837,13 @@ func (w *SessionWork) End(completed bool) error {
 			}
 		}
 		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
-			n, err := w.c.appendOutbox(txn, delta)
-			if err != nil {
-				return fmt.Errorf("outbox: %w", err)
-			}
-			staged += n
+			return ob.add(delta)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("end session of %s (completed=%v): %w", id, completed, err)
 	}
-	w.c.outboxLen.Add(int64(staged))
 	// Task results are the CPE's answers to requests that may not be
 	// repeatable (a reboot, a write); keep them through a power loss.
 	if err := w.c.durable(); err != nil {

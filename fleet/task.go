@@ -173,6 +173,11 @@ type Task struct {
 	Timestamp time.Time  `json:"timestamp" cbor:"5,keyasint"`
 	// Expiry is the time after which a still pending task is dropped as expired.
 	Expiry time.Time `json:"expiry,omitzero" cbor:"6,keyasint,omitzero"`
+	// Edge is the edge the core dispatched the task to (or the edge that
+	// created it); empty while the device has no home edge. The core's
+	// record keeps it while the task moves, so it names the one edge that
+	// may run the task.
+	Edge string `json:"edge,omitempty" cbor:"7,keyasint,omitempty"`
 
 	ParameterNames      []string             `json:"parameterNames,omitempty" cbor:"10,keyasint,omitempty"`
 	ParameterValues     []ParameterValue     `json:"parameterValues,omitempty" cbor:"11,keyasint,omitempty"`
@@ -221,6 +226,7 @@ type taskRequest struct {
 	// Fields GenieACS clients send back when reposting a stored task.
 	ID        string          `json:"_id"`
 	Device    string          `json:"device"`
+	Edge      string          `json:"edge"`
 	Timestamp json.RawMessage `json:"timestamp"`
 }
 
