@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/leakcheck"
+	"github.com/hashicorp/raft"
 )
 
 func testLogger() *slog.Logger {
@@ -201,6 +204,41 @@ func mustApplyNode(t testing.TB, n *testNode, cmd Command) Result {
 		t.Fatalf("apply %v: %v", cmd.Op, r.Err)
 	}
 	return r
+}
+
+// applyViaLeader applies cmd on whichever of nodes leads, following the
+// leadership for up to d. With the short test timeouts a busy machine
+// (-race, parallel packages, FSM snapshots) can stall a process past the
+// leader lease, and raft then legitimately elects again; Node.Apply is
+// leader-only and reports that as ErrNotLeader, either because raft refused
+// the entry or because leadership was lost while committing it. In the
+// second case the command may already be in the log, so it is sent again:
+// only idempotent commands may be passed here.
+func applyViaLeader(t testing.TB, nodes []*testNode, d time.Duration, cmd Command) Result {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	lastErr := fmt.Errorf("%w among %d nodes", ErrNoLeader, len(nodes))
+	for {
+		for _, n := range nodes {
+			if !n.IsLeader() {
+				continue
+			}
+			r := n.Apply(context.Background(), cmd)
+			if r.Err == nil {
+				return r
+			}
+			if !errors.Is(r.Err, ErrNotLeader) {
+				t.Fatalf("apply %v on %s: %v", cmd.Op, n.ID(), r.Err)
+			}
+			lastErr = fmt.Errorf("on %s: %w", n.ID(), r.Err)
+			t.Logf("apply %v: leadership moved, following it: %v", cmd.Op, lastErr)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("apply %v: no leader committed it within %v; last error: %v", cmd.Op, d, lastErr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestClusterReplicationAndForwarding(t *testing.T) {
@@ -489,8 +527,8 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 }
 
 // TestFollowerBehindCatchesUpBySnapshot stops a follower, writes past the
-// leader's log compaction, and restarts it: the entries it missed are gone
-// from the log, so it must install a snapshot.
+// log compaction of both survivors, and restarts it: the entries it missed
+// are gone from every log it could be sent, so it must install a snapshot.
 func TestFollowerBehindCatchesUpBySnapshot(t *testing.T) {
 	tweak := func(c *Config) {
 		c.SnapshotThreshold = 32
@@ -498,22 +536,44 @@ func TestFollowerBehindCatchesUpBySnapshot(t *testing.T) {
 		c.SnapshotInterval = 50 * time.Millisecond
 	}
 	nodes := newCluster(t, 3, tweak)
-	leader := leaderOf(t, nodes)
 	follower := followerOf(nodes)
+	var survivors []*testNode
+	for _, n := range nodes {
+		if n != follower {
+			survivors = append(survivors, n)
+		}
+	}
 	cfg := follower.cfg
 	cfg.RaftAddr, cfg.APIAddr = follower.RaftAddr(), follower.APIAddr()
 	cfg.Join, cfg.Bootstrap = "", false
-	missedFrom := follower.fsm.AppliedIndex()
+	// The restarted node never snapshots on its own, so a snapshot it has
+	// afterwards can only be one the leader sent it.
+	cfg.SnapshotThreshold = 1 << 40
 	follower.stop()
+	// Its log is closed and can no longer change; the store still answers
+	// from its cached bounds. The first entry it misses is the one after.
+	missedFrom, _ := follower.logs.LastIndex()
+	// Either survivor may lead (now or after an election during the
+	// writes), so every write follows the leader. Re-applying a delta for
+	// the same new device changes nothing, so a retry after a lost
+	// leadership is safe.
 	for i := range 150 {
-		mustApplyNode(t, leader, Command{Op: OpDeviceDelta, Delta: delta(fmt.Sprintf("late%03d", i), "e1")})
+		applyViaLeader(t, survivors, 15*time.Second, Command{Op: OpDeviceDelta, Delta: delta(fmt.Sprintf("late%03d", i), "e1")})
 	}
-	if err := leader.raft.Snapshot().Error(); err != nil {
-		t.Fatalf("snapshot: %v", err)
+	// Whichever survivor leads when the follower returns must have dropped
+	// the entries it needs, so both compact.
+	for _, n := range survivors {
+		if err := n.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			t.Fatalf("snapshot on %s: %v", n.ID(), err)
+		}
 	}
-	waitFor(t, "compaction past the follower", 10*time.Second, func() bool {
-		first, _ := leader.logs.FirstIndex()
-		return first > missedFrom+1
+	waitFor(t, "compaction past the follower on both survivors", 10*time.Second, func() bool {
+		for _, n := range survivors {
+			if first, _ := n.logs.FirstIndex(); first <= missedFrom+1 {
+				return false
+			}
+		}
+		return true
 	})
 	restarted := startNode(t, cfg)
 	waitFor(t, "the follower to catch up", 15*time.Second, func() bool {
@@ -526,11 +586,8 @@ func TestFollowerBehindCatchesUpBySnapshot(t *testing.T) {
 	}
 	// Raft records the installed snapshot just after the FSM restore that
 	// made the devices visible, so wait for it rather than read it once.
-	deadline := time.Now().Add(10 * time.Second)
-	for restarted.raft.Stats()["last_snapshot_index"] == "0" {
-		if time.Now().After(deadline) {
-			t.Fatalf("follower caught up without a snapshot: %v", restarted.raft.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the follower to record an installed snapshot past what it missed", 10*time.Second, func() bool {
+		idx, err := strconv.ParseUint(restarted.raft.Stats()["last_snapshot_index"], 10, 64)
+		return err == nil && idx > missedFrom
+	})
 }
