@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,9 @@ func statusFor(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed):
+	case errors.Is(err, ErrRevoked):
+		return http.StatusForbidden
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed), errors.Is(err, ErrApplyFailed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
@@ -67,6 +70,8 @@ func errorFor(code int, msg string) error {
 		base = ErrBadRequest
 	case http.StatusConflict:
 		base = ErrConflict
+	case http.StatusForbidden:
+		base = ErrRevoked
 	case http.StatusRequestEntityTooLarge:
 		base = ErrTooLarge
 	case http.StatusServiceUnavailable:
@@ -131,6 +136,7 @@ func (n *Node) handler() http.Handler {
 	h("PUT /api/v1/files/{name}", n.putFile) // blob stays here; metadata goes to the leader
 	h("DELETE /api/v1/files/{name}", n.write(n.deleteFile))
 	h("GET /api/v1/edges", n.read(n.listEdges))
+	h("POST /api/v1/edges/{id}/revoke", n.write(n.revokeEdge))
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
@@ -391,7 +397,59 @@ func (n *Node) tagDevice(op Op) http.HandlerFunc {
 	}
 }
 
+// parseWait reads ?wait=<duration> or GenieACS's ?timeout=<milliseconds>,
+// as the edge's API does.
+func parseWait(q url.Values) (time.Duration, error) {
+	if s := q.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > maxWait {
+			return 0, fmt.Errorf("%w: wait must be a duration up to %v", ErrBadRequest, maxWait)
+		}
+		return d, nil
+	}
+	if s := q.Get("timeout"); s != "" {
+		ms, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxWait {
+			return 0, fmt.Errorf("%w: timeout must be milliseconds up to %v", ErrBadRequest, maxWait)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	return 0, nil
+}
+
+// wantWake reads ?connection_request (GenieACS's NBI): present, empty or
+// true, it asks the edge to wake the device as soon as the task arrives.
+func wantWake(q url.Values) (bool, error) {
+	if !q.Has("connection_request") {
+		return false, nil
+	}
+	s := q.Get("connection_request")
+	if s == "" {
+		return true, nil
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%w: connection_request must be empty, true or false", ErrBadRequest)
+	}
+	return v, nil
+}
+
+// createDeviceTask queues a task for one device; the FSM dispatches it to
+// the device's edge. With ?connection_request the edge wakes the device at
+// once; with ?wait=D (or ?timeout=ms) the answer waits up to D for the
+// task to end: 200 with the final task, else 202 with it as it stands.
 func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	wait, err := parseWait(q)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	wake, err := wantWake(q)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	body, err := n.readBody(w, r)
 	if err != nil {
 		writeError(w, err)
@@ -404,7 +462,7 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.ID = ulid.Make().String()
-	res, ok := n.applyOK(w, r, Command{Op: OpCreateTasks, Time: now, Key: r.Header.Get("Idempotency-Key"), Tasks: []*fleet.Task{t}})
+	res, ok := n.applyOK(w, r, Command{Op: OpCreateTasks, Time: now, Key: r.Header.Get("Idempotency-Key"), Wake: wake, Tasks: []*fleet.Task{t}})
 	if !ok {
 		return
 	}
@@ -415,9 +473,25 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The stored task says which edge it went to.
+	if stored, err := n.fsm.Task(t.ID); err == nil {
+		t = stored
+	}
+	w.Header().Set("Location", "/api/v1/tasks/"+t.ID)
+	if wait > 0 {
+		final, err := n.awaitFinal(r.Context(), t.ID, wait)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if final.Status.Final() {
+			writeJSON(w, http.StatusOK, final)
+			return
+		}
+		t = final
+	}
 	// 202 as GenieACS answers a queued task ("Task queued but not
 	// processed"): scripts written against its NBI branch on it.
-	w.Header().Set("Location", "/api/v1/tasks/"+t.ID)
 	writeJSON(w, http.StatusAccepted, t)
 }
 
@@ -428,6 +502,11 @@ type filterTaskRequest struct {
 }
 
 func (n *Node) createFilterTasks(w http.ResponseWriter, r *http.Request) {
+	wake, err := wantWake(r.URL.Query())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	body, err := n.readBody(w, r)
 	if err != nil {
 		writeError(w, err)
@@ -466,7 +545,7 @@ func (n *Node) createFilterTasks(w http.ResponseWriter, r *http.Request) {
 			t.ID, t.Device = ulid.Make().String(), d.ID
 			tasks[i] = &t
 		}
-		res := n.Apply(r.Context(), Command{Op: OpCreateTasks, Time: now, SkipMissing: true, Tasks: tasks})
+		res := n.Apply(r.Context(), Command{Op: OpCreateTasks, Time: now, SkipMissing: true, Wake: wake, Tasks: tasks})
 		if res.Err != nil {
 			writeError(w, fmt.Errorf("after creating %d tasks: %w", len(ids), res.Err))
 			return
@@ -514,43 +593,47 @@ func (n *Node) listTasks(w http.ResponseWriter, r *http.Request) {
 // getTask answers with the task; with ?wait=D it first waits up to D for
 // the task to become final: 200 when final, 202 when still pending.
 func (n *Node) getTask(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	var wait time.Duration
-	if s := r.URL.Query().Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > maxWait {
-			writeError(w, fmt.Errorf("%w: wait must be a duration up to %v", ErrBadRequest, maxWait))
-			return
-		}
-		wait = d
+	wait, err := parseWait(r.URL.Query())
+	if err != nil {
+		writeError(w, err)
+		return
 	}
+	t, err := n.awaitFinal(r.Context(), r.PathValue("id"), wait)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	code := http.StatusOK
+	if wait > 0 && !t.Status.Final() {
+		code = http.StatusAccepted
+	}
+	writeJSON(w, code, t)
+}
+
+// awaitFinal reads task id, waiting up to wait for it to become final. It
+// wakes on every FSM apply (FSM.Watch), so a result that arrives from an
+// edge through the uplink ends the wait as soon as this node applies it.
+// When the wait runs out it returns the task as it stands.
+func (n *Node) awaitFinal(ctx context.Context, id string, wait time.Duration) (*fleet.Task, error) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
 		ch := n.fsm.Watch() // before the read, so no change is missed
 		t, err := n.fsm.Task(id)
 		if err != nil {
-			writeError(w, err)
-			return
+			return nil, err
 		}
 		if wait == 0 || t.Status.Final() {
-			code := http.StatusOK
-			if wait > 0 && !t.Status.Final() {
-				code = http.StatusAccepted
-			}
-			writeJSON(w, code, t)
-			return
+			return t, nil
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			writeJSON(w, http.StatusAccepted, t)
-			return
-		case <-r.Context().Done():
-			return
+			return t, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for task %s: %w", id, ctx.Err())
 		case <-n.closed:
-			writeError(w, ErrClosed)
-			return
+			return nil, fmt.Errorf("waiting for task %s: %w", id, ErrClosed)
 		}
 	}
 }
@@ -772,9 +855,33 @@ func (n *Node) deleteFile(w http.ResponseWriter, r *http.Request) {
 // listed as online.
 const edgeOnlineWindow = 90 * time.Second
 
+// edgeView is one edge in GET /api/v1/edges: the replicated record, plus
+// what this node's sync server knows of its link (connected, the health it
+// last reported), which only the node holding the link has.
 type edgeView struct {
 	*Edge
-	Status string `json:"status"`
+	Status        string            `json:"status"`
+	Connected     bool              `json:"connected"`
+	Health        *fleet.EdgeHealth `json:"health,omitempty"`
+	HealthUpdated time.Time         `json:"healthUpdated,omitzero"`
+}
+
+func (n *Node) edgeView(e *Edge) edgeView {
+	v := edgeView{Edge: e, Status: "offline"}
+	if time.Since(e.LastSeen) < edgeOnlineWindow {
+		v.Status = "online"
+	}
+	if l, ok := n.edgeHealth(e.ID); ok {
+		h := l.health
+		v.Connected, v.Health, v.HealthUpdated = l.connected, &h, l.at
+		if l.connected {
+			v.Status = "online"
+		}
+	}
+	if !e.Revoked.IsZero() {
+		v.Status = "revoked"
+	}
+	return v
 }
 
 func (n *Node) listEdges(w http.ResponseWriter, r *http.Request) {
@@ -783,15 +890,32 @@ func (n *Node) listEdges(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := make([]edgeView, len(es))
-	for i, e := range es {
-		st := "offline"
-		if time.Since(e.LastSeen) < edgeOnlineWindow {
-			st = "online"
+	out := make([]edgeView, 0, len(es))
+	known := make(map[string]bool, len(es))
+	for _, e := range es {
+		known[e.ID] = true
+		out = append(out, n.edgeView(e))
+	}
+	// An edge connected here that has not written anything yet has no
+	// record in the FSM; list it anyway.
+	live := n.liveEdges()
+	slices.Sort(live)
+	for _, id := range live {
+		if !known[id] {
+			out = append(out, n.edgeView(&Edge{ID: id}))
 		}
-		out[i] = edgeView{Edge: e, Status: st}
 	}
 	writeJSON(w, 200, out)
+}
+
+// revokeEdge answers POST /api/v1/edges/{id}/revoke with the edge's record.
+func (n *Node) revokeEdge(w http.ResponseWriter, r *http.Request) {
+	e, err := n.Revoke(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, n.edgeView(e))
 }
 
 func (n *Node) clusterStatus(w http.ResponseWriter, r *http.Request) {

@@ -30,9 +30,18 @@ type Batcher struct {
 	once     sync.Once
 }
 
+// pending is one writer's submission: commands that go into one log
+// entry, contiguous and in order.
 type pending struct {
-	cmd Command
-	res chan Result // buffered 1
+	cmds []Command
+	res  chan groupResult // buffered 1
+}
+
+// groupResult answers a pending: a result per command, or err when the
+// entry was not applied (or its fate is unknown).
+type groupResult struct {
+	rs  []Result
+	err error
 }
 
 // BatcherConfig tunes a Batcher.
@@ -77,68 +86,106 @@ func NewBatcher(apply func(data []byte) raft.ApplyFuture, cfg BatcherConfig) *Ba
 // leader, shut down, timed out) come back in Result.Err like domain errors.
 // When ctx ends first the write may still be applied later.
 func (b *Batcher) Apply(ctx context.Context, cmd Command) Result {
-	if cmd.V == 0 {
-		cmd.V = CommandVersion
+	rs, err := b.ApplyAll(ctx, []Command{cmd})
+	if err != nil {
+		return Result{Err: err}
 	}
-	p := &pending{cmd: cmd, res: make(chan Result, 1)}
+	return rs[0]
+}
+
+// ApplyAll proposes cmds as contiguous commands of one log entry, in
+// order, so no other writer's command lands between them and none of them
+// applies before the one ahead of it; other writers' commands may share
+// the entry before or after them. It returns a result per command (domain
+// errors inside), or an error when the entry was not applied or its fate
+// is unknown (not the leader, shut down, timed out: it may still apply).
+func (b *Batcher) ApplyAll(ctx context.Context, cmds []Command) ([]Result, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	for i := range cmds {
+		if cmds[i].V == 0 {
+			cmds[i].V = CommandVersion
+		}
+	}
+	op := cmds[0].Op
+	p := &pending{cmds: cmds, res: make(chan groupResult, 1)}
 	select {
 	case b.in <- p:
 	case <-b.stop:
-		return Result{Err: fmt.Errorf("batcher: %w", ErrClosed)}
+		return nil, fmt.Errorf("batcher: %w", ErrClosed)
 	case <-ctx.Done():
-		return Result{Err: fmt.Errorf("submit %v: %w", cmd.Op, ctx.Err())}
+		return nil, fmt.Errorf("submit %v: %w", op, ctx.Err())
 	}
 	select {
 	case r := <-p.res:
-		return r
+		return r.rs, r.err
 	case <-b.done:
 		// run has exited: p was either answered or is still queued.
 		select {
 		case r := <-p.res:
-			return r
+			return r.rs, r.err
 		default:
 			b.wg.Wait()
 			select {
 			case r := <-p.res:
-				return r
+				return r.rs, r.err
 			default:
-				return Result{Err: fmt.Errorf("batcher: %w", ErrClosed)}
+				return nil, fmt.Errorf("batcher: %w", ErrClosed)
 			}
 		}
 	case <-ctx.Done():
-		return Result{Err: fmt.Errorf("%w waiting for %v to commit (it may still apply): %v", ErrTimeout, cmd.Op, ctx.Err())}
+		return nil, fmt.Errorf("%w waiting for %v to commit (it may still apply): %v", ErrTimeout, op, ctx.Err())
 	}
 }
 
 func (b *Batcher) run() {
 	defer close(b.done)
+	// carry is a submission that did not fit in the last batch; it opens
+	// the next one (a submission larger than MaxBatch is a batch alone).
+	var carry *pending
 	for {
 		var batch []*pending
-		select {
-		case p := <-b.in:
+		n := 0
+		add := func(p *pending) {
+			if n > 0 && n+len(p.cmds) > b.maxBatch {
+				carry = p
+				return
+			}
 			batch = append(batch, p)
-		case <-b.stop:
-			b.failQueued()
-			return
+			n += len(p.cmds)
+		}
+		if carry != nil {
+			p := carry
+			carry = nil
+			add(p)
+		} else {
+			select {
+			case p := <-b.in:
+				add(p)
+			case <-b.stop:
+				b.failQueued()
+				return
+			}
 		}
 		// Take whatever is already queued.
 	drain:
-		for len(batch) < b.maxBatch {
+		for n < b.maxBatch && carry == nil {
 			select {
 			case p := <-b.in:
-				batch = append(batch, p)
+				add(p)
 			default:
 				break drain
 			}
 		}
 		// While the pipeline is busy, a short wait buys a fuller batch.
-		if len(batch) < b.maxBatch && len(b.inflight) > 0 {
+		if n < b.maxBatch && carry == nil && len(b.inflight) > 0 {
 			timer := time.NewTimer(b.maxDelay)
 		fill:
-			for len(batch) < b.maxBatch {
+			for n < b.maxBatch && carry == nil {
 				select {
 				case p := <-b.in:
-					batch = append(batch, p)
+					add(p)
 				case <-timer.C:
 					break fill
 				}
@@ -148,18 +195,21 @@ func (b *Batcher) run() {
 		select {
 		case b.inflight <- struct{}{}:
 		case <-b.stop:
+			if carry != nil {
+				batch = append(batch, carry)
+			}
 			failAll(batch, fmt.Errorf("batcher: %w", ErrClosed))
 			b.failQueued()
 			return
 		}
-		b.flush(batch)
+		b.flush(batch, n)
 	}
 }
 
-func (b *Batcher) flush(batch []*pending) {
-	cmds := make([]Command, len(batch))
-	for i, p := range batch {
-		cmds[i] = p.cmd
+func (b *Batcher) flush(batch []*pending, n int) {
+	cmds := make([]Command, 0, n)
+	for _, p := range batch {
+		cmds = append(cmds, p.cmds...)
 	}
 	data, err := EncodeCommands(cmds)
 	if err != nil {
@@ -178,18 +228,28 @@ func (b *Batcher) flush(batch []*pending) {
 			failAll(batch, raftError(err))
 			return
 		}
-		b.observe(len(batch), time.Since(start))
+		b.observe(len(cmds), time.Since(start))
 		rs, ok := f.Response().([]Result)
-		if !ok || len(rs) != len(batch) {
-			err := fmt.Errorf("%w: apply returned %d results for %d commands", ErrCorruptCommand, len(rs), len(batch))
+		if !ok || len(rs) != len(cmds) {
+			err := fmt.Errorf("%w: apply returned %d results for %d commands", ErrCorruptCommand, len(rs), len(cmds))
 			if ok && len(rs) == 1 && rs[0].Err != nil {
 				err = rs[0].Err
 			}
 			failAll(batch, err)
 			return
 		}
-		for i, p := range batch {
-			p.res <- rs[i]
+		// A stopped FSM answers every command with its *ApplyError: the
+		// entry is committed but not applied here, which is not a result.
+		for _, r := range rs {
+			if errors.Is(r.Err, ErrApplyFailed) {
+				failAll(batch, r.Err)
+				return
+			}
+		}
+		off := 0
+		for _, p := range batch {
+			p.res <- groupResult{rs: rs[off : off+len(p.cmds) : off+len(p.cmds)]}
+			off += len(p.cmds)
 		}
 	}()
 }
@@ -212,7 +272,7 @@ func raftError(err error) error {
 
 func failAll(batch []*pending, err error) {
 	for _, p := range batch {
-		p.res <- Result{Err: err}
+		p.res <- groupResult{err: err}
 	}
 }
 
@@ -220,7 +280,7 @@ func (b *Batcher) failQueued() {
 	for {
 		select {
 		case p := <-b.in:
-			p.res <- Result{Err: fmt.Errorf("batcher: %w", ErrClosed)}
+			p.res <- groupResult{err: fmt.Errorf("batcher: %w", ErrClosed)}
 		default:
 			return
 		}

@@ -30,6 +30,11 @@ const (
 	OpEdgeAck        Op = 14
 	OpRegisterNode   Op = 15
 	OpRemoveNode     Op = 16
+	// OpUplink applies one record of an edge's uplink (Record: fleet.Marshal
+	// bytes of a DeviceDelta, Task or TaskDrop) under Edge and Seq.
+	OpUplink Op = 17
+	// OpRevokeEdge puts the edge Name on the revocation list.
+	OpRevokeEdge Op = 18
 )
 
 var opNames = map[Op]string{
@@ -38,6 +43,7 @@ var opNames = map[Op]string{
 	OpCancelTask: "CancelTask", OpPutPreset: "PutPreset", OpDeletePreset: "DeletePreset",
 	OpPutFileMeta: "PutFileMeta", OpDeleteFileMeta: "DeleteFileMeta", OpEdgeSeen: "EdgeSeen",
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
+	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -87,6 +93,14 @@ type Command struct {
 	Node        *NodeInfo          `cbor:"21,keyasint,omitempty"`
 	SkipMissing bool               `cbor:"22,keyasint,omitempty"`
 	Addr        string             `cbor:"23,keyasint,omitempty"`
+	// Record is an uplink record as the edge wrote it (OpUplink).
+	Record []byte `cbor:"24,keyasint,omitempty"`
+	// Wake asks the edge to send a connection request as soon as it stores
+	// the tasks (OpCreateTasks; the API's ?connection_request).
+	Wake bool `cbor:"25,keyasint,omitempty"`
+	// SharedSeq is the fleet-wide downlink position an edge stored
+	// (OpEdgeAck; Seq is the position in the edge's own log).
+	SharedSeq uint64 `cbor:"26,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

@@ -25,4 +25,10 @@ var (
 	ErrClosed = errors.New("closed")
 	// ErrTimeout means a write was not committed within its deadline; it may still commit.
 	ErrTimeout = errors.New("timed out")
+	// ErrApplyFailed means the FSM could not apply a committed entry (its
+	// storage refused a write) and stopped: it applies nothing further and
+	// the node shuts down. Wrapped by *ApplyError, which names the entry.
+	ErrApplyFailed = errors.New("fsm stopped: a committed entry could not be applied")
+	// ErrRevoked means the edge's certificate name is on the revocation list.
+	ErrRevoked = errors.New("edge revoked")
 )

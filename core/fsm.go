@@ -36,7 +36,39 @@ type FSM struct {
 
 	watchMu sync.Mutex
 	watch   chan struct{} // closed and replaced after every applied batch
+
+	// failed holds the *ApplyError that stopped the FSM; once set, nothing
+	// more is applied, snapshotted or restored.
+	failed atomic.Pointer[ApplyError]
+	// onFatal is told, once, when the FSM stops (SetFatalHook).
+	onFatal func(error)
+	// writeFault, when set (tests only), can fail an apply-path write.
+	writeFault atomic.Pointer[func(k []byte) error]
 }
+
+// ApplyError says which committed entry the FSM could not apply and why.
+// It wraps ErrApplyFailed and the cause.
+type ApplyError struct {
+	// Index and Term name the raft entry. For a failed commit of a batch
+	// of entries, Index is the batch's last entry.
+	Index, Term uint64
+	// Op is the failing command's operation (0 when the commit failed).
+	Op Op
+	// Err is the storage failure.
+	Err error
+}
+
+// Error names the entry and the cause.
+func (e *ApplyError) Error() string {
+	what := "commit of the batch ending at raft entry"
+	if e.Op != 0 {
+		what = fmt.Sprintf("%v command of raft entry", e.Op)
+	}
+	return fmt.Sprintf("%s: %s %d (term %d): %v", ErrApplyFailed, what, e.Index, e.Term, e.Err)
+}
+
+// Unwrap returns ErrApplyFailed and the cause, for errors.Is and errors.As.
+func (e *ApplyError) Unwrap() []error { return []error{ErrApplyFailed, e.Err} }
 
 // deviceCacheSize bounds the apply path's device cache (about 0.5 KB a
 // device with a small overlay).
@@ -123,6 +155,41 @@ func (f *FSM) loadApplied() error {
 // AppliedIndex is the highest raft log index this FSM has applied.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
+// SetFatalHook installs fn, called once (from raft's FSM goroutine, so it
+// must not block on raft) when a committed entry cannot be applied and
+// the FSM stops. Call it before raft starts.
+func (f *FSM) SetFatalHook(fn func(error)) { f.onFatal = fn }
+
+// Err returns the *ApplyError that stopped the FSM, or nil while it runs.
+func (f *FSM) Err() error {
+	if e := f.failed.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// setWriteFault makes fn see every key the apply path writes, and fail the
+// write when it returns an error (tests: a disk that refuses writes).
+func (f *FSM) setWriteFault(fn func(k []byte) error) {
+	if fn == nil {
+		f.writeFault.Store(nil)
+		return
+	}
+	f.writeFault.Store(&fn)
+}
+
+// fail stops the FSM and tells the hook, once.
+func (f *FSM) fail(e *ApplyError) {
+	if !f.failed.CompareAndSwap(nil, e) {
+		return
+	}
+	f.log.Error("fsm stopped: a committed raft entry cannot be applied; the node shuts down and replays it on restart",
+		"index", e.Index, "term", e.Term, "op", e.Op, "applied", f.applied.Load(), "err", e.Err)
+	if f.onFatal != nil {
+		f.onFatal(e)
+	}
+}
+
 // Watch returns a channel closed after the next batch is applied; readers
 // waiting for a change (a task becoming final) re-read and watch again.
 func (f *FSM) Watch() <-chan struct{} {
@@ -148,14 +215,32 @@ func (f *FSM) Apply(l *raft.Log) any {
 // only when Badger says it is too big). Entries at or below the stored
 // applied index were applied before a restart and are skipped, so a replay
 // never applies anything twice.
+//
+// Apply is fail-stop. A command's domain error is its result; an entry
+// that cannot be decoded is logged and changes nothing; but when Badger
+// refuses a write (or the commit) the FSM can no longer match the log, and
+// carrying on would let this node diverge silently. The transaction is
+// then discarded, so the stored applied index stays where it was and a
+// restart replays from there; the FSM stops (every later batch is answered
+// with the same *ApplyError and nothing is applied, snapshotted or
+// restored) and the fatal hook shuts the node down.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	if e := f.failed.Load(); e != nil {
+		for i := range out {
+			out[i] = []Result{{Err: e}}
+		}
+		return out
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	w := &wtx{db: f.db, txn: f.db.NewTransaction(true), devs: f.devs}
+	if fn := f.writeFault.Load(); fn != nil {
+		w.fault = *fn
+	}
 	defer func() { w.txn.Discard() }()
 	last := f.applied.Load()
-	var storageFailed error
+	var failed *ApplyError
 	for i, l := range logs {
 		if l.Index <= last || l.Type != raft.LogCommand {
 			continue
@@ -171,33 +256,39 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			rs[j] = f.proc.apply(w, &cmds[j])
 			var se storageError
 			if errors.As(rs[j].Err, &se) {
-				storageFailed = se
+				failed = &ApplyError{Index: l.Index, Term: l.Term, Op: cmds[j].Op, Err: se}
+				break
 			} else if errors.Is(rs[j].Err, ErrCorruptCommand) {
 				f.log.Error("committed command is corrupt; it changes nothing", "index", l.Index, "op", cmds[j].Op, "err", rs[j].Err)
 			}
 		}
+		if failed != nil {
+			break
+		}
 		out[i] = rs
 	}
-	if n := logs[len(logs)-1].Index; n > last {
+	if l := logs[len(logs)-1]; failed == nil && l.Index > last {
 		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], n)
-		if err := w.set([]byte(kApplied), b[:]); err != nil {
-			storageFailed = err
-		} else if err := w.txn.Commit(); err != nil {
-			storageFailed = err
+		binary.BigEndian.PutUint64(b[:], l.Index)
+		err := w.flushEdges()
+		if err == nil {
+			err = w.set([]byte(kApplied), b[:])
+		}
+		if err == nil {
+			err = w.txn.Commit()
+		}
+		if err != nil {
+			failed = &ApplyError{Index: l.Index, Term: l.Term, Err: storageError{err}}
 		} else {
-			f.applied.Store(n)
+			f.applied.Store(l.Index)
 		}
 	}
-	if storageFailed != nil {
-		// The DB refused a write: the FSM no longer matches the log. Fail
-		// every waiter and say so; a restart restores the last snapshot and
-		// replays from there.
-		f.log.Error("fsm storage failure: state may be behind the log until restart", "err", storageFailed)
+	if failed != nil {
 		f.devs.reset() // it may hold writes that were never committed
 		for i := range out {
-			out[i] = []Result{{Err: fmt.Errorf("apply: %w", storageFailed)}}
+			out[i] = []Result{{Err: failed}}
 		}
+		f.fail(failed)
 	}
 	f.notify()
 	return out
@@ -208,6 +299,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 // the stream, which is harmless because the stored applied index travels
 // with them and replays skip what is already in.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	// A stopped FSM is behind what raft thinks it applied: a snapshot would
+	// let raft compact away the entries it still has to apply.
+	if err := f.Err(); err != nil {
+		return nil, err
+	}
 	return &fsmSnapshot{f: f}, nil
 }
 
@@ -215,6 +311,10 @@ type fsmSnapshot struct{ f *FSM }
 
 // Persist streams the whole DB into the sink.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.f.Err(); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("persist fsm snapshot: %w", err)
+	}
 	s.f.mu.RLock()
 	_, err := s.f.db.Backup(sink, 0)
 	s.f.mu.RUnlock()
@@ -233,6 +333,9 @@ func (s *fsmSnapshot) Release() {}
 // current state untouched.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if err := f.Err(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
 	stage := f.dir + ".restore"
 	if err := os.RemoveAll(stage); err != nil {
 		return fmt.Errorf("restore: clean stage: %w", err)

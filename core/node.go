@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeacs/edgeacs/raftstore"
@@ -33,8 +34,14 @@ type Config struct {
 	RaftAddr string `yaml:"raftAddr"`
 	// APIAddr is where the REST API listens (host:port).
 	APIAddr string `yaml:"apiAddr"`
-	// SyncAddr is reserved for the edge sync link (not served yet).
+	// SyncAddr is where the edge sync link (QUIC) listens. The node does
+	// not bind it (the sync server does); it registers it, so a follower can
+	// redirect an edge to the leader's. SetSyncAddr corrects it once bound.
 	SyncAddr string `yaml:"syncAddr"`
+	// CADir holds the cluster CA certificate and this node's pair
+	// (<id>.crt, <id>.key), made by `edgeacs ca`; the sync server needs
+	// them. Empty: no sync server, edges cannot connect.
+	CADir string `yaml:"caDir"`
 	// Bootstrap makes this node form a new single-node cluster when it has no state.
 	Bootstrap bool `yaml:"bootstrap"`
 	// Join is the API address (host:port or URL) of a member to join through.
@@ -174,6 +181,19 @@ type Node struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
+
+	// fatal is the error that stopped the FSM; Run returns it.
+	fatal atomic.Pointer[error]
+
+	// syncAddr is the advertised sync address; reregister wakes leaderLoop
+	// to publish a new one.
+	syncAddr   atomic.Pointer[string]
+	reregister chan struct{}
+	// uplinkMu serialises ApplyUplink per edge (edge → *sync.Mutex).
+	uplinkMu sync.Map
+	// health is what each edge last reported over this node's sync server.
+	healthMu sync.Mutex
+	health   map[string]edgeLive
 }
 
 // New opens the node's stores, starts Raft (bootstrapping a new cluster if
@@ -192,7 +212,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	n := &Node{cfg: cfg, log: logger, closed: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, closed: make(chan struct{}), reregister: make(chan struct{}, 1), health: map[string]edgeLive{}}
 	// On any failure below, close what was opened, in reverse order.
 	var undo []func()
 	defer func() {
@@ -207,6 +227,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { n.fsm.Close() })
+	n.fsm.SetFatalHook(n.fsmStopped)
 	if n.blobs, err = blob.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
 		return nil, err
 	}
@@ -268,6 +289,8 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, fmt.Errorf("api listen on %s: %w", cfg.APIAddr, err)
 	}
 	n.apiAddr = advertiseAPI(n.apiLn.Addr().(*net.TCPAddr), string(n.trans.LocalAddr()))
+	sa := advertiseSync(cfg.SyncAddr, string(n.trans.LocalAddr()))
+	n.syncAddr.Store(&sa)
 	n.client = &http.Client{Timeout: 60 * time.Second}
 	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
@@ -293,7 +316,9 @@ func (n *Node) Raft() *raft.Raft { return n.raft }
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
 // Run serves the API and the node's background work until ctx ends or
-// Close is called, then shuts down gracefully.
+// Close is called, then shuts down gracefully. When the FSM stops because
+// a committed entry cannot be applied, the node shuts itself down and Run
+// returns that error (an *ApplyError naming the entry and the cause).
 func (n *Node) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	n.goBG(func(context.Context) {
@@ -315,7 +340,26 @@ func (n *Node) Run(ctx context.Context) error {
 	case err = <-serveErr:
 		err = fmt.Errorf("api server: %w", err)
 	}
-	return errors.Join(err, n.Close())
+	closeErr := n.Close()
+	return errors.Join(n.Err(), err, closeErr)
+}
+
+// Err returns the error that stopped the node's FSM, or nil.
+func (n *Node) Err() error {
+	if e := n.fatal.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// fsmStopped is the FSM's fatal hook. It runs on raft's FSM goroutine,
+// which raft.Shutdown waits for, so the shutdown runs on its own.
+func (n *Node) fsmStopped(err error) {
+	if !n.fatal.CompareAndSwap(nil, &err) {
+		return
+	}
+	n.log.Error("shutting down: the FSM cannot apply the committed log", "err", err)
+	go n.Close()
 }
 
 func (n *Node) goBG(fn func(ctx context.Context)) {
@@ -396,6 +440,22 @@ func (n *Node) WaitForLeader(timeout time.Duration) (string, error) {
 	}
 }
 
+// leaderInfo returns the leader's registered addresses.
+func (n *Node) leaderInfo() (*NodeInfo, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return nil, ErrNoLeader
+	}
+	if string(id) == n.cfg.ID {
+		return &NodeInfo{ID: n.cfg.ID, APIAddr: n.apiAddr, SyncAddr: n.SyncAddr()}, nil
+	}
+	info, err := n.fsm.Node(string(id))
+	if err != nil {
+		return nil, fmt.Errorf("%w: leader %s has not registered its addresses yet", ErrNoLeader, id)
+	}
+	return info, nil
+}
+
 // leaderAPI returns the leader's ID and registered API address.
 func (n *Node) leaderAPI() (string, string, error) {
 	_, id := n.raft.LeaderWithID()
@@ -424,15 +484,39 @@ func (n *Node) leaderLoop(ctx context.Context) {
 				continue
 			}
 			n.log.Info("became raft leader")
-			for ctx.Err() == nil && n.IsLeader() {
-				r := n.Apply(ctx, Command{Op: OpRegisterNode, Node: &NodeInfo{ID: n.cfg.ID, APIAddr: n.apiAddr}})
-				if r.Err == nil {
-					break
-				}
-				n.log.Warn("register own API address", "err", r.Err)
-				sleepCtx(ctx, 100*time.Millisecond)
+			n.registerSelf(ctx)
+		case <-n.reregister:
+			if n.IsLeader() {
+				n.registerSelf(ctx)
 			}
 		}
+	}
+}
+
+// registerSelf records this node's API and sync addresses while it leads.
+func (n *Node) registerSelf(ctx context.Context) {
+	for ctx.Err() == nil && n.IsLeader() {
+		r := n.Apply(ctx, Command{Op: OpRegisterNode, Node: &NodeInfo{ID: n.cfg.ID, APIAddr: n.apiAddr, SyncAddr: n.SyncAddr()}})
+		if r.Err == nil {
+			return
+		}
+		n.log.Warn("register own API and sync addresses", "err", r.Err)
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+// SyncAddr is the edge sync address this node advertises ("" if none).
+func (n *Node) SyncAddr() string { return *n.syncAddr.Load() }
+
+// SetSyncAddr replaces the advertised sync address, for a sync server
+// that learned its address only when it bound (port 0). A leader
+// re-registers it at once; a follower when it becomes leader or joins.
+func (n *Node) SetSyncAddr(addr string) {
+	addr = advertiseSync(addr, n.RaftAddr())
+	n.syncAddr.Store(&addr)
+	select {
+	case n.reregister <- struct{}{}:
+	default:
 	}
 }
 
@@ -441,13 +525,16 @@ type JoinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raftAddr"`
 	APIAddr  string `json:"apiAddr,omitempty"`
+	// SyncAddr is the joining node's edge sync address, registered with
+	// its API address.
+	SyncAddr string `json:"syncAddr,omitempty"`
 }
 
 // joinLoop asks a member to add this node until it succeeds. Joining is
 // idempotent, so a restarted node repeats it harmlessly (and refreshes its
 // API address).
 func (n *Node) joinLoop(ctx context.Context) {
-	body, _ := json.Marshal(JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), APIAddr: n.apiAddr})
+	body, _ := json.Marshal(JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), APIAddr: n.apiAddr, SyncAddr: n.SyncAddr()})
 	url := baseURL(n.cfg.Join) + "/api/v1/cluster/join"
 	delay := 100 * time.Millisecond
 	for attempt := 1; ctx.Err() == nil; attempt++ {
@@ -522,7 +609,7 @@ func (n *Node) Join(ctx context.Context, req JoinRequest) error {
 		n.log.Info("added voter", "id", req.ID, "raft", req.RaftAddr)
 	}
 	if req.APIAddr != "" {
-		if r := n.Apply(ctx, Command{Op: OpRegisterNode, Node: &NodeInfo{ID: req.ID, APIAddr: req.APIAddr}}); r.Err != nil {
+		if r := n.Apply(ctx, Command{Op: OpRegisterNode, Node: &NodeInfo{ID: req.ID, APIAddr: req.APIAddr, SyncAddr: req.SyncAddr}}); r.Err != nil {
 			return fmt.Errorf("register %s: %w", req.ID, r.Err)
 		}
 	}
@@ -560,6 +647,7 @@ type ClusterServer struct {
 	ID       string `json:"id"`
 	Address  string `json:"address"`
 	APIAddr  string `json:"apiAddr,omitempty"`
+	SyncAddr string `json:"syncAddr,omitempty"`
 	Suffrage string `json:"suffrage"`
 }
 
@@ -580,7 +668,7 @@ func (n *Node) Status() (ClusterStatus, error) {
 	for _, s := range cf.Configuration().Servers {
 		cs := ClusterServer{ID: string(s.ID), Address: string(s.Address), Suffrage: strings.ToLower(s.Suffrage.String())}
 		if info, err := n.fsm.Node(string(s.ID)); err == nil {
-			cs.APIAddr = info.APIAddr
+			cs.APIAddr, cs.SyncAddr = info.APIAddr, info.SyncAddr
 		}
 		st.Servers = append(st.Servers, cs)
 	}
@@ -615,6 +703,27 @@ func advertiseAPI(bound *net.TCPAddr, raftAddr string) string {
 		return bound.String()
 	}
 	return net.JoinHostPort(host, strconv.Itoa(bound.Port))
+}
+
+// advertiseSync is the sync address edges are redirected to: as
+// configured, unless its host is a wildcard (or empty), in which case the
+// raft address's host with the sync port.
+func advertiseSync(addr, raftAddr string) string {
+	if addr == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return addr
+	}
+	rhost, _, err := net.SplitHostPort(raftAddr)
+	if err != nil {
+		return addr
+	}
+	return net.JoinHostPort(rhost, port)
 }
 
 func baseURL(addr string) string {

@@ -26,6 +26,14 @@ const (
 	pNode    = "n/"  // n/<raft server id> → NodeInfo
 	pIdem    = "i/"  // i/<key> → []string (the first command's value)
 	kApplied = "m/applied"
+
+	// The downlink (core → edge), see downlink.go.
+	pDownEdge   = "dl/"     // dl/<edge>\0<seq BE> → fleet.DownRecord (the edge's own log)
+	pDownShared = "dg/"     // dg/<seq BE> → fleet.DownRecord (the fleet-wide log)
+	pDownSeq    = "dn/"     // dn/<edge> → last sequence of the edge's log (8 bytes BE)
+	kSharedSeq  = "m/dgseq" // last sequence of the fleet-wide log (8 bytes BE)
+	pRevoked    = "rv/"     // rv/<edge> → revocation (time)
+	pCancelled  = "tc/"     // tc/<task> → empty: a dispatched task cancelled at the core
 )
 
 func key(prefix string, parts ...string) []byte {
@@ -52,6 +60,19 @@ type wtx struct {
 	txn   *badger.Txn
 	split int
 	devs  *deviceCache
+	// seqs caches the downlink counters this transaction read or wrote
+	// (counter key → last sequence), so a command that dispatches a
+	// thousand tasks to one edge reads its counter once.
+	seqs map[string]uint64
+	// edges holds the edge records this transaction read or changed,
+	// decoded; dirty ones are written once, by flushEdges before the
+	// commit. Every uplink record updates its edge's record (UplinkAcked),
+	// and decoding and encoding it per record was a quarter of an uplink
+	// delta's apply cost.
+	edges map[string]*Edge
+	dirty map[string]bool
+	// fault, when set (tests only), can fail a write before Badger sees it.
+	fault func(k []byte) error
 }
 
 func (w *wtx) retry(op func() error) error {
@@ -68,6 +89,11 @@ func (w *wtx) retry(op func() error) error {
 }
 
 func (w *wtx) set(k, v []byte) error {
+	if w.fault != nil {
+		if err := w.fault(k); err != nil {
+			return err
+		}
+	}
 	return w.retry(func() error { return w.txn.Set(k, v) })
 }
 
@@ -174,6 +200,14 @@ func (e storageError) Unwrap() error { return e.err }
 
 // apply runs one command. Validation happens before the first write, so a
 // domain error leaves no partial change behind.
+//
+// A command that carries an edge's uplink sequence (Edge, Seq) is applied
+// at most once: at or below the edge's UplinkAcked it is a no-op. It is
+// also consumed when it fails with a domain error: UplinkAcked moves past
+// it and the edge's Rejected count grows, so a record that can never
+// apply does not block the records behind it (the error goes back to the
+// proposer, which logs it). Storage errors are not consumed: they stop
+// the FSM (see ApplyBatch).
 func (p processor) apply(w *wtx, c *Command) Result {
 	if c.V != CommandVersion {
 		return Result{Err: fmt.Errorf("%w: command version %d, want %d", ErrCorruptCommand, c.V, CommandVersion)}
@@ -193,6 +227,9 @@ func (p processor) apply(w *wtx, c *Command) Result {
 	}
 	var edge *Edge
 	if c.Edge != "" && c.Seq > 0 {
+		if err := checkName("edge ID", c.Edge); err != nil {
+			return Result{Err: err}
+		}
 		e, ok, err := p.edge(w, c.Edge)
 		if err != nil {
 			return Result{Err: storageError{err}}
@@ -203,28 +240,36 @@ func (p processor) apply(w *wtx, c *Command) Result {
 		if !ok {
 			e = &Edge{ID: c.Edge, FirstSeen: c.Time}
 		}
+		if !e.Revoked.IsZero() {
+			// Not consumed: a revoked edge's records are refused, not skipped.
+			return Result{Err: fmt.Errorf("uplink record %s/%d: %w", c.Edge, c.Seq, ErrRevoked)}
+		}
 		edge = e
 	}
 	val, err := p.dispatch(w, c)
+	var rejected error
 	if err != nil {
-		return Result{Err: err}
+		var se storageError
+		if edge == nil || errors.As(err, &se) {
+			return Result{Err: err}
+		}
+		edge.Rejected++
+		rejected, val = err, nil
 	}
 	if edge != nil {
 		edge.UplinkAcked = c.Seq
 		if c.Time.After(edge.LastSeen) {
 			edge.LastSeen = c.Time
 		}
-		if err := p.putRecord(w, key(pEdge, edge.ID), edge); err != nil {
-			return Result{Err: err}
-		}
+		p.putEdge(w, edge)
 	}
-	if c.Key != "" {
+	if c.Key != "" && rejected == nil {
 		ids, _ := val.([]string)
 		if err := p.putRecord(w, key(pIdem, c.Key), ids); err != nil {
 			return Result{Err: err}
 		}
 	}
-	return Result{Value: val}
+	return Result{Value: val, Err: rejected}
 }
 
 func (p processor) dispatch(w *wtx, c *Command) (any, error) {
@@ -234,7 +279,7 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 	case OpDeviceDelta:
 		return nil, p.deviceDelta(w, c)
 	case OpDeleteDevice:
-		return nil, p.deleteDevice(w, c.Name)
+		return nil, p.deleteDevice(w, c)
 	case OpTag, OpUntag:
 		return nil, p.tag(w, c)
 	case OpCreateTasks:
@@ -242,7 +287,7 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 	case OpTaskResult:
 		return p.taskResult(w, c)
 	case OpCancelTask:
-		return nil, p.cancelTask(w, c.TaskID)
+		return nil, p.cancelTask(w, c)
 	case OpPutPreset:
 		if c.Preset == nil {
 			return nil, fmt.Errorf("%w: PutPreset without a preset", ErrBadRequest)
@@ -250,9 +295,15 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		if err := ValidatePreset(c.Preset); err != nil {
 			return nil, err
 		}
-		return nil, p.putFleet(w, key(pPreset, c.Preset.Name), c.Preset)
+		if err := p.putFleet(w, key(pPreset, c.Preset.Name), c.Preset); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPreset, Preset: c.Preset})
 	case OpDeletePreset:
-		return nil, p.deleteExisting(w, key(pPreset, c.Name), "preset "+c.Name)
+		if err := p.deleteExisting(w, key(pPreset, c.Name), "preset "+c.Name); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPresetDelete, Name: c.Name})
 	case OpPutFileMeta:
 		if c.File == nil {
 			return nil, fmt.Errorf("%w: PutFileMeta without metadata", ErrBadRequest)
@@ -260,11 +311,21 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		if err := ValidateFileMeta(c.File); err != nil {
 			return nil, err
 		}
-		return nil, p.putFleet(w, key(pFile, c.File.Name), c.File)
+		if err := p.putFleet(w, key(pFile, c.File.Name), c.File); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownFile, File: c.File})
 	case OpDeleteFileMeta:
-		return nil, p.deleteExisting(w, key(pFile, c.Name), "file "+c.Name)
+		if err := p.deleteExisting(w, key(pFile, c.Name), "file "+c.Name); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownFileDelete, Name: c.Name})
 	case OpEdgeSeen, OpEdgeAck:
 		return nil, p.edgeUpdate(w, c)
+	case OpUplink:
+		return nil, p.uplink(w, c)
+	case OpRevokeEdge:
+		return nil, p.revokeEdge(w, c)
 	case OpRegisterNode:
 		if c.Node == nil || c.Node.ID == "" || c.Node.APIAddr == "" {
 			return nil, fmt.Errorf("%w: RegisterNode needs an ID and an API address", ErrBadRequest)
@@ -355,7 +416,14 @@ func (p processor) spill(w *wtx, id string, ov overlay) error {
 	return nil
 }
 
+// edge returns the edge's record as this transaction sees it. The record
+// is shared with the transaction's cache: a caller that changes it must
+// call putEdge (and must not change it on a path that then fails with a
+// domain error).
 func (p processor) edge(w *wtx, id string) (*Edge, bool, error) {
+	if e, ok := w.edges[id]; ok {
+		return e, true, nil
+	}
 	b, ok, err := w.get(key(pEdge, id))
 	if err != nil || !ok {
 		return nil, ok, err
@@ -364,7 +432,39 @@ func (p processor) edge(w *wtx, id string) (*Edge, bool, error) {
 	if err := decodeRecord(b, &e); err != nil {
 		return nil, false, err
 	}
+	w.cacheEdge(&e)
 	return &e, true, nil
+}
+
+// putEdge stores the edge's record when the transaction is flushed.
+func (p processor) putEdge(w *wtx, e *Edge) {
+	w.cacheEdge(e)
+	if w.dirty == nil {
+		w.dirty = make(map[string]bool)
+	}
+	w.dirty[e.ID] = true
+}
+
+func (w *wtx) cacheEdge(e *Edge) {
+	if w.edges == nil {
+		w.edges = make(map[string]*Edge)
+	}
+	w.edges[e.ID] = e
+}
+
+// flushEdges writes the edge records changed in this transaction.
+func (w *wtx) flushEdges() error {
+	for id := range w.dirty {
+		b, err := encodeRecord(w.edges[id])
+		if err != nil {
+			return err
+		}
+		if err := w.set(key(pEdge, id), b); err != nil {
+			return err
+		}
+	}
+	clear(w.dirty)
+	return nil
 }
 
 func (p processor) task(w *wtx, id string) (*fleet.Task, bool, error) {
@@ -397,17 +497,36 @@ func (p processor) putDevice(w *wtx, c *Command) error {
 		d = &Device{ID: in.ID, Registered: c.Time}
 	}
 	d.OUI, d.ProductClass, d.SerialNumber, d.Manufacturer = in.OUI, in.ProductClass, in.SerialNumber, in.Manufacturer
-	if in.Edge != "" {
-		d.Edge = in.Edge
-	}
 	if in.LastInform.After(d.LastInform) {
 		d.LastInform = in.LastInform
+	}
+	if in.Edge != "" && in.Edge != d.Edge {
+		// An operator's move: tasks follow the device as on an inform.
+		if err := checkName("edge ID", in.Edge); err != nil {
+			return err
+		}
+		d.Edge = in.Edge
+		if err := p.rehome(w, c, d); err != nil {
+			return err
+		}
 	}
 	return p.putDev(w, d, ov)
 }
 
 // deviceDelta applies what one session changed. An unknown device is
 // registered: the edge is where devices are first seen.
+//
+// A device's state is ordered by the edges' own inform times, which the
+// delta carries (LastInform): parameters are stamped with it (with the
+// command's time only when it is zero), so every node and every replay
+// stamps alike and a late delta cannot pass for a new one. A delta from an
+// edge other than the device's home whose inform is not newer than the
+// device's is stale (the device has moved on; the old edge's outbox
+// drained late): it takes staleDelta's slower path, which neither re-homes
+// the device nor overwrites newer values. Every other delta takes the
+// fast path below, which reads no parameter timestamps; when it moves the
+// device to a new edge (or homes it for the first time) its tasks follow
+// (rehome).
 func (p processor) deviceDelta(w *wtx, c *Command) error {
 	dd := c.Delta
 	if dd == nil {
@@ -432,11 +551,27 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if !ok {
 		d = &Device{ID: dd.Device, Registered: c.Time}
 	}
+	stamp := dd.LastInform
+	if stamp.IsZero() {
+		stamp = c.Time
+	}
+	home := d.Edge
+	if dd.Edge != "" && dd.Edge != home {
+		if ok && home != "" && !dd.LastInform.After(d.LastInform) {
+			return p.staleDelta(w, c, d, ov, stamp)
+		}
+		// A new home becomes part of downlink keys; the home edge's name
+		// was checked when it became one.
+		if err := checkName("edge ID", dd.Edge); err != nil {
+			return err
+		}
+	}
 	if dd.Bootstrap && ok {
 		ov = nil
 		if err := w.delPrefix(key(pParam, d.ID, "")); err != nil {
 			return storageError{err}
 		}
+		d.flags &^= devSpilled
 	}
 	for _, f := range []struct {
 		dst *string
@@ -447,6 +582,11 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	} {
 		if f.src != "" {
 			*f.dst = f.src
+		}
+	}
+	if d.Edge != home {
+		if err := p.rehome(w, c, d); err != nil {
+			return err
 		}
 	}
 	if dd.LastInform.After(d.LastInform) {
@@ -464,14 +604,21 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		}
 	}
 	_ = deltaParams(c, func(name, value, typ []byte) error {
-		ov = ov.set(name, encodeParamParts(c.Time, typ, value))
+		ov = ov.set(name, encodeParamParts(stamp, typ, value))
 		return nil
 	})
+	return p.putDevSpill(w, d, ov)
+}
+
+// putDevSpill writes the device, first spilling its overlay to
+// per-parameter keys when it has outgrown its bounds.
+func (p processor) putDevSpill(w *wtx, d *Device, ov overlay) error {
 	if len(ov) > overlayMaxParams || ov.size() > overlayMaxBytes {
 		if err := p.spill(w, d.ID, ov); err != nil {
 			return err
 		}
 		ov = nil
+		d.flags |= devSpilled
 	}
 	return p.putDev(w, d, ov)
 }
@@ -490,7 +637,8 @@ func deltaParams(c *Command, fn func(name, value, typ []byte) error) error {
 	return nil
 }
 
-func (p processor) deleteDevice(w *wtx, id string) error {
+func (p processor) deleteDevice(w *wtx, c *Command) error {
+	id := c.Name
 	_, _, ok, err := p.device(w, id)
 	if err != nil {
 		return storageError{err}
@@ -499,8 +647,17 @@ func (p processor) deleteDevice(w *wtx, id string) error {
 		return fmt.Errorf("device %s: %w", id, ErrNotFound)
 	}
 	for _, k := range w.keys(key(pDevTask, id, "")) {
-		taskID := k[len(pDevTask)+len(id)+1:]
-		if err := w.del(key(pTask, string(taskID))); err != nil {
+		taskID := string(k[len(pDevTask)+len(id)+1:])
+		t, ok, err := p.task(w, taskID)
+		if err != nil {
+			return storageError{err}
+		}
+		if ok {
+			if err := p.cancelAtEdge(w, c, t); err != nil {
+				return err
+			}
+		}
+		if err := w.del(key(pTask, taskID)); err != nil {
 			return storageError{err}
 		}
 	}
@@ -541,7 +698,10 @@ func (p processor) tag(w *wtx, c *Command) error {
 
 // createTasks queues tasks. IDs are chosen by the proposer (ULIDs), so a
 // replayed command finds them present and changes nothing. Without
-// SkipMissing every device must exist or nothing is created.
+// SkipMissing every device must exist or nothing is created. A task for a
+// device with a home edge is dispatched there at once (a DownTask in that
+// edge's log, with Wake from the command); one for a device with no home
+// yet waits until a delta homes the device (rehome).
 func (p processor) createTasks(w *wtx, c *Command) ([]string, error) {
 	if len(c.Tasks) == 0 {
 		return nil, fmt.Errorf("%w: CreateTasks without tasks", ErrBadRequest)
@@ -579,11 +739,27 @@ func (p processor) createTasks(w *wtx, c *Command) ([]string, error) {
 	}
 	ids := make([]string, 0, len(todo))
 	for _, t := range todo {
+		d, ov, _, err := p.device(w, t.Device)
+		if err != nil {
+			return nil, storageError{err}
+		}
+		t.Edge = ""
+		if d.Edge != "" {
+			if err := p.dispatchTask(w, c, t, d.Edge, c.Wake); err != nil {
+				return nil, err
+			}
+		}
 		if err := p.putFleet(w, key(pTask, t.ID), t); err != nil {
 			return nil, err
 		}
 		if err := w.set(key(pDevTask, t.Device, t.ID), nil); err != nil {
 			return nil, storageError{err}
+		}
+		if d.flags&devTasks == 0 {
+			d.flags |= devTasks
+			if err := p.putDev(w, d, ov); err != nil {
+				return nil, err
+			}
 		}
 		ids = append(ids, t.ID)
 	}
@@ -630,14 +806,19 @@ func (p processor) taskResult(w *wtx, c *Command) (any, error) {
 	return nil, nil
 }
 
-// cancelTask removes a task, as GenieACS's DELETE /tasks/{id} does.
-func (p processor) cancelTask(w *wtx, id string) error {
+// cancelTask removes a task, as GenieACS's DELETE /tasks/{id} does; the
+// edge holding it, if any, is told to delete it too.
+func (p processor) cancelTask(w *wtx, c *Command) error {
+	id := c.TaskID
 	t, ok, err := p.task(w, id)
 	if err != nil {
 		return storageError{err}
 	}
 	if !ok {
 		return fmt.Errorf("task %s: %w", id, ErrNotFound)
+	}
+	if err := p.cancelAtEdge(w, c, t); err != nil {
+		return err
 	}
 	for _, k := range [][]byte{key(pTask, id), key(pDevTask, t.Device, id), key(pFault, t.Device, id)} {
 		if err := w.del(k); err != nil {
@@ -667,7 +848,13 @@ func (p processor) edgeUpdate(w *wtx, c *Command) error {
 			e.Addr = c.Addr
 		}
 	case OpEdgeAck:
+		// Positions only move forward, so a late or repeated ack is harmless.
 		e.DownlinkAcked = max(e.DownlinkAcked, c.Seq)
+		e.SharedAcked = max(e.SharedAcked, c.SharedSeq)
+		if err := p.pruneDown(w, e.ID, e.DownlinkAcked); err != nil {
+			return err
+		}
 	}
-	return p.putRecord(w, key(pEdge, e.ID), e)
+	p.putEdge(w, e)
+	return nil
 }

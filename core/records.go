@@ -28,7 +28,28 @@ type Device struct {
 	LastEvents []string `json:"lastEvents,omitempty" cbor:"10,keyasint,omitempty"`
 
 	Parameters map[string]Param `json:"parameters,omitempty" cbor:"-"`
+
+	// flags are apply-path hints stored with the device (devFlag*).
+	flags devFlags
 }
+
+// devFlags are hints that let the apply path skip reads. Each bit may be
+// set when the condition is false (the reader then pays a scan that finds
+// nothing), never clear when it is true.
+type devFlags uint8
+
+const (
+	// devTasks: the device may have tasks that are not final. Set when a
+	// task is created for it; cleared by a re-home that scans its tasks
+	// and finds none open.
+	devTasks devFlags = 1 << iota
+	// devSpilled: the device may have per-parameter keys (p/). Set by a
+	// spill; cleared by a bootstrap, which deletes them.
+	devSpilled
+	// devFlagsUnknown is what a record written before the flags existed
+	// reads as.
+	devFlagsUnknown = devTasks | devSpilled
+)
 
 // Param is one leaf of a device's parameter tree.
 type Param struct {
@@ -46,15 +67,27 @@ type Edge struct {
 	// UplinkAcked is the highest uplink sequence applied; resends at or
 	// below it are no-ops.
 	UplinkAcked uint64 `json:"uplinkAcked" cbor:"5,keyasint"`
-	// DownlinkAcked is the highest downlink sequence the edge persisted.
+	// DownlinkAcked is the highest sequence of the edge's own downlink log
+	// the edge persisted; the core deletes the log up to it.
 	DownlinkAcked uint64 `json:"downlinkAcked" cbor:"6,keyasint"`
+	// SharedAcked is the highest sequence of the fleet-wide downlink log
+	// the edge persisted.
+	SharedAcked uint64 `json:"sharedAcked" cbor:"7,keyasint,omitempty"`
+	// Rejected counts uplink records that could never be applied
+	// (undecodable or invalid): each was consumed (UplinkAcked moved past
+	// it) and logged, so one bad record does not wedge the edge's stream.
+	Rejected uint64 `json:"rejected" cbor:"8,keyasint,omitempty"`
+	// Revoked is when the edge's certificate name was revoked; zero if not.
+	Revoked time.Time `json:"revoked,omitzero" cbor:"9,keyasint,omitzero"`
 }
 
-// NodeInfo maps a Raft server ID to the API address it serves, so a follower
-// knows where to forward writes.
+// NodeInfo maps a Raft server ID to the addresses it serves: the API, so a
+// follower knows where to forward writes, and the edge sync link, so a
+// follower can redirect an edge to the leader.
 type NodeInfo struct {
-	ID      string `json:"id" cbor:"1,keyasint"`
-	APIAddr string `json:"apiAddr" cbor:"2,keyasint"`
+	ID       string `json:"id" cbor:"1,keyasint"`
+	APIAddr  string `json:"apiAddr" cbor:"2,keyasint"`
+	SyncAddr string `json:"syncAddr,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
 // Fault is a task fault kept for listing: which device, which task, what
@@ -140,7 +173,13 @@ func decodeRecord(b []byte, v any) error {
 // per-parameter keys (p/<device>\0<name>), so a device's value stays small
 // and a delta never rewrites a whole tree. An overlay entry is newer than
 // the per-parameter key of the same name.
-const deviceFormat = 2
+//
+// Format 3 adds the device's flags (one uvarint after LastEvents); format
+// 2 records are still read, with every flag set.
+const deviceFormat = 3
+
+// deviceFormatV2 is the format before the flags.
+const deviceFormatV2 = 2
 
 const (
 	overlayMaxParams = 64
@@ -201,6 +240,7 @@ func encodeDevice(d *Device, ov overlay) ([]byte, error) {
 	b = appendTime(b, d.Registered)
 	b = appendStrings(b, d.Tags)
 	b = appendStrings(b, d.LastEvents)
+	b = binary.AppendUvarint(b, uint64(d.flags))
 	for _, p := range ov {
 		b = binary.AppendUvarint(b, uint64(len(p.name)))
 		b = append(b, p.name...)
@@ -306,15 +346,20 @@ func (r *devReader) time() time.Time {
 // withOverlay is set, and its values alias b.
 func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	if len(b) > 0 && b[0] == recordVersion {
+		d.flags = devFlagsUnknown
 		return nil, decodeRecord(b, d)
 	}
-	if len(b) < 1 || b[0] != deviceFormat {
+	if len(b) < 1 || (b[0] != deviceFormat && b[0] != deviceFormatV2) {
 		return nil, fmt.Errorf("decode device: unknown record format")
 	}
 	r := devReader{b: b[1:]}
 	d.ID, d.OUI, d.ProductClass, d.SerialNumber, d.Manufacturer, d.Edge = r.string(), r.string(), r.string(), r.string(), r.string(), r.string()
 	d.LastInform, d.Registered = r.time(), r.time()
 	d.Tags, d.LastEvents = r.strings(), r.strings()
+	d.flags = devFlagsUnknown
+	if b[0] == deviceFormat {
+		d.flags = devFlags(r.uvarint())
+	}
 	if r.bad {
 		return nil, fmt.Errorf("decode device: bad record")
 	}

@@ -1,0 +1,201 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
+	fleetsync "github.com/edgeacs/edgeacs/sync"
+)
+
+// Node is what the edge sync server runs against: cmd/edgeacs hands it to
+// the server as its fleetsync.Core.
+var _ fleetsync.Core = (*Node)(nil)
+
+// edgeLive is what this node knows of an edge's link from its own sync
+// server; it is not replicated (another node's server has its own view).
+type edgeLive struct {
+	health    fleet.EdgeHealth
+	connected bool
+	at        time.Time
+}
+
+// Leader reports whether this node is the Raft leader and, when it is not,
+// the sync address the leader registered ("" when there is no leader or
+// it has not registered one yet).
+func (n *Node) Leader() (bool, string) {
+	if n.IsLeader() {
+		return true, n.SyncAddr()
+	}
+	info, err := n.leaderInfo()
+	if err != nil {
+		return false, ""
+	}
+	return false, info.SyncAddr
+}
+
+// VerifyLeader confirms with a quorum that this node still leads, so a
+// deposed leader cut off from its peers stops serving the downlink.
+func (n *Node) VerifyLeader(ctx context.Context) error {
+	f := n.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return raftError(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: verify leadership: %v", ErrTimeout, ctx.Err())
+	case <-n.closed:
+		return fmt.Errorf("verify leadership: %w", ErrClosed)
+	}
+}
+
+// Revoked reports whether the edge's name is on the revocation list. A
+// read failure counts as revoked: the link is refused rather than opened
+// on an unknown answer.
+func (n *Node) Revoked(edge string) bool {
+	r, err := n.fsm.Revoked(edge)
+	if err != nil {
+		n.log.Warn("revocation list unreadable; refusing the edge", "edge", edge, "err", err)
+		return true
+	}
+	return r
+}
+
+// EdgeState reads the edge's acknowledged positions from this node's FSM
+// (zero for an edge never seen).
+func (n *Node) EdgeState(edge string) (fleetsync.EdgeState, error) {
+	e, err := n.fsm.Edge(edge)
+	if errors.Is(err, ErrNotFound) {
+		return fleetsync.EdgeState{}, nil
+	}
+	if err != nil {
+		return fleetsync.EdgeState{}, err
+	}
+	return fleetsync.EdgeState{UplinkAcked: e.UplinkAcked, DownlinkAcked: e.DownlinkAcked, SharedAcked: e.SharedAcked}, nil
+}
+
+// ApplyUplink applies an edge's uplink records through Raft, in order,
+// and returns the edge's UplinkAcked afterwards: the highest sequence now
+// applied (or consumed as rejected). Order is guaranteed twice over:
+// calls for one edge are serialised on this node, and each call's records
+// go into log entries as contiguous commands, one entry after the other,
+// so a later sequence never applies before an earlier one. Records at or
+// below what was applied change nothing. A record the FSM rejects (bad
+// bytes, an invalid task) is logged here and counted in the edge's
+// Rejected; it does not fail the batch. A batch whose sequences do not
+// increase, a revoked edge, or a Raft or storage failure does: then
+// nothing after the failure is applied and the caller resends.
+func (n *Node) ApplyUplink(ctx context.Context, edge string, recs []fleet.SeqRecord) (uint64, error) {
+	if err := checkName("edge ID", edge); err != nil {
+		return 0, err
+	}
+	for i := range recs {
+		if recs[i].Seq == 0 || (i > 0 && recs[i].Seq <= recs[i-1].Seq) {
+			return 0, fmt.Errorf("%w: uplink from %s: sequence %d at position %d does not increase", ErrBadRequest, edge, recs[i].Seq, i)
+		}
+	}
+	if !n.IsLeader() {
+		return 0, ErrNotLeader
+	}
+	mu, _ := n.uplinkMu.LoadOrStore(edge, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	now := time.Now().UTC()
+	for start := 0; start < len(recs); start += n.cfg.MaxBatch {
+		chunk := recs[start:min(start+n.cfg.MaxBatch, len(recs))]
+		cmds := make([]Command, len(chunk))
+		for i, r := range chunk {
+			cmds[i] = Command{Op: OpUplink, Time: now, Edge: edge, Seq: r.Seq, Record: r.Data}
+		}
+		actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		rs, err := n.batch.ApplyAll(actx, cmds)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("uplink from %s, records %d..%d: %w", edge, chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
+		}
+		for i, r := range rs {
+			switch {
+			case r.Err == nil:
+			case errors.Is(r.Err, ErrRevoked):
+				return 0, fmt.Errorf("uplink from %s: %w", edge, r.Err)
+			default:
+				n.log.Warn("uplink record rejected; skipped and counted", "edge", edge, "seq", chunk[i].Seq, "err", r.Err)
+			}
+		}
+	}
+	st, err := n.EdgeState(edge)
+	if err != nil {
+		return 0, err
+	}
+	return st.UplinkAcked, nil
+}
+
+// Downlink returns up to max records for edge from this node's FSM: its
+// own log above edgeAfter, then the fleet-wide log above sharedAfter.
+func (n *Node) Downlink(edge string, edgeAfter, sharedAfter uint64, max int) ([]fleet.DownRecord, error) {
+	return n.fsm.Downlink(edge, edgeAfter, sharedAfter, max)
+}
+
+// DownlinkNotify returns a channel closed after the FSM next applies
+// something, which may have appended downlink records.
+func (n *Node) DownlinkNotify() <-chan struct{} { return n.fsm.Watch() }
+
+// AckDownlink records through Raft the downlink positions the edge
+// stored; its own log is deleted up to edgeSeq.
+func (n *Node) AckDownlink(ctx context.Context, edge string, edgeSeq, sharedSeq uint64) error {
+	if err := checkName("edge ID", edge); err != nil {
+		return err
+	}
+	if r := n.Apply(ctx, Command{Op: OpEdgeAck, Name: edge, Seq: edgeSeq, SharedSeq: sharedSeq}); r.Err != nil {
+		return fmt.Errorf("ack downlink of %s at %d/%d: %w", edge, edgeSeq, sharedSeq, r.Err)
+	}
+	return nil
+}
+
+// EdgeHealth records the health an edge last reported on this node's sync
+// link; connected is false once the link closed. It is kept in memory
+// only and shown by GET /api/v1/edges on this node.
+func (n *Node) EdgeHealth(edge string, h fleet.EdgeHealth, connected bool) {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
+	n.health[edge] = edgeLive{health: h, connected: connected, at: time.Now().UTC()}
+}
+
+// edgeHealth returns what this node knows of the edge's link.
+func (n *Node) edgeHealth(edge string) (edgeLive, bool) {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
+	l, ok := n.health[edge]
+	return l, ok
+}
+
+// liveEdges lists the edges this node's sync server has heard from.
+func (n *Node) liveEdges() []string {
+	n.healthMu.Lock()
+	defer n.healthMu.Unlock()
+	out := make([]string, 0, len(n.health))
+	for id := range n.health {
+		out = append(out, id)
+	}
+	return out
+}
+
+// Revoke puts the edge on the revocation list (replicated; every core
+// node then refuses its certificate, and every edge learns it over the
+// fleet-wide downlink) and returns its record.
+func (n *Node) Revoke(ctx context.Context, edge string) (*Edge, error) {
+	if err := checkName("edge ID", edge); err != nil {
+		return nil, err
+	}
+	if r := n.Apply(ctx, Command{Op: OpRevokeEdge, Name: edge}); r.Err != nil {
+		return nil, fmt.Errorf("revoke edge %s: %w", edge, r.Err)
+	}
+	return n.fsm.Edge(edge)
+}
