@@ -34,6 +34,9 @@ type APIConfig struct {
 	// Health, when set, adds the edge's health (sessions/s, outbox
 	// backlog and its age, devices) to /healthz.
 	Health func() fleet.EdgeHealth
+	// Sync, when set and not nil-valued, adds the link to the core to
+	// /healthz under "sync".
+	Sync   func() any
 	Logger *slog.Logger
 	// CRTimeout bounds one connection request; zero means 10s.
 	CRTimeout time.Duration
@@ -161,11 +164,16 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	h := a.cfg.Health()
+	var link any
+	if a.cfg.Sync != nil {
+		link = a.cfg.Sync()
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Status string `json:"status"`
 		fleet.EdgeHealth
 		OldestUnsentSeconds float64 `json:"oldestUnsentSeconds"`
-	}{"ok", h, h.OldestUnsent.Seconds()})
+		Sync                any     `json:"sync,omitempty"`
+	}{"ok", h, h.OldestUnsent.Seconds(), link})
 }
 
 func (a *api) ready(w http.ResponseWriter, _ *http.Request) {

@@ -93,8 +93,16 @@ type Config struct {
 	// still survive a power loss through a shared group fsync; only plain
 	// periodic sessions are left to the OS.
 	SyncWrites bool `yaml:"sync_writes"`
-	// Standalone runs without a core. The only supported mode for now.
+	// Standalone runs without a core: nothing is queued for one.
 	Standalone bool `yaml:"standalone"`
+	// Core lists core nodes' sync addresses (host:port); any one will do,
+	// a follower redirects the edge to the leader. Required unless
+	// Standalone.
+	Core []string `yaml:"core"`
+	// CADir holds the cluster CA certificate and this edge's pair
+	// (<id>.crt, <id>.key), made by `edgeacs ca`. Required unless
+	// Standalone.
+	CADir string `yaml:"ca_dir"`
 }
 
 // Defaults.
@@ -204,15 +212,28 @@ func (c *Config) Validate() error {
 		return bad("negative limits")
 	}
 	if !c.Standalone {
-		return bad("core sync is not implemented yet; run with --standalone")
+		if len(c.Core) == 0 {
+			return bad("--core (the core nodes' sync addresses) is required unless --standalone")
+		}
+		for _, a := range c.Core {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return bad("--core address %q: %v", a, err)
+			}
+		}
+		if c.CADir == "" {
+			return bad("--ca-dir (the cluster CA and this edge's certificate) is required unless --standalone")
+		}
 	}
 	return nil
 }
 
 // Uplink is the link to the core. It is nil in standalone mode; the sync
-// client will implement it, draining the cache's outbox while Run lasts.
+// client implements it, draining the cache's outbox while Run lasts.
 type Uplink interface {
 	Run(ctx context.Context) error
+	// LinkStatus is shown in /healthz under "sync" (connected, which
+	// core, last error).
+	LinkStatus() any
 }
 
 // Addrs are the addresses a running node is bound to.
@@ -316,7 +337,13 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Metrics: n.metrics.Handler(),
 		Ready:   n.readyErr,
 		Health:  cache.Health,
-		Logger:  logger,
+		Sync: func() any {
+			if n.uplink == nil {
+				return nil
+			}
+			return n.uplink.LinkStatus()
+		},
+		Logger: logger,
 	})
 	return n, nil
 }

@@ -44,7 +44,9 @@ func TestConfigValidate(t *testing.T) {
 		{"none without credentials", func(c *Config) { c.CPEAuth = AuthNone; c.Username = "" }, ""},
 		{"tiny body limit", func(c *Config) { c.MaxBodyBytes = 100 }, "max body"},
 		{"tiny session timeout", func(c *Config) { c.SessionTimeout = time.Millisecond }, "session timeout"},
-		{"not standalone", func(c *Config) { c.Standalone = false }, "core sync is not implemented yet; run with --standalone"},
+		{"not standalone, no core", func(c *Config) { c.Standalone = false }, "--core (the core nodes' sync addresses) is required"},
+		{"not standalone, bad core", func(c *Config) { c.Standalone, c.Core = false, []string{"nohostport"} }, "--core address"},
+		{"not standalone, no CA", func(c *Config) { c.Standalone, c.Core = false, []string{"127.0.0.1:7443"} }, "--ca-dir"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

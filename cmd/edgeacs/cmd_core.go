@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -49,7 +50,8 @@ func coreCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Usage: "data directory (raft log, snapshots, state, files)", DefaultText: defaultCoreData, EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "raft-addr", Usage: "Raft listen address HOST:PORT (advertised to peers)", DefaultText: defaultCoreRaftAddr, EnvVars: env("RAFT_ADDR")},
 			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
-			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC) address HOST:PORT (reserved)", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
+			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC, UDP) listen address HOST:PORT", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
+			&cli.StringFlag{Name: "ca-dir", Usage: "directory with ca.crt and this node's <id>.crt/<id>.key (edgeacs ca); without it no edge can connect", EnvVars: env("CA_DIR")},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new cluster with this node if it has no state", EnvVars: env("BOOTSTRAP")},
 			&cli.StringFlag{Name: "join", Usage: "API address of a member to join through", EnvVars: env("JOIN")},
 			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout", DefaultText: "1s", EnvVars: env("HEARTBEAT_TIMEOUT")},
@@ -79,6 +81,7 @@ func loadCoreConfig(c *cli.Context) (core.Config, error) {
 	set.str("raft-addr", &cfg.RaftAddr)
 	set.str("api-addr", &cfg.APIAddr)
 	set.str("sync-addr", &cfg.SyncAddr)
+	set.str("ca-dir", &cfg.CADir)
 	set.str("join", &cfg.Join)
 	set.boolean("bootstrap", &cfg.Bootstrap)
 	set.boolean("raft-nosync", &cfg.RaftNoSync)
@@ -101,11 +104,7 @@ func loadCoreConfig(c *cli.Context) (core.Config, error) {
 
 // runCoreNode is replaced in tests to check configuration without starting a node.
 var runCoreNode = func(ctx context.Context, cfg core.Config) error {
-	node, err := core.New(cfg, nil)
-	if err != nil {
-		return err
-	}
-	return node.Run(ctx)
+	return runCoreWithSync(ctx, cfg, slog.Default())
 }
 
 func runCore(c *cli.Context) error {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,7 +35,9 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "cwmp-addr", Usage: "CWMP listen address for CPEs", DefaultText: edge.DefaultCWMPAddr, EnvVars: env("CWMP_ADDR")},
 			&cli.StringFlag{Name: "api-addr", Usage: "local API listen address", DefaultText: edge.DefaultAPIAddr, EnvVars: env("API_ADDR")},
 			&cli.StringFlag{Name: "stun-addr", Usage: "STUN server UDP address for TR-111 (off when empty)", EnvVars: env("STUN_ADDR")},
-			&cli.BoolFlag{Name: "standalone", Usage: "run without a core (required for now)", EnvVars: env("STANDALONE")},
+			&cli.BoolFlag{Name: "standalone", Usage: "run without a core (no --core, nothing queued for one)", EnvVars: env("STANDALONE")},
+			&cli.StringSliceFlag{Name: "core", Usage: "core nodes' sync addresses HOST:PORT[,HOST:PORT...]; any one, a follower redirects to the leader", EnvVars: env("CORE")},
+			&cli.StringFlag{Name: "ca-dir", Usage: "directory with ca.crt and this edge's <id>.crt/<id>.key (edgeacs ca)", EnvVars: env("CA_DIR")},
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) for HTTPS to CPEs", EnvVars: env("TLS_CERT")},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)", EnvVars: env("TLS_KEY")},
 			&cli.StringFlag{Name: "cpe-auth", Usage: "CPE authentication: none, basic or digest", DefaultText: edge.AuthDigest, EnvVars: env("CPE_AUTH")},
@@ -77,6 +81,15 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	str("password", &cfg.Password)
 	str("files-base-url", &cfg.FilesBaseURL)
 	boolean("standalone", &cfg.Standalone)
+	str("ca-dir", &cfg.CADir)
+	if c.IsSet("core") {
+		cfg.Core = nil
+		for _, a := range c.StringSlice("core") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Core = append(cfg.Core, a)
+			}
+		}
+	}
 	boolean("allow-basic-over-http", &cfg.AllowBasicOverHTTP)
 	if c.IsSet("max-body-bytes") {
 		cfg.MaxBodyBytes = c.Int64("max-body-bytes")
@@ -98,9 +111,22 @@ func runEdge(c *cli.Context) error {
 		return cli.Exit(err.Error(), 2)
 	}
 	logger := slog.Default()
+	var syncTLS *tls.Config
+	if !cfg.Standalone {
+		if syncTLS, err = edgeSyncTLS(cfg); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+	}
 	node, err := edge.New(cfg, logger)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
+	}
+	if !cfg.Standalone {
+		up, err := newEdgeUplink(cfg, syncTLS, node, logger)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		node.SetUplink(up)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()

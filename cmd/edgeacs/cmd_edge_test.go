@@ -77,7 +77,8 @@ func TestEdgeConfigErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"not standalone", []string{"--id", "e", "--data", dir, "--cpe-auth", "none"}, "core sync is not implemented yet; run with --standalone"},
+		{"not standalone, no core", []string{"--id", "e", "--data", dir, "--cpe-auth", "none"}, "--core (the core nodes' sync addresses) is required"},
+		{"not standalone, no CA", []string{"--id", "e", "--data", dir, "--cpe-auth", "none", "--core", "127.0.0.1:7443"}, "--ca-dir"},
 		{"missing id", []string{"--data", dir, "--standalone", "--cpe-auth", "none"}, "edge id is required"},
 		{"bad auth", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "magic"}, "want none, basic or digest"},
 		{"basic over http", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "basic", "--username", "u", "--password", "p"}, "clear"},
