@@ -135,7 +135,7 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/files/{name}/content", n.getFileContent)
 	h("PUT /api/v1/files/{name}", n.putFile) // blob stays here; metadata goes to the leader
 	h("DELETE /api/v1/files/{name}", n.write(n.deleteFile))
-	h("GET /api/v1/edges", n.read(n.listEdges))
+	h("GET /api/v1/edges", n.atLeader(n.listEdges))
 	h("POST /api/v1/edges/{id}/revoke", n.write(n.revokeEdge))
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
@@ -188,6 +188,23 @@ func (n *Node) instrument(next http.Handler) http.Handler {
 func (n *Node) write(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if n.IsLeader() {
+			h(w, r)
+			return
+		}
+		n.forward(w, r)
+	}
+}
+
+// atLeader serves h on the leader: the edges' links end there, so only
+// the leader knows which are connected and how they are. A follower
+// forwards; with no leader known it answers from its own state.
+func (n *Node) atLeader(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.IsLeader() || r.Header.Get(hdrForwarded) != "" {
+			h(w, r)
+			return
+		}
+		if _, _, err := n.leaderAPI(); err != nil {
 			h(w, r)
 			return
 		}
