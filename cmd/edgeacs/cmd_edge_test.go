@@ -101,7 +101,8 @@ func TestExampleEdgeYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ID != "pop-paris-1" || cfg.SessionTimeout != 30*time.Second || cfg.STUNAddr != "0.0.0.0:3478" {
+	if cfg.ID != "pop-paris-1" || cfg.SessionTimeout != 30*time.Second || cfg.STUNAddr != "0.0.0.0:3478" ||
+		len(cfg.Core) != 3 || cfg.CADir != "/etc/edgeacs/ca" || cfg.Standalone {
 		t.Fatalf("%+v", cfg)
 	}
 }

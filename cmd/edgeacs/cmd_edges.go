@@ -92,8 +92,12 @@ func printEdgesTable(w io.Writer, edges []map[string]any) {
 		if h, ok := e["health"].(map[string]any); ok {
 			outbox = h["outboxLen"]
 		}
+		revoked := e["revoked"]
+		if revoked == nil {
+			revoked = false
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", str(e["id"]), str(e["connected"]), str(e["lastSeen"]),
-			str(e["uplinkAcked"]), str(e["downlinkAcked"]), str(outbox), str(e["revoked"]))
+			str(e["uplinkAcked"]), str(e["downlinkAcked"]), str(outbox), str(revoked))
 	}
 	tw.Flush()
 	if len(edges) == 0 {
