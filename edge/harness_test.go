@@ -277,6 +277,8 @@ type cpe struct {
 	oui    string
 	pc     string
 	serial string
+	// crURL, when set, is the ConnectionRequestURL the CPE informs.
+	crURL string
 }
 
 func newCPE(t testing.TB, e *testEdge, serial string) *cpe {
@@ -302,13 +304,17 @@ func (c *cpe) id() string {
 
 // informBody is an Inform of this CPE with the given events and extra parameters.
 func (c *cpe) informBody(events []string, params ...cwmp.ParameterValue) []byte {
+	crURL := "http://127.0.0.1:1/cr"
+	if c.crURL != "" {
+		crURL = c.crURL
+	}
 	inf := &cwmp.Inform{
 		DeviceId:     cwmp.DeviceID{Manufacturer: "Hand", OUI: c.oui, ProductClass: c.pc, SerialNumber: c.serial},
 		MaxEnvelopes: 1,
 		CurrentTime:  time.Now().UTC().Truncate(time.Second),
 		ParameterList: append([]cwmp.ParameterValue{
 			{Name: "InternetGatewayDevice.DeviceInfo.SoftwareVersion", Value: "1.0", Type: cwmp.TypeString},
-			{Name: "InternetGatewayDevice.ManagementServer.ConnectionRequestURL", Value: "http://127.0.0.1:1/cr", Type: cwmp.TypeString},
+			{Name: "InternetGatewayDevice.ManagementServer.ConnectionRequestURL", Value: crURL, Type: cwmp.TypeString},
 			{Name: "InternetGatewayDevice.ManagementServer.ConnectionRequestUsername", Value: "cr-user", Type: cwmp.TypeString},
 			{Name: "InternetGatewayDevice.ManagementServer.ConnectionRequestPassword", Value: "cr-pass", Type: cwmp.TypeString},
 		}, params...),

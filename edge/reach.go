@@ -56,8 +56,9 @@ type Reacher struct {
 	udp sync.WaitGroup
 }
 
-// Wait returns once every UDP connection request still sending its
-// repeat copies has finished (each is bounded by the CR timeout).
+// Wait returns once every connection request still under way (an HTTP
+// request a caller gave up on, UDP repeat copies) has finished; each is
+// bounded by the CR timeout and retries.
 func (r *Reacher) Wait() { r.udp.Wait() }
 
 // crState coalesces the connection requests of one device: callers that
@@ -137,16 +138,34 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 		st.inflight = ch
 		st.last = time.Now()
 		r.mu.Unlock()
-
-		err := r.send(ctx, deviceID)
-
-		r.mu.Lock()
-		st.err = err
-		st.inflight = nil
-		st.last = time.Now()
-		r.mu.Unlock()
-		close(ch)
-		return err
+		// The request is shared by every caller that joins it, so it must
+		// not end when the caller that started it gives up (an API wait
+		// that was over used to cancel it under the others): it runs on a
+		// context of its own, bounded by the attempts it may make, owned
+		// by r.udp like the UDP copies, and this caller waits for it like
+		// any other.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(r.cfg.Retries+1)*r.cfg.Timeout+time.Second)
+		r.udp.Add(1)
+		go func() {
+			defer r.udp.Done()
+			defer cancel()
+			err := r.send(sctx, deviceID)
+			r.mu.Lock()
+			st.err = err
+			st.inflight = nil
+			st.last = time.Now()
+			r.mu.Unlock()
+			close(ch)
+		}()
+		select {
+		case <-ch:
+			r.mu.Lock()
+			err := st.err
+			r.mu.Unlock()
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
+		}
 	}
 }
 

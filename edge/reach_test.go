@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,4 +146,54 @@ func TestUDPConnectionRequestWithSimulator(t *testing.T) {
 	waitFor(t, 10*time.Second, "the UDP request counted as sent", func() bool {
 		return e.metric(`edgeacs_edge_connection_requests_total{outcome="sent",transport="udp"}`) != ""
 	})
+}
+
+// TestSharedConnectionRequestOutlivesFirstCaller: callers that join a
+// connection request in flight get its result even when the caller that
+// started it gives up (an API ?wait that ended used to cancel the request
+// under everyone else), and the caller that gives up returns at once.
+func TestSharedConnectionRequestOutlivesFirstCaller(t *testing.T) {
+	release := make(chan struct{})
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	e := startEdge(t, "", func(c *Config) { c.CRTimeout = 10 * time.Second })
+	c := newCPE(t, e, "SLOWCR1")
+	c.crURL = srv.URL + "/cr"
+	c.open(cwmp.EventBootstrap)
+	finishSession(t, c)
+
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { first <- e.node.Reacher().ConnectionRequest(ctx1, c.id()) }()
+	waitFor(t, 10*time.Second, "the connection request at the CPE", func() bool { return hits.Load() == 1 })
+	second := make(chan error, 1)
+	go func() { second <- e.node.Reacher().ConnectionRequest(context.Background(), c.id()) }()
+	cancel1()
+	select {
+	case err := <-first:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the caller that gave up: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the caller that gave up is still waiting")
+	}
+	close(release)
+	if err := <-second; err != nil {
+		t.Fatalf("the caller that joined: %v (the request was cancelled under it)", err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d requests reached the CPE, want the one shared", n)
+	}
 }
