@@ -309,14 +309,16 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 
 type fsmSnapshot struct{ f *FSM }
 
-// Persist streams the whole DB into the sink.
+// Persist streams the DB's live keys and values into the sink (the format
+// is in snapshot.go). The read lock keeps Restore from swapping the DB
+// out from under the iterator.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if err := s.f.Err(); err != nil {
 		sink.Cancel()
 		return fmt.Errorf("persist fsm snapshot: %w", err)
 	}
 	s.f.mu.RLock()
-	_, err := s.f.db.Backup(sink, 0)
+	_, err := writeSnapshot(s.f.db, sink)
 	s.f.mu.RUnlock()
 	if err != nil {
 		sink.Cancel()
@@ -329,8 +331,10 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() {}
 
 // Restore replaces the state with a snapshot: it loads into a fresh DB
-// beside the live one, then swaps directories, so a failed load leaves the
-// current state untouched.
+// beside the live one, then swaps directories, so a failed load (an unknown
+// header, a truncated stream, a bad checksum) leaves the current state
+// untouched. It reads the format Persist writes and, told apart by the
+// header, the db.Backup stream earlier versions wrote.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	if err := f.Err(); err != nil {
@@ -344,7 +348,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := ndb.Load(rc, 256); err != nil {
+	if err := loadSnapshot(ndb, rc); err != nil {
 		ndb.Close()
 		os.RemoveAll(stage)
 		return fmt.Errorf("restore: load snapshot: %w", err)
