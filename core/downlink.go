@@ -138,7 +138,9 @@ func (p processor) rehome(w *wtx, c *Command, d *Device) error {
 		open = true
 		switch {
 		case t.Edge == "" && t.Status == fleet.StatusPending:
-			if err := p.dispatchTask(w, c, t, d.Edge, false); err != nil {
+			// Wake: the device has just shown up at this edge with work
+			// waiting for it; its next periodic inform may be hours away.
+			if err := p.dispatchTask(w, c, t, d.Edge, true); err != nil {
 				return err
 			}
 			if err := p.putFleet(w, key(pTask, t.ID), t); err != nil {

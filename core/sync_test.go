@@ -29,7 +29,8 @@ func kinds(rs []fleet.DownRecord) string {
 
 // TestDispatchOnCreateAndFirstHome checks that a task for a homed device
 // goes to its edge at once (with Wake when asked), and that a task for a
-// device with no home waits and goes to the edge that first homes it.
+// device with no home waits and goes to the edge that first homes it,
+// which wakes the device.
 func TestDispatchOnCreateAndFirstHome(t *testing.T) {
 	f := mustFSM(t)
 	mustApply(t, f, Command{Op: OpDeviceDelta, Delta: delta("homed", "e1")})
@@ -59,7 +60,8 @@ func TestDispatchOnCreateAndFirstHome(t *testing.T) {
 	if got, _ := f.Task(waiting.ID); got.Edge != "e2" || got.Status != fleet.StatusPending {
 		t.Fatalf("task after first home: %+v", got)
 	}
-	if rs := ownLog(t, f, "e2"); kinds(rs) != "task" || rs[0].Task.ID != waiting.ID || rs[0].Wake {
+	// With Wake: the device has just shown up with work waiting for it.
+	if rs := ownLog(t, f, "e2"); kinds(rs) != "task" || rs[0].Task.ID != waiting.ID || !rs[0].Wake {
 		t.Fatalf("e2 log: %+v", rs)
 	}
 	// Another delta from the same edge dispatches nothing more.

@@ -207,7 +207,9 @@ func (p processor) taskDrop(w *wtx, c *Command, td *fleet.TaskDrop) error {
 		return storageError{err}
 	}
 	if ok && d.Edge != "" {
-		if err := p.dispatchTask(w, c, t, d.Edge, false); err != nil {
+		// Wake: the device moved with work waiting; its next periodic
+		// inform at the new edge may be hours away.
+		if err := p.dispatchTask(w, c, t, d.Edge, true); err != nil {
 			return err
 		}
 	}
