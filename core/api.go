@@ -141,6 +141,7 @@ func (n *Node) handler() http.Handler {
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
 	h("POST /api/v1/cluster/apply", n.internalApply)
+	h("GET /internal/v1/blobs/{sha256}", n.internalBlob) // internal: peers replicating blobs (blobsync.go)
 	h("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
 	})

@@ -327,6 +327,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	})
 	n.goBG(n.leaderLoop)
+	n.goBG(n.blobLoop)
 	n.goBG(func(ctx context.Context) { n.fsm.RunGC(ctx, 5*time.Minute) })
 	n.goBG(func(ctx context.Context) { _ = n.logs.RunGC(ctx) })
 	if n.cfg.Join != "" {

@@ -220,6 +220,10 @@ type Cache struct {
 	waiters  map[string]chan struct{} // task ID → closed when the task becomes final or is deleted
 	inflight map[string]bool          // task IDs a live session holds
 	closed   bool
+
+	// files is the file store once it can fetch blobs from the core
+	// (FileStore.SetFetcher): downlink tasks and sessions ask it to.
+	files atomic.Pointer[FileStore]
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the

@@ -33,6 +33,9 @@ type FileStore struct {
 	MaxSize int64
 
 	mu sync.Mutex // orders metadata changes against blob removal
+
+	// fetch brings blobs from the core (fetch.go); idle until SetFetcher.
+	fetch fetchState
 }
 
 // OpenFileStore opens (or creates) the store under dir, with metadata in c.
@@ -96,13 +99,18 @@ func (fs *FileStore) dropBlobIfUnused(sum string) {
 }
 
 // Open returns the file's content (seekable, for HTTP range requests) and
-// metadata, or ErrNotFound.
+// metadata, or ErrNotFound. A file whose content is still coming from the
+// core is ErrFileNotReady (and its fetch is started if none runs).
 func (fs *FileStore) Open(name string) (io.ReadSeekCloser, fleet.FileMeta, error) {
 	meta, err := fs.Stat(name)
 	if err != nil {
 		return nil, fleet.FileMeta{}, err
 	}
 	f, err := fs.blobs.Open(meta.SHA256)
+	if errors.Is(err, blob.ErrNotFound) && fs.fetch.fetcher != nil {
+		fs.enqueue(meta)
+		return nil, fleet.FileMeta{}, fmt.Errorf("open file %s: blob %s: %w", name, meta.SHA256, ErrFileNotReady)
+	}
 	if errors.Is(err, blob.ErrNotFound) {
 		return nil, fleet.FileMeta{}, fmt.Errorf("open file %s: blob %s missing: %w", name, meta.SHA256, ErrNotFound)
 	}

@@ -68,6 +68,13 @@ func testLogger(t testing.TB) *slog.Logger {
 // with digest auth and the test credentials; mutate adjusts the config.
 func startEdge(t testing.TB, dir string, mutate func(*Config)) *testEdge {
 	t.Helper()
+	return startEdgeWith(t, dir, mutate, nil)
+}
+
+// startEdgeWith is startEdge with a hook that runs on the node before Run
+// (SetUplink, SetBlobFetcher).
+func startEdgeWith(t testing.TB, dir string, mutate func(*Config), before func(*Node)) *testEdge {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -95,6 +102,9 @@ func startEdge(t testing.TB, dir string, mutate func(*Config)) *testEdge {
 	n, err := New(cfg, slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if before != nil {
+		before(n)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &testEdge{t: t, node: n, cfg: cfg, cancel: cancel, done: make(chan error, 1), logs: logs}

@@ -63,6 +63,10 @@ type downEffects struct {
 	tasks   []string // task IDs inserted or deleted: wake their waiters
 	wake    []string // devices to send a connection request, in order
 	invalid []error  // records skipped as unusable, for the log
+	// fileMetas are the files whose metadata was stored; fileTasks the
+	// files new download tasks need: their blobs are fetched ahead.
+	fileMetas []string
+	fileTasks []string
 }
 
 // StoreDownlink stores downlink records and the positions they reach in
@@ -83,7 +87,8 @@ type downEffects struct {
 //     result is left alone: its result is, or will be, in the outbox.
 //   - DownPreset / DownPresetDelete store or delete s/<name>.
 //   - DownFile / DownFileDelete store or delete the file metadata (the blob
-//     is fetched when a task needs it).
+//     is fetched when a task needs it: a new download task starts the
+//     fetch once the batch is stored, see fetch.go).
 //   - DownRevoke records the revoked edge name.
 //
 // After each commit, waiters of the tasks touched are woken and OnWake is
@@ -260,6 +265,9 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 		if r.Wake && !t.Status.Final() {
 			eff.wake = append(eff.wake, t.Device)
 		}
+		if t.Name == fleet.TaskDownload && t.FileName != "" && t.URL == "" && !t.Status.Final() {
+			eff.fileTasks = append(eff.fileTasks, t.FileName)
+		}
 	case fleet.DownCancel, fleet.DownDrop:
 		var t fleet.Task
 		switch err := getRecord(txn, pTask+r.TaskID, &t); {
@@ -296,6 +304,7 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 	case fleet.DownPresetDelete:
 		return txn.Delete([]byte(pPreset + r.Name))
 	case fleet.DownFile:
+		eff.fileMetas = append(eff.fileMetas, r.File.Name)
 		return setRecord(txn, pFile+r.File.Name, r.File)
 	case fleet.DownFileDelete:
 		return txn.Delete([]byte(pFile + r.Name))
@@ -312,6 +321,11 @@ func (c *Cache) downCommitted(eff downEffects) {
 	}
 	for _, id := range eff.tasks {
 		c.notify(id)
+	}
+	if fs := c.files.Load(); fs != nil && len(eff.fileMetas)+len(eff.fileTasks) > 0 {
+		// Fetch ahead: the blob crosses the backhaul now, not when the
+		// CPE asks for it.
+		fs.downlinkFiles(eff.fileMetas, eff.fileTasks)
 	}
 	if c.opts.OnWake == nil {
 		return

@@ -381,6 +381,20 @@ func (n *Node) Health() fleet.EdgeHealth { return n.cache.Health() }
 // SetUplink attaches the core link; call before Run.
 func (n *Node) SetUplink(u Uplink) { n.uplink = u }
 
+// SetBlobFetcher lets the node fetch file content from the core (the sync
+// client): download tasks from the core fetch their file ahead, and a
+// session holds a Download until its file is here, then the device is
+// sent a connection request. Call before Run.
+func (n *Node) SetBlobFetcher(f BlobFetcher) {
+	n.files.SetFetcher(f, func(deviceID string) {
+		select {
+		case n.wakeQ <- deviceID:
+		default:
+			n.log.Warn("connection request queue full; a held download waits for the device's next inform", "device", deviceID)
+		}
+	})
+}
+
 // Cache is the node's device cache.
 func (n *Node) Cache() *Cache { return n.cache }
 
@@ -511,6 +525,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	wg.Add(2)
 	go func() { defer wg.Done(); n.cache.RunGC(bg) }()
 	go func() { defer wg.Done(); n.janitor(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.files.RunFetcher(bg) }()
 	var wakeWG sync.WaitGroup
 	for range wakeWorkers {
 		wakeWG.Add(1)

@@ -110,15 +110,7 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 		}
 		if ch := st.inflight; ch != nil {
 			r.mu.Unlock()
-			select {
-			case <-ch:
-				r.mu.Lock()
-				err := st.err
-				r.mu.Unlock()
-				return err
-			case <-ctx.Done():
-				return fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
-			}
+			return r.await(ctx, deviceID, st, ch)
 		}
 		if wait := r.cfg.MinInterval - time.Since(st.last); !st.last.IsZero() && wait > 0 {
 			r.mu.Unlock()
@@ -157,15 +149,20 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 			r.mu.Unlock()
 			close(ch)
 		}()
-		select {
-		case <-ch:
-			r.mu.Lock()
-			err := st.err
-			r.mu.Unlock()
-			return err
-		case <-ctx.Done():
-			return fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
-		}
+		return r.await(ctx, deviceID, st, ch)
+	}
+}
+
+// await waits for the request in flight (done closes when it ends) and
+// returns its result, or gives up when ctx ends.
+func (r *Reacher) await(ctx context.Context, deviceID string, st *crState, done chan struct{}) error {
+	select {
+	case <-done:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return st.err
+	case <-ctx.Done():
+		return fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
 	}
 }
 

@@ -45,6 +45,9 @@ var (
 	hdrXML        = []string{`text/xml; charset="utf-8"`}
 	hdrRetryAfter = []string{"60"}
 	hdrClose      = []string{"close"}
+	// hdrRetryAfterFile is shorter: a fetch from the core often takes
+	// seconds, not minutes.
+	hdrRetryAfterFile = []string{"30"}
 )
 
 // Server is the CWMP endpoint of an edge: it terminates CPE sessions over
@@ -145,6 +148,18 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	f, meta, err := s.files.Open(name)
 	if err != nil {
+		if errors.Is(err, ErrFileNotReady) {
+			// The content is still crossing the backhaul (Open started
+			// the fetch). Sessions hold a Download until its file is
+			// here, so only a CPE that asks on its own gets this (a URL
+			// from an earlier task, a file replaced since). 503 with
+			// Retry-After is HTTP's "come back later", which a CPE that
+			// retries downloads honours; holding the request open instead
+			// would tie the CPE's transfer timeout to the backhaul's speed.
+			w.Header()["Retry-After"] = hdrRetryAfterFile
+			s.httpError(w, http.StatusServiceUnavailable, "file is being fetched from the core; retry later")
+			return
+		}
 		if errors.Is(err, ErrNotFound) {
 			s.httpError(w, http.StatusNotFound, "no such file")
 			return

@@ -509,6 +509,15 @@ func (w *SessionWork) Next() cwmp.Message {
 			continue
 		}
 		req, fault := w.rpcFor(t)
+		if fault == holdForBlob {
+			// The file is still crossing the backhaul. Most CPEs report
+			// a failed download once and never retry it, so the Download
+			// is not sent until the blob is here: this task and the ones
+			// after it (they keep their order) stay pending, and the
+			// device gets a connection request when the blob lands.
+			w.stop = true
+			return nil
+		}
 		if fault != nil {
 			w.finish(t, fleet.StatusFault, nil, fault)
 			continue
@@ -538,6 +547,10 @@ func key(own *string, t *fleet.Task) string {
 	}
 	return *own
 }
+
+// holdForBlob is what rpcFor returns for a Download whose file's content
+// is still being fetched from the core: not a fault, a reason to wait.
+var holdForBlob = &fleet.TaskFault{Code: "held", Message: "the file is still being fetched from the core"}
 
 func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 	switch t.Name {
@@ -589,6 +602,9 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 					return nil, &fleet.TaskFault{Code: FaultCodeNoURL, Message: "the edge has no files URL to point the CPE at"}
 				}
 				d.URL = w.meta.FilesBaseURL + url.PathEscape(t.FileName)
+				if fs := w.c.files.Load(); fs != nil && !fs.awaitBlob(meta, w.dev.ID) {
+					return nil, holdForBlob
+				}
 			}
 			if meta.Size <= math.MaxUint32 {
 				d.FileSize = uint32(meta.Size)

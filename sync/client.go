@@ -61,6 +61,12 @@ type Client struct {
 	// Counters for tests and metrics.
 	sentRecords atomic.Int64
 	downRecords atomic.Int64
+
+	// blobConn is the live session's connection, which FetchBlob opens
+	// its streams on (nil while the link is down); blobSlots bounds those
+	// streams to MaxBlobStreams.
+	blobConn  atomic.Pointer[quic.Conn]
+	blobSlots chan struct{}
 }
 
 // NewClient checks the configuration; Run connects.
@@ -91,7 +97,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 30 * time.Second
 	}
-	return &Client{cfg: cfg, log: cfg.Log.With("component", "sync-client")}, nil
+	return &Client{cfg: cfg, log: cfg.Log.With("component", "sync-client"), blobSlots: make(chan struct{}, MaxBlobStreams)}, nil
 }
 
 // Status returns the link's current state.
@@ -212,6 +218,10 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 	if err != nil {
 		return true, err
 	}
+	// Blob streams only after the three above, which the core accepts in
+	// this order.
+	c.blobConn.Store(conn)
+	defer c.blobConn.CompareAndSwap(conn, nil)
 	hcancel()
 	c.setStatus(func(s *Status) {
 		*s = Status{Connected: true, Core: addr, Since: time.Now().UTC(), UplinkAcked: f.Seq}

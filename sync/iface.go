@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"io"
 
 	"github.com/edgeacs/edgeacs/fleet"
 )
@@ -79,4 +80,9 @@ type Core interface {
 	// EdgeHealth records the latest health an edge reported; connected is
 	// false when its link closed.
 	EdgeHealth(edge string, h fleet.EdgeHealth, connected bool)
+	// OpenBlob opens the content-addressed blob with this SHA-256 (hex)
+	// for an edge's fetch and returns its size. A blob this node does not
+	// hold (yet: it may still be coming from a peer) is an error wrapping
+	// ErrUnknownBlob; the edge tries again later.
+	OpenBlob(sha256 string) (io.ReadSeekCloser, int64, error)
 }

@@ -128,6 +128,7 @@ type memCore struct {
 	watch      chan struct{}
 	health     map[string]bool
 	failApply  error
+	blobs      map[string][]byte // by sha256, for OpenBlob (blob_test.go)
 }
 
 func newMemCore(leader bool) *memCore {
@@ -515,13 +516,7 @@ func TestLinkRefusesBadPeers(t *testing.T) {
 			must(t, err)
 			tlsConf.VerifyConnection = good.VerifyConnection
 			tlsConf.NextProtos = []string{ALPN}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			c, err := quic.DialAddr(ctx, addr, tlsConf, quicConfig())
-			if err == nil {
-				_, err = acceptOrFail(c)
-			}
-			return c, err
+			return dialAndHello(addr, tlsConf)
 		}, "unknown authority"},
 		{"core certificate used by an edge", nil, func(t *testing.T, addr string) (*quic.Conn, error) {
 			good, err := ClientTLS(p.dir, "e1")
@@ -531,25 +526,13 @@ func TestLinkRefusesBadPeers(t *testing.T) {
 			good.GetClientCertificate = nil
 			good.Certificates = []tls.Certificate{coreCert}
 			good.NextProtos = []string{ALPN}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			c, err := quic.DialAddr(ctx, addr, good, quicConfig())
-			if err == nil {
-				_, err = acceptOrFail(c)
-			}
-			return c, err
+			return dialAndHello(addr, good)
 		}, "role"},
 		{"revoked edge", func(core *memCore) { core.revoked["e2"] = true }, func(t *testing.T, addr string) (*quic.Conn, error) {
 			tlsConf, err := ClientTLS(p.dir, "e2")
 			must(t, err)
 			tlsConf.NextProtos = []string{ALPN}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			c, err := quic.DialAddr(ctx, addr, tlsConf, quicConfig())
-			if err == nil {
-				_, err = acceptOrFail(c)
-			}
-			return c, err
+			return dialAndHello(addr, tlsConf)
 		}, "revoked"},
 		{"garbage bytes", nil, func(t *testing.T, addr string) (*quic.Conn, error) {
 			c := rawDial(t, p.dir, "e1", addr)
@@ -602,6 +585,18 @@ func TestLinkRefusesBadPeers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dialAndHello dials with tlsConf and says hello; the error is the
+// refusal, at the TLS layer or after it.
+func dialAndHello(addr string, tlsConf *tls.Config) (*quic.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, addr, tlsConf, quicConfig())
+	if err == nil {
+		_, err = acceptOrFail(c)
+	}
+	return c, err
 }
 
 // acceptOrFail reports whether the server closes a connection that the
@@ -665,6 +660,9 @@ func FuzzDecodeFrame(f *testing.F) {
 		{T: fDownBatch, Down: []fleet.DownRecord{{Seq: 1, Kind: fleet.DownCancel, TaskID: "t"}}},
 		{T: fHeartbeat, Health: &fleet.EdgeHealth{SessionsPerSec: 3, OutboxLen: 4}},
 		{T: fError, Reason: "no"},
+		{T: fBlobRequest, Sum: "ab", Offset: 5},
+		{T: fBlobHeader, Size: 9},
+		{T: fError, Missing: true, Reason: "unknown blob"},
 	} {
 		var b bytes.Buffer
 		if err := writeFrame(&b, fr); err != nil {

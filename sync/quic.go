@@ -32,11 +32,14 @@ const (
 // quicConfig is the transport configuration both sides use. Stream and
 // connection windows bound what a peer can make the other side buffer.
 func quicConfig() *quic.Config {
+	// MaxIncomingStreams: control, uplink, downlink and MaxBlobStreams
+	// blob streams, with room for finished blob streams whose credit the
+	// peer has not yet been given back.
 	return &quic.Config{
 		HandshakeIdleTimeout:           DeadAfter,
 		MaxIdleTimeout:                 DeadAfter,
 		KeepAlivePeriod:                KeepAlive,
-		MaxIncomingStreams:             8,
+		MaxIncomingStreams:             16,
 		MaxIncomingUniStreams:          -1,
 		InitialStreamReceiveWindow:     1 << 20,
 		MaxStreamReceiveWindow:         16 << 20,

@@ -361,6 +361,7 @@ func (cs *coreSession) run(ctx context.Context, st EdgeState, hello *frame) erro
 	run(cs.control)
 	run(func(ctx context.Context) error { return cs.uplink(ctx, up, st.UplinkAcked) })
 	run(func(ctx context.Context) error { return cs.downlink(ctx, down, hello.Seq, hello.Shared) })
+	run(cs.acceptBlobs)
 	<-ctx.Done()
 	// Unblock the stream readers: they do not watch ctx.
 	cs.conn.CloseWithError(codeClosed, "")

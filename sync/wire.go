@@ -18,6 +18,10 @@ const (
 	streamControl  byte = 'C'
 	streamUplink   byte = 'U'
 	streamDownlink byte = 'D'
+	// streamBlob carries one blob fetch: a request frame, a header frame,
+	// then the blob's raw bytes (see blob.go). Any number may come and go
+	// while the session lasts.
+	streamBlob byte = 'B'
 )
 
 // MaxFrame bounds one frame's encoded size. Batches are cut well below it
@@ -50,11 +54,13 @@ const (
 	fDownBatch    frameType = 8 // core → edge, downlink: records
 	fDownAck      frameType = 9 // edge → core, downlink: stored up to Seq/Shared
 	fError        frameType = 10
+	fBlobRequest  frameType = 11 // edge → core, blob stream: Sum from Offset
+	fBlobHeader   frameType = 12 // core → edge, blob stream: Size in all; raw bytes from Offset follow
 )
 
 func (t frameType) String() string {
 	names := [...]string{"", "hello", "welcome", "redirect", "heartbeat", "heartbeat-ack", "uplink-batch",
-		"uplink-ack", "downlink-batch", "downlink-ack", "error"}
+		"uplink-ack", "downlink-batch", "downlink-ack", "error", "blob-request", "blob-header"}
 	if int(t) < len(names) && t != 0 {
 		return names[t]
 	}
@@ -73,6 +79,10 @@ type frame struct {
 	Up      []fleet.SeqRecord  `cbor:"8,keyasint,omitempty"`
 	Down    []fleet.DownRecord `cbor:"9,keyasint,omitempty"`
 	Reason  string             `cbor:"10,keyasint,omitempty"`
+	Sum     string             `cbor:"11,keyasint,omitempty"` // blob SHA-256, hex
+	Offset  int64              `cbor:"12,keyasint,omitempty"` // where a blob fetch starts
+	Size    int64              `cbor:"13,keyasint,omitempty"` // a blob's whole size
+	Missing bool               `cbor:"14,keyasint,omitempty"` // error frame: the core has no such blob
 }
 
 // writeFrame encodes f and writes it with its length prefix in one Write.
@@ -133,8 +143,11 @@ func decodeFrame(b []byte) (*frame, error) {
 	if err := fleet.CBOR.Dec.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%w: undecodable frame: %v", ErrProtocol, err)
 	}
-	if f.T < fHello || f.T > fError {
+	if f.T < fHello || f.T > fBlobHeader {
 		return nil, fmt.Errorf("%w: unknown frame type %d", ErrProtocol, f.T)
+	}
+	if f.Offset < 0 || f.Size < 0 {
+		return nil, fmt.Errorf("%w: negative blob offset %d or size %d", ErrProtocol, f.Offset, f.Size)
 	}
 	for _, r := range f.Up {
 		if r.Seq == 0 {

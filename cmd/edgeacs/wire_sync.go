@@ -29,7 +29,8 @@ func edgeSyncTLS(cfg edge.Config) (*tls.Config, error) {
 }
 
 // newEdgeUplink wires the sync client to the edge's cache: the outbox up,
-// the downlink into the cache, the node's health on heartbeats.
+// the downlink into the cache, the node's health on heartbeats, and file
+// content fetched from the core into the node's file store.
 func newEdgeUplink(cfg edge.Config, tlsConf *tls.Config, node *edge.Node, log *slog.Logger) (edge.Uplink, error) {
 	c, err := fleetsync.NewClient(fleetsync.ClientConfig{
 		EdgeID: cfg.ID,
@@ -43,6 +44,8 @@ func newEdgeUplink(cfg edge.Config, tlsConf *tls.Config, node *edge.Node, log *s
 	if err != nil {
 		return nil, fmt.Errorf("edge %s: %w", cfg.ID, err)
 	}
+	// File content comes over the same link, on its own streams.
+	node.SetBlobFetcher(c)
 	return edgeUplink{c}, nil
 }
 
