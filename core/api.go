@@ -2,17 +2,22 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/edgeacs/edgeacs/blob"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -51,10 +56,18 @@ func statusFor(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrRevoked):
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed), errors.Is(err, ErrApplyFailed):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrMethodNotAllowed):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, ErrRequestTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		// os.ErrDeadlineExceeded is the connection's read deadline (the
+		// body timeout), not a deadline of the node's own work.
+		return http.StatusRequestTimeout
+	// Before ErrNotLeader: a write that lost its leader mid-commit wraps
+	// both, and must not be answered with 503's "retry".
+	case errors.Is(err, ErrOutcomeUnknown), errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed), errors.Is(err, ErrApplyFailed), errors.Is(err, ErrNotMember):
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}
@@ -77,7 +90,7 @@ func errorFor(code int, msg string) error {
 	case http.StatusServiceUnavailable:
 		base = ErrNotLeader
 	case http.StatusGatewayTimeout:
-		base = ErrTimeout
+		base = ErrOutcomeUnknown
 	default:
 		return fmt.Errorf("leader answered %d: %s", code, msg)
 	}
@@ -100,8 +113,16 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// retryAfter is the Retry-After of a 503: about one election, after which
+// a leader is usually known again.
+const retryAfter = "1"
+
 func writeError(w http.ResponseWriter, err error) {
-	writeJSON(w, statusFor(err), map[string]string{"error": err.Error()})
+	code := statusFor(err)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
 func (n *Node) handler() http.Handler {
@@ -140,12 +161,34 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
+	h("GET /api/v1/cluster/peer", n.clusterPeer) // internal: founding members (bootstrap.go)
 	h("POST /api/v1/cluster/apply", n.internalApply)
 	h("GET /internal/v1/blobs/{sha256}", n.internalBlob) // internal: peers replicating blobs (blobsync.go)
 	h("/", func(w http.ResponseWriter, r *http.Request) {
+		// The catch-all matches every method, so ServeMux's own 405 never
+		// fires: a path that exists with other methods is answered here.
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, fmt.Errorf("%s %s: %w (allowed: %s)", r.Method, r.URL.Path, ErrMethodNotAllowed, strings.Join(allow, ", ")))
+			return
+		}
 		writeError(w, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
 	})
-	return n.instrument(mux)
+	return n.instrument(n.boundBody(mux))
+}
+
+// allowedMethods lists the methods mux routes r's path to a handler other
+// than the catch-all, by asking it for each method in turn.
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // statusWriter records the status code for metrics; Unwrap lets
@@ -184,6 +227,56 @@ func (n *Node) instrument(next http.Handler) http.Handler {
 	})
 }
 
+// minBodyProgress is what a request body must deliver per APIBodyTimeout
+// to keep its connection: a trickle (slowloris) is cut, a large upload on
+// a slow link is not.
+const minBodyProgress = 64 << 10
+
+// boundBody puts a read deadline on a request's body (see
+// Config.APIBodyTimeout), moved forward each time minBodyProgress more
+// bytes arrive and cleared at the end of the body.
+func (n *Node) boundBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		d := n.cfg.APIBodyTimeout
+		if err := rc.SetReadDeadline(time.Now().Add(d)); err == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: d}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody is a request body under boundBody's deadline.
+type deadlineBody struct {
+	io.ReadCloser
+	rc      *http.ResponseController
+	timeout time.Duration
+	since   int // bytes since the deadline last moved
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.since += n
+	if b.since >= minBodyProgress {
+		b.since = 0
+		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	switch {
+	case err == io.EOF:
+		// Clear it: net/http keeps reading the connection in the
+		// background while the handler runs (to notice a client going
+		// away), and a deadline firing there would cancel a long poll.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = fmt.Errorf("%w: less than %d bytes of body in %v: %w", ErrRequestTimeout, minBodyProgress, b.timeout, err)
+	}
+	return n, err
+}
+
 // write runs h on the leader; a follower forwards the whole request to the
 // leader's API so the client sees one answer.
 func (n *Node) write(h http.HandlerFunc) http.HandlerFunc {
@@ -214,8 +307,14 @@ func (n *Node) atLeader(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // read serves h locally, or as a linearizable read when ?consistent=true.
+// A node outside the cluster's configuration serves no reads: its state
+// is stale from the moment it was removed or replaced.
 func (n *Node) read(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := n.memberErr(); err != nil {
+			writeError(w, fmt.Errorf("%w; this node serves no reads", err))
+			return
+		}
 		if c := r.URL.Query().Get("consistent"); c != "" {
 			want, err := strconv.ParseBool(c)
 			if err != nil {
@@ -249,19 +348,45 @@ func (n *Node) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	target := &url.URL{Scheme: "http", Host: addr}
 	n.met.forwarded.Inc()
+	var sent *atomic.Bool
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(hdrForwarded, n.cfg.ID)
+			var ctx context.Context
+			ctx, sent = traceSent(pr.Out.Context())
+			pr.Out = pr.Out.WithContext(ctx)
 		},
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
-			writeError(w, fmt.Errorf("%w: forwarding to leader %s at %s failed (the write may or may not have been applied): %v", ErrNoLeader, leader, addr, err))
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			writeError(w, forwardError(r.Method, sent != nil && sent.Load(), fmt.Sprintf("leader %s at %s", leader, addr), err))
 		},
 	}
 	proxy.ServeHTTP(w, r)
 }
 
+// traceSent returns ctx with a trace that records whether a request using
+// it got as far as writing its headers to the peer.
+func traceSent(ctx context.Context) (context.Context, *atomic.Bool) {
+	sent := new(atomic.Bool)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { sent.Store(true) }}), sent
+}
+
+// forwardError is the error for a request to the leader that got no
+// answer. A write that was sent may have been applied, so it is
+// ErrOutcomeUnknown (504: read before retrying); one that never left, or
+// a read, is ErrNoLeader (503: retry).
+func forwardError(method string, sent bool, to string, err error) error {
+	if sent && method != http.MethodGet && method != http.MethodHead {
+		return fmt.Errorf("%w: sent to %s, whose answer was lost: %v", ErrOutcomeUnknown, to, err)
+	}
+	return fmt.Errorf("%w: could not reach %s (nothing was applied; retry): %v", ErrNoLeader, to, err)
+}
+
 func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := n.memberErr(); err != nil {
+		writeError(w, fmt.Errorf("not ready: %w", err))
+		return
+	}
 	_, id := n.raft.LeaderWithID()
 	if id == "" {
 		writeError(w, fmt.Errorf("%w: not ready", ErrNoLeader))
@@ -279,8 +404,12 @@ func (n *Node) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) 
 	return b, nil
 }
 
-// decodeStrict decodes one JSON value, refusing unknown fields and trailing data.
+// decodeStrict decodes one JSON value, refusing unknown fields, duplicate
+// keys (encoding/json would let the last win) and trailing data.
 func decodeStrict(b []byte, v any) error {
+	if err := fleet.RejectDuplicateKeys(b); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -427,7 +556,9 @@ func parseWait(q url.Values) (time.Duration, error) {
 	}
 	if s := q.Get("timeout"); s != "" {
 		ms, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxWait {
+		// Compare in milliseconds: converting first overflows a huge value
+		// into a small or negative duration.
+		if err != nil || ms < 0 || ms > maxWait.Milliseconds() {
 			return 0, fmt.Errorf("%w: timeout must be milliseconds up to %v", ErrBadRequest, maxWait)
 		}
 		return time.Duration(ms) * time.Millisecond, nil
@@ -456,6 +587,10 @@ func wantWake(q url.Values) (bool, error) {
 // the device's edge. With ?connection_request the edge wakes the device at
 // once; with ?wait=D (or ?timeout=ms) the answer waits up to D for the
 // task to end: 200 with the final task, else 202 with it as it stands.
+//
+// Creation is idempotent (see taskKey): a request that repeats an earlier
+// one answers 200 with the earlier task, marked Idempotent-Replayed, and
+// queues nothing. Every answer carries the key in Idempotency-Key.
 func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	wait, err := parseWait(q)
@@ -479,20 +614,33 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	key, derived, err := taskKey(r.Header.Get("Idempotency-Key"), t)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	t.ID = ulid.Make().String()
-	res, ok := n.applyOK(w, r, Command{Op: OpCreateTasks, Time: now, Key: r.Header.Get("Idempotency-Key"), Wake: wake, Tasks: []*fleet.Task{t}})
+	res, ok := n.applyOK(w, r, Command{Op: OpCreateTasks, Time: now, Key: key, KeyWhilePending: derived, Wake: wake, Tasks: []*fleet.Task{t}})
 	if !ok {
 		return
 	}
+	w.Header().Set("Idempotency-Key", key)
+	replayed := false
 	if ids, _ := res.Value.([]string); res.Noop && len(ids) == 1 {
-		// A retry with the same Idempotency-Key: answer with the first task.
-		if first, err := n.fsm.Task(ids[0]); err == nil {
-			writeJSON(w, http.StatusOK, first)
+		first, err := n.fsm.Task(ids[0])
+		if err != nil {
+			writeError(w, fmt.Errorf("task %s of Idempotency-Key %q: %w", ids[0], key, err))
 			return
 		}
-	}
-	// The stored task says which edge it went to.
-	if stored, err := n.fsm.Task(t.ID); err == nil {
+		if first.Device != t.Device || taskFingerprint(first) != taskFingerprint(t) {
+			writeError(w, fmt.Errorf("%w: Idempotency-Key %q was first used for task %s (%s on device %s); a different request needs a different key",
+				ErrConflict, key, first.ID, first.Name, first.Device))
+			return
+		}
+		t, replayed = first, true
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else if stored, err := n.fsm.Task(t.ID); err == nil {
+		// The stored task says which edge it went to.
 		t = stored
 	}
 	w.Header().Set("Location", "/api/v1/tasks/"+t.ID)
@@ -508,9 +656,60 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 		}
 		t = final
 	}
+	if replayed {
+		writeJSON(w, http.StatusOK, t)
+		return
+	}
 	// 202 as GenieACS answers a queued task ("Task queued but not
 	// processed"): scripts written against its NBI branch on it.
 	writeJSON(w, http.StatusAccepted, t)
+}
+
+// maxIdempotencyKey bounds a client's Idempotency-Key (it becomes part of
+// a storage key).
+const maxIdempotencyKey = 255
+
+// derivedKeyPrefix starts the keys taskKey derives.
+const derivedKeyPrefix = "auto-"
+
+// taskKey chooses the idempotency key of a task creation.
+//
+// The rule: with an Idempotency-Key header, that key alone decides, for
+// good: the same key again answers the first task (and a different
+// request under the same key is a conflict). Without one, the key is
+// derived from the device and the task's content (name and arguments;
+// not its expiry) and holds only while the task it created is pending or
+// running: an identical request meanwhile answers that task instead of
+// queueing a second reboot, and the same request after it has ended is a
+// new task. No clock is involved, so a retry late or early is treated
+// alike. What this cannot catch is a retry sent after the first task has
+// already ended (its answer lost and the task quick): only a client key
+// covers that.
+func taskKey(header string, t *fleet.Task) (key string, derived bool, err error) {
+	if header != "" {
+		if len(header) > maxIdempotencyKey {
+			return "", false, fmt.Errorf("%w: Idempotency-Key longer than %d bytes", ErrBadRequest, maxIdempotencyKey)
+		}
+		for i := 0; i < len(header); i++ {
+			if c := header[i]; c < 0x20 || c > 0x7e {
+				return "", false, fmt.Errorf("%w: Idempotency-Key must be printable ASCII", ErrBadRequest)
+			}
+		}
+		return header, false, nil
+	}
+	sum := sha256.Sum256([]byte(t.Device + "\x00" + taskFingerprint(t)))
+	return derivedKeyPrefix + hex.EncodeToString(sum[:16]), true, nil
+}
+
+// taskFingerprint is a task's content: what it asks of which device,
+// without the fields that differ between two requests for the same thing
+// (ID, times, state).
+func taskFingerprint(t *fleet.Task) string {
+	c := *t
+	c.ID, c.Timestamp, c.Expiry, c.Status, c.Edge = "", time.Time{}, time.Time{}, "", ""
+	c.Attempts, c.Updated, c.Result, c.Fault = 0, time.Time{}, nil, nil
+	b, _ := json.Marshal(&c) // a struct of plain fields: cannot fail
+	return string(b)
 }
 
 // filterTaskRequest is the body of POST /api/v1/tasks.
@@ -822,9 +1021,10 @@ func (n *Node) applyAnywhere(ctx context.Context, cmd Command) error {
 	}
 	req.Header.Set("Content-Type", "application/cbor")
 	req.Header.Set(hdrForwarded, n.cfg.ID)
-	resp, err := n.client.Do(req)
+	tctx, sent := traceSent(req.Context())
+	resp, err := n.client.Do(req.WithContext(tctx))
 	if err != nil {
-		return fmt.Errorf("%w: apply via leader at %s: %v", ErrNoLeader, addr, err)
+		return fmt.Errorf("apply via the leader: %w", forwardError(req.Method, sent.Load(), "the leader at "+addr, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {

@@ -259,8 +259,15 @@ func raftError(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader):
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
-	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return fmt.Errorf("%w: %v (the write may or may not have been applied)", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry may be in the log and commit under the next leader, so
+		// the API answers 504 (ErrOutcomeUnknown), not 503's "retry"; it
+		// still wraps ErrNotLeader for internal callers whose commands are
+		// idempotent and follow the leader.
+		return fmt.Errorf("%w: %w: %v", ErrOutcomeUnknown, ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it reached the log: nothing was applied.
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("raft: %w", ErrClosed)
 	case errors.Is(err, raft.ErrEnqueueTimeout):

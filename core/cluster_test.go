@@ -369,7 +369,10 @@ func TestLeaderKillLosesNoAckedWrite(t *testing.T) {
 				}
 				n := nodes[(w+i)%len(nodes)]
 				var tk fleet.Task
-				req, _ := http.NewRequest("POST", api(n, "/devices/dev1/tasks"), strings.NewReader(`{"name": "reboot"}`))
+				// A distinct commandKey per request: identical requests would
+				// be answered with the pending first one (idempotent creation).
+				body := fmt.Sprintf(`{"name": "reboot", "commandKey": "w%d-%d"}`, w, i)
+				req, _ := http.NewRequest("POST", api(n, "/devices/dev1/tasks"), strings.NewReader(body))
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
 					time.Sleep(5 * time.Millisecond)

@@ -101,6 +101,11 @@ type Command struct {
 	// SharedSeq is the fleet-wide downlink position an edge stored
 	// (OpEdgeAck; Seq is the position in the edge's own log).
 	SharedSeq uint64 `cbor:"26,keyasint,omitempty"`
+	// KeyWhilePending limits Key (OpCreateTasks) to while a task it names
+	// is not final: the API's derived key for a request without an
+	// Idempotency-Key, so a retry of an identical request does not queue
+	// a second copy, yet the same request once the first has ended does.
+	KeyWhilePending bool `cbor:"27,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

@@ -31,4 +31,18 @@ var (
 	ErrApplyFailed = errors.New("fsm stopped: a committed entry could not be applied")
 	// ErrRevoked means the edge's certificate name is on the revocation list.
 	ErrRevoked = errors.New("edge revoked")
+	// ErrOutcomeUnknown means a write was sent on but its answer was lost (the
+	// leader failed or lost leadership mid-request): it may or may not have
+	// been applied. Unlike ErrNotLeader it does not invite a blind retry; a
+	// client should read the state (or retry with the same Idempotency-Key).
+	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied")
+	// ErrNotMember means this node is not in the cluster's raft configuration
+	// (it was removed or replaced, or has not joined yet): its state may be
+	// stale, so it serves no reads.
+	ErrNotMember = errors.New("not a member of the cluster")
+	// ErrMethodNotAllowed means the path exists but not with this method.
+	ErrMethodNotAllowed = errors.New("method not allowed")
+	// ErrRequestTimeout means the client did not send its request body
+	// within the API's body timeout (or below its minimum rate).
+	ErrRequestTimeout = errors.New("request body timeout")
 )

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/edgeacs/edgeacs/blob"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -42,9 +43,21 @@ type Config struct {
 	// (<id>.crt, <id>.key), made by `edgeacs ca`; the sync server needs
 	// them. Empty: no sync server, edges cannot connect.
 	CADir string `yaml:"caDir"`
-	// Bootstrap makes this node form a new single-node cluster when it has no state.
+	// Bootstrap makes this node form a new single-node cluster when it has
+	// no raft state. With Join it first asks those peers, and refuses (New
+	// fails) if any reports an existing cluster: a wiped node restarted with
+	// the command that once founded the cluster must not found a second one.
 	Bootstrap bool `yaml:"bootstrap"`
-	// Join is the API address (host:port or URL) of a member to join through.
+	// BootstrapExpect, when N > 0, founds a cluster of N voters safely: a
+	// node with no raft state asks the Join peers (the other founding
+	// members), and only when N fresh nodes that expect N see each other,
+	// and agree on who they are, does the one with the lowest ID bootstrap
+	// them all. If any peer reports an existing cluster, the node joins it
+	// instead. A node with raft state never bootstraps. See bootstrap.go.
+	BootstrapExpect int `yaml:"bootstrapExpect"`
+	// Join is a comma-separated list of API addresses (host:port or URL) of
+	// members to join through, tried in turn; with Bootstrap or
+	// BootstrapExpect, the peers to ask first.
 	Join string `yaml:"join"`
 
 	// Raft timing and log compaction; see raft.Config. Loopback tests use
@@ -71,6 +84,15 @@ type Config struct {
 	// MaxBodyBytes bounds JSON request bodies; MaxFileBytes bounds uploads.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	MaxFileBytes int64 `yaml:"maxFileBytes"`
+
+	// APIHeaderTimeout bounds reading a request's headers. APIBodyTimeout
+	// bounds reading its body: the body must arrive within it, or keep
+	// delivering at least 64 KiB per APIBodyTimeout (large uploads), else
+	// the request gets 408 and the connection is closed. APIIdleTimeout
+	// closes a keep-alive connection that sends no next request.
+	APIHeaderTimeout time.Duration `yaml:"apiHeaderTimeout"`
+	APIBodyTimeout   time.Duration `yaml:"apiBodyTimeout"`
+	APIIdleTimeout   time.Duration `yaml:"apiIdleTimeout"`
 }
 
 // DefaultConfig returns production defaults: raft's own timeouts, fsync'd log.
@@ -89,6 +111,9 @@ func DefaultConfig() Config {
 		MaxBatchDelay:      2 * time.Millisecond,
 		MaxBodyBytes:       1 << 20,
 		MaxFileBytes:       1 << 30,
+		APIHeaderTimeout:   10 * time.Second,
+		APIBodyTimeout:     30 * time.Second,
+		APIIdleTimeout:     2 * time.Minute,
 	}
 }
 
@@ -107,6 +132,9 @@ func (c Config) withDefaults() Config {
 	setDur(&c.SnapshotInterval, d.SnapshotInterval)
 	setDur(&c.ApplyTimeout, d.ApplyTimeout)
 	setDur(&c.MaxBatchDelay, d.MaxBatchDelay)
+	setDur(&c.APIHeaderTimeout, d.APIHeaderTimeout)
+	setDur(&c.APIBodyTimeout, d.APIBodyTimeout)
+	setDur(&c.APIIdleTimeout, d.APIIdleTimeout)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -139,8 +167,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: raft address is required", ErrBadRequest)
 	case c.APIAddr == "":
 		return fmt.Errorf("%w: API address is required", ErrBadRequest)
-	case c.Bootstrap && c.Join != "":
-		return fmt.Errorf("%w: bootstrap and join are exclusive", ErrBadRequest)
+	case c.Bootstrap && c.BootstrapExpect > 0:
+		return fmt.Errorf("%w: bootstrap and bootstrap-expect are exclusive", ErrBadRequest)
+	case c.BootstrapExpect < 0:
+		return fmt.Errorf("%w: bootstrap-expect must be positive", ErrBadRequest)
+	case c.BootstrapExpect > 1 && len(c.joinAddrs()) < c.BootstrapExpect-1:
+		return fmt.Errorf("%w: bootstrap-expect %d needs join with the API addresses of the other %d founding members", ErrBadRequest, c.BootstrapExpect, c.BootstrapExpect-1)
 	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return fmt.Errorf("%w: leader lease timeout must not exceed the heartbeat timeout", ErrBadRequest)
 	}
@@ -194,6 +226,13 @@ type Node struct {
 	// health is what each edge last reported over this node's sync server.
 	healthMu sync.Mutex
 	health   map[string]edgeLive
+
+	// fresh: the node started without raft state. bootstrapped: New
+	// founded a cluster with it (--bootstrap). founders is what
+	// bootstrapLoop last saw (bootstrap.go), for peers asking.
+	fresh        bool
+	bootstrapped bool
+	founders     atomic.Pointer[[]Founder]
 }
 
 // New opens the node's stores, starts Raft (bootstrapping a new cluster if
@@ -269,11 +308,18 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	undo = append(undo, func() { n.raft.Shutdown().Error() })
+	n.client = &http.Client{Timeout: 60 * time.Second}
+	n.fresh = !hasState
 	if cfg.Bootstrap && !hasState {
+		if err := n.refuseExistingCluster(); err != nil {
+			logger.Error("refusing to bootstrap", "err", err)
+			return nil, err
+		}
 		boot := raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 		if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
 			return nil, fmt.Errorf("bootstrap cluster: %w", err)
 		}
+		n.bootstrapped = true
 		logger.Info("bootstrapped a new cluster", "raft", n.trans.LocalAddr())
 	} else if hasState {
 		logger.Info("restarting with existing raft state", "applied", n.fsm.AppliedIndex())
@@ -291,8 +337,11 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	n.apiAddr = advertiseAPI(n.apiLn.Addr().(*net.TCPAddr), string(n.trans.LocalAddr()))
 	sa := advertiseSync(cfg.SyncAddr, string(n.trans.LocalAddr()))
 	n.syncAddr.Store(&sa)
-	n.client = &http.Client{Timeout: 60 * time.Second}
-	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// No ReadTimeout: it would cut long uploads, and once it fires during a
+	// long poll (?wait) net/http cancels the request. Bodies are bounded
+	// per request instead (boundBody in api.go).
+	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	return n, nil
 }
@@ -330,7 +379,10 @@ func (n *Node) Run(ctx context.Context) error {
 	n.goBG(n.blobLoop)
 	n.goBG(func(ctx context.Context) { n.fsm.RunGC(ctx, 5*time.Minute) })
 	n.goBG(func(ctx context.Context) { _ = n.logs.RunGC(ctx) })
-	if n.cfg.Join != "" {
+	switch {
+	case n.cfg.BootstrapExpect > 0 && n.fresh:
+		n.goBG(n.bootstrapLoop) // ends in joinLoop unless it founds the cluster
+	case n.cfg.Join != "" && !n.bootstrapped:
 		n.goBG(n.joinLoop)
 	}
 	n.log.Info("core node running", "api", n.apiAddr, "raft", n.RaftAddr())
@@ -529,26 +581,42 @@ type JoinRequest struct {
 	// SyncAddr is the joining node's edge sync address, registered with
 	// its API address.
 	SyncAddr string `json:"syncAddr,omitempty"`
+	// Replace lets the join evict a member with the same ID (or the same
+	// raft address) at another address. Without it such a join is refused
+	// (ErrConflict): the leader cannot tell a dead member from a live one,
+	// and evicting a live one leaves it serving stale reads.
+	Replace bool `json:"replace,omitempty"`
 }
 
-// joinLoop asks a member to add this node until it succeeds. Joining is
-// idempotent, so a restarted node repeats it harmlessly (and refreshes its
-// API address).
+// joinLoop asks the Join peers, in turn, to add this node until one
+// succeeds. Joining is idempotent, so a restarted node repeats it
+// harmlessly (and refreshes its API address). A refusal (409: the ID is a
+// member at another address) is logged as an error and retried slowly:
+// it needs an operator (`edgeacs cluster join --replace`), after which
+// the next attempt succeeds.
 func (n *Node) joinLoop(ctx context.Context) {
 	body, _ := json.Marshal(JoinRequest{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), APIAddr: n.apiAddr, SyncAddr: n.SyncAddr()})
-	url := baseURL(n.cfg.Join) + "/api/v1/cluster/join"
+	peers := n.cfg.joinAddrs()
+	if len(peers) == 0 {
+		return
+	}
 	delay := 100 * time.Millisecond
 	for attempt := 1; ctx.Err() == nil; attempt++ {
-		err := n.postJSON(ctx, url, body)
+		via := peers[(attempt-1)%len(peers)]
+		err := n.postJSON(ctx, baseURL(via)+"/api/v1/cluster/join", body)
 		if err == nil {
-			n.log.Info("joined cluster", "via", n.cfg.Join)
+			n.log.Info("joined cluster", "via", via)
 			return
 		}
-		if attempt == 1 || attempt%20 == 0 {
-			n.log.Warn("join cluster: retrying", "via", n.cfg.Join, "attempt", attempt, "err", err)
+		switch {
+		case errors.Is(err, ErrConflict):
+			n.log.Error("join cluster: refused; if the member named is gone for good, run edgeacs cluster join --replace", "via", via, "err", err)
+			delay = 5 * time.Second
+		case attempt == 1 || attempt%20 == 0:
+			n.log.Warn("join cluster: retrying", "via", via, "attempt", attempt, "err", err)
 		}
 		sleepCtx(ctx, delay)
-		delay = min(delay*2, 2*time.Second)
+		delay = max(delay, min(delay*2, 2*time.Second))
 	}
 }
 
@@ -567,8 +635,8 @@ func (n *Node) postJSON(ctx context.Context, url string, body []byte) error {
 		var e struct {
 			Error string `json:"error"`
 		}
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+		return errorFor(resp.StatusCode, e.Error)
 	}
 	return nil
 }
@@ -590,18 +658,38 @@ func (n *Node) Join(ctx context.Context, req JoinRequest) error {
 		return fmt.Errorf("read configuration: %w", err)
 	}
 	present := false
+	var stale []raft.Server
 	for _, s := range cf.Configuration().Servers {
 		sameID, sameAddr := s.ID == raft.ServerID(req.ID), s.Address == raft.ServerAddress(req.RaftAddr)
 		switch {
 		case sameID && sameAddr:
 			present = true
 		case sameID || sameAddr:
-			// A node that came back at a new address, or a new node at an old
-			// one: drop the stale entry first, as rqlite does.
-			if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
-				return fmt.Errorf("remove stale server %s: %w", s.ID, raftError(err))
-			}
+			stale = append(stale, s)
 		}
+	}
+	for _, s := range stale {
+		// A node that came back at a new address, or a new node at an old
+		// one, looks the same to the leader as a duplicate ID or a typo that
+		// would evict a live member: only an explicit replace evicts.
+		if !req.Replace {
+			if s.ID == raft.ServerID(req.ID) {
+				return fmt.Errorf("%w: server ID %s is already a member at %s; joining it at %s would evict that member (if it is gone for good, join with replace: edgeacs cluster join --replace)",
+					ErrConflict, s.ID, s.Address, req.RaftAddr)
+			}
+			return fmt.Errorf("%w: raft address %s belongs to member %s; joining %s there would evict it (if it is gone for good, join with replace: edgeacs cluster join --replace)",
+				ErrConflict, s.Address, s.ID, req.ID)
+		}
+		if s.ID == raft.ServerID(n.cfg.ID) {
+			return fmt.Errorf("%w: cannot replace member %s at %s: it is the leader answering this request (remove it first, so another node leads)",
+				ErrConflict, s.ID, s.Address)
+		}
+	}
+	for _, s := range stale {
+		if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+			return fmt.Errorf("remove replaced server %s: %w", s.ID, raftError(err))
+		}
+		n.log.Warn("replaced member on request", "id", s.ID, "raft", s.Address, "by", req.ID, "at", req.RaftAddr)
 	}
 	if !present {
 		if err := n.raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, 0).Error(); err != nil {
@@ -630,14 +718,43 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	for _, s := range cf.Configuration().Servers {
 		found = found || s.ID == raft.ServerID(id)
 	}
-	if !found {
+	_, regErr := n.fsm.Node(id)
+	registered := regErr == nil
+	unregister := func() error {
+		if r := n.Apply(ctx, Command{Op: OpRemoveNode, Name: id}); r.Err != nil && !errors.Is(r.Err, ErrNotFound) {
+			return fmt.Errorf("unregister %s: %w", id, r.Err)
+		}
+		return nil
+	}
+	switch {
+	case !found && !registered:
 		return fmt.Errorf("server %s: %w", id, ErrNotFound)
+	case !found:
+		// Out of the configuration but still registered: an earlier remove
+		// whose last step failed. Finish it, so its retry succeeds.
+		return unregister()
+	case id == n.cfg.ID:
+		// Removing the leader: once the change commits, raft steps down
+		// (and shuts down), and this node can apply nothing more. So the
+		// registration goes first; the answer is then the removal's own.
+		if err := unregister(); err != nil {
+			return err
+		}
+		if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+			select { // still a member and perhaps still leading: register again
+			case n.reregister <- struct{}{}:
+			default:
+			}
+			return fmt.Errorf("remove server %s (the leader): %w", id, raftError(err))
+		}
+		n.log.Warn("removed this node (the leader) from the cluster: raft stops, and the node serves no reads", "id", id)
+		return nil
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
 		return fmt.Errorf("remove server %s: %w", id, raftError(err))
 	}
-	if r := n.Apply(ctx, Command{Op: OpRemoveNode, Name: id}); r.Err != nil && !errors.Is(r.Err, ErrNotFound) {
-		return fmt.Errorf("unregister %s: %w", id, r.Err)
+	if err := unregister(); err != nil {
+		return err
 	}
 	n.log.Info("removed server", "id", id)
 	return nil

@@ -39,7 +39,9 @@ func TestConfigValidate(t *testing.T) {
 		"no raft addr":         func(c *Config) { c.RaftAddr = "" },
 		"bad api addr":         func(c *Config) { c.APIAddr = "localhost" },
 		"bad sync addr":        func(c *Config) { c.SyncAddr = "x" },
-		"bootstrap and join":   func(c *Config) { c.Bootstrap, c.Join = true, "127.0.0.1:3" },
+		"bootstrap and expect": func(c *Config) { c.Bootstrap, c.BootstrapExpect, c.Join = true, 2, "127.0.0.1:3" },
+		"expect without peers": func(c *Config) { c.BootstrapExpect, c.Join = 3, "127.0.0.1:3" },
+		"negative expect":      func(c *Config) { c.BootstrapExpect = -1 },
 		"lease over heartbeat": func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
 	}
 	for name, mutate := range tests {

@@ -222,7 +222,18 @@ func (p processor) apply(w *wtx, c *Command) Result {
 			if err := decodeRecord(v, &ids); err != nil {
 				return Result{Err: storageError{err}}
 			}
-			return Result{Value: ids, Noop: true}
+			if !c.KeyWhilePending {
+				return Result{Value: ids, Noop: true}
+			}
+			live, err := p.anyPending(w, ids)
+			if err != nil {
+				return Result{Err: storageError{err}}
+			}
+			if live {
+				return Result{Value: ids, Noop: true}
+			}
+			// A derived key whose tasks have all ended: this is a new
+			// request, not a retry; the record is overwritten below.
 		}
 	}
 	var edge *Edge
@@ -465,6 +476,20 @@ func (w *wtx) flushEdges() error {
 	}
 	clear(w.dirty)
 	return nil
+}
+
+// anyPending reports whether any of the tasks ids exists and is not final.
+func (p processor) anyPending(w *wtx, ids []string) (bool, error) {
+	for _, id := range ids {
+		t, ok, err := p.task(w, id)
+		if err != nil {
+			return false, err
+		}
+		if ok && !t.Status.Final() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (p processor) task(w *wtx, id string) (*fleet.Task, bool, error) {

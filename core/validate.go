@@ -13,11 +13,16 @@ import (
 const maxNameLen = 256
 
 // checkName rejects names that would break key encoding or URLs: empty,
-// overlong, not UTF-8, or holding control characters or a slash.
+// overlong, not UTF-8, "." or ".." (a path segment that URL cleaning
+// resolves, so the name could not be addressed in /api/v1/.../{name}, and
+// which means a directory wherever a name becomes a file), or holding
+// control characters or a slash.
 func checkName(what, s string) error {
 	switch {
 	case s == "":
 		return fmt.Errorf("%w: empty %s", ErrBadRequest, what)
+	case s == "." || s == "..":
+		return fmt.Errorf("%w: %s %q is a path segment, not a name", ErrBadRequest, what, s)
 	case len(s) > maxNameLen:
 		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadRequest, what, maxNameLen)
 	case !utf8.ValidString(s):

@@ -234,11 +234,15 @@ type taskRequest struct {
 const MaxTaskBody = 1 << 20
 
 // ParseTask decodes and validates a task request in GenieACS's NBI shape
-// for device, stamping it pending at now. Unknown fields, unknown names and
-// malformed arguments are errors wrapping ErrBadTask.
+// for device, stamping it pending at now. Unknown fields, duplicate keys
+// (also wrapping ErrDuplicateKey), unknown names and malformed arguments
+// are errors wrapping ErrBadTask.
 func ParseTask(body []byte, device string, now time.Time) (*Task, error) {
 	if len(body) > MaxTaskBody {
 		return nil, fmt.Errorf("%w: body over %d bytes", ErrBadTask, MaxTaskBody)
+	}
+	if err := RejectDuplicateKeys(body); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadTask, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -42,8 +42,12 @@ func coreCommand() *cli.Command {
 		Usage: "run one core cluster node: Raft voter, fleet state and the REST API",
 		Description: "Settings come from flags, then EDGEACS_* environment variables, then the YAML file\n" +
 			"given with --config (see configs/core.yaml), then defaults.\n\n" +
-			"Start the first node with --bootstrap, the others with --join API_ADDR of any member.\n" +
-			"A restarted node keeps its data and needs neither.",
+			"Found a cluster by starting every founding member with --bootstrap-expect N and --join the\n" +
+			"API addresses of the others: the N nodes find each other and one bootstraps them all, once.\n" +
+			"A node that finds an existing cluster (for example a founder restarted with an empty data\n" +
+			"directory) joins it instead. Add later nodes with --join API_ADDR of any member.\n" +
+			"--bootstrap founds a one-node cluster; with --join it refuses if a peer reports a cluster.\n" +
+			"A restarted node keeps its data and never bootstraps again.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration file", EnvVars: env("CONFIG")},
 			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (required)", EnvVars: env("ID")},
@@ -52,8 +56,9 @@ func coreCommand() *cli.Command {
 			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
 			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC, UDP) listen address HOST:PORT", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
 			&cli.StringFlag{Name: "ca-dir", Usage: "directory with ca.crt and this node's <id>.crt/<id>.key (edgeacs ca); without it no edge can connect", EnvVars: env("CA_DIR")},
-			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new cluster with this node if it has no state", EnvVars: env("BOOTSTRAP")},
-			&cli.StringFlag{Name: "join", Usage: "API address of a member to join through", EnvVars: env("JOIN")},
+			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new one-node cluster if this node has no state (refused if a --join peer reports a cluster)", EnvVars: env("BOOTSTRAP")},
+			&cli.IntFlag{Name: "bootstrap-expect", Usage: "found a cluster of N voters with the --join peers, once, when all N are up and fresh", EnvVars: env("BOOTSTRAP_EXPECT")},
+			&cli.StringFlag{Name: "join", Usage: "API addresses (comma-separated) of members to join through, or of the other founding members", EnvVars: env("JOIN")},
 			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout", DefaultText: "1s", EnvVars: env("HEARTBEAT_TIMEOUT")},
 			&cli.DurationFlag{Name: "election-timeout", Usage: "Raft election timeout", DefaultText: "1s", EnvVars: env("ELECTION_TIMEOUT")},
 			&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between snapshots", DefaultText: "8192", EnvVars: env("SNAPSHOT_THRESHOLD")},
@@ -84,6 +89,9 @@ func loadCoreConfig(c *cli.Context) (core.Config, error) {
 	set.str("ca-dir", &cfg.CADir)
 	set.str("join", &cfg.Join)
 	set.boolean("bootstrap", &cfg.Bootstrap)
+	if c.IsSet("bootstrap-expect") {
+		cfg.BootstrapExpect = c.Int("bootstrap-expect")
+	}
 	set.boolean("raft-nosync", &cfg.RaftNoSync)
 	if c.IsSet("heartbeat-timeout") {
 		cfg.HeartbeatTimeout = c.Duration("heartbeat-timeout")
@@ -121,13 +129,7 @@ func runCore(c *cli.Context) error {
 }
 
 func clusterCommand() *cli.Command {
-	common := func(extra ...cli.Flag) []cli.Flag {
-		return append([]cli.Flag{
-			&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member)", EnvVars: []string{"EDGEACS_API"}},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts instead of a table"},
-			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "request timeout"},
-		}, extra...)
-	}
+	common := func(extra ...cli.Flag) []cli.Flag { return append(apiClientFlags(), extra...) }
 	return &cli.Command{
 		Name:  "cluster",
 		Usage: "show and change core cluster membership through the REST API",
@@ -153,10 +155,11 @@ func clusterCommand() *cli.Command {
 					&cli.StringFlag{Name: "id", Usage: "ID of the node to add (required)"},
 					&cli.StringFlag{Name: "raft-addr", Usage: "its Raft address HOST:PORT (required)"},
 					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (for forwarding writes)"},
+					&cli.BoolFlag{Name: "replace", Usage: "evict a member with the same ID or raft address at another address (only if that member is gone for good)"},
 				),
 				OnUsageError: exitUsage,
 				Action: func(c *cli.Context) error {
-					req := core.JoinRequest{ID: c.String("id"), RaftAddr: c.String("raft-addr"), APIAddr: c.String("api-addr")}
+					req := core.JoinRequest{ID: c.String("id"), RaftAddr: c.String("raft-addr"), APIAddr: c.String("api-addr"), Replace: c.Bool("replace")}
 					if req.ID == "" || req.RaftAddr == "" || c.Args().Len() > 0 {
 						return cli.Exit("edgeacs cluster join: --id and --raft-addr are required, and nothing else", 2)
 					}
@@ -192,6 +195,16 @@ func clusterChange(c *cli.Context, path string, body any, done string) error {
 	}
 	fmt.Fprintln(c.App.Writer, done)
 	return nil
+}
+
+// apiClientFlags are the flags of every command that is a client of the
+// core's REST API.
+func apiClientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member)", EnvVars: []string{"EDGEACS_API"}},
+		&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts instead of a table"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "request timeout"},
+	}
 }
 
 // clusterCall sends one request to the API and decodes the answer; an

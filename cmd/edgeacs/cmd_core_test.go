@@ -75,7 +75,9 @@ func TestCoreBadFlags(t *testing.T) {
 	os.WriteFile(badYAML, []byte("id: x\nnoSuchKey: 1\n"), 0o644)
 	tests := [][]string{
 		{}, // no id
-		{"--id", "n1", "--bootstrap", "--join", "127.0.0.1:1"},
+		{"--id", "n1", "--bootstrap", "--bootstrap-expect", "3", "--join", "127.0.0.1:1,127.0.0.1:2"},
+		{"--id", "n1", "--bootstrap-expect", "3", "--join", "127.0.0.1:1"}, // needs the other two
+		{"--id", "n1", "--bootstrap-expect", "-1"},
 		{"--id", "n1", "--raft-addr", "nowhere"},
 		{"--id", "n1", "--no-such-flag"},
 		{"--id", "n1", "--heartbeat-timeout", "soon"},

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -17,13 +16,7 @@ import (
 func init() { registerCommand(edgesCommand()) }
 
 func edgesCommand() *cli.Command {
-	common := func() []cli.Flag {
-		return []cli.Flag{
-			&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member)", EnvVars: []string{"EDGEACS_API"}},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts instead of a table"},
-			&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "request timeout"},
-		}
-	}
+	common := func() []cli.Flag { return apiClientFlags() }
 	return &cli.Command{
 		Name:  "edges",
 		Usage: "list the edges the core knows and revoke an edge's access",

@@ -246,7 +246,10 @@ func TestCoreClusterFromCLI(t *testing.T) {
 				var tk struct {
 					ID string `json:"_id"`
 				}
-				if code, err := coreHTTP("POST", base(p)+"/devices/00AA11-CPE-0001/tasks", `{"name": "reboot"}`, &tk); err == nil && code == 202 && tk.ID != "" {
+				// A distinct commandKey per request: identical requests would
+				// be answered with the pending first one (idempotent creation).
+				body := fmt.Sprintf(`{"name": "reboot", "commandKey": "w%d-%d"}`, w, i)
+				if code, err := coreHTTP("POST", base(p)+"/devices/00AA11-CPE-0001/tasks", body, &tk); err == nil && code == 202 && tk.ID != "" {
 					mu.Lock()
 					acked = append(acked, tk.ID)
 					mu.Unlock()
