@@ -17,6 +17,13 @@ import (
 // runCA runs `edgeacs ca args...` and returns its output and exit code.
 func runCA(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return runCmd(t, append([]string{"ca"}, args...)...)
+}
+
+// runCmd runs `edgeacs args...` in-process and returns its output and
+// exit code.
+func runCmd(t *testing.T, args ...string) (string, int) {
+	t.Helper()
 	oldExit := cli.OsExiter
 	defer func() { cli.OsExiter = oldExit }()
 	code := 0
@@ -24,7 +31,7 @@ func runCA(t *testing.T, args ...string) (string, int) {
 	app := newApp()
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, io.Discard
-	err := app.Run(append([]string{"edgeacs", "ca"}, args...))
+	err := app.Run(append([]string{"edgeacs"}, args...))
 	var ec cli.ExitCoder
 	if code == 0 && errors.As(err, &ec) {
 		code = ec.ExitCode()
