@@ -327,6 +327,7 @@ func (ts *testServer) stop() {
 
 type testClient struct {
 	*Client
+	logs   *logBuf
 	out    *memOutbox
 	in     *memInbox
 	cancel context.CancelFunc
@@ -337,12 +338,12 @@ func startClient(t *testing.T, p pki, edge string, cores ...string) *testClient 
 	t.Helper()
 	tlsConf, err := ClientTLS(p.dir, edge)
 	must(t, err)
-	out, in := newMemOutbox(), &memInbox{}
+	out, in, logs := newMemOutbox(), &memInbox{}, &logBuf{}
 	c, err := NewClient(ClientConfig{EdgeID: edge, Cores: cores, TLS: tlsConf, Outbox: out, Inbox: in,
-		Log: slog.New(slog.DiscardHandler), UpBatch: 100, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+		Log: slog.New(slog.NewTextHandler(logs, nil)), UpBatch: 100, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
-	tc := &testClient{Client: c, out: out, in: in, cancel: cancel, done: make(chan struct{})}
+	tc := &testClient{Client: c, logs: logs, out: out, in: in, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(tc.done); _ = c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-tc.done })
 	return tc
@@ -471,6 +472,8 @@ func TestLeaderLossClosesLink(t *testing.T) {
 	if !stringsContain(srv.logs.String(), "no longer the leader") {
 		t.Fatalf("server log does not say why:\n%s", srv.logs.String())
 	}
+	// The edge is told why, not just that the link closed.
+	waitFor(t, "the edge to log why the link closed", func() bool { return stringsContain(cl.logs.String(), "no longer the leader") })
 }
 
 func stringsContain(s, sub string) bool { return bytes.Contains([]byte(s), []byte(sub)) }

@@ -281,21 +281,26 @@ func (s *Server) handle(ctx context.Context, conn *quic.Conn) {
 	sess := &coreSession{srv: s, name: name, conn: conn, ctl: ctl, ctlR: ctlR}
 	sess.confirmed.Store(time.Now().UnixNano())
 	err = sess.run(sctx, st, hello)
-	code, reason := codeClosed, "core shutting down"
+	_, reason := closeCode(err, ctx.Err() != nil || sctx.Err() != nil)
+	s.log.Info("edge disconnected", "edge", name, "reason", closeReasonOr(err, reason))
+}
+
+// closeCode maps why a session ended to the code and reason the edge is
+// told when the connection closes, so its log and /healthz say why.
+func closeCode(err error, shuttingDown bool) (quic.ApplicationErrorCode, string) {
 	switch {
 	case errors.Is(err, ErrProtocol):
-		code, reason = codeProtocol, err.Error()
+		return codeProtocol, err.Error()
 	case errors.Is(err, errNotLeader):
-		code, reason = codeLeader, err.Error()
+		return codeLeader, err.Error()
 	case errors.Is(err, errRevoked):
-		code, reason = codeRefused, err.Error()
+		return codeRefused, err.Error()
 	case errors.Is(err, errApply):
-		code, reason = codeInternal, err.Error()
-	case err != nil && ctx.Err() == nil && sctx.Err() == nil:
-		reason = err.Error()
+		return codeInternal, err.Error()
+	case err != nil && !shuttingDown:
+		return codeClosed, err.Error()
 	}
-	_ = conn.CloseWithError(code, reason)
-	s.log.Info("edge disconnected", "edge", name, "reason", closeReasonOr(err, reason))
+	return codeClosed, "core shutting down"
 }
 
 func closeReasonOr(err error, reason string) string {
@@ -363,13 +368,16 @@ func (cs *coreSession) run(ctx context.Context, st EdgeState, hello *frame) erro
 	run(func(ctx context.Context) error { return cs.downlink(ctx, down, hello.Seq, hello.Shared) })
 	run(cs.acceptBlobs)
 	<-ctx.Done()
-	// Unblock the stream readers: they do not watch ctx.
-	cs.conn.CloseWithError(codeClosed, "")
-	wg.Wait()
-	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-		return err
+	err = context.Cause(ctx)
+	if errors.Is(err, context.Canceled) {
+		err = nil
 	}
-	return nil
+	// Closing unblocks the stream readers (they do not watch ctx) and
+	// tells the edge why: the first close's reason is the one it sees.
+	code, reason := closeCode(err, err == nil)
+	_ = cs.conn.CloseWithError(code, reason)
+	wg.Wait()
+	return err
 }
 
 // leadership closes the session the moment this node stops being leader
@@ -477,6 +485,11 @@ func (cs *coreSession) uplink(ctx context.Context, s *quic.Stream, acked uint64)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			// Leadership lost under a batch is a change of leader, not a
+			// failure of this core: the edge reconnects to the new one.
+			if leader, _ := cs.srv.cfg.Core.Leader(); !leader {
+				return fmt.Errorf("%w: uplink of %s: %v", errNotLeader, cs.name, err)
 			}
 			return fmt.Errorf("%w: uplink of %s: %v", errApply, cs.name, err)
 		}
