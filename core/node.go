@@ -74,6 +74,12 @@ type Config struct {
 	RaftNoSync bool `yaml:"raftNoSync"`
 	// RaftLogLevel is the level below which raft's own logs are dropped.
 	RaftLogLevel string `yaml:"raftLogLevel"`
+	// RaftLayer is a test hook: when set, Raft's TCP stream layer (the
+	// listener on RaftAddr and the dialer to peers) is passed through it
+	// before the transport is built, so a test can cut this node's Raft
+	// links (a partition) while its API and sync links stay up. Nil, as in
+	// production, leaves raft's own TCP transport untouched.
+	RaftLayer func(raft.StreamLayer) raft.StreamLayer `yaml:"-"`
 
 	// ApplyTimeout bounds one write from submission to commit.
 	ApplyTimeout time.Duration `yaml:"applyTimeout"`
@@ -280,7 +286,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl); err != nil {
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	if n.trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, 3, 10*time.Second, hl); err != nil {
+	if n.trans, err = newRaftTransport(cfg, hl); err != nil {
 		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
 	}
 	undo = append(undo, func() { n.trans.Close() })
@@ -344,6 +350,42 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	return n, nil
+}
+
+// Raft's connection pool per peer and I/O timeout, the same on both paths
+// of newRaftTransport.
+const (
+	raftMaxPool = 3
+	raftTimeout = 10 * time.Second
+)
+
+// newRaftTransport builds the Raft transport on cfg.RaftAddr: raft's own
+// TCP transport, or, with the cfg.RaftLayer test hook, a network
+// transport over the hook's wrapping of an equivalent TCP stream layer
+// (raft's TCPStreamLayer cannot be built around a listener from outside
+// the raft package, so tcpStreamLayer reproduces it).
+func newRaftTransport(cfg Config, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	if cfg.RaftLayer == nil {
+		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, raftMaxPool, raftTimeout, hl)
+	}
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, err
+	}
+	// The bound address is what peers are told to dial, as raft checks.
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("local bind address %s is not advertisable", ln.Addr())
+	}
+	return raft.NewNetworkTransportWithLogger(cfg.RaftLayer(tcpStreamLayer{ln}), raftMaxPool, raftTimeout, hl), nil
+}
+
+// tcpStreamLayer is raft's TCPStreamLayer: accept on the listener, dial
+// peers over plain TCP.
+type tcpStreamLayer struct{ net.Listener }
+
+func (t tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return net.DialTimeout("tcp", string(addr), timeout)
 }
 
 // ID is the node's Raft server ID.
