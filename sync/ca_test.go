@@ -348,7 +348,7 @@ func TestCAInitTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.IsCA || c.MaxPathLen != 0 || !c.MaxPathLenZero || c.NotAfter.Sub(time.Now()) < 9*365*24*time.Hour {
+	if !c.IsCA || c.MaxPathLen != 0 || !c.MaxPathLenZero || time.Until(c.NotAfter) < 9*365*24*time.Hour {
 		t.Errorf("CA certificate: IsCA %v MaxPathLen %d NotAfter %v", c.IsCA, c.MaxPathLen, c.NotAfter)
 	}
 }
@@ -437,7 +437,7 @@ func TestCACertificateContents(t *testing.T) {
 		if len(c.ExtKeyUsage) != 2 || c.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth || c.ExtKeyUsage[1] != x509.ExtKeyUsageClientAuth {
 			t.Errorf("%s ExtKeyUsage %v", tt.name, c.ExtKeyUsage)
 		}
-		if life := c.NotAfter.Sub(time.Now()); life < 2*365*24*time.Hour-time.Hour || life > 2*366*24*time.Hour {
+		if life := time.Until(c.NotAfter); life < 2*365*24*time.Hour-time.Hour || life > 2*366*24*time.Hour {
 			t.Errorf("%s valid for %v, want 2 years", tt.name, life)
 		}
 		if name, role, err := identityOf(c); err != nil || name != tt.name || role != tt.role {
