@@ -4,6 +4,8 @@ import "errors"
 
 // Sentinel errors callers branch on (match with errors.Is). The server turns
 // ErrUnknownMethod into CWMP fault 8000 and the others into HTTP 400.
+// ErrNotEnvelope also covers an Envelope or Body in a namespace other than
+// SOAP 1.1's (a SOAP 1.2 or foreign envelope is not CWMP).
 var (
 	ErrMalformed     = errors.New("cwmp: malformed envelope")
 	ErrNotEnvelope   = errors.New("cwmp: root element is not a SOAP Envelope")

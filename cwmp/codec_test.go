@@ -1268,3 +1268,40 @@ func TestRoundTripDUOperationKinds(t *testing.T) {
 	}
 	deepEq(t, "envelope", out, in)
 }
+
+// TestDecodeEnvelopeNamespace: an Envelope or Body qualified with a
+// namespace other than SOAP 1.1's is not CWMP (ErrNotEnvelope); any prefix
+// bound to SOAP 1.1, an unqualified envelope, and every CWMP namespace
+// 1.0–1.4 are accepted.
+func TestDecodeEnvelopeNamespace(t *testing.T) {
+	doc := func(envNS, bodyNS, cwmpNS string) []byte {
+		return []byte(`<e:Envelope xmlns:e="` + envNS + `" xmlns:b="` + bodyNS + `" xmlns:c="` + cwmpNS + `">` +
+			`<e:Header><c:ID>1</c:ID></e:Header><b:Body><c:Reboot/></b:Body></e:Envelope>`)
+	}
+	for _, tt := range []struct {
+		name    string
+		doc     []byte
+		wantErr error
+		wantNS  string
+	}{
+		{"soap 1.1, cwmp 1.0", doc(SOAPEnvNS, SOAPEnvNS, NS10), nil, NS10},
+		{"soap 1.1, cwmp 1.4", doc(SOAPEnvNS, SOAPEnvNS, NS14), nil, NS14},
+		{"unqualified", []byte(`<Envelope><Body><c:Reboot xmlns:c="` + NS12 + `"/></Body></Envelope>`), nil, NS12},
+		{"default namespace", []byte(`<Envelope xmlns="` + SOAPEnvNS + `"><Body><c:Reboot xmlns:c="` + NS11 + `"/></Body></Envelope>`), nil, NS11},
+		{"soap 1.2 envelope", doc("http://www.w3.org/2003/05/soap-envelope", SOAPEnvNS, NS10), ErrNotEnvelope, ""},
+		{"foreign envelope", doc("urn:evil", SOAPEnvNS, NS10), ErrNotEnvelope, ""},
+		{"foreign default namespace", []byte(`<Envelope xmlns="urn:evil"><Body><c:Reboot xmlns:c="` + NS10 + `"/></Body></Envelope>`), ErrNotEnvelope, ""},
+		{"foreign body", doc(SOAPEnvNS, "urn:evil", NS10), ErrNotEnvelope, ""},
+	} {
+		env, err := Decode(tt.doc)
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) || env != nil {
+				t.Errorf("%s: %v, want %v", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || env.Namespace != tt.wantNS {
+			t.Errorf("%s: %+v, %v; want namespace %s", tt.name, env, err, tt.wantNS)
+		}
+	}
+}

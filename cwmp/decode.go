@@ -65,6 +65,9 @@ func (d Decoder) decode(data []byte) (*Envelope, error) {
 	if root.Tag != "Envelope" {
 		return nil, fmt.Errorf("decode envelope: root is %q: %w", clip(root.FullTag()), ErrNotEnvelope)
 	}
+	if err := checkSOAPNamespace(root); err != nil {
+		return nil, err
+	}
 
 	env := new(Envelope)
 	var idElem *etree.Element
@@ -74,6 +77,9 @@ func (d Decoder) decode(data []byte) (*Envelope, error) {
 	body := child(root, "Body")
 	if body == nil {
 		return nil, fmt.Errorf("decode envelope: no Body: %w", ErrMalformed)
+	}
+	if err := checkSOAPNamespace(body); err != nil {
+		return nil, err
 	}
 	rpc := firstChild(body)
 	env.Namespace = findNamespace(root, rpc, idElem)
@@ -91,6 +97,20 @@ func (d Decoder) decode(data []byte) (*Envelope, error) {
 	}
 	env.Body = msg
 	return env, nil
+}
+
+// checkSOAPNamespace refuses a SOAP element (Envelope, Body) qualified with
+// a namespace other than SOAP 1.1's, which is the only SOAP version CWMP
+// uses: a SOAP 1.2 envelope or an arbitrary one would otherwise be read as
+// if it were CWMP. An unqualified element (no prefix, no default
+// namespace) is still accepted, as are unbound prefixes: embedded stacks
+// and hand-written test tools send those, and they name no other version.
+// Any prefix bound to the right URI is fine.
+func checkSOAPNamespace(e *etree.Element) error {
+	if ns := e.NamespaceURI(); ns != "" && ns != SOAPEnvNS {
+		return fmt.Errorf("decode envelope: %s in namespace %q, want SOAP 1.1 %s: %w", e.Tag, clip(ns), SOAPEnvNS, ErrNotEnvelope)
+	}
+	return nil
 }
 
 // refuseDirectives rejects any markup declaration ("<!DOCTYPE", "<!ENTITY",

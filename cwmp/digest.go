@@ -167,6 +167,33 @@ func ParseDigestAuthorization(h string) (DigestAuthorization, error) {
 	return a, nil
 }
 
+// NonceCount parses NC, the client's count of the requests it made with
+// this nonce (RFC 7616 §3.4: 8 hex digits; 1 to 8 are accepted, either
+// case). ok is false when NC is absent or not hex. A server that refuses
+// any count not above the last one it accepted for the nonce detects a
+// replayed header.
+func (a DigestAuthorization) NonceCount() (n uint32, ok bool) {
+	if a.NC == "" || len(a.NC) > 8 {
+		return 0, false
+	}
+	for i := 0; i < len(a.NC); i++ {
+		c := a.NC[i]
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | uint32(d)
+	}
+	return n, true
+}
+
 // Verify reports whether the credentials carry the right response for
 // method and password. It checks only the hash: the server must itself
 // check that Nonce is one it issued (and not stale), that Realm is its own,

@@ -452,15 +452,39 @@ func FuzzParseDigestChallenge(f *testing.F) {
 	})
 }
 
+// FuzzParseDigestAuthorization: any header parses or fails with
+// ErrBadDigest, never panics; what parses renders back to the same
+// credentials; the nonce count the server's replay check relies on parses
+// exactly when it is 1–8 hex digits, to the number they spell; and Verify
+// never accepts a response that is not the one computed for the password.
 func FuzzParseDigestAuthorization(f *testing.F) {
 	f.Add(`Digest username="00259E-48575443A1B2C3D4", realm="GenieACS", nonce="8c1f", uri="/acs", qop=auth, nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1"`)
 	f.Add(`Digest username="u", realm="r", nonce="n", uri="/", response="x", algorithm=MD5-sess, cnonce="c"`)
+	f.Add(`Digest username="u", realm="r", nonce="n", uri="/", response="x"`) // RFC 2069: no qop, no nc
+	f.Add(`Digest username="u", realm="r", nonce="n", uri="/", response="x", qop=auth, nc=FFFFFFFF, cnonce="c"`)
+	f.Add(`Digest username="u", realm="r", nonce="n", uri="/", response="x", qop=auth, nc=100000000, cnonce="c"`)
+	f.Add(`Digest username="u", realm="r", nonce="n", uri="/", response="x", qop=auth, nc=-1, cnonce="c", nc=2`)
+	f.Add(`Digest username="a\"b", realm="r", nonce="n", uri="/", response="x", qop="auth-int", nc=0x1, cnonce="c"`)
 	f.Fuzz(func(t *testing.T, h string) {
 		a, err := ParseDigestAuthorization(h)
 		if err != nil {
+			if !errors.Is(err, ErrBadDigest) {
+				t.Fatalf("error without ErrBadDigest: %v", err)
+			}
 			return
 		}
-		_ = a.Verify("GET", "p")
+		n, ok := a.NonceCount()
+		want, perr := strconv.ParseUint(a.NC, 16, 32)
+		hexOnly := a.NC != "" && len(a.NC) <= 8 && strings.Trim(a.NC, "0123456789abcdefABCDEF") == ""
+		if ok != hexOnly || (ok && (perr != nil || uint64(n) != want)) {
+			t.Fatalf("NonceCount(%q) = %d, %v", a.NC, n, ok)
+		}
+		if a.Verify("GET", "p") {
+			good, _ := digestResponse(a.Algorithm, a.Username, a.Realm, "p", "GET", a.URI, a.Nonce, a.NC, a.CNonce, a.QOP)
+			if !strings.EqualFold(good, a.Response) {
+				t.Fatalf("Verify accepted %q, want %q", a.Response, good)
+			}
+		}
 		back, err := ParseDigestAuthorization(a.String())
 		if err != nil || back != a {
 			t.Fatalf("round trip of %q: %q → %+v, %v", h, a.String(), back, err)

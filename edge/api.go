@@ -1,12 +1,14 @@
 package edge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,6 +42,10 @@ type APIConfig struct {
 	Logger *slog.Logger
 	// CRTimeout bounds one connection request; zero means 10s.
 	CRTimeout time.Duration
+	// UploadIdle is how long a file upload may go without sending a byte
+	// before it is cut off (its connection's read deadline moves forward
+	// as bytes arrive, past the server's ReadTimeout); zero means 30 s.
+	UploadIdle time.Duration
 }
 
 // API limits.
@@ -55,6 +61,49 @@ const (
 
 // errBadRequest marks client mistakes in query strings (API → 400).
 var errBadRequest = errors.New("bad request")
+
+// errUploadTooSlow ends a file upload whose average rate fell below
+// minUploadRate once its grace period was over (API → 400).
+var errUploadTooSlow = errors.New("upload too slow")
+
+// File uploads through the API: the connection's read deadline follows
+// progress instead of the server's ReadTimeout (a firmware image can take
+// longer than any fixed bound), but a client must keep sending: at most
+// UploadIdle without a byte, and after minUploadGrace at least
+// minUploadRate on average, so trickling a byte at a time cannot hold a
+// connection for hours.
+const (
+	defaultUploadIdle = 30 * time.Second
+	minUploadGrace    = 30 * time.Second
+	minUploadRate     = 16 << 10 // bytes per second
+)
+
+// progressReader reads an upload, pushing the connection's read deadline
+// forward before each read and failing once the average rate is too low.
+type progressReader struct {
+	r     io.Reader
+	rc    *http.ResponseController
+	idle  time.Duration
+	start time.Time
+	n     int64
+}
+
+func newProgressReader(r io.Reader, rc *http.ResponseController, idle time.Duration, start time.Time) *progressReader {
+	return &progressReader{r: r, rc: rc, idle: idle, start: start}
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	now := time.Now()
+	if el := now.Sub(p.start); el > minUploadGrace && float64(p.n) < minUploadRate*el.Seconds() {
+		return 0, fmt.Errorf("%w: %d bytes in %s, below %d bytes/s: %w", errUploadTooSlow, p.n, el.Round(time.Second), minUploadRate, errBadRequest)
+	}
+	// An error means a connection that cannot take deadlines (HTTP/2 or
+	// a test recorder); the server's own timeouts then apply.
+	_ = p.rc.SetReadDeadline(now.Add(p.idle))
+	n, err := p.r.Read(b)
+	p.n += int64(n)
+	return n, err
+}
 
 type api struct {
 	cfg APIConfig
@@ -88,6 +137,9 @@ func NewAPI(cfg APIConfig) http.Handler {
 	}
 	if a.cfg.CRTimeout <= 0 {
 		a.cfg.CRTimeout = 10 * time.Second
+	}
+	if a.cfg.UploadIdle <= 0 {
+		a.cfg.UploadIdle = defaultUploadIdle
 	}
 	mux := http.NewServeMux()
 	route := func(path string, handlers map[string]http.HandlerFunc) {
@@ -141,15 +193,20 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 // fail maps an error to its status in one place.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
+	var ne net.Error
 	switch {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, fleet.ErrBadTask), errors.Is(err, errBadRequest), errors.Is(err, ErrBadFileName):
+	case errors.Is(err, fleet.ErrBadTask), errors.Is(err, errBadRequest), errors.Is(err, ErrBadFileName),
+		errors.Is(err, fleet.ErrDuplicateKey), errors.Is(err, ErrBadCredentials):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrTaskRunning), errors.Is(err, ErrTaskExists):
+	case errors.Is(err, ErrTaskRunning), errors.Is(err, ErrTaskExists), errors.Is(err, ErrUsernameTaken):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrFileTooLarge), errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
+	case errors.As(err, &ne) && ne.Timeout():
+		// A client that stopped sending its body (see progressReader).
+		writeError(w, http.StatusRequestTimeout, "request body timed out")
 	default:
 		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error")
@@ -298,6 +355,11 @@ func (a *api) genieDevices(w http.ResponseWriter, r *http.Request) {
 	}
 	exactID := ""
 	if s := v.Get("query"); s != "" {
+		// {"_id": "a", "_id": "b"} must not silently mean "b".
+		if err := fleet.RejectDuplicateKeys([]byte(s)); err != nil {
+			a.fail(w, r, fmt.Errorf("query: %w", err))
+			return
+		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(s), &m); err != nil {
 			a.fail(w, r, badRequest("query must be a JSON object: %v", err))
@@ -374,14 +436,20 @@ func (a *api) putCredentials(w http.ResponseWriter, r *http.Request) {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCredentialsBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCredentialsBody))
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("read credentials: %w", err))
+		return
+	}
+	// {"password": "a", "password": "b"} must not silently store "b".
+	if err := fleet.RejectDuplicateKeys(body); err != nil {
+		a.fail(w, r, fmt.Errorf("credentials: %w", err))
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		var mbe *http.MaxBytesError
-		if !errors.As(err, &mbe) {
-			err = fmt.Errorf("%w: credentials: %v", errBadRequest, err)
-		}
-		a.fail(w, r, err)
+		a.fail(w, r, fmt.Errorf("%w: credentials: %v", errBadRequest, err))
 		return
 	}
 	if req.Username == "" || req.Password == "" {
@@ -454,7 +522,12 @@ func parseWait(r *http.Request) (time.Duration, bool, error) {
 		if err != nil || ms < 0 {
 			return 0, false, badRequest("timeout must be milliseconds, got %q", s)
 		}
-		return min(time.Duration(ms)*time.Millisecond, maxWait), true, nil
+		// Compare before converting: ms×1e6 overflows int64 for huge
+		// values, and a negative product would read as "no wait".
+		if ms > maxWait.Milliseconds() {
+			return maxWait, true, nil
+		}
+		return time.Duration(ms) * time.Millisecond, true, nil
 	}
 	return 0, false, nil
 }
@@ -480,6 +553,12 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("read task: %w", err))
 			return
+		}
+		if wait > 0 {
+			// The body is in: the server's read deadline has done its job,
+			// and past it the server would stop noticing a client that
+			// hangs up during the wait.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
 		wantCR := r.URL.Query().Has("connection_request")
 		if wantCR && !waitGiven {
@@ -649,7 +728,8 @@ func (a *api) putFile(w http.ResponseWriter, r *http.Request) {
 		return r.Header.Get(k)
 	}
 	meta := fleet.FileMeta{FileType: pick("fileType"), OUI: pick("oui"), ProductClass: pick("productClass"), Version: pick("version")}
-	stored, err := fs.Put(name, meta, http.MaxBytesReader(w, r.Body, max))
+	body := newProgressReader(http.MaxBytesReader(w, r.Body, max), http.NewResponseController(w), a.cfg.UploadIdle, time.Now())
+	stored, err := fs.Put(name, meta, body)
 	if err != nil {
 		a.fail(w, r, err)
 		return

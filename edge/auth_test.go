@@ -96,7 +96,12 @@ func TestDigestAuth(t *testing.T) {
 		if code, _, _ := good.post(good.informBody(nil)); code != http.StatusTooManyRequests {
 			t.Fatalf("during the cool-down: %d", code)
 		}
-		if m := e.metric(`edgeacs_edge_auth_failures_total{reason="bad_credentials"}`); !strings.HasSuffix(m, " 5") {
+		// 2 from the shared credentials of the device with its own above,
+		// then 3 wrong passwords reach the limit of 5.
+		if m := e.metric(`edgeacs_edge_auth_failures_total{reason="bad_credentials"}`); !strings.HasSuffix(m, " 3") {
+			t.Fatalf("metric %q", m)
+		}
+		if m := e.metric(`edgeacs_edge_auth_failures_total{reason="device_has_own_credentials"}`); !strings.HasSuffix(m, " 2") {
 			t.Fatalf("metric %q", m)
 		}
 	})
@@ -131,19 +136,61 @@ func TestBasicAuth(t *testing.T) {
 	}
 }
 
-func TestNonceExpiry(t *testing.T) {
-	var n nonceStore
-	n.m = map[string]time.Time{}
+func TestNonceStore(t *testing.T) {
+	n := nonceStore{m: map[string]nonceState{}}
 	now := time.Now()
 	nonce := n.issue(now)
-	if !n.valid(nonce, now.Add(time.Minute)) {
-		t.Fatal("fresh nonce refused")
+	for _, tt := range []struct {
+		nc      uint32
+		counted bool
+		at      time.Duration
+		want    nonceResult
+	}{
+		{1, true, 0, nonceOK},
+		{1, true, 0, nonceReplay}, // the same count again
+		{3, true, 0, nonceOK},     // counts may skip
+		{2, true, 0, nonceReplay}, // but never go back
+		{0, false, 0, nonceReplay},
+		{4, true, nonceLifetime + time.Second, nonceUnknown},
+	} {
+		if got := n.use(nonce, tt.nc, tt.counted, now.Add(tt.at)); got != tt.want {
+			t.Fatalf("use(nc=%d, counted=%v, +%s) = %v, want %v", tt.nc, tt.counted, tt.at, got, tt.want)
+		}
 	}
-	if n.valid(nonce, now.Add(nonceLifetime+time.Second)) {
-		t.Fatal("expired nonce accepted")
+	if got := n.use("made-up", 1, true, now); got != nonceUnknown {
+		t.Fatalf("unknown nonce: %v", got)
 	}
-	if n.valid("made-up", now) {
-		t.Fatal("unknown nonce accepted")
+	// Without qop a nonce is good once.
+	once := n.issue(now)
+	if n.use(once, 0, false, now) != nonceOK || n.use(once, 0, false, now) != nonceReplay || n.use(once, 5, true, now) != nonceReplay {
+		t.Fatal("a nonce used without qop was accepted again")
+	}
+	// Expired nonces leave the store as new ones are issued.
+	later := now.Add(2 * nonceLifetime)
+	n.issue(later)
+	if len(n.m) != 1 || len(n.order)-n.head != 1 {
+		t.Fatalf("%d nonces, %d in the FIFO after expiry, want 1", len(n.m), len(n.order)-n.head)
+	}
+}
+
+// TestNonceStoreBounded: at the limit the oldest nonce goes first, and the
+// store never holds more than maxNonces.
+func TestNonceStoreBounded(t *testing.T) {
+	n := nonceStore{m: map[string]nonceState{}}
+	now := time.Now()
+	first := n.issue(now)
+	second := n.issue(now)
+	for i := 0; i < maxNonces; i++ {
+		n.issue(now)
+	}
+	if len(n.m) != maxNonces || len(n.order)-n.head != maxNonces {
+		t.Fatalf("%d nonces (%d in the FIFO), limit %d", len(n.m), len(n.order)-n.head, maxNonces)
+	}
+	if n.use(first, 1, true, now) != nonceUnknown || n.use(second, 1, true, now) != nonceUnknown {
+		t.Fatal("the oldest nonces were not the ones evicted")
+	}
+	if cap(n.order) > 4*maxNonces {
+		t.Fatalf("FIFO backing array of %d for %d nonces", cap(n.order), maxNonces)
 	}
 }
 
@@ -171,5 +218,49 @@ func TestFailLimiterWindow(t *testing.T) {
 	}
 	if f.blocked("10.0.0.3", now) {
 		t.Fatal("an innocent address is blocked")
+	}
+}
+
+// TestFailLimiterChallenges: challenges to requests without credentials
+// count only once limit of them are overdue; successes pay back the
+// oldest; the remembered ones are bounded.
+func TestFailLimiterChallenges(t *testing.T) {
+	f := failLimiter{m: map[string]*failRecord{}}
+	now := time.Now()
+	const limit, grace = 3, time.Second
+	// A burst answered later: nothing counts, and the record goes away.
+	for i := 0; i < 50; i++ {
+		if f.challenged("10.0.0.1", now, limit, grace) {
+			t.Fatal("a fresh challenge counted")
+		}
+	}
+	if n := len(f.m["10.0.0.1"].pending); n != maxPendingChallenges {
+		t.Fatalf("%d challenges remembered, bound %d", n, maxPendingChallenges)
+	}
+	for i := 0; i < 50; i++ {
+		f.succeeded("10.0.0.1", now.Add(100*time.Millisecond))
+	}
+	if _, ok := f.m["10.0.0.1"]; ok {
+		t.Fatal("an address with everything answered is still tracked")
+	}
+	// Unanswered: counted once limit are overdue.
+	for i := 0; i < limit; i++ {
+		f.challenged("10.0.0.2", now, limit, grace)
+	}
+	if f.challenged("10.0.0.2", now.Add(grace/2), limit, grace) {
+		t.Fatal("counted before the grace period")
+	}
+	if !f.challenged("10.0.0.2", now.Add(2*grace), limit, grace) {
+		t.Fatal("not counted with limit challenges overdue")
+	}
+	// Four are overdue now; two successes pay back the two oldest.
+	f.succeeded("10.0.0.2", now.Add(2*grace))
+	f.succeeded("10.0.0.2", now.Add(2*grace))
+	if f.challenged("10.0.0.2", now.Add(2*grace), limit, grace) {
+		t.Fatal("counted after successes paid challenges back")
+	}
+	// Past the failure window they are forgotten.
+	if f.challenged("10.0.0.2", now.Add(failWindow+2*grace), limit, grace) {
+		t.Fatal("challenges older than the window still count")
 	}
 }

@@ -22,24 +22,29 @@ import (
 type benchCPEs struct {
 	ids     []string
 	informs [][]byte
-	client  *http.Client
+	clients []*http.Client // per device: each CPE has its own digest nonce and count
 	url     string
 }
 
 func newBenchCPEs(b *testing.B, e *testEdge, n int) *benchCPEs {
 	tr := &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)
-	var rt http.RoundTripper = tr
-	if e.cfg.CPEAuth == AuthDigest {
-		// Answers the first challenge, then authenticates pre-emptively
-		// with the cached nonce, as CPEs that keep a nonce do.
-		rt = &cwmp.DigestTransport{Username: testUser, Password: testPass, Base: tr}
-	}
-	bc := &benchCPEs{client: &http.Client{Transport: rt}, url: e.acs}
+	bc := &benchCPEs{url: e.acs}
+	shared := &http.Client{Transport: tr}
 	for i := 0; i < n; i++ {
 		c := &cpe{t: b, oui: "B0B0B0", pc: "Bench", serial: fmt.Sprintf("BENCH%06d", i)}
 		bc.ids = append(bc.ids, c.id())
 		bc.informs = append(bc.informs, c.informBody([]string{cwmp.EventPeriodic}))
+		client := shared
+		if e.cfg.CPEAuth == AuthDigest {
+			// Answers the first challenge, then authenticates
+			// pre-emptively with the cached nonce and a rising count, as
+			// CPEs that keep a nonce do. One per device, over the shared
+			// connections: a nonce count shared by concurrent clients
+			// arrives out of order, which the edge refuses as a replay.
+			client = &http.Client{Transport: &cwmp.DigestTransport{Username: testUser, Password: testPass, Base: tr}}
+		}
+		bc.clients = append(bc.clients, client)
 	}
 	// Register every device first: the first Inform of a device costs more
 	// (registration) and is not what a steady-state session looks like.
@@ -54,7 +59,7 @@ func newBenchCPEs(b *testing.B, e *testEdge, n int) *benchCPEs {
 // session runs one CWMP session for device i. answer, when not nil,
 // answers each ACS request.
 func (bc *benchCPEs) session(i int, answer func(cwmp.Message) cwmp.Message) error {
-	code, body, cookie, err := bc.post(bc.informs[i], "")
+	code, body, cookie, err := bc.post(i, bc.informs[i], "")
 	if err != nil {
 		return err
 	}
@@ -63,7 +68,7 @@ func (bc *benchCPEs) session(i int, answer func(cwmp.Message) cwmp.Message) erro
 	}
 	var next []byte
 	for k := 0; k < 10; k++ {
-		code, body, _, err = bc.post(next, cookie)
+		code, body, _, err = bc.post(i, next, cookie)
 		if err != nil {
 			return err
 		}
@@ -85,7 +90,7 @@ func (bc *benchCPEs) session(i int, answer func(cwmp.Message) cwmp.Message) erro
 	return fmt.Errorf("session did not end")
 }
 
-func (bc *benchCPEs) post(body []byte, cookie string) (int, []byte, string, error) {
+func (bc *benchCPEs) post(i int, body []byte, cookie string) (int, []byte, string, error) {
 	req, err := http.NewRequest(http.MethodPost, bc.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, "", err
@@ -93,7 +98,7 @@ func (bc *benchCPEs) post(body []byte, cookie string) (int, []byte, string, erro
 	if cookie != "" {
 		req.Header["Cookie"] = []string{cookie}
 	}
-	resp, err := bc.client.Do(req)
+	resp, err := bc.clients[i].Do(req)
 	if err != nil {
 		return 0, nil, "", err
 	}

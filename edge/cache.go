@@ -43,10 +43,16 @@ const (
 	pFault  = "f/" // f/<device>/<id> → DeviceFault (CBOR)
 	pOutbox = "o/" // o/<seq big-endian> → tag, staging time, fleet record (DeviceDelta, Task or TaskDrop); see outbox.go
 	pCred   = "c/" // c/<device> → credRec (CBOR)
+	pUser   = "u/" // u/<username> → []credRef (CBOR): who uses that per-device username; see credidx.go
 	pFile   = "n/" // n/<name> → fleet record of a FileMeta
 	pPreset = "s/" // s/<name> → fleet record of a Preset (from the core)
 	pRevoke = "r/" // r/<edge name> → "" (edges the core revoked)
 	kCount  = "m/devcount"
+	// kCredIndex marks that every c/ record is in the u/ index (written
+	// by the first Open that built it); kFileKey is the HMAC key of signed
+	// /files/ URLs (fileurl.go).
+	kCredIndex = "m/credidx"
+	kFileKey   = "m/filekey"
 	// kDownEdge and kDownShared hold the downlink positions stored (8
 	// bytes big-endian): this edge's own log and the fleet-wide one.
 	kDownEdge   = "m/down"
@@ -224,6 +230,9 @@ type Cache struct {
 	// files is the file store once it can fetch blobs from the core
 	// (FileStore.SetFetcher): downlink tasks and sessions ask it to.
 	files atomic.Pointer[FileStore]
+
+	// fileKey signs the /files/ URLs put in Downloads (fileurl.go).
+	fileKey []byte
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the
@@ -268,6 +277,14 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 		return nil, err
 	}
 	if c.ob, err = openOutbox(db, log, opts.DisableOutbox); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	if err := c.buildCredIndex(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	if c.fileKey, err = c.loadFileKey(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)
 	}
@@ -531,14 +548,34 @@ func (c *Cache) Device(id string) (*Device, error) {
 }
 
 // SetDeviceCredentials stores the per-device CPE→ACS credentials; the
-// device need not have informed yet. An empty username removes them.
+// device need not have informed yet: they apply from its first Inform. An
+// empty username removes them. Credentials too long or with control
+// characters are ErrBadCredentials; a username already used by
+// MaxDevicesPerUsername other devices is ErrUsernameTaken.
 func (c *Cache) SetDeviceCredentials(id, username, password string) error {
 	if !validID(id) {
-		return fmt.Errorf("set credentials of %q: bad device id", id)
+		return fmt.Errorf("set credentials of %q: bad device id: %w", id, ErrBadCredentials)
+	}
+	if username != "" {
+		if err := checkCredentials(username, password); err != nil {
+			return fmt.Errorf("set credentials of %s: %w", id, err)
+		}
 	}
 	err := c.update(func(txn *badger.Txn) error {
+		var old credRec
+		switch err := getCBOR(txn, pCred+id, &old); {
+		case err == nil:
+			if err := removeCredRef(txn, old.Username, id); err != nil {
+				return err
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
 		if username == "" {
 			return txn.Delete([]byte(pCred + id))
+		}
+		if err := addCredRef(txn, username, credRef{Device: id, Password: password}); err != nil {
+			return err
 		}
 		return setCBOR(txn, pCred+id, credRec{Username: username, Password: password})
 	})
@@ -712,6 +749,15 @@ func (c *Cache) DeleteDevice(id string) error {
 			if _, err := deletePrefix(txn, p+id+"/"); err != nil {
 				return err
 			}
+		}
+		var cr credRec
+		switch err := getCBOR(txn, pCred+id, &cr); {
+		case err == nil:
+			if err := removeCredRef(txn, cr.Username, id); err != nil {
+				return err
+			}
+		case !errors.Is(err, ErrNotFound):
+			return err
 		}
 		if err := txn.Delete([]byte(pCred + id)); err != nil {
 			return err

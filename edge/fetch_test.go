@@ -129,7 +129,8 @@ func TestDownloadTaskFetchesBlobFromCore(t *testing.T) {
 	if err != nil || got.Status != fleet.StatusPending || got.Attempts != 0 {
 		t.Fatalf("task while its file is fetched: %+v, %v; want pending and never sent", got, err)
 	}
-	resp, err := http.Get(e.acs + "files/" + meta.Name)
+	// A CPE with a URL the edge signed earlier (files_auth is on).
+	resp, err := http.Get(e.acs + "files/" + meta.Name + "?" + e.node.Cache().signedFileQuery(meta.Name, time.Now().Add(time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,15 +46,32 @@ type Config struct {
 	// Realm is the HTTP auth realm (default "edgeacs").
 	Realm string `yaml:"realm"`
 	// AuthFailuresPerMinute is how many failed authentications one source
-	// address may make per minute before a cool-down (default 10).
+	// address may make per minute before a cool-down (default 10). Requests
+	// without credentials count too once that many earlier ones from the
+	// address went unanswered for 10 s (a CPE's first request without
+	// credentials is the normal first leg of digest and is not counted).
 	AuthFailuresPerMinute int `yaml:"auth_failures_per_minute"`
-	// FilesAuth requires the CPE credentials for /files/ downloads.
-	FilesAuth bool `yaml:"files_auth"`
+	// AllowDigestWithoutQOP accepts RFC 2069 digest responses (no qop, so
+	// no nonce count); each nonce is then good for one request. Off by
+	// default: without a count a replayed header looks like a new one.
+	AllowDigestWithoutQOP bool `yaml:"allow_digest_without_qop"`
+	// MaxUnauthenticatedPerIP bounds the requests one source address may
+	// have in flight before they are authenticated (default 64; more get
+	// 429). With CPE auth on, that is only while the headers are checked;
+	// with none, it is every Inform while its body is read and parsed.
+	MaxUnauthenticatedPerIP int `yaml:"max_unauthenticated_per_ip"`
+	// FilesAuth guards /files/ on the CWMP listener; nil means true, the
+	// default. A file is then served only on a URL the edge signed into a
+	// Download it sent (valid for DownloadTimeout plus the Download's
+	// DelaySeconds), or to a client presenting CPE credentials. false
+	// serves every file to whoever reaches the listener.
+	FilesAuth *bool `yaml:"files_auth"`
 
 	// MaxBodyBytes bounds a CWMP request body, after decompression (default 4 MiB).
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// SessionTimeout ends a session idle this long (default 30 s); the
-	// CPE's cwmp:SessionTimeout header overrides it per session.
+	// SessionTimeout ends a session idle this long (default 30 s). A CPE's
+	// cwmp:SessionTimeout header may shorten it for its session, never
+	// lengthen it.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// MaxConcurrentSessions refuses new sessions with 503 beyond this
 	// number (0 = unlimited; default 100000).
@@ -103,7 +120,34 @@ type Config struct {
 	// (<id>.crt, <id>.key), made by `edgeacs ca`. Required unless
 	// Standalone.
 	CADir string `yaml:"ca_dir"`
+
+	// apiTimeouts bound the local API's connections (defaults in
+	// SetDefaults; tests shorten them).
+	apiTimeouts httpTimeouts
+	// challengeGrace overrides the authenticator's challengeGrace (tests).
+	challengeGrace time.Duration
 }
+
+// httpTimeouts are an http.Server's read-side timeouts.
+type httpTimeouts struct {
+	header time.Duration // request line and headers
+	body   time.Duration // a request, headers and body, without upload progress
+	idle   time.Duration // between keep-alive requests
+	upload time.Duration // a file upload without a byte received (APIConfig.UploadIdle)
+}
+
+// Local API timeouts. The body timeout is for JSON requests; a file upload
+// instead has its deadline pushed forward while it makes progress (see
+// progressReader), and a ?wait request clears it once its body is read.
+const (
+	DefaultAPIHeaderTimeout = 10 * time.Second
+	DefaultAPIBodyTimeout   = 60 * time.Second
+	DefaultAPIIdleTimeout   = 2 * time.Minute
+)
+
+// FilesAuthOn reports whether /files/ needs a signed URL or CPE
+// credentials (FilesAuth, true unless set to false).
+func (c *Config) FilesAuthOn() bool { return c.FilesAuth == nil || *c.FilesAuth }
 
 // Defaults.
 const (
@@ -113,6 +157,8 @@ const (
 	DefaultMaxBodyBytes   = 4 << 20
 	DefaultSessionTimeout = 30 * time.Second
 	DefaultMaxSessions    = 100000
+	// DefaultMaxUnauthenticatedPerIP is MaxUnauthenticatedPerIP's default.
+	DefaultMaxUnauthenticatedPerIP = 64
 )
 
 // SetDefaults fills the zero fields with their defaults.
@@ -140,6 +186,25 @@ func (c *Config) SetDefaults() {
 	}
 	if c.AuthFailuresPerMinute == 0 {
 		c.AuthFailuresPerMinute = defaultFailures
+	}
+	if c.MaxUnauthenticatedPerIP == 0 {
+		c.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
+	}
+	if c.FilesAuth == nil {
+		on := true
+		c.FilesAuth = &on
+	}
+	if c.apiTimeouts.header == 0 {
+		c.apiTimeouts.header = DefaultAPIHeaderTimeout
+	}
+	if c.apiTimeouts.body == 0 {
+		c.apiTimeouts.body = DefaultAPIBodyTimeout
+	}
+	if c.apiTimeouts.idle == 0 {
+		c.apiTimeouts.idle = DefaultAPIIdleTimeout
+	}
+	if c.apiTimeouts.upload == 0 {
+		c.apiTimeouts.upload = defaultUploadIdle
 	}
 	if c.CRTimeout == 0 {
 		c.CRTimeout = 2 * time.Second
@@ -208,7 +273,7 @@ func (c *Config) Validate() error {
 	if c.SessionTimeout < time.Second {
 		return bad("session timeout %s is below 1s", c.SessionTimeout)
 	}
-	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 {
+	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 {
 		return bad("negative limits")
 	}
 	if !c.Standalone {
@@ -273,7 +338,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("edge", cfg.ID)
+	logger = clipLogger(logger).With("edge", cfg.ID)
 	if cfg.CPEAuth == AuthNone {
 		logger.Warn("CPE AUTHENTICATION IS OFF (--cpe-auth none): any client can pose as any device; development only")
 	}
@@ -343,7 +408,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			}
 			return n.uplink.LinkStatus()
 		},
-		Logger: logger,
+		Logger:     logger,
+		UploadIdle: cfg.apiTimeouts.upload,
 	})
 	return n, nil
 }
@@ -497,7 +563,19 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          errLog,
 	}
-	apiSrv := &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errLog}
+	// The API is an operator's, but a client stuck mid-request (or one
+	// trickling a body a byte at a time) must not hold a connection and a
+	// goroutine forever: headers, bodies and idle keep-alives are bounded.
+	// No WriteTimeout: ?wait answers up to maxWait later, and file
+	// listings of any size must be able to finish.
+	apiSrv := &http.Server{
+		Handler:           n.api,
+		ReadHeaderTimeout: n.cfg.apiTimeouts.header,
+		ReadTimeout:       n.cfg.apiTimeouts.body,
+		IdleTimeout:       n.cfg.apiTimeouts.idle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          errLog,
+	}
 
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()

@@ -1,9 +1,11 @@
 package edge
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -13,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +70,9 @@ type Server struct {
 	byDevice shardedMap[*session] // by device ID
 	open     atomic.Int64
 	draining atomic.Bool
+	// preauth bounds each source address's requests in flight before
+	// they are authenticated (Config.MaxUnauthenticatedPerIP).
+	preauth inflightLimiter
 
 	bufs sync.Pool // *bytes.Buffer for request bodies
 }
@@ -80,8 +86,11 @@ type session struct {
 	deviceID string
 	cs       *cwmp.Session
 	work     *SessionWork
-	username string // credentials that opened the session, for re-authentication
-	password string
+	// who authenticated the Inform, and whether the device has
+	// credentials of its own: a request that sends Authorization again
+	// must authenticate as someone who may speak for deviceID too.
+	who      identity
+	ownCreds bool
 	timeout  time.Duration
 	started  time.Time
 	last     atomic.Int64 // unix nanoseconds of the last request
@@ -96,7 +105,7 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 		cfg:     cfg,
 		cache:   cache,
 		files:   files,
-		auth:    newAuthenticator(cfg, m, log),
+		auth:    newAuthenticator(cfg, cache, m, log),
 		metrics: m,
 		log:     log,
 		sessCfg: cwmp.SessionConfig{HoldRequests: cfg.HoldRequests},
@@ -104,6 +113,10 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 	}
 	s.sessions.init()
 	s.byDevice.init()
+	s.preauth = inflightLimiter{m: make(map[string]int), max: cfg.MaxUnauthenticatedPerIP}
+	if s.preauth.max <= 0 {
+		s.preauth.max = DefaultMaxUnauthenticatedPerIP
+	}
 	s.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }
 	return s
 }
@@ -136,15 +149,8 @@ func (s *Server) httpError(w http.ResponseWriter, code int, msg string) {
 // serveFile streams a stored file; http.ServeContent handles Range and
 // conditional requests, so a CPE can resume an interrupted firmware download.
 func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) {
-	if s.cfg.FilesAuth && s.auth.enabled() {
-		ip := remoteIP(r.RemoteAddr)
-		if s.auth.blocked(ip, time.Now()) {
-			s.refuseBlocked(w)
-			return
-		}
-		if !s.auth.check(w, r, s.cfg.Username, s.cfg.Password, ip) {
-			return
-		}
+	if s.cfg.FilesAuthOn() && !s.authorizeFile(w, r, name) {
+		return
 	}
 	f, meta, err := s.files.Open(name)
 	if err != nil {
@@ -180,6 +186,49 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) 
 	http.ServeContent(w, r, name, meta.Uploaded, f)
 }
 
+// authorizeFile decides whether r may have the file name (files_auth): a
+// URL the edge signed into a Download, or else CPE credentials (any CPE's:
+// files are not per device). On refusal it writes the response.
+func (s *Server) authorizeFile(w http.ResponseWriter, r *http.Request, name string) bool {
+	now := time.Now()
+	q := r.URL.Query()
+	if q.Has("sig") {
+		if err := s.cache.verifyFileURL(name, q, now); err != nil {
+			// Not counted as an authentication failure: a 128-bit HMAC
+			// is not guessed, and a CPE retrying an expired URL must not
+			// lock its address (and its neighbours') out of CWMP.
+			s.log.Info("file request refused", "file", name, "ip", remoteIP(r.RemoteAddr), "err", err)
+			s.httpError(w, http.StatusForbidden, "file URL not signed or expired")
+			return false
+		}
+		return true
+	}
+	if !s.auth.enabled() {
+		s.httpError(w, http.StatusForbidden, "files are served on signed URLs only")
+		return false
+	}
+	ip := remoteIP(r.RemoteAddr)
+	if s.auth.blocked(ip, now) {
+		s.refuseBlocked(w)
+		return false
+	}
+	if !s.preauth.acquire(ip) {
+		s.refuseUnauthenticated(w)
+		return false
+	}
+	defer s.preauth.release(ip)
+	_, ok := s.auth.authenticate(w, r, ip, now, nil)
+	return ok
+}
+
+// refuseUnauthenticated answers a request over its address's limit of
+// unauthenticated requests in flight, and drops the connection.
+func (s *Server) refuseUnauthenticated(w http.ResponseWriter) {
+	w.Header()["Connection"] = hdrClose
+	w.Header()["Retry-After"] = hdrRetryAfter
+	s.httpError(w, http.StatusTooManyRequests, "too many unauthenticated requests from this address")
+}
+
 func (s *Server) refuseBlocked(w http.ResponseWriter) {
 	w.Header()["Connection"] = hdrClose
 	w.Header()["Retry-After"] = hdrRetryAfter
@@ -194,15 +243,48 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		s.refuseBlocked(w)
 		return
 	}
+	sess := s.lookup(r)
+
+	// Authenticate from the headers alone, before a byte of the body is
+	// read: a client without credentials costs no body, no decompression
+	// and no parse. A request with a live session's cookie is bound by the
+	// cookie; one that sends Authorization anyway is checked all the same.
+	var who identity
+	authed := false
+	if s.auth.enabled() && (sess == nil || r.Header.Get("Authorization") != "") {
+		if !s.preauth.acquire(ip) {
+			s.refuseUnauthenticated(w)
+			return
+		}
+		var opened *identity
+		if sess != nil {
+			opened = &sess.who // set before the session was published, never changed
+		}
+		var ok bool
+		who, ok = s.auth.authenticate(w, r, ip, now, opened)
+		s.preauth.release(ip)
+		if !ok {
+			drainRefused(w, r)
+			return
+		}
+		authed = true
+	} else if sess == nil {
+		// No CPE authentication at all: the request stays unauthenticated
+		// while its body is read and parsed, which is what the per-address
+		// bound is for.
+		if !s.preauth.acquire(ip) {
+			s.refuseUnauthenticated(w)
+			return
+		}
+		defer s.preauth.release(ip)
+	}
+
 	buf := s.bufs.Get().(*bytes.Buffer)
 	defer s.putBuf(buf)
 	if code, err := s.readBody(r, buf); err != nil {
 		s.httpError(w, code, err.Error())
 		return
 	}
-
-	// Parse before authenticating: the Inform names the device, and with it
-	// the per-device credentials to check (GenieACS does the same).
 	var env *cwmp.Envelope
 	if body := buf.Bytes(); !isBlank(body) {
 		var err error
@@ -216,17 +298,26 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 			s.httpError(w, http.StatusBadRequest, "malformed CWMP envelope: "+err.Error())
 			return
 		}
+		// Identifiers become cache keys: refuse oversized ones here,
+		// before anything is stored.
+		if err := checkLimits(env); err != nil {
+			s.httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 
-	sess := s.lookup(r)
 	if env != nil {
 		if inf, ok := env.Body.(*cwmp.Inform); ok {
-			s.startSession(w, r, env, inf, sess, ip, now)
+			s.startSession(w, r, env, inf, sess, who, authed, ip, now)
 			return
 		}
 	}
 	if sess == nil {
 		s.httpError(w, http.StatusBadRequest, "no session: a CWMP session starts with an Inform")
+		return
+	}
+	if authed && !who.mayBe(sess.deviceID, sess.ownCreds) {
+		s.auth.fail(w, ip, now, "wrong_device")
 		return
 	}
 
@@ -235,11 +326,6 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 	if sess.closed {
 		s.httpError(w, http.StatusBadRequest, "no session: the session has ended")
 		return
-	}
-	if r.Header.Get("Authorization") != "" && s.auth.enabled() {
-		if !s.auth.check(w, r, sess.username, sess.password, ip) {
-			return
-		}
 	}
 	sess.touch(now)
 	step, err := sess.cs.Receive(env)
@@ -287,7 +373,13 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 // startSession handles an Inform: it identifies and authenticates the
 // device, records the Inform durably, then answers InformResponse with a
 // fresh session cookie.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.Envelope, inf *cwmp.Inform, prev *session, ip string, now time.Time) {
+//
+// who and authed are what serveCWMP's header check found: the Inform's
+// DeviceId must be a device those credentials may speak for, so one
+// device's own credentials (or a header captured from its session) cannot
+// open a session as another device, and the shared credentials do not let
+// in a device that has credentials of its own.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.Envelope, inf *cwmp.Inform, prev *session, who identity, authed bool, ip string, now time.Time) {
 	id := inf.DeviceId
 	deviceID, err := fleet.DeviceID(id.OUI, id.ProductClass, id.SerialNumber)
 	if err != nil {
@@ -299,17 +391,42 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 		return
 	}
 
-	user, pass := s.cfg.Username, s.cfg.Password
+	ownCreds := false
 	if s.auth.enabled() {
-		if d, err := s.cache.Device(deviceID); err == nil && d.Username != "" {
-			user, pass = d.Username, d.Password
-		} else if err != nil && !errors.Is(err, ErrNotFound) {
-			s.log.Error("load device credentials", "device", deviceID, "err", err)
-			s.httpError(w, http.StatusInternalServerError, "cannot load device")
+		switch {
+		case !authed:
+			// An Inform with a live session's cookie and no credentials
+			// (serveCWMP checked any it had): a new session needs its own
+			// authentication, so this is the first leg of one.
+			s.auth.authenticate(w, r, ip, now, nil)
+			return
+		case !who.fresh:
+			// Accepted on the old session's nonce, which only binds that
+			// session's own requests.
+			s.auth.challenge(w, now, true)
 			return
 		}
-		if !s.auth.check(w, r, user, pass, ip) {
-			return
+		if slices.Contains(who.devices, deviceID) {
+			ownCreds = true
+		} else {
+			// Pre-provisioned credentials count from the first Inform:
+			// they are looked up by device, not through a device record
+			// that does not exist yet.
+			has, err := s.cache.hasCredentials(deviceID)
+			if err != nil {
+				s.log.Error("load device credentials", "device", deviceID, "err", err)
+				s.httpError(w, http.StatusInternalServerError, "cannot load device credentials")
+				return
+			}
+			if !who.mayBe(deviceID, has) {
+				reason := "wrong_device"
+				if who.shared {
+					reason = "device_has_own_credentials"
+				}
+				s.auth.fail(w, ip, now, reason)
+				return
+			}
+			ownCreds = has
 		}
 	}
 
@@ -342,7 +459,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 		old.mu.Unlock()
 	}
 
-	work, err := s.cache.BeginSession(inf, InformMeta{RemoteAddr: r.RemoteAddr, FilesBaseURL: s.filesBaseURL(r), Now: now})
+	work, err := s.cache.BeginSession(inf, InformMeta{RemoteAddr: r.RemoteAddr, FilesBaseURL: s.filesBaseURL(r), SignFileURLs: s.cfg.FilesAuthOn(), Now: now})
 	if err != nil {
 		s.log.Error("record inform", "device", deviceID, "err", err)
 		s.httpError(w, http.StatusInternalServerError, "cannot record inform")
@@ -353,17 +470,20 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 			s.log.Warn("cannot provision connection-request credentials", "device", deviceID, "err", err)
 		}
 	}
+	// The CPE may ask for a shorter idle timeout, never a longer one: a
+	// CPE asking for 4294967295 s would otherwise hold its slot of
+	// MaxConcurrentSessions for good.
 	timeout := s.cfg.SessionTimeout
-	if env.SessionTimeout > 0 {
-		timeout = time.Duration(env.SessionTimeout) * time.Second
+	if t := time.Duration(env.SessionTimeout) * time.Second; t > 0 && t < timeout {
+		timeout = t
 	}
 	sess := &session{
 		cookie:   newSessionID(),
 		deviceID: deviceID,
 		cs:       cs,
 		work:     work,
-		username: user,
-		password: pass,
+		who:      who,
+		ownCreds: ownCreds,
 		timeout:  timeout,
 		started:  now,
 	}
@@ -483,9 +603,22 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) (int, error) {
 		defer zr.Close()
 		src = zr
 	case "deflate":
-		zr := flate.NewReader(src)
-		defer zr.Close()
-		src = zr
+		// RFC 9110's "deflate" is the zlib format (RFC 1950); some
+		// clients send raw deflate (RFC 1951) instead. The zlib header's
+		// check bits tell them apart.
+		br := bufio.NewReader(src)
+		if hdr, err := br.Peek(2); err == nil && isZlibHeader(hdr) {
+			zr, err := zlib.NewReader(br)
+			if err != nil {
+				return http.StatusBadRequest, fmt.Errorf("bad deflate (zlib) body: %w", err)
+			}
+			defer zr.Close()
+			src = zr
+		} else {
+			zr := flate.NewReader(br)
+			defer zr.Close()
+			src = zr
+		}
 	default:
 		return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q", enc)
 	}
@@ -502,6 +635,41 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) (int, error) {
 		return http.StatusRequestEntityTooLarge, fmt.Errorf("body exceeds the %d byte limit", limit)
 	}
 	return 0, nil
+}
+
+// drainRefused waits a little for the unread body of a request refused
+// before its body was read (a 401 challenge, usually the first leg of
+// digest). Go's HTTP/1 server reads a small unread body (up to 256 KiB)
+// before it writes the response, so that the connection can carry the
+// next request; a client that stalled its body would hold back its own
+// answer until the listener's 60 s read timeout. Draining here under a
+// short deadline keeps the connection of a CPE that sent its whole body
+// (the retry with credentials comes on it), and answers a stalled one
+// within refusalDrain, closing its connection. Nothing is buffered.
+func drainRefused(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.ContentLength > maxRefusedDrain {
+		return // nothing to wait for, or so much that the server closes anyway
+	}
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(refusalDrain)); err != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, r.Body, maxRefusedDrain)
+}
+
+// Bounds of drainRefused: net/http's own limit for discarding an unread
+// body, and how long a refused client may take to finish sending it.
+const (
+	maxRefusedDrain = 256 << 10
+	refusalDrain    = time.Second
+)
+
+// isZlibHeader reports whether b starts a zlib stream: compression method
+// 8 (deflate), a window of at most 32 KiB, and the header check (RFC 1950
+// §2.2). A raw deflate stream rarely matches by chance (it would need a
+// stored block with a check that happens to hold, about 1 in 1,000 at
+// worst), and one that does is refused as a bad zlib body.
+func isZlibHeader(b []byte) bool {
+	return b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
 }
 
 func (s *Server) putBuf(b *bytes.Buffer) {

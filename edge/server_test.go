@@ -169,7 +169,7 @@ func TestOverload(t *testing.T) {
 // TestFilesServed: files from the store are served on the CWMP listener
 // with Range support.
 func TestFilesServed(t *testing.T) {
-	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone })
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.FilesAuth = boolPtr(false) })
 	content := strings.Repeat("0123456789", 1000)
 	putFile(t, e, "cfg.bin", "3 Vendor Configuration File", content)
 	req, _ := http.NewRequest(http.MethodGet, e.acs+"files/cfg.bin", nil)
@@ -215,7 +215,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestFilesAuth(t *testing.T) {
-	e := startEdge(t, "", func(c *Config) { c.FilesAuth = true })
+	e := startEdge(t, "", func(c *Config) { c.FilesAuth = boolPtr(true) })
 	putFile(t, e, "fw.bin", "1 Firmware Upgrade Image", "payload")
 	resp, err := http.Get(e.acs + "files/fw.bin")
 	if err != nil {
@@ -236,3 +236,5 @@ func TestFilesAuth(t *testing.T) {
 		t.Fatalf("file with credentials: %d %q", resp.StatusCode, got)
 	}
 }
+
+func boolPtr(b bool) *bool { return &b }

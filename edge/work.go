@@ -35,6 +35,10 @@ const refreshBatch = 128
 type InformMeta struct {
 	RemoteAddr   string // CPE source IP:port
 	FilesBaseURL string // e.g. "http://10.0.0.1:7547/files/" — where Download URLs point
+	// SignFileURLs adds an expiring signature to the URLs of files this
+	// edge serves (Config.FilesAuth), valid for DownloadTimeout plus the
+	// Download's DelaySeconds: the CPE needs nothing else to fetch the file.
+	SignFileURLs bool
 	Now          time.Time
 }
 
@@ -602,6 +606,10 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 					return nil, &fleet.TaskFault{Code: FaultCodeNoURL, Message: "the edge has no files URL to point the CPE at"}
 				}
 				d.URL = w.meta.FilesBaseURL + url.PathEscape(t.FileName)
+				if w.meta.SignFileURLs {
+					exp := w.meta.Now.Add(w.c.opts.DownloadTimeout + time.Duration(d.DelaySeconds)*time.Second)
+					d.URL += "?" + w.c.signedFileQuery(t.FileName, exp)
+				}
 				if fs := w.c.files.Load(); fs != nil && !fs.awaitBlob(meta, w.dev.ID) {
 					return nil, holdForBlob
 				}

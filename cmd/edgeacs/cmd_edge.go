@@ -44,6 +44,8 @@ func edgeCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-basic-over-http", Usage: "allow basic auth without TLS (testing only)", EnvVars: env("ALLOW_BASIC_OVER_HTTP")},
 			&cli.StringFlag{Name: "username", Usage: "shared CPE username", EnvVars: env("USERNAME")},
 			&cli.StringFlag{Name: "password", Usage: "shared CPE password", EnvVars: env("PASSWORD")},
+			&cli.BoolFlag{Name: "files-auth", Value: true, Usage: "serve /files/ on the CWMP listener only on the expiring signed URLs the edge puts in Downloads, or to clients with CPE credentials (on by default; --files-auth=false serves files to anyone)", EnvVars: env("FILES_AUTH")},
+			&cli.BoolFlag{Name: "allow-digest-without-qop", Usage: "accept RFC 2069 digest responses (no qop, no nonce count; each nonce then works once) for CPEs that cannot do better", EnvVars: env("ALLOW_DIGEST_WITHOUT_QOP")},
 			&cli.Int64Flag{Name: "max-body-bytes", Usage: "largest CWMP request body", DefaultText: "4 MiB", EnvVars: env("MAX_BODY_BYTES")},
 			&cli.DurationFlag{Name: "session-timeout", Usage: "idle time that ends a CWMP session", DefaultText: "30s", EnvVars: env("SESSION_TIMEOUT")},
 			&cli.IntFlag{Name: "max-sessions", Usage: "concurrent sessions before new ones get 503", DefaultText: "100000", EnvVars: env("MAX_SESSIONS")},
@@ -91,6 +93,11 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 		}
 	}
 	boolean("allow-basic-over-http", &cfg.AllowBasicOverHTTP)
+	boolean("allow-digest-without-qop", &cfg.AllowDigestWithoutQOP)
+	if c.IsSet("files-auth") {
+		on := c.Bool("files-auth")
+		cfg.FilesAuth = &on
+	}
 	if c.IsSet("max-body-bytes") {
 		cfg.MaxBodyBytes = c.Int64("max-body-bytes")
 	}

@@ -102,7 +102,30 @@ func TestExampleEdgeYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.ID != "pop-paris-1" || cfg.SessionTimeout != 30*time.Second || cfg.STUNAddr != "0.0.0.0:3478" ||
-		len(cfg.Core) != 3 || cfg.CADir != "/etc/edgeacs/ca" || cfg.Standalone {
+		len(cfg.Core) != 3 || cfg.CADir != "/etc/edgeacs/ca" || cfg.Standalone || !cfg.FilesAuthOn() || cfg.AllowDigestWithoutQOP {
 		t.Fatalf("%+v", cfg)
+	}
+}
+
+// TestEdgeFilesAuth: /files/ is guarded unless turned off, by YAML or flag
+// (the flag wins).
+func TestEdgeFilesAuth(t *testing.T) {
+	dir := t.TempDir()
+	off := filepath.Join(dir, "off.yaml")
+	os.WriteFile(off, []byte("files_auth: false\n"), 0o600)
+	base := []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none"}
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--config", off}, false},
+		{[]string{"--config", off, "--files-auth"}, true},
+		{[]string{"--files-auth=false"}, false},
+	} {
+		cfg, err := loadVia(t, append(append([]string{}, base...), tt.args...)...)
+		if err != nil || cfg.FilesAuthOn() != tt.want {
+			t.Errorf("%v: files auth %v, %v; want %v", tt.args, cfg.FilesAuthOn(), err, tt.want)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
 )
 
 // TestSyncFileToCPE: a firmware image uploaded to a follower core node
@@ -84,8 +86,16 @@ func TestSyncFileToCPE(t *testing.T) {
 			return bytes.Equal(getBytes(t, "http://"+c.api+"/api/v1/files/"+name+"/content"), content)
 		})
 	}
-	if got := getBytes(t, "http://"+e.cwmp+"/files/"+name); !bytes.Equal(got, content) {
-		t.Fatalf("the edge serves %d bytes, want the %d uploaded", len(got), len(content))
+	// /files/ wants CPE credentials (or the signed URL a Download carries).
+	cpeClient := &http.Client{Transport: &cwmp.DigestTransport{Username: "cpe", Password: "cpe-secret"}}
+	resp, err = cpeClient.Get("http://" + e.cwmp + "/files/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, content) {
+		t.Fatalf("the edge serves %s, %d bytes, want the %d uploaded", resp.Status, len(got), len(content))
 	}
 }
 
