@@ -56,7 +56,7 @@ type Config struct {
 	// default: without a count a replayed header looks like a new one.
 	AllowDigestWithoutQOP bool `yaml:"allow_digest_without_qop"`
 	// MaxUnauthenticatedPerIP bounds the requests one source address may
-	// have in flight before they are authenticated (default 64; more get
+	// have in flight before they are authenticated (default 1024; more get
 	// 429). With CPE auth on, that is only while the headers are checked;
 	// with none, it is every Inform while its body is read and parsed.
 	MaxUnauthenticatedPerIP int `yaml:"max_unauthenticated_per_ip"`
@@ -158,7 +158,10 @@ const (
 	DefaultSessionTimeout = 30 * time.Second
 	DefaultMaxSessions    = 100000
 	// DefaultMaxUnauthenticatedPerIP is MaxUnauthenticatedPerIP's default.
-	DefaultMaxUnauthenticatedPerIP = 64
+	// Authentication reads headers only, so a request in this state costs
+	// little; the bound must leave room for the thousands of CPEs a
+	// carrier NAT puts behind one address starting together.
+	DefaultMaxUnauthenticatedPerIP = 1024
 )
 
 // SetDefaults fills the zero fields with their defaults.

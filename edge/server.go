@@ -252,7 +252,12 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 	var who identity
 	authed := false
 	if s.auth.enabled() && (sess == nil || r.Header.Get("Authorization") != "") {
-		if !s.preauth.acquire(ip) {
+		// Only a request that opens a session counts against its address's
+		// unauthenticated bound: one inside a live session (its cookie)
+		// that re-sends credentials, as digest clients do pre-emptively,
+		// is already known, and refusing it would break the session.
+		capped := sess == nil
+		if capped && !s.preauth.acquire(ip) {
 			s.refuseUnauthenticated(w)
 			return
 		}
@@ -262,7 +267,9 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		}
 		var ok bool
 		who, ok = s.auth.authenticate(w, r, ip, now, opened)
-		s.preauth.release(ip)
+		if capped {
+			s.preauth.release(ip)
+		}
 		if !ok {
 			drainRefused(w, r)
 			return

@@ -197,9 +197,27 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 	// The rest of the fleet kept being served: every device's sessions
 	// complete (on a loaded box the last first sessions may still be in
 	// flight here, so wait for them rather than sample once).
-	waitUntil(t, 60*time.Second, "a completed session for every device", func() bool {
-		return fleet.Stats().SessionsCompleted >= n
-	})
+	deadline := time.Now().Add(60 * time.Second)
+	for fleet.Stats().SessionsCompleted < n {
+		if time.Now().After(deadline) {
+			st := fleet.Stats()
+			resp, _ := http.Get(api + "/metrics")
+			var m []byte
+			if resp != nil {
+				m, _ = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			var lines []string
+			for _, l := range strings.Split(string(m), "\n") {
+				if strings.Contains(l, "auth") || strings.Contains(l, "session") && !strings.HasPrefix(l, "#") {
+					lines = append(lines, l)
+				}
+			}
+			t.Fatalf("only %d sessions completed for %d devices: started %d, errors %d, retries %d\n%s",
+				st.SessionsCompleted, n, st.SessionsStarted, st.SessionErrors, st.Retries, strings.Join(lines, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	// SIGINT: a clean, prompt exit.
 	fleet.Close()
