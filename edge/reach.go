@@ -65,6 +65,9 @@ func (r *Reacher) Wait() { r.udp.Wait() }
 // arrive while one is in flight share its result, and a new one is not sent
 // before MinInterval has passed since the last.
 type crState struct {
+	// gen counts requests started; a caller that arrived before one
+	// started is served by it (see ConnectionRequest).
+	gen      uint64
 	last     time.Time
 	inflight chan struct{} // closed when the current request finishes
 	err      error         // result of the current/last request
@@ -100,6 +103,10 @@ func (r *Reacher) SetSTUN(s *STUNServer) { r.stun.Store(s) }
 // for one device share one request; calls less than MinInterval after the
 // last request wait for the interval (ErrRateLimited if ctx ends first).
 func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error {
+	var (
+		arrived   uint64
+		arrivedAt *crState // the state arrived counts in (the sweep may replace it)
+	)
 	for {
 		r.mu.Lock()
 		st := r.devices[deviceID]
@@ -108,9 +115,20 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 			r.devices[deviceID] = st
 			r.sweepLocked()
 		}
+		if arrivedAt != st {
+			arrivedAt, arrived = st, st.gen
+		}
 		if ch := st.inflight; ch != nil {
 			r.mu.Unlock()
 			return r.await(ctx, deviceID, st, ch)
+		}
+		// Callers that waited out the interval together share the next
+		// request: one that started after this caller arrived (and has
+		// ended) was sent after its task was stored, so it serves it too.
+		if st.gen != arrived {
+			err := st.err
+			r.mu.Unlock()
+			return err
 		}
 		if wait := r.cfg.MinInterval - time.Since(st.last); !st.last.IsZero() && wait > 0 {
 			r.mu.Unlock()
@@ -128,6 +146,7 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 		}
 		ch := make(chan struct{})
 		st.inflight = ch
+		st.gen++
 		st.last = time.Now()
 		r.mu.Unlock()
 		// The request is shared by every caller that joins it, so it must
