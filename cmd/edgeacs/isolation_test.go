@@ -34,7 +34,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,6 +43,7 @@ import (
 	"github.com/edgeacs/edgeacs/edge"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/leakcheck"
+	"github.com/edgeacs/edgeacs/internal/udprelay"
 	"github.com/edgeacs/edgeacs/sim"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
 )
@@ -161,106 +161,18 @@ func (c *raftConn) Close() error {
 	return c.Conn.Close()
 }
 
-// isoRelay is edge A's network path to one core's sync address: it
-// forwards UDP datagrams both ways until cut, then drops everything until
-// restored. A reaches every core through one, so the test can put A on
-// the isolated leader's side of the partition; a core's redirect names
-// the leader's own address, which A learns only from a core it reaches.
-type isoRelay struct {
-	ln     *net.UDPConn
-	target *net.UDPAddr
-	cut    atomic.Bool
-	mu     sync.Mutex
-	ups    map[string]*net.UDPConn // A's address → socket towards the core
-	wg     sync.WaitGroup
-	closed chan struct{}
-}
-
-func newIsoRelay(t *testing.T, target string) *isoRelay {
+// newIsoRelay is edge A's network path to one core's sync address
+// (udprelay). A reaches every core through one, so the test can put A on
+// the isolated leader's side of the partition; a core's redirect names the
+// leader's own address, which A learns only from a core it reaches.
+func newIsoRelay(t *testing.T, target string) *udprelay.Relay {
 	t.Helper()
-	ta, err := net.ResolveUDPAddr("udp", target)
+	r, err := udprelay.Start(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &isoRelay{ln: ln, target: ta, ups: map[string]*net.UDPConn{}, closed: make(chan struct{})}
-	r.wg.Add(1)
-	go r.forward()
-	t.Cleanup(r.close)
+	t.Cleanup(r.Close)
 	return r
-}
-
-func (r *isoRelay) addr() string { return r.ln.LocalAddr().String() }
-
-func (r *isoRelay) forward() {
-	defer r.wg.Done()
-	buf := make([]byte, 64<<10)
-	for {
-		n, from, err := r.ln.ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		if r.cut.Load() {
-			continue
-		}
-		r.mu.Lock()
-		up := r.ups[from.String()]
-		if up == nil {
-			if up, err = net.DialUDP("udp", nil, r.target); err != nil {
-				r.mu.Unlock()
-				continue
-			}
-			r.ups[from.String()] = up
-			r.wg.Add(1)
-			go r.back(up, from)
-		}
-		r.mu.Unlock()
-		_, _ = up.Write(buf[:n])
-	}
-}
-
-// back copies the core's datagrams to A.
-func (r *isoRelay) back(up *net.UDPConn, to *net.UDPAddr) {
-	defer r.wg.Done()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := up.Read(buf)
-		if err != nil {
-			select {
-			case <-r.closed:
-				return
-			default:
-			}
-			// ICMP port unreachable (a socket A gave up on) is not fatal.
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				continue
-			}
-			return
-		}
-		if r.cut.Load() {
-			continue
-		}
-		_, _ = r.ln.WriteToUDP(buf[:n], to)
-	}
-}
-
-func (r *isoRelay) close() {
-	select {
-	case <-r.closed:
-		return
-	default:
-	}
-	close(r.closed)
-	r.ln.Close()
-	r.mu.Lock()
-	for _, c := range r.ups {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.wg.Wait()
 }
 
 // ---- logs ------------------------------------------------------------------------
@@ -865,7 +777,7 @@ type isoSystem struct {
 	t      *testing.T
 	rn     *raftNet
 	cores  []*isoCore
-	relays map[string]*isoRelay // core ID → A's path to its sync address
+	relays map[string]*udprelay.Relay // core ID → A's path to its sync address
 	a, b   *isoEdge
 	logs   []*isoLog
 	client *http.Client
@@ -882,7 +794,7 @@ const isoMoverSeed = 73
 
 func startIsoSystem(t *testing.T) *isoSystem {
 	t.Helper()
-	s := &isoSystem{t: t, rn: newRaftNet(), relays: map[string]*isoRelay{}, homes: map[string]string{}, initial: map[string]int{}}
+	s := &isoSystem{t: t, rn: newRaftNet(), relays: map[string]*udprelay.Relay{}, homes: map[string]string{}, initial: map[string]int{}}
 	// Registered before the parts, so it runs after they stopped.
 	t.Cleanup(func() {
 		if !t.Failed() && os.Getenv("EDGEACS_TEST_LOGS") == "" {
@@ -961,8 +873,8 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	for _, c := range s.cores {
 		r := newIsoRelay(t, c.sync)
 		s.relays[c.id] = r
-		coreAt[c.sync], coreAt[r.addr()] = c.id, c.id
-		syncAddrs, relayAddrs = append(syncAddrs, c.sync), append(relayAddrs, r.addr())
+		coreAt[c.sync], coreAt[r.Addr()] = c.id, c.id
+		syncAddrs, relayAddrs = append(syncAddrs, c.sync), append(relayAddrs, r.Addr())
 	}
 	s.a = startIsoEdge(t, "popA", caDir, relayAddrs, coreAt)
 	s.b = startIsoEdge(t, "popB", caDir, syncAddrs, coreAt)
@@ -1170,7 +1082,7 @@ func TestLeaderIsolatedFromFollowersNoDoubleDispatch(t *testing.T) {
 	closed := 0
 	for _, f := range followers {
 		closed += s.rn.partition(L.node.RaftAddr(), f.node.RaftAddr())
-		s.relays[f.id].cut.Store(true)
+		s.relays[f.id].SetCut(true)
 	}
 	// The mover leaves A for B while both edges are still linked to L.
 	mdB := s.moveToB()
@@ -1256,7 +1168,7 @@ func TestLeaderIsolatedFromFollowersNoDoubleDispatch(t *testing.T) {
 	// A's paths to the followers come back (the Raft partition stays): A
 	// finds the new leader, confirms the drop, and B gets the tasks.
 	for _, f := range followers {
-		s.relays[f.id].cut.Store(false)
+		s.relays[f.id].SetCut(false)
 	}
 	restored := time.Now()
 	isoWait(t, "A linked to the new leader", 30*time.Second, func() bool { return a.linkedTo(N) })

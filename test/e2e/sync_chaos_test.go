@@ -743,7 +743,7 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 	s := newSystem(t, 1, "pop")
 	core := s.cores[0].api
 	relay := newUDPRelay(t, s.sync["n1"])
-	e := s.startEdge("pop", relay.addr())
+	e := s.startEdge("pop", relay.Addr())
 	const n = 200
 	f := s.simulateWith(e, sim.Config{Count: n, Seed: 41, InformInterval: 2 * time.Second, Ramp: 2 * time.Second})
 	homes := map[string]string{}
@@ -779,7 +779,7 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 	const backlog = 3000
 	for round := 1; round <= 3; round++ {
 		before := edgeAtCore(t, core, "pop").UplinkAcked
-		relay.setCut(true)
+		relay.SetCut(true)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for w := range 4 {
@@ -800,7 +800,7 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 		peak := h.OutboxLen
 
 		// Restore the backhaul and SIGKILL the edge mid-drain.
-		relay.setCut(false)
+		relay.SetCut(false)
 		var at edgeHealthz
 		drainDeadline := time.Now().Add(30 * time.Second)
 		for {
@@ -827,7 +827,7 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 		if at.OutboxLen <= 0 || at.OutboxLen >= peak {
 			t.Fatalf("round %d: killed at outboxLen %d, not mid-drain of %d", round, at.OutboxLen, peak)
 		}
-		s.startEdge("pop", relay.addr())
+		s.startEdge("pop", relay.Addr())
 		// Sequences are gap-free: the records that were in the outbox at
 		// its peak all sit above what the core held before the cut.
 		coreWait(t, fmt.Sprintf("round %d: the backlog drained after the restart", round), 60*time.Second, func() bool {
@@ -949,7 +949,7 @@ func TestSyncChaosDeviceMove(t *testing.T) {
 	s := newSystem(t, 1, "popA", "popB")
 	core := "http://" + s.cores[0].api
 	relay := newUDPRelay(t, s.sync["n1"])
-	a := s.startEdge("popA", relay.addr())
+	a := s.startEdge("popA", relay.Addr())
 	b := s.startEdge("popB", s.syncAddrs())
 
 	taskAt := func(api, id string) (chaosTask, int) {
@@ -999,7 +999,7 @@ func TestSyncChaosDeviceMove(t *testing.T) {
 			return n == 2
 		})
 		if cutA {
-			relay.setCut(true)
+			relay.SetCut(true)
 			coreWait(t, "A to see its link down", 20*time.Second, func() bool {
 				h, err := healthOf(a)
 				return err == nil && !h.Sync.Connected
@@ -1030,7 +1030,7 @@ func TestSyncChaosDeviceMove(t *testing.T) {
 					t.Errorf("task %s reached B while A could not confirm dropping it: %d %+v", h.ID, code, got)
 				}
 			}
-			relay.setCut(false)
+			relay.SetCut(false)
 		}
 		for _, h := range held {
 			coreWait(t, "task "+h.ID+" moved to B", 40*time.Second, func() bool {

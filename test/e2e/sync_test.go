@@ -289,7 +289,7 @@ func TestSyncBackhaulCut(t *testing.T) {
 	}
 	s := newSystem(t, 1, "pop")
 	relay := newUDPRelay(t, s.sync["n1"])
-	e := s.startEdge("pop", relay.addr())
+	e := s.startEdge("pop", relay.Addr())
 	f := s.simulate(e, 4, 7)
 	core := "http://" + s.cores[0].api
 	coreWait(t, "4 devices at the core", 60*time.Second, func() bool {
@@ -317,7 +317,7 @@ func TestSyncBackhaulCut(t *testing.T) {
 		})
 	}
 
-	relay.setCut(true)
+	relay.SetCut(true)
 	coreWait(t, "the edge to see the link down", 20*time.Second, func() bool {
 		var h map[string]any
 		code, err := coreHTTP("GET", "http://"+e.api+"/healthz", "", &h)
@@ -345,7 +345,7 @@ func TestSyncBackhaulCut(t *testing.T) {
 		}
 	}
 
-	relay.setCut(false)
+	relay.SetCut(false)
 	ids := append([]string{local.ID}, held[0].ID, held[1].ID, held[2].ID)
 	for _, id := range ids {
 		coreWait(t, "result "+id+" at the core", 30*time.Second, func() bool {
