@@ -47,6 +47,11 @@ const (
 	DownFileDelete DownKind = 7
 	// DownRevoke: the edge named Name was revoked (fleet-wide).
 	DownRevoke DownKind = 8
+	// DownToken / DownTokenRevoke: an API token was created (Token, which
+	// holds only the secret's hash) or revoked (Name), fleet-wide, so an
+	// edge's local API accepts the fleet's tokens with the backhaul down.
+	DownToken       DownKind = 9
+	DownTokenRevoke DownKind = 10
 )
 
 // String names the kind for logs.
@@ -68,6 +73,10 @@ func (k DownKind) String() string {
 		return "file-delete"
 	case DownRevoke:
 		return "revoke"
+	case DownToken:
+		return "token"
+	case DownTokenRevoke:
+		return "token-revoke"
 	}
 	return fmt.Sprintf("DownKind(%d)", uint8(k))
 }
@@ -90,7 +99,8 @@ type DownRecord struct {
 	File   *FileMeta `cbor:"9,keyasint,omitempty"`
 	Name   string    `cbor:"10,keyasint,omitempty"`
 	// Time is when the core committed the record.
-	Time time.Time `cbor:"11,keyasint,omitzero"`
+	Time  time.Time `cbor:"11,keyasint,omitzero"`
+	Token *Token    `cbor:"12,keyasint,omitempty"`
 }
 
 // Validate checks that a record carries what its kind needs, so an edge
@@ -119,7 +129,14 @@ func (r *DownRecord) Validate() error {
 		if r.File == nil || !ValidFileName(r.File.Name) {
 			return fmt.Errorf("%w: downlink file record %d without valid metadata", ErrBadRecord, r.Seq)
 		}
-	case DownPresetDelete, DownFileDelete, DownRevoke:
+	case DownToken:
+		if r.Token == nil {
+			return fmt.Errorf("%w: downlink token record %d without a token", ErrBadRecord, r.Seq)
+		}
+		if err := r.Token.Validate(); err != nil {
+			return fmt.Errorf("%w: downlink token record %d: %v", ErrBadRecord, r.Seq, err)
+		}
+	case DownPresetDelete, DownFileDelete, DownRevoke, DownTokenRevoke:
 		if r.Name == "" {
 			return fmt.Errorf("%w: downlink %s record %d without a name", ErrBadRecord, r.Kind, r.Seq)
 		}
