@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,10 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -194,64 +191,6 @@ func clusterChange(c *cli.Context, path string, body any, done string) error {
 		return printJSON(c.App.Writer, out)
 	}
 	fmt.Fprintln(c.App.Writer, done)
-	return nil
-}
-
-// apiClientFlags are the flags of every command that is a client of the
-// core's REST API.
-func apiClientFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member)", EnvVars: []string{"EDGEACS_API"}},
-		&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts instead of a table"},
-		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "request timeout"},
-	}
-}
-
-// clusterCall sends one request to the API and decodes the answer; an
-// error answer becomes the command's error (exit 1).
-func clusterCall(c *cli.Context, method, path string, body, out any) error {
-	base := c.String("api")
-	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-		base = "http://" + base
-	}
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, rd)
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("bad --api %q: %v", c.String("api"), err), 2)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("cannot reach the core API at %s: %v", base, err), 1)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return cli.Exit(fmt.Sprintf("read answer: %v", err), 1)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(raw, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(raw))
-		}
-		return cli.Exit(fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, e.Error), 1)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return cli.Exit(fmt.Sprintf("decode answer: %v", err), 1)
-		}
-	}
 	return nil
 }
 

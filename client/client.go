@@ -1,0 +1,229 @@
+// Package client is the Go client of edgeacs's management REST API (the
+// core's, or a standalone edge's): the fleet CLI's only way to the data.
+// It knows the API's conventions (bearer tokens, JSON errors, the
+// X-Next-Cursor paging header) and nothing of storage.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers branch on; an *APIError wraps the one that fits
+// its status.
+var (
+	ErrUnauthorized = errors.New("unauthorized")
+	ErrForbidden    = errors.New("forbidden")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrBadRequest   = errors.New("bad request")
+	ErrUnavailable  = errors.New("unavailable")
+)
+
+// APIError is an error answer of the API.
+type APIError struct {
+	Method, Path string
+	Status       int
+	// Message is the API's {"error": ...}, or the body's text.
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Message)
+}
+
+// Unwrap maps the status to a sentinel error.
+func (e *APIError) Unwrap() error {
+	switch {
+	case e.Status == http.StatusUnauthorized:
+		return ErrUnauthorized
+	case e.Status == http.StatusForbidden:
+		return ErrForbidden
+	case e.Status == http.StatusNotFound:
+		return ErrNotFound
+	case e.Status == http.StatusConflict:
+		return ErrConflict
+	case e.Status == http.StatusServiceUnavailable, e.Status == http.StatusTooManyRequests:
+		return ErrUnavailable
+	case e.Status/100 == 4:
+		return ErrBadRequest
+	}
+	return nil
+}
+
+// maxAnswer bounds an answer the client reads into memory.
+const maxAnswer = 64 << 20
+
+// Client talks to one API base URL with one token.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// Options configure a Client. Zero values are sensible.
+type Options struct {
+	// Token is the bearer token sent with every request.
+	Token string
+	// CAFile, if set, is a PEM bundle trusted for an https base URL
+	// instead of the system roots.
+	CAFile string
+	// Timeout bounds each request (default 30 s); a context deadline
+	// shorter than it wins.
+	Timeout time.Duration
+}
+
+// New returns a client of the API at base ("host:port" means http://).
+func New(base string, o Options) (*Client, error) {
+	if base == "" {
+		return nil, fmt.Errorf("%w: empty API URL", ErrBadRequest)
+	}
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: API URL %q: want http(s)://host:port", ErrBadRequest, base)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	if strings.ContainsAny(o.Token, " \t\r\n") {
+		return nil, fmt.Errorf("%w: token contains white space", ErrBadRequest)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if o.CAFile != "" {
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read API CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: API CA %s holds no PEM certificate", ErrBadRequest, o.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &Client{base: u, token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// Base is the API's base URL.
+func (c *Client) Base() string { return c.base.String() }
+
+// Do sends one request: body (if not nil) as JSON, the answer decoded into
+// out (if not nil). A non-2xx answer is an *APIError.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	_, err := c.DoHeader(ctx, method, path, body, out)
+	return err
+}
+
+// DoHeader is Do that also returns the answer's headers (paging cursors,
+// totals).
+func (c *Client) DoHeader(ctx context.Context, method, path string, body, out any) (http.Header, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	resp, err := c.send(ctx, method, path, rd, "application/json")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return resp.Header, apiError(method, path, resp.StatusCode, raw)
+	}
+	if out != nil && len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.Header, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+// Upload sends r as the raw body (a file's content) with extra headers.
+func (c *Client) Upload(ctx context.Context, method, path string, r io.Reader, header http.Header, out any) error {
+	resp, err := c.sendHeader(ctx, method, path, r, header)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(method, path, resp.StatusCode, raw)
+	}
+	if out != nil && len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
+	h := http.Header{}
+	if body != nil {
+		h.Set("Content-Type", ctype)
+	}
+	return c.sendHeader(ctx, method, path, body, h)
+}
+
+func (c *Client) sendHeader(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
+	if !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("%w: path %q does not start with /", ErrBadRequest, path)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the API at %s: %w", c.base, err)
+	}
+	return resp, nil
+}
+
+func apiError(method, path string, status int, raw []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := ""
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		msg = e.Error
+	} else {
+		msg = strings.TrimSpace(string(raw))
+		if len(msg) > 512 {
+			msg = msg[:512] + "…"
+		}
+	}
+	return &APIError{Method: method, Path: path, Status: status, Message: msg}
+}
