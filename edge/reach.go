@@ -71,6 +71,9 @@ type crState struct {
 	last     time.Time
 	inflight chan struct{} // closed when the current request finishes
 	err      error         // result of the current/last request
+	// waiters counts the callers waiting on the request in flight (tests
+	// wait on it instead of on timing).
+	waiters int
 }
 
 // NewReacher returns a Reacher; ReacherConfig zero values get defaults.
@@ -119,6 +122,7 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 			arrivedAt, arrived = st, st.gen
 		}
 		if ch := st.inflight; ch != nil {
+			st.waiters++
 			r.mu.Unlock()
 			return r.await(ctx, deviceID, st, ch)
 		}
@@ -148,6 +152,7 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 		st.inflight = ch
 		st.gen++
 		st.last = time.Now()
+		st.waiters++
 		r.mu.Unlock()
 		// The request is shared by every caller that joins it, so it must
 		// not end when the caller that started it gives up (an API wait
@@ -173,16 +178,31 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 }
 
 // await waits for the request in flight (done closes when it ends) and
-// returns its result, or gives up when ctx ends.
+// returns its result, or gives up when ctx ends. The caller counted itself
+// in st.waiters.
 func (r *Reacher) await(ctx context.Context, deviceID string, st *crState, done chan struct{}) error {
+	var err error
 	select {
 	case <-done:
 		r.mu.Lock()
-		defer r.mu.Unlock()
-		return st.err
+		err = st.err
 	case <-ctx.Done():
-		return fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
+		err = fmt.Errorf("connection request to %s: %w", deviceID, ctx.Err())
+		r.mu.Lock()
 	}
+	st.waiters--
+	r.mu.Unlock()
+	return err
+}
+
+// waiting returns how many callers wait on the device's request in flight.
+func (r *Reacher) waiting(deviceID string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.devices[deviceID]; st != nil {
+		return st.waiters
+	}
+	return 0
 }
 
 // sweepLocked forgets devices whose last request is long past, so the map

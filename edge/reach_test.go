@@ -180,6 +180,10 @@ func TestSharedConnectionRequestOutlivesFirstCaller(t *testing.T) {
 	waitFor(t, 10*time.Second, "the connection request at the CPE", func() bool { return hits.Load() == 1 })
 	second := make(chan error, 1)
 	go func() { second <- e.node.Reacher().ConnectionRequest(context.Background(), c.id()) }()
+	// The second caller must have joined the request in flight before the
+	// first gives up and the CPE answers; on a busy box its goroutine may
+	// otherwise run only after the request ended and start a new one.
+	waitFor(t, 10*time.Second, "the second caller joining the request in flight", func() bool { return e.node.Reacher().waiting(c.id()) == 2 })
 	cancel1()
 	select {
 	case err := <-first:
