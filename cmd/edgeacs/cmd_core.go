@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,22 +45,28 @@ func coreCommand() *cli.Command {
 		Description: "Settings come from flags, then EDGEACS_* environment variables, then the YAML file\n" +
 			"given with --config (see configs/core.yaml), then defaults.\n\n" +
 			"Found a cluster by starting every founding member with --bootstrap-expect N and --join the\n" +
-			"API addresses of the others: the N nodes find each other and one bootstraps them all, once.\n" +
+			"Raft addresses of the others: the N nodes find each other and one bootstraps them all, once.\n" +
 			"A node that finds an existing cluster (for example a founder restarted with an empty data\n" +
-			"directory) joins it instead. Add later nodes with --join API_ADDR of any member.\n" +
+			"directory) joins it instead. Add later nodes with --join RAFT_ADDR of any member.\n" +
 			"--bootstrap founds a one-node cluster; with --join it refuses if a peer reports a cluster.\n" +
-			"A restarted node keeps its data and never bootstraps again.",
+			"A restarted node keeps its data and never bootstraps again.\n\n" +
+			"Core nodes talk to each other only on their Raft ports (Raft, and HTTP for joins, forwarded\n" +
+			"writes and file copies): let the other members reach it, and nobody else. The REST API is for\n" +
+			"clients; off loopback it needs --api-tls-cert and --api-tls-key, or --api-insecure.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration file", EnvVars: env("CONFIG")},
 			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (required)", EnvVars: env("ID")},
 			&cli.StringFlag{Name: "data", Usage: "data directory (raft log, snapshots, state, files)", DefaultText: defaultCoreData, EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "raft-addr", Usage: "Raft listen address HOST:PORT (advertised to peers)", DefaultText: defaultCoreRaftAddr, EnvVars: env("RAFT_ADDR")},
-			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT (plain HTTP only on loopback unless --api-insecure)", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "api-tls-cert", Usage: "TLS certificate (PEM) to serve the REST API over HTTPS", EnvVars: env("API_TLS_CERT")},
+			&cli.StringFlag{Name: "api-tls-key", Usage: "TLS private key (PEM) for --api-tls-cert", EnvVars: env("API_TLS_KEY")},
+			&cli.BoolFlag{Name: "api-insecure", Usage: "serve the REST API over plain HTTP on a non-loopback --api-addr (requests cross the network in the clear)", EnvVars: env("API_INSECURE")},
 			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC, UDP) listen address HOST:PORT", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
 			&cli.StringFlag{Name: "ca-dir", Usage: "directory with ca.crt and this node's <id>.crt/<id>.key (edgeacs ca); without it no edge can connect", EnvVars: env("CA_DIR")},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new one-node cluster if this node has no state (refused if a --join peer reports a cluster)", EnvVars: env("BOOTSTRAP")},
 			&cli.IntFlag{Name: "bootstrap-expect", Usage: "found a cluster of N voters with the --join peers, once, when all N are up and fresh", EnvVars: env("BOOTSTRAP_EXPECT")},
-			&cli.StringFlag{Name: "join", Usage: "API addresses (comma-separated) of members to join through, or of the other founding members", EnvVars: env("JOIN")},
+			&cli.StringFlag{Name: "join", Usage: "Raft addresses HOST:PORT (comma-separated) of members to join through, or of the other founding members", EnvVars: env("JOIN")},
 			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout", DefaultText: "1s", EnvVars: env("HEARTBEAT_TIMEOUT")},
 			&cli.DurationFlag{Name: "election-timeout", Usage: "Raft election timeout", DefaultText: "1s", EnvVars: env("ELECTION_TIMEOUT")},
 			&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between snapshots", DefaultText: "8192", EnvVars: env("SNAPSHOT_THRESHOLD")},
@@ -85,6 +93,9 @@ func loadCoreConfig(c *cli.Context) (core.Config, error) {
 	set.str("data", &cfg.DataDir)
 	set.str("raft-addr", &cfg.RaftAddr)
 	set.str("api-addr", &cfg.APIAddr)
+	set.str("api-tls-cert", &cfg.APITLSCert)
+	set.str("api-tls-key", &cfg.APITLSKey)
+	set.boolean("api-insecure", &cfg.APIInsecure)
 	set.str("sync-addr", &cfg.SyncAddr)
 	set.str("ca-dir", &cfg.CADir)
 	set.str("join", &cfg.Join)
@@ -154,7 +165,7 @@ func clusterCommand() *cli.Command {
 				Flags: common(
 					&cli.StringFlag{Name: "id", Usage: "ID of the node to add (required)"},
 					&cli.StringFlag{Name: "raft-addr", Usage: "its Raft address HOST:PORT (required)"},
-					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (for forwarding writes)"},
+					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (registered, shown by cluster status)"},
 					&cli.BoolFlag{Name: "replace", Usage: "evict a member with the same ID or raft address at another address (only if that member is gone for good)"},
 				),
 				OnUsageError: exitUsage,
@@ -201,7 +212,8 @@ func clusterChange(c *cli.Context, path string, body any, done string) error {
 // core's REST API.
 func apiClientFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member)", EnvVars: []string{"EDGEACS_API"}},
+		&cli.StringFlag{Name: "api", Value: defaultCoreAPIURL, Usage: "core REST API URL (any member; https:// for a TLS API)", EnvVars: []string{"EDGEACS_API"}},
+		&cli.StringFlag{Name: "api-ca", Usage: "CA certificate (PEM) to trust for an https --api, besides the system's (a self-signed API certificate)", EnvVars: []string{"EDGEACS_API_CA"}},
 		&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts instead of a table"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "request timeout"},
 	}
@@ -229,7 +241,12 @@ func clusterCall(c *cli.Context, method, path string, body, out any) error {
 		return cli.Exit(fmt.Sprintf("bad --api %q: %v", c.String("api"), err), 2)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	client, err := apiClient(c.String("api-ca"))
+	if err != nil {
+		return cli.Exit(err.Error(), 2)
+	}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
 	if err != nil {
 		return cli.Exit(fmt.Sprintf("cannot reach the core API at %s: %v", base, err), 1)
 	}
@@ -253,6 +270,27 @@ func clusterCall(c *cli.Context, method, path string, body, out any) error {
 		}
 	}
 	return nil
+}
+
+// apiClient is the HTTP client of the API commands: with caFile, one that
+// also trusts that CA (or self-signed certificate).
+func apiClient(caFile string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--api-ca: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--api-ca %s: no PEM certificate in it", caFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr}, nil
 }
 
 func printJSON(w io.Writer, v any) error {
