@@ -106,7 +106,12 @@ func New(base string, o Options) (*Client, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read API CA: %w", err)
 		}
-		pool := x509.NewCertPool()
+		// Trust the system's roots too: the file may hold only a
+		// self-signed API certificate.
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("%w: API CA %s holds no PEM certificate", ErrBadRequest, o.CAFile)
 		}

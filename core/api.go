@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"slices"
@@ -21,12 +21,15 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/hashicorp/raft"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // hdrForwarded marks a request a follower forwarded to the leader, so a
-// request never bounces between two nodes that disagree on the leader.
+// request never bounces between two nodes that disagree on the leader. On
+// the peer port it also marks a client request to serve with the client
+// handler (peer.go).
 const hdrForwarded = "X-Edgeacs-Forwarded-By"
 
 // Paging bounds for list endpoints.
@@ -161,9 +164,7 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
-	h("GET /api/v1/cluster/peer", n.clusterPeer) // internal: founding members (bootstrap.go)
-	h("POST /api/v1/cluster/apply", n.internalApply)
-	h("GET /internal/v1/blobs/{sha256}", n.internalBlob) // internal: peers replicating blobs (blobsync.go)
+	// Nothing internode is served here: peers talk on the Raft port (peer.go).
 	h("/", func(w http.ResponseWriter, r *http.Request) {
 		// The catch-all matches every method, so ServeMux's own 405 never
 		// fires: a path that exists with other methods is answered here.
@@ -278,14 +279,15 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 }
 
 // write runs h on the leader; a follower forwards the whole request to the
-// leader's API so the client sees one answer.
+// leader (peer.go) so the client sees one answer. During an election
+// either waits for the new leader, up to Config.LeaderWait.
 func (n *Node) write(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if n.IsLeader() {
 			h(w, r)
 			return
 		}
-		n.forward(w, r)
+		n.forward(w, r, h)
 	}
 }
 
@@ -298,11 +300,11 @@ func (n *Node) atLeader(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		if _, _, err := n.leaderAPI(); err != nil {
+		if _, id := n.raft.LeaderWithID(); id == "" {
 			h(w, r)
 			return
 		}
-		n.forward(w, r)
+		n.forward(w, r, h)
 	}
 }
 
@@ -322,46 +324,23 @@ func (n *Node) read(h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 			if want {
+				atLeader := func(w http.ResponseWriter, r *http.Request) {
+					if err := n.consistent(r.Context()); err != nil {
+						writeError(w, err)
+						return
+					}
+					h(w, r)
+				}
 				if !n.IsLeader() {
-					n.forward(w, r)
+					n.forward(w, r, atLeader)
 					return
 				}
-				if err := n.consistent(r.Context()); err != nil {
-					writeError(w, err)
-					return
-				}
+				atLeader(w, r)
+				return
 			}
 		}
 		h(w, r)
 	}
-}
-
-func (n *Node) forward(w http.ResponseWriter, r *http.Request) {
-	if by := r.Header.Get(hdrForwarded); by != "" {
-		writeError(w, fmt.Errorf("%w: request forwarded by %s reached %s, which is not the leader either", ErrNotLeader, by, n.cfg.ID))
-		return
-	}
-	leader, addr, err := n.leaderAPI()
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	target := &url.URL{Scheme: "http", Host: addr}
-	n.met.forwarded.Inc()
-	var sent *atomic.Bool
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Header.Set(hdrForwarded, n.cfg.ID)
-			var ctx context.Context
-			ctx, sent = traceSent(pr.Out.Context())
-			pr.Out = pr.Out.WithContext(ctx)
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			writeError(w, forwardError(r.Method, sent != nil && sent.Load(), fmt.Sprintf("leader %s at %s", leader, addr), err))
-		},
-	}
-	proxy.ServeHTTP(w, r)
 }
 
 // traceSent returns ctx with a trace that records whether a request using
@@ -1001,40 +980,46 @@ func (n *Node) putFile(w http.ResponseWriter, r *http.Request) {
 }
 
 // applyAnywhere applies cmd here if this node leads, else asks the leader
-// over the internal apply endpoint.
+// on its peer port (POST /internal/v1/apply), waiting out an election as
+// forwarded writes do.
 func (n *Node) applyAnywhere(ctx context.Context, cmd Command) error {
 	if n.IsLeader() {
 		return n.Apply(ctx, cmd).Err
-	}
-	_, addr, err := n.leaderAPI()
-	if err != nil {
-		return err
 	}
 	cmd.V = CommandVersion
 	data, err := EncodeCommands([]Command{cmd})
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/api/v1/cluster/apply", strings.NewReader(string(data)))
+	return n.viaLeader(ctx, func() error { return n.Apply(ctx, cmd).Err }, func(addr raft.ServerAddress, _ raft.ServerID) (bool, error) {
+		return n.applyAt(ctx, string(addr), data)
+	})
+}
+
+// applyAt posts one encoded command to the leader at raftAddr. Like
+// proxyToLeader it reports retry when nothing can have been applied.
+func (n *Node) applyAt(ctx context.Context, raftAddr string, data []byte) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL(raftAddr, peerPathApply), bytes.NewReader(data))
 	if err != nil {
-		return err
+		return false, fmt.Errorf("apply via the leader: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/cbor")
 	req.Header.Set(hdrForwarded, n.cfg.ID)
 	tctx, sent := traceSent(req.Context())
-	resp, err := n.client.Do(req.WithContext(tctx))
+	resp, err := n.peerClient.Do(req.WithContext(tctx))
 	if err != nil {
-		return fmt.Errorf("apply via the leader: %w", forwardError(req.Method, sent.Load(), "the leader at "+addr, err))
+		err = forwardError(req.Method, sent.Load(), "the leader at "+raftAddr, err)
+		return !sent.Load(), fmt.Errorf("apply via the leader: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
-		return nil
+		return false, nil
 	}
 	var e struct {
 		Error string `json:"error"`
 	}
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-	return errorFor(resp.StatusCode, e.Error)
+	return resp.StatusCode == http.StatusServiceUnavailable, errorFor(resp.StatusCode, e.Error)
 }
 
 // internalApply lets a follower apply a command it built itself (today

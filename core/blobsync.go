@@ -25,7 +25,8 @@ import (
 // blobLoop: when the fleet-wide downlink log moves (file metadata was put
 // or deleted, or a snapshot was installed) it looks for metadata naming a
 // blob it lacks and fetches that blob from a member that has it, over the
-// internal route GET /internal/v1/blobs/{sha256}, resuming a cut fetch
+// internal route GET /internal/v1/blobs/{sha256} on the member's Raft port
+// (peer.go), resuming a cut fetch
 // with a Range request and verifying the SHA-256 before the blob becomes
 // visible (blob.Partial).
 
@@ -60,9 +61,9 @@ func (n *Node) OpenBlob(sum string) (io.ReadSeekCloser, int64, error) {
 }
 
 // internalBlob serves a blob's bytes to another core node (blobLoop),
-// with Range support so a cut fetch resumes. INTERNAL: it is for cluster
-// members only and, like the rest of the API today, unauthenticated; a
-// later issue moves internode traffic to mTLS.
+// with Range support so a cut fetch resumes. It is served on the Raft
+// port only, the cluster's trust boundary (peer.go), never on the client
+// API.
 func (n *Node) internalBlob(w http.ResponseWriter, r *http.Request) {
 	sum := r.PathValue("sha256")
 	f, err := n.blobs.Open(sum)
@@ -102,10 +103,10 @@ func (f *FSM) sharedSeq() (uint64, error) {
 }
 
 // blobLoop keeps this node holding every blob that file metadata names,
-// until ctx ends. It owns its HTTP client and closes its connections on
-// the way out.
+// until ctx ends. It owns its HTTP client (to peers' Raft ports) and
+// closes its connections on the way out.
 func (n *Node) blobLoop(ctx context.Context) {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := n.newPeerTransport()
 	tr.ResponseHeaderTimeout = 10 * time.Second
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -174,12 +175,12 @@ func (n *Node) fetchMissingBlobs(ctx context.Context, client *http.Client) int {
 
 // fetchBlob asks the other members, in random order, for one blob.
 func (n *Node) fetchBlob(ctx context.Context, client *http.Client, sum string, size int64) error {
-	peers, err := n.peerAPIs()
+	peers, err := n.peerRaftAddrs()
 	if err != nil {
 		return err
 	}
 	if len(peers) == 0 {
-		return errors.New("no other member has registered an API address")
+		return errors.New("no other member to fetch it from")
 	}
 	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
 	var errs []error
@@ -196,25 +197,23 @@ func (n *Node) fetchBlob(ctx context.Context, client *http.Client, sum string, s
 	return errors.Join(errs...)
 }
 
-// peerAPIs lists the registered API addresses of the other members.
-func (n *Node) peerAPIs() ([]string, error) {
+// peerRaftAddrs lists the Raft addresses of the other members, from the
+// raft configuration.
+func (n *Node) peerRaftAddrs() ([]string, error) {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
 	var out []string
 	for _, s := range cf.Configuration().Servers {
-		if string(s.ID) == n.cfg.ID {
-			continue
-		}
-		if info, err := n.fsm.Node(string(s.ID)); err == nil && info.APIAddr != "" {
-			out = append(out, info.APIAddr)
+		if string(s.ID) != n.cfg.ID {
+			out = append(out, string(s.Address))
 		}
 	}
 	return out, nil
 }
 
-// fetchBlobFrom fetches one blob from the member at addr into a partial
+// fetchBlobFrom fetches one blob from the member at (Raft) addr into a partial
 // file, continuing after what an earlier attempt left there, and commits
 // it once its size and SHA-256 check out.
 func (n *Node) fetchBlobFrom(ctx context.Context, client *http.Client, addr, sum string, size int64) error {
@@ -228,7 +227,7 @@ func (n *Node) fetchBlobFrom(ctx context.Context, client *http.Client, addr, sum
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/blobs/"+sum, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(addr, peerPathBlobs+sum), nil)
 	if err != nil {
 		return fmt.Errorf("blob request: %w", err)
 	}

@@ -59,8 +59,8 @@ func TestBlobsReplicateToEveryNode(t *testing.T) {
 	if _, _, err := nodes[0].OpenBlob(strings.Repeat("0", 64)); !errors.Is(err, fleetsync.ErrUnknownBlob) {
 		t.Fatalf("OpenBlob of an unknown blob: %v, want ErrUnknownBlob", err)
 	}
-	// The internal route answers ranges (a resumed fetch).
-	rq, _ := http.NewRequest("GET", "http://"+nodes[1].APIAddr()+"/internal/v1/blobs/"+sum, nil)
+	// The internal route, on the Raft port, answers ranges (a resumed fetch).
+	rq, _ := http.NewRequest("GET", "http://"+nodes[1].RaftAddr()+"/internal/v1/blobs/"+sum, nil)
 	rq.Header.Set("Range", "bytes=100-")
 	resp, err = http.DefaultClient.Do(rq)
 	if err != nil {

@@ -32,7 +32,8 @@ import (
 //     has state, join it. Only one node ever calls BootstrapCluster, and
 //     only for a set every founder agreed on. If any peer reports an
 //     existing cluster (raft state, or a known leader) the node joins it
-//     instead. Peers talk over GET /api/v1/cluster/peer.
+//     instead. Peers talk over GET /internal/v1/peer on each other's Raft
+//     port (peer.go); --join names those ports.
 
 // peerAskTimeout bounds one question to a peer.
 const peerAskTimeout = 3 * time.Second
@@ -45,7 +46,7 @@ type Founder struct {
 	RaftAddr string `json:"raftAddr"`
 }
 
-// PeerInfo is the body of GET /api/v1/cluster/peer: what a node tells
+// PeerInfo is the body of GET /internal/v1/peer: what a node tells
 // another that is deciding whether to bootstrap or to join.
 type PeerInfo struct {
 	// ID, RaftAddr and APIAddr are the answering node's own.
@@ -92,7 +93,7 @@ func (n *Node) clusterPeer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, n.peerInfo())
 }
 
-// peerAnswer is one peer's answer to GET /api/v1/cluster/peer.
+// peerAnswer is one peer's answer to GET /internal/v1/peer.
 type peerAnswer struct {
 	addr string
 	info PeerInfo
@@ -120,11 +121,11 @@ func (n *Node) askPeer(ctx context.Context, addr string) (PeerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, peerAskTimeout)
 	defer cancel()
 	var pi PeerInfo
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL(addr)+"/api/v1/cluster/peer", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peerURL(addr, peerPathInfo), nil)
 	if err != nil {
 		return pi, fmt.Errorf("%w: peer address %q: %v", ErrBadRequest, addr, err)
 	}
-	resp, err := n.client.Do(req)
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		return pi, fmt.Errorf("ask peer %s: %w", addr, err)
 	}

@@ -97,7 +97,7 @@ func newCluster(t testing.TB, size int, tweak func(*Config)) []*testNode {
 		if i == 0 {
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = nodes[0].APIAddr()
+			cfg.Join = nodes[0].RaftAddr()
 		}
 		nodes = append(nodes, startNode(t, cfg))
 		if i == 0 {
@@ -444,7 +444,7 @@ func TestJoinRemove(t *testing.T) {
 	}
 	// A new node joins through the follower.
 	cfg := testConfig(t, "n4")
-	cfg.Join = follower.APIAddr()
+	cfg.Join = follower.RaftAddr()
 	n4 := startNode(t, cfg)
 	rest := []*testNode{leader, follower, n4}
 	waitFor(t, "n4 to join", 15*time.Second, func() bool { return clusterReady(rest) })
@@ -473,7 +473,7 @@ func TestSnapshotInstallOnLateJoiner(t *testing.T) {
 	})
 	cfg := testConfig(t, "n2")
 	tweak(&cfg)
-	cfg.Join = leader.APIAddr()
+	cfg.Join = leader.RaftAddr()
 	late := startNode(t, cfg)
 	waitFor(t, "late joiner to catch up", 15*time.Second, func() bool { return clusterReady([]*testNode{leader, late}) })
 	if late.raft.Stats()["last_snapshot_index"] == "0" {

@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeacs/edgeacs/internal/loopback"
 	"github.com/edgeacs/edgeacs/raftstore"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -32,9 +34,20 @@ type Config struct {
 	// DataDir holds the raft log, snapshots, the FSM and the blob store.
 	DataDir string `yaml:"data"`
 	// RaftAddr is where Raft listens (host:port); it is advertised as bound.
+	// It is also where every other member reaches this node for anything
+	// internode (peer.go): the port is the cluster's trust boundary.
 	RaftAddr string `yaml:"raftAddr"`
-	// APIAddr is where the REST API listens (host:port).
+	// APIAddr is where the REST API for clients listens (host:port). It
+	// serves plain HTTP only on a loopback address unless APIInsecure.
 	APIAddr string `yaml:"apiAddr"`
+	// APITLSCert and APITLSKey (PEM files), both set, make the REST API
+	// HTTPS.
+	APITLSCert string `yaml:"apiTLSCert"`
+	APITLSKey  string `yaml:"apiTLSKey"`
+	// APIInsecure allows plain HTTP on a non-loopback APIAddr: the API's
+	// requests, and later its credentials, then cross the network in the
+	// clear.
+	APIInsecure bool `yaml:"apiInsecure"`
 	// SyncAddr is where the edge sync link (QUIC) listens. The node does
 	// not bind it (the sync server does); it registers it, so a follower can
 	// redirect an edge to the leader's. SetSyncAddr corrects it once bound.
@@ -55,9 +68,10 @@ type Config struct {
 	// them all. If any peer reports an existing cluster, the node joins it
 	// instead. A node with raft state never bootstraps. See bootstrap.go.
 	BootstrapExpect int `yaml:"bootstrapExpect"`
-	// Join is a comma-separated list of API addresses (host:port or URL) of
+	// Join is a comma-separated list of the Raft addresses (host:port) of
 	// members to join through, tried in turn; with Bootstrap or
-	// BootstrapExpect, the peers to ask first.
+	// BootstrapExpect, the peers to ask first. Peers talk on their Raft
+	// port (peer.go), never on the client API.
 	Join string `yaml:"join"`
 
 	// Raft timing and log compaction; see raft.Config. Loopback tests use
@@ -83,6 +97,10 @@ type Config struct {
 
 	// ApplyTimeout bounds one write from submission to commit.
 	ApplyTimeout time.Duration `yaml:"applyTimeout"`
+	// LeaderWait bounds how long a write (or a consistent read) through
+	// any node waits for a leader during an election, or for an
+	// unreachable leader to be replaced, before it is answered 503.
+	LeaderWait time.Duration `yaml:"leaderWait"`
 	// MaxBatch and MaxBatchDelay tune the Batcher (commands per log entry,
 	// wait to fill one while others are in flight).
 	MaxBatch      int           `yaml:"maxBatch"`
@@ -113,6 +131,7 @@ func DefaultConfig() Config {
 		TrailingLogs:       10240,
 		RaftLogLevel:       "warn",
 		ApplyTimeout:       10 * time.Second,
+		LeaderWait:         5 * time.Second,
 		MaxBatch:           512,
 		MaxBatchDelay:      2 * time.Millisecond,
 		MaxBodyBytes:       1 << 20,
@@ -137,6 +156,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.CommitTimeout, d.CommitTimeout)
 	setDur(&c.SnapshotInterval, d.SnapshotInterval)
 	setDur(&c.ApplyTimeout, d.ApplyTimeout)
+	setDur(&c.LeaderWait, d.LeaderWait)
 	setDur(&c.MaxBatchDelay, d.MaxBatchDelay)
 	setDur(&c.APIHeaderTimeout, d.APIHeaderTimeout)
 	setDur(&c.APIBodyTimeout, d.APIBodyTimeout)
@@ -178,9 +198,21 @@ func (c Config) Validate() error {
 	case c.BootstrapExpect < 0:
 		return fmt.Errorf("%w: bootstrap-expect must be positive", ErrBadRequest)
 	case c.BootstrapExpect > 1 && len(c.joinAddrs()) < c.BootstrapExpect-1:
-		return fmt.Errorf("%w: bootstrap-expect %d needs join with the API addresses of the other %d founding members", ErrBadRequest, c.BootstrapExpect, c.BootstrapExpect-1)
+		return fmt.Errorf("%w: bootstrap-expect %d needs join with the Raft addresses of the other %d founding members", ErrBadRequest, c.BootstrapExpect, c.BootstrapExpect-1)
 	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
 		return fmt.Errorf("%w: leader lease timeout must not exceed the heartbeat timeout", ErrBadRequest)
+	case (c.APITLSCert == "") != (c.APITLSKey == ""):
+		return fmt.Errorf("%w: --api-tls-cert and --api-tls-key (apiTLSCert, apiTLSKey) go together", ErrBadRequest)
+	case c.LeaderWait < 0:
+		return fmt.Errorf("%w: leader wait must not be negative", ErrBadRequest)
+	}
+	for _, a := range c.joinAddrs() {
+		if strings.Contains(a, "/") {
+			return fmt.Errorf("%w: join address %q: want the HOST:PORT of a member's Raft listener (--raft-addr), not a URL", ErrBadRequest, a)
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%w: join address %q: want the HOST:PORT of a member's Raft listener: %v", ErrBadRequest, a, err)
+		}
 	}
 	for _, a := range []struct{ name, addr string }{{"raft", c.RaftAddr}, {"api", c.APIAddr}, {"sync", c.SyncAddr}} {
 		if a.addr == "" {
@@ -190,11 +222,16 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %s address %q: %v", ErrBadRequest, a.name, a.addr, err)
 		}
 	}
+	if c.APITLSCert == "" && !c.APIInsecure && !loopback.IsAddr(c.APIAddr) {
+		return fmt.Errorf("%w: API address %s is not a loopback address, and serving the API there over plain HTTP would send its requests in the clear: "+
+			"give --api-tls-cert and --api-tls-key (apiTLSCert, apiTLSKey) to serve HTTPS, or --api-insecure (apiInsecure) to accept plain HTTP", ErrBadRequest, c.APIAddr)
+	}
 	return nil
 }
 
 // Node is one core cluster member: Raft, the FSM, the write batcher, the
-// blob store and the REST API.
+// blob store, the REST API for clients and the peer HTTP server on the
+// Raft port.
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
@@ -210,7 +247,15 @@ type Node struct {
 	apiLn   net.Listener
 	apiAddr string
 	http    *http.Server
-	client  *http.Client
+
+	// The Raft port (peer.go): pmux splits it between Raft and peerSrv;
+	// layer dials peers (through the RaftLayer hook, if set); peerTr and
+	// peerClient are this node's HTTP client side to peers.
+	pmux       *portMux
+	layer      raft.StreamLayer
+	peerSrv    *http.Server
+	peerTr     *http.Transport
+	peerClient *http.Client
 
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
@@ -242,7 +287,9 @@ type Node struct {
 }
 
 // New opens the node's stores, starts Raft (bootstrapping a new cluster if
-// asked and there is no state) and binds the API listener. Run serves.
+// asked and there is no state), binds the API listener and starts serving
+// the peer routes on the Raft port (founders and joining nodes ask before
+// Run). Run serves the API.
 // The result is unnamed so that a failing return does not nil the node the
 // cleanup closures use.
 func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
@@ -258,8 +305,9 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	n := &Node{cfg: cfg, log: logger, closed: make(chan struct{}), reregister: make(chan struct{}, 1), health: map[string]edgeLive{}}
+	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	// On any failure below, close what was opened, in reverse order.
-	var undo []func()
+	undo := []func(){n.bgCancel}
 	defer func() {
 		if err != nil {
 			for i := len(undo) - 1; i >= 0; i-- {
@@ -286,10 +334,24 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if n.snaps, err = raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl); err != nil {
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	if n.trans, err = newRaftTransport(cfg, hl); err != nil {
-		return nil, fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
+	if n.layer, err = listenRaft(cfg); err != nil {
+		return nil, fmt.Errorf("raft listen on %s: %w", cfg.RaftAddr, err)
 	}
+	n.pmux = newPortMux(n.layer, peerPeekTimeout, logger)
+	undo = append(undo, func() { n.pmux.Close() })
+	n.trans = raft.NewNetworkTransportWithLogger(raftStream{subListener: n.pmux.raft, dialer: n.layer}, raftMaxPool, raftTimeout, hl)
 	undo = append(undo, func() { n.trans.Close() })
+	n.peerTr = n.newPeerTransport()
+	n.peerClient = &http.Client{Transport: n.peerTr, Timeout: 60 * time.Second}
+	undo = append(undo, n.peerTr.CloseIdleConnections)
+
+	if n.apiLn, err = listenAPI(cfg); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { n.apiLn.Close() })
+	n.apiAddr = advertiseAPI(n.apiLn.Addr().(*net.TCPAddr), string(n.trans.LocalAddr()))
+	sa := advertiseSync(cfg.SyncAddr, string(n.trans.LocalAddr()))
+	n.syncAddr.Store(&sa)
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -314,8 +376,31 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	undo = append(undo, func() { n.raft.Shutdown().Error() })
-	n.client = &http.Client{Timeout: 60 * time.Second}
 	n.fresh = !hasState
+
+	n.met = newMetrics(n)
+	n.batch = NewBatcher(func(data []byte) raft.ApplyFuture {
+		return n.raft.Apply(data, cfg.ApplyTimeout)
+	}, BatcherConfig{MaxBatch: cfg.MaxBatch, MaxDelay: cfg.MaxBatchDelay, Observe: n.met.observeBatch})
+	undo = append(undo, n.batch.Close)
+
+	// No ReadTimeout: it would cut long uploads, and once it fires during a
+	// long poll (?wait) net/http cancels the request. Bodies are bounded
+	// per request instead (boundBody in api.go).
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	client := n.handler()
+	n.http = &http.Server{Handler: client, ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout, ErrorLog: errLog}
+	// The peer server has the same bounds, and serves from here on: a
+	// founder asks its peers, this one included, before Run.
+	n.peerSrv = &http.Server{Handler: n.peerHandler(client), ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout,
+		MaxHeaderBytes: peerMaxHeaderBytes, ErrorLog: errLog}
+	n.goBG(func(context.Context) {
+		if err := n.peerSrv.Serve(n.pmux.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("peer HTTP server on the raft port stopped", "err", err)
+		}
+	})
+	undo = append(undo, func() { n.peerSrv.Close(); n.bg.Wait() })
+
 	if cfg.Bootstrap && !hasState {
 		if err := n.refuseExistingCluster(); err != nil {
 			logger.Error("refusing to bootstrap", "err", err)
@@ -330,44 +415,21 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	} else if hasState {
 		logger.Info("restarting with existing raft state", "applied", n.fsm.AppliedIndex())
 	}
-
-	n.met = newMetrics(n)
-	n.batch = NewBatcher(func(data []byte) raft.ApplyFuture {
-		return n.raft.Apply(data, cfg.ApplyTimeout)
-	}, BatcherConfig{MaxBatch: cfg.MaxBatch, MaxDelay: cfg.MaxBatchDelay, Observe: n.met.observeBatch})
-	undo = append(undo, n.batch.Close)
-
-	if n.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
-		return nil, fmt.Errorf("api listen on %s: %w", cfg.APIAddr, err)
-	}
-	n.apiAddr = advertiseAPI(n.apiLn.Addr().(*net.TCPAddr), string(n.trans.LocalAddr()))
-	sa := advertiseSync(cfg.SyncAddr, string(n.trans.LocalAddr()))
-	n.syncAddr.Store(&sa)
-	// No ReadTimeout: it would cut long uploads, and once it fires during a
-	// long poll (?wait) net/http cancels the request. Bodies are bounded
-	// per request instead (boundBody in api.go).
-	n.http = &http.Server{Handler: n.handler(), ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	n.bgCtx, n.bgCancel = context.WithCancel(context.Background())
 	return n, nil
 }
 
-// Raft's connection pool per peer and I/O timeout, the same on both paths
-// of newRaftTransport.
+// Raft's connection pool per peer and I/O timeout.
 const (
 	raftMaxPool = 3
 	raftTimeout = 10 * time.Second
 )
 
-// newRaftTransport builds the Raft transport on cfg.RaftAddr: raft's own
-// TCP transport, or, with the cfg.RaftLayer test hook, a network
-// transport over the hook's wrapping of an equivalent TCP stream layer
-// (raft's TCPStreamLayer cannot be built around a listener from outside
-// the raft package, so tcpStreamLayer reproduces it).
-func newRaftTransport(cfg Config, hl hclog.Logger) (*raft.NetworkTransport, error) {
-	if cfg.RaftLayer == nil {
-		return raft.NewTCPTransportWithLogger(cfg.RaftAddr, nil, raftMaxPool, raftTimeout, hl)
-	}
+// listenRaft binds cfg.RaftAddr and returns the stream layer over it:
+// raft's plain TCP one, or, with the cfg.RaftLayer test hook, the hook's
+// wrapping of it. The mux accepts on it, Raft and peer HTTP dial through
+// it. (raft's TCPStreamLayer cannot be built around a listener from
+// outside the raft package, so tcpStreamLayer reproduces it.)
+func listenRaft(cfg Config) (raft.StreamLayer, error) {
 	ln, err := net.Listen("tcp", cfg.RaftAddr)
 	if err != nil {
 		return nil, err
@@ -377,7 +439,33 @@ func newRaftTransport(cfg Config, hl hclog.Logger) (*raft.NetworkTransport, erro
 		ln.Close()
 		return nil, fmt.Errorf("local bind address %s is not advertisable", ln.Addr())
 	}
-	return raft.NewNetworkTransportWithLogger(cfg.RaftLayer(tcpStreamLayer{ln}), raftMaxPool, raftTimeout, hl), nil
+	var layer raft.StreamLayer = tcpStreamLayer{ln}
+	if cfg.RaftLayer != nil {
+		layer = cfg.RaftLayer(layer)
+	}
+	return layer, nil
+}
+
+// listenAPI binds the client API's listener, HTTPS when a certificate is
+// configured (HTTP/1.1 only, as the body deadlines in boundBody are
+// per-connection).
+func listenAPI(cfg Config) (net.Listener, error) {
+	var tlsConf *tls.Config
+	if cfg.APITLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.APITLSCert, cfg.APITLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: load API TLS certificate (--api-tls-cert %s, --api-tls-key %s): %v", ErrBadRequest, cfg.APITLSCert, cfg.APITLSKey, err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	}
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api listen on %s: %w", cfg.APIAddr, err)
+	}
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	return ln, nil
 }
 
 // tcpStreamLayer is raft's TCPStreamLayer: accept on the listener, dial
@@ -427,7 +515,7 @@ func (n *Node) Run(ctx context.Context) error {
 	case n.cfg.Join != "" && !n.bootstrapped:
 		n.goBG(n.joinLoop)
 	}
-	n.log.Info("core node running", "api", n.apiAddr, "raft", n.RaftAddr())
+	n.log.Info("core node running", "api", n.apiAddr, "tls", n.cfg.APITLSCert != "", "raft", n.RaftAddr())
 	var err error
 	select {
 	case <-ctx.Done():
@@ -465,26 +553,36 @@ func (n *Node) goBG(fn func(ctx context.Context)) {
 	}()
 }
 
-// Close shuts the node down in order: the API (in-flight requests get a
-// few seconds), background loops, the batcher, Raft, then the stores Raft
+// Close shuts the node down in order: the client API and the peer HTTP
+// server (in-flight requests get a few seconds), background loops, the
+// batcher, Raft, its transport and the Raft port, then the stores Raft
 // wrote to. It is safe to call more than once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closed)
 		var errs []error
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := n.http.Shutdown(ctx); err != nil {
-			// Past the grace period what remains is a long ?wait, or a
-			// connection a client dialed and never used (net/http waits
-			// 5 s for those): cut them. Writes are in Raft, not in the
-			// handlers, so nothing is half-done; this is still a clean stop.
-			n.log.Warn("closing API connections still open after the grace period", "err", err)
-			n.http.Close()
+		var wg sync.WaitGroup
+		for name, srv := range map[string]*http.Server{"API": n.http, "peer": n.peerSrv} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := srv.Shutdown(ctx); err != nil {
+					// Past the grace period what remains is a long ?wait, or a
+					// connection a client dialed and never used (net/http waits
+					// 5 s for those): cut them. Writes are in Raft, not in the
+					// handlers, so nothing is half-done; this is still a clean stop.
+					n.log.Warn("closing "+name+" connections still open after the grace period", "err", err)
+					srv.Close()
+				}
+			}()
 		}
+		wg.Wait()
 		cancel()
 		n.apiLn.Close()
 		n.bgCancel()
 		n.bg.Wait()
+		n.peerTr.CloseIdleConnections()
 		n.batch.Close()
 		if err := n.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
@@ -494,6 +592,9 @@ func (n *Node) Close() error {
 		n.trans.CloseStreams()
 		if err := n.trans.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft transport: %w", err))
+		}
+		if err := n.pmux.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft port: %w", err))
 		}
 		if err := n.logs.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("raft log: %w", err))
@@ -551,24 +652,9 @@ func (n *Node) leaderInfo() (*NodeInfo, error) {
 	return info, nil
 }
 
-// leaderAPI returns the leader's ID and registered API address.
-func (n *Node) leaderAPI() (string, string, error) {
-	_, id := n.raft.LeaderWithID()
-	if id == "" {
-		return "", "", ErrNoLeader
-	}
-	if string(id) == n.cfg.ID {
-		return n.cfg.ID, n.apiAddr, nil
-	}
-	info, err := n.fsm.Node(string(id))
-	if err != nil {
-		return string(id), "", fmt.Errorf("%w: leader %s has not registered its API address yet", ErrNoLeader, id)
-	}
-	return string(id), info.APIAddr, nil
-}
-
-// leaderLoop registers this node's API address whenever it becomes leader,
-// so followers can always find where to forward writes.
+// leaderLoop registers this node's API and sync addresses whenever it
+// becomes leader, so followers can redirect edges to it and GET /cluster
+// shows where to reach it.
 func (n *Node) leaderLoop(ctx context.Context) {
 	for {
 		select {
@@ -615,7 +701,9 @@ func (n *Node) SetSyncAddr(addr string) {
 	}
 }
 
-// JoinRequest is the body of POST /api/v1/cluster/join.
+// JoinRequest is the body of POST /api/v1/cluster/join on the client API
+// (an operator adding a running node) and of POST /internal/v1/join on
+// the peer port (a node started with Join asking to be added).
 type JoinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raftAddr"`
@@ -630,8 +718,8 @@ type JoinRequest struct {
 	Replace bool `json:"replace,omitempty"`
 }
 
-// joinLoop asks the Join peers, in turn, to add this node until one
-// succeeds. Joining is idempotent, so a restarted node repeats it
+// joinLoop asks the Join peers, in turn, on their Raft ports, to add this
+// node until one succeeds; a follower forwards the request to the leader. Joining is idempotent, so a restarted node repeats it
 // harmlessly (and refreshes its API address). A refusal (409: the ID is a
 // member at another address) is logged as an error and retried slowly:
 // it needs an operator (`edgeacs cluster join --replace`), after which
@@ -645,7 +733,7 @@ func (n *Node) joinLoop(ctx context.Context) {
 	delay := 100 * time.Millisecond
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		via := peers[(attempt-1)%len(peers)]
-		err := n.postJSON(ctx, baseURL(via)+"/api/v1/cluster/join", body)
+		err := n.postJSON(ctx, peerURL(via, peerPathJoin), body)
 		if err == nil {
 			n.log.Info("joined cluster", "via", via)
 			return
@@ -668,7 +756,7 @@ func (n *Node) postJSON(ctx context.Context, url string, body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := n.client.Do(req)
+	resp, err := n.peerClient.Do(req)
 	if err != nil {
 		return err
 	}
@@ -683,8 +771,8 @@ func (n *Node) postJSON(ctx context.Context, url string, body []byte) error {
 	return nil
 }
 
-// Join adds a voter; on a follower it fails with ErrNotLeader (the API
-// forwards join requests to the leader first).
+// Join adds a voter; on a follower it fails with ErrNotLeader (both join
+// routes forward join requests to the leader first).
 func (n *Node) Join(ctx context.Context, req JoinRequest) error {
 	if err := checkName("server id", req.ID); err != nil {
 		return err
@@ -851,7 +939,7 @@ func (n *Node) consistent(ctx context.Context) error {
 	return nil
 }
 
-// advertiseAPI is the API address other nodes forward to: the bound one,
+// advertiseAPI is the API address registered for this node: the bound one,
 // unless it is a wildcard (0.0.0.0, ::), in which case the raft address's
 // host (which raft already requires to be routable) with the API port.
 func advertiseAPI(bound *net.TCPAddr, raftAddr string) string {
@@ -884,13 +972,6 @@ func advertiseSync(addr, raftAddr string) string {
 		return addr
 	}
 	return net.JoinHostPort(rhost, port)
-}
-
-func baseURL(addr string) string {
-	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
-		return strings.TrimRight(addr, "/")
-	}
-	return "http://" + addr
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

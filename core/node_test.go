@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +44,12 @@ func TestConfigValidate(t *testing.T) {
 		"expect without peers": func(c *Config) { c.BootstrapExpect, c.Join = 3, "127.0.0.1:3" },
 		"negative expect":      func(c *Config) { c.BootstrapExpect = -1 },
 		"lease over heartbeat": func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"join a URL":           func(c *Config) { c.Join = "http://127.0.0.1:3" },
+		"join without port":    func(c *Config) { c.Join = "127.0.0.1:3,127.0.0.2" },
+		"negative leader wait": func(c *Config) { c.LeaderWait = -1 },
+		"tls cert without key": func(c *Config) { c.APITLSCert = "api.crt" },
+		"plain http on all":    func(c *Config) { c.APIAddr = "0.0.0.0:2" },
+		"plain http on lan":    func(c *Config) { c.APIAddr = "10.0.0.1:2" },
 	}
 	for name, mutate := range tests {
 		c := ok
@@ -50,6 +57,23 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("%s: %v, want ErrBadRequest", name, err)
 		}
+	}
+	for name, mutate := range map[string]func(*Config){
+		"insecure by choice": func(c *Config) { c.APIAddr, c.APIInsecure = "0.0.0.0:2", true },
+		"https":              func(c *Config) { c.APIAddr, c.APITLSCert, c.APITLSKey = "0.0.0.0:2", "api.crt", "api.key" },
+		"localhost":          func(c *Config) { c.APIAddr = "localhost:2" },
+		"join raft peers":    func(c *Config) { c.Join = "127.0.0.1:3, [::1]:4" },
+	} {
+		c := ok
+		mutate(&c)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	c := ok
+	c.APIAddr = "0.0.0.0:2"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--api-tls-cert") || !strings.Contains(err.Error(), "--api-insecure") {
+		t.Errorf("plain HTTP off loopback: %v, want an error naming --api-tls-cert and --api-insecure", err)
 	}
 	// New refuses a bad config before touching the disk.
 	if _, err := New(Config{ID: "n1"}, nil); !errors.Is(err, ErrBadRequest) {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 // IDs, status codes that invite duplicate work) and the API's bounds.
 
 // freeAddrs reserves n loopback ports by listening and closing. Founding
-// members must know each other's API addresses before they start.
+// members must know each other's Raft addresses before they start.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string
@@ -112,14 +113,14 @@ func serverSet(t *testing.T, n *testNode) map[string]string {
 // cluster and joins it; it never forms a second one, and every write the
 // old members acknowledged (before, during and after) is kept everywhere.
 func TestWipedFounderRejoinsInsteadOfBootstrapping(t *testing.T) {
-	apis := freeAddrs(t, 3)
+	rafts := freeAddrs(t, 3)
 	var nodes []*testNode
 	for i := range 3 {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1))
-		cfg.APIAddr = apis[i]
+		cfg.RaftAddr = rafts[i]
 		cfg.BootstrapExpect = 3
 		var others []string
-		for j, a := range apis {
+		for j, a := range rafts {
 			if j != i {
 				others = append(others, a)
 			}
@@ -190,7 +191,7 @@ func TestBootstrapExpectJoinsExistingCluster(t *testing.T) {
 	nodes := newCluster(t, 2, nil)
 	cfg := testConfig(t, "a0") // the lowest ID: it would be the one to bootstrap
 	cfg.BootstrapExpect = 1
-	cfg.Join = nodes[0].APIAddr() + "," + nodes[1].APIAddr()
+	cfg.Join = nodes[0].RaftAddr() + "," + nodes[1].RaftAddr()
 	n := startNode(t, cfg)
 	all := append([]*testNode{n}, nodes...)
 	waitFor(t, "the fresh node to join", 20*time.Second, func() bool { return clusterReady(all) })
@@ -340,15 +341,28 @@ func TestRemoveLeaderAnswersSuccess(t *testing.T) {
 
 // TestForwardUnknownOutcome: a follower that sent a write on to the
 // leader and lost the answer says the outcome is unknown (504), not 503's
-// "retry"; one that could not reach the leader at all says 503 with
-// Retry-After.
+// "retry"; one that could not reach the leader at all, for longer than
+// LeaderWait, says 503 with Retry-After.
 func TestForwardUnknownOutcome(t *testing.T) {
 	// The leader side: a write that lost leadership mid-commit.
 	if err := raftError(raft.ErrLeadershipLost); statusFor(err) != http.StatusGatewayTimeout || !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("leadership lost: %d %v", statusFor(err), err)
 	}
 
-	nodes := newCluster(t, 3, nil)
+	// Every node's dials go through a layer the test can redirect; the
+	// follower's forward to the leader is the one it redirects.
+	var mu sync.Mutex
+	layers := map[string]*redirectLayer{}
+	nodes := newCluster(t, 3, func(c *Config) {
+		c.LeaderWait = 300 * time.Millisecond
+		c.RaftLayer = func(inner raft.StreamLayer) raft.StreamLayer {
+			l := &redirectLayer{StreamLayer: inner}
+			mu.Lock()
+			layers[inner.Addr().String()] = l
+			mu.Unlock()
+			return l
+		}
+	})
 	mustApplyNode(t, leaderOf(t, nodes), Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1")})
 	// A "leader" that reads the whole request and hangs up unanswered.
 	hole, err := net.Listen("tcp", "127.0.0.1:0")
@@ -368,41 +382,68 @@ func TestForwardUnknownOutcome(t *testing.T) {
 			c.Close()
 		}
 	}()
-	// An address nothing listens on.
-	gone := freeAddrs(t, 1)[0]
 
-	// forwardVia registers the leader's API at addr and posts a task
-	// through a follower, again if leadership moved meanwhile (the new
-	// leader registers its real address).
-	forwardVia := func(addr string) (int, http.Header, string) {
+	// forwardVia posts a task through a follower whose dials to the leader
+	// go to dial instead, again if leadership moved meanwhile.
+	forwardVia := func(dial func(raft.ServerAddress, time.Duration) (net.Conn, error)) (int, http.Header, string) {
 		t.Helper()
 		for range 10 {
 			leader := leaderOf(t, nodes)
-			if r := leader.Apply(context.Background(), Command{Op: OpRegisterNode, Node: &NodeInfo{ID: leader.ID(), APIAddr: addr}}); r.Err != nil {
-				continue
-			}
 			follower := followerOf(nodes)
-			waitFor(t, "the follower to see the registration", 10*time.Second, func() bool {
-				info, err := follower.fsm.Node(leader.ID())
-				return err == nil && info.APIAddr == addr
-			})
+			mu.Lock()
+			l := layers[follower.RaftAddr()]
+			mu.Unlock()
+			l.redirect(leader.RaftAddr(), dial)
+			follower.peerTr.CloseIdleConnections() // a pooled connection would bypass the redirect
 			code, h, body := httpDo(t, "POST", api(follower, "/devices/dev1/tasks"), `{"name": "reboot"}`, nil)
-			info, err := follower.fsm.Node(leader.ID())
-			if _, id := follower.raft.LeaderWithID(); string(id) == leader.ID() && err == nil && info.APIAddr == addr {
+			l.redirect("", nil)
+			if _, id := follower.raft.LeaderWithID(); string(id) == leader.ID() {
 				return code, h, body
 			}
 		}
 		t.Fatal("leadership kept moving")
 		return 0, nil, ""
 	}
-	code, _, body := forwardVia(hole.Addr().String())
+	code, _, body := forwardVia(func(raft.ServerAddress, time.Duration) (net.Conn, error) {
+		return net.Dial("tcp", hole.Addr().String())
+	})
 	if code != http.StatusGatewayTimeout || !strings.Contains(body, "may or may not have been applied") {
 		t.Fatalf("forward whose answer was lost: %d %s, want 504 saying the outcome is unknown", code, body)
 	}
-	code, h, body := forwardVia(gone)
-	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+	code, h, body := forwardVia(func(addr raft.ServerAddress, _ time.Duration) (net.Conn, error) {
+		return nil, fmt.Errorf("dial %s: connection refused by the test", addr)
+	})
+	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(body, "refused by the test") {
 		t.Fatalf("forward to an unreachable leader: %d (Retry-After %q) %s, want 503 with Retry-After", code, h.Get("Retry-After"), body)
 	}
+}
+
+// redirectLayer is a Raft stream layer whose dials to one address a test
+// can send elsewhere.
+type redirectLayer struct {
+	raft.StreamLayer
+	mu   sync.Mutex
+	addr string
+	dial func(raft.ServerAddress, time.Duration) (net.Conn, error)
+}
+
+func (l *redirectLayer) redirect(addr string, dial func(raft.ServerAddress, time.Duration) (net.Conn, error)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.addr, l.dial = addr, dial
+}
+
+func (l *redirectLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	l.mu.Lock()
+	dial := l.dial
+	if string(addr) != l.addr {
+		dial = nil
+	}
+	l.mu.Unlock()
+	if dial != nil {
+		return dial(addr, timeout)
+	}
+	return l.StreamLayer.Dial(addr, timeout)
 }
 
 // TestTaskCreationIdempotent: without a key, an identical request while

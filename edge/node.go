@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/loopback"
 )
 
 // ErrConfig wraps every configuration error found by Config.Validate.
@@ -27,8 +28,16 @@ type Config struct {
 	DataDir string `yaml:"data"`
 	// CWMPAddr is where CPEs connect (HTTP, or HTTPS with TLSCert/TLSKey).
 	CWMPAddr string `yaml:"cwmp_addr"`
-	// APIAddr serves the local JSON API, /metrics and health checks.
+	// APIAddr serves the local JSON API, /metrics and health checks. It
+	// serves plain HTTP only on a loopback address unless APIInsecure.
 	APIAddr string `yaml:"api_addr"`
+	// APITLSCert and APITLSKey (PEM files), both set, make the local API
+	// HTTPS.
+	APITLSCert string `yaml:"api_tls_cert"`
+	APITLSKey  string `yaml:"api_tls_key"`
+	// APIInsecure allows plain HTTP on a non-loopback APIAddr: the API's
+	// requests then cross the network in the clear.
+	APIInsecure bool `yaml:"api_insecure"`
 	// STUNAddr, when set, runs the STUN server for TR-111 on this UDP address.
 	STUNAddr string `yaml:"stun_addr"`
 	// TLSCert and TLSKey, both set, make the CWMP listener HTTPS.
@@ -229,6 +238,9 @@ func (c *Config) SetDefaults() {
 // TLS reports whether the CWMP listener serves HTTPS.
 func (c *Config) TLS() bool { return c.TLSCert != "" && c.TLSKey != "" }
 
+// APITLS reports whether the local API serves HTTPS.
+func (c *Config) APITLS() bool { return c.APITLSCert != "" && c.APITLSKey != "" }
+
 // Validate checks the configuration; errors wrap ErrConfig.
 func (c *Config) Validate() error {
 	bad := func(format string, args ...any) error {
@@ -250,6 +262,13 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return bad("--tls-cert and --tls-key go together")
+	}
+	if (c.APITLSCert == "") != (c.APITLSKey == "") {
+		return bad("--api-tls-cert and --api-tls-key (api_tls_cert, api_tls_key) go together")
+	}
+	if c.APITLSCert == "" && !c.APIInsecure && !loopback.IsAddr(c.APIAddr) {
+		return bad("api address %s is not a loopback address, and serving the API there over plain HTTP would send its requests in the clear: "+
+			"give --api-tls-cert and --api-tls-key (api_tls_cert, api_tls_key) to serve HTTPS, or --api-insecure (api_insecure) to accept plain HTTP", c.APIAddr)
 	}
 	switch c.CPEAuth {
 	case AuthNone:
@@ -537,17 +556,28 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		stunSrv = NewSTUNServer(pc, n.metrics, n.log)
 		n.reach.SetSTUN(stunSrv)
 	}
-	if n.cfg.TLS() {
-		cert, err := tls.LoadX509KeyPair(n.cfg.TLSCert, n.cfg.TLSKey)
+	for _, l := range []struct {
+		on        bool
+		what      string
+		cert, key string
+		ln        *net.Listener
+	}{
+		{n.cfg.TLS(), "CWMP", n.cfg.TLSCert, n.cfg.TLSKey, &cwmpLn},
+		{n.cfg.APITLS(), "API", n.cfg.APITLSCert, n.cfg.APITLSKey, &apiLn},
+	} {
+		if !l.on {
+			continue
+		}
+		cert, err := tls.LoadX509KeyPair(l.cert, l.key)
 		if err != nil {
 			cwmpLn.Close()
 			apiLn.Close()
 			if stunSrv != nil {
 				stunSrv.Close()
 			}
-			return fmt.Errorf("load CWMP TLS certificate: %w", err)
+			return fmt.Errorf("load %s TLS certificate: %w", l.what, err)
 		}
-		cwmpLn = tls.NewListener(cwmpLn, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
+		*l.ln = tls.NewListener(*l.ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}})
 	}
 	n.mu.Lock()
 	n.addrs = Addrs{CWMP: cwmpLn.Addr().String(), API: apiLn.Addr().String()}
@@ -620,7 +650,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); upErr <- n.uplink.Run(bg) }()
 	}
 	close(n.ready)
-	n.log.Info("edge serving", "cwmp", n.addrs.CWMP, "api", n.addrs.API, "stun", n.addrs.STUN, "tls", n.cfg.TLS(), "cpe_auth", n.cfg.CPEAuth)
+	n.log.Info("edge serving", "cwmp", n.addrs.CWMP, "api", n.addrs.API, "stun", n.addrs.STUN, "tls", n.cfg.TLS(), "api_tls", n.cfg.APITLS(), "cpe_auth", n.cfg.CPEAuth)
 
 	var runErr error
 	select {

@@ -18,7 +18,7 @@ import (
 // TestREADMECoreCommandsAreSafe parses the README's three core command
 // lines ("The whole system by hand") as `edgeacs core` would: each must
 // be the safe founding form, --bootstrap-expect 3 with --join naming the
-// other two, which core's TestWipedFounderRejoinsInsteadOfBootstrapping
+// other two by their Raft addresses, which core's TestWipedFounderRejoinsInsteadOfBootstrapping
 // runs (with loopback ports) against a wiped founder.
 func TestREADMECoreCommandsAreSafe(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
@@ -47,7 +47,7 @@ func TestREADMECoreCommandsAreSafe(t *testing.T) {
 		var want []string
 		for j, other := range cfgs {
 			if j != i {
-				want = append(want, other.APIAddr)
+				want = append(want, other.RaftAddr)
 			}
 		}
 		if cfg.Join != strings.Join(want, ",") {

@@ -40,22 +40,28 @@ func coreCommand() *cli.Command {
 		Description: "Settings come from flags, then EDGEACS_* environment variables, then the YAML file\n" +
 			"given with --config (see configs/core.yaml), then defaults.\n\n" +
 			"Found a cluster by starting every founding member with --bootstrap-expect N and --join the\n" +
-			"API addresses of the others: the N nodes find each other and one bootstraps them all, once.\n" +
+			"Raft addresses of the others: the N nodes find each other and one bootstraps them all, once.\n" +
 			"A node that finds an existing cluster (for example a founder restarted with an empty data\n" +
-			"directory) joins it instead. Add later nodes with --join API_ADDR of any member.\n" +
+			"directory) joins it instead. Add later nodes with --join RAFT_ADDR of any member.\n" +
 			"--bootstrap founds a one-node cluster; with --join it refuses if a peer reports a cluster.\n" +
-			"A restarted node keeps its data and never bootstraps again.",
+			"A restarted node keeps its data and never bootstraps again.\n\n" +
+			"Core nodes talk to each other only on their Raft ports (Raft, and HTTP for joins, forwarded\n" +
+			"writes and file copies): let the other members reach it, and nobody else. The REST API is for\n" +
+			"clients; off loopback it needs --api-tls-cert and --api-tls-key, or --api-insecure.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "YAML configuration file", EnvVars: env("CONFIG")},
 			&cli.StringFlag{Name: "id", Usage: "node ID, unique in the cluster (required)", EnvVars: env("ID")},
 			&cli.StringFlag{Name: "data", Usage: "data directory (raft log, snapshots, state, files)", DefaultText: defaultCoreData, EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "raft-addr", Usage: "Raft listen address HOST:PORT (advertised to peers)", DefaultText: defaultCoreRaftAddr, EnvVars: env("RAFT_ADDR")},
-			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "api-addr", Usage: "REST API listen address HOST:PORT (plain HTTP only on loopback unless --api-insecure)", DefaultText: defaultCoreAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "api-tls-cert", Usage: "TLS certificate (PEM) to serve the REST API over HTTPS", EnvVars: env("API_TLS_CERT")},
+			&cli.StringFlag{Name: "api-tls-key", Usage: "TLS private key (PEM) for --api-tls-cert", EnvVars: env("API_TLS_KEY")},
+			&cli.BoolFlag{Name: "api-insecure", Usage: "serve the REST API over plain HTTP on a non-loopback --api-addr (requests cross the network in the clear)", EnvVars: env("API_INSECURE")},
 			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC, UDP) listen address HOST:PORT", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
 			&cli.StringFlag{Name: "ca-dir", Usage: "directory with ca.crt and this node's <id>.crt/<id>.key (edgeacs ca); without it no edge can connect", EnvVars: env("CA_DIR")},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new one-node cluster if this node has no state (refused if a --join peer reports a cluster)", EnvVars: env("BOOTSTRAP")},
 			&cli.IntFlag{Name: "bootstrap-expect", Usage: "found a cluster of N voters with the --join peers, once, when all N are up and fresh", EnvVars: env("BOOTSTRAP_EXPECT")},
-			&cli.StringFlag{Name: "join", Usage: "API addresses (comma-separated) of members to join through, or of the other founding members", EnvVars: env("JOIN")},
+			&cli.StringFlag{Name: "join", Usage: "Raft addresses HOST:PORT (comma-separated) of members to join through, or of the other founding members", EnvVars: env("JOIN")},
 			&cli.DurationFlag{Name: "heartbeat-timeout", Usage: "Raft heartbeat timeout", DefaultText: "1s", EnvVars: env("HEARTBEAT_TIMEOUT")},
 			&cli.DurationFlag{Name: "election-timeout", Usage: "Raft election timeout", DefaultText: "1s", EnvVars: env("ELECTION_TIMEOUT")},
 			&cli.Uint64Flag{Name: "snapshot-threshold", Usage: "log entries between snapshots", DefaultText: "8192", EnvVars: env("SNAPSHOT_THRESHOLD")},
@@ -82,6 +88,9 @@ func loadCoreConfig(c *cli.Context) (core.Config, error) {
 	set.str("data", &cfg.DataDir)
 	set.str("raft-addr", &cfg.RaftAddr)
 	set.str("api-addr", &cfg.APIAddr)
+	set.str("api-tls-cert", &cfg.APITLSCert)
+	set.str("api-tls-key", &cfg.APITLSKey)
+	set.boolean("api-insecure", &cfg.APIInsecure)
 	set.str("sync-addr", &cfg.SyncAddr)
 	set.str("ca-dir", &cfg.CADir)
 	set.str("join", &cfg.Join)
@@ -151,7 +160,7 @@ func clusterCommand() *cli.Command {
 				Flags: common(
 					&cli.StringFlag{Name: "id", Usage: "ID of the node to add (required)"},
 					&cli.StringFlag{Name: "raft-addr", Usage: "its Raft address HOST:PORT (required)"},
-					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (for forwarding writes)"},
+					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (registered, shown by cluster status)"},
 					&cli.BoolFlag{Name: "replace", Usage: "evict a member with the same ID or raft address at another address (only if that member is gone for good)"},
 				),
 				OnUsageError: exitUsage,

@@ -33,7 +33,10 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "id", Usage: "edge name", EnvVars: env("ID")},
 			&cli.StringFlag{Name: "data", Usage: "data directory (device cache, files)", EnvVars: env("DATA")},
 			&cli.StringFlag{Name: "cwmp-addr", Usage: "CWMP listen address for CPEs", DefaultText: edge.DefaultCWMPAddr, EnvVars: env("CWMP_ADDR")},
-			&cli.StringFlag{Name: "api-addr", Usage: "local API listen address", DefaultText: edge.DefaultAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "api-addr", Usage: "local API listen address (plain HTTP only on loopback unless --api-insecure)", DefaultText: edge.DefaultAPIAddr, EnvVars: env("API_ADDR")},
+			&cli.StringFlag{Name: "api-tls-cert", Usage: "TLS certificate (PEM) to serve the local API over HTTPS", EnvVars: env("API_TLS_CERT")},
+			&cli.StringFlag{Name: "api-tls-key", Usage: "TLS private key (PEM) for --api-tls-cert", EnvVars: env("API_TLS_KEY")},
+			&cli.BoolFlag{Name: "api-insecure", Usage: "serve the local API over plain HTTP on a non-loopback --api-addr (requests cross the network in the clear)", EnvVars: env("API_INSECURE")},
 			&cli.StringFlag{Name: "stun-addr", Usage: "STUN server UDP address for TR-111 (off when empty)", EnvVars: env("STUN_ADDR")},
 			&cli.BoolFlag{Name: "standalone", Usage: "run without a core (no --core, nothing queued for one)", EnvVars: env("STANDALONE")},
 			&cli.StringSliceFlag{Name: "core", Usage: "core nodes' sync addresses HOST:PORT[,HOST:PORT...]; any one, a follower redirects to the leader", EnvVars: env("CORE")},
@@ -75,6 +78,9 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	str("data", &cfg.DataDir)
 	str("cwmp-addr", &cfg.CWMPAddr)
 	str("api-addr", &cfg.APIAddr)
+	str("api-tls-cert", &cfg.APITLSCert)
+	str("api-tls-key", &cfg.APITLSKey)
+	boolean("api-insecure", &cfg.APIInsecure)
 	str("stun-addr", &cfg.STUNAddr)
 	str("tls-cert", &cfg.TLSCert)
 	str("tls-key", &cfg.TLSKey)
@@ -201,7 +207,11 @@ func runSimFleet(ctx context.Context, c *cli.Context, cfg edge.Config, node *edg
 	if d == nil {
 		return errors.New("simulated fleet is empty")
 	}
-	api := "http://" + addrs.API + "/api/v1"
+	apiScheme := "http"
+	if cfg.APITLS() {
+		apiScheme = "https"
+	}
+	api := apiScheme + "://" + addrs.API + "/api/v1"
 	path := url.PathEscape(d.ID())
 	ssid := d.Root() + "LANDevice.1.WLANConfiguration.1.SSID"
 	if d.Root() == "Device." {

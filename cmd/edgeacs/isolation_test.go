@@ -837,7 +837,7 @@ func startIsoSystem(t *testing.T) *isoSystem {
 		if i == 0 {
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = s.cores[0].node.APIAddr()
+			cfg.Join = s.cores[0].node.RaftAddr()
 		}
 		c := startIsoCore(t, cfg)
 		s.cores = append(s.cores, c)

@@ -241,7 +241,7 @@ func startBenchCluster(b *testing.B, noSync bool, log *slog.Logger) *benchCluste
 		if i == 0 {
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = c.nodes[0].node.APIAddr()
+			cfg.Join = c.nodes[0].node.RaftAddr()
 		}
 		c.nodes = append(c.nodes, startBenchCore(b, cfg, log))
 		if i == 0 {

@@ -170,7 +170,7 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	procs[0].args = append(procs[0].args, "--bootstrap")
 	procs[0].start(t, bin)
 	for _, p := range procs[1:] {
-		p.args = append(p.args, "--join", procs[0].api)
+		p.args = append(p.args, "--join", procs[0].raft)
 		p.start(t, bin)
 	}
 

@@ -253,7 +253,7 @@ func (c *chaosCluster) restart(p *coreProc, via *coreProc) {
 		}
 		args = append(args, p.args[i])
 	}
-	p.args = append(args, "--join", via.api)
+	p.args = append(args, "--join", via.raft)
 	p.start(c.s.t, c.s.bin)
 }
 

@@ -56,7 +56,7 @@ func newSystem(t *testing.T, cores int, edges ...string) *system {
 		if i == 0 {
 			p.args = append(p.args, "--bootstrap")
 		} else {
-			p.args = append(p.args, "--join", s.cores[0].api)
+			p.args = append(p.args, "--join", s.cores[0].raft)
 		}
 		s.cores = append(s.cores, p)
 	}
