@@ -268,7 +268,7 @@ func (n *Node) adminTokenLoop(ctx context.Context) {
 	for ctx.Err() == nil {
 		if _, ok := n.fsm.TokenByHash(hash); ok && hash != "" {
 			if err := tokenfile.Commit(path); err != nil {
-				n.log.Error("admin token: it is in the cluster, but its file could not be written", "path", path, "err", err)
+				n.log.Error("admin token: it is in the cluster, but its file could not be moved into place; the secret is in the staged file", "path", path, "staged", path+".tmp", "err", err)
 				return
 			}
 			n.log.Info("admin token written", "path", path)
