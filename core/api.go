@@ -53,7 +53,7 @@ func statusFor(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrNotFound), errors.Is(err, blob.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, ErrBadRequest), errors.Is(err, fleet.ErrBadTask), errors.Is(err, blob.ErrBadSum):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, fleet.ErrBadTask), errors.Is(err, fleet.ErrBadToken), errors.Is(err, blob.ErrBadSum):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
@@ -161,6 +161,9 @@ func (n *Node) handler() http.Handler {
 	h("DELETE /api/v1/files/{name}", n.write(n.deleteFile))
 	h("GET /api/v1/edges", n.atLeader(n.listEdges))
 	h("POST /api/v1/edges/{id}/revoke", n.write(n.revokeEdge))
+	h("GET /api/v1/tokens", n.read(n.listTokens))
+	h("POST /api/v1/tokens", n.write(n.createToken))
+	h("DELETE /api/v1/tokens/{name}", n.write(n.revokeToken))
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
@@ -1119,6 +1122,43 @@ func (n *Node) revokeEdge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, n.edgeView(e))
+}
+
+// listTokens answers GET /api/v1/tokens: names, scopes, creation and
+// expiry; never a hash or a secret.
+func (n *Node) listTokens(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, n.Tokens())
+}
+
+// createToken answers POST /api/v1/tokens with 201 and the new secret,
+// the only time anything shows it. It runs on the leader (write), so the
+// secret is made there and only its hash enters the log.
+func (n *Node) createToken(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleet.MaxTokenRequest))
+	if err != nil {
+		writeError(w, fmt.Errorf("read body: %w", err))
+		return
+	}
+	name, scope, expires, err := fleet.ParseTokenRequest(body, time.Now())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	secret, tok, err := n.CreateToken(r.Context(), name, scope, expires)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, fleet.TokenCreated{Name: tok.Name, Scope: tok.Scope, Token: secret, Expires: tok.Expires})
+}
+
+// revokeToken answers DELETE /api/v1/tokens/{name}: 204, or 404.
+func (n *Node) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if err := n.RevokeToken(r.Context(), r.PathValue("name")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (n *Node) clusterStatus(w http.ResponseWriter, r *http.Request) {

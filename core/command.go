@@ -35,6 +35,12 @@ const (
 	OpUplink Op = 17
 	// OpRevokeEdge puts the edge Name on the revocation list.
 	OpRevokeEdge Op = 18
+	// OpPutToken creates the API token Token (which holds only the
+	// secret's hash); a name in use is ErrConflict, and so, with IfNone,
+	// is any token at all.
+	OpPutToken Op = 19
+	// OpRevokeToken deletes the API token Name.
+	OpRevokeToken Op = 20
 )
 
 var opNames = map[Op]string{
@@ -43,7 +49,7 @@ var opNames = map[Op]string{
 	OpCancelTask: "CancelTask", OpPutPreset: "PutPreset", OpDeletePreset: "DeletePreset",
 	OpPutFileMeta: "PutFileMeta", OpDeleteFileMeta: "DeleteFileMeta", OpEdgeSeen: "EdgeSeen",
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
-	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge",
+	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge", OpPutToken: "PutToken", OpRevokeToken: "RevokeToken",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -106,6 +112,12 @@ type Command struct {
 	// Idempotency-Key, so a retry of an identical request does not queue
 	// a second copy, yet the same request once the first has ended does.
 	KeyWhilePending bool `cbor:"27,keyasint,omitempty"`
+	// Token is the API token OpPutToken creates.
+	Token *fleet.Token `cbor:"28,keyasint,omitempty"`
+	// IfNone makes OpPutToken refuse (ErrConflict) when any token exists:
+	// founding members race to create the bootstrap admin token, and
+	// exactly one wins.
+	IfNone bool `cbor:"29,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

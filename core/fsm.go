@@ -34,6 +34,9 @@ type FSM struct {
 
 	devs *deviceCache // owned by the apply path (ApplyBatch, Restore)
 
+	// tokens indexes the stored API tokens by hash (tokens.go).
+	tokens *tokenIndex
+
 	watchMu sync.Mutex
 	watch   chan struct{} // closed and replaced after every applied batch
 
@@ -84,7 +87,7 @@ func OpenFSM(dir string, logger *slog.Logger) (*FSM, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	f := &FSM{dir: dir, log: logger, watch: make(chan struct{}), devs: newDeviceCache(deviceCacheSize)}
+	f := &FSM{dir: dir, log: logger, watch: make(chan struct{}), devs: newDeviceCache(deviceCacheSize), tokens: newTokenIndex()}
 	// A crash during Restore can leave the staging dirs behind; the live DB
 	// (or, failing that, the old one) wins, and raft restores the latest
 	// snapshot on start anyway.
@@ -106,6 +109,10 @@ func OpenFSM(dir string, logger *slog.Logger) (*FSM, error) {
 	}
 	f.db = db
 	if err := f.loadApplied(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := f.tokens.load(db); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -281,6 +288,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			failed = &ApplyError{Index: l.Index, Term: l.Term, Err: storageError{err}}
 		} else {
 			f.applied.Store(l.Index)
+			f.tokens.apply(w.tokens)
 		}
 	}
 	if failed != nil {
@@ -379,6 +387,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.log.Warn("restore: remove old fsm db", "err", err)
 	}
 	if err := f.loadApplied(); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := f.tokens.load(f.db); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	f.log.Info("fsm restored from snapshot", "applied", f.applied.Load())

@@ -60,6 +60,9 @@ type Config struct {
 	// no raft state. With Join it first asks those peers, and refuses (New
 	// fails) if any reports an existing cluster: a wiped node restarted with
 	// the command that once founded the cluster must not found a second one.
+	// A node started with Bootstrap or BootstrapExpect also makes the
+	// cluster's first API token, "admin", when it finds none, and writes its
+	// secret to <DataDir>/admin.token (Node.AdminTokenPath).
 	Bootstrap bool `yaml:"bootstrap"`
 	// BootstrapExpect, when N > 0, founds a cluster of N voters safely: a
 	// node with no raft state asks the Join peers (the other founding
@@ -514,6 +517,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.goBG(n.bootstrapLoop) // ends in joinLoop unless it founds the cluster
 	case n.cfg.Join != "" && !n.bootstrapped:
 		n.goBG(n.joinLoop)
+	}
+	if n.cfg.Bootstrap || n.cfg.BootstrapExpect > 0 {
+		n.goBG(n.adminTokenLoop)
 	}
 	n.log.Info("core node running", "api", n.apiAddr, "tls", n.cfg.APITLSCert != "", "raft", n.RaftAddr())
 	var err error

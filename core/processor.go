@@ -34,6 +34,7 @@ const (
 	kSharedSeq  = "m/dgseq" // last sequence of the fleet-wide log (8 bytes BE)
 	pRevoked    = "rv/"     // rv/<edge> → revocation (time)
 	pCancelled  = "tc/"     // tc/<task> → empty: a dispatched task cancelled at the core
+	// API tokens: pToken (tokens.go).
 )
 
 func key(prefix string, parts ...string) []byte {
@@ -71,6 +72,9 @@ type wtx struct {
 	// delta's apply cost.
 	edges map[string]*Edge
 	dirty map[string]bool
+	// tokens are the token changes made, for the FSM's index once the
+	// transaction commits.
+	tokens []tokenChange
 	// fault, when set (tests only), can fail a write before Badger sees it.
 	fault func(k []byte) error
 }
@@ -337,6 +341,10 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		return nil, p.uplink(w, c)
 	case OpRevokeEdge:
 		return nil, p.revokeEdge(w, c)
+	case OpPutToken:
+		return nil, p.putToken(w, c)
+	case OpRevokeToken:
+		return nil, p.revokeToken(w, c)
 	case OpRegisterNode:
 		if c.Node == nil || c.Node.ID == "" || c.Node.APIAddr == "" {
 			return nil, fmt.Errorf("%w: RegisterNode needs an ID and an API address", ErrBadRequest)

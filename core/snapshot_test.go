@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/hashicorp/raft"
 )
 
@@ -126,6 +127,10 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	fillDevices(t, f, 3000)
+	// Tokens travel too, and the restored FSM's index follows them.
+	kept, revoked := testToken("ci", fleet.ScopeWrite), testToken("old", fleet.ScopeRead)
+	mustApply(t, f, Command{Op: OpPutToken, Token: kept}, Command{Op: OpPutToken, Token: revoked})
+	mustApply(t, f, Command{Op: OpRevokeToken, Name: "old"})
 	big := make([]byte, 3<<20) // past Badger's 1 MB value threshold: stored in the value log
 	for i := range big {
 		big[i] = byte(i * 7)
@@ -162,11 +167,23 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("snapshot starts % x", b[:min(len(b), 8)])
 	}
 	g := openFSM(t)
-	mustApply(t, g, Command{Op: OpDeviceDelta, Delta: delta("stale", "e9")})
+	stale := testToken("stale", fleet.ScopeAdmin)
+	mustApply(t, g, Command{Op: OpDeviceDelta, Delta: delta("stale", "e9")}, Command{Op: OpPutToken, Token: stale})
 	if err := g.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
 		t.Fatal(err)
 	}
 	sameDB(t, dumpDB(t, g.db), want)
+	if toks := g.Tokens(); len(toks) != 1 || toks[0].Name != "ci" || toks[0].Hash != kept.Hash {
+		t.Fatalf("tokens after restore: %+v", toks)
+	}
+	for _, h := range []string{stale.Hash, revoked.Hash} {
+		if tok, ok := g.TokenByHash(h); ok {
+			t.Fatalf("restore left token %s findable", tok.Name)
+		}
+	}
+	if rs := sharedLog(t, g); kinds(rs) != "token token token-revoke" {
+		t.Fatalf("shared log after restore: %s", kinds(rs))
+	}
 	if g.AppliedIndex() != f.AppliedIndex() || g.AppliedIndex() == 0 {
 		t.Fatalf("restored applied index %d, want %d", g.AppliedIndex(), f.AppliedIndex())
 	}

@@ -420,6 +420,9 @@ func TestSyncBackend(t *testing.T) {
 	n, _, _ := runNode(t, cfg)
 	waitFor(t, "leadership", 15*time.Second, n.IsLeader)
 	ctx := context.Background()
+	// The founder's admin token is the first shared record (sequence 1);
+	// waiting for it keeps the logs below in a known order.
+	waitFor(t, "the bootstrap admin token", 15*time.Second, n.fsm.HasTokens)
 
 	if lead, addr := n.Leader(); !lead || addr != "127.0.0.1:7443" {
 		t.Fatalf("Leader() = %v %q", lead, addr)
@@ -474,7 +477,7 @@ func TestSyncBackend(t *testing.T) {
 	var down []fleet.DownRecord
 	waitFor(t, "the task on e1's downlink", 10*time.Second, func() bool {
 		var err error
-		down, err = n.Downlink("e1", 0, 0, 10)
+		down, err = n.Downlink("e1", 0, 1, 10)
 		return err == nil && len(down) == 1
 	})
 	if down[0].Kind != fleet.DownTask || !down[0].Wake || down[0].Task.Edge != "e1" {
@@ -505,7 +508,7 @@ func TestSyncBackend(t *testing.T) {
 	if st, _ := n.EdgeState("e1"); st.UplinkAcked != 4 || st.DownlinkAcked != 1 {
 		t.Fatalf("edge state: %+v", st)
 	}
-	if rs, _ := n.Downlink("e1", 0, 0, 10); len(rs) != 0 {
+	if rs, _ := n.Downlink("e1", 0, 1, 10); len(rs) != 0 {
 		t.Fatalf("acked records still served: %+v", rs)
 	}
 
@@ -548,7 +551,7 @@ func TestSyncBackend(t *testing.T) {
 	if _, err := n.ApplyUplink(ctx, "e1", []fleet.SeqRecord{{Seq: 5, Data: record(t, informAt("dev2", "e1", t0))}}); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("uplink of a revoked edge: %v", err)
 	}
-	if rs, _ := n.Downlink("e2", 0, 0, 10); kinds(rs) != "revoke" {
+	if rs, _ := n.Downlink("e2", 0, 0, 10); kinds(rs) != "token revoke" {
 		t.Fatalf("e2 downlink: %s", kinds(rs))
 	}
 

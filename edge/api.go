@@ -46,6 +46,10 @@ type APIConfig struct {
 	// before it is cut off (its connection's read deadline moves forward
 	// as bytes arrive, past the server's ReadTimeout); zero means 30 s.
 	UploadIdle time.Duration
+	// LocalTokens lets the API create and revoke API tokens: a standalone
+	// edge's own. Otherwise (an edge synced to a core) the tokens come
+	// from the core, and writes are refused with 409.
+	LocalTokens bool
 }
 
 // API limits.
@@ -126,6 +130,9 @@ type api struct {
 //	DELETE /api/v1/tasks/{id}
 //	PUT    /api/v1/files/{name}          body = content; fileType, oui, productClass, version as headers or query
 //	GET    /api/v1/files, /api/v1/files/{name}; DELETE /api/v1/files/{name}
+//	GET    /api/v1/tokens                [{"name","scope","created","expires"}]: never a hash or a secret
+//	POST   /api/v1/tokens                {"name","scope","expires"} → 201 {"name","scope","token","expires"} (LocalTokens only)
+//	DELETE /api/v1/tokens/{name}         (LocalTokens only)
 //	GET    /healthz, /readyz, /metrics
 //
 // GenieACS NBI aliases: GET /devices, POST /devices/{id}/tasks, GET /tasks,
@@ -163,6 +170,8 @@ func NewAPI(cfg APIConfig) http.Handler {
 	route("/api/v1/tasks/{id}", map[string]http.HandlerFunc{"GET": a.getTask, "DELETE": a.deleteTask})
 	route("/api/v1/files", map[string]http.HandlerFunc{"GET": a.listFiles})
 	route("/api/v1/files/{name}", map[string]http.HandlerFunc{"GET": a.getFile, "PUT": a.putFile, "DELETE": a.deleteFile})
+	route("/api/v1/tokens", map[string]http.HandlerFunc{"GET": a.listTokens, "POST": a.createToken})
+	route("/api/v1/tokens/{name}", map[string]http.HandlerFunc{"DELETE": a.revokeToken})
 	route("/devices", map[string]http.HandlerFunc{"GET": a.genieDevices})
 	route("/devices/{id}/tasks", map[string]http.HandlerFunc{"POST": a.postTask(genieWait)})
 	route("/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
@@ -198,9 +207,10 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, fleet.ErrBadTask), errors.Is(err, errBadRequest), errors.Is(err, ErrBadFileName),
-		errors.Is(err, fleet.ErrDuplicateKey), errors.Is(err, ErrBadCredentials):
+		errors.Is(err, fleet.ErrDuplicateKey), errors.Is(err, ErrBadCredentials), errors.Is(err, fleet.ErrBadToken):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrTaskRunning), errors.Is(err, ErrTaskExists), errors.Is(err, ErrUsernameTaken):
+	case errors.Is(err, ErrTaskRunning), errors.Is(err, ErrTaskExists), errors.Is(err, ErrUsernameTaken),
+		errors.Is(err, ErrTokenExists), errors.Is(err, ErrTokensAtCore):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrFileTooLarge), errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
@@ -775,6 +785,55 @@ func (a *api) deleteFile(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := fs.Delete(r.PathValue("name")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listTokens answers GET /api/v1/tokens: names, scopes, creation and
+// expiry, never a hash (fleet.Token hides it) or a secret.
+func (a *api) listTokens(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.cfg.Cache.Tokens())
+}
+
+// createToken answers POST /api/v1/tokens with 201 and the new secret, the
+// only time anything shows it; the edge keeps only its hash.
+func (a *api) createToken(w http.ResponseWriter, r *http.Request) {
+	if !a.cfg.LocalTokens {
+		a.fail(w, r, fmt.Errorf("%w: create the token there (POST /api/v1/tokens on a core node); it reaches this edge over the sync link", ErrTokensAtCore))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleet.MaxTokenRequest))
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("read token request: %w", err))
+		return
+	}
+	now := time.Now()
+	name, scope, expires, err := fleet.ParseTokenRequest(body, now)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	secret, tok, err := fleet.NewToken(name, scope, expires, now)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.cfg.Cache.PutToken(tok, false); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, fleet.TokenCreated{Name: tok.Name, Scope: tok.Scope, Token: secret, Expires: tok.Expires})
+}
+
+// revokeToken answers DELETE /api/v1/tokens/{name}: 204, or 404.
+func (a *api) revokeToken(w http.ResponseWriter, r *http.Request) {
+	if !a.cfg.LocalTokens {
+		a.fail(w, r, fmt.Errorf("%w: revoke the token there (DELETE /api/v1/tokens/{name} on a core node)", ErrTokensAtCore))
+		return
+	}
+	if err := a.cfg.Cache.RevokeToken(r.PathValue("name")); err != nil {
 		a.fail(w, r, err)
 		return
 	}

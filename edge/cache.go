@@ -57,6 +57,7 @@ const (
 	// bytes big-endian): this edge's own log and the fleet-wide one.
 	kDownEdge   = "m/down"
 	kDownShared = "m/shared"
+	// API tokens live under pToken, "k/" (tokens.go).
 )
 
 // cborEnc and cborDec are the project's one CBOR profile (fleet.CBOR).
@@ -207,8 +208,8 @@ type credRec struct {
 }
 
 // Cache is the edge's Badger store: devices, parameter trees, tasks,
-// faults, credentials, file metadata, what the core sent (presets,
-// revocations, downlink positions) and the outbox. It is the only type
+// faults, credentials, file metadata, API tokens, what the core sent
+// (presets, revocations, downlink positions) and the outbox. It is the only type
 // that touches Badger, and what cmd/edgeacs hands the sync client as its
 // Outbox, Inbox and HealthSource. Safe for concurrent use.
 type Cache struct {
@@ -233,6 +234,9 @@ type Cache struct {
 
 	// fileKey signs the /files/ URLs put in Downloads (fileurl.go).
 	fileKey []byte
+
+	// tokens indexes the stored API tokens by hash (tokens.go).
+	tokens tokenIndex
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the
@@ -285,6 +289,10 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)
 	}
 	if c.fileKey, err = c.loadFileKey(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
+	}
+	if err := c.loadTokens(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open cache %s: %w", dir, err)
 	}

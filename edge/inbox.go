@@ -67,6 +67,8 @@ type downEffects struct {
 	// files new download tasks need: their blobs are fetched ahead.
 	fileMetas []string
 	fileTasks []string
+	// tokens names the API tokens stored or deleted: the index re-reads them.
+	tokens []string
 }
 
 // StoreDownlink stores downlink records and the positions they reach in
@@ -90,6 +92,8 @@ type downEffects struct {
 //     is fetched when a task needs it: a new download task starts the
 //     fetch once the batch is stored, see fetch.go).
 //   - DownRevoke records the revoked edge name.
+//   - DownToken / DownTokenRevoke store or delete the API token k/<name>
+//     (the core's token replaces a local one of the same name).
 //
 // After each commit, waiters of the tasks touched are woken and OnWake is
 // called for each device with a new or pending DownTask marked Wake.
@@ -223,6 +227,10 @@ func checkDown(r *fleet.DownRecord) error {
 		if !fleet.ValidFileName(r.Name) {
 			return bad(fmt.Sprintf("bad file name %q", r.Name))
 		}
+	case fleet.DownTokenRevoke:
+		if !fleet.ValidTokenName(r.Name) {
+			return bad(fmt.Sprintf("bad token name %q", r.Name))
+		}
 	}
 	return nil
 }
@@ -310,6 +318,12 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 		return txn.Delete([]byte(pFile + r.Name))
 	case fleet.DownRevoke:
 		return txn.Set([]byte(pRevoke+r.Name), nil)
+	case fleet.DownToken:
+		eff.tokens = append(eff.tokens, r.Token.Name)
+		return setCBOR(txn, pToken+r.Token.Name, &tokenRec{Token: *r.Token})
+	case fleet.DownTokenRevoke:
+		eff.tokens = append(eff.tokens, r.Name)
+		return txn.Delete([]byte(pToken + r.Name))
 	}
 	return nil
 }
@@ -319,6 +333,7 @@ func (c *Cache) downCommitted(eff downEffects) {
 	for _, err := range eff.invalid {
 		c.log.Warn("downlink: skipped a record that cannot be stored", "err", err)
 	}
+	c.refreshTokens(eff.tokens)
 	for _, id := range eff.tasks {
 		c.notify(id)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/loopback"
+	"github.com/edgeacs/edgeacs/internal/tokenfile"
 )
 
 // ErrConfig wraps every configuration error found by Config.Validate.
@@ -430,11 +431,39 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			}
 			return n.uplink.LinkStatus()
 		},
-		Logger:     logger,
-		UploadIdle: cfg.apiTimeouts.upload,
+		Logger:      logger,
+		UploadIdle:  cfg.apiTimeouts.upload,
+		LocalTokens: cfg.Standalone,
 	})
+	if cfg.Standalone {
+		if err := ensureAdminToken(cache, n.AdminTokenPath(), logger); err != nil {
+			cache.Close()
+			return nil, fmt.Errorf("edge admin token: %w", err)
+		}
+	} else {
+		dropped, err := cache.DropLocalTokens()
+		if err != nil {
+			cache.Close()
+			return nil, err
+		}
+		if len(dropped) > 0 {
+			logger.Warn("removed the API tokens this edge made while standalone: synced to a core, it accepts only the core's",
+				"tokens", dropped, "admin_token_file", n.AdminTokenPath())
+		}
+	}
 	return n, nil
 }
+
+// AdminTokenPath is where a standalone edge writes its first admin token's
+// secret (<data>/admin.token) when its store holds no token.
+func (n *Node) AdminTokenPath() string { return filepath.Join(n.cfg.DataDir, tokenfile.Name) }
+
+// TokenByHash returns the API token whose secret hashes (fleet.HashToken)
+// to hash: the core's tokens on a synced edge, the edge's own standalone.
+func (n *Node) TokenByHash(hash string) (fleet.Token, bool) { return n.cache.TokenByHash(hash) }
+
+// Tokens lists the API tokens by name.
+func (n *Node) Tokens() []fleet.Token { return n.cache.Tokens() }
 
 // Wake-up of devices for downlink tasks marked Wake (the core's
 // ?connection_request): like the API's, each is a connection request

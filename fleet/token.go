@@ -85,10 +85,16 @@ func ValidTokenName(name string) bool {
 	return true
 }
 
+// TokenNameError is the error for a name ValidTokenName refuses; it wraps
+// ErrBadToken and says what a name may hold.
+func TokenNameError(name string) error {
+	return fmt.Errorf("%w: name %q: want 1 to %d letters, digits, '-', '_' or '.'", ErrBadToken, name, MaxTokenName)
+}
+
 // Validate checks a token before it is stored.
 func (t *Token) Validate() error {
 	if !ValidTokenName(t.Name) {
-		return fmt.Errorf("%w: name %q: want 1-%d of a-z A-Z 0-9 - _ .", ErrBadToken, t.Name, MaxTokenName)
+		return TokenNameError(t.Name)
 	}
 	if _, err := ParseScope(string(t.Scope)); err != nil {
 		return err

@@ -1,0 +1,93 @@
+// Package tokenfile writes the bootstrap admin token's secret to a file
+// (<data>/admin.token on a founding core node or a standalone edge) so
+// that an operator can read it once, and never loses it to a crash.
+//
+// The secret is staged first, in path+".tmp" (mode 0600, synced), and
+// only then proposed or stored; once the store holds it, Commit renames
+// the staged file into place. A crash between the two leaves the staged
+// file behind, and the next start reads it back (Pending) instead of
+// making a new secret, so a token that did get stored is never orphaned.
+package tokenfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// Name is the file's name in a node's data directory.
+const Name = "admin.token"
+
+func staged(path string) string { return path + ".tmp" }
+
+// Exists reports whether path exists (an error other than "does not
+// exist" counts as existing: never overwrite what cannot be checked).
+func Exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// Pending returns the secret an earlier attempt staged, if any.
+func Pending(path string) (string, bool) {
+	b, err := os.ReadFile(staged(path))
+	if err != nil {
+		return "", false
+	}
+	s := strings.TrimSpace(string(b))
+	if !strings.HasPrefix(s, fleet.TokenPrefix) || len(s) > fleet.MaxTokenSecret {
+		return "", false
+	}
+	return s, true
+}
+
+// Stage makes a fresh secret and writes it, newline-terminated, to the
+// staging file (mode 0600, synced), replacing any staged before.
+func Stage(path string) (string, error) {
+	secret, err := fleet.NewTokenSecret()
+	if err != nil {
+		return "", err
+	}
+	tmp := staged(path)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("stage admin token: %w", err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("stage admin token: %w", err)
+	}
+	_, err = f.WriteString(secret + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", fmt.Errorf("stage admin token in %s: %w", tmp, err)
+	}
+	return secret, nil
+}
+
+// Commit moves the staged secret to path, atomically, and syncs the
+// directory so the new name survives a power loss.
+func Commit(path string) error {
+	if err := os.Rename(staged(path), path); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// Discard removes the staged secret: the store holds another token.
+func Discard(path string) {
+	_ = os.Remove(staged(path))
+}
