@@ -29,6 +29,7 @@ type Error struct {
 	Msg                  string
 }
 
+// Error formats the position for people: "line 2, column 5: ...".
 func (e *Error) Error() string {
 	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
 }
@@ -368,7 +369,13 @@ func (p *parser) parseMul() *node {
 	n := p.parsePrimary()
 	for t := p.peek(); isOp(t, "*") || isOp(t, "/") || isOp(t, "%"); t = p.peek() {
 		p.next()
-		o := map[string]op{"*": opMul, "/": opDiv, "%": opMod}[t.text]
+		o := opMul
+		switch t.text {
+		case "/":
+			o = opDiv
+		case "%":
+			o = opMod
+		}
 		n = p.node(t.pos, &node{op: o, kids: []*node{n, p.parsePrimary()}})
 	}
 	return n

@@ -20,6 +20,7 @@ const (
 	KindTime
 )
 
+// String names the kind: "null", "bool", "number", "string", "time".
 func (k Kind) String() string {
 	switch k {
 	case KindNull:

@@ -12,13 +12,19 @@ import (
 
 // Bounds on a preset, beyond those on its precondition (expr.MaxLen etc.).
 const (
-	MaxProvisions   = 256 // provisions in one preset
-	MaxArgs         = 64  // arguments of one provision
-	MaxEvents       = 32  // entries in events
-	MaxNameLen      = 128 // bytes of a provision name, a channel or an event
-	DefaultChannel  = "default"
-	taskChannelHead = "task_"
+	MaxProvisions = 256 // provisions in one preset
+	MaxArgs       = 64  // arguments of one provision
+	MaxEvents     = 32  // entries in events
+	MaxNameLen    = 128 // bytes of a provision name, a channel or an event
 )
+
+// DefaultChannel is the channel of a preset that names none, GenieACS's
+// name for it, so a fault's ID reads the same in both.
+const DefaultChannel = "default"
+
+// taskChannelHead starts the channels GenieACS gives tasks ("task_<id>"):
+// a preset may not take one, or its faults would mix with a task's.
+const taskChannelHead = "task_"
 
 // ErrInvalid is wrapped by every error Compile and ParseSchedule return:
 // the preset cannot be stored (400 at PUT time).
@@ -33,6 +39,7 @@ type Error struct {
 	Err    error
 }
 
+// Error names the preset and the field: `preset "p": schedule: ...`.
 func (e *Error) Error() string {
 	msg := strings.TrimPrefix(e.Err.Error(), ErrInvalid.Error()+": ")
 	if e.Preset != "" {
