@@ -329,6 +329,9 @@ func (c *Collector) declare(d *decl) error {
 		}
 	}
 	r.decls = append(r.decls, d)
+	// A run that was done takes new work: the edge may run a session's
+	// tasks one after the other, then its presets, in one run.
+	r.done = false
 	return nil
 }
 

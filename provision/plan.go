@@ -12,7 +12,7 @@ import (
 
 // Next plans the RPCs that bring the device closer to what the run's
 // declarations ask for, reading the device's cached tree t. done means
-// nothing is left: the outcome is complete and the caller ends the run.
+// nothing is left: the outcome is complete, until more is declared.
 //
 // The RPCs come in GenieACS's order, one kind per call: reads first
 // (GetParameterNames, then GetParameterValues), then writes
@@ -22,11 +22,6 @@ import (
 // Next replans from the tree and the run's record of what it did.
 func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 	if r.done {
-		return nil, true
-	}
-	if r.rpcs >= r.opts.MaxRPCs {
-		r.fault(r.pending(), Fault{Code: FaultTooManyRPCs, Message: fmt.Sprintf("more than %d RPCs in a run", r.opts.MaxRPCs)})
-		r.done = true
 		return nil, true
 	}
 	p := plan{r: r, t: t}
@@ -40,6 +35,12 @@ func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 	if len(msgs) == 0 {
 		r.done = true
 		return nil, true
+	}
+	if room := r.opts.MaxRPCs - r.rpcs; room > 0 && len(msgs) > room {
+		for _, m := range msgs[room:] {
+			delete(r.inflight, m)
+		}
+		msgs = msgs[:room]
 	}
 	// Count, per channel, the rounds that sent RPCs for it. A channel
 	// past the bound is stuck (a CPE that lists what it then denies,
@@ -57,24 +58,21 @@ func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 			}
 		}
 	}
-	if stuck != 0 {
-		for _, m := range msgs {
-			delete(r.inflight, m)
-		}
-		r.fault(stuck, Fault{Code: FaultTooManyCommits,
-			Message: fmt.Sprintf("not settled after %d rounds of RPCs", r.opts.MaxIterations)})
-		return r.Next(t)
+	var f Fault
+	switch {
+	case r.rpcs >= r.opts.MaxRPCs:
+		stuck = chans
+		f = Fault{Code: FaultTooManyRPCs, Message: fmt.Sprintf("more than %d RPCs in a run", r.opts.MaxRPCs)}
+	case stuck != 0:
+		f = Fault{Code: FaultTooManyCommits, Message: fmt.Sprintf("not settled after %d rounds of RPCs", r.opts.MaxIterations)}
+	default:
+		return msgs, false
 	}
-	return msgs, false
-}
-
-// pending returns the channels that still have declarations.
-func (r *Run) pending() uint64 {
-	var m uint64
-	for _, d := range r.decls {
-		m |= 1 << d.ch
+	for _, m := range msgs {
+		delete(r.inflight, m)
 	}
-	return m &^ r.faulted
+	r.fault(stuck, f)
+	return r.Next(t)
 }
 
 // plan is one Next's view: what each declaration still needs.

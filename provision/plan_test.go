@@ -618,11 +618,52 @@ func TestPlanPhantomInstances(t *testing.T) {
 	r := h.newRun(Options{})
 	provisions(t, r, "", p("instances", ppp+"[Name:voip]", 2.0))
 	got := h.drive(r)
-	t.Logf("RPCs: %q", got)
 	if n := strings.Count(strings.Join(got, "\n"), "Add "); n > 2 {
 		t.Errorf("%d AddObjects: %q", n, got)
 	}
 	if f := r.Outcome().Faults[""]; f.Code != FaultTooManyCommits {
 		t.Errorf("fault = %+v; RPCs %q", f, got)
+	}
+}
+
+func TestPlanMaxRPCs(t *testing.T) {
+	h := newHarness(t, "tr098").discover(t0.Add(-time.Hour))
+	r := h.newRun(Options{BatchSize: 5, MaxRPCs: 3})
+	provisions(t, r, "big", p("refresh", wlan))
+	provisions(t, r, "small", p("value", pii98, 30.0))
+	got := h.drive(r)
+	if len(got) != 3 {
+		t.Errorf("RPCs %q", got)
+	}
+	out := r.Outcome()
+	if out.Faults["big"].Code != FaultTooManyRPCs || out.Faults["small"].Code != FaultTooManyRPCs {
+		t.Errorf("Faults = %+v", out.Faults)
+	}
+}
+
+// TestRunReopenAndReset: a run takes new declarations after it was done
+// (tasks one after the other), and a script sandbox's Reset keeps what
+// must not be decided twice (the target of "+1").
+func TestRunReopenAndReset(t *testing.T) {
+	h := newHarness(t, "tr181").discover(t0.Add(-time.Hour))
+	r := h.newRun(Options{})
+	provisions(t, r, "task_1", p("instances", "Device.WiFi.SSID.[]", "+1"))
+	if got := h.drive(r); !slices.Equal(got, []string{"Add Device.WiFi.SSID."}) {
+		t.Fatalf("first task: %q", got)
+	}
+	if _, done := r.Next(h.cache); !done {
+		t.Fatal("not done after the first task")
+	}
+	provisions(t, r, "task_2", p("value", "Device.WiFi.SSID.1.SSID", "corp"))
+	if got := h.drive(r); !slices.Equal(got, []string{"SPV Device.WiFi.SSID.1.SSID=corp"}) {
+		t.Fatalf("second task: %q", got)
+	}
+	r.Reset()
+	provisions(t, r, "task_1", p("instances", "Device.WiFi.SSID.[]", "+1"))
+	if got := h.drive(r); len(got) != 0 {
+		t.Errorf("replayed +1 added again: %q", got)
+	}
+	if out := r.Outcome(); !slices.Equal(out.Channels, []string{"task_1", "task_2"}) || len(out.Faults) != 0 {
+		t.Errorf("Channels %v, Faults %+v", out.Channels, out.Faults)
 	}
 }

@@ -51,7 +51,8 @@ type Tree interface {
 	// ListTime is when the CPE's top level was last listed.
 	Get(path string) (Entry, bool)
 	// Children calls fn for each direct child of the object path ("" or
-	// ending in "."), in any order, until fn returns false.
+	// ending in "."), in any order, until fn returns false. fn may call
+	// Get and Children: the planner looks below a child while listing.
 	Children(path string, fn func(Entry) bool)
 }
 
