@@ -348,6 +348,15 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// A refused request's body is never read; without this, net/http
+	// would read what is left of it before answering, and an
+	// unauthenticated client that stalls its body would hold the
+	// connection (and get no answer) for as long as it likes.
+	h.Set("Connection", "close")
+	// And once answered, the server would still read up to 256 KiB of
+	// that body before closing: expire the connection's reads instead.
+	// (An error means a writer without deadlines, e.g. a test recorder.)
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	// "Bearer <token>" reads better than \u003ctoken\u003e; the body is

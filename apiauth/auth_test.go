@@ -1,10 +1,13 @@
 package apiauth
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -713,5 +716,36 @@ func TestConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := f.a.fails.len(); n > 16 {
 		t.Fatalf("limiter holds %d sources, bound 16", n)
+	}
+}
+
+// TestRefusalDoesNotWaitForTheBody: a client without a token that sends
+// headers and then stalls its body gets its 401 at once, and the
+// connection closes; the server never reads the body.
+func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
+	a := New(Config{Store: &MapStore{}, Policy: DefaultPolicy(true), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httptest.NewServer(a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("the handler ran for a request without a token")
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /api/v1/presets/p HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("no answer while the body stalls: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("%d, want 401", resp.StatusCode)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("connection still open after the refusal: %v", err)
 	}
 }

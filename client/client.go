@@ -100,7 +100,12 @@ func New(base string, o Options) (*Client, error) {
 	if strings.ContainsAny(o.Token, " \t\r\n") {
 		return nil, fmt.Errorf("%w: token contains white space", ErrBadRequest)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	var tr *http.Transport
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr = dt.Clone()
+	} else { // a program (or test) replaced it
+		tr = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true, IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
+	}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeacs/edgeacs/apiauth"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/hashicorp/raft"
 	"github.com/oklog/ulid/v2"
@@ -129,7 +130,7 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 func (n *Node) handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := apiauth.NewMux()
 	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, fn) }
 
 	h("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
@@ -178,12 +179,19 @@ func (n *Node) handler() http.Handler {
 		}
 		writeError(w, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
 	})
-	return n.instrument(n.boundBody(mux))
+	n.routes = mux
+	// Authentication comes before any body is read (boundBody) or any
+	// work is done; a follower checks the token before it forwards, and
+	// the leader checks it again (tokens are replicated to every node).
+	auth := apiauth.New(apiauth.Config{Store: n, Policy: apiauth.DefaultPolicy(!n.cfg.MetricsAuth), Logger: n.log})
+	return auth.Wrap(n.instrument(n.boundBody(mux)))
 }
 
 // allowedMethods lists the methods mux routes r's path to a handler other
 // than the catch-all, by asking it for each method in turn.
-func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+func allowedMethods(mux interface {
+	Handler(*http.Request) (http.Handler, string)
+}, r *http.Request) []string {
 	var allow []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		probe := r.Clone(r.Context())

@@ -31,8 +31,10 @@ func testLogger() *slog.Logger {
 // testConfig has short timeouts for loopback clusters; they stay generous
 // enough for -race on a busy two-core machine.
 func testConfig(t testing.TB, id string) Config {
+	dir := t.TempDir()
+	stageTestSecret(t, dir)
 	return Config{
-		ID: id, DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		ID: id, DataDir: dir, RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		HeartbeatTimeout: 500 * time.Millisecond, ElectionTimeout: 500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
 		RaftNoSync: true, RaftLogLevel: "error", ApplyTimeout: 5 * time.Second,
@@ -107,6 +109,7 @@ func newCluster(t testing.TB, size int, tweak func(*Config)) []*testNode {
 		}
 	}
 	waitFor(t, "all nodes to join", 15*time.Second, func() bool { return clusterReady(nodes) })
+	waitTestToken(t, nodes...)
 	return nodes
 }
 

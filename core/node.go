@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/edgeacs/edgeacs/apiauth"
 	"github.com/edgeacs/edgeacs/blob"
 	"io"
 	"log/slog"
@@ -48,6 +49,9 @@ type Config struct {
 	// requests, and later its credentials, then cross the network in the
 	// clear.
 	APIInsecure bool `yaml:"apiInsecure"`
+	// MetricsAuth makes /metrics need a read token like the rest of the
+	// API; by default it is public, as /healthz and /readyz are.
+	MetricsAuth bool `yaml:"metricsAuth"`
 	// SyncAddr is where the edge sync link (QUIC) listens. The node does
 	// not bind it (the sync server does); it registers it, so a follower can
 	// redirect an edge to the leader's. SetSyncAddr corrects it once bound.
@@ -250,6 +254,8 @@ type Node struct {
 	apiLn   net.Listener
 	apiAddr string
 	http    *http.Server
+	// routes are the client API's registered patterns (tests walk them).
+	routes *apiauth.Mux
 
 	// The Raft port (peer.go): pmux splits it between Raft and peerSrv;
 	// layer dials peers (through the RaftLayer hook, if set); peerTr and

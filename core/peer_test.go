@@ -222,9 +222,17 @@ func TestWriteDuringElection(t *testing.T) {
 // TestWriteWithoutLeader: a node that knows no leader waits LeaderWait
 // for one, then answers 503 with Retry-After.
 func TestWriteWithoutLeader(t *testing.T) {
-	cfg := testConfig(t, "lone")
-	cfg.LeaderWait = 200 * time.Millisecond
-	n := startNode(t, cfg) // neither bootstrapped nor joined: never a leader
+	// Two nodes, the leader stopped: the other knows the tokens but can
+	// never win an election alone.
+	nodes := newCluster(t, 2, func(c *Config) { c.LeaderWait = 200 * time.Millisecond })
+	l := leaderOf(t, nodes)
+	n := nodes[0]
+	if n == l {
+		n = nodes[1]
+	}
+	l.stop()
+	cfg := n.cfg
+	waitFor(t, "the follower to lose its leader", 10*time.Second, func() bool { _, id := n.raft.LeaderWithID(); return id == "" })
 	start := time.Now()
 	code, h, body := httpDo(t, "PUT", api(n, "/presets/p"), `{"provisions": [["refresh", "A."]]}`, nil)
 	if code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" || !strings.Contains(body, "no raft leader") {

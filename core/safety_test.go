@@ -546,7 +546,7 @@ func TestAPIBodyTimeouts(t *testing.T) {
 			t.Fatalf("%s: connection not closed after 408: %v", what, err)
 		}
 	}
-	head := "POST /api/v1/devices/dev1/tasks HTTP/1.1\r\nHost: core\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+	head := "POST /api/v1/devices/dev1/tasks HTTP/1.1\r\nHost: core\r\nAuthorization: Bearer " + testSecret + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
 
 	t.Run("stalled body", func(t *testing.T) {
 		conn, err := net.Dial("tcp", n.APIAddr())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/tokenfile"
 	"github.com/hashicorp/raft"
 )
 
@@ -346,14 +347,18 @@ func TestBootstrapAdminToken(t *testing.T) {
 // bootstrap-expect: exactly one founder writes admin.token, and its
 // secret resolves on every node.
 func TestBootstrapExpectOneAdminToken(t *testing.T) {
-	apis := freeAddrs(t, 3)
+	rafts := freeAddrs(t, 3)
 	var nodes []*testNode
 	for i := range 3 {
 		cfg := testConfig(t, fmt.Sprintf("n%d", i+1))
-		cfg.APIAddr = apis[i]
+		// Each founder makes its own secret here: one must win.
+		if err := os.Remove(filepath.Join(cfg.DataDir, tokenfile.Name+".tmp")); err != nil {
+			t.Fatal(err)
+		}
+		cfg.RaftAddr = rafts[i]
 		cfg.BootstrapExpect = 3
 		var others []string
-		for j, a := range apis {
+		for j, a := range rafts {
 			if j != i {
 				others = append(others, a)
 			}

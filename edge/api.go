@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeacs/edgeacs/apiauth"
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
@@ -50,6 +51,9 @@ type APIConfig struct {
 	// edge's own. Otherwise (an edge synced to a core) the tokens come
 	// from the core, and writes are refused with 409.
 	LocalTokens bool
+	// MetricsAuth makes /metrics need a read token like the API; by
+	// default it is public, as /healthz and /readyz are.
+	MetricsAuth bool
 }
 
 // API limits.
@@ -137,7 +141,18 @@ type api struct {
 //
 // GenieACS NBI aliases: GET /devices, POST /devices/{id}/tasks, GET /tasks,
 // PUT /files/{name}, DELETE /tasks/{id}.
+//
+// Every route but /healthz, /readyz and (unless MetricsAuth) /metrics needs
+// a bearer token from the cache's token store (package apiauth): read for
+// GET, write for changes, admin for tokens.
 func NewAPI(cfg APIConfig) http.Handler {
+	_, h := newAPI(cfg)
+	return h
+}
+
+// newAPI returns the API's routes (for tests that walk them) and its
+// authenticated handler.
+func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	a := &api{cfg: cfg, log: cfg.Logger}
 	if a.log == nil {
 		a.log = slog.Default()
@@ -148,7 +163,7 @@ func NewAPI(cfg APIConfig) http.Handler {
 	if a.cfg.UploadIdle <= 0 {
 		a.cfg.UploadIdle = defaultUploadIdle
 	}
-	mux := http.NewServeMux()
+	mux := apiauth.NewMux()
 	route := func(path string, handlers map[string]http.HandlerFunc) {
 		allow := make([]string, 0, len(handlers))
 		for m, h := range handlers {
@@ -185,8 +200,18 @@ func NewAPI(cfg APIConfig) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no route for "+r.URL.Path)
 	})
-	return mux
+	var store apiauth.Store = noTokens{}
+	if cfg.Cache != nil {
+		store = cfg.Cache
+	}
+	auth := apiauth.New(apiauth.Config{Store: store, Policy: apiauth.DefaultPolicy(!cfg.MetricsAuth), Logger: a.log})
+	return mux, auth.Wrap(mux)
 }
+
+// noTokens is the store of an API without a cache: no token is valid.
+type noTokens struct{}
+
+func (noTokens) TokenByHash(string) (fleet.Token, bool) { return fleet.Token{}, false }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -86,8 +86,8 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	}
 	cr := &fakeCR{t: t, c: c}
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "edge_up 1\n") })
-	srv := httptest.NewServer(NewAPI(APIConfig{Cache: c, Files: fs, CR: cr, Metrics: metrics, Logger: quietLog,
-		Ready: func() error { return nil }}))
+	srv := serveAPI(t, APIConfig{Cache: c, Files: fs, CR: cr, Metrics: metrics, Logger: quietLog,
+		Ready: func() error { return nil }})
 	t.Cleanup(func() {
 		srv.Close()
 		cr.wg.Wait()
@@ -302,7 +302,7 @@ func TestAPIRunningTaskConflict(t *testing.T) {
 
 func TestAPIReadyz(t *testing.T) {
 	c := newDevice(t)
-	srv := httptest.NewServer(NewAPI(APIConfig{Cache: c, Logger: quietLog, Ready: func() error { return errors.New("cache warming") }}))
+	srv := serveAPI(t, APIConfig{Cache: c, Logger: quietLog, Ready: func() error { return errors.New("cache warming") }})
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/readyz")
 	if err != nil {
@@ -355,7 +355,7 @@ func (h *heldCR) ConnectionRequest(ctx context.Context, _ string) error {
 func TestAPITaskRunsBeforeItsConnectionRequest(t *testing.T) {
 	c := newDevice(t)
 	cr := &heldCR{hold: 5 * time.Second}
-	srv := httptest.NewServer(NewAPI(APIConfig{Cache: c, CR: cr, Logger: quietLog, Ready: func() error { return nil }}))
+	srv := serveAPI(t, APIConfig{Cache: c, CR: cr, Logger: quietLog, Ready: func() error { return nil }})
 	defer srv.Close()
 
 	// The device's open session picks the task up as soon as it is queued.

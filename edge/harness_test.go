@@ -120,6 +120,9 @@ func startEdgeWith(t testing.TB, dir string, mutate func(*Config), before func(*
 	e.api = "http://" + a.API + "/api/v1"
 	e.acs = "http://" + a.CWMP + "/"
 	t.Cleanup(e.stop)
+	if cfg.Standalone {
+		e.useAdminToken()
+	}
 	return e
 }
 

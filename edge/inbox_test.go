@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -601,7 +600,7 @@ func TestDownlinkWakeReachesDevice(t *testing.T) {
 // core the edge is.
 func TestHealthzReportsBacklog(t *testing.T) {
 	c := newDevice(t) // one device, one record
-	srv := httptest.NewServer(NewAPI(APIConfig{Cache: c, Health: c.Health, Logger: quietLog}))
+	srv := serveAPI(t, APIConfig{Cache: c, Health: c.Health, Logger: quietLog})
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/healthz")
 	if err != nil {

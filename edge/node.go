@@ -39,6 +39,8 @@ type Config struct {
 	// APIInsecure allows plain HTTP on a non-loopback APIAddr: the API's
 	// requests then cross the network in the clear.
 	APIInsecure bool `yaml:"api_insecure"`
+	// MetricsAuth makes /metrics need a read token (see APIConfig).
+	MetricsAuth bool `yaml:"metrics_auth"`
 	// STUNAddr, when set, runs the STUN server for TR-111 on this UDP address.
 	STUNAddr string `yaml:"stun_addr"`
 	// TLSCert and TLSKey, both set, make the CWMP listener HTTPS.
@@ -434,6 +436,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Logger:      logger,
 		UploadIdle:  cfg.apiTimeouts.upload,
 		LocalTokens: cfg.Standalone,
+		MetricsAuth: cfg.MetricsAuth,
 	})
 	if cfg.Standalone {
 		if err := ensureAdminToken(cache, n.AdminTokenPath(), logger); err != nil {

@@ -190,6 +190,7 @@ func TestCoreServesAPIOverTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, pool := selfSignedCert(t, dir)
 	api := freeTCPAddr(t)
+	stageSecret(t, filepath.Join(dir, "data"))
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := runApp(ctx, "core", "--id", "n1", "--data", filepath.Join(dir, "data"), "--raft-addr", freeTCPAddr(t), "--api-addr", api,
 		"--api-tls-cert", cert, "--api-tls-key", key, "--bootstrap", "--raft-nosync", "--heartbeat-timeout", "300ms", "--election-timeout", "300ms")
@@ -200,6 +201,7 @@ func TestCoreServesAPIOverTLS(t *testing.T) {
 		}
 	}()
 	waitHTTPS(t, "https://"+api+"/readyz", pool, exited)
+	waitSecretFile(t, filepath.Join(dir, "data"))
 
 	// Plain HTTP gets nothing from it.
 	plain := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}

@@ -57,6 +57,7 @@ func coreCommand() *cli.Command {
 			&cli.StringFlag{Name: "api-tls-cert", Usage: "TLS certificate (PEM) to serve the REST API over HTTPS", EnvVars: env("API_TLS_CERT")},
 			&cli.StringFlag{Name: "api-tls-key", Usage: "TLS private key (PEM) for --api-tls-cert", EnvVars: env("API_TLS_KEY")},
 			&cli.BoolFlag{Name: "api-insecure", Usage: "serve the REST API over plain HTTP on a non-loopback --api-addr (requests cross the network in the clear)", EnvVars: env("API_INSECURE")},
+			&cli.BoolFlag{Name: "metrics-auth", Usage: "make /metrics need a read token (by default it is public, like /healthz)", EnvVars: env("METRICS_AUTH")},
 			&cli.StringFlag{Name: "sync-addr", Usage: "edge sync (QUIC, UDP) listen address HOST:PORT", DefaultText: defaultCoreSyncAddr, EnvVars: env("SYNC_ADDR")},
 			&cli.StringFlag{Name: "ca-dir", Usage: "directory with ca.crt and this node's <id>.crt/<id>.key (edgeacs ca); without it no edge can connect", EnvVars: env("CA_DIR")},
 			&cli.BoolFlag{Name: "bootstrap", Usage: "form a new one-node cluster if this node has no state (refused if a --join peer reports a cluster)", EnvVars: env("BOOTSTRAP")},
@@ -91,6 +92,7 @@ func loadCoreConfig(c *cli.Context) (core.Config, error) {
 	set.str("api-tls-cert", &cfg.APITLSCert)
 	set.str("api-tls-key", &cfg.APITLSKey)
 	set.boolean("api-insecure", &cfg.APIInsecure)
+	set.boolean("metrics-auth", &cfg.MetricsAuth)
 	set.str("sync-addr", &cfg.SyncAddr)
 	set.str("ca-dir", &cfg.CADir)
 	set.str("join", &cfg.Join)

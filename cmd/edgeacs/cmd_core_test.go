@@ -93,7 +93,9 @@ func TestCoreBadFlags(t *testing.T) {
 }
 
 func TestClusterCommands(t *testing.T) {
-	cfg := core.Config{ID: "n1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Bootstrap: true,
+	dataDir := t.TempDir()
+	stageSecret(t, dataDir)
+	cfg := core.Config{ID: "n1", DataDir: dataDir, RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Bootstrap: true,
 		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond, RaftNoSync: true}
 	n, err := core.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -106,6 +108,7 @@ func TestClusterCommands(t *testing.T) {
 	if _, err := n.WaitForLeader(10 * time.Second); err != nil {
 		t.Fatal(err)
 	}
+	waitSecret(t, n)
 	apiURL := "http://" + n.APIAddr()
 	run := func(args ...string) (string, int) {
 		oldExit := cli.OsExiter

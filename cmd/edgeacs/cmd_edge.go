@@ -37,6 +37,7 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "api-tls-cert", Usage: "TLS certificate (PEM) to serve the local API over HTTPS", EnvVars: env("API_TLS_CERT")},
 			&cli.StringFlag{Name: "api-tls-key", Usage: "TLS private key (PEM) for --api-tls-cert", EnvVars: env("API_TLS_KEY")},
 			&cli.BoolFlag{Name: "api-insecure", Usage: "serve the local API over plain HTTP on a non-loopback --api-addr (requests cross the network in the clear)", EnvVars: env("API_INSECURE")},
+			&cli.BoolFlag{Name: "metrics-auth", Usage: "make /metrics need a read token (by default it is public, like /healthz)", EnvVars: env("METRICS_AUTH")},
 			&cli.StringFlag{Name: "stun-addr", Usage: "STUN server UDP address for TR-111 (off when empty)", EnvVars: env("STUN_ADDR")},
 			&cli.BoolFlag{Name: "standalone", Usage: "run without a core (no --core, nothing queued for one)", EnvVars: env("STANDALONE")},
 			&cli.StringSliceFlag{Name: "core", Usage: "core nodes' sync addresses HOST:PORT[,HOST:PORT...]; any one, a follower redirects to the leader", EnvVars: env("CORE")},
@@ -81,6 +82,7 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	str("api-tls-cert", &cfg.APITLSCert)
 	str("api-tls-key", &cfg.APITLSKey)
 	boolean("api-insecure", &cfg.APIInsecure)
+	boolean("metrics-auth", &cfg.MetricsAuth)
 	str("stun-addr", &cfg.STUNAddr)
 	str("tls-cert", &cfg.TLSCert)
 	str("tls-key", &cfg.TLSKey)

@@ -836,6 +836,7 @@ func startIsoSystem(t *testing.T) *isoSystem {
 		cfg.RaftLayer = s.rn.wrap
 		if i == 0 {
 			cfg.Bootstrap = true
+			stageSecret(t, cfg.DataDir)
 		} else {
 			cfg.Join = s.cores[0].node.RaftAddr()
 		}
@@ -864,6 +865,9 @@ func startIsoSystem(t *testing.T) *isoSystem {
 		}
 		return true
 	})
+	for _, c := range s.cores {
+		waitSecret(t, c.node)
+	}
 
 	// Each edge is given every core's sync address: B the cores' own, A
 	// its relays to them, so that the test can leave A on the isolated
@@ -879,7 +883,7 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	s.a = startIsoEdge(t, "popA", caDir, relayAddrs, coreAt)
 	s.b = startIsoEdge(t, "popB", caDir, syncAddrs, coreAt)
 	s.logs = append(s.logs, s.a.log, s.b.log)
-	s.client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}}
+	s.client = &http.Client{Timeout: 2 * time.Second, Transport: authTransport{base: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}}}
 	t.Cleanup(s.client.CloseIdleConnections)
 
 	fa, fb := isoFleet(t, s.a.acs, 3, 71, 0), isoFleet(t, s.b.acs, 3, 72, 0)
@@ -1061,7 +1065,7 @@ func TestLeaderIsolatedFromFollowersNoDoubleDispatch(t *testing.T) {
 	}
 	aim(followers)
 	held := s.holdAtA(L.node.APIAddr())
-	watch := startIsoWatch(t, &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}, []*isoEdge{a, b}, s.ids)
+	watch := startIsoWatch(t, &http.Client{Timeout: 5 * time.Second, Transport: authTransport{base: &http.Transport{Proxy: nil}}}, []*isoEdge{a, b}, s.ids)
 	w := startIsoWriter(t, s.client, func(attempt int) string {
 		apis := *targets.Load()
 		return apis[attempt%len(apis)]

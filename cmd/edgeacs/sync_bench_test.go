@@ -240,6 +240,7 @@ func startBenchCluster(b *testing.B, noSync bool, log *slog.Logger) *benchCluste
 		}
 		if i == 0 {
 			cfg.Bootstrap = true
+			stageSecret(b, cfg.DataDir)
 		} else {
 			cfg.Join = c.nodes[0].node.RaftAddr()
 		}
@@ -269,6 +270,9 @@ func startBenchCluster(b *testing.B, noSync bool, log *slog.Logger) *benchCluste
 		}
 		return false
 	})
+	for _, n := range c.nodes {
+		waitSecret(b, n.node)
+	}
 	return c
 }
 
