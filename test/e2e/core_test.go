@@ -173,6 +173,13 @@ func TestCoreClusterFromCLI(t *testing.T) {
 		p.args = append(p.args, "--join", procs[0].raft)
 		p.start(t, bin)
 	}
+	// The founder writes the first admin token; commands and requests
+	// use it, as an operator would.
+	tok := readAdminToken(t, filepath.Join(dir, "n1"))
+	t.Setenv("EDGEACS_TOKEN", tok)
+	for _, p := range procs {
+		useToken(p.api, tok)
+	}
 
 	// `edgeacs cluster status` shows three voters with a leader.
 	var st coreStatus

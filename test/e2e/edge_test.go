@@ -86,6 +86,8 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 	}()
 
 	api := "http://" + apiAddr
+	// A standalone edge writes its own first admin token.
+	useToken(apiAddr, readAdminToken(t, filepath.Join(dir, "data")))
 	waitUntil(t, 30*time.Second, "the edge to serve /healthz", func() bool {
 		resp, err := http.Get(api + "/healthz")
 		if err != nil {

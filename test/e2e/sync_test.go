@@ -28,6 +28,9 @@ type system struct {
 	cores []*coreProc
 	sync  map[string]string // core id → sync address
 	edges map[string]*edgeProc
+	// token is the founder's admin token, which the tests' requests and
+	// commands carry.
+	token string
 }
 
 type edgeProc struct {
@@ -81,12 +84,24 @@ func newSystem(t *testing.T, cores int, edges ...string) *system {
 	for _, p := range s.cores {
 		p.start(t, s.bin)
 	}
+	s.useAdminToken()
 	coreWait(t, "a core cluster with a leader", 30*time.Second, func() bool {
 		var st coreStatus
 		code, err := coreHTTP("GET", "http://"+s.cores[len(s.cores)-1].api+"/api/v1/cluster", "", &st)
 		return err == nil && code == 200 && st.Leader != "" && len(st.Servers) == cores
 	})
 	return s
+}
+
+// useAdminToken reads the founder's admin token and makes the tests'
+// requests to every core, and the commands they run, carry it.
+func (s *system) useAdminToken() {
+	s.t.Helper()
+	s.token = readAdminToken(s.t, filepath.Join(s.dir, s.cores[0].id))
+	s.t.Setenv("EDGEACS_TOKEN", s.token)
+	for _, p := range s.cores {
+		useToken(p.api, s.token)
+	}
 }
 
 func (s *system) run(args ...string) string {
@@ -121,6 +136,13 @@ func (s *system) startEdge(name, cores string) *edgeProc {
 	e.start(s.t, s.bin)
 	coreWait(s.t, "edge "+name+" to serve /healthz", 30*time.Second, func() bool {
 		code, err := coreHTTP("GET", "http://"+e.api+"/healthz", "", nil)
+		return err == nil && code == 200
+	})
+	// The edge learns the fleet's tokens from the core over the sync
+	// link; its API accepts the admin token once it has.
+	useToken(e.api, s.token)
+	coreWait(s.t, "edge "+name+" to accept the fleet's admin token", 30*time.Second, func() bool {
+		code, err := coreHTTP("GET", "http://"+e.api+"/api/v1/devices?limit=1", "", nil)
 		return err == nil && code == 200
 	})
 	return e
