@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -219,16 +220,23 @@ func runSimFleet(ctx context.Context, c *cli.Context, cfg edge.Config, node *edg
 	if d.Root() == "Device." {
 		ssid = "Device.WiFi.SSID.1.SSID"
 	}
+	tokenPath := node.AdminTokenPath()
+	if rel, err := filepath.Rel(".", tokenPath); err == nil && !strings.HasPrefix(rel, "..") {
+		tokenPath = rel
+	}
 	fmt.Fprintf(os.Stdout, `
-%d simulated CPEs have informed edge %q. Try:
+%d simulated CPEs have informed edge %q. The API needs a token: the edge's
+first admin token is in %s. Try:
 
-  curl -s '%s/devices?limit=3'
-  curl -s '%s/devices/%s'
-  curl -s -X POST '%s/devices/%s/tasks?connection_request&wait=10s' \
+  export EDGEACS_TOKEN=$(cat %s)
+  curl -s -H "Authorization: Bearer $EDGEACS_TOKEN" '%s/devices?limit=3'
+  curl -s -H "Authorization: Bearer $EDGEACS_TOKEN" '%s/devices/%s'
+  curl -s -H "Authorization: Bearer $EDGEACS_TOKEN" -X POST '%s/devices/%s/tasks?connection_request&wait=10s' \
        -d '{"name": "setParameterValues", "parameterValues": [["%s", "hello-edgeacs", "xsd:string"]]}'
+  %s token create --api %s --name ro --scope read
 
 Ctrl-C stops the edge and the simulator.
-`, node.Cache().DeviceCount(), cfg.ID, api, api, path, api, path, ssid)
+`, node.Cache().DeviceCount(), cfg.ID, tokenPath, tokenPath, api, api, path, api, path, ssid, os.Args[0], strings.TrimSuffix(api, "/api/v1"))
 	<-ctx.Done()
 	return nil
 }
