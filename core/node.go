@@ -245,7 +245,7 @@ type Node struct {
 	fsm   *FSM
 	logs  *raftstore.Store
 	snaps raft.SnapshotStore
-	trans *raft.NetworkTransport
+	trans *serialTransport
 	raft  *raft.Raft
 	batch *Batcher
 	blobs *blob.Store
@@ -348,7 +348,7 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	}
 	n.pmux = newPortMux(n.layer, peerPeekTimeout, logger)
 	undo = append(undo, func() { n.pmux.Close() })
-	n.trans = raft.NewNetworkTransportWithLogger(raftStream{subListener: n.pmux.raft, dialer: n.layer}, raftMaxPool, raftTimeout, hl)
+	n.trans = &serialTransport{raft.NewNetworkTransportWithLogger(raftStream{subListener: n.pmux.raft, dialer: n.layer}, raftMaxPool, raftTimeout, hl)}
 	undo = append(undo, func() { n.trans.Close() })
 	n.peerTr = n.newPeerTransport()
 	n.peerClient = &http.Client{Transport: n.peerTr, Timeout: 60 * time.Second}
@@ -426,6 +426,41 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	}
 	return n, nil
 }
+
+// serialTransport is raft's TCP transport without its heartbeat fast
+// path. With the fast path, NetworkTransport hands a leader's heartbeat
+// to raft on the connection's goroutine rather than raft's main one
+// (hashicorp/raft issue #695, unfixed in 1.8.0). A heartbeat with a newer
+// term then makes a leader a follower of that term behind the leader
+// loop's back: the loop, idle in its select, still takes the next write
+// and stamps it with the new leader's term, at the index where the new
+// leader wrote an entry of its own in that term. Raft matches entries by
+// index and term, so the deposed leader keeps its entry and applies it,
+// and its state diverges from the cluster's for good. A leader paused
+// (SIGSTOP, a VM stall, a long GC) while writes queued up for it wakes
+// into exactly that race (TestDeposedLeaderNoTermBumpedEntry).
+//
+// Without a handler, NetworkTransport queues heartbeats for raft's main
+// goroutine like every other RPC, so a term change and a write are
+// always handled one after the other (raft's in-memory transport has no
+// fast path either). The cost: a heartbeat waits behind whatever the
+// follower's main goroutine is doing, a log write usually. Its election
+// timer runs on that goroutine too, so a stall alone starts no election;
+// at worst a follower stalled past its heartbeat timeout asks for a
+// pre-vote, which the others refuse while they still hear the leader.
+type serialTransport struct {
+	*raft.NetworkTransport
+}
+
+// serialTransport keeps every other capability raft looks for.
+var _ interface {
+	raft.Transport
+	raft.WithClose
+	raft.WithPreVote
+} = (*serialTransport)(nil)
+
+// SetHeartbeatHandler declines the fast path; see serialTransport.
+func (*serialTransport) SetHeartbeatHandler(func(raft.RPC)) {}
 
 // Raft's connection pool per peer and I/O timeout.
 const (

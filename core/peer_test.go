@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/leakcheck"
 )
 
@@ -241,4 +243,43 @@ func TestWriteWithoutLeader(t *testing.T) {
 	if waited := time.Since(start); waited < cfg.LeaderWait {
 		t.Fatalf("answered after %v, before LeaderWait %v", waited, cfg.LeaderWait)
 	}
+}
+
+// TestForwardedCreateKeepsIdempotencyKey: a task created through a
+// follower keeps the client's Idempotency-Key across the forward to the
+// leader (the leader's answer names it), so a retry through any other
+// member answers the first task instead of queueing a second; a request
+// a member forwarded is never forwarded again, so no second hop can drop
+// it either.
+func TestForwardedCreateKeepsIdempotencyKey(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	mustApplyNode(t, leaderOf(t, nodes), Command{Op: OpDeviceDelta, Delta: delta("dev1", "e1")})
+	var followers []*testNode
+	for _, n := range nodes {
+		if !n.IsLeader() {
+			followers = append(followers, n)
+		}
+	}
+	key := map[string]string{"Idempotency-Key": "forwarded-key-1"}
+	code, h, body := httpDo(t, "POST", api(followers[0], "/devices/dev1/tasks"), `{"name": "reboot"}`, key)
+	if code != http.StatusAccepted || h.Get("Idempotency-Key") != "forwarded-key-1" {
+		t.Fatalf("create through follower %s: %d key %q %s", followers[0].ID(), code, h.Get("Idempotency-Key"), body)
+	}
+	first := decodeTask(t, body)
+	code, h, body = httpDo(t, "POST", api(followers[1], "/devices/dev1/tasks"), `{"name": "reboot"}`, key)
+	if again := decodeTask(t, body); code != http.StatusOK || h.Get("Idempotent-Replayed") != "true" || again.ID != first.ID {
+		t.Fatalf("retry through follower %s: %d replayed %q task %s, want 200 with task %s", followers[1].ID(), code, h.Get("Idempotent-Replayed"), again.ID, first.ID)
+	}
+	if ts := mustDeviceTasks(t, leaderOf(t, nodes), "dev1"); len(ts) != 1 {
+		t.Fatalf("dev1 has %d tasks, want 1", len(ts))
+	}
+}
+
+func decodeTask(t *testing.T, body string) fleet.Task {
+	t.Helper()
+	var tk fleet.Task
+	if err := json.Unmarshal([]byte(body), &tk); err != nil {
+		t.Fatalf("decode task %q: %v", body, err)
+	}
+	return tk
 }
