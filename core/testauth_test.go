@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/testauth"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
 )
 
@@ -16,27 +17,8 @@ import (
 // proposes it instead of a random one, and the tests' requests carry it.
 const testSecret = "eacs_coretestsecretcoretestsecretcoretestsecretco"
 
-// authTransport adds the test admin token to requests that carry no
-// Authorization: every API route but health answers 401 without one.
-type authTransport struct{ base http.RoundTripper }
-
-func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if _, ok := r.Header["Authorization"]; !ok {
-		r = r.Clone(r.Context())
-		r.Header.Set("Authorization", "Bearer "+testSecret)
-	}
-	return a.base.RoundTrip(r)
-}
-
-// CloseIdleConnections lets clients reach the base's.
-func (a authTransport) CloseIdleConnections() {
-	if c, ok := a.base.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
 func TestMain(m *testing.M) {
-	http.DefaultTransport = authTransport{base: http.DefaultTransport}
+	testauth.Install(func(*http.Request) string { return testSecret })
 	os.Exit(m.Run())
 }
 

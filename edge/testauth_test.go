@@ -1,59 +1,28 @@
 package edge
 
 import (
-	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/testauth"
 )
 
-// apiTokens maps a test API's host:port to the token the tests send it:
-// every route but health answers 401 without one.
-var apiTokens sync.Map
-
-// authTransport adds the registered token to requests that carry no
-// Authorization, so the tests' plain HTTP helpers need not know tokens.
-// CWMP requests go to other addresses and are left alone.
-type authTransport struct{ base http.RoundTripper }
-
-func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Header.Get("Authorization") == "" {
-		if tok, ok := apiTokens.Load(r.URL.Host); ok {
-			r = r.Clone(r.Context())
-			r.Header.Set("Authorization", "Bearer "+tok.(string))
-		}
-	}
-	return a.base.RoundTrip(r)
-}
-
-// CloseIdleConnections lets httptest.Server.Close reach the base.
-func (a authTransport) CloseIdleConnections() {
-	if c, ok := a.base.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+// apiTokens maps each test API's address to the token the tests send it.
+var apiTokens testauth.Hosts
 
 func TestMain(m *testing.M) {
-	http.DefaultTransport = authTransport{base: http.DefaultTransport}
+	testauth.Install(apiTokens.Token)
 	os.Exit(m.Run())
 }
 
 // useToken makes the tests' requests to the API at base (a URL or
 // host:port) carry token.
-func useToken(base, token string) {
-	host := base
-	if u, err := url.Parse(base); err == nil && u.Host != "" {
-		host = u.Host
-	}
-	apiTokens.Store(host, token)
-}
+func useToken(base, token string) { apiTokens.Use(base, token) }
 
 // addTestToken stores a fresh token of scope in c and returns its secret.
 func addTestToken(t testing.TB, c *Cache, name string, scope fleet.Scope) string {
@@ -74,7 +43,7 @@ func serveAPI(t testing.TB, cfg APIConfig) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(NewAPI(cfg))
 	t.Cleanup(srv.Close)
-	srv.Client().Transport = authTransport{base: srv.Client().Transport}
+	srv.Client().Transport = testauth.Transport{Base: srv.Client().Transport, Token: apiTokens.Token}
 	if cfg.Cache != nil {
 		useToken(srv.URL, addTestToken(t, cfg.Cache, "test-admin", fleet.ScopeAdmin))
 	}

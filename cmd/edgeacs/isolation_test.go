@@ -43,6 +43,7 @@ import (
 	"github.com/edgeacs/edgeacs/edge"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/leakcheck"
+	"github.com/edgeacs/edgeacs/internal/testauth"
 	"github.com/edgeacs/edgeacs/internal/udprelay"
 	"github.com/edgeacs/edgeacs/sim"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
@@ -883,7 +884,7 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	s.a = startIsoEdge(t, "popA", caDir, relayAddrs, coreAt)
 	s.b = startIsoEdge(t, "popB", caDir, syncAddrs, coreAt)
 	s.logs = append(s.logs, s.a.log, s.b.log)
-	s.client = &http.Client{Timeout: 2 * time.Second, Transport: authTransport{base: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}}}
+	s.client = &http.Client{Timeout: 2 * time.Second, Transport: testauth.Transport{Base: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}, Token: func(*http.Request) string { return testSecret }}}
 	t.Cleanup(s.client.CloseIdleConnections)
 
 	fa, fb := isoFleet(t, s.a.acs, 3, 71, 0), isoFleet(t, s.b.acs, 3, 72, 0)
@@ -1065,7 +1066,7 @@ func TestLeaderIsolatedFromFollowersNoDoubleDispatch(t *testing.T) {
 	}
 	aim(followers)
 	held := s.holdAtA(L.node.APIAddr())
-	watch := startIsoWatch(t, &http.Client{Timeout: 5 * time.Second, Transport: authTransport{base: &http.Transport{Proxy: nil}}}, []*isoEdge{a, b}, s.ids)
+	watch := startIsoWatch(t, &http.Client{Timeout: 5 * time.Second, Transport: testauth.Transport{Base: &http.Transport{Proxy: nil}, Token: func(*http.Request) string { return testSecret }}}, []*isoEdge{a, b}, s.ids)
 	w := startIsoWriter(t, s.client, func(attempt int) string {
 		apis := *targets.Load()
 		return apis[attempt%len(apis)]

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/testauth"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
 )
 
@@ -16,28 +17,14 @@ import (
 // requests carry it, and so do the commands they run (EDGEACS_TOKEN).
 const testSecret = "eacs_cmdtestsecretcmdtestsecretcmdtestsecretcmdte"
 
-// authTransport adds testSecret to requests that carry no Authorization:
-// every API route but health answers 401 without a token. CWMP requests
-// carry their own (digest) or get a challenge either way.
-type authTransport struct{ base http.RoundTripper }
-
-func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if _, ok := r.Header["Authorization"]; !ok && r.URL.Path != "/" {
-		r = r.Clone(r.Context())
-		r.Header.Set("Authorization", "Bearer "+testSecret)
-	}
-	return a.base.RoundTrip(r)
-}
-
-// CloseIdleConnections lets clients reach the base's.
-func (a authTransport) CloseIdleConnections() {
-	if c, ok := a.base.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
 func TestMain(m *testing.M) {
-	http.DefaultTransport = authTransport{base: http.DefaultTransport}
+	// CWMP requests (to "/") carry their own digest, or get a challenge.
+	testauth.Install(func(r *http.Request) string {
+		if r.URL.Path == "/" {
+			return ""
+		}
+		return testSecret
+	})
 	os.Setenv("EDGEACS_TOKEN", testSecret)
 	os.Exit(m.Run())
 }

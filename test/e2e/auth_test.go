@@ -1,40 +1,26 @@
 package e2e
 
 import (
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgeacs/edgeacs/internal/testauth"
 )
 
-// apiTokens maps an API's host:port to the bearer token the tests send it:
-// every management API answers 401 without one.
-var apiTokens sync.Map
-
-// authTransport adds the registered token to requests that carry none, so
-// the tests' many plain HTTP helpers need not each know about tokens.
-type authTransport struct{ base http.RoundTripper }
-
-func (a authTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Header.Get("Authorization") == "" {
-		if tok, ok := apiTokens.Load(r.URL.Host); ok {
-			r = r.Clone(r.Context())
-			r.Header.Set("Authorization", "Bearer "+tok.(string))
-		}
-	}
-	return a.base.RoundTrip(r)
-}
+// apiTokens maps each API's address to the token the tests send it: every
+// management API answers 401 without one.
+var apiTokens testauth.Hosts
 
 func TestMain(m *testing.M) {
-	http.DefaultTransport = authTransport{base: http.DefaultTransport}
+	testauth.Install(apiTokens.Token)
 	os.Exit(m.Run())
 }
 
 // useToken makes the tests' HTTP requests to addr carry token.
-func useToken(addr, token string) { apiTokens.Store(addr, token) }
+func useToken(addr, token string) { apiTokens.Use(addr, token) }
 
 // readAdminToken waits for the admin token a bootstrapping core or a
 // standalone edge writes under its data directory, and returns it.
