@@ -178,6 +178,29 @@ func TestParseWait(t *testing.T) {
 	}
 }
 
+func TestParseWaitClamped(t *testing.T) {
+	tests := []struct {
+		query string
+		want  time.Duration
+		bad   bool
+	}{
+		{"wait=30s", 30 * time.Second, false},
+		{"wait=1h", MaxWait, false},
+		{"timeout=9223372036854775807", MaxWait, false},
+		{"timeout=1500", 1500 * time.Millisecond, false},
+		{"timeout=-5", 0, true},
+		{"wait=soon", 0, true},
+		{"wait=-1s", 0, true},
+	}
+	for _, tt := range tests {
+		q, _ := url.ParseQuery(tt.query)
+		got, given, err := ParseWaitClamped(q)
+		if (err != nil) != tt.bad || got != tt.want || given == tt.bad {
+			t.Errorf("%q: %v %v %v", tt.query, got, given, err)
+		}
+	}
+}
+
 func TestReadBody(t *testing.T) {
 	tests := []struct {
 		body string

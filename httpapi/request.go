@@ -59,11 +59,25 @@ func ParsePage(q url.Values) (Page, error) {
 }
 
 // ParseWait reads ?wait=<duration> ("30s") or GenieACS's
-// ?timeout=<milliseconds>; given reports whether either was present. Both
-// are bounded by MaxWait.
+// ?timeout=<milliseconds>; given reports whether either was present. A
+// wait over MaxWait is refused.
 func ParseWait(q url.Values) (d time.Duration, given bool, err error) {
+	return parseWait(q, false)
+}
+
+// ParseWaitClamped is ParseWait for the GenieACS-compatible routes outside
+// /api/v1: a wait over MaxWait is cut to MaxWait instead of refused, as
+// scripts written for GenieACS send timeouts without knowing this bound.
+func ParseWaitClamped(q url.Values) (d time.Duration, given bool, err error) {
+	return parseWait(q, true)
+}
+
+func parseWait(q url.Values, clamp bool) (time.Duration, bool, error) {
 	if s := q.Get("wait"); s != "" {
 		d, err := time.ParseDuration(s)
+		if clamp && err == nil && d > MaxWait {
+			d = MaxWait
+		}
 		if err != nil || d < 0 || d > MaxWait {
 			return 0, false, fmt.Errorf("%w: wait must be a duration such as 30s, up to %v; got %q", ErrBadRequest, MaxWait, s)
 		}
@@ -73,6 +87,9 @@ func ParseWait(q url.Values) (d time.Duration, given bool, err error) {
 		ms, err := strconv.ParseInt(s, 10, 64)
 		// Compare in milliseconds: converting first overflows a huge
 		// value into a small or negative duration.
+		if clamp && err == nil && ms > MaxWait.Milliseconds() {
+			ms = MaxWait.Milliseconds()
+		}
 		if err != nil || ms < 0 || ms > MaxWait.Milliseconds() {
 			return 0, false, fmt.Errorf("%w: timeout must be milliseconds, up to %d; got %q", ErrBadRequest, MaxWait.Milliseconds(), s)
 		}
