@@ -14,7 +14,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -405,4 +407,88 @@ func TestShapeDiff(t *testing.T) {
 			t.Errorf("%s: %d differences %q, want %d", tt.name, len(d), d, tt.diffs)
 		}
 	}
+}
+
+// TestOpenAPISchemasMatchFleet: the schemas core/openapi.json and
+// edge/openapi.json share are the same in both, and name exactly the JSON
+// keys of the fleet types the APIs answer with.
+func TestOpenAPISchemasMatchFleet(t *testing.T) {
+	type doc struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	read := func(path string) doc {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d doc
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return d
+	}
+	coreDoc, edgeDoc := read("../../core/openapi.json"), read("../../edge/openapi.json")
+	for name, es := range edgeDoc.Components.Schemas {
+		cs, ok := coreDoc.Components.Schemas[name]
+		var ev, cv any
+		_ = json.Unmarshal(es, &ev)
+		_ = json.Unmarshal(cs, &cv)
+		if !ok || !reflect.DeepEqual(ev, cv) {
+			t.Errorf("schema %s differs between edge/openapi.json and core/openapi.json", name)
+		}
+	}
+	for name, v := range map[string]any{
+		"DeviceView": fleet.DeviceView{}, "Parameter": fleet.Parameter{}, "TaskView": fleet.TaskView{},
+		"FaultView": fleet.FaultView{}, "FileMeta": fleet.FileMeta{}, "TaskFault": fleet.TaskFault{},
+		"TaskResult": fleet.TaskResult{}, "Token": fleet.Token{}, "TokenCreated": fleet.TokenCreated{},
+	} {
+		var s struct {
+			Properties map[string]any `json:"properties"`
+		}
+		if err := json.Unmarshal(coreDoc.Components.Schemas[name], &s); err != nil {
+			t.Fatalf("schema %s: %v", name, err)
+		}
+		got := slices.Sorted(func(yield func(string) bool) {
+			for k := range s.Properties {
+				if !yield(k) {
+					return
+				}
+			}
+		})
+		want := jsonKeys(reflect.TypeOf(v))
+		if name == "TaskView" {
+			// PublicTask empties it, and it is omitempty: never shown.
+			want = slices.DeleteFunc(want, func(k string) bool { return k == "password" })
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("schema %s has %v; %T marshals %v", name, got, v, want)
+		}
+	}
+}
+
+// jsonKeys are the keys encoding/json writes for struct type t (embedded
+// structs flattened), sorted.
+func jsonKeys(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		switch {
+		case name == "-" || (!f.IsExported() && !f.Anonymous):
+		case f.Anonymous && name == "" && ft.Kind() == reflect.Struct:
+			out = append(out, jsonKeys(ft)...)
+		case name == "":
+			out = append(out, f.Name)
+		default:
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
