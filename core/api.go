@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/edgeacs/edgeacs/blob"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -16,12 +16,12 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgeacs/edgeacs/apiauth"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/hashicorp/raft"
 	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,51 +33,17 @@ import (
 // handler (peer.go).
 const hdrForwarded = "X-Edgeacs-Forwarded-By"
 
-// Paging bounds for list endpoints.
+// Bounds of the core's own (page sizes and ?wait are httpapi's, as on the
+// edge).
 const (
-	defaultLimit = 100
-	maxLimit     = 10000
-	// maxWait bounds ?wait= on GET /tasks/{id}.
-	maxWait = 5 * time.Minute
 	// maxFilterTasks bounds how many devices one POST /tasks may target.
 	maxFilterTasks = 100000
 	// tasksPerCommand splits filter task creation into commands of this size.
 	tasksPerCommand = 1000
 )
 
-// statusFor maps errors to HTTP status codes. It is the one place that
-// does; handlers return wrapped sentinels.
-func statusFor(err error) int {
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe), errors.Is(err, ErrTooLarge), errors.Is(err, blob.ErrTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrNotFound), errors.Is(err, blob.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, ErrBadRequest), errors.Is(err, fleet.ErrBadTask), errors.Is(err, fleet.ErrBadToken), errors.Is(err, blob.ErrBadSum):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, ErrRevoked):
-		return http.StatusForbidden
-	case errors.Is(err, ErrMethodNotAllowed):
-		return http.StatusMethodNotAllowed
-	case errors.Is(err, ErrRequestTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-		// os.ErrDeadlineExceeded is the connection's read deadline (the
-		// body timeout), not a deadline of the node's own work.
-		return http.StatusRequestTimeout
-	// Before ErrNotLeader: a write that lost its leader mid-commit wraps
-	// both, and must not be answered with 503's "retry".
-	case errors.Is(err, ErrOutcomeUnknown), errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader), errors.Is(err, ErrClosed), errors.Is(err, ErrApplyFailed), errors.Is(err, ErrNotMember):
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
-
-// errorFor is statusFor's inverse for answers from another node.
+// errorFor is httpapi.Status's inverse for answers from another node: a
+// 503 is ErrNotLeader (so the caller retries), a 504 ErrOutcomeUnknown.
 func errorFor(code int, msg string) error {
 	var base error
 	switch code {
@@ -101,37 +67,32 @@ func errorFor(code int, msg string) error {
 	return fmt.Errorf("%w (from leader): %s", base, msg)
 }
 
-// writeList answers a page of a list as a bare JSON array, as GenieACS's
-// NBI and the edge's local API do; the cursor of the next page, if any,
-// travels in the X-Next-Cursor header.
-func writeList(w http.ResponseWriter, items any, next string) {
-	if next != "" {
-		w.Header().Set("X-Next-Cursor", next)
+// openAPIDoc describes the client API's /api/v1 routes (served at
+// /api/v1/openapi.json); it is also the list of the query parameters each
+// accepts: any other is refused with 400.
+//
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// openAPI is openAPIDoc, read once; a document that does not load is a
+// build mistake that TestOpenAPIMatchesRoutes reports.
+var openAPI = func() *httpapi.Spec {
+	s, err := httpapi.LoadSpec(openAPIDoc)
+	if err != nil {
+		panic(err)
 	}
-	writeJSON(w, http.StatusOK, items)
-}
+	return s
+}()
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
+// writeJSON answers code with v (httpapi.WriteJSON).
+func writeJSON(w http.ResponseWriter, code int, v any) { httpapi.WriteJSON(w, code, v) }
 
-// retryAfter is the Retry-After of a 503: about one election, after which
-// a leader is usually known again.
-const retryAfter = "1"
-
-func writeError(w http.ResponseWriter, err error) {
-	code := statusFor(err)
-	if code == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", retryAfter)
-	}
-	writeJSON(w, code, map[string]string{"error": err.Error()})
-}
+// writeError answers err with the status httpapi's table gives it.
+func writeError(w http.ResponseWriter, err error) { httpapi.WriteError(w, err) }
 
 func (n *Node) handler() http.Handler {
 	mux := apiauth.NewMux()
-	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, fn) }
+	h := func(pattern string, fn http.HandlerFunc) { mux.HandleFunc(pattern, openAPI.Strict(pattern, fn)) }
 
 	h("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	h("GET /readyz", n.readyz)
@@ -146,6 +107,7 @@ func (n *Node) handler() http.Handler {
 	h("DELETE /api/v1/devices/{id}/tags/{tag}", n.write(n.tagDevice(OpUntag)))
 	h("POST /api/v1/devices/{id}/tasks", n.write(n.createDeviceTask))
 	h("GET /api/v1/devices/{id}/tasks", n.read(n.listDeviceTasks))
+	h("GET /api/v1/devices/{id}/faults", n.read(n.listDeviceFaults))
 	h("POST /api/v1/tasks", n.write(n.createFilterTasks))
 	h("GET /api/v1/tasks", n.read(n.listTasks))
 	h("GET /api/v1/tasks/{id}", n.read(n.getTask))
@@ -168,39 +130,16 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
+	h("GET /api/v1/openapi.json", openAPI.ServeHTTP)
 	// Nothing internode is served here: peers talk on the Raft port (peer.go).
-	h("/", func(w http.ResponseWriter, r *http.Request) {
-		// The catch-all matches every method, so ServeMux's own 405 never
-		// fires: a path that exists with other methods is answered here.
-		if allow := allowedMethods(mux, r); len(allow) > 0 {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, fmt.Errorf("%s %s: %w (allowed: %s)", r.Method, r.URL.Path, ErrMethodNotAllowed, strings.Join(allow, ", ")))
-			return
-		}
-		writeError(w, fmt.Errorf("%s %s: %w", r.Method, r.URL.Path, ErrNotFound))
-	})
+	// A path served with other methods is 405 with Allow; any other 404.
+	h("/", httpapi.Fallback(mux))
 	n.routes = mux
 	// Authentication comes before any body is read (boundBody) or any
 	// work is done; a follower checks the token before it forwards, and
 	// the leader checks it again (tokens are replicated to every node).
 	auth := apiauth.New(apiauth.Config{Store: n, Policy: apiauth.DefaultPolicy(!n.cfg.MetricsAuth), Logger: n.log})
 	return auth.Wrap(n.instrument(n.boundBody(mux)))
-}
-
-// allowedMethods lists the methods mux routes r's path to a handler other
-// than the catch-all, by asking it for each method in turn.
-func allowedMethods(mux interface {
-	Handler(*http.Request) (http.Handler, string)
-}, r *http.Request) []string {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
-			allow = append(allow, m)
-		}
-	}
-	return allow
 }
 
 // statusWriter records the status code for metrics; Unwrap lets
@@ -385,43 +324,19 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]string{"status": "ready", "leader": string(id)})
 }
 
-// readBody reads a bounded JSON body.
+// readBody reads a JSON body of at most Config.MaxBodyBytes (more is 413).
 func (n *Node) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.cfg.MaxBodyBytes))
-	if err != nil {
-		return nil, fmt.Errorf("read body: %w", err)
-	}
-	return b, nil
+	return httpapi.ReadBody(w, r, n.cfg.MaxBodyBytes)
 }
 
-// decodeStrict decodes one JSON value, refusing unknown fields, duplicate
-// keys (encoding/json would let the last win) and trailing data.
-func decodeStrict(b []byte, v any) error {
-	if err := fleet.RejectDuplicateKeys(b); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: bad JSON: %v", ErrBadRequest, err)
-	}
-	if dec.More() {
-		return fmt.Errorf("%w: trailing data after the JSON value", ErrBadRequest)
-	}
-	return nil
-}
+// decodeStrict is httpapi.DecodeStrict: unknown fields, duplicate keys and
+// trailing data are 400.
+func decodeStrict(b []byte, v any) error { return httpapi.DecodeStrict(b, v) }
 
+// paging reads ?cursor= and ?limit= (httpapi.ParsePage).
 func paging(r *http.Request) (string, int, error) {
-	q := r.URL.Query()
-	limit := defaultLimit
-	if s := q.Get("limit"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 1 || v > maxLimit {
-			return "", 0, fmt.Errorf("%w: limit must be 1..%d", ErrBadRequest, maxLimit)
-		}
-		limit = v
-	}
-	return q.Get("cursor"), limit, nil
+	p, err := httpapi.ParsePage(r.URL.Query())
+	return p.Cursor, p.Limit, err
 }
 
 func deviceFilter(q url.Values) (DeviceFilter, error) {
@@ -452,10 +367,7 @@ func (n *Node) listDevices(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if ds == nil {
-		ds = []*Device{}
-	}
-	writeList(w, ds, next)
+	httpapi.WriteList(w, deviceViews(ds), next, -1)
 }
 
 func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -464,7 +376,11 @@ func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, 200, d)
+	v := d.view()
+	if v.Parameters == nil {
+		v.Parameters = map[string]fleet.Parameter{}
+	}
+	writeJSON(w, 200, v)
 }
 
 func (n *Node) getDeviceParams(w http.ResponseWriter, r *http.Request) {
@@ -473,7 +389,7 @@ func (n *Node) getDeviceParams(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, 200, d.Parameters)
+	writeJSON(w, 200, publicParams(d.Parameters))
 }
 
 // applyOK applies cmd and writes the error, if any; it reports success.
@@ -517,7 +433,7 @@ func (n *Node) putDevice(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, 200, got)
+	writeJSON(w, 200, got.view())
 }
 
 func (n *Node) deleteDevice(w http.ResponseWriter, r *http.Request) {
@@ -534,26 +450,11 @@ func (n *Node) tagDevice(op Op) http.HandlerFunc {
 	}
 }
 
-// parseWait reads ?wait=<duration> or GenieACS's ?timeout=<milliseconds>,
-// as the edge's API does.
+// parseWait reads ?wait=<duration> or GenieACS's ?timeout=<milliseconds>
+// (httpapi.ParseWait: more than httpapi.MaxWait is refused).
 func parseWait(q url.Values) (time.Duration, error) {
-	if s := q.Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 || d > maxWait {
-			return 0, fmt.Errorf("%w: wait must be a duration up to %v", ErrBadRequest, maxWait)
-		}
-		return d, nil
-	}
-	if s := q.Get("timeout"); s != "" {
-		ms, err := strconv.ParseInt(s, 10, 64)
-		// Compare in milliseconds: converting first overflows a huge value
-		// into a small or negative duration.
-		if err != nil || ms < 0 || ms > maxWait.Milliseconds() {
-			return 0, fmt.Errorf("%w: timeout must be milliseconds up to %v", ErrBadRequest, maxWait)
-		}
-		return time.Duration(ms) * time.Millisecond, nil
-	}
-	return 0, nil
+	d, _, err := httpapi.ParseWait(q)
+	return d, err
 }
 
 // wantWake reads ?connection_request (GenieACS's NBI): present, empty or
@@ -641,18 +542,18 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if final.Status.Final() {
-			writeJSON(w, http.StatusOK, final)
+			writeJSON(w, http.StatusOK, fleet.PublicTask(final))
 			return
 		}
 		t = final
 	}
 	if replayed {
-		writeJSON(w, http.StatusOK, t)
+		writeJSON(w, http.StatusOK, fleet.PublicTask(t))
 		return
 	}
 	// 202 as GenieACS answers a queued task ("Task queued but not
 	// processed"): scripts written against its NBI branch on it.
-	writeJSON(w, http.StatusAccepted, t)
+	writeJSON(w, http.StatusAccepted, fleet.PublicTask(t))
 }
 
 // maxIdempotencyKey bounds a client's Idempotency-Key (it becomes part of
@@ -783,10 +684,7 @@ func (n *Node) listTasksFor(w http.ResponseWriter, r *http.Request, tf TaskFilte
 		writeError(w, err)
 		return
 	}
-	if ts == nil {
-		ts = []*fleet.Task{}
-	}
-	writeList(w, ts, next)
+	httpapi.WriteList(w, fleet.PublicTasks(ts), next, -1)
 }
 
 func (n *Node) listDeviceTasks(w http.ResponseWriter, r *http.Request) {
@@ -814,7 +712,7 @@ func (n *Node) getTask(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 && !t.Status.Final() {
 		code = http.StatusAccepted
 	}
-	writeJSON(w, code, t)
+	writeJSON(w, code, fleet.PublicTask(t))
 }
 
 // awaitFinal reads task id, waiting up to wait for it to become final. It
@@ -857,10 +755,23 @@ func (n *Node) listFaults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if fs == nil {
-		fs = []*Fault{}
+	writeJSON(w, 200, faultViews(fs))
+}
+
+// listDeviceFaults answers GET /api/v1/devices/{id}/faults, as the edge
+// does: 404 for an unknown device.
+func (n *Node) listDeviceFaults(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := n.fsm.Device(id, false); err != nil {
+		writeError(w, err)
+		return
 	}
-	writeJSON(w, 200, fs)
+	fs, err := n.fsm.Faults(id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, faultViews(fs))
 }
 
 func (n *Node) listPresets(w http.ResponseWriter, r *http.Request) {
@@ -970,10 +881,17 @@ func (n *Node) putFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: file over %d bytes", ErrTooLarge, n.cfg.MaxFileBytes))
 		return
 	}
-	h := r.Header
-	fileType := h.Get("fileType")
+	// The GenieACS headers, or query parameters of the same names (which
+	// win), as on the edge.
+	pick := func(k string) string {
+		if v := r.URL.Query().Get(k); v != "" {
+			return v
+		}
+		return r.Header.Get(k)
+	}
+	fileType := pick("fileType")
 	if fileType == "" {
-		writeError(w, fmt.Errorf("%w: fileType header is required (e.g. \"1 Firmware Upgrade Image\")", ErrBadRequest))
+		writeError(w, fmt.Errorf("%w: fileType header or query parameter is required (e.g. \"1 Firmware Upgrade Image\")", ErrBadRequest))
 		return
 	}
 	sum, size, err := n.blobs.Put(r.Body, n.cfg.MaxFileBytes)
@@ -981,8 +899,8 @@ func (n *Node) putFile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	meta := &fleet.FileMeta{Name: name, FileType: fileType, OUI: h.Get("oui"), ProductClass: h.Get("productClass"),
-		Version: h.Get("version"), Size: size, SHA256: sum, Uploaded: time.Now().UTC()}
+	meta := &fleet.FileMeta{Name: name, FileType: fileType, OUI: pick("oui"), ProductClass: pick("productClass"),
+		Version: pick("version"), Size: size, SHA256: sum, Uploaded: time.Now().UTC()}
 	if err := n.applyAnywhere(r.Context(), Command{Op: OpPutFileMeta, File: meta}); err != nil {
 		writeError(w, err)
 		return
@@ -1142,9 +1060,9 @@ func (n *Node) listTokens(w http.ResponseWriter, r *http.Request) {
 // the only time anything shows it. It runs on the leader (write), so the
 // secret is made there and only its hash enters the log.
 func (n *Node) createToken(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleet.MaxTokenRequest))
+	body, err := httpapi.ReadBody(w, r, fleet.MaxTokenRequest)
 	if err != nil {
-		writeError(w, fmt.Errorf("read body: %w", err))
+		writeError(w, fmt.Errorf("token request: %w", err))
 		return
 	}
 	name, scope, expires, err := fleet.ParseTokenRequest(body, time.Now())

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/hashicorp/raft"
 )
 
@@ -345,8 +346,8 @@ func TestRemoveLeaderAnswersSuccess(t *testing.T) {
 // LeaderWait, says 503 with Retry-After.
 func TestForwardUnknownOutcome(t *testing.T) {
 	// The leader side: a write that lost leadership mid-commit.
-	if err := raftError(raft.ErrLeadershipLost); statusFor(err) != http.StatusGatewayTimeout || !errors.Is(err, ErrNotLeader) {
-		t.Fatalf("leadership lost: %d %v", statusFor(err), err)
+	if err := raftError(raft.ErrLeadershipLost); httpapi.Status(err) != http.StatusGatewayTimeout || !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("leadership lost: %d %v", httpapi.Status(err), err)
 	}
 
 	// Every node's dials go through a layer the test can redirect; the

@@ -1,14 +1,13 @@
 package edge
 
 import (
-	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/apiauth"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 )
 
 // ConnectionRequester asks a device to open a session now (HTTP or UDP
@@ -26,8 +26,10 @@ type ConnectionRequester interface {
 
 // APIConfig configures the local JSON API.
 type APIConfig struct {
-	Cache *Cache
-	Files *FileStore
+	// EdgeID is this edge's ID: the home edge its devices show.
+	EdgeID string
+	Cache  *Cache
+	Files  *FileStore
 	// CR sends connection requests for ?connection_request; nil = none.
 	CR ConnectionRequester
 	// Metrics is served at /metrics (the Prometheus handler); nil = 404.
@@ -56,19 +58,30 @@ type APIConfig struct {
 	MetricsAuth bool
 }
 
-// API limits.
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-	// maxWait bounds ?wait and ?timeout so a client cannot pin a request forever.
-	maxWait = 10 * time.Minute
-	// genieWait is how long the GenieACS alias waits after a connection
-	// request when the client gave no timeout, as GenieACS's NBI does.
-	genieWait = 30 * time.Second
-)
+// genieWait is how long the GenieACS alias waits after a connection
+// request when the client gave no timeout, as GenieACS's NBI does. (Page
+// sizes and ?wait are bounded by httpapi, as on the core.)
+const genieWait = 30 * time.Second
 
-// errBadRequest marks client mistakes in query strings (API → 400).
-var errBadRequest = errors.New("bad request")
+// errBadRequest marks client mistakes (API → 400).
+var errBadRequest = httpapi.ErrBadRequest
+
+// openAPIDoc describes the /api/v1 routes (served at
+// /api/v1/openapi.json); it is also the list of the query parameters each
+// accepts: any other is refused with 400.
+//
+//go:embed openapi.json
+var openAPIDoc []byte
+
+// openAPI is openAPIDoc, read once; a document that does not load is a
+// build mistake that TestOpenAPIMatchesRoutes reports.
+var openAPI = func() *httpapi.Spec {
+	s, err := httpapi.LoadSpec(openAPIDoc)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
 
 // errUploadTooSlow ends a file upload whose average rate fell below
 // minUploadRate once its grace period was over (API → 400).
@@ -118,11 +131,12 @@ type api struct {
 	log *slog.Logger
 }
 
-// NewAPI returns the local API handler. Routes (JSON; errors are
-// {"error": "..."}):
+// NewAPI returns the local API handler. Routes (JSON in the shapes of
+// package fleet's views, as the core's API answers; errors are
+// {"error": "..."}; openapi.json describes them all):
 //
 //	GET    /api/v1/devices               ?id=<prefix>&lastInformAfter=&lastInformBefore=<RFC3339>&param=<path>=<value>&limit=&cursor=|offset=
-//	GET    /api/v1/devices/{id}          {"device": {...}, "parameters": {"<path>": {"value","type","writable","object","timestamp",...}}}
+//	GET    /api/v1/devices/{id}          {"_id", ..., "parameters": {"<path>": {"value","type","timestamp","object","writable",...}}}
 //	DELETE /api/v1/devices/{id}
 //	POST   /api/v1/devices/{id}/tasks    ?connection_request&wait=30s|timeout=<ms>
 //	GET    /api/v1/devices/{id}/tasks
@@ -130,13 +144,14 @@ type api struct {
 //	PUT    /api/v1/devices/{id}/credentials  {"username": "...", "password": "..."}: the CPE's own ACS credentials
 //	DELETE /api/v1/devices/{id}/credentials  back to the shared credentials
 //	GET    /api/v1/tasks                 ?limit=&cursor=
-//	GET    /api/v1/tasks/{id}
+//	GET    /api/v1/tasks/{id}            ?wait=30s|timeout=<ms>: 200 once final, 202 if still not
 //	DELETE /api/v1/tasks/{id}
 //	PUT    /api/v1/files/{name}          body = content; fileType, oui, productClass, version as headers or query
 //	GET    /api/v1/files, /api/v1/files/{name}; DELETE /api/v1/files/{name}
 //	GET    /api/v1/tokens                [{"name","scope","created","expires"}]: never a hash or a secret
 //	POST   /api/v1/tokens                {"name","scope","expires"} → 201 {"name","scope","token","expires"} (LocalTokens only)
 //	DELETE /api/v1/tokens/{name}         (LocalTokens only)
+//	GET    /api/v1/openapi.json
 //	GET    /healthz, /readyz, /metrics
 //
 // GenieACS NBI aliases: GET /devices, POST /devices/{id}/tasks, GET /tasks,
@@ -165,16 +180,10 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	}
 	mux := apiauth.NewMux()
 	route := func(path string, handlers map[string]http.HandlerFunc) {
-		allow := make([]string, 0, len(handlers))
 		for m, h := range handlers {
-			mux.HandleFunc(m+" "+path, h)
-			allow = append(allow, m)
+			pattern := m + " " + path
+			mux.HandleFunc(pattern, openAPI.Strict(pattern, h))
 		}
-		// Same path, any other method: JSON 405 instead of the mux's text.
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", strings.Join(allow, ", "))
-			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed")
-		})
 	}
 	route("/api/v1/devices", map[string]http.HandlerFunc{"GET": a.listDevices})
 	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
@@ -187,6 +196,7 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/files/{name}", map[string]http.HandlerFunc{"GET": a.getFile, "PUT": a.putFile, "DELETE": a.deleteFile})
 	route("/api/v1/tokens", map[string]http.HandlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	route("/api/v1/tokens/{name}", map[string]http.HandlerFunc{"DELETE": a.revokeToken})
+	route("/api/v1/openapi.json", map[string]http.HandlerFunc{"GET": openAPI.ServeHTTP})
 	route("/devices", map[string]http.HandlerFunc{"GET": a.genieDevices})
 	route("/devices/{id}/tasks", map[string]http.HandlerFunc{"POST": a.postTask(genieWait)})
 	route("/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
@@ -197,9 +207,8 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no route for "+r.URL.Path)
-	})
+	// A path served with other methods is 405 with Allow; any other 404.
+	mux.HandleFunc("/", httpapi.Fallback(mux))
 	var store apiauth.Store = noTokens{}
 	if cfg.Cache != nil {
 		store = cfg.Cache
@@ -213,39 +222,16 @@ type noTokens struct{}
 
 func (noTokens) TokenByHash(string) (fleet.Token, bool) { return fleet.Token{}, false }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v) // the client went away; nothing left to tell it
-}
+// writeJSON answers status with v.
+func writeJSON(w http.ResponseWriter, status int, v any) { httpapi.WriteJSON(w, status, v) }
 
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-// fail maps an error to its status in one place.
+// fail answers err with the status httpapi's table gives it; an error the
+// table does not know (a 500) is logged too.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var mbe *http.MaxBytesError
-	var ne net.Error
-	switch {
-	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, fleet.ErrBadTask), errors.Is(err, errBadRequest), errors.Is(err, ErrBadFileName),
-		errors.Is(err, fleet.ErrDuplicateKey), errors.Is(err, ErrBadCredentials), errors.Is(err, fleet.ErrBadToken):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, ErrTaskRunning), errors.Is(err, ErrTaskExists), errors.Is(err, ErrUsernameTaken),
-		errors.Is(err, ErrTokenExists), errors.Is(err, ErrTokensAtCore):
-		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrFileTooLarge), errors.As(err, &mbe):
-		writeError(w, http.StatusRequestEntityTooLarge, err.Error())
-	case errors.As(err, &ne) && ne.Timeout():
-		// A client that stopped sending its body (see progressReader).
-		writeError(w, http.StatusRequestTimeout, "request body timed out")
-	default:
+	if httpapi.Status(err) == http.StatusInternalServerError {
 		a.log.Error("api", "method", r.Method, "path", r.URL.Path, "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+	httpapi.WriteError(w, err)
 }
 
 // healthz is always 200 while the process serves; its body says how far
@@ -268,10 +254,10 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 	}{"ok", h, h.OldestUnsent.Seconds(), link})
 }
 
-func (a *api) ready(w http.ResponseWriter, _ *http.Request) {
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.Ready != nil {
 		if err := a.cfg.Ready(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, err.Error())
+			a.fail(w, r, httpapi.Mark(fmt.Errorf("not ready: %w", err), httpapi.ErrUnavailable))
 			return
 		}
 	}
@@ -280,17 +266,6 @@ func (a *api) ready(w http.ResponseWriter, _ *http.Request) {
 
 func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
-}
-
-func parseLimit(s string) (int, error) {
-	if s == "" {
-		return defaultPageSize, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		return 0, badRequest("limit must be a positive integer, got %q", s)
-	}
-	return min(n, maxPageSize), nil
 }
 
 // listDevices pages through devices in ID order. The body is a JSON array;
@@ -307,14 +282,7 @@ func (a *api) listDevices(w http.ResponseWriter, r *http.Request) {
 
 func deviceQuery(r *http.Request) (DeviceQuery, error) {
 	var q DeviceQuery
-	v := r.URL.Query()
-	for k := range v {
-		switch k {
-		case "id", "lastInformAfter", "lastInformBefore", "param", "limit", "cursor", "offset":
-		default:
-			return q, badRequest("unknown query parameter %q", k)
-		}
-	}
+	v := r.URL.Query() // parameters it does not name are refused (openapi.json)
 	q.IDPrefix = v.Get("id")
 	for _, f := range []struct {
 		name string
@@ -335,11 +303,11 @@ func deviceQuery(r *http.Request) (DeviceQuery, error) {
 		}
 		q.Param, q.Value = path, val
 	}
-	var err error
-	if q.Limit, err = parseLimit(v.Get("limit")); err != nil {
+	page, err := httpapi.ParsePage(v)
+	if err != nil {
 		return q, err
 	}
-	q.Cursor = v.Get("cursor")
+	q.Limit, q.Cursor = page.Limit, page.Cursor
 	if s := v.Get("offset"); s != "" {
 		if q.Offset, err = strconv.Atoi(s); err != nil || q.Offset < 0 {
 			return q, badRequest("offset must be a non-negative integer, got %q", s)
@@ -349,7 +317,7 @@ func deviceQuery(r *http.Request) (DeviceQuery, error) {
 }
 
 func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery) {
-	if q.Param != "" && IsSecretParameter(q.Param) {
+	if q.Param != "" && fleet.IsSecretParameter(q.Param) {
 		// Matching on a secret would let a client guess it one value at a time.
 		a.fail(w, r, badRequest("cannot filter on the secret parameter %s", q.Param))
 		return
@@ -359,16 +327,11 @@ func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery
 		a.fail(w, r, err)
 		return
 	}
-	if devs == nil {
-		devs = []*Device{}
-	}
-	if next != "" {
-		w.Header().Set("X-Next-Cursor", next)
-	}
+	total := -1
 	if q.IDPrefix == "" && q.Param == "" && q.LastInformAfter.IsZero() && q.LastInformBefore.IsZero() {
-		w.Header().Set("X-Total-Count", strconv.Itoa(a.cfg.Cache.DeviceCount()))
+		total = a.cfg.Cache.DeviceCount()
 	}
-	writeJSON(w, http.StatusOK, devs)
+	httpapi.WriteList(w, deviceViews(devs, a.cfg.EdgeID), next, total)
 }
 
 // genieDevices serves GenieACS's GET /devices?query=<json>&skip=&limit=
@@ -378,7 +341,7 @@ func (a *api) genieDevices(w http.ResponseWriter, r *http.Request) {
 	v := r.URL.Query()
 	var q DeviceQuery
 	var err error
-	if q.Limit, err = parseLimit(v.Get("limit")); err != nil {
+	if q.Limit, err = httpapi.ParseLimit(v); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -419,22 +382,17 @@ func (a *api) genieDevices(w http.ResponseWriter, r *http.Request) {
 	if exactID != "" {
 		d, err := a.cfg.Cache.Device(exactID)
 		if errors.Is(err, ErrNotFound) {
-			writeJSON(w, http.StatusOK, []*Device{})
+			writeJSON(w, http.StatusOK, []fleet.DeviceView{})
 			return
 		}
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, []*Device{d})
+		writeJSON(w, http.StatusOK, []fleet.DeviceView{d.view(a.cfg.EdgeID)})
 		return
 	}
 	a.writeDevices(w, r, q)
-}
-
-type deviceView struct {
-	Device     *Device              `json:"device"`
-	Parameters map[string]Parameter `json:"parameters"`
 }
 
 func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -449,7 +407,9 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, deviceView{Device: d, Parameters: publicParameters(params)})
+	v := d.view(a.cfg.EdgeID)
+	v.Parameters = fleet.PublicParameters(params)
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *api) deleteDevice(w http.ResponseWriter, r *http.Request) {
@@ -471,20 +431,14 @@ func (a *api) putCredentials(w http.ResponseWriter, r *http.Request) {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCredentialsBody))
+	body, err := httpapi.ReadBody(w, r, maxCredentialsBody)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("read credentials: %w", err))
-		return
-	}
-	// {"password": "a", "password": "b"} must not silently store "b".
-	if err := fleet.RejectDuplicateKeys(body); err != nil {
 		a.fail(w, r, fmt.Errorf("credentials: %w", err))
 		return
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		a.fail(w, r, fmt.Errorf("%w: credentials: %v", errBadRequest, err))
+	// {"password": "a", "password": "b"} must not silently store "b".
+	if err := httpapi.DecodeStrict(body, &req); err != nil {
+		a.fail(w, r, fmt.Errorf("credentials: %w", err))
 		return
 	}
 	if req.Username == "" || req.Password == "" {
@@ -527,7 +481,7 @@ func (a *api) deviceTasks(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, publicTasks(ts))
+	writeJSON(w, http.StatusOK, fleet.PublicTasks(ts))
 }
 
 func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
@@ -536,46 +490,28 @@ func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if fs == nil {
-		fs = []DeviceFault{}
+	out := make([]fleet.FaultView, len(fs))
+	for i, f := range fs {
+		out[i] = f.view()
 	}
-	writeJSON(w, http.StatusOK, fs)
-}
-
-// parseWait reads ?wait=<duration> or GenieACS's ?timeout=<ms>.
-func parseWait(r *http.Request) (time.Duration, bool, error) {
-	v := r.URL.Query()
-	if s := v.Get("wait"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return 0, false, badRequest("wait must be a duration such as 30s, got %q", s)
-		}
-		return min(d, maxWait), true, nil
-	}
-	if s := v.Get("timeout"); s != "" {
-		ms, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || ms < 0 {
-			return 0, false, badRequest("timeout must be milliseconds, got %q", s)
-		}
-		// Compare before converting: ms×1e6 overflows int64 for huge
-		// values, and a negative product would read as "no wait".
-		if ms > maxWait.Milliseconds() {
-			return maxWait, true, nil
-		}
-		return time.Duration(ms) * time.Millisecond, true, nil
-	}
-	return 0, false, nil
+	writeJSON(w, http.StatusOK, out)
 }
 
 // postTask queues a task. Answers: 200 with the final task when it
 // finished within the wait; 202 with the task when it is still queued
 // (no wait, the wait ran out, or the connection request failed: then
 // "warning" says why). defaultCRWait applies when the client asked for a
-// connection request without a wait (the GenieACS alias).
+// connection request without a wait (the GenieACS alias, which a
+// defaultCRWait > 0 marks: there a wait over httpapi.MaxWait is cut to it,
+// not refused).
 func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
+	parseWait := httpapi.ParseWait
+	if defaultCRWait > 0 {
+		parseWait = httpapi.ParseWaitClamped
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		wait, waitGiven, err := parseWait(r)
+		wait, waitGiven, err := parseWait(r.URL.Query())
 		if err != nil {
 			a.fail(w, r, err)
 			return
@@ -584,7 +520,7 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleet.MaxTaskBody))
+		body, err := httpapi.ReadBody(w, r, fleet.MaxTaskBody)
 		if err != nil {
 			a.fail(w, r, fmt.Errorf("read task: %w", err))
 			return
@@ -602,7 +538,7 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 		if len(strings.TrimSpace(string(body))) == 0 && wantCR {
 			// GenieACS: a bodiless POST with connection_request only pokes the device.
 			if err := a.connectionRequest(r.Context(), id); err != nil {
-				writeError(w, http.StatusGatewayTimeout, err.Error())
+				a.fail(w, r, httpapi.Mark(fmt.Errorf("connection request to %s: %w", id, err), httpapi.ErrGatewayTimeout))
 				return
 			}
 			writeJSON(w, http.StatusOK, map[string]string{"status": "connection request sent"})
@@ -617,7 +553,7 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		reply := newPublicTask(t)
+		reply := fleet.PublicTask(t)
 		if wait <= 0 {
 			if wantCR {
 				if err := a.connectionRequest(r.Context(), id); err != nil {
@@ -632,13 +568,13 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 		case werr == nil:
 			// Finished: whatever became of the connection request (the
 			// task may have run in a session that was already open) is moot.
-			writeJSON(w, http.StatusOK, newPublicTask(final))
+			writeJSON(w, http.StatusOK, fleet.PublicTask(final))
 			return
 		case errors.Is(werr, ErrNotFound):
 			a.fail(w, r, fmt.Errorf("task %s was deleted while waiting: %w", t.ID, werr))
 			return
 		case final != nil:
-			reply = newPublicTask(final)
+			reply = fleet.PublicTask(final)
 		}
 		if crErr != nil {
 			reply.Warning = "task queued; connection request failed: " + crErr.Error()
@@ -694,29 +630,54 @@ func (a *api) connectionRequest(ctx context.Context, id string) error {
 }
 
 func (a *api) listTasks(w http.ResponseWriter, r *http.Request) {
-	limit, err := parseLimit(r.URL.Query().Get("limit"))
+	page, err := httpapi.ParsePage(r.URL.Query())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	ts, next, err := a.cfg.Cache.ListTasks(r.URL.Query().Get("cursor"), limit)
+	ts, next, err := a.cfg.Cache.ListTasks(page.Cursor, page.Limit)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if next != "" {
-		w.Header().Set("X-Next-Cursor", next)
-	}
-	writeJSON(w, http.StatusOK, publicTasks(ts))
+	httpapi.WriteList(w, fleet.PublicTasks(ts), next, -1)
 }
 
+// getTask answers with the task; with ?wait=D (or ?timeout=ms) it first
+// waits up to D for the task to end, as the core's does: 200 once final,
+// 202 when still pending or running.
 func (a *api) getTask(w http.ResponseWriter, r *http.Request) {
-	t, err := a.cfg.Cache.Task(r.PathValue("id"))
+	wait, _, err := httpapi.ParseWait(r.URL.Query())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, newPublicTask(t))
+	id := r.PathValue("id")
+	t, err := a.cfg.Cache.Task(id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if wait <= 0 || t.Status.Final() {
+		writeJSON(w, http.StatusOK, fleet.PublicTask(t))
+		return
+	}
+	// As in postTask: past the server's read deadline it would stop
+	// noticing a client that hangs up during the wait.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	final, err := a.cfg.Cache.WaitTask(ctx, id)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, fleet.PublicTask(final))
+	case final != nil && r.Context().Err() == nil:
+		// The wait ran out: the task as it stands.
+		writeJSON(w, http.StatusAccepted, fleet.PublicTask(final))
+	default:
+		// Deleted meanwhile (404), or the client went away.
+		a.fail(w, r, fmt.Errorf("waiting for task %s: %w", id, err))
+	}
 }
 
 func (a *api) deleteTask(w http.ResponseWriter, r *http.Request) {
@@ -786,7 +747,7 @@ func (a *api) listFiles(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []fleet.FileMeta{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	httpapi.WriteList(w, list, "", -1)
 }
 
 func (a *api) getFile(w http.ResponseWriter, r *http.Request) {
@@ -829,9 +790,9 @@ func (a *api) createToken(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: create the token there (POST /api/v1/tokens on a core node); it reaches this edge over the sync link", ErrTokensAtCore))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, fleet.MaxTokenRequest))
+	body, err := httpapi.ReadBody(w, r, fleet.MaxTokenRequest)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("read token request: %w", err))
+		a.fail(w, r, fmt.Errorf("token request: %w", err))
 		return
 	}
 	now := time.Now()

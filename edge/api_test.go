@@ -199,11 +199,9 @@ func TestAPIDevicesAndTasks(t *testing.T) {
 	}
 	// IDs with escapes travel percent-encoded once more in the path.
 	resp, body = e.do(t, "GET", "/api/v1/devices/"+url.PathEscape("00AABB-Router%20X-Z1"), nil)
-	var view struct {
-		Device     Device
-		Parameters map[string]Parameter
-	}
-	if resp.StatusCode != 200 || json.Unmarshal(body, &view) != nil || view.Parameters["Device.DeviceInfo.SoftwareVersion"].Value != "2.0" {
+	var view fleet.DeviceView
+	if resp.StatusCode != 200 || json.Unmarshal(body, &view) != nil || view.ID != "00AABB-Router%20X-Z1" ||
+		view.Parameters["Device.DeviceInfo.SoftwareVersion"].Value != "2.0" {
 		t.Fatalf("get device: %d %s", resp.StatusCode, body)
 	}
 	if strings.Contains(string(body), "crpassword") || strings.Contains(strings.ToLower(string(body)), `"password"`) {

@@ -17,19 +17,22 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/edgeacs/edgeacs/internal/badgergc"
 )
 
-// ErrNotFound means an unknown device, task or file (the API answers 404).
-var ErrNotFound = errors.New("edge: not found")
+// ErrNotFound means an unknown device, task or file (the API answers
+// 404). It is httpapi.ErrNotFound, as the core's is, so errors.Is
+// matches it whichever package wrapped it.
+var ErrNotFound = httpapi.ErrNotFound
 
 // ErrTaskRunning means a task cannot be deleted because a session is
 // executing it or a CPE is still working on it (the API answers 409).
-var ErrTaskRunning = errors.New("edge: task is running")
+var ErrTaskRunning = httpapi.Mark(errors.New("edge: task is running"), httpapi.ErrConflict)
 
 // ErrTaskExists means AddTask was given the ID of a task the cache already
 // holds; the stored task is left exactly as it was (the API answers 409).
-var ErrTaskExists = errors.New("edge: task already exists")
+var ErrTaskExists = httpapi.Mark(errors.New("edge: task already exists"), httpapi.ErrConflict)
 
 // Key layout (see DESIGN.md "Data"). Every key starts with a one-letter
 // prefix and a slash; device IDs never contain '/', because fleet.DeviceID
@@ -137,22 +140,9 @@ type Device struct {
 	SoftwareVersion string `json:"softwareVersion,omitempty" cbor:"18,keyasint,omitempty"`
 }
 
-// Parameter is one node of a device's cached parameter tree.
-type Parameter struct {
-	Value string `json:"value"`
-	Type  string `json:"type,omitempty"`
-	// Object marks an object node (a path ending in '.').
-	Object bool `json:"object,omitempty"`
-	// Writable is nil until a GetParameterNames told it.
-	Writable *bool `json:"writable,omitempty"`
-	// Timestamp is when the value was last changed or fetched by a task.
-	Timestamp    time.Time `json:"timestamp,omitzero"`
-	Notification *int      `json:"notification,omitempty"`
-	AccessList   []string  `json:"accessList,omitempty"`
-	// Secret marks a parameter whose value the API hides (Value is "");
-	// see IsSecretParameter.
-	Secret bool `json:"secret,omitempty"`
-}
+// Parameter is one node of a device's cached parameter tree, in the
+// shape both management APIs show it.
+type Parameter = fleet.Parameter
 
 // paramRec is the stored form of a Parameter: a CBOR array, a few dozen
 // bytes for a typical leaf.

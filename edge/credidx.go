@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/httpapi"
 )
 
 // The CWMP listener authenticates a CPE from its request headers alone,
@@ -34,11 +36,11 @@ const (
 // ErrBadCredentials means per-device credentials that cannot be stored: a
 // bad device ID, an over-long username or password, or control characters
 // (API → 400).
-var ErrBadCredentials = errors.New("edge: bad credentials")
+var ErrBadCredentials = httpapi.Mark(errors.New("edge: bad credentials"), httpapi.ErrBadRequest)
 
 // ErrUsernameTaken means MaxDevicesPerUsername devices already use that
 // per-device username (API → 409).
-var ErrUsernameTaken = errors.New("edge: username used by too many devices")
+var ErrUsernameTaken = httpapi.Mark(errors.New("edge: username used by too many devices"), httpapi.ErrConflict)
 
 // credRef is one device using a per-device username, in u/<username>.
 type credRef struct {

@@ -10,16 +10,17 @@ import (
 
 	"github.com/edgeacs/edgeacs/blob"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 )
 
 // DefaultMaxFileSize bounds one uploaded file unless FileStore.MaxSize says otherwise.
 const DefaultMaxFileSize int64 = 2 << 30
 
 // ErrFileTooLarge means an upload exceeded FileStore.MaxSize (API → 413).
-var ErrFileTooLarge = errors.New("edge: file too large")
+var ErrFileTooLarge = httpapi.Mark(errors.New("edge: file too large"), httpapi.ErrTooLarge)
 
 // ErrBadFileName means a file name that cannot be stored or served (API → 400).
-var ErrBadFileName = errors.New("edge: bad file name")
+var ErrBadFileName = httpapi.Mark(errors.New("edge: bad file name"), httpapi.ErrBadRequest)
 
 // FileStore keeps firmware and configuration files content-addressed on
 // disk (<dir>/blobs/<sha256>, see package blob) with their metadata in the

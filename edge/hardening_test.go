@@ -727,13 +727,26 @@ func TestSOAPEnvelopeNamespace(t *testing.T) {
 }
 
 // TestTaskTimeoutOverflow: ?timeout= in milliseconds so large that it
-// overflows a time.Duration waits (up to the API's maximum) instead of
-// answering at once.
+// overflows a time.Duration is refused on /api/v1 (over httpapi.MaxWait,
+// as on the core), and on the GenieACS alias waits (up to the maximum)
+// instead of answering at once.
 func TestTaskTimeoutOverflow(t *testing.T) {
 	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone })
 	c := newCPE(t, e, "OVERFLOW1")
 	c.open(cwmp.EventBootstrap)
 	finishSession(t, c)
+	genie := strings.TrimSuffix(e.api, "/api/v1")
+	for _, timeout := range []string{"9223372036854775807", "9223372036854776"} {
+		resp, err := http.Post(e.api+"/devices/"+url.PathEscape(c.id())+"/tasks?timeout="+timeout, "application/json",
+			strings.NewReader(`{"name": "reboot"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("/api/v1 with timeout=%s: %d, want 400", timeout, resp.StatusCode)
+		}
+	}
 	for _, timeout := range []string{"9223372036854775807", "9223372036854776"} {
 		t.Run(timeout, func(t *testing.T) {
 			c.open()
@@ -743,7 +756,7 @@ func TestTaskTimeoutOverflow(t *testing.T) {
 			}
 			done := make(chan reply, 1)
 			go func() {
-				resp, err := http.Post(e.api+"/devices/"+url.PathEscape(c.id())+"/tasks?timeout="+timeout, "application/json",
+				resp, err := http.Post(genie+"/devices/"+url.PathEscape(c.id())+"/tasks?timeout="+timeout, "application/json",
 					strings.NewReader(`{"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.DeviceInfo.SoftwareVersion"]}`))
 				if err != nil {
 					done <- reply{0, err.Error()}

@@ -421,6 +421,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Logger:      logger,
 	})
 	n.api = NewAPI(APIConfig{
+		EdgeID:  cfg.ID,
 		Cache:   cache,
 		Files:   files,
 		CR:      n.reach,
@@ -631,7 +632,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	// The API is an operator's, but a client stuck mid-request (or one
 	// trickling a body a byte at a time) must not hold a connection and a
 	// goroutine forever: headers, bodies and idle keep-alives are bounded.
-	// No WriteTimeout: ?wait answers up to maxWait later, and file
+	// No WriteTimeout: ?wait answers up to httpapi.MaxWait later, and file
 	// listings of any size must be able to finish.
 	apiSrv := &http.Server{
 		Handler:           n.api,

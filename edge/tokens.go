@@ -12,6 +12,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
 )
 
@@ -37,11 +38,11 @@ type tokenRec struct {
 
 // ErrTokenExists means a token by that name (or, for the bootstrap admin
 // token, any token) exists already (the API answers 409).
-var ErrTokenExists = errors.New("edge: token exists")
+var ErrTokenExists = httpapi.Mark(errors.New("edge: token exists"), httpapi.ErrConflict)
 
 // ErrTokensAtCore means this edge takes its tokens from the core: they are
 // created and revoked there (the API answers 409).
-var ErrTokensAtCore = errors.New("edge: API tokens are managed at the core")
+var ErrTokensAtCore = httpapi.Mark(errors.New("edge: API tokens are managed at the core"), httpapi.ErrConflict)
 
 // tokenIndex mirrors the stored tokens by hash.
 type tokenIndex struct {

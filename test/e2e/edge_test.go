@@ -23,13 +23,11 @@ import (
 
 // edgeDevice is the part of GET /api/v1/devices/{id} the test reads.
 type edgeDevice struct {
-	Device struct {
-		ID              string    `json:"_id"`
-		LastInform      time.Time `json:"lastInform"`
-		LastEvents      []string  `json:"lastEvents"`
-		SoftwareVersion string    `json:"softwareVersion"`
-	} `json:"device"`
-	Parameters map[string]struct {
+	ID              string    `json:"_id"`
+	LastInform      time.Time `json:"lastInform"`
+	LastEvents      []string  `json:"lastEvents"`
+	SoftwareVersion string    `json:"softwareVersion"`
+	Parameters      map[string]struct {
 		Value string `json:"value"`
 	} `json:"parameters"`
 }
@@ -133,8 +131,8 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 
 	// 1. Read the device.
 	dev := getDevice(t, path)
-	if dev.Device.ID != d.ID() || len(dev.Parameters) == 0 || dev.Device.SoftwareVersion == "" {
-		t.Fatalf("device read: %+v", dev.Device)
+	if dev.ID != d.ID() || len(dev.Parameters) == 0 || dev.SoftwareVersion == "" {
+		t.Fatalf("device read: %+v", dev)
 	}
 	// Its first session also set its connection-request credentials; wait
 	// for that so the connection requests below can authenticate.
@@ -153,7 +151,7 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 
 	// 2. Set its Wi-Fi password.
 	pskName := d.Root() + "LANDevice.1.WLANConfiguration.1.KeyPassphrase"
-	before := getDevice(t, path).Device.LastInform
+	before := getDevice(t, path).LastInform
 	task := postTask(t, path, `{"name":"setParameterValues","parameterValues":[["`+pskName+`","e2e-wifi-secret","xsd:string"]]}`)
 	if task.Status != "done" {
 		t.Fatalf("set Wi-Fi password: %+v", task)
@@ -162,7 +160,7 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 		t.Fatalf("device Wi-Fi password %q", v)
 	}
 	waitUntil(t, 15*time.Second, "the Inform of the SPV session", func() bool {
-		dv := getDevice(t, path).Device
+		dv := getDevice(t, path)
 		return dv.LastInform.After(before) && slices.Contains(dv.LastEvents, "6 CONNECTION REQUEST")
 	})
 
@@ -172,7 +170,7 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 		t.Fatalf("reboot: %+v", task)
 	}
 	waitUntil(t, 20*time.Second, "the Inform after the reboot", func() bool {
-		ev := getDevice(t, path).Device.LastEvents
+		ev := getDevice(t, path).LastEvents
 		return slices.Contains(ev, "M Reboot") && slices.Contains(ev, "1 BOOT")
 	})
 
@@ -189,7 +187,7 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 	}
 	task = postTask(t, path, `{"name":"download","fileType":"1 Firmware Upgrade Image","fileName":"fw_v3.1.4.bin"}`)
 	waitUntil(t, 30*time.Second, "the Inform with the new firmware", func() bool {
-		dv := getDevice(t, path).Device
+		dv := getDevice(t, path)
 		return dv.SoftwareVersion == "3.1.4" && slices.Contains(dv.LastEvents, "M Download")
 	})
 	if v, _ := d.Get(d.Root() + "DeviceInfo.SoftwareVersion"); v != "3.1.4" {

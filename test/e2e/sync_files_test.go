@@ -77,7 +77,7 @@ func TestSyncFileToCPE(t *testing.T) {
 		})
 	}
 	waitUntil(t, 30*time.Second, "the new firmware at the edge", func() bool {
-		return getDevice(t, "http://"+e.api+devicePath(d.ID())).Device.SoftwareVersion == "5.4.3"
+		return getDevice(t, "http://"+e.api+devicePath(d.ID())).SoftwareVersion == "5.4.3"
 	})
 
 	// Every core node holds the content; the edge serves the same bytes.

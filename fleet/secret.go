@@ -1,24 +1,21 @@
-package edge
+package fleet
 
 import (
 	"slices"
 	"strings"
-
-	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // IsSecretParameter reports whether the value of the parameter path is a
-// secret the local API must not show. The rule looks only at the last
-// path segment, so it is the same for TR-098 and TR-181 and for vendor
-// (X_...) extensions:
+// secret the management APIs must not show (the stores keep the real
+// value: tasks must still send it). The rule looks only at the last path
+// segment, so it is the same for TR-098 and TR-181 and for vendor (X_...)
+// extensions:
 //
 //   - it ends in "Password", "Passphrase" or "Secret" (Password,
 //     ConnectionRequestPassword, KeyPassphrase, X_ACME_AdminPassword, ...);
 //   - or it ends in "Key" or "PSK" and the path is under a Wi-Fi or
 //     security object (a segment "WLANConfiguration", "WiFi" or
 //     "Security"): PreSharedKey, WEPKey, KeyPassphrase, X_..._PSK.
-//
-// The cache keeps the real value: tasks must still send it.
 func IsSecretParameter(path string) bool {
 	if path == "" || strings.HasSuffix(path, ".") { // objects have no value
 		return false
@@ -40,36 +37,21 @@ func IsSecretParameter(path string) bool {
 	return false
 }
 
-// publicParameters hides the values of secret parameters in a parameter
-// tree the API is about to show.
-func publicParameters(params map[string]Parameter) map[string]Parameter {
-	for name, p := range params {
-		if !p.Object && IsSecretParameter(name) {
-			p.Value, p.Secret = "", true
-			params[name] = p
-		}
-	}
-	return params
-}
+// RedactedPassword is what TaskView.Redacted lists for a hidden transfer
+// password (Download and Upload tasks' password).
+const RedactedPassword = "password"
 
-// publicTask is a task as the API shows it: the values of secret
-// parameters (in parameterValues and in the result) and the transfer
-// password are "" and listed in Redacted ("password" for the transfer
-// password). The stored task is not changed.
-type publicTask struct {
-	*fleet.Task
-	Redacted []string `json:"redacted,omitempty"`
-	// Warning says why a connection request the client asked for failed.
-	Warning string `json:"warning,omitempty"`
-}
-
-func newPublicTask(t *fleet.Task) publicTask {
+// PublicTask is t as the APIs show it: the values of secret parameters
+// (in parameterValues and in the result) and the transfer password are ""
+// and listed in Redacted (RedactedPassword for the transfer password). t
+// itself is not changed.
+func PublicTask(t *Task) TaskView {
 	if t == nil {
-		return publicTask{}
+		return TaskView{}
 	}
 	var redacted []string
-	hide := func(pvs []fleet.ParameterValue) []fleet.ParameterValue {
-		var out []fleet.ParameterValue
+	hide := func(pvs []ParameterValue) []ParameterValue {
+		var out []ParameterValue
 		for i, pv := range pvs {
 			if !IsSecretParameter(pv.Name) {
 				continue
@@ -96,15 +78,32 @@ func newPublicTask(t *fleet.Task) publicTask {
 	}
 	if c.Password != "" {
 		c.Password = ""
-		redacted = append(redacted, "password")
+		redacted = append(redacted, RedactedPassword)
 	}
-	return publicTask{Task: &c, Redacted: redacted}
+	return TaskView{Task: &c, Redacted: redacted}
 }
 
-func publicTasks(ts []*fleet.Task) []publicTask {
-	out := make([]publicTask, len(ts))
+// PublicTasks is PublicTask of each; never nil, so a list answers [].
+func PublicTasks(ts []*Task) []TaskView {
+	out := make([]TaskView, len(ts))
 	for i, t := range ts {
-		out[i] = newPublicTask(t)
+		out[i] = PublicTask(t)
 	}
 	return out
+}
+
+// PublicParameters hides the values of secret parameters in a tree the
+// API is about to show, in place: Value "" and Secret set. It returns
+// params, never nil.
+func PublicParameters(params map[string]Parameter) map[string]Parameter {
+	if params == nil {
+		return map[string]Parameter{}
+	}
+	for name, p := range params {
+		if !p.Object && IsSecretParameter(name) {
+			p.Value, p.Secret = "", true
+			params[name] = p
+		}
+	}
+	return params
 }
