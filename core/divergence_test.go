@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/hashicorp/raft"
 )
 
@@ -133,7 +134,7 @@ func TestDeposedLeaderNoTermBumpedEntry(t *testing.T) {
 // mustDeviceTasks lists a device's tasks from n's own state.
 func mustDeviceTasks(t *testing.T, n *testNode, dev string) []*fleet.Task {
 	t.Helper()
-	ts, _, err := n.fsm.Tasks(TaskFilter{Device: dev}, "", maxLimit)
+	ts, _, err := n.fsm.Tasks(TaskFilter{Device: dev}, "", httpapi.MaxLimit)
 	if err != nil {
 		t.Fatalf("%s: tasks of %s: %v", n.ID(), dev, err)
 	}

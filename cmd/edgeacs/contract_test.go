@@ -25,6 +25,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/core"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/internal/testauth"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
 )
 
@@ -88,7 +89,7 @@ func startContractSystem(t *testing.T) *contractSystem {
 	// The edge accepts the fleet's tokens once the core has sent them.
 	waitSecret(t, e.node.Cache())
 	s := &contractSystem{core: c, edge: e,
-		client: &http.Client{Timeout: 20 * time.Second, Transport: authTransport{base: &http.Transport{Proxy: nil}}}}
+		client: &http.Client{Timeout: 20 * time.Second, Transport: testauth.Transport{Base: &http.Transport{Proxy: nil}, Token: func(*http.Request) string { return testSecret }}}}
 	t.Cleanup(s.client.CloseIdleConnections)
 
 	f := isoFleet(t, e.acs, 1, 91, 0)
