@@ -9,42 +9,6 @@ import (
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
-func TestIsSecretParameter(t *testing.T) {
-	tests := []struct {
-		path string
-		want bool
-	}{
-		{"InternetGatewayDevice.ManagementServer.Password", true},
-		{"InternetGatewayDevice.ManagementServer.ConnectionRequestPassword", true},
-		{"Device.ManagementServer.ConnectionRequestPassword", true},
-		{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.KeyPassphrase", true},
-		{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.PreSharedKey.1.PreSharedKey", true},
-		{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.WEPKey.2.WEPKey", true},
-		{"Device.WiFi.AccessPoint.1.Security.KeyPassphrase", true},
-		{"Device.WiFi.AccessPoint.1.Security.PreSharedKey", true},
-		{"Device.WiFi.AccessPoint.1.Security.X_ACME_PSK", true},
-		{"Device.WiFi.AccessPoint.1.Security.RadiusSecret", true},
-		{"Device.Users.User.1.Password", true},
-		{"InternetGatewayDevice.X_ACME_Admin.X_ACME_WebPassword", true},
-		{"Device.PPP.Interface.1.Password", true},
-		// Not secrets.
-		{"InternetGatewayDevice.ManagementServer.ConnectionRequestUsername", false},
-		{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", false},
-		{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.WEPKeyIndex", false},
-		{"Device.WiFi.AccessPoint.1.Security.ModeEnabled", false},
-		{"Device.DeviceInfo.ProvisioningCode", false},
-		{"Device.Hosts.Host.1.HostKey", false}, // "Key" outside Wi-Fi/Security
-		{"Device.Users.User.1.", false},
-		{"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.PreSharedKey.", false},
-		{"", false},
-	}
-	for _, tc := range tests {
-		if got := IsSecretParameter(tc.path); got != tc.want {
-			t.Errorf("IsSecretParameter(%q) = %v, want %v", tc.path, got, tc.want)
-		}
-	}
-}
-
 // TestAPIHidesSecrets: a password set through the API is stored and sent
 // for real but never shown: not in the task JSON (POST reply, GET task,
 // task lists), not in the device's parameter tree; and no one can filter
