@@ -168,6 +168,11 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/cluster", n.clusterStatus)
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
+
+	// ---- GenieACS NBI: its paths and shapes, registered in nbi.go ----
+	n.nbiRoutes(h)
+	// ---- end GenieACS NBI ----
+
 	// Nothing internode is served here: peers talk on the Raft port (peer.go).
 	h("/", func(w http.ResponseWriter, r *http.Request) {
 		// The catch-all matches every method, so ServeMux's own 405 never

@@ -2,6 +2,7 @@ package nbi
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,53 @@ func TestSelectFields(t *testing.T) {
 	doc := SelectFields(map[string]any{"_id": "1", "name": "reboot", "device": "d", "result": map[string]any{"status": 0}}, p)
 	if len(doc) != 3 || doc["_id"] != "1" || doc["name"] != "reboot" || doc["result"] == nil {
 		t.Errorf("selected %v", doc)
+	}
+}
+
+func TestParseList(t *testing.T) {
+	v := func(kv ...string) url.Values {
+		out := url.Values{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			out.Set(kv[i], kv[i+1])
+		}
+		return out
+	}
+	l, err := ParseList(v("query", `{"_tags": "a"}`, "projection", "_id,_tags", "skip", "2", "limit", "3"), nil)
+	if err != nil || l.Skip != 2 || l.Limit != 3 || l.Projection.All() {
+		t.Fatalf("%+v %v", l, err)
+	}
+	for n, want := range map[int][2]int{0: {0, 0}, 1: {1, 1}, 4: {2, 4}, 10: {2, 5}} {
+		if lo, hi := l.Window(n); lo != want[0] || hi != want[1] {
+			t.Errorf("Window(%d) = %d, %d; want %v", n, lo, hi, want)
+		}
+	}
+	if l, err := ParseList(v(), nil); err != nil || l.Limit != 0 || !l.Projection.All() {
+		t.Errorf("empty: %+v %v", l, err)
+	}
+	if lo, hi := (List{}).Window(7); lo != 0 || hi != 7 {
+		t.Errorf("no limit: %d %d", lo, hi)
+	}
+	for _, tc := range []struct {
+		v    url.Values
+		want error
+	}{
+		{v("query", `{"x": {"$where": "1"}}`), ErrUnsupported},
+		{v("query", `{bad`), ErrInvalid},
+		{v("projection", "a..b"), ErrInvalidProjection},
+		{v("sort", `{"_id": 1}`), ErrUnsupported},
+		{v("skip", "-1"), ErrInvalid},
+		{v("limit", "x"), ErrInvalid},
+		{v("query", `{"Device.WiFi.AccessPoint.1.Security.KeyPassphrase": "x"}`), ErrSecret},
+		{v("query", `{"$or": [{"_id": "a"}, {"InternetGatewayDevice.ManagementServer.Password._value": {"$regex": "^a"}}]}`), ErrSecret},
+	} {
+		if _, err := ParseList(tc.v, nil); !errors.Is(err, tc.want) {
+			t.Errorf("%v: %v, want %v", tc.v, err, tc.want)
+		}
+	}
+	if _, err := ParseList(v("query", `{"name": "reboot"}`), TaskFields); err != nil {
+		t.Errorf("task query: %v", err)
+	}
+	if _, err := ParseList(v("query", `{"_tags": "x"}`), TaskFields); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("task query on _tags: %v", err)
 	}
 }
