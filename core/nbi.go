@@ -3,7 +3,6 @@ package core
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/nbi"
+	"github.com/edgeacs/edgeacs/nbi/nbihttp"
 )
 
 // The GenieACS NBI on the core: the paths, parameters, status codes and
@@ -55,25 +55,17 @@ func (n *Node) nbiRoutes(h func(string, http.HandlerFunc)) {
 	for _, p := range []string{"/tasks", "/tasks/{$}"} {
 		h("GET "+p, n.read(n.nbiTasks))
 	}
-	h("DELETE /tasks/{id}", n.write(genieOK(n.cancelTask)))
+	h("DELETE /tasks/{id}", n.write(nbihttp.OK(n.cancelTask)))
 	for _, p := range []string{"/faults", "/faults/{$}"} {
 		h("GET "+p, n.read(n.nbiFaults))
 	}
 	h("DELETE /faults/{id}", n.write(n.nbiDeleteFault))
 	h("PUT /presets/{name}", n.write(n.putPreset))
-	h("DELETE /presets/{name}", n.write(genieOK(n.deletePreset)))
+	h("DELETE /presets/{name}", n.write(nbihttp.OK(n.deletePreset)))
 	h("PUT /files/{name}", n.putFile)
-	h("DELETE /files/{name}", n.write(genieOK(n.deleteFile)))
-	h("PUT /provisions/{name}", nbiNoProvisions)
-	h("DELETE /provisions/{name}", nbiNoProvisions)
-}
-
-// nbiNoProvisions answers PUT/DELETE /provisions/{name}.
-func nbiNoProvisions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotImplemented, map[string]string{"error": fmt.Sprintf(
-		"%s /provisions/%s: provision scripts are not implemented yet (they need the script sandbox of provision/DESIGN.md); "+
-			"presets with the built-in provisions (refresh, value, tag, reboot, reset, download, instances) work: PUT /presets/{name}",
-		r.Method, r.PathValue("name"))})
+	h("DELETE /files/{name}", n.write(nbihttp.OK(n.deleteFile)))
+	h("PUT /provisions/{name}", nbihttp.NoProvisions)
+	h("DELETE /provisions/{name}", nbihttp.NoProvisions)
 }
 
 // nbiBadRequest is a query the nbi package refused, as a 400.
@@ -99,7 +91,7 @@ func (n *Node) nbiDevices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lo, hi := l.Window(len(ids))
-	nbiWriteList(w, r, n, len(ids), func(yield func(any, error) bool) {
+	n.nbiWriteList(w, r, len(ids), func(yield func(any, error) bool) {
 		for _, id := range ids[lo:hi] {
 			d, err := n.fsm.Device(id, true)
 			if errors.Is(err, ErrNotFound) {
@@ -245,78 +237,11 @@ func firstErr(first, err error) error {
 	return err
 }
 
-// nbiWriteList answers a collection query: the total GenieACS sends (and
-// X-Total-Count, as the /api/v1 lists), nothing more for HEAD, else the
-// documents as a JSON array laid out as GenieACS streams it, each written
-// as it loads. An error before the first document is an error answer; one
-// after it aborts the response (the client sees a cut connection, not a
-// short list).
-func nbiWriteList(w http.ResponseWriter, r *http.Request, n *Node, total int, docs iter.Seq2[any, error]) {
-	h := w.Header()
-	h.Set("total", strconv.Itoa(total))
-	h.Set("X-Total-Count", strconv.Itoa(total))
-	if r.Method == http.MethodHead {
-		h.Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	started := false
-	start := func() {
-		if !started {
-			started = true
-			h.Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-			_, _ = io.WriteString(w, "[")
-		}
-	}
-	sep := "\n"
-	for doc, err := range docs {
-		if err != nil {
-			if !started {
-				h.Del("total")
-				h.Del("X-Total-Count")
-				writeError(w, err)
-				return
-			}
-			n.log.Error("nbi: list cut short", "path", r.URL.Path, "err", err)
-			panic(http.ErrAbortHandler)
-		}
-		b, err := json.Marshal(doc)
-		if err != nil {
-			// Documents are maps and structs of plain values.
-			panic(fmt.Sprintf("nbi: marshal a document: %v", err))
-		}
-		start()
-		_, _ = io.WriteString(w, sep)
-		_, _ = w.Write(b)
-		sep = ",\n"
-	}
-	start()
-	_, _ = io.WriteString(w, "\n]\n")
-}
-
 // nbiTask is a task as the NBI shows it: secret values hidden (listed in
 // redacted).
 type nbiTask struct {
 	*fleet.Task
 	Redacted []string `json:"redacted,omitempty"`
-}
-
-// nbiFlatDoc renders a flat document (a task or a fault) under a
-// projection.
-func nbiFlatDoc(v any, p nbi.Projection) (any, error) {
-	if p.All() {
-		return v, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	return nbi.SelectFields(m, p), nil
 }
 
 // nbiTasks answers GET/HEAD /tasks/?query= on the task fields _id, device,
@@ -372,7 +297,7 @@ func (n *Node) nbiTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	lo, hi := l.Window(len(ids))
-	nbiWriteList(w, r, n, len(ids), func(yield func(any, error) bool) {
+	n.nbiWriteList(w, r, len(ids), func(yield func(any, error) bool) {
 		for _, id := range ids[lo:hi] {
 			t, err := n.fsm.Task(id)
 			if errors.Is(err, ErrNotFound) {
@@ -381,7 +306,7 @@ func (n *Node) nbiTasks(w http.ResponseWriter, r *http.Request) {
 			if err == nil {
 				shown, redacted := fleet.RedactTask(t)
 				var doc any
-				if doc, err = nbiFlatDoc(nbiTask{shown, redacted}, l.Projection); err == nil {
+				if doc, err = nbihttp.FlatDoc(nbiTask{shown, redacted}, l.Projection); err == nil {
 					if !yield(doc, nil) {
 						return
 					}
@@ -439,9 +364,9 @@ func (n *Node) nbiFaults(w http.ResponseWriter, r *http.Request) {
 	slices.SortFunc(docs, func(a, b nbi.Fault) int { return strings.Compare(a.ID, b.ID) })
 	docs = slices.CompactFunc(docs, func(a, b nbi.Fault) bool { return a.ID == b.ID })
 	lo, hi := l.Window(len(docs))
-	nbiWriteList(w, r, n, len(docs), func(yield func(any, error) bool) {
+	n.nbiWriteList(w, r, len(docs), func(yield func(any, error) bool) {
 		for _, f := range docs[lo:hi] {
-			doc, err := nbiFlatDoc(f, l.Projection)
+			doc, err := nbihttp.FlatDoc(f, l.Projection)
 			if !yield(doc, err) || err != nil {
 				return
 			}
@@ -510,78 +435,12 @@ func (n *Node) nbiCreateTask(w http.ResponseWriter, r *http.Request) {
 	r2 := r.Clone(r.Context())
 	r2.URL.RawQuery = q.Encode()
 	r2.Body = io.NopCloser(bytes.NewReader(body))
-	gw := &genieTaskWriter{ResponseWriter: w}
-	n.createDeviceTask(gw, r2)
-	gw.finish()
+	tw := nbihttp.NewTaskWriter(w)
+	n.createDeviceTask(tw, r2)
+	tw.Finish()
 }
 
-// genieTaskWriter turns a 200 carrying a task that did not end done into
-// GenieACS's 202: GenieACS answers 200 only for a task it saw executed
-// ("Task faulted" and "Task queued but not processed" are 202). Other
-// answers pass through.
-type genieTaskWriter struct {
-	http.ResponseWriter
-	code int
-	held bytes.Buffer
+// nbiWriteList writes a collection query's answer (nbihttp.WriteList).
+func (n *Node) nbiWriteList(w http.ResponseWriter, r *http.Request, total int, docs iter.Seq2[any, error]) {
+	nbihttp.WriteList(w, r, total, docs, func(err error) { writeError(w, err) }, n.log)
 }
-
-func (g *genieTaskWriter) WriteHeader(code int) {
-	if g.code != 0 {
-		return
-	}
-	g.code = code
-	if code != http.StatusOK {
-		g.ResponseWriter.WriteHeader(code)
-	}
-}
-
-func (g *genieTaskWriter) Write(b []byte) (int, error) {
-	if g.code == 0 {
-		g.WriteHeader(http.StatusOK)
-	}
-	if g.code == http.StatusOK {
-		return g.held.Write(b)
-	}
-	return g.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (g *genieTaskWriter) Unwrap() http.ResponseWriter { return g.ResponseWriter }
-
-// finish sends a held 200, as 202 when its task is not done.
-func (g *genieTaskWriter) finish() {
-	if g.code != http.StatusOK {
-		return
-	}
-	var t struct {
-		ID     string           `json:"_id"`
-		Status fleet.TaskStatus `json:"status"`
-	}
-	code := http.StatusOK
-	if json.Unmarshal(g.held.Bytes(), &t) == nil && t.ID != "" && t.Status != fleet.StatusDone {
-		code = http.StatusAccepted
-	}
-	g.ResponseWriter.WriteHeader(code)
-	_, _ = g.ResponseWriter.Write(g.held.Bytes())
-}
-
-// genieOK answers 200 where h answers 204: GenieACS's deletes answer 200,
-// and scripts test for it.
-func genieOK(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		h(&okWriter{ResponseWriter: w}, r)
-	}
-}
-
-// okWriter writes 200 for 204.
-type okWriter struct{ http.ResponseWriter }
-
-func (o *okWriter) WriteHeader(code int) {
-	if code == http.StatusNoContent {
-		code = http.StatusOK
-	}
-	o.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (o *okWriter) Unwrap() http.ResponseWriter { return o.ResponseWriter }
