@@ -108,7 +108,10 @@ func (a *api) nbiDevices(w http.ResponseWriter, r *http.Request) {
 }
 
 // nbiRecord is a cached device as package nbi renders it, with the values
-// of secret parameters hidden (publicParameters).
+// of secret parameters hidden (publicParameters). The cache does not mark
+// a leaf whose value was never read (GetParameterNames stores its name and
+// writable flag only), so a leaf with neither a value nor a type is taken
+// for one (nbiNoValue).
 func (c *Cache) nbiRecord(id string) (*nbi.Record, error) {
 	d, err := c.Device(id)
 	if err != nil {
@@ -121,12 +124,17 @@ func (c *Cache) nbiRecord(id string) (*nbi.Record, error) {
 	rec := &nbi.Record{Info: nbiMeta(d), Params: make(map[string]nbi.Entry, len(params))}
 	for path, p := range publicParameters(params) {
 		rec.Params[path] = nbi.Entry{
-			Value: p.Value, Type: p.Type, Object: p.Object, Writable: p.Writable, Timestamp: p.Timestamp,
-			Notification: p.Notification, AccessList: p.AccessList,
+			Value: p.Value, Type: p.Type, Object: p.Object, NoValue: nbiNoValue(p.Value, p.Type), Writable: p.Writable,
+			Timestamp: p.Timestamp, Notification: p.Notification, AccessList: p.AccessList,
 		}
 	}
 	return rec, nil
 }
+
+// nbiNoValue reports whether a cached leaf has no value to show: one
+// learnt from GetParameterNames only. A CPE that sends an empty value
+// without a type reads the same; GenieACS shows neither.
+func nbiNoValue(value, typ string) bool { return value == "" && typ == "" }
 
 func nbiMeta(d *Device) nbi.Meta {
 	return nbi.Meta{
@@ -164,7 +172,7 @@ func (d *nbiDevice) Param(path string) (value, xsdType string, ok bool) {
 		}
 		return "", "", false
 	}
-	if r.Flags&flagObject != 0 {
+	if r.Flags&flagObject != 0 || nbiNoValue(r.Value, r.Type) {
 		return "", "", false
 	}
 	return r.Value, r.Type, true

@@ -148,3 +148,26 @@ func TestParseList(t *testing.T) {
 		t.Errorf("task query on _tags: %v", err)
 	}
 }
+
+// TestNoValue: a leaf whose value was never read renders without _value
+// and _type and matches no value query.
+func TestNoValue(t *testing.T) {
+	w := false
+	r := &Record{Info: Meta{ID: "d1"}, Params: map[string]Entry{
+		"Device.ManagementServer.URL": {NoValue: true, Writable: &w, Timestamp: time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)},
+	}}
+	doc := DeviceDocument(r, Projection{})
+	url := doc["Device"].(map[string]any)["ManagementServer"].(map[string]any)["URL"].(map[string]any)
+	if _, ok := url["_value"]; ok || url["_type"] != nil || url["_object"] != false || url["_writable"] != false || url["_timestamp"] == nil {
+		t.Errorf("node %v", url)
+	}
+	for _, q := range []string{`{"Device.ManagementServer.URL": ""}`, `{"Device.ManagementServer.URL": {"$exists": true}}`} {
+		pq, err := ParseQuery([]byte(q))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pq.Match(r) {
+			t.Errorf("%s matches a value never read", q)
+		}
+	}
+}
