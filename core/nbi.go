@@ -52,6 +52,9 @@ func (n *Node) nbiRoutes(h func(string, http.HandlerFunc)) {
 		h("GET "+p, n.read(n.nbiDevices))
 	}
 	h("POST /devices/{id}/tasks", n.write(n.nbiCreateTask))
+	h("DELETE /devices/{id}", n.write(nbihttp.OK(n.deleteDevice)))
+	h("POST /devices/{id}/tags/{tag}", n.write(nbihttp.OK(n.tagDevice(OpTag))))
+	h("DELETE /devices/{id}/tags/{tag}", n.write(nbihttp.OK(n.tagDevice(OpUntag))))
 	for _, p := range []string{"/tasks", "/tasks/{$}"} {
 		h("GET "+p, n.read(n.nbiTasks))
 	}

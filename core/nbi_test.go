@@ -157,6 +157,10 @@ func TestNBIGenieACSExamples(t *testing.T) {
 		{"find a device by its MAC address", "GET", nbiQuery("devices", `{"`+nbiMAC+`": "20:2B:C1:E0:06:65"}`), "", nil, 200, []check{ids(nbiDev1)}},
 		{"by parameter ._value", "GET", nbiQuery("devices", `{"`+nbiMAC+`._value": "00:23:6A:00:00:01"}`), "", nil, 200, []check{ids(nbiDev2)}},
 		{"by tag", "GET", nbiQuery("devices", `{"_tags": "test"}`), "", nil, 200, []check{ids(nbiDev2)}},
+		{"assign a tag", "POST", "/devices/" + nbiDev1 + "/tags/testing", "", nil, 200, nil},
+		{"by the new tag", "GET", nbiQuery("devices", `{"_tags": {"$in": ["testing", "other"]}}`), "", nil, 200, []check{ids(nbiDev1)}},
+		{"remove the tag", "DELETE", "/devices/" + nbiDev1 + "/tags/testing", "", nil, 200, nil},
+		{"the tag is gone", "GET", nbiQuery("devices", `{"_tags": "testing"}`), "", nil, 200, []check{ids()}},
 		{"no inform in the last 7 days", "GET", nbiQuery("devices", `{"_lastInform": {"$lt": "2025-12-26 13:16:23 +0000"}}`), "", nil, 200, []check{ids(nbiDev2)}},
 		{"_lastInform range", "GET", nbiQuery("devices", `{"_lastInform": {"$gte": "2026-01-01", "$lt": "2026-01-03"}}`), "", nil, 200, []check{ids(nbiDev1)}},
 		{"numeric comparison", "GET", nbiQuery("devices", `{"InternetGatewayDevice.DeviceInfo.UpTime": {"$gt": 100}}`), "", nil, 200, []check{ids(nbiDev1)}},
@@ -244,6 +248,8 @@ func TestNBIGenieACSExamples(t *testing.T) {
 		{"the fault is gone", "GET", nbiQuery("faults", `{}`), "", nil, 200, []check{ids(), total("0")}},
 		{"its task too", "GET", nbiQuery("tasks", `{"_id": "`+faulted+`"}`), "", nil, 200, []check{ids()}},
 		{"delete an unknown task", "DELETE", "/tasks/01J00000000000000000000009", "", nil, 404, nil},
+		{"delete a device", "DELETE", "/devices/" + url.PathEscape(nbiDev2), "", nil, 200, nil},
+		{"delete it again", "DELETE", "/devices/" + url.PathEscape(nbiDev2), "", nil, 404, nil},
 		{"method not allowed", "PATCH", "/presets/x", "", nil, 405, nil},
 	}
 	for _, tt := range tests {

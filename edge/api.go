@@ -141,8 +141,9 @@ type api struct {
 //
 // GenieACS NBI (nbi.go): GET/HEAD /devices/, /tasks/, /faults/ with
 // query=, projection=, skip=, limit=; POST /devices/{id}/tasks; DELETE
-// /tasks/{id}, /faults/{id}; PUT/DELETE /files/{name}; /presets/{name}
-// (405) and /provisions/{name} (501).
+// /devices/{id}, /tasks/{id}, /faults/{id}; PUT/DELETE /files/{name};
+// /presets/{name} and /devices/{id}/tags/{tag} (405), /provisions/{name}
+// (501).
 //
 // Every route but /healthz, /readyz and (unless MetricsAuth) /metrics needs
 // a bearer token from the cache's token store (package apiauth): read for

@@ -27,6 +27,7 @@ import (
 // Answered on purpose without doing what GenieACS does:
 //   - PUT/DELETE /presets/{name}: 405; an edge runs the presets its core
 //     sends and has none of its own.
+//   - POST/DELETE /devices/{id}/tags/{tag}: 405; tags live on the core.
 //   - PUT/DELETE /provisions/{name}: 501, provision scripts do not exist yet.
 //   - DELETE /faults/{id} of an unknown fault: 404 (GenieACS answers 200).
 //   - Queries on _tags match nothing: an edge does not know tags (the
@@ -46,6 +47,12 @@ func (a *api) nbiRoutes(mux *apiauth.Mux, route func(string, map[string]http.Han
 		route(p, map[string]http.HandlerFunc{"GET": a.nbiDevices})
 	}
 	route("/devices/{id}/tasks", map[string]http.HandlerFunc{"POST": a.nbiPostTask})
+	route("/devices/{id}", map[string]http.HandlerFunc{"DELETE": nbihttp.OK(a.deleteDevice)})
+	mux.HandleFunc("/devices/{id}/tags/{tag}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "")
+		nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+			"%s /devices/%s/tags/%s: an edge keeps no tags: tag devices on a core node", r.Method, r.PathValue("id"), r.PathValue("tag")))
+	})
 	for _, p := range []string{"/tasks", "/tasks/{$}"} {
 		route(p, map[string]http.HandlerFunc{"GET": a.nbiTasks})
 	}

@@ -317,6 +317,9 @@ func TestNBIGenieACSExamples(t *testing.T) {
 		{"the faults are gone", "GET", "/faults/", "", nil, 200, []check{ids(), total("0")}},
 		{"the task too", "GET", nbiQuery("tasks", `{"_id": "`+e.faulted+`"}`), "", nil, 200, []check{ids()}},
 		{"task for an unknown device", "POST", "/devices/nobody/tasks", `{"name": "reboot"}`, nil, 404, nil},
+		{"tag a device", "POST", "/devices/" + devID + "/tags/testing", "", nil, 405, nil},
+		{"delete a device", "DELETE", "/devices/" + url.PathEscape(nbiDev), "", nil, 200, nil},
+		{"delete it again", "DELETE", "/devices/" + url.PathEscape(nbiDev), "", nil, 404, nil},
 		{"method not allowed", "PATCH", "/devices/", "", nil, 405, nil},
 	}
 	for _, tt := range tests {
