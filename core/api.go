@@ -131,6 +131,11 @@ func (n *Node) handler() http.Handler {
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
 	h("GET /api/v1/openapi.json", openAPI.ServeHTTP)
+
+	// ---- GenieACS NBI: its paths and shapes, registered in nbi.go ----
+	n.nbiRoutes(h)
+	// ---- end GenieACS NBI ----
+
 	// Nothing internode is served here: peers talk on the Raft port (peer.go).
 	// A path served with other methods is 405 with Allow; any other 404.
 	h("/", httpapi.Fallback(mux))

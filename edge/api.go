@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -154,8 +153,11 @@ type api struct {
 //	GET    /api/v1/openapi.json
 //	GET    /healthz, /readyz, /metrics
 //
-// GenieACS NBI aliases: GET /devices, POST /devices/{id}/tasks, GET /tasks,
-// PUT /files/{name}, DELETE /tasks/{id}.
+// GenieACS NBI (nbi.go): GET/HEAD /devices/, /tasks/, /faults/ with
+// query=, projection=, skip=, limit=; POST /devices/{id}/tasks; DELETE
+// /devices/{id}, /tasks/{id}, /faults/{id}; PUT/DELETE /files/{name};
+// /presets/{name} and /devices/{id}/tags/{tag} (405), /provisions/{name}
+// (501).
 //
 // Every route but /healthz, /readyz and (unless MetricsAuth) /metrics needs
 // a bearer token from the cache's token store (package apiauth): read for
@@ -197,11 +199,11 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/tokens", map[string]http.HandlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	route("/api/v1/tokens/{name}", map[string]http.HandlerFunc{"DELETE": a.revokeToken})
 	route("/api/v1/openapi.json", map[string]http.HandlerFunc{"GET": openAPI.ServeHTTP})
-	route("/devices", map[string]http.HandlerFunc{"GET": a.genieDevices})
-	route("/devices/{id}/tasks", map[string]http.HandlerFunc{"POST": a.postTask(genieWait)})
-	route("/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
-	route("/tasks/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteTask})
-	route("/files/{name}", map[string]http.HandlerFunc{"PUT": a.putFile, "DELETE": a.deleteFile})
+
+	// ---- GenieACS NBI: its paths and shapes, registered in nbi.go ----
+	a.nbiRoutes(mux, route)
+	// ---- end GenieACS NBI ----
+
 	route("/healthz", map[string]http.HandlerFunc{"GET": a.healthz})
 	route("/readyz", map[string]http.HandlerFunc{"GET": a.ready})
 	if cfg.Metrics != nil {
@@ -332,67 +334,6 @@ func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery
 		total = a.cfg.Cache.DeviceCount()
 	}
 	httpapi.WriteList(w, deviceViews(devs, a.cfg.EdgeID), next, total)
-}
-
-// genieDevices serves GenieACS's GET /devices?query=<json>&skip=&limit=
-// for the query shapes scripts use most: {"_id": "<id>"} and
-// {"<path>._value": "<value>"} (one parameter).
-func (a *api) genieDevices(w http.ResponseWriter, r *http.Request) {
-	v := r.URL.Query()
-	var q DeviceQuery
-	var err error
-	if q.Limit, err = httpapi.ParseLimit(v); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	if s := v.Get("skip"); s != "" {
-		if q.Offset, err = strconv.Atoi(s); err != nil || q.Offset < 0 {
-			a.fail(w, r, badRequest("skip must be a non-negative integer, got %q", s))
-			return
-		}
-	}
-	exactID := ""
-	if s := v.Get("query"); s != "" {
-		// {"_id": "a", "_id": "b"} must not silently mean "b".
-		if err := fleet.RejectDuplicateKeys([]byte(s)); err != nil {
-			a.fail(w, r, fmt.Errorf("query: %w", err))
-			return
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(s), &m); err != nil {
-			a.fail(w, r, badRequest("query must be a JSON object: %v", err))
-			return
-		}
-		for k, val := range m {
-			str, ok := val.(string)
-			switch {
-			case !ok:
-				a.fail(w, r, badRequest("query %q: only string equality is supported", k))
-				return
-			case k == "_id":
-				exactID, q.IDPrefix = str, str
-			case strings.HasSuffix(k, "._value") && q.Param == "":
-				q.Param, q.Value = strings.TrimSuffix(k, "._value"), str
-			default:
-				a.fail(w, r, badRequest("query key %q is not supported", k))
-				return
-			}
-		}
-	}
-	if exactID != "" {
-		d, err := a.cfg.Cache.Device(exactID)
-		if errors.Is(err, ErrNotFound) {
-			writeJSON(w, http.StatusOK, []fleet.DeviceView{})
-			return
-		}
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, []fleet.DeviceView{d.view(a.cfg.EdgeID)})
-		return
-	}
-	a.writeDevices(w, r, q)
 }
 
 func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {

@@ -50,6 +50,10 @@ type Entry struct {
 	Type string
 	// Object marks an object node; a Path ending in '.' is one too.
 	Object bool
+	// NoValue marks a leaf whose value was never read (its name came from
+	// GetParameterNames): it renders without _value and _type, as in
+	// GenieACS, and a query finds no value in it.
+	NoValue bool
 	// Writable is nil when unknown.
 	Writable *bool
 	// Timestamp is when the value (for an object: its children) was last
@@ -118,7 +122,7 @@ func (r *Record) DeviceID() DeviceID { return r.Info.DeviceID }
 // Param implements Device.
 func (r *Record) Param(path string) (value, xsdType string, ok bool) {
 	e, ok := r.Params[path]
-	if !ok || e.Object || strings.HasSuffix(path, ".") {
+	if !ok || e.Object || e.NoValue || strings.HasSuffix(path, ".") {
 		return "", "", false
 	}
 	return e.Value, e.Type, true

@@ -12,7 +12,8 @@ import (
 // objects. An object node carries _object: true, _writable and _timestamp;
 // a leaf carries _object: false, _value (a JSON number for numeric types, a
 // boolean for xsd:boolean, an ISO string for xsd:dateTime, else a string),
-// _type, _timestamp and _writable. Attributes that are unknown are left
+// _type, _timestamp and _writable (no _value or _type while its value was
+// never read: Entry.NoValue). Attributes that are unknown are left
 // out; dates are ISO 8601 with milliseconds, as JavaScript writes them.
 //
 // Only what p selects is rendered. As with a MongoDB projection, the
@@ -93,7 +94,7 @@ func addEntry(doc map[string]any, e Entry, p Projection) {
 
 func entryAttrs(e Entry, object bool) map[string]any {
 	a := map[string]any{"_object": object}
-	if !object {
+	if !object && !e.NoValue {
 		a["_value"] = typedValue(e.Value, e.Type)
 		if e.Type != "" {
 			a["_type"] = e.Type
