@@ -372,7 +372,16 @@ func (n *Node) listDevices(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	httpapi.WriteList(w, deviceViews(ds), next, -1)
+	// X-Total-Count as the edge sends it: for the unfiltered list, where
+	// counting needs no values.
+	total := -1
+	if df == (DeviceFilter{}) {
+		if total, err = n.fsm.DeviceCount(); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	httpapi.WriteList(w, deviceViews(ds), next, total)
 }
 
 func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {

@@ -170,6 +170,27 @@ func (f *FSM) Devices(df DeviceFilter, cursor string, limit int) ([]*Device, str
 	return out, next, nil
 }
 
+// DeviceCount counts the devices: a key-only scan that reads no values,
+// for the X-Total-Count of an unfiltered device list.
+func (f *FSM) DeviceCount() (int, error) {
+	n := 0
+	err := f.view(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte(pDevice)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count devices: %w", err)
+	}
+	return n, nil
+}
+
 // Task returns one task.
 func (f *FSM) Task(id string) (*fleet.Task, error) {
 	var t fleet.Task
