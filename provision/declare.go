@@ -156,6 +156,7 @@ type Run struct {
 	channels []string
 	chanIdx  map[string]int
 	faulted  uint64
+	scopes   int // the last Collector scope handed out
 
 	decls  []*decl
 	clears []clearDecl
@@ -211,6 +212,9 @@ func (r *Run) Now() time.Time { return r.opts.Now }
 type Collector struct {
 	r  *Run
 	ch int
+	// scope tags what is declared through the collector, so that Retract
+	// can withdraw it; 0 for a channel's own collector.
+	scope int
 }
 
 // Channel returns the collector of a channel ("" is GenieACS's default
@@ -246,6 +250,7 @@ const (
 type decl struct {
 	kind  declKind
 	ch    int
+	scope int // the Collector scope that declared it
 	path  Path
 	canon string // path.String()
 	key   string // channel and canonical path: identifies the declaration across replays
@@ -271,8 +276,9 @@ type decl struct {
 }
 
 type clearDecl struct {
-	path Path
-	at   time.Time
+	path  Path
+	at    time.Time
+	scope int
 }
 
 // Declare adds a declaration: the node(s) at path must be known as fresh
@@ -293,7 +299,22 @@ func (c *Collector) declare(d *decl) error {
 	if len(r.decls)+len(r.clears) >= MaxDeclarations {
 		return fmt.Errorf("%w: more than %d in a run", ErrTooMany, MaxDeclarations)
 	}
+	if err := c.prepare(d); err != nil {
+		return err
+	}
+	r.decls = append(r.decls, d)
+	// A run that was done takes new work: the edge may run a session's
+	// tasks one after the other, then its presets, in one run.
+	r.done = false
+	return nil
+}
+
+// prepare normalises and checks a declaration of the collector's channel
+// and scope without adding it.
+func (c *Collector) prepare(d *decl) error {
+	r := c.r
 	d.ch = c.ch
+	d.scope = c.scope
 	if d.canon == "" {
 		d.canon = d.path.String()
 	}
@@ -328,10 +349,6 @@ func (c *Collector) declare(d *decl) error {
 			return err
 		}
 	}
-	r.decls = append(r.decls, d)
-	// A run that was done takes new work: the edge may run a session's
-	// tasks one after the other, then its presets, in one run.
-	r.done = false
 	return nil
 }
 
@@ -419,7 +436,7 @@ func (c *Collector) Clear(path string, at time.Time) error {
 	if at.After(r.opts.Now) {
 		at = r.opts.Now
 	}
-	r.clears = append(r.clears, clearDecl{path: p, at: at})
+	r.clears = append(r.clears, clearDecl{path: p, at: at, scope: c.scope})
 	return nil
 }
 
