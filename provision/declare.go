@@ -284,8 +284,9 @@ type clearDecl struct {
 // Declare adds a declaration: the node(s) at path must be known as fresh
 // as ts says, and be as vals says. It is GenieACS's declare(path,
 // timestamps, values); the values of the matched nodes are read from the
-// tree (Match) rather than returned, since a run is replanned, not
-// replayed. Errors wrap ErrBadPath, ErrUnsupported or ErrTooMany.
+// tree (Match) rather than returned: a script sandbox reads them once
+// ScopeSettled says they are final. Errors wrap ErrBadPath,
+// ErrUnsupported or ErrTooMany.
 func (c *Collector) Declare(path string, ts Timestamps, vals Values) error {
 	p, canon, err := parsePath(path)
 	if err != nil {
@@ -441,8 +442,9 @@ func (c *Collector) Clear(path string, at time.Time) error {
 }
 
 // Reset drops the run's declarations and clears, keeping what it has done
-// (outcome, faults, counters, the targets of relative counts): a script
-// sandbox re-runs its scripts before each Next and declares afresh.
+// (outcome, faults, counters, the targets of relative counts). A script
+// sandbox withdraws one script's declarations with Collector.Retract
+// instead.
 func (r *Run) Reset() {
 	r.decls = r.decls[:0]
 	r.clears = r.clears[:0]

@@ -81,10 +81,11 @@ type plan struct {
 	t     Tree
 	chans uint64 // every channel with a need
 	front [2][]Entry
-	// needy, when set, collects the declarations with a need (cur is the
-	// one being evaluated); delBy, the declarations behind each planned
-	// DeleteObject. ScopeSettled uses them.
-	needy map[*decl]bool
+	// needy, when set, collects the declarations with a need, needRead
+	// or needWrite (cur is the one being evaluated); delBy, the
+	// declarations behind each planned DeleteObject. ScopeSettled uses
+	// them.
+	needy map[*decl]uint8
 	cur   *decl
 	delBy map[string][]*decl
 
@@ -129,12 +130,18 @@ type keyFetch struct {
 	chans uint64
 }
 
-// need records that the declaration being evaluated, on the channels
-// of bit, needs an RPC.
-func (p *plan) need(bit uint64) {
+// Kinds of need, for plan.needy.
+const (
+	needRead  uint8 = 1 << iota // GetParameterNames, GetParameterValues
+	needWrite                   // anything else
+)
+
+// need records that the declaration being evaluated, on the channels of
+// bit, needs an RPC of the kind.
+func (p *plan) need(bit uint64, kind uint8) {
 	p.chans |= bit
 	if p.needy != nil {
-		p.needy[p.cur] = true
+		p.needy[p.cur] |= kind
 	}
 }
 
@@ -155,7 +162,7 @@ func (p *plan) eval(d *decl) {
 			} else {
 				p.reset |= bit
 			}
-			p.need(bit)
+			p.need(bit, needWrite)
 		}
 	case kDownload:
 		p.evalDownload(d, bit)
@@ -592,7 +599,7 @@ func (p *plan) create(d *decl, tb Entry, last Segment, n, target int, bit uint64
 	for range n {
 		p.add = append(p.add, addNeed{table: tb.Path, terms: last.Terms, key: d.key, chans: bit})
 	}
-	p.need(bit)
+	p.need(bit, needWrite)
 }
 
 // setKeys plans the writes that give an instance created for an alias the
@@ -623,7 +630,7 @@ func (p *plan) setKeys(cr *created, tb Entry, bit uint64) {
 	}
 	if len(unknown) > 0 {
 		p.keyGPV = append(p.keyGPV, keyFetch{names: unknown, chans: bit})
-		p.need(bit)
+		p.need(bit, needRead)
 	}
 	if settled {
 		delete(p.r.created, cr.path)
@@ -664,12 +671,12 @@ func (p *plan) evalDownload(d *decl, bit uint64) {
 	for i := range p.dls {
 		if p.dls[i].dl == d.dl {
 			p.dls[i].chans |= bit
-			p.need(bit)
+			p.need(bit, needWrite)
 			return
 		}
 	}
 	p.dls = append(p.dls, dlNeed{dl: d.dl, chans: bit})
-	p.need(bit)
+	p.need(bit, needWrite)
 }
 
 // ---- needs ----
@@ -688,7 +695,7 @@ func (p *plan) needList(obj string, subtree bool, bit uint64) {
 	}
 	n.subtree = n.subtree || subtree
 	n.chans |= bit
-	p.need(bit)
+	p.need(bit, needRead)
 }
 
 func (p *plan) needGPV(name string, bit uint64) {
@@ -699,7 +706,7 @@ func (p *plan) needGPV(name string, bit uint64) {
 		p.gpv = map[string]uint64{}
 	}
 	p.gpv[name] |= bit
-	p.need(bit)
+	p.need(bit, needRead)
 }
 
 func (p *plan) needSPV(name, value, typ string, bit uint64) {
@@ -714,7 +721,7 @@ func (p *plan) needSPV(name, value, typ string, bit uint64) {
 	} else {
 		p.spv[name] = &spvNeed{value: value, typ: typ, chans: bit}
 	}
-	p.need(bit)
+	p.need(bit, needWrite)
 }
 
 // ---- RPCs ----

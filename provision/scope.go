@@ -56,17 +56,32 @@ func (c *Collector) ScopeSettled(t Tree, path string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return c.scopeNeeds(t, p)&(needRead|needWrite) == 0, nil
+}
+
+// ScopeFetched reports whether nothing declared through c needs a read
+// from the CPE any more (writes may be pending). A sandbox whose script
+// stopped at a read replays it once that read is settled and the
+// script's other reads are done: they were planned in the same rounds,
+// and a replay before they are would stop again at the next one.
+func (c *Collector) ScopeFetched(t Tree) bool {
+	return c.scopeNeeds(t, Path{})&needRead == 0
+}
+
+// scopeNeeds returns the kinds of need of the declarations made through
+// c that concern p.
+func (c *Collector) scopeNeeds(t Tree, p Path) uint8 {
 	r := c.r
 	if c.Faulted() {
-		return true, nil
+		return 0
 	}
 	mine := func(d *decl) bool { return d.scope == c.scope && d.ch == c.ch && overlaps(p, d.path) }
 	if !slices.ContainsFunc(r.decls, mine) {
-		return true, nil
+		return 0
 	}
-	// Plan the declarations that concern path, whoever made them, as
-	// Next would: one may keep an instance another would delete.
-	pl := plan{r: r, t: t, needy: map[*decl]bool{}, delBy: map[string][]*decl{}}
+	// Plan the declarations that concern p, whoever made them, as Next
+	// would: one may keep an instance another would delete.
+	pl := plan{r: r, t: t, needy: map[*decl]uint8{}, delBy: map[string][]*decl{}}
 	for _, d := range r.decls {
 		if r.faulted&(1<<d.ch) == 0 && overlaps(p, d.path) {
 			pl.eval(d)
@@ -74,15 +89,16 @@ func (c *Collector) ScopeSettled(t Tree, path string) (bool, error) {
 	}
 	for _, ds := range pl.delBy {
 		for _, d := range ds {
-			pl.needy[d] = true
+			pl.needy[d] |= needWrite
 		}
 	}
-	for d := range pl.needy {
+	var kinds uint8
+	for d, k := range pl.needy {
 		if mine(d) && d.kind != kTag {
-			return false, nil
+			kinds |= k
 		}
 	}
-	return true, nil
+	return kinds
 }
 
 // overlaps reports whether paths a and b may select a common node, or
