@@ -33,6 +33,7 @@ func TestScriptFaults(t *testing.T) {
 		stack     string
 	}{
 		{name: "infinite loop", src: "while (true) {}", lim: fast, code: FaultTimeout, msg: "ran longer than 20ms"},
+		{name: "default time limit", src: "while (true) {}", lim: Limits{Time: 50 * time.Millisecond}, code: FaultTimeout, msg: "50ms"},
 		{name: "loop in a catch", src: "for (;;) { try { while (true) {} } catch (e) {} }", lim: fast, code: FaultTimeout},
 		{name: "string doubling", src: `let s = "x"; for (;;) s = s + s;`, code: FaultLimit + "|" + FaultTimeout},
 		{name: "array growth", src: `const a = []; for (;;) a.push({x: a.length});`, lim: Limits{Time: time.Second}, code: FaultLimit + "|" + FaultTimeout},

@@ -93,7 +93,7 @@ log(String(Math.random()));`)
 			for i := 0; i < 20; i++ {
 				res, _ := runOnce(t, h, "", Limits{})
 				_ = res
-				x, _ := s.Start(Env{Collector: mustChannel(t, h), Tree: h.cache, Now: t0, DeviceID: h.id})
+				x, _ := s.Start(Env{Collector: mustChannel(t, h), Tree: h.cache, Now: t0, DeviceID: h.id, Limits: testLimits(Limits{})})
 				if _, err := x.Step(t.Context(), false); err != nil || x.Result().Status != Finished {
 					t.Errorf("run %d: %v %+v", i, err, x.Result())
 					return

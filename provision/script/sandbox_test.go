@@ -57,7 +57,7 @@ func runOnce(t *testing.T, h *harness, src string, lim Limits, args ...any) (Res
 	run := provision.NewRun(provision.Options{Now: h.clock, DeviceID: h.id})
 	ch, _ := run.Channel("c")
 	res, err := mustCompile(t, "p", src).Run(context.Background(),
-		Env{Collector: ch.Scope(), Tree: h.cache, Now: run.Now(), DeviceID: h.id, Args: args, Limits: lim})
+		Env{Collector: ch.Scope(), Tree: h.cache, Now: run.Now(), DeviceID: h.id, Args: args, Limits: testLimits(lim)})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -268,5 +268,22 @@ declare(b + "STUNServerAddress", null, {value: ["stun.example", "xsd:string"]});
 		if len(run.Outcome().Faults) != 0 {
 			t.Errorf("%s: Run recorded a fault; only Exec does", bad.src)
 		}
+	}
+}
+
+// A declaration on a path the device lacks: the run waits for the engine
+// to prove it absent, then reads nothing; a preset channel gets a warning.
+func TestMissingPath(t *testing.T) {
+	h := newHarness(t, "tr098").inform(t0.Add(-time.Hour))
+	src := `
+const x = declare("InternetGatewayDevice.NoSuchObject.Param", {value: 1});
+log(String(x.size) + " " + String(x.value) + " " + [...x].length);
+`
+	s := h.session(prov{channel: "c", script: mustCompile(t, "p", src)})
+	if len(s.out.Faults) != 0 || len(s.out.Warnings) != 1 {
+		t.Errorf("faults %v, warnings %v", s.out.Faults, s.out.Warnings)
+	}
+	if s.execs[0].Runs() != 2 || len(h.scriptLog) != 1 || h.scriptLog[0] != "undefined undefined 0" {
+		t.Errorf("runs %d, log %q", s.execs[0].Runs(), h.scriptLog)
 	}
 }
