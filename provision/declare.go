@@ -156,6 +156,7 @@ type Run struct {
 	channels []string
 	chanIdx  map[string]int
 	faulted  uint64
+	scopes   int // the last Collector scope handed out
 
 	decls  []*decl
 	clears []clearDecl
@@ -211,6 +212,9 @@ func (r *Run) Now() time.Time { return r.opts.Now }
 type Collector struct {
 	r  *Run
 	ch int
+	// scope tags what is declared through the collector, so that Retract
+	// can withdraw it; 0 for a channel's own collector.
+	scope int
 }
 
 // Channel returns the collector of a channel ("" is GenieACS's default
@@ -246,6 +250,7 @@ const (
 type decl struct {
 	kind  declKind
 	ch    int
+	scope int // the Collector scope that declared it
 	path  Path
 	canon string // path.String()
 	key   string // channel and canonical path: identifies the declaration across replays
@@ -271,15 +276,17 @@ type decl struct {
 }
 
 type clearDecl struct {
-	path Path
-	at   time.Time
+	path  Path
+	at    time.Time
+	scope int
 }
 
 // Declare adds a declaration: the node(s) at path must be known as fresh
 // as ts says, and be as vals says. It is GenieACS's declare(path,
 // timestamps, values); the values of the matched nodes are read from the
-// tree (Match) rather than returned, since a run is replanned, not
-// replayed. Errors wrap ErrBadPath, ErrUnsupported or ErrTooMany.
+// tree (Match) rather than returned: a script sandbox reads them once
+// ScopeSettled says they are final. Errors wrap ErrBadPath,
+// ErrUnsupported or ErrTooMany.
 func (c *Collector) Declare(path string, ts Timestamps, vals Values) error {
 	p, canon, err := parsePath(path)
 	if err != nil {
@@ -293,7 +300,22 @@ func (c *Collector) declare(d *decl) error {
 	if len(r.decls)+len(r.clears) >= MaxDeclarations {
 		return fmt.Errorf("%w: more than %d in a run", ErrTooMany, MaxDeclarations)
 	}
+	if err := c.prepare(d); err != nil {
+		return err
+	}
+	r.decls = append(r.decls, d)
+	// A run that was done takes new work: the edge may run a session's
+	// tasks one after the other, then its presets, in one run.
+	r.done = false
+	return nil
+}
+
+// prepare normalises and checks a declaration of the collector's channel
+// and scope without adding it.
+func (c *Collector) prepare(d *decl) error {
+	r := c.r
 	d.ch = c.ch
+	d.scope = c.scope
 	if d.canon == "" {
 		d.canon = d.path.String()
 	}
@@ -328,10 +350,6 @@ func (c *Collector) declare(d *decl) error {
 			return err
 		}
 	}
-	r.decls = append(r.decls, d)
-	// A run that was done takes new work: the edge may run a session's
-	// tasks one after the other, then its presets, in one run.
-	r.done = false
 	return nil
 }
 
@@ -419,13 +437,14 @@ func (c *Collector) Clear(path string, at time.Time) error {
 	if at.After(r.opts.Now) {
 		at = r.opts.Now
 	}
-	r.clears = append(r.clears, clearDecl{path: p, at: at})
+	r.clears = append(r.clears, clearDecl{path: p, at: at, scope: c.scope})
 	return nil
 }
 
 // Reset drops the run's declarations and clears, keeping what it has done
-// (outcome, faults, counters, the targets of relative counts): a script
-// sandbox re-runs its scripts before each Next and declares afresh.
+// (outcome, faults, counters, the targets of relative counts). A script
+// sandbox withdraws one script's declarations with Collector.Retract
+// instead.
 func (r *Run) Reset() {
 	r.decls = r.decls[:0]
 	r.clears = r.clears[:0]

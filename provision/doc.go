@@ -1,9 +1,9 @@
 // Package provision is the declarative provisioning engine: GenieACS's
 // declare() semantics evaluated at the edge, without I/O.
 //
-// Presets, tasks and (later) scripts state what they need as
-// declarations: "this path, this fresh, with this value / this many
-// instances". A Run collects the declarations of one CWMP session, per
+// Presets, tasks and scripts (package provision/script) state what they
+// need as declarations: "this path, this fresh, with this value / this
+// many instances". A Run collects the declarations of one CWMP session, per
 // channel (a preset's channel, "task_<id>" for a task), and plans the
 // fewest RPCs that satisfy them against the device's cached tree:
 //

@@ -81,6 +81,13 @@ type plan struct {
 	t     Tree
 	chans uint64 // every channel with a need
 	front [2][]Entry
+	// needy, when set, collects the declarations with a need, needRead
+	// or needWrite (cur is the one being evaluated); delBy, the
+	// declarations behind each planned DeleteObject. ScopeSettled uses
+	// them.
+	needy map[*decl]uint8
+	cur   *decl
+	delBy map[string][]*decl
 
 	gpn    map[string]*gpnNeed
 	gpv    map[string]uint64
@@ -123,7 +130,23 @@ type keyFetch struct {
 	chans uint64
 }
 
+// Kinds of need, for plan.needy.
+const (
+	needRead  uint8 = 1 << iota // GetParameterNames, GetParameterValues
+	needWrite                   // anything else
+)
+
+// need records that the declaration being evaluated, on the channels of
+// bit, needs an RPC of the kind.
+func (p *plan) need(bit uint64, kind uint8) {
+	p.chans |= bit
+	if p.needy != nil {
+		p.needy[p.cur] |= kind
+	}
+}
+
 func (p *plan) eval(d *decl) {
+	p.cur = d
 	bit := uint64(1) << d.ch
 	switch d.kind {
 	case kTag:
@@ -139,7 +162,7 @@ func (p *plan) eval(d *decl) {
 			} else {
 				p.reset |= bit
 			}
-			p.chans |= bit
+			p.need(bit, needWrite)
 		}
 	case kDownload:
 		p.evalDownload(d, bit)
@@ -501,6 +524,15 @@ func (p *plan) evalInstances(d *decl, bit uint64) {
 			}
 			lo, hi = n, n
 		}
+		slices.SortFunc(insts, func(a, b Entry) int { return instanceNumber(a.Path) - instanceNumber(b.Path) })
+		// The instances this declaration keeps stay, even if an earlier
+		// declaration on the table marked them for deletion: as in
+		// GenieACS, "[]" with 0 and then "[Key:v]" with 1 deletes all
+		// instances but one with Key v.
+		for _, x := range insts[:min(lo, len(insts))] {
+			delete(p.del, x.Path)
+			delete(p.delBy, x.Path)
+		}
 		if len(insts) > hi {
 			p.deleteExtra(d, tb, insts, hi, bit)
 		}
@@ -515,10 +547,9 @@ func (p *plan) evalInstances(d *decl, bit uint64) {
 	}
 }
 
-// deleteExtra deletes the instances beyond the first keep, in instance
-// order: the newest go first.
+// deleteExtra deletes the instances beyond the first keep of insts
+// (sorted in instance order): the newest go first.
 func (p *plan) deleteExtra(d *decl, tb Entry, insts []Entry, keep int, bit uint64) {
-	slices.SortFunc(insts, func(a, b Entry) int { return instanceNumber(a.Path) - instanceNumber(b.Path) })
 	skip := p.r.opts.SkipWritableCheck
 	for _, x := range insts[keep:] {
 		switch {
@@ -534,7 +565,9 @@ func (p *plan) deleteExtra(d *decl, tb Entry, insts []Entry, keep int, bit uint6
 				p.del = map[string]uint64{}
 			}
 			p.del[x.Path] |= bit
-			p.chans |= bit
+			if p.delBy != nil {
+				p.delBy[x.Path] = append(p.delBy[x.Path], p.cur)
+			}
 		}
 	}
 }
@@ -566,7 +599,7 @@ func (p *plan) create(d *decl, tb Entry, last Segment, n, target int, bit uint64
 	for range n {
 		p.add = append(p.add, addNeed{table: tb.Path, terms: last.Terms, key: d.key, chans: bit})
 	}
-	p.chans |= bit
+	p.need(bit, needWrite)
 }
 
 // setKeys plans the writes that give an instance created for an alias the
@@ -597,7 +630,7 @@ func (p *plan) setKeys(cr *created, tb Entry, bit uint64) {
 	}
 	if len(unknown) > 0 {
 		p.keyGPV = append(p.keyGPV, keyFetch{names: unknown, chans: bit})
-		p.chans |= bit
+		p.need(bit, needRead)
 	}
 	if settled {
 		delete(p.r.created, cr.path)
@@ -638,12 +671,12 @@ func (p *plan) evalDownload(d *decl, bit uint64) {
 	for i := range p.dls {
 		if p.dls[i].dl == d.dl {
 			p.dls[i].chans |= bit
-			p.chans |= bit
+			p.need(bit, needWrite)
 			return
 		}
 	}
 	p.dls = append(p.dls, dlNeed{dl: d.dl, chans: bit})
-	p.chans |= bit
+	p.need(bit, needWrite)
 }
 
 // ---- needs ----
@@ -662,7 +695,7 @@ func (p *plan) needList(obj string, subtree bool, bit uint64) {
 	}
 	n.subtree = n.subtree || subtree
 	n.chans |= bit
-	p.chans |= bit
+	p.need(bit, needRead)
 }
 
 func (p *plan) needGPV(name string, bit uint64) {
@@ -673,7 +706,7 @@ func (p *plan) needGPV(name string, bit uint64) {
 		p.gpv = map[string]uint64{}
 	}
 	p.gpv[name] |= bit
-	p.chans |= bit
+	p.need(bit, needRead)
 }
 
 func (p *plan) needSPV(name, value, typ string, bit uint64) {
@@ -688,7 +721,7 @@ func (p *plan) needSPV(name, value, typ string, bit uint64) {
 	} else {
 		p.spv[name] = &spvNeed{value: value, typ: typ, chans: bit}
 	}
-	p.chans |= bit
+	p.need(bit, needWrite)
 }
 
 // ---- RPCs ----

@@ -219,6 +219,25 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "a later declaration keeps what an earlier one would delete", model: "tr098", setup: warm,
+			chans: []chanProvs{ch("", p("instances", wlan+"[]", 0.0),
+				p("instances", wlan+"[SSID:guest]", 1.0), p("instances", wlan+"[SSID:iot]", 1.0))},
+			maxRPCs: 8,
+			check: func(t *testing.T, h *harness, out *Outcome) {
+				// Both instances go (neither matches), two come with
+				// the alias values, and nothing deletes them again.
+				if len(out.Faults) != 0 || len(out.Deleted) != 2 || len(out.Added) != 2 {
+					t.Errorf("faults %v, deleted %v, added %v", out.Faults, out.Deleted, out.Added)
+				}
+				if v := h.devGet(wlan + "3.SSID"); v != "guest" {
+					t.Errorf("instance 3 SSID = %q", v)
+				}
+				if v := h.devGet(wlan + "4.SSID"); v != "iot" {
+					t.Errorf("instance 4 SSID = %q", v)
+				}
+			},
+		},
+		{
 			name: "relative +1 adds exactly one", model: "tr181", setup: warm,
 			chans: []chanProvs{ch("task_1", p("instances", "Device.IP.Interface.1.IPv4Address.[]", "+1"))},
 			want:  []string{"Add Device.IP.Interface.1.IPv4Address."},

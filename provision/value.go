@@ -35,12 +35,29 @@ func canonical(typ, v string) string {
 			return strconv.FormatUint(n, 10)
 		}
 	case cwmp.TypeDateTime:
+		if t, ok := msStamp(v); ok {
+			return t.UTC().Format(time.RFC3339Nano)
+		}
 		pv := cwmp.ParameterValue{Value: v}
 		if t, err := pv.Time(); err == nil {
 			return t.UTC().Format(time.RFC3339Nano)
 		}
 	}
 	return v
+}
+
+// msStamp reads a dateTime written as milliseconds since the epoch, as a
+// script declares one (GenieACS takes a number for an xsd:dateTime so).
+func msStamp(v string) (time.Time, bool) {
+	s := strings.TrimSpace(v)
+	if s == "" || len(s) > 16 {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(n), true
 }
 
 // wireValue is the form of v sent in SetParameterValues for type typ:
@@ -54,6 +71,10 @@ func wireValue(typ, v string) string {
 		}
 	case cwmp.TypeInt, cwmp.TypeLong, cwmp.TypeUnsignedInt, cwmp.TypeUnsignedLong:
 		return canonical(typ, v)
+	case cwmp.TypeDateTime:
+		if t, ok := msStamp(v); ok {
+			return formatStamp(t)
+		}
 	}
 	return v
 }

@@ -1,6 +1,7 @@
 package preset
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"strconv"
@@ -82,6 +83,30 @@ func ParseSchedule(s string) (*Schedule, error) {
 			ErrInvalid, clip(s), len(cron), scheduleForm)
 	}
 	sch := &Schedule{Duration: d, text: strings.Join(fields, " ")}
+	if err := sch.parseCron(cron); err != nil {
+		return nil, fmt.Errorf("%w: schedule %q: %v", ErrInvalid, clip(s), err)
+	}
+	return sch, nil
+}
+
+// ParseCron parses a bare cron expression of five or six fields, as in a
+// schedule, for a provision script's Date.now(cron): the Schedule's
+// Duration is zero, and Prev gives its ticks. Errors wrap ErrInvalid.
+func ParseCron(s string) (*Schedule, error) {
+	fields := strings.Fields(s)
+	if len(fields) != 5 && len(fields) != 6 {
+		return nil, fmt.Errorf("%w: cron expression %q has %d fields, want 5 (minute hour day month weekday) or 6 (second first)",
+			ErrInvalid, clip(s), len(fields))
+	}
+	sch := &Schedule{text: strings.Join(fields, " ")}
+	if err := sch.parseCron(fields); err != nil {
+		return nil, fmt.Errorf("%w: cron expression %q: %v", ErrInvalid, clip(s), err)
+	}
+	return sch, nil
+}
+
+// parseCron sets the schedule's fields from five or six cron fields.
+func (sch *Schedule) parseCron(cron []string) error {
 	if len(cron) == 5 {
 		cron = append([]string{"*"}, cron...)
 	}
@@ -89,16 +114,23 @@ func ParseSchedule(s string) (*Schedule, error) {
 	for i, f := range []cronField{fieldSec, fieldMin, fieldHour, fieldDom, fieldMonth, fieldDow} {
 		set, err := parseCronField(cron[i], f)
 		if err != nil {
-			return nil, fmt.Errorf("%w: schedule %q: %v", ErrInvalid, clip(s), err)
+			return err
 		}
 		sets[i] = set
 	}
 	sch.sec, sch.min, sch.hour = sets[0], sets[1], uint32(sets[2])
 	sch.dom, sch.month, sch.dow = uint32(sets[3]), uint16(sets[4]), uint8(sets[5])
 	if !sch.possible() {
-		return nil, fmt.Errorf("%w: schedule %q never matches: no month it names has those days", ErrInvalid, clip(s))
+		return errors.New("never matches: no month it names has those days")
 	}
-	return sch, nil
+	return nil
+}
+
+// Prev returns the latest cron tick at or before t, whole seconds, UTC,
+// looking back at most MaxScheduleDuration; false if there is none.
+func (s *Schedule) Prev(t time.Time) (time.Time, bool) {
+	t = t.UTC()
+	return s.lastTick(t, t.Add(-MaxScheduleDuration))
 }
 
 // parseCronField returns the set of values a field matches as a bitset.
