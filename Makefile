@@ -34,6 +34,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHeader -fuzztime $(FUZZTIME) ./cwmp
 	$(GO) test -run '^$$' -fuzz FuzzParseDigestAuthorization -fuzztime $(FUZZTIME) ./cwmp
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $(FUZZTIME) ./sync
+	$(GO) test -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME) ./apiauth
+	$(GO) test -run '^$$' -fuzz FuzzParseQuery -fuzztime $(FUZZTIME) ./nbi
+	$(GO) test -run '^$$' -fuzz FuzzParseExpr -fuzztime $(FUZZTIME) ./provision/expr
+	$(GO) test -run '^$$' -fuzz FuzzCompilePreset -fuzztime $(FUZZTIME) ./provision/preset
+	$(GO) test -run '^$$' -fuzz FuzzParsePath -fuzztime $(FUZZTIME) ./provision
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') $$(git ls-files --others --exclude-standard '*.go')); \
