@@ -24,3 +24,15 @@ func unauthenticatedInFlight(e *testEdge, ip string) int {
 	defer s.preauth.mu.Unlock()
 	return s.preauth.m[ip]
 }
+
+// wakesAfterSession is how many connection requests wait for the end of
+// the device's open session.
+func wakesAfterSession(e *testEdge, id string) int {
+	sess, ok := e.node.Server().byDevice.load(id)
+	if !ok {
+		return 0
+	}
+	sess.end.mu.Lock()
+	defer sess.end.mu.Unlock()
+	return len(sess.end.waiters)
+}

@@ -417,6 +417,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Timeout:     cfg.CRTimeout,
 		Retries:     cfg.CRRetries,
 		MinInterval: cfg.CRMinInterval,
+		Sessions:    n.server,
 		Metrics:     n.metrics,
 		Logger:      logger,
 	})
@@ -478,13 +479,18 @@ const (
 	wakeTimeout  = 10 * time.Second
 )
 
-// wakeLoop sends the connection requests queued by OnWake until ctx ends.
+// wakeLoop sends the connection requests queued by OnWake until ctx ends;
+// those for a device in a session wait for its end (deferWake) without
+// holding a worker.
 func (n *Node) wakeLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case id := <-n.wakeQ:
+			if n.deferWake(id) {
+				continue
+			}
 			cctx, cancel := context.WithTimeout(ctx, wakeTimeout)
 			err := n.reach.ConnectionRequest(cctx, id)
 			cancel()

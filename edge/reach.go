@@ -38,8 +38,17 @@ type ReacherConfig struct {
 	Retries int
 	// MinInterval is the least time between two requests to one device.
 	MinInterval time.Duration
-	Metrics     *Metrics
-	Logger      *slog.Logger
+	// Sessions, when set, tells which devices are in a CWMP session: a
+	// request for one waits for the session's end (see Server.AfterSession).
+	Sessions SessionWatcher
+	Metrics  *Metrics
+	Logger   *slog.Logger
+}
+
+// SessionWatcher reports the end of a device's open CWMP session; the
+// edge's Server is one (Server.AfterSession documents the contract).
+type SessionWatcher interface {
+	AfterSession(deviceID string, fn func(pending bool)) bool
 }
 
 // Reacher sends connection requests (TR-069 §3.2.2 over HTTP, TR-111 over
@@ -105,7 +114,15 @@ func (r *Reacher) SetSTUN(s *STUNServer) { r.stun.Store(s) }
 // ConnectionRequest asks a device to open a session now. Concurrent calls
 // for one device share one request; calls less than MinInterval after the
 // last request wait for the interval (ErrRateLimited if ctx ends first).
+// For a device in a session it waits for the session's end, and returns
+// nil without a request when the session left no task pending: the tasks
+// queued meanwhile ran in it.
 func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error {
+	if waited, pending, err := r.awaitSession(ctx, deviceID); err != nil {
+		return err
+	} else if waited && !pending {
+		return nil
+	}
 	var (
 		arrived   uint64
 		arrivedAt *crState // the state arrived counts in (the sweep may replace it)
@@ -165,7 +182,7 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 		go func() {
 			defer r.udp.Done()
 			defer cancel()
-			err := r.send(sctx, deviceID)
+			err := r.deliver(sctx, deviceID)
 			r.mu.Lock()
 			st.err = err
 			st.inflight = nil
@@ -219,13 +236,69 @@ func (r *Reacher) sweepLocked() {
 	}
 }
 
-// send tries UDP (when the device advertises it behind STUN) and HTTP at
-// the same time; the first success wins.
-func (r *Reacher) send(ctx context.Context, deviceID string) error {
+// awaitSession waits for the end of the device's open session, if it has
+// one (waited), and reports whether the session left tasks pending.
+func (r *Reacher) awaitSession(ctx context.Context, deviceID string) (waited, pending bool, err error) {
+	if r.cfg.Sessions == nil {
+		return false, false, nil
+	}
+	ended := make(chan bool, 1)
+	if !r.cfg.Sessions.AfterSession(deviceID, func(pending bool) { ended <- pending }) {
+		return false, false, nil
+	}
+	select {
+	case pending = <-ended:
+		return true, pending, nil
+	case <-ctx.Done():
+		return true, false, fmt.Errorf("connection request to %s: waiting for its session to end: %w", deviceID, ctx.Err())
+	}
+}
+
+// deliver sends the request. The CPE refusing its credentials may be the
+// edge's own doing: a session sets new ones on the CPE (see
+// provisionCRCredentials) and the edge stores them when that session ends,
+// so a request that reached the CPE in between carried the old ones. Such
+// a request is sent once more when the credentials are in place: after
+// the end of the session the device is in (unless it left no task
+// pending), or at once if they changed since. A request refused while a
+// session was starting is not repeated: that session runs what was queued
+// before it. Credentials that are just wrong still fail.
+func (r *Reacher) deliver(ctx context.Context, deviceID string) error {
+	start := time.Now()
 	d, err := r.cfg.Cache.Device(deviceID)
 	if err != nil {
 		return fmt.Errorf("connection request to %s: %w", deviceID, err)
 	}
+	user, pass := crCredentials(d)
+	err = r.send(ctx, d)
+	if err == nil || !errors.Is(err, cwmp.ErrCRAuthFailed) {
+		return err
+	}
+	waited, pending, werr := r.awaitSession(ctx, deviceID)
+	switch {
+	case werr != nil:
+		return err
+	case waited && !pending:
+		return nil
+	}
+	cur, derr := r.cfg.Cache.Device(deviceID)
+	if derr != nil {
+		return err
+	}
+	if u, p := crCredentials(cur); !waited && u == user && p == pass {
+		if cur.LastInform.After(start) {
+			return nil
+		}
+		return err
+	}
+	r.cfg.Logger.Debug("connection request refused while the device's credentials changed; sending it again", "device", deviceID)
+	return r.send(ctx, cur)
+}
+
+// send tries UDP (when the device advertises it behind STUN) and HTTP at
+// the same time; the first success wins.
+func (r *Reacher) send(ctx context.Context, d *Device) error {
+	deviceID := d.ID
 	udpFromTree(r.cfg.Cache, d)
 	useUDP := d.UDPConnectionRequestAddress != "" && d.STUNEnable
 	useHTTP := d.ConnectionRequestURL != ""

@@ -16,7 +16,7 @@ import (
 )
 
 func TestHTTPConnectionRequest(t *testing.T) {
-	e := startEdge(t, "", func(c *Config) { c.CRMinInterval = 300 * time.Millisecond })
+	e := startEdge(t, "", func(c *Config) { c.CRMinInterval = time.Second })
 	f := startFleet(t, e, 1, nil)
 	waitInformed(t, e, f)
 	id := f.Device(0).ID()
@@ -39,9 +39,11 @@ func TestHTTPConnectionRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "the session after the connection request", func() bool {
+	// Over, too: a request for a device in session waits for its end.
+	waitFor(t, 10*time.Second, "the session after the connection request to end", func() bool {
 		d := e.device(id)
-		return d.LastInform.After(before) && len(d.LastEvents) > 0 && d.LastEvents[0] == cwmp.EventConnectionRequest
+		return d.LastInform.After(before) && len(d.LastEvents) > 0 && d.LastEvents[0] == cwmp.EventConnectionRequest &&
+			e.node.Server().OpenSessions() == 0
 	})
 	if n := f.Stats().ConnectionRequests - n0; n < 1 || n > 2 {
 		t.Fatalf("%d connection requests reached the device for 4 concurrent calls", n)

@@ -75,6 +75,11 @@ type Server struct {
 	preauth inflightLimiter
 
 	bufs sync.Pool // *bytes.Buffer for request bodies
+
+	// beforeEnd, when set (tests only, before the node runs), is called
+	// as a session ends, after its last look at the device's tasks and
+	// before its results are committed.
+	beforeEnd func(deviceID string)
 }
 
 // session is one live CWMP session. mu serialises the requests of a
@@ -95,6 +100,10 @@ type session struct {
 	started  time.Time
 	last     atomic.Int64 // unix nanoseconds of the last request
 	closed   bool         // finished; a request still holding the cookie gets 400
+	// end holds the connection requests waiting for the session to end
+	// (AfterSession); it has a lock of its own so that they never wait
+	// on a request the session is busy with.
+	end endWatch
 }
 
 func (s *session) touch(now time.Time) { s.last.Store(now.UnixNano()) }
@@ -518,8 +527,17 @@ func (s *Server) finishLocked(sess *session, completed bool, outcome string, now
 	}
 	sess.closed = true
 	s.sessions.delete(sess.cookie, sess)
-	s.byDevice.delete(sess.deviceID, sess)
+	sess.end.finish()
+	if s.beforeEnd != nil {
+		s.beforeEnd(sess.deviceID)
+	}
 	err := sess.work.End(completed)
+	// The device's session stays findable (AfterSession) until its results
+	// are committed, the connection-request credentials it set among them:
+	// a connection request that finds no session then finds those.
+	waiting := sess.end.close()
+	s.byDevice.delete(sess.deviceID, sess)
+	s.sessionEnded(sess, outcome, waiting)
 	// Counted open until its work is committed: whoever waits for no open
 	// sessions (shutdown, tests) then sees every result stored.
 	s.metrics.OpenSessions.Set(float64(s.open.Add(-1)))
