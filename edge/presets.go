@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,15 @@ func (c *Cache) DeleteFault(faultID string) error {
 		return fmt.Errorf("delete fault %s: %w", faultID, err)
 	}
 	return nil
+}
+
+// deleteFault is DELETE /api/v1/faults/{id}.
+func (a *api) deleteFault(w http.ResponseWriter, r *http.Request) {
+	if err := a.cfg.Cache.DeleteFault(r.PathValue("id")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // commit writes in End's transaction what the presets did: the tree's

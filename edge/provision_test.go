@@ -1,8 +1,11 @@
 package edge
 
 import (
-	"errors"
+	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -408,12 +411,22 @@ func TestPresetChannelFaults(t *testing.T) {
 	if fs2 := cpe.faults(); len(fs2) != 3 || !fs2[ChannelFaultID(id, "bad")].Timestamp.Equal(fs[ChannelFaultID(id, "bad")].Timestamp) {
 		t.Fatalf("faults after a skipping session: %+v", fs2)
 	}
-	// Cleared, the channel runs again (and faults again).
-	if err := c.DeleteFault(ChannelFaultID(id, "bad")); err != nil {
-		t.Fatal(err)
+	// Cleared (through the API's route), the channel runs again (and
+	// faults again).
+	writer := addTestToken(t, c, "writer", fleet.ScopeWrite)
+	api := NewAPI(APIConfig{Cache: c, Logger: quietLog})
+	del := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodDelete, "/api/v1/faults/"+url.PathEscape(ChannelFaultID(id, "bad")), nil)
+		req.Header.Set("Authorization", "Bearer "+writer)
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		return rec
 	}
-	if err := c.DeleteFault(ChannelFaultID(id, "bad")); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second delete: %v", err)
+	if rec := del(); rec.Code != http.StatusNoContent {
+		t.Fatalf("DELETE fault: %d %s", rec.Code, rec.Body)
+	}
+	if rec := del(); rec.Code != http.StatusNotFound {
+		t.Fatalf("DELETE fault again: %d %s", rec.Code, rec.Body)
 	}
 	log := cpe.session(cwmp.EventPeriodic)
 	if !slices.Contains(log, "SPV "+igd+"ManagementServer.PeriodicInformInterval=soon") {
@@ -537,5 +550,59 @@ func TestPresetsCompiledOnce(t *testing.T) {
 	deletePreset(t, c, "a")
 	if got := c.compiledPresets(); len(got) != 0 {
 		t.Fatalf("after delete: %v", got)
+	}
+}
+
+// TestE2EPresetOnBootstrap: presets stored at a standalone edge provision
+// simulated TR-098 and TR-181 routers through the real CWMP server in
+// their first (0 BOOTSTRAP) session: the SSID and the periodic inform
+// interval land on the devices and in the cache, next to the
+// connection-request credentials the edge sets itself; a preset naming a
+// provision script (not run at the edge yet) faults its own channel,
+// which the device's faults route shows.
+func TestE2EPresetOnBootstrap(t *testing.T) {
+	e := startEdge(t, "", nil)
+	putPresets(t, e.node.Cache(),
+		&fleet.Preset{Name: "wifi", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{
+			{"value", "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", "e2e-pop"},
+			{"value", "Device.WiFi.SSID.1.SSID", "e2e-pop"},
+		}},
+		&fleet.Preset{Name: "inform", Channel: "inform", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{
+			{"value", "InternetGatewayDevice.ManagementServer.PeriodicInformInterval", 900.0},
+			{"value", "Device.ManagementServer.PeriodicInformInterval", 900.0},
+			{"tag", "provisioned", true},
+		}},
+		&fleet.Preset{Name: "script", Channel: "scripts", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{{"default"}}},
+	)
+	f := startFleet(t, e, 2, nil)
+	waitInformed(t, e, f)
+	for i := 0; i < f.Len(); i++ {
+		d := f.Device(i)
+		ssid := ssidOf(d.Root())
+		waitFor(t, 10*time.Second, d.Model()+" provisioned", func() bool {
+			v, _ := d.Get(ssid)
+			p, err := e.node.Cache().Parameter(d.ID(), "Tags.provisioned")
+			return v == "e2e-pop" && err == nil && p.Value == "true"
+		})
+		if v, _ := d.Get(d.Root() + "ManagementServer.PeriodicInformInterval"); v != "900" {
+			t.Errorf("%s: PeriodicInformInterval %s", d.Model(), v)
+		}
+		if p, err := e.node.Cache().Parameter(d.ID(), ssid); err != nil || p.Value != "e2e-pop" {
+			t.Errorf("%s: cached SSID %+v %v", d.Model(), p, err)
+		}
+		// The script's channel faulted, visible on the API; the others did not.
+		var fs []DeviceFault
+		resp, err := http.Get(e.api + "/devices/" + url.PathEscape(d.ID()) + "/faults")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&fs)
+		resp.Body.Close()
+		if err != nil || len(fs) != 1 || fs[0].ID != ChannelFaultID(d.ID(), "scripts") || fs[0].Code != FaultCodeUnknownProvision {
+			t.Errorf("%s: faults %+v %v", d.Model(), fs, err)
+		}
+	}
+	if st := f.Stats(); st.SessionErrors != 0 {
+		t.Fatalf("%d session errors", st.SessionErrors)
 	}
 }
