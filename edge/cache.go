@@ -135,6 +135,11 @@ type Device struct {
 	Username        string `json:"-" cbor:"-"`
 	Password        string `json:"-" cbor:"-"`
 	SoftwareVersion string `json:"softwareVersion,omitempty" cbor:"18,keyasint,omitempty"`
+	// RootListed is when the CPE's top level was last listed by a
+	// provisioning run (the tree's root has no parameter record): a
+	// preset naming the other data model's root learns it is absent
+	// without asking in every session. 0 BOOTSTRAP clears it.
+	RootListed time.Time `json:"-" cbor:"19,keyasint,omitzero"`
 }
 
 // Parameter is one node of a device's cached parameter tree.

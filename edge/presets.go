@@ -131,6 +131,20 @@ func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]p
 	if err := p.tree.commit(txn, delta); err != nil {
 		return err
 	}
+	if at, ok := p.tree.listedRoot(); ok {
+		var dev Device
+		switch err := getCBOR(txn, pDevice+id, &dev); {
+		case errors.Is(err, ErrNotFound):
+			// Deleted through the API meanwhile.
+		case err != nil:
+			return fmt.Errorf("load device: %w", err)
+		default:
+			dev.RootListed = at
+			if err := setCBOR(txn, pDevice+id, &dev); err != nil {
+				return fmt.Errorf("store device: %w", err)
+			}
+		}
+	}
 	for ch, f := range faults {
 		df := DeviceFault{ID: ChannelFaultID(id, ch), Device: id, Channel: ch, Code: f.Code, Message: f.Message,
 			Detail: f.Detail, Timestamp: p.now}

@@ -126,7 +126,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 	p := &provSession{
 		w:        w,
 		all:      all,
-		tree:     newCacheTree(w.c.db, w.dev.ID, w.meta.Now.UTC(), w.informed),
+		tree:     newCacheTree(w.c.db, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed),
 		now:      w.meta.Now.UTC(),
 		started:  time.Now(),
 		faulted:  faulted,
@@ -459,7 +459,7 @@ func (p *provSession) finish() {
 		if wn.Channel == prefetchChannel {
 			continue
 		}
-		p.w.c.log.Info("preset provision left undone", "device", p.w.dev.ID, "channel", wn.Channel, "path", wn.Path, "why", wn.Message)
+		p.w.c.log.Debug("preset provision left undone", "device", p.w.dev.ID, "channel", wn.Channel, "path", wn.Path, "why", wn.Message)
 	}
 }
 

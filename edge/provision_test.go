@@ -505,7 +505,7 @@ func TestPresetLoopGuard(t *testing.T) {
 // provisions apply.
 func TestPresetMissingPath(t *testing.T) {
 	logs := &lockedBuffer{}
-	c, err := OpenCache(t.TempDir(), CacheOptions{Logger: slog.New(slog.NewTextHandler(logs, nil)), EdgeID: "e1"})
+	c, err := OpenCache(t.TempDir(), CacheOptions{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), EdgeID: "e1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -604,5 +604,30 @@ func TestE2EPresetOnBootstrap(t *testing.T) {
 	}
 	if st := f.Stats(); st.SessionErrors != 0 {
 		t.Fatalf("%d session errors", st.SessionErrors)
+	}
+}
+
+// TestPresetOtherDataModelSettles: a preset written for both data models
+// (GenieACS configurations often are) names a root the device lacks; once
+// the top level has been listed, later sessions know it is absent and
+// send nothing.
+func TestPresetOtherDataModelSettles(t *testing.T) {
+	for _, model := range []string{sim.ModelTR098, sim.ModelTR181} {
+		t.Run(model, func(t *testing.T) {
+			c := openTestCache(t, "")
+			putPresets(t, c, &fleet.Preset{Name: "both", Provisions: [][]any{
+				{"value", "InternetGatewayDevice.Time.NTPServer1", "ntp.example"},
+				{"value", "Device.Time.NTPServer1", "ntp.example"},
+			}})
+			cpe := newSimCPE(t, c, model, 3)
+			first := cpe.session(cwmp.EventBootstrap)
+			if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
+				t.Fatalf("second session sent %v (first %v)", log, first)
+			}
+			// A new life forgets the listing with the tree.
+			if log := cpe.session(cwmp.EventBootstrap); len(log) == 0 || log[0] != "GPN  next" {
+				t.Fatalf("bootstrap session %v", log)
+			}
+		})
 	}
 }

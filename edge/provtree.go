@@ -38,8 +38,8 @@ import (
 //     provisioning run, stamped with the listing's time). Objects listed
 //     by a refreshObject or getParameterNames task carry no such flag: a
 //     declaration over their children lists them again once. The root has
-//     no record: its top level is listed again by each session that needs
-//     it (one small GetParameterNames).
+//     no record: when its top level was listed is kept in the device
+//     record (Device.RootListed), which End updates.
 //   - an object with stored descendants but no record of its own (Inform
 //     values create none) exists as of its first stored descendant.
 //
@@ -67,6 +67,8 @@ type cacheTree struct {
 	gone map[string]bool
 	// deleted are the paths deleted, in order, for End.
 	deleted []string
+	// rootListed is when the top level was listed (Device.RootListed).
+	rootListed time.Time
 }
 
 // ovEntry is a node as the session left it.
@@ -82,7 +84,7 @@ type ovEntry struct {
 	report bool
 }
 
-func newCacheTree(db *badger.DB, deviceID string, now time.Time, inform []cwmp.ParameterValue) *cacheTree {
+func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue) *cacheTree {
 	t := &cacheTree{
 		db:       db,
 		base:     pParam + deviceID + "/",
@@ -95,6 +97,7 @@ func newCacheTree(db *badger.DB, deviceID string, now time.Time, inform []cwmp.P
 	for _, pv := range inform {
 		t.informed[pv.Name] = true
 	}
+	t.rootListed = rootListed
 	return t
 }
 
@@ -193,7 +196,7 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 		return o.e, true
 	}
 	if path == "" {
-		return provision.Entry{Object: true}, true
+		return provision.Entry{Object: true, PathTime: t.rootListed, ListTime: t.rootListed}, true
 	}
 	if t.hidden(path) {
 		return provision.Entry{}, false
@@ -394,8 +397,20 @@ func (t *cacheTree) dropOverlay(obj string) {
 	delete(t.over, obj)
 }
 
+// listedRoot returns when this session listed the top level, if it did.
+func (t *cacheTree) listedRoot() (time.Time, bool) {
+	o, ok := t.over[""]
+	if !ok || o.e.ListTime.IsZero() || !o.e.ListTime.After(t.rootListed) {
+		return time.Time{}, false
+	}
+	return o.e.ListTime, true
+}
+
 // changed reports whether End has anything of the tree's to write.
 func (t *cacheTree) changed() bool {
+	if _, ok := t.listedRoot(); ok {
+		return true
+	}
 	if len(t.deleted) > 0 {
 		return true
 	}

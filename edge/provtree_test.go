@@ -68,7 +68,7 @@ func TestCacheTree(t *testing.T) {
 	id := w.DeviceID()
 	at := t0.Add(time.Minute)
 
-	ct := newCacheTree(c.db, id, at, nil)
+	ct := newCacheTree(c.db, id, at, time.Time{}, nil)
 	ct.begin()
 	mem := provision.NewMemTree()
 	provision.RecordValues(mem, dev.Forced(), t0)
@@ -122,7 +122,7 @@ func TestCacheTree(t *testing.T) {
 	}
 	// Read back by a new session's tree: the same nodes, values, flags
 	// and listings (times collapse to one per record).
-	back := newCacheTree(c.db, id, at.Add(time.Hour), nil)
+	back := newCacheTree(c.db, id, at.Add(time.Hour), at, nil)
 	back.begin()
 	defer back.end()
 	if got := dump(back); !slices.Equal(got, want) {

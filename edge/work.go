@@ -175,6 +175,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 			// credentials: forget the ones a task set in its old life, so
 			// the server provisions new ones in this session.
 			dev.CRUsername, dev.CRPassword = "", ""
+			dev.RootListed = time.Time{}
 		}
 		dev.OUI, dev.ProductClass = inf.DeviceId.OUI, inf.DeviceId.ProductClass
 		dev.SerialNumber, dev.Manufacturer = inf.DeviceId.SerialNumber, inf.DeviceId.Manufacturer
