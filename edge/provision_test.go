@@ -631,3 +631,69 @@ func TestPresetOtherDataModelSettles(t *testing.T) {
 		})
 	}
 }
+
+// TestPresetBuiltins: the built-ins other tests do not cover, through
+// sessions: instances with an alias (AddObject and its keys), tag,
+// download (a file of the edge's store; its failed TransferComplete is a
+// device fault) and reboot (nothing follows it in the session).
+func TestPresetBuiltins(t *testing.T) {
+	c := openTestCache(t, "")
+	cpe := newSimCPE(t, c, sim.ModelTR098, 4)
+	wlan := "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
+	if _, err := c.putFileMeta(fleet.FileMeta{Name: "fw-2.0.bin", FileType: "1 Firmware Upgrade Image", Size: 42,
+		SHA256: strings.Repeat("ab", 32), Uploaded: t0}); err != nil {
+		t.Fatal(err)
+	}
+	putPresets(t, c,
+		&fleet.Preset{Name: "guest", Channel: "guest", Provisions: [][]any{
+			{"instances", wlan + "[SSID:guest-net]", 1.0}, {"tag", "guest", true}}},
+		&fleet.Preset{Name: "firmware", Channel: "fw", Events: map[string]bool{"1 BOOT": true},
+			Provisions: [][]any{{"download", "1 Firmware Upgrade Image", "fw-2.0.bin"}}},
+		&fleet.Preset{Name: "reboot", Channel: "rb", Events: map[string]bool{"M Reboot": true},
+			Provisions: [][]any{{"reboot"}}},
+	)
+	log := cpe.session(cwmp.EventBoot)
+	var inst string
+	for i := 1; i < 10; i++ {
+		if v, ok := cpe.dev.Get(wlan + itoa(uint32(i)) + ".SSID"); ok && v == "guest-net" {
+			inst = wlan + itoa(uint32(i)) + "."
+		}
+	}
+	if inst == "" || !slices.Contains(log, "Add "+wlan) {
+		t.Fatalf("no guest instance on the device after %v", log)
+	}
+	if p, ok := cpe.cached(inst + "SSID"); !ok || p.Value != "guest-net" {
+		t.Fatalf("cached %sSSID: %+v", inst, p)
+	}
+	if !slices.Contains(log, "Download 1 Firmware Upgrade Image http://edge:7547/files/fw-2.0.bin") {
+		t.Fatalf("no Download in %v", log)
+	}
+	if p, ok := cpe.cached("Tags.guest"); !ok || p.Value != "true" {
+		t.Fatalf("tag %+v", p)
+	}
+	if fs := cpe.faults(); len(fs) != 0 {
+		t.Fatalf("faults %+v", fs)
+	}
+	// The CPE reports the preset's transfer failed: a device fault.
+	w := cpe.begin(cwmp.EventTransferComplete)
+	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: "prov-abc-1", FaultStruct: cwmp.FaultStruct{Code: 9010, String: "download failed"}}); err != nil {
+		t.Fatal(err)
+	}
+	if log := cpe.drive(w); len(log) != 0 {
+		t.Fatalf("settled presets sent %v", log)
+	}
+	w.End(true)
+	fs := cpe.faults()
+	if len(fs) != 1 {
+		t.Fatalf("faults %+v", fs)
+	}
+	for _, f := range fs {
+		if f.Code != "9010" || !strings.HasPrefix(f.ID, "download-") {
+			t.Fatalf("transfer fault %+v", f)
+		}
+	}
+	// A reboot is the session's last RPC.
+	if log := cpe.session(cwmp.EventBoot, cwmp.EventMReboot); len(log) == 0 || log[len(log)-1] != "Reboot" || slices.Contains(log[:len(log)-1], "Reboot") {
+		t.Fatalf("reboot session %v", log)
+	}
+}
