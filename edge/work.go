@@ -506,7 +506,8 @@ func (w *SessionWork) expireTransfer(t *fleet.Task) {
 
 // Next returns the next RPC to send, or nil when the session has nothing
 // left to do. Tasks run FIFO, several per session; expired ones are ended
-// unsent; nothing follows an answered Reboot or FactoryReset.
+// unsent; then the device's presets run (provision.go); nothing follows
+// an answered Reboot or FactoryReset.
 func (w *SessionWork) Next() cwmp.Message {
 	if w.ended || w.stop {
 		return nil
