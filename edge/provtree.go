@@ -69,6 +69,29 @@ type cacheTree struct {
 	deleted []string
 	// rootListed is when the top level was listed (Device.RootListed).
 	rootListed time.Time
+
+	// stored and storedKids memoize what the store holds, for the
+	// session: the engine replans from the tree after every answer and
+	// asks for the same ancestors over and over, and a Badger read costs
+	// microseconds. The store does not change under a session (its
+	// device's parameters are written by the session alone); the
+	// overlay and the deletions are applied on top of the memo.
+	stored     map[string]storedNode
+	storedKids map[string][]storedKid
+}
+
+// storedNode is a memoized read of one path: its entry, or absent.
+type storedNode struct {
+	e  provision.Entry
+	ok bool
+}
+
+// storedKid is a memoized child of a stored object: a parameter with its
+// entry, or an object (read through Get when listed).
+type storedKid struct {
+	path string
+	obj  bool
+	e    provision.Entry
 }
 
 // ovEntry is a node as the session left it.
@@ -90,9 +113,11 @@ func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inf
 		base:     pParam + deviceID + "/",
 		now:      now,
 		informed: make(map[string]bool, len(inform)),
-		over:     map[string]*ovEntry{},
-		kids:     map[string]map[string]struct{}{},
-		gone:     map[string]bool{},
+		over:       map[string]*ovEntry{},
+		kids:       map[string]map[string]struct{}{},
+		gone:       map[string]bool{},
+		stored:     map[string]storedNode{},
+		storedKids: map[string][]storedKid{},
 	}
 	for _, pv := range inform {
 		t.informed[pv.Name] = true
@@ -201,15 +226,22 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 	if t.hidden(path) {
 		return provision.Entry{}, false
 	}
-	if r, ok := t.load(path); ok {
-		return t.entry(path, &r), true
+	if n, ok := t.stored[path]; ok {
+		return n.e, n.ok
 	}
-	if isObjectPath(path) {
+	if t.txn == nil {
+		return provision.Entry{}, false
+	}
+	var n storedNode
+	if r, ok := t.load(path); ok {
+		n = storedNode{t.entry(path, &r), true}
+	} else if isObjectPath(path) {
 		if ts, ok := t.firstDescendant(path); ok {
-			return provision.Entry{Path: path, Object: true, PathTime: ts}, true
+			n = storedNode{provision.Entry{Path: path, Object: true, PathTime: ts}, true}
 		}
 	}
-	return provision.Entry{}, false
+	t.stored[path] = n
+	return n.e, n.ok
 }
 
 // firstDescendant finds a visible stored node below obj and returns its
@@ -273,6 +305,36 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 }
 
 func (t *cacheTree) storedChildren(path string, fn func(provision.Entry) bool) bool {
+	kids, ok := t.storedKids[path]
+	if !ok {
+		kids = t.scanChildren(path)
+		t.storedKids[path] = kids
+	}
+	for _, k := range kids {
+		if _, ok := t.over[k.path]; ok {
+			continue
+		}
+		e := k.e
+		if k.obj {
+			if t.gone[k.path] {
+				continue
+			}
+			// Its record, or a descendant standing for it.
+			if e, ok = t.Get(k.path); !ok {
+				continue
+			}
+		}
+		if !fn(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// scanChildren reads the stored children of path: one prefix scan that
+// seeks past each object child's subtree.
+func (t *cacheTree) scanChildren(path string) []storedKid {
+	var kids []storedKid
 	prefix := []byte(t.base + path)
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
@@ -289,30 +351,20 @@ func (t *cacheTree) storedChildren(path string, fn func(provision.Entry) bool) b
 			continue
 		}
 		if dot < 0 {
-			// A parameter child.
 			name := path + rest
-			if _, ok := t.over[name]; !ok {
-				var r paramRec
-				if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err == nil {
-					if !fn(t.entry(name, &r)) {
-						return false
-					}
-				}
+			var r paramRec
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err == nil {
+				kids = append(kids, storedKid{path: name, e: t.entry(name, &r)})
 			}
 			it.Next()
 			continue
 		}
-		// An object child (its record, or a descendant standing for it).
 		child := path + rest[:dot+1]
-		if _, ok := t.over[child]; !ok && !t.gone[child] {
-			if e, ok := t.Get(child); ok && !fn(e) {
-				return false
-			}
-		}
+		kids = append(kids, storedKid{path: child, obj: true})
 		// Past every key starting with child: '/' follows '.'.
 		it.Seek([]byte(t.base + child[:len(child)-1] + "/"))
 	}
-	return true
+	return kids
 }
 
 // Put implements provision.MutableTree.
