@@ -109,10 +109,10 @@ type ovEntry struct {
 
 func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue) *cacheTree {
 	t := &cacheTree{
-		db:       db,
-		base:     pParam + deviceID + "/",
-		now:      now,
-		informed: make(map[string]bool, len(inform)),
+		db:         db,
+		base:       pParam + deviceID + "/",
+		now:        now,
+		informed:   make(map[string]bool, len(inform)),
 		over:       map[string]*ovEntry{},
 		kids:       map[string]map[string]struct{}{},
 		gone:       map[string]bool{},
