@@ -307,7 +307,7 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		if c.Preset == nil {
 			return nil, fmt.Errorf("%w: PutPreset without a preset", ErrBadRequest)
 		}
-		if err := ValidatePreset(c.Preset); err != nil {
+		if err := checkStoredPreset(c.Preset); err != nil {
 			return nil, err
 		}
 		if err := p.putFleet(w, key(pPreset, c.Preset.Name), c.Preset); err != nil {

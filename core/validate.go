@@ -2,11 +2,16 @@ package core
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision"
+	"github.com/edgeacs/edgeacs/provision/expr"
+	"github.com/edgeacs/edgeacs/provision/preset"
 )
 
 // maxNameLen bounds device IDs, tags, preset and file names.
@@ -38,11 +43,65 @@ func checkName(what, s string) error {
 	return nil
 }
 
-// ValidatePreset checks a preset in GenieACS's shape: a name, and provisions
-// that are arrays whose first element is the provision's name. Arguments are
-// limited to scalars (string, number, boolean, null), which is all GenieACS's
-// built-in provisions take.
+// ValidatePreset checks a preset as PUT /api/v1/presets/{name} receives
+// it: the core's rule for names, then what every edge will do with it
+// (preset.Compile: the precondition parses, the schedule parses, the
+// provisions are well formed, channel and events are sane), and the
+// arguments of built-in provisions whose arguments are all literals
+// (a refresh path that does not parse, a value without one). A mistake
+// is a 400 here rather than a fault at every device's next inform. The
+// error wraps ErrBadRequest and, for a precondition, an *expr.Error with
+// its line and column (presetErrorBody puts them in the answer).
 func ValidatePreset(p *fleet.Preset) error {
+	if err := checkName("preset name", p.Name); err != nil {
+		return err
+	}
+	if p.Provisions == nil {
+		return fmt.Errorf("%w: preset %s: provisions must be an array of arrays", ErrBadRequest, p.Name)
+	}
+	c, err := preset.Compile(p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	// A dry run of the built-ins: the same parser and argument checks the
+	// edge's session applies. A provision with an expression argument is
+	// checked only by the edge, where the expression has its values.
+	run := provision.NewRun(provision.Options{Now: time.Unix(0, 0)})
+	col, err := run.Channel(c.Channel)
+	if err != nil {
+		return fmt.Errorf("%w: preset %s: %w", ErrBadRequest, p.Name, err)
+	}
+	for i, pr := range c.Provisions {
+		if !provision.Builtin(pr.Name) {
+			continue // a provision script's: checked when it runs
+		}
+		args := make([]any, 0, len(pr.Args))
+		for _, a := range pr.Args {
+			v, ok := a.Literal()
+			if !ok {
+				args = nil
+				break
+			}
+			args = append(args, v.Any())
+		}
+		if args == nil && len(pr.Args) > 0 {
+			continue
+		}
+		if err := col.Provision(pr.Name, args...); err != nil && !errors.Is(err, provision.ErrTooMany) {
+			return fmt.Errorf("%w: %w", ErrBadRequest, &preset.Error{Preset: p.Name, Field: fmt.Sprintf("provisions[%d]", i), Err: err})
+		}
+	}
+	return nil
+}
+
+// checkStoredPreset is the check the state machine applies to OpPutPreset.
+// It must never refuse what an earlier version's API accepted, since a
+// replayed log applies the same commands on a newer binary; so it checks
+// only the shape every version has required: a name, and provisions that
+// are non-empty arrays starting with a string name, whose arguments are
+// JSON scalars or arrays of them (expressions in GenieACS's array form).
+// ValidatePreset, at the API, is the strict check.
+func checkStoredPreset(p *fleet.Preset) error {
 	if err := checkName("preset name", p.Name); err != nil {
 		return err
 	}
@@ -57,10 +116,8 @@ func ValidatePreset(p *fleet.Preset) error {
 			return fmt.Errorf("%w: preset %s: provision %d must start with its name (a string)", ErrBadRequest, p.Name, i)
 		}
 		for j, a := range pr[1:] {
-			switch a.(type) {
-			case nil, string, bool, float64, float32, int, int64, uint64:
-			default:
-				return fmt.Errorf("%w: preset %s: provision %d argument %d must be a string, number, boolean or null", ErrBadRequest, p.Name, i, j+1)
+			if !jsonArgument(a, 0) {
+				return fmt.Errorf("%w: preset %s: provision %d argument %d must be a string, number, boolean, null or an expression array", ErrBadRequest, p.Name, i, j+1)
 			}
 		}
 	}
@@ -70,6 +127,42 @@ func ValidatePreset(p *fleet.Preset) error {
 		}
 	}
 	return nil
+}
+
+// jsonArgument reports whether a is a scalar or a (bounded) array of
+// them, as a provision argument may be.
+func jsonArgument(a any, depth int) bool {
+	switch v := a.(type) {
+	case nil, string, bool, float64, float32, int, int64, uint64:
+		return true
+	case []any:
+		if depth >= expr.MaxDepth {
+			return false
+		}
+		for _, x := range v {
+			if !jsonArgument(x, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// presetErrorBody is the 400 answer to a preset PUT that ValidatePreset
+// refused: the message, and where the error is (the field, and for a
+// precondition its line and column), so a tool can point at it.
+func presetErrorBody(err error) map[string]any {
+	body := map[string]any{"error": err.Error()}
+	var pe *preset.Error
+	if errors.As(err, &pe) {
+		body["field"] = pe.Field
+	}
+	var ee *expr.Error
+	if errors.As(err, &ee) {
+		body["line"], body["column"], body["offset"] = ee.Line, ee.Column, ee.Offset
+	}
+	return body
 }
 
 // checkFileName applies the fleet's one rule for file names, which edges

@@ -140,6 +140,7 @@ type api struct {
 //	POST   /api/v1/devices/{id}/tasks    ?connection_request&wait=30s|timeout=<ms>
 //	GET    /api/v1/devices/{id}/tasks
 //	GET    /api/v1/devices/{id}/faults
+//	DELETE /api/v1/faults/{id}           a preset channel's fault, "<device>:<channel>": its presets run again
 //	PUT    /api/v1/devices/{id}/credentials  {"username": "...", "password": "..."}: the CPE's own ACS credentials
 //	DELETE /api/v1/devices/{id}/credentials  back to the shared credentials
 //	GET    /api/v1/tasks                 ?limit=&cursor=
@@ -191,6 +192,7 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
 	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
 	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
+	route("/api/v1/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteFault})
 	route("/api/v1/devices/{id}/credentials", map[string]http.HandlerFunc{"PUT": a.putCredentials, "DELETE": a.deleteCredentials})
 	route("/api/v1/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
 	route("/api/v1/tasks/{id}", map[string]http.HandlerFunc{"GET": a.getTask, "DELETE": a.deleteTask})

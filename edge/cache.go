@@ -138,6 +138,11 @@ type Device struct {
 	Username        string `json:"-" cbor:"-"`
 	Password        string `json:"-" cbor:"-"`
 	SoftwareVersion string `json:"softwareVersion,omitempty" cbor:"18,keyasint,omitempty"`
+	// RootListed is when the CPE's top level was last listed by a
+	// provisioning run (the tree's root has no parameter record): a
+	// preset naming the other data model's root learns it is absent
+	// without asking in every session. 0 BOOTSTRAP clears it.
+	RootListed time.Time `json:"-" cbor:"19,keyasint,omitzero"`
 }
 
 // Parameter is one node of a device's cached parameter tree, in the
@@ -150,7 +155,7 @@ type paramRec struct {
 	_          struct{} `cbor:",toarray"`
 	Value      string
 	Type       string
-	Flags      uint8 // flagObject | flagWritableKnown | flagWritable | flagAttrKnown
+	Flags      uint8 // flagObject | flagWritableKnown | flagWritable | flagAttrKnown | flagValue | flagListed
 	Timestamp  int64 // unix nanoseconds
 	Notify     int8
 	AccessList []string
@@ -161,6 +166,14 @@ const (
 	flagWritableKnown
 	flagWritable
 	flagAttrKnown
+	// flagValue: Value and Type were read from the CPE or written to it
+	// (a record made by GetParameterNames alone has neither). Records
+	// written before the flag existed are read as known when they have a
+	// type or a value (cacheTree).
+	flagValue
+	// flagListed: the object's complete child list was read at Timestamp
+	// (written by the provisioning engine's listings, see cacheTree).
+	flagListed
 )
 
 func (r *paramRec) public() Parameter {
@@ -180,12 +193,16 @@ func (r *paramRec) public() Parameter {
 }
 
 // DeviceFault is a fault recorded against a device: a task that ended in
-// fault, or a failed transfer the CPE reported on its own.
+// fault, a failed transfer the CPE reported on its own, or a preset
+// channel's provisions that faulted (skipped until the fault is deleted).
 type DeviceFault struct {
-	// ID is the task ID, or "<kind>-<unix nanos>" for CPE-initiated reports.
-	ID        string            `json:"_id" cbor:"1,keyasint"`
-	Device    string            `json:"device" cbor:"2,keyasint"`
-	Task      string            `json:"task,omitempty" cbor:"3,keyasint,omitempty"`
+	// ID is the task ID, "<kind>-<unix nanos>" for CPE-initiated reports,
+	// or "<device>:<channel>" for a preset channel's fault (GenieACS's ID).
+	ID     string `json:"_id" cbor:"1,keyasint"`
+	Device string `json:"device" cbor:"2,keyasint"`
+	Task   string `json:"task,omitempty" cbor:"3,keyasint,omitempty"`
+	// Channel is the preset channel a provisioning fault stopped.
+	Channel   string            `json:"channel,omitempty" cbor:"8,keyasint,omitempty"`
 	Code      string            `json:"code" cbor:"4,keyasint"`
 	Message   string            `json:"message" cbor:"5,keyasint"`
 	Detail    map[string]string `json:"detail,omitempty" cbor:"6,keyasint,omitempty"`
@@ -227,6 +244,9 @@ type Cache struct {
 
 	// tokens indexes the stored API tokens by hash (tokens.go).
 	tokens tokenIndex
+
+	// presets are the stored presets, compiled (presets.go).
+	presets presetCache
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the

@@ -69,6 +69,8 @@ type downEffects struct {
 	fileTasks []string
 	// tokens names the API tokens stored or deleted: the index re-reads them.
 	tokens []string
+	// presets: a preset was stored or deleted; the compiled set is stale.
+	presets bool
 }
 
 // StoreDownlink stores downlink records and the positions they reach in
@@ -308,8 +310,10 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 			return ob.add(&fleet.TaskDrop{Task: t.ID, Device: t.Device, Edge: c.opts.EdgeID})
 		}
 	case fleet.DownPreset:
+		eff.presets = true
 		return setRecord(txn, pPreset+r.Preset.Name, r.Preset)
 	case fleet.DownPresetDelete:
+		eff.presets = true
 		return txn.Delete([]byte(pPreset + r.Name))
 	case fleet.DownFile:
 		eff.fileMetas = append(eff.fileMetas, r.File.Name)
@@ -334,6 +338,9 @@ func (c *Cache) downCommitted(eff downEffects) {
 		c.log.Warn("downlink: skipped a record that cannot be stored", "err", err)
 	}
 	c.refreshTokens(eff.tokens)
+	if eff.presets {
+		c.presetsChanged()
+	}
 	for _, id := range eff.tasks {
 		c.notify(id)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision"
 )
 
 // Edge-side task fault codes (CPE faults use their numeric CWMP code).
@@ -59,7 +60,17 @@ type SessionWork struct {
 	order   []string // task IDs in the order they changed, for the outbox
 	ops     []paramOp
 	stop    bool // a Reboot or FactoryReset was answered: send nothing more
-	ended   bool
+	// held: a download task waits for its file's blob; it and the tasks
+	// after it stay pending (the session's presets still run).
+	held  bool
+	ended bool
+
+	// informed is the Inform's ParameterList: values the CPE just sent.
+	informed []cwmp.ParameterValue
+	// prov runs the device's presets once its tasks are done (provision.go);
+	// provDone: they ran, or none applies.
+	prov     *provSession
+	provDone bool
 }
 
 type taskRun struct {
@@ -164,6 +175,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 			// credentials: forget the ones a task set in its old life, so
 			// the server provisions new ones in this session.
 			dev.CRUsername, dev.CRPassword = "", ""
+			dev.RootListed = time.Time{}
 		}
 		dev.OUI, dev.ProductClass = inf.DeviceId.OUI, inf.DeviceId.ProductClass
 		dev.SerialNumber, dev.Manufacturer = inf.DeviceId.SerialNumber, inf.DeviceId.Manufacturer
@@ -197,6 +209,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 				}
 			}
 			rec.Value, rec.Type, rec.Timestamp = pv.Value, pv.Type, now.UnixNano()
+			rec.Flags |= flagValue
 			if err := setCBOR(txn, key, &rec); err != nil {
 				return fmt.Errorf("store parameter %s: %w", pv.Name, err)
 			}
@@ -229,7 +242,8 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		dev.Username, dev.Password = u, p
 	}
 	d := dev
-	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{}}, nil
+	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
+		informed: inf.ParameterList}, nil
 }
 
 // informNeedsSync reports whether an Inform carries an event the CPE will
@@ -349,6 +363,14 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 		return fmt.Errorf("record TransferComplete %q of %s: %w", r.CommandKey, id, err)
 	}
 	if done == nil {
+		if strings.HasPrefix(r.CommandKey, provisionCommandKeyHead) {
+			// A preset's download: there is no task to end. A failed
+			// transfer is a device fault an operator can see.
+			if r.FaultStruct.Code != 0 {
+				return w.c.putDeviceFault(id, "download", r.FaultStruct, w.meta.Now)
+			}
+			return nil
+		}
 		w.c.log.Warn("TransferComplete matches no task", "device", id, "commandKey", r.CommandKey)
 		return nil
 	}
@@ -484,7 +506,8 @@ func (w *SessionWork) expireTransfer(t *fleet.Task) {
 
 // Next returns the next RPC to send, or nil when the session has nothing
 // left to do. Tasks run FIFO, several per session; expired ones are ended
-// unsent; nothing follows an answered Reboot or FactoryReset.
+// unsent; then the device's presets run (provision.go); nothing follows
+// an answered Reboot or FactoryReset.
 func (w *SessionWork) Next() cwmp.Message {
 	if w.ended || w.stop {
 		return nil
@@ -502,11 +525,20 @@ func (w *SessionWork) Next() cwmp.Message {
 		w.requeue(w.cur.t)
 		w.cur = nil
 	}
+	if w.prov != nil && !w.provDone {
+		// A provisioning run under way goes on before tasks queued since.
+		if m := w.provNext(); m != nil {
+			return m
+		}
+	}
 	now := w.meta.Now.UTC()
 	for {
-		t := w.nextTask()
+		var t *fleet.Task
+		if !w.held {
+			t = w.nextTask()
+		}
 		if t == nil {
-			return nil
+			return w.provNext()
 		}
 		if !t.Expiry.IsZero() && now.After(t.Expiry) {
 			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
@@ -519,8 +551,8 @@ func (w *SessionWork) Next() cwmp.Message {
 			// is not sent until the blob is here: this task and the ones
 			// after it (they keep their order) stay pending, and the
 			// device gets a connection request when the blob lands.
-			w.stop = true
-			return nil
+			w.held = true
+			continue
 		}
 		if fault != nil {
 			w.finish(t, fleet.StatusFault, nil, fault)
@@ -533,6 +565,25 @@ func (w *SessionWork) Next() cwmp.Message {
 		w.cur = &taskRun{t: t, req: req}
 		return req
 	}
+}
+
+// provNext returns the next RPC of the session's presets, starting them
+// when the tasks are done; nil when they are done or none applies.
+func (w *SessionWork) provNext() cwmp.Message {
+	if w.provDone {
+		return nil
+	}
+	if w.prov == nil {
+		if w.prov = w.startProvisioning(); w.prov == nil {
+			w.provDone = true
+			return nil
+		}
+	}
+	m := w.prov.next()
+	if m == nil {
+		w.provDone = true
+	}
+	return m
 }
 
 func (w *SessionWork) sendRefreshBatch() cwmp.Message {
@@ -643,6 +694,10 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 // fault ends that task as fault; a response of the wrong kind ends it as
 // invalid_response; either way the session moves on to the next task.
 func (w *SessionWork) Answer(a *cwmp.Answer) {
+	if p := w.prov; p != nil && p.sent != nil && a != nil && a.Request == p.sent && !w.ended {
+		p.answer(a)
+		return
+	}
 	run := w.cur
 	if run == nil || a == nil || w.ended {
 		return
@@ -824,7 +879,17 @@ func (w *SessionWork) End(completed bool) error {
 		w.requeue(w.cur.t)
 		w.cur = nil
 	}
-	if len(w.changed) == 0 && len(w.ops) == 0 {
+	var (
+		provFaults  map[string]provision.Fault
+		provChanged []cwmp.ParameterValue
+	)
+	if p := w.prov; p != nil {
+		p.finish()
+		provFaults = p.faults()
+		provChanged = p.run.Outcome().Changed
+	}
+	provWrites := w.prov != nil && (w.prov.tree.changed() || len(provFaults) > 0)
+	if len(w.changed) == 0 && len(w.ops) == 0 && !provWrites {
 		return nil
 	}
 	id := w.dev.ID
@@ -832,6 +897,13 @@ func (w *SessionWork) End(completed bool) error {
 	var final []string
 	err := w.c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
 		final = final[:0]
+		// The presets ran before any task still in w.ops: their changes
+		// go first, in a delta of their own.
+		if provWrites {
+			if err := w.prov.commit(txn, ob, provFaults); err != nil {
+				return fmt.Errorf("presets: %w", err)
+			}
+		}
 		for _, tid := range w.order {
 			t := w.changed[tid]
 			// Deleted through the API while the session ran: keep it deleted.
@@ -851,7 +923,7 @@ func (w *SessionWork) End(completed bool) error {
 				return fmt.Errorf("task %s: %w", tid, err)
 			}
 		}
-		if err := w.c.storeCRCredentials(txn, id, w.order, w.changed); err != nil {
+		if err := w.c.storeCRCredentials(txn, id, w.order, w.changed, provChanged); err != nil {
 			return fmt.Errorf("connection-request credentials: %w", err)
 		}
 		delta := &fleet.DeviceDelta{Device: id, Edge: w.c.opts.EdgeID}
@@ -895,11 +967,11 @@ func crCredentialParam(name string) (user, pass bool) {
 }
 
 // storeCRCredentials copies the connection-request credentials that a
-// successful setParameterValues task of this session wrote to the CPE into
+// successful setParameterValues task (or a preset) of this session wrote to the CPE into
 // the device record, in the session's End transaction: the record is then
 // the one place the Reacher reads them from. A CPE reads its password back
 // as "", so the value the ACS set is the only copy it will ever have.
-func (c *Cache) storeCRCredentials(txn *badger.Txn, id string, order []string, changed map[string]*fleet.Task) error {
+func (c *Cache) storeCRCredentials(txn *badger.Txn, id string, order []string, changed map[string]*fleet.Task, presets []cwmp.ParameterValue) error {
 	var user, pass *string
 	for _, tid := range order {
 		t := changed[tid]
@@ -913,6 +985,15 @@ func (c *Cache) storeCRCredentials(txn *badger.Txn, id string, order []string, c
 			case p:
 				pass = &t.ParameterValues[i].Value
 			}
+		}
+	}
+	// A preset's writes count too (GenieACS's inform provision sets them).
+	for i := range presets {
+		switch u, p := crCredentialParam(presets[i].Name); {
+		case u:
+			user = &presets[i].Value
+		case p:
+			pass = &presets[i].Value
 		}
 	}
 	if user == nil && pass == nil {
@@ -993,6 +1074,7 @@ func applyOp(txn *badger.Txn, id string, op paramOp, now time.Time, delta *fleet
 	}
 	if op.setValue {
 		rec.Value, rec.Type, rec.Timestamp = op.value, op.typ, now.UnixNano()
+		rec.Flags |= flagValue
 		delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: op.path, Value: op.value, Type: op.typ})
 	} else if rec.Timestamp == 0 {
 		rec.Timestamp = now.UnixNano()

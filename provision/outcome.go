@@ -90,6 +90,9 @@ type rpcInfo struct {
 	// strict: a 9005 fault is the declaration's fault, not a stale cache
 	// (the names were never in the tree).
 	strict bool
+	// names are a SetParameterValues' channels per parameter: a fault
+	// that names parameters faults only the channels that declared them.
+	names map[string]uint64
 }
 
 // created is an instance this run added whose alias keys are not yet set.
@@ -176,13 +179,22 @@ func (r *Run) answerFault(t MutableTree, info *rpcInfo, req cwmp.Message, f *cwm
 		return
 	}
 	flt := Fault{Code: CPEFaultCode(f.Code), Message: f.String}
+	chans := info.chans
 	if len(f.SetParameterValuesFaults) > 0 {
 		flt.Detail = make(map[string]string, len(f.SetParameterValuesFaults))
+		var named uint64
 		for _, pf := range f.SetParameterValuesFaults {
 			flt.Detail[pf.ParameterName] = strconv.FormatUint(uint64(pf.FaultCode), 10) + " " + pf.FaultString
+			named |= info.names[pf.ParameterName]
+		}
+		// The CPE rejects an SPV whole: the channels whose parameters it
+		// did not fault are planned again without the faulted ones (GenieACS
+		// faults every channel of the RPC).
+		if named != 0 {
+			chans = named
 		}
 	}
-	r.fault(info.chans, flt)
+	r.fault(chans, flt)
 }
 
 // fault records f on every channel of chans not yet faulted.

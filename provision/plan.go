@@ -843,13 +843,15 @@ func (p *plan) emitSPV() []cwmp.Message {
 		k := min(len(names), p.r.opts.BatchSize)
 		var chans uint64
 		list := make([]cwmp.ParameterValue, k)
+		byName := make(map[string]uint64, k)
 		for i, n := range names[:k] {
 			s := p.spv[n]
 			list[i] = cwmp.ParameterValue{Name: n, Value: s.value, Type: s.typ}
 			chans |= s.chans
+			byName[n] = s.chans
 		}
 		m := &cwmp.SetParameterValues{ParameterList: list, ParameterKey: p.r.opts.ParameterKey}
-		out = append(out, p.track(m, &rpcInfo{chans: chans}))
+		out = append(out, p.track(m, &rpcInfo{chans: chans, names: byName}))
 		names = names[k:]
 	}
 	return out

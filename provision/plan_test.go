@@ -301,6 +301,24 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
+			name: "a SetParameterValues fault naming one channel's parameter stops that channel only", model: "tr098", setup: warm,
+			chans: []chanProvs{
+				ch("bad", p("value", pii98, "soon")),
+				ch("good", p("value", igd+"Time.NTPServer1", "ntp.example")),
+			},
+			// The CPE applies an SPV whole or not at all: the good
+			// channel's value is sent again, alone.
+			want: []string{"SPV " + pii98 + "=soon," + igd + "Time.NTPServer1=ntp.example", "SPV " + igd + "Time.NTPServer1=ntp.example"},
+			check: func(t *testing.T, h *harness, out *Outcome) {
+				if f, ok := out.Faults["bad"]; !ok || f.Code != "cwmp.9003" {
+					t.Errorf("bad fault = %+v", out.Faults)
+				}
+				if _, ok := out.Faults["good"]; ok || h.devGet(igd+"Time.NTPServer1") != "ntp.example" {
+					t.Errorf("good: faults %+v, NTP server %s", out.Faults, h.devGet(igd+"Time.NTPServer1"))
+				}
+			},
+		},
+		{
 			name: "reboot", model: "tr098", setup: warm,
 			chans: []chanProvs{ch("", p("reboot"))},
 			want:  []string{"Reboot"},

@@ -1,0 +1,581 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision"
+	"github.com/edgeacs/edgeacs/provision/expr"
+	"github.com/edgeacs/edgeacs/provision/preset"
+)
+
+// Edge-side fault codes of preset channels (the engine's own are
+// provision.Fault*: cwmp.<code>, too_many_commits, too_many_rpcs, ...).
+const (
+	// FaultCodeUnknownProvision: a preset names a provision that is not
+	// a built-in (provision scripts do not run at the edge yet).
+	FaultCodeUnknownProvision = "unknown_provision"
+	// FaultCodeInvalidArguments: a built-in's arguments are unusable
+	// (GenieACS: "Invalid arguments").
+	FaultCodeInvalidArguments = "invalid_arguments"
+	// FaultCodePresetLoop: presets kept changing the device without
+	// settling (A sets X to 1, B sets it back).
+	FaultCodePresetLoop = "preset_loop"
+)
+
+// MaxPresetCycles bounds a session's preset cycles: after the matched
+// presets have done their work, they are matched again (a precondition
+// may hold now that did not), until a cycle changes nothing. It also
+// bounds how often one parameter may be written by presets in a session.
+// Beyond it the presets involved fault with preset_loop.
+const MaxPresetCycles = 4
+
+// prefetchChannel is the run channel that fetches what the candidates'
+// preconditions read. Its name is no preset's (preset.Compile refuses
+// control characters), and its faults are never recorded: a parameter it
+// cannot read is NULL to the precondition.
+const prefetchChannel = "\x00precondition"
+
+// provisionCommandKeyHead starts the CommandKeys of the Downloads and
+// Reboots the engine sends ("prov-<start>-<n>").
+const provisionCommandKeyHead = "prov-"
+
+// errBlobPending is the Download resolver's answer while a file's blob is
+// still crossing the backhaul: the channel stops for this session without
+// a stored fault, and the device is woken when the blob lands.
+var errBlobPending = errors.New("the file is still being fetched from the core")
+
+type provStage uint8
+
+const (
+	stagePrefetch provStage = iota // fetching what the preconditions read
+	stageMain                      // running the matched presets' provisions
+	stageDone
+)
+
+// provSession runs a session's presets after its tasks: GenieACS's preset
+// matching (events, schedule, precondition, weight) and its built-in
+// provisions, through one provision.Run planning against the device's
+// cached tree. The session sends the RPCs it returns one at a time and
+// reports each answer back. See DESIGN.md, "Provisioning".
+type provSession struct {
+	w    *SessionWork
+	all  []*preset.Compiled
+	tree *cacheTree
+	run  *provision.Run
+	now  time.Time // the session's start (InformMeta.Now)
+	// started is when the session began on the wall clock: answers are
+	// stamped now + time since started, a clock that tests can set.
+	started time.Time
+	// faulted are the channels with a stored fault: skipped until it is
+	// cleared. stopped are those this session faulted itself.
+	faulted map[string]bool
+	stopped map[string]provision.Fault
+
+	stage  provStage
+	cycle  int
+	active []*preset.Compiled // matched and declared in this cycle
+	// changers are the presets matched in a cycle that changed the device.
+	changers map[string]*preset.Compiled
+	mark     int // changes() when the cycle started
+
+	batch []cwmp.Message // planned, not sent yet
+	sent  cwmp.Message   // sent, awaiting its answer
+	// writes counts the presets' writes per parameter (the loop guard).
+	writes map[string]int
+	tags   int // tag changes applied
+	ended  bool
+}
+
+// startProvisioning prepares the session's presets, or returns nil when
+// none can apply (no presets, none for these events and this time, every
+// candidate's channel faulted): then the session costs nothing more. Task
+// results so far are committed first, so the engine reads the tree they
+// left.
+func (w *SessionWork) startProvisioning() *provSession {
+	all := w.c.compiledPresets()
+	if len(all) == 0 {
+		return nil
+	}
+	s := preset.Session{Events: w.dev.LastEvents, Now: w.meta.Now}
+	if len(preset.Candidates(all, s)) == 0 {
+		return nil
+	}
+	faulted, err := w.c.faultedChannels(w.dev.ID)
+	if err != nil {
+		w.c.log.Error("presets skipped: cannot read the device's faults", "device", w.dev.ID, "err", err)
+		return nil
+	}
+	s.Faulted = func(ch string) bool { return faulted[ch] }
+	if len(preset.Candidates(all, s)) == 0 {
+		return nil
+	}
+	if err := w.flushOps(); err != nil {
+		w.c.log.Error("presets skipped: cannot store the session's task results", "device", w.dev.ID, "err", err)
+		return nil
+	}
+	p := &provSession{
+		w:        w,
+		all:      all,
+		tree:     newCacheTree(w.c.db, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed),
+		now:      w.meta.Now.UTC(),
+		started:  time.Now(),
+		faulted:  faulted,
+		stopped:  map[string]provision.Fault{},
+		writes:   map[string]int{},
+		changers: map[string]*preset.Compiled{},
+	}
+	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile})
+	if paths := preset.Prefetch(all, s); len(paths) > 0 {
+		col, _ := p.run.Channel(prefetchChannel)
+		for _, path := range paths {
+			// A path the engine cannot parse or a virtual one needs no
+			// fetch: the precondition reads it as it is.
+			_ = col.Declare(path, provision.Timestamps{Value: provision.Ever}, provision.Values{})
+		}
+	}
+	return p
+}
+
+// flushOps commits the parameter changes of the tasks run so far, so the
+// provisioning engine, which reads the store, sees them.
+func (w *SessionWork) flushOps() error {
+	if len(w.ops) == 0 {
+		return nil
+	}
+	now := w.meta.Now.UTC()
+	err := w.c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
+		delta := &fleet.DeviceDelta{Device: w.dev.ID, Edge: w.c.opts.EdgeID}
+		for _, op := range w.ops {
+			if err := applyOp(txn, w.dev.ID, op, now, delta); err != nil {
+				return fmt.Errorf("parameter %s: %w", op.path, err)
+			}
+		}
+		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
+			return ob.add(delta)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store task results of %s: %w", w.dev.ID, err)
+	}
+	w.ops = nil
+	return nil
+}
+
+// next returns the next RPC of the session's presets, or nil when they
+// are done.
+func (p *provSession) next() cwmp.Message {
+	if p.stage == stageDone {
+		return nil
+	}
+	p.tree.begin()
+	defer p.tree.end()
+	// Each pass sends an RPC or moves the run on (a cycle, a channel
+	// stopped); MaxRPCs and the cycle bound keep the passes few.
+	for range 4 * provision.MaxChannels {
+		if len(p.batch) > 0 {
+			m := p.batch[0]
+			p.batch = p.batch[1:]
+			if p.looping(m) {
+				p.batch = nil
+				p.declare()
+				continue
+			}
+			p.sent = m
+			return m
+		}
+		msgs, done := p.run.Next(p.tree)
+		if !done {
+			p.batch = msgs
+			continue
+		}
+		if !p.advance() {
+			break
+		}
+	}
+	p.stage = stageDone
+	p.finish()
+	return nil
+}
+
+// answer applies the CPE's answer to the RPC next returned last.
+func (p *provSession) answer(a *cwmp.Answer) {
+	p.sent = nil
+	p.tree.begin()
+	defer p.tree.end()
+	if err := p.run.Answer(p.tree, a, p.clock()); err != nil {
+		p.w.c.log.Warn("provisioning answer not applied", "device", p.w.dev.ID, "err", err)
+		return
+	}
+	switch a.Response.(type) {
+	case *cwmp.RebootResponse, *cwmp.FactoryResetResponse:
+		// The CPE acts once the session ends: nothing may follow.
+		p.w.stop = true
+	}
+}
+
+// advance moves on once the run has nothing left to do for what is
+// declared: from the precondition prefetch to the first cycle, from one
+// cycle to the next while the last changed the device. false: finished.
+func (p *provSession) advance() bool {
+	switch p.stage {
+	case stagePrefetch:
+		p.stage, p.cycle = stageMain, 1
+		p.mark = p.changes()
+		return p.declare()
+	case stageMain:
+		p.applyTags()
+		c := p.changes()
+		if c == p.mark {
+			return false
+		}
+		for _, ps := range p.active {
+			p.changers[ps.Name] = ps
+		}
+		if p.cycle >= MaxPresetCycles {
+			names := slices.Sorted(maps.Keys(p.changers))
+			presets := make([]*preset.Compiled, len(names))
+			for i, n := range names {
+				presets[i] = p.changers[n]
+			}
+			p.loopFault(presets, "", fmt.Sprintf("still changing the device after %d preset cycles", MaxPresetCycles))
+			return false
+		}
+		p.cycle++
+		p.mark = c
+		return p.declare()
+	}
+	return false
+}
+
+// clock is the time answers are stamped with.
+func (p *provSession) clock() time.Time { return p.now.Add(time.Since(p.started)) }
+
+// changes counts what the run has done to the device so far.
+func (p *provSession) changes() int {
+	out := p.run.Outcome()
+	n := len(out.Changed) + len(out.Added) + len(out.Deleted) + len(out.Downloads) + p.tags
+	if out.Reboot {
+		n++
+	}
+	if out.FactoryReset {
+		n++
+	}
+	return n
+}
+
+// isFaulted: stored fault, stopped by this session, or faulted by the run.
+func (p *provSession) isFaulted(ch string) bool {
+	if p.faulted[ch] {
+		return true
+	}
+	if _, ok := p.stopped[ch]; ok {
+		return true
+	}
+	_, ok := p.run.Outcome().Faults[ch]
+	return ok
+}
+
+// declare matches the presets against the tree as it is now and declares
+// the matched ones' provisions, one channel per preset channel; a channel
+// whose provisions cannot be declared is stopped and the rest declared
+// again without it. false: nothing matched.
+func (p *provSession) declare() bool {
+	env := p.env()
+	for range provision.MaxChannels + 1 {
+		matched := preset.Match(p.all, preset.Session{Events: p.w.dev.LastEvents, Now: p.now, Env: env, Faulted: p.isFaulted})
+		p.active = matched
+		p.run.Reset()
+		retry := false
+		for _, g := range preset.Groups(matched) {
+			if err := p.declareGroup(g, env); err != nil {
+				p.stop(g.Channel, *err)
+				retry = true
+				break
+			}
+		}
+		if !retry {
+			return len(matched) > 0
+		}
+	}
+	return false
+}
+
+func (p *provSession) declareGroup(g preset.Group, env expr.Env) *provision.Fault {
+	col, err := p.run.Channel(g.Channel)
+	if err != nil {
+		return &provision.Fault{Code: FaultCodeInvalidArguments, Message: err.Error()}
+	}
+	for _, ps := range g.Presets {
+		for _, pr := range ps.Provisions {
+			if !provision.Builtin(pr.Name) {
+				return &provision.Fault{Code: FaultCodeUnknownProvision,
+					Message: fmt.Sprintf("preset %q: unknown provision %q (not a built-in; provision scripts do not run at the edge yet)", ps.Name, pr.Name)}
+			}
+			vals := pr.Values(env)
+			args := make([]any, len(vals))
+			for i, v := range vals {
+				args[i] = v.Any()
+			}
+			if err := col.Provision(pr.Name, args...); err != nil {
+				return &provision.Fault{Code: FaultCodeInvalidArguments, Message: fmt.Sprintf("preset %q: %v", ps.Name, err)}
+			}
+		}
+	}
+	return nil
+}
+
+// stop faults a channel for this session (recorded at End).
+func (p *provSession) stop(ch string, f provision.Fault) {
+	if _, ok := p.stopped[ch]; !ok {
+		p.stopped[ch] = f
+	}
+}
+
+// looping is the loop guard on the writes the presets send: a parameter
+// written more than MaxPresetCycles times in one session means presets
+// that undo each other (the engine would alternate them until its
+// MaxIterations). The presets that declare it fault with preset_loop and
+// the batch is dropped; the caller declares the rest again.
+func (p *provSession) looping(m cwmp.Message) bool {
+	spv, ok := m.(*cwmp.SetParameterValues)
+	if !ok {
+		return false
+	}
+	var over []string
+	for _, pv := range spv.ParameterList {
+		p.writes[pv.Name]++
+		if p.writes[pv.Name] > MaxPresetCycles {
+			over = append(over, pv.Name)
+		}
+	}
+	if len(over) == 0 {
+		return false
+	}
+	slices.Sort(over)
+	p.loopFault(presetsWriting(p.active, over), over[0],
+		fmt.Sprintf("%s written more than %d times in one session", over[0], MaxPresetCycles))
+	return true
+}
+
+// loopFault stops the channels of presets with a preset_loop fault naming
+// them (all active presets when none is known to write param).
+func (p *provSession) loopFault(presets []*preset.Compiled, param, why string) {
+	if len(presets) == 0 {
+		presets = p.active
+	}
+	names := make([]string, 0, len(presets))
+	for _, ps := range presets {
+		names = append(names, ps.Name)
+	}
+	f := provision.Fault{Code: FaultCodePresetLoop,
+		Message: fmt.Sprintf("presets %s keep changing the device: %s", strings.Join(names, ", "), why),
+		Detail:  map[string]string{"presets": strings.Join(names, ",")}}
+	if param != "" {
+		f.Detail["parameter"] = param
+	}
+	for _, ps := range presets {
+		p.stop(ps.Channel, f)
+	}
+}
+
+// presetsWriting returns the presets whose value or instances provisions
+// name a path matching one of params (literal first arguments only).
+func presetsWriting(presets []*preset.Compiled, params []string) []*preset.Compiled {
+	var out []*preset.Compiled
+	for _, ps := range presets {
+	scan:
+		for _, pr := range ps.Provisions {
+			if (pr.Name != provision.ProvisionValue && pr.Name != provision.ProvisionInstances) || len(pr.Args) == 0 {
+				continue
+			}
+			v, ok := pr.Args[0].Literal()
+			if !ok {
+				continue
+			}
+			s, _ := v.Any().(string)
+			path, err := provision.ParsePath(s)
+			if err != nil {
+				continue
+			}
+			for _, name := range params {
+				if pathMatches(path, name) {
+					out = append(out, ps)
+					break scan
+				}
+			}
+		}
+	}
+	return out
+}
+
+// pathMatches reports whether a declared path may select the CWMP name (an
+// alias is taken to match any instance).
+func pathMatches(p provision.Path, name string) bool {
+	segs := strings.Split(strings.TrimSuffix(name, "."), ".")
+	if len(segs) != len(p.Segments) {
+		return false
+	}
+	for i, s := range p.Segments {
+		if s.Kind == provision.Literal && s.Name != segs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// applyTags stores the tag changes the run settled on.
+func (p *provSession) applyTags() {
+	tags := p.run.Outcome().Tags
+	if len(tags) == 0 {
+		return
+	}
+	p.tags += len(tags)
+	provision.ApplyTags(p.tree, tags, p.clock())
+	clear(tags)
+}
+
+// finish settles what the run left for End: tags, and the warnings
+// logged. Idempotent.
+func (p *provSession) finish() {
+	if p.ended {
+		return
+	}
+	p.ended = true
+	p.tree.begin()
+	p.applyTags()
+	p.tree.end()
+	for _, wn := range p.run.Outcome().Warnings {
+		if wn.Channel == prefetchChannel {
+			continue
+		}
+		p.w.c.log.Debug("preset provision left undone", "device", p.w.dev.ID, "channel", wn.Channel, "path", wn.Path, "why", wn.Message)
+	}
+}
+
+// faults returns the channel faults to record: the run's and the
+// session's own, keyed by channel.
+func (p *provSession) faults() map[string]provision.Fault {
+	out := map[string]provision.Fault{}
+	for ch, f := range p.run.Outcome().Faults {
+		if ch == prefetchChannel || (f.Code == provision.FaultFileNotFound && f.Message == errBlobPending.Error()) {
+			continue
+		}
+		out[ch] = f
+	}
+	for ch, f := range p.stopped {
+		out[ch] = f
+	}
+	return out
+}
+
+// ChannelFaultID is the ID of a preset channel's fault, as GenieACS
+// writes it: "<device>:<channel>".
+func ChannelFaultID(deviceID, channel string) string { return deviceID + ":" + channel }
+
+// env is the expression environment of the session's preconditions and
+// provision arguments (see lookup).
+func (p *provSession) env() expr.Env { return expr.Env{Lookup: p.lookup, Now: p.now} }
+
+// lookup resolves a precondition's path: DeviceID.* from the Inform,
+// Events.<code> (the time of the session's events, and of the last boot,
+// bootstrap and inform known), Tags.<name> (true when set, from the
+// tags presets set at this edge), anything else from the cached tree (the
+// first parameter a pattern matches, as GenieACS takes it). A parameter
+// whose value the cache does not know is NULL.
+func (p *provSession) lookup(path string) (expr.Value, bool) {
+	d := p.w.dev
+	root, rest, _ := strings.Cut(path, ".")
+	switch root {
+	case provision.RootDeviceID:
+		switch rest {
+		case "ID":
+			return expr.StringValue(d.ID), true
+		case "Manufacturer":
+			return expr.StringValue(d.Manufacturer), true
+		case "OUI":
+			return expr.StringValue(d.OUI), true
+		case "ProductClass":
+			return expr.StringValue(d.ProductClass), true
+		case "SerialNumber":
+			return expr.StringValue(d.SerialNumber), true
+		}
+		return expr.Value{}, false
+	case provision.RootEvents:
+		for _, ev := range d.LastEvents {
+			if preset.EventKey(ev) == rest {
+				return expr.TimeValue(p.now), true
+			}
+		}
+		var at time.Time
+		switch rest {
+		case "Inform":
+			at = d.LastInform
+		case preset.EventKey(cwmp.EventBoot):
+			at = d.LastBoot
+		case preset.EventKey(cwmp.EventBootstrap):
+			at = d.LastBootstrap
+		}
+		if at.IsZero() {
+			return expr.Value{}, false
+		}
+		return expr.TimeValue(at), true
+	}
+	var e provision.Entry
+	found := false
+	if strings.ContainsAny(path, "*[") {
+		matches, err := provision.Match(p.tree, path)
+		if err != nil {
+			return expr.Value{}, false
+		}
+		for _, m := range matches {
+			if !m.Object && !m.ValueTime.IsZero() {
+				e, found = m, true
+				break
+			}
+		}
+	} else {
+		e, found = p.tree.Get(path)
+	}
+	if !found || e.Object || e.ValueTime.IsZero() {
+		return expr.Value{}, false
+	}
+	if root == provision.RootTags {
+		return expr.BoolValue(true), true
+	}
+	return expr.FromCWMP(e.Value, e.Type), true
+}
+
+// provisionFile resolves a download provision's file name to the URL
+// and size of the Download RPC, as a download task's is (rpcFor).
+func (w *SessionWork) provisionFile(name string) (string, uint32, error) {
+	meta, err := w.c.FileMeta(name)
+	if err != nil {
+		return "", 0, fmt.Errorf("file %q is not in the edge's file store", name)
+	}
+	if w.meta.FilesBaseURL == "" {
+		return "", 0, errors.New("the edge has no files URL to point the CPE at")
+	}
+	u := w.meta.FilesBaseURL + url.PathEscape(name)
+	if w.meta.SignFileURLs {
+		u += "?" + w.c.signedFileQuery(name, w.meta.Now.Add(w.c.opts.DownloadTimeout))
+	}
+	if fs := w.c.files.Load(); fs != nil && !fs.awaitBlob(meta, w.dev.ID) {
+		return "", 0, errBlobPending
+	}
+	var size uint32
+	if meta.Size >= 0 && meta.Size <= 1<<32-1 {
+		size = uint32(meta.Size)
+	}
+	return u, size, nil
+}

@@ -1,0 +1,546 @@
+package edge
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision"
+)
+
+// cacheTree is one device's cached parameter tree as the provisioning
+// engine reads and writes it (provision.MutableTree): the stored records
+// under p/<device>/, read through a read-only Badger transaction, with the
+// session's changes in an overlay that End writes back in its one
+// transaction. Reads cost what the engine asks for: a Get is one key
+// read, Children one prefix scan that seeks past each child's subtree, so
+// a preset that names ten parameters reads ten records, not the tree.
+//
+// The engine keeps four times per node (existence, writable flag, value,
+// child list); a stored record has one Timestamp and flags. The mapping,
+// which errs towards asking the CPE again, never towards believing stale
+// data:
+//
+//   - a parameter's value time is its Timestamp when the value is known
+//     (flagValue; for records written before that flag, a type or a
+//     value), its existence time the same; the values the session's
+//     Inform carried count as read at the session's start, since the CPE
+//     just sent them (BeginSession does not rewrite unchanged ones);
+//   - a writable flag, once known, counts as learnt at the Timestamp;
+//   - an object's existence time is its Timestamp; its child list counts
+//     as complete at that time only with flagListed, which only this
+//     adapter writes (an object listed by GetParameterNames in a
+//     provisioning run, stamped with the listing's time). Objects listed
+//     by a refreshObject or getParameterNames task carry no such flag: a
+//     declaration over their children lists them again once. The root has
+//     no record: when its top level was listed is kept in the device
+//     record (Device.RootListed), which End updates.
+//   - an object with stored descendants but no record of its own (Inform
+//     values create none) exists as of its first stored descendant.
+//
+// A node the engine forgot (PathTime zero: the CPE answered 9005 for it)
+// is deleted from the store at End. The overlay's writes use each
+// answer's own times; the store keeps the conservative one (a value's
+// time, a listing's time) as the record's Timestamp.
+//
+// Not safe for concurrent use: one session drives it. Every read needs
+// an open transaction (begin/end around each engine call), so no Badger
+// transaction outlives one HTTP exchange of the session.
+type cacheTree struct {
+	db   *badger.DB
+	txn  *badger.Txn
+	base string // "p/<device>/"
+	// now is the session's start; informed are the names the Inform
+	// carried, fresh at now.
+	now      time.Time
+	informed map[string]bool
+
+	over map[string]*ovEntry
+	kids map[string]map[string]struct{} // overlay children (not deleted) by parent path
+	// gone are the objects deleted in this session: stored nodes at and
+	// below them are hidden (the overlay may hold new ones).
+	gone map[string]bool
+	// deleted are the paths deleted, in order, for End.
+	deleted []string
+	// rootListed is when the top level was listed (Device.RootListed).
+	rootListed time.Time
+
+	// stored and storedKids memoize what the store holds, for the
+	// session: the engine replans from the tree after every answer and
+	// asks for the same ancestors over and over, and a Badger read costs
+	// microseconds. The store does not change under a session (its
+	// device's parameters are written by the session alone); the
+	// overlay and the deletions are applied on top of the memo.
+	stored     map[string]storedNode
+	storedKids map[string][]storedKid
+}
+
+// storedNode is a memoized read of one path: its entry, or absent.
+type storedNode struct {
+	e  provision.Entry
+	ok bool
+}
+
+// storedKid is a memoized child of a stored object: a parameter with its
+// entry, or an object (read through Get when listed).
+type storedKid struct {
+	path string
+	obj  bool
+	e    provision.Entry
+}
+
+// ovEntry is a node as the session left it.
+type ovEntry struct {
+	e provision.Entry
+	// deleted marks a parameter deleted in this session.
+	deleted bool
+	// dirty: written by the engine, stored at End. An ancestor whose
+	// existence time was only raised is not rewritten.
+	dirty bool
+	// report: its value was read or written in this session, so it goes
+	// upstream with the session's DeviceDelta.
+	report bool
+}
+
+func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue) *cacheTree {
+	t := &cacheTree{
+		db:         db,
+		base:       pParam + deviceID + "/",
+		now:        now,
+		informed:   make(map[string]bool, len(inform)),
+		over:       map[string]*ovEntry{},
+		kids:       map[string]map[string]struct{}{},
+		gone:       map[string]bool{},
+		stored:     map[string]storedNode{},
+		storedKids: map[string][]storedKid{},
+	}
+	for _, pv := range inform {
+		t.informed[pv.Name] = true
+	}
+	t.rootListed = rootListed
+	return t
+}
+
+// begin opens the read transaction of one engine step.
+func (t *cacheTree) begin() {
+	if t.txn == nil {
+		t.txn = t.db.NewTransaction(false)
+	}
+}
+
+// end discards it.
+func (t *cacheTree) end() {
+	if t.txn != nil {
+		t.txn.Discard()
+		t.txn = nil
+	}
+}
+
+func isObjectPath(path string) bool { return path == "" || strings.HasSuffix(path, ".") }
+
+// parentOf is the object containing path ("" for a top-level name).
+func parentOf(path string) string {
+	p := strings.TrimSuffix(path, ".")
+	if i := strings.LastIndexByte(p, '.'); i >= 0 {
+		return p[:i+1]
+	}
+	return ""
+}
+
+// hidden reports whether the stored node at path is under (or is) an
+// object deleted in this session.
+func (t *cacheTree) hidden(path string) bool {
+	if len(t.gone) == 0 {
+		return false
+	}
+	if t.gone[""] {
+		return true
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] == '.' && t.gone[path[:i+1]] {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads the stored record at path.
+func (t *cacheTree) load(path string) (paramRec, bool) {
+	var r paramRec
+	if t.txn == nil {
+		return r, false
+	}
+	item, err := t.txn.Get([]byte(t.base + path))
+	if err != nil {
+		return r, false
+	}
+	if err := item.Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
+		return r, false
+	}
+	return r, true
+}
+
+// entry is the engine's view of a stored record (see cacheTree).
+func (t *cacheTree) entry(path string, r *paramRec) provision.Entry {
+	var ts time.Time
+	if r.Timestamp != 0 {
+		ts = time.Unix(0, r.Timestamp)
+	}
+	e := provision.Entry{Path: path, PathTime: ts}
+	if isObjectPath(path) {
+		e.Object = true
+		if r.Flags&flagListed != 0 {
+			e.ListTime = ts
+		}
+	} else {
+		e.Value, e.Type = r.Value, r.Type
+		if r.Flags&flagValue != 0 || r.Type != "" || r.Value != "" {
+			e.ValueTime = ts
+		}
+		if t.informed[path] && e.ValueTime.Before(t.now) {
+			e.ValueTime, e.PathTime = t.now, t.now
+		}
+	}
+	if r.Flags&flagWritableKnown != 0 {
+		e.Writable, e.WritableTime = r.Flags&flagWritable != 0, ts
+	}
+	return e
+}
+
+// Get implements provision.Tree.
+func (t *cacheTree) Get(path string) (provision.Entry, bool) {
+	if o, ok := t.over[path]; ok {
+		if o.deleted {
+			return provision.Entry{}, false
+		}
+		return o.e, true
+	}
+	if path == "" {
+		return provision.Entry{Object: true, PathTime: t.rootListed, ListTime: t.rootListed}, true
+	}
+	if t.hidden(path) {
+		return provision.Entry{}, false
+	}
+	if n, ok := t.stored[path]; ok {
+		return n.e, n.ok
+	}
+	if t.txn == nil {
+		return provision.Entry{}, false
+	}
+	var n storedNode
+	if r, ok := t.load(path); ok {
+		n = storedNode{t.entry(path, &r), true}
+	} else if isObjectPath(path) {
+		if ts, ok := t.firstDescendant(path); ok {
+			n = storedNode{provision.Entry{Path: path, Object: true, PathTime: ts}, true}
+		}
+	}
+	t.stored[path] = n
+	return n.e, n.ok
+}
+
+// firstDescendant finds a visible stored node below obj and returns its
+// time: what an object without a record of its own is known by.
+func (t *cacheTree) firstDescendant(obj string) (time.Time, bool) {
+	if t.txn == nil {
+		return time.Time{}, false
+	}
+	prefix := []byte(t.base + obj)
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = prefix
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		name := string(it.Item().Key()[len(t.base):])
+		if t.hidden(name) {
+			continue
+		}
+		if ov, ok := t.over[name]; ok && ov.deleted {
+			continue
+		}
+		var r paramRec
+		if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
+			continue
+		}
+		if r.Timestamp == 0 {
+			return t.now, true
+		}
+		return time.Unix(0, r.Timestamp), true
+	}
+	return time.Time{}, false
+}
+
+// Children implements provision.Tree: the stored children (each object
+// child once, its subtree skipped with a seek) not overridden by the
+// overlay, then the overlay's.
+func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
+	if !isObjectPath(path) {
+		return
+	}
+	if t.txn != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
+		return
+	}
+	kids := t.kids[path]
+	if len(kids) == 0 {
+		return
+	}
+	names := make([]string, 0, len(kids))
+	for k := range kids {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if o := t.over[k]; o != nil && !o.deleted {
+			if !fn(o.e) {
+				return
+			}
+		}
+	}
+}
+
+func (t *cacheTree) storedChildren(path string, fn func(provision.Entry) bool) bool {
+	kids, ok := t.storedKids[path]
+	if !ok {
+		kids = t.scanChildren(path)
+		t.storedKids[path] = kids
+	}
+	for _, k := range kids {
+		if _, ok := t.over[k.path]; ok {
+			continue
+		}
+		e := k.e
+		if k.obj {
+			if t.gone[k.path] {
+				continue
+			}
+			// Its record, or a descendant standing for it.
+			if e, ok = t.Get(k.path); !ok {
+				continue
+			}
+		}
+		if !fn(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// scanChildren reads the stored children of path: one prefix scan that
+// seeks past each object child's subtree.
+func (t *cacheTree) scanChildren(path string) []storedKid {
+	var kids []storedKid
+	prefix := []byte(t.base + path)
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = prefix
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	it.Seek(prefix)
+	for it.ValidForPrefix(prefix) {
+		key := it.Item().Key()
+		rest := string(key[len(prefix):])
+		dot := strings.IndexByte(rest, '.')
+		if rest == "" {
+			it.Next() // the object's own record
+			continue
+		}
+		if dot < 0 {
+			name := path + rest
+			var r paramRec
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err == nil {
+				kids = append(kids, storedKid{path: name, e: t.entry(name, &r)})
+			}
+			it.Next()
+			continue
+		}
+		child := path + rest[:dot+1]
+		kids = append(kids, storedKid{path: child, obj: true})
+		// Past every key starting with child: '/' follows '.'.
+		it.Seek([]byte(t.base + child[:len(child)-1] + "/"))
+	}
+	return kids
+}
+
+// Put implements provision.MutableTree.
+func (t *cacheTree) Put(e provision.Entry) {
+	e.Object = isObjectPath(e.Path)
+	prev, existed := t.Get(e.Path)
+	o := t.own(e.Path)
+	o.e, o.deleted = e, false
+	// The root has no record: its listing lives for the session only.
+	o.dirty = e.Path != ""
+	if !e.Object && !e.ValueTime.IsZero() && (!existed || !e.ValueTime.Equal(prev.ValueTime)) {
+		o.report = true
+	}
+	for p := e.Path; p != ""; {
+		p = parentOf(p)
+		a, ok := t.over[p]
+		if !ok || a.deleted {
+			ae, found := t.Get(p)
+			if !found {
+				ae = provision.Entry{Path: p, Object: true}
+			}
+			a = t.own(p)
+			a.e, a.deleted = ae, false
+		}
+		if a.e.PathTime.Before(e.PathTime) {
+			a.e.PathTime = e.PathTime
+		}
+	}
+}
+
+// own returns the overlay entry of path, created (and linked under its
+// parent) if need be.
+func (t *cacheTree) own(path string) *ovEntry {
+	o, ok := t.over[path]
+	if !ok {
+		o = &ovEntry{}
+		t.over[path] = o
+	}
+	if path != "" {
+		parent := parentOf(path)
+		k := t.kids[parent]
+		if k == nil {
+			k = map[string]struct{}{}
+			t.kids[parent] = k
+		}
+		k[path] = struct{}{}
+	}
+	return o
+}
+
+// Delete implements provision.MutableTree.
+func (t *cacheTree) Delete(path string) {
+	if _, ok := t.Get(path); !ok {
+		return
+	}
+	t.deleted = append(t.deleted, path)
+	if !isObjectPath(path) {
+		o := t.own(path)
+		o.deleted, o.dirty, o.report = true, false, false
+		delete(t.kids[parentOf(path)], path)
+		return
+	}
+	if path != "" {
+		delete(t.kids[parentOf(path)], path)
+	}
+	t.dropOverlay(path)
+	t.gone[path] = true
+	if path == "" {
+		t.over[""] = &ovEntry{e: provision.Entry{Object: true}}
+	}
+}
+
+// dropOverlay forgets the overlay's nodes at and below obj.
+func (t *cacheTree) dropOverlay(obj string) {
+	for k := range t.kids[obj] {
+		if isObjectPath(k) {
+			t.dropOverlay(k)
+		}
+		delete(t.over, k)
+	}
+	delete(t.kids, obj)
+	delete(t.over, obj)
+}
+
+// listedRoot returns when this session listed the top level, if it did.
+func (t *cacheTree) listedRoot() (time.Time, bool) {
+	o, ok := t.over[""]
+	if !ok || o.e.ListTime.IsZero() || !o.e.ListTime.After(t.rootListed) {
+		return time.Time{}, false
+	}
+	return o.e.ListTime, true
+}
+
+// changed reports whether End has anything of the tree's to write.
+func (t *cacheTree) changed() bool {
+	if _, ok := t.listedRoot(); ok {
+		return true
+	}
+	if len(t.deleted) > 0 {
+		return true
+	}
+	for _, o := range t.over {
+		if o.dirty {
+			return true
+		}
+	}
+	return false
+}
+
+// commit writes the session's changes to the store in End's transaction
+// (deletions first, then every written node) and adds what the core
+// tracks to delta: the values read or written, the nodes removed.
+func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
+	for _, p := range t.deleted {
+		key := t.base + p
+		if isObjectPath(p) {
+			if _, err := deletePrefix(txn, key); err != nil {
+				return err
+			}
+		} else if err := txn.Delete([]byte(key)); err != nil {
+			return err
+		}
+		if p != "" {
+			delta.Removed = append(delta.Removed, p)
+		}
+	}
+	paths := make([]string, 0, len(t.over))
+	for p, o := range t.over {
+		if o.dirty && !o.deleted {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	for _, p := range paths {
+		e := t.over[p].e
+		key := t.base + p
+		if e.PathTime.IsZero() {
+			// Forgotten: the CPE said there is no such name.
+			if err := txn.Delete([]byte(key)); err != nil {
+				return err
+			}
+			delta.Removed = append(delta.Removed, p)
+			continue
+		}
+		var r paramRec
+		if err := getCBOR(txn, key, &r); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		r.Flags &= flagAttrKnown // attributes are not the engine's
+		ts := e.PathTime
+		if e.Object {
+			r.Flags |= flagObject
+			if !e.ListTime.IsZero() {
+				r.Flags |= flagListed
+				ts = e.ListTime
+			}
+		} else {
+			r.Value, r.Type = e.Value, e.Type
+			if !e.ValueTime.IsZero() {
+				r.Flags |= flagValue
+				ts = e.ValueTime
+			}
+		}
+		if !e.WritableTime.IsZero() {
+			r.Flags |= flagWritableKnown
+			if e.Writable {
+				r.Flags |= flagWritable
+			}
+		}
+		r.Timestamp = ts.UnixNano()
+		if err := setCBOR(txn, key, &r); err != nil {
+			return err
+		}
+		if t.over[p].report && !e.Object {
+			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: p, Value: e.Value, Type: e.Type})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,146 @@
+package edge
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision"
+	"github.com/edgeacs/edgeacs/sim"
+)
+
+// dump lists a tree from its root through Children: path, kind, value,
+// writable, and whether each time is set, one line per node, sorted.
+func dump(t provision.Tree) []string {
+	var out []string
+	var walk func(string)
+	walk = func(obj string) {
+		t.Children(obj, func(e provision.Entry) bool {
+			line := e.Path
+			if e.Object {
+				line += " obj"
+				if !e.ListTime.IsZero() {
+					line += " listed"
+				}
+			} else {
+				line += " =" + e.Value + " " + e.Type
+				if !e.ValueTime.IsZero() {
+					line += " read"
+				}
+			}
+			if !e.WritableTime.IsZero() {
+				line += " w=" + map[bool]string{true: "1", false: "0"}[e.Writable]
+			}
+			out = append(out, line)
+			if e.Object {
+				walk(e.Path)
+			}
+			return true
+		})
+	}
+	walk("")
+	slices.Sort(out)
+	return out
+}
+
+// TestCacheTree: the Badger-backed tree the engine plans against reads
+// and writes like provision.MemTree (the engine's reference tree), keeps
+// the session's writes in its overlay until End, and reads back from the
+// store what the conservative one-timestamp mapping keeps.
+func TestCacheTree(t *testing.T) {
+	c := openTestCache(t, "")
+	m, err := sim.LoadModel(sim.ModelTR098)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := sim.NewTree(m, sim.Identity{Seed: 1, Index: 1})
+	inf := &cwmp.Inform{DeviceId: cwmp.DeviceID{OUI: m.OUI, ProductClass: m.ProductClass, SerialNumber: dev.Serial()},
+		ParameterList: dev.Forced()}
+	w := mustBegin(t, c, inf, t0)
+	if err := w.End(true); err != nil {
+		t.Fatal(err)
+	}
+	id := w.DeviceID()
+	at := t0.Add(time.Minute)
+
+	ct := newCacheTree(c.db, id, at, time.Time{}, nil)
+	ct.begin()
+	mem := provision.NewMemTree()
+	provision.RecordValues(mem, dev.Forced(), t0)
+	// The Inform's values: an object without a record exists as of its
+	// first stored descendant.
+	if e, ok := ct.Get("InternetGatewayDevice.DeviceInfo."); !ok || !e.Object || !e.PathTime.Equal(t0) {
+		t.Fatalf("synthesized object: %+v %v", e, ok)
+	}
+	if got, want := dump(ct), dump(mem); !slices.Equal(got, want) {
+		t.Fatalf("inform only:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Discovery (every name, every value), then a deleted instance and a
+	// new one, applied to both trees.
+	apply := func(req cwmp.Message) {
+		t.Helper()
+		resp := simAnswer(dev, req)
+		for _, tr := range []provision.MutableTree{ct, mem} {
+			if err := provision.ApplyResponse(tr, req, resp, at); err != nil {
+				t.Fatalf("%s: %v", req.Method(), err)
+			}
+		}
+	}
+	apply(&cwmp.GetParameterNames{ParameterPath: "", NextLevel: false})
+	apply(&cwmp.GetParameterValues{ParameterNames: []string{""}})
+	wlan := "InternetGatewayDevice.LANDevice.1.WLANConfiguration."
+	apply(&cwmp.DeleteObject{ObjectName: wlan + "2."})
+	apply(&cwmp.AddObject{ObjectName: wlan})
+	apply(&cwmp.GetParameterNames{ParameterPath: wlan, NextLevel: true})
+	apply(&cwmp.SetParameterValues{ParameterList: []cwmp.ParameterValue{{Name: wlan + "1.SSID", Value: "x", Type: cwmp.TypeString}}})
+	provision.ApplyTags(ct, map[string]bool{"seen": true}, at)
+	provision.ApplyTags(mem, map[string]bool{"seen": true}, at)
+	got, want := dump(ct), dump(mem)
+	if !slices.Equal(got, want) {
+		t.Fatalf("after discovery:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if e, _ := ct.Get(wlan); !e.ListTime.Equal(at) {
+		t.Fatalf("listed table %+v", e)
+	}
+	ct.end()
+
+	// Nothing is stored before End.
+	if _, err := c.Parameter(id, wlan+"1.BSSID"); err == nil {
+		t.Fatal("the overlay reached the store before End")
+	}
+	delta := &fleet.DeviceDelta{}
+	if err := c.db.Update(func(txn *badger.Txn) error { return ct.commit(txn, delta) }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(delta.Removed, wlan+"2.") || len(delta.Parameters) < 100 {
+		t.Fatalf("delta: %d removed %v, %d values", len(delta.Removed), delta.Removed, len(delta.Parameters))
+	}
+	// Read back by a new session's tree: the same nodes, values, flags
+	// and listings (times collapse to one per record).
+	back := newCacheTree(c.db, id, at.Add(time.Hour), at, nil)
+	back.begin()
+	defer back.end()
+	if got := dump(back); !slices.Equal(got, want) {
+		t.Fatalf("read back:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if e, ok := back.Get(wlan + "1.SSID"); !ok || e.Value != "x" || !e.ValueTime.Equal(at) || !e.Writable {
+		t.Fatalf("SSID read back: %+v", e)
+	}
+	if p, err := c.Parameter(id, "Tags.seen"); err != nil || p.Value != "true" {
+		t.Fatalf("tag stored: %+v %v", p, err)
+	}
+	// A forgotten node (the CPE's 9005) is deleted at End.
+	back.Put(provision.Entry{Path: wlan + "1.SSID", Value: "x"})
+	delta = &fleet.DeviceDelta{}
+	if err := c.db.Update(func(txn *badger.Txn) error { return back.commit(txn, delta) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Parameter(id, wlan+"1.SSID"); err == nil || !slices.Equal(delta.Removed, []string{wlan + "1.SSID"}) {
+		t.Fatalf("forgotten parameter: %v, removed %v", err, delta.Removed)
+	}
+}
