@@ -827,7 +827,7 @@ func (n *Node) putPreset(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Name = name
 	if err := ValidatePreset(&p); err != nil {
-		writeJSON(w, statusFor(err), presetErrorBody(err))
+		writeJSON(w, httpapi.Status(err), presetErrorBody(err))
 		return
 	}
 	if _, ok := n.applyOK(w, r, Command{Op: OpPutPreset, Preset: &p}); ok {
