@@ -965,8 +965,8 @@ func (n *Node) applyAt(ctx context.Context, raftAddr string, data []byte) (bool,
 	return resp.StatusCode == http.StatusServiceUnavailable, errorFor(resp.StatusCode, e.Error)
 }
 
-// internalApply lets a follower apply a command it built itself (today
-// only file metadata, whose blob stays on the follower). Leader only.
+// internalApply lets a follower apply a command it built itself (file
+// metadata, the bootstrap admin token). Leader only.
 func (n *Node) internalApply(w http.ResponseWriter, r *http.Request) {
 	if !n.IsLeader() {
 		writeError(w, ErrNotLeader)
@@ -982,7 +982,11 @@ func (n *Node) internalApply(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: want one encoded command", ErrBadRequest))
 		return
 	}
-	if cmds[0].Op != OpPutFileMeta {
+	// File metadata whose blob stays on the follower, and the bootstrap
+	// admin token a founder that lost the lead still owes the cluster
+	// (IfNone: it can only ever make the first token).
+	ok := cmds[0].Op == OpPutFileMeta || (cmds[0].Op == OpPutToken && cmds[0].IfNone)
+	if !ok {
 		writeError(w, fmt.Errorf("%w: op %v is not accepted here", ErrBadRequest, cmds[0].Op))
 		return
 	}

@@ -278,7 +278,7 @@ func (n *Node) adminTokenLoop(ctx context.Context) {
 			tokenfile.Discard(path)
 			return
 		}
-		if !n.IsLeader() {
+		if _, leader := n.raft.LeaderWithID(); leader == "" {
 			sleepCtx(ctx, delay)
 			delay = min(delay*2, adminTokenPoll)
 			continue
@@ -292,14 +292,21 @@ func (n *Node) adminTokenLoop(ctx context.Context) {
 			hash = fleet.HashToken(s)
 		}
 		tok := fleet.Token{Name: adminTokenName, Scope: fleet.ScopeAdmin, Hash: hash, Created: time.Now().UTC()}
-		r := n.Apply(ctx, Command{Op: OpPutToken, Token: &tok, IfNone: true})
-		if r.Err == nil || errors.Is(r.Err, ErrConflict) {
-			// Applied by this node's FSM: the top of the loop now sees
-			// whether this proposal, or another, made the first token.
+		// Through the leader, wherever it is: the founder may have lost
+		// the lead (an election while the others joined) before it made
+		// the token, and no other node would make it.
+		err := n.applyAnywhere(ctx, Command{Op: OpPutToken, Token: &tok, IfNone: true})
+		if err == nil || errors.Is(err, ErrConflict) {
+			// Committed: once this node's FSM has applied it, the top of
+			// the loop sees whether this proposal, or another, made the
+			// first token.
+			if !n.fsm.HasTokens() {
+				sleepCtx(ctx, 10*time.Millisecond)
+			}
 			continue
 		}
 		if failures++; failures >= adminTokenMaxFailures {
-			n.log.Error("admin token: giving up; restart this node to try again", "attempts", failures, "err", r.Err)
+			n.log.Error("admin token: giving up; restart this node to try again", "attempts", failures, "err", err)
 			return
 		}
 		sleepCtx(ctx, delay)

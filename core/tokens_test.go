@@ -431,3 +431,53 @@ func TestAdminTokenReusesStagedSecret(t *testing.T) {
 		t.Fatal("staged secret does not resolve")
 	}
 }
+
+// TestAdminTokenByAFounderThatLostTheLead: a founder that owes the cluster
+// its first admin token makes it through the leader when it is not the
+// leader itself (an election while the others joined used to leave the
+// cluster with no token until the founder led again).
+func TestAdminTokenByAFounderThatLostTheLead(t *testing.T) {
+	rafts := freeAddrs(t, 3)
+	nodes := newCluster(t, 3, func(c *Config) {
+		c.RaftAddr = rafts[0]
+		for i, id := range []string{"n1", "n2", "n3"} {
+			if c.ID == id {
+				c.RaftAddr = rafts[i]
+			}
+		}
+	})
+	n1 := nodes[0]
+	// No token at all, and no file: what a founder sees before its loop
+	// has made the first token.
+	l := leaderOf(t, nodes)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := l.RevokeToken(ctx, adminTokenName); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "no token on n1", 10*time.Second, func() bool { return !n1.fsm.HasTokens() })
+	if err := os.Remove(n1.AdminTokenPath()); err != nil {
+		t.Fatal(err)
+	}
+	if l == n1 {
+		if err := n1.raft.LeadershipTransferToServer(raft.ServerID(nodes[1].ID()), raft.ServerAddress(nodes[1].RaftAddr())).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "another leader", 10*time.Second, func() bool { _, id := n1.raft.LeaderWithID(); return id != "" && string(id) != n1.ID() })
+	cfg := n1.cfg
+	n1.stop()
+	n1 = startNode(t, cfg) // a founder restarting as a follower, owing a token
+	waitFor(t, "n1's admin.token", 20*time.Second, func() bool { _, err := os.Stat(n1.AdminTokenPath()); return err == nil })
+	b, err := os.ReadFile(n1.AdminTokenPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := fleet.HashToken(strings.TrimSpace(string(b)))
+	for _, n := range []*testNode{n1, nodes[1], nodes[2]} {
+		waitFor(t, "the new admin token on "+n.ID(), 10*time.Second, func() bool { _, ok := n.TokenByHash(hash); return ok })
+	}
+	if n1.IsLeader() {
+		t.Log("n1 led again before it made the token; the test proved less")
+	}
+}
