@@ -117,6 +117,10 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/presets/{name}", n.read(n.getPreset))
 	h("PUT /api/v1/presets/{name}", n.write(n.putPreset))
 	h("DELETE /api/v1/presets/{name}", n.write(n.deletePreset))
+	h("GET /api/v1/provisions", n.read(n.listProvisions))
+	h("GET /api/v1/provisions/{name}", n.read(n.getProvision))
+	h("PUT /api/v1/provisions/{name}", n.write(n.putProvision))
+	h("DELETE /api/v1/provisions/{name}", n.write(n.deleteProvision))
 	h("GET /api/v1/files", n.read(n.listFiles))
 	h("GET /api/v1/files/{name}", n.read(n.getFile))
 	h("GET /api/v1/files/{name}/content", n.getFileContent)
@@ -837,6 +841,52 @@ func (n *Node) putPreset(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) deletePreset(w http.ResponseWriter, r *http.Request) {
 	if _, ok := n.applyOK(w, r, Command{Op: OpDeletePreset, Name: r.PathValue("name")}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (n *Node) listProvisions(w http.ResponseWriter, r *http.Request) {
+	ps, err := n.fsm.Provisions()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if ps == nil {
+		ps = []*fleet.Provision{}
+	}
+	writeJSON(w, 200, ps)
+}
+
+func (n *Node) getProvision(w http.ResponseWriter, r *http.Request) {
+	p, err := n.fsm.Provision(r.PathValue("name"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, 200, p)
+}
+
+// putProvision stores the request body, whatever its content type, as
+// the script: GenieACS's PUT /provisions/{name} takes the JavaScript
+// source as it is, and so does this route, so one tool serves both.
+func (n *Node) putProvision(w http.ResponseWriter, r *http.Request) {
+	body, err := n.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	p := fleet.Provision{Name: r.PathValue("name"), Script: string(body)}
+	if err := ValidateProvision(&p); err != nil {
+		writeJSON(w, httpapi.Status(err), provisionErrorBody(err))
+		return
+	}
+	if _, ok := n.applyOK(w, r, Command{Op: OpPutProvision, Provision: &p}); ok {
+		writeJSON(w, 200, p)
+	}
+}
+
+func (n *Node) deleteProvision(w http.ResponseWriter, r *http.Request) {
+	if _, ok := n.applyOK(w, r, Command{Op: OpDeleteProvision, Name: r.PathValue("name")}); ok {
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

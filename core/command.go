@@ -41,6 +41,10 @@ const (
 	OpPutToken Op = 19
 	// OpRevokeToken deletes the API token Name.
 	OpRevokeToken Op = 20
+	// OpPutProvision stores the provision script Provision (fleet-wide).
+	OpPutProvision Op = 21
+	// OpDeleteProvision deletes the provision script Name.
+	OpDeleteProvision Op = 22
 )
 
 var opNames = map[Op]string{
@@ -50,6 +54,7 @@ var opNames = map[Op]string{
 	OpPutFileMeta: "PutFileMeta", OpDeleteFileMeta: "DeleteFileMeta", OpEdgeSeen: "EdgeSeen",
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
 	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge", OpPutToken: "PutToken", OpRevokeToken: "RevokeToken",
+	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -118,6 +123,8 @@ type Command struct {
 	// founding members race to create the bootstrap admin token, and
 	// exactly one wins.
 	IfNone bool `cbor:"29,keyasint,omitempty"`
+	// Provision is the provision script OpPutProvision stores.
+	Provision *fleet.Provision `cbor:"30,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

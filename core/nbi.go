@@ -27,7 +27,6 @@ import (
 // leader. The semantics of queries and documents live in package nbi.
 //
 // Answered on purpose without doing what GenieACS does:
-//   - PUT/DELETE /provisions/{name}: 501, provision scripts do not exist yet.
 //   - POST /devices/{id}/tasks?connection_request with no task: 501, the
 //     core wakes a device only by sending it a task (its edge sends the
 //     connection request when the task arrives).
@@ -67,8 +66,8 @@ func (n *Node) nbiRoutes(h func(string, http.HandlerFunc)) {
 	h("DELETE /presets/{name}", n.write(nbihttp.OK(n.deletePreset)))
 	h("PUT /files/{name}", n.putFile)
 	h("DELETE /files/{name}", n.write(nbihttp.OK(n.deleteFile)))
-	h("PUT /provisions/{name}", nbihttp.NoProvisions)
-	h("DELETE /provisions/{name}", nbihttp.NoProvisions)
+	h("PUT /provisions/{name}", n.write(n.putProvision))
+	h("DELETE /provisions/{name}", n.write(nbihttp.OK(n.deleteProvision)))
 }
 
 // nbiBadRequest is a query the nbi package refused, as a 400.

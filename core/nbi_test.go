@@ -240,8 +240,16 @@ func TestNBIGenieACSExamples(t *testing.T) {
 		{"task for an unknown device", "POST", "/devices/nobody/tasks", `{"name": "reboot"}`, nil, 404, nil},
 		{"task without a body", "POST", "/devices/" + url.PathEscape(nbiDev2) + "/tasks", "", nil, 400, nil},
 		{"bare connection request", "POST", "/devices/" + url.PathEscape(nbiDev2) + "/tasks?connection_request", "", nil, 501, nil},
-		{"provision", "PUT", "/provisions/mynewprovision", `log("Provision started at " + now);`, nil, 501, nil},
-		{"delete a provision", "DELETE", "/provisions/mynewprovision", "", nil, 501, nil},
+		{"provision", "PUT", "/provisions/mynewprovision", `log("Provision started at " + now);`, nil, 200, []check{
+			func(t *testing.T, _ http.Header, body []byte) {
+				var p fleet.Provision
+				if json.Unmarshal(body, &p) != nil || p.Name != "mynewprovision" || p.Script != `log("Provision started at " + now);` {
+					t.Errorf("provision %s", body)
+				}
+			}}},
+		{"provision with a syntax error", "PUT", "/provisions/broken", "declare(\"A\", {value: 1}", nil, 400, nil},
+		{"delete a provision", "DELETE", "/provisions/mynewprovision", "", nil, 200, nil},
+		{"delete an unknown provision", "DELETE", "/provisions/mynewprovision", "", nil, 404, nil},
 		{"delete an unknown fault", "DELETE", "/faults/" + nbiDev1 + ":default", "", nil, 404, nil},
 		{"delete an unknown task fault", "DELETE", "/faults/" + nbiDev1 + ":task_01J00000000000000000000009", "", nil, 404, nil},
 		{"delete the fault (and its task, as GenieACS)", "DELETE", "/faults/" + url.PathEscape(faultID), "", nil, 200, nil},

@@ -21,6 +21,7 @@ const (
 	pDevTask = "dt/" // dt/<device>\0<task> → empty (index)
 	pFault   = "f/"  // f/<device>\0<task> → Fault
 	pPreset  = "s/"  // s/<name> → fleet.Preset
+	pProv    = "pr/" // pr/<name> → fleet.Provision
 	pFile    = "fm/" // fm/<name> → fleet.FileMeta
 	pEdge    = "e/"  // e/<edge> → Edge
 	pNode    = "n/"  // n/<raft server id> → NodeInfo
@@ -319,6 +320,22 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 			return nil, err
 		}
 		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPresetDelete, Name: c.Name})
+	case OpPutProvision:
+		if c.Provision == nil {
+			return nil, fmt.Errorf("%w: PutProvision without a provision", ErrBadRequest)
+		}
+		if err := checkStoredProvision(c.Provision); err != nil {
+			return nil, err
+		}
+		if err := p.putFleet(w, key(pProv, c.Provision.Name), c.Provision); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownProvision, Provision: c.Provision})
+	case OpDeleteProvision:
+		if err := p.deleteExisting(w, key(pProv, c.Name), "provision "+c.Name); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownProvisionDelete, Name: c.Name})
 	case OpPutFileMeta:
 		if c.File == nil {
 			return nil, fmt.Errorf("%w: PutFileMeta without metadata", ErrBadRequest)

@@ -287,6 +287,41 @@ func (f *FSM) Presets() ([]*fleet.Preset, error) {
 	return out, nil
 }
 
+// Provision returns one provision script.
+func (f *FSM) Provision(name string) (*fleet.Provision, error) {
+	var p fleet.Provision
+	err := f.view(func(txn *badger.Txn) error {
+		b, err := getRaw(txn, key(pProv, name))
+		if err != nil {
+			return err
+		}
+		return fleet.Unmarshal(b, &p)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("provision %s: %w", name, err)
+	}
+	return &p, nil
+}
+
+// Provisions lists every provision script by name.
+func (f *FSM) Provisions() ([]*fleet.Provision, error) {
+	var out []*fleet.Provision
+	err := f.view(func(txn *badger.Txn) error {
+		return scan(txn, []byte(pProv), nil, func(_, v []byte) (bool, error) {
+			var p fleet.Provision
+			if err := fleet.Unmarshal(v, &p); err != nil {
+				return false, err
+			}
+			out = append(out, &p)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list provisions: %w", err)
+	}
+	return out, nil
+}
+
 // File returns one file's metadata.
 func (f *FSM) File(name string) (*fleet.FileMeta, error) {
 	var m fleet.FileMeta

@@ -12,9 +12,10 @@ import (
 	"github.com/edgeacs/edgeacs/provision"
 	"github.com/edgeacs/edgeacs/provision/expr"
 	"github.com/edgeacs/edgeacs/provision/preset"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
-// maxNameLen bounds device IDs, tags, preset and file names.
+// maxNameLen bounds device IDs, tags, preset, provision and file names.
 const maxNameLen = 256
 
 // checkName rejects names that would break key encoding or URLs: empty,
@@ -161,6 +162,48 @@ func presetErrorBody(err error) map[string]any {
 	var ee *expr.Error
 	if errors.As(err, &ee) {
 		body["line"], body["column"], body["offset"] = ee.Line, ee.Column, ee.Offset
+	}
+	return body
+}
+
+// ValidateProvision checks a provision script as PUT
+// /api/v1/provisions/{name} receives it: the name and size bounds every
+// edge relies on, then that the script compiles, as every edge will
+// compile it. A syntax error is a 400 here, with its line and column (a
+// *script.CompileError, which provisionErrorBody puts in the answer),
+// rather than a fault at every device that runs it.
+func ValidateProvision(p *fleet.Provision) error {
+	if err := checkStoredProvision(p); err != nil {
+		return err
+	}
+	if _, err := script.Compile(p.Name, p.Script); err != nil {
+		return fmt.Errorf("%w: provision %s: %w", ErrBadRequest, p.Name, err)
+	}
+	return nil
+}
+
+// checkStoredProvision is the check the state machine applies to
+// OpPutProvision: only the bounds (fleet.Provision.Validate), never the
+// compiler, whose verdict may change between versions while a replayed
+// log must apply the same way on every binary.
+func checkStoredProvision(p *fleet.Provision) error {
+	if err := checkName("provision name", p.Name); err != nil {
+		return err
+	}
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	}
+	return nil
+}
+
+// provisionErrorBody is the 400 answer to a provision PUT that
+// ValidateProvision refused: the message and, for a syntax error, its
+// line and column, so a tool can point at it.
+func provisionErrorBody(err error) map[string]any {
+	body := map[string]any{"error": err.Error()}
+	var ce *script.CompileError
+	if errors.As(err, &ce) {
+		body["line"], body["column"] = ce.Line, ce.Column
 	}
 	return body
 }

@@ -148,6 +148,7 @@ type api struct {
 //	DELETE /api/v1/tasks/{id}
 //	PUT    /api/v1/files/{name}          body = content; fileType, oui, productClass, version as headers or query
 //	GET    /api/v1/files, /api/v1/files/{name}; DELETE /api/v1/files/{name}
+//	GET    /api/v1/provisions, /api/v1/provisions/{name}  the provision scripts the core sent: [{"_id", "script"}]
 //	GET    /api/v1/tokens                [{"name","scope","created","expires"}]: never a hash or a secret
 //	POST   /api/v1/tokens                {"name","scope","expires"} → 201 {"name","scope","token","expires"} (LocalTokens only)
 //	DELETE /api/v1/tokens/{name}         (LocalTokens only)
@@ -157,8 +158,7 @@ type api struct {
 // GenieACS NBI (nbi.go): GET/HEAD /devices/, /tasks/, /faults/ with
 // query=, projection=, skip=, limit=; POST /devices/{id}/tasks; DELETE
 // /devices/{id}, /tasks/{id}, /faults/{id}; PUT/DELETE /files/{name};
-// /presets/{name} and /devices/{id}/tags/{tag} (405), /provisions/{name}
-// (501).
+// /presets/{name}, /provisions/{name} and /devices/{id}/tags/{tag} (405).
 //
 // Every route but /healthz, /readyz and (unless MetricsAuth) /metrics needs
 // a bearer token from the cache's token store (package apiauth): read for
@@ -198,6 +198,8 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/tasks/{id}", map[string]http.HandlerFunc{"GET": a.getTask, "DELETE": a.deleteTask})
 	route("/api/v1/files", map[string]http.HandlerFunc{"GET": a.listFiles})
 	route("/api/v1/files/{name}", map[string]http.HandlerFunc{"GET": a.getFile, "PUT": a.putFile, "DELETE": a.deleteFile})
+	route("/api/v1/provisions", map[string]http.HandlerFunc{"GET": a.listProvisions})
+	route("/api/v1/provisions/{name}", map[string]http.HandlerFunc{"GET": a.getProvision})
 	route("/api/v1/tokens", map[string]http.HandlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	route("/api/v1/tokens/{name}", map[string]http.HandlerFunc{"DELETE": a.revokeToken})
 	route("/api/v1/openapi.json", map[string]http.HandlerFunc{"GET": openAPI.ServeHTTP})
@@ -691,6 +693,27 @@ func (a *api) listFiles(w http.ResponseWriter, r *http.Request) {
 		list = []fleet.FileMeta{}
 	}
 	httpapi.WriteList(w, list, "", -1)
+}
+
+func (a *api) listProvisions(w http.ResponseWriter, r *http.Request) {
+	ps, err := a.cfg.Cache.Provisions()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []fleet.Provision{}
+	}
+	httpapi.WriteList(w, ps, "", -1)
+}
+
+func (a *api) getProvision(w http.ResponseWriter, r *http.Request) {
+	p, err := a.cfg.Cache.Provision(r.PathValue("name"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
 }
 
 func (a *api) getFile(w http.ResponseWriter, r *http.Request) {

@@ -38,18 +38,19 @@ var ErrTaskExists = httpapi.Mark(errors.New("edge: task already exists"), httpap
 // prefix and a slash; device IDs never contain '/', because fleet.DeviceID
 // percent-encodes it, so "<prefix>/<device>/" bounds one device's keys.
 const (
-	pDevice = "d/" // d/<device> → Device (CBOR)
-	pParam  = "p/" // p/<device>/<path> → paramRec (CBOR array)
-	pTask   = "t/" // t/<ulid> → fleet record of a Task
-	pOpen   = "q/" // q/<device>/<ulid> → "" for pending and running tasks, FIFO by ULID
-	pDone   = "h/" // h/<device>/<ulid> → "" for finished tasks
-	pFault  = "f/" // f/<device>/<id> → DeviceFault (CBOR)
-	pOutbox = "o/" // o/<seq big-endian> → tag, staging time, fleet record (DeviceDelta, Task or TaskDrop); see outbox.go
-	pCred   = "c/" // c/<device> → credRec (CBOR)
-	pUser   = "u/" // u/<username> → []credRef (CBOR): who uses that per-device username; see credidx.go
-	pFile   = "n/" // n/<name> → fleet record of a FileMeta
-	pPreset = "s/" // s/<name> → fleet record of a Preset (from the core)
-	pRevoke = "r/" // r/<edge name> → "" (edges the core revoked)
+	pDevice = "d/"  // d/<device> → Device (CBOR)
+	pParam  = "p/"  // p/<device>/<path> → paramRec (CBOR array)
+	pTask   = "t/"  // t/<ulid> → fleet record of a Task
+	pOpen   = "q/"  // q/<device>/<ulid> → "" for pending and running tasks, FIFO by ULID
+	pDone   = "h/"  // h/<device>/<ulid> → "" for finished tasks
+	pFault  = "f/"  // f/<device>/<id> → DeviceFault (CBOR)
+	pOutbox = "o/"  // o/<seq big-endian> → tag, staging time, fleet record (DeviceDelta, Task or TaskDrop); see outbox.go
+	pCred   = "c/"  // c/<device> → credRec (CBOR)
+	pUser   = "u/"  // u/<username> → []credRef (CBOR): who uses that per-device username; see credidx.go
+	pFile   = "n/"  // n/<name> → fleet record of a FileMeta
+	pPreset = "s/"  // s/<name> → fleet record of a Preset (from the core)
+	pProv   = "pr/" // pr/<name> → fleet record of a Provision (from the core)
+	pRevoke = "r/"  // r/<edge name> → "" (edges the core revoked)
 	kCount  = "m/devcount"
 	// kCredIndex marks that every c/ record is in the u/ index (written
 	// by the first Open that built it); kFileKey is the HMAC key of signed

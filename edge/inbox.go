@@ -90,6 +90,7 @@ type downEffects struct {
 //     cannot run here. A task that is running, ended, or holds a partial
 //     result is left alone: its result is, or will be, in the outbox.
 //   - DownPreset / DownPresetDelete store or delete s/<name>.
+//   - DownProvision / DownProvisionDelete store or delete pr/<name>.
 //   - DownFile / DownFileDelete store or delete the file metadata (the blob
 //     is fetched when a task needs it: a new download task starts the
 //     fetch once the batch is stored, see fetch.go).
@@ -315,6 +316,10 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 	case fleet.DownPresetDelete:
 		eff.presets = true
 		return txn.Delete([]byte(pPreset + r.Name))
+	case fleet.DownProvision:
+		return setRecord(txn, pProv+r.Provision.Name, r.Provision)
+	case fleet.DownProvisionDelete:
+		return txn.Delete([]byte(pProv + r.Name))
 	case fleet.DownFile:
 		eff.fileMetas = append(eff.fileMetas, r.File.Name)
 		return setRecord(txn, pFile+r.File.Name, r.File)
@@ -380,6 +385,42 @@ func (c *Cache) Presets() ([]fleet.Preset, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list presets: %w", err)
+	}
+	return out, nil
+}
+
+// Provision returns the provision script the core sent under name, or
+// ErrNotFound.
+func (c *Cache) Provision(name string) (fleet.Provision, error) {
+	var p fleet.Provision
+	if !fleet.ValidProvisionName(name) {
+		return p, fmt.Errorf("provision %q: %w", name, ErrNotFound)
+	}
+	if err := c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pProv+name, &p) }); err != nil {
+		return fleet.Provision{}, fmt.Errorf("provision %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// Provisions returns the provision scripts the core sent, in name order.
+func (c *Cache) Provisions() ([]fleet.Provision, error) {
+	var out []fleet.Provision
+	err := c.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(pProv)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var p fleet.Provision
+			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &p) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list provisions: %w", err)
 	}
 	return out, nil
 }

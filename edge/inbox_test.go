@@ -382,6 +382,33 @@ func TestStoreDownlink(t *testing.T) {
 			},
 		},
 		{
+			name: "provision scripts",
+			recs: []fleet.DownRecord{
+				{Seq: 1, Shared: true, Kind: fleet.DownProvision, Provision: &fleet.Provision{Name: "inform", Script: "log('v1');"}},
+				{Seq: 2, Shared: true, Kind: fleet.DownProvision, Provision: &fleet.Provision{Name: "gone", Script: "1"}},
+				{Seq: 3, Shared: true, Kind: fleet.DownProvision, Provision: &fleet.Provision{Name: "inform", Script: "log('v2');"}},
+				{Seq: 4, Shared: true, Kind: fleet.DownProvisionDelete, Name: "gone"},
+				{Seq: 5, Shared: true, Kind: fleet.DownProvisionDelete, Name: "never-stored"},
+				{Seq: 6, Shared: true, Kind: fleet.DownProvision, Provision: &fleet.Provision{Name: "a/b", Script: "1"}},
+				{Seq: 7, Shared: true, Kind: fleet.DownProvision},
+			},
+			wantPositions: [2]uint64{0, 7},
+			check: func(t *testing.T, c *Cache) {
+				want := fleet.Provision{Name: "inform", Script: "log('v2');"}
+				if ps, err := c.Provisions(); err != nil || len(ps) != 1 || ps[0] != want {
+					t.Errorf("Provisions = %+v, %v", ps, err)
+				}
+				if p, err := c.Provision("inform"); err != nil || p != want {
+					t.Errorf("Provision(inform) = %+v, %v", p, err)
+				}
+				for _, name := range []string{"gone", "a/b", "never-stored", ""} {
+					if _, err := c.Provision(name); !errors.Is(err, ErrNotFound) {
+						t.Errorf("Provision(%q): %v, want ErrNotFound", name, err)
+					}
+				}
+			},
+		},
+		{
 			name: "unusable records are skipped, their positions kept",
 			recs: []fleet.DownRecord{
 				downTask(1, "T1", false),

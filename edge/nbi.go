@@ -28,7 +28,8 @@ import (
 //   - PUT/DELETE /presets/{name}: 405; an edge runs the presets its core
 //     sends and has none of its own.
 //   - POST/DELETE /devices/{id}/tags/{tag}: 405; tags live on the core.
-//   - PUT/DELETE /provisions/{name}: 501, provision scripts do not exist yet.
+//   - PUT/DELETE /provisions/{name}: 405; provisions come from the core,
+//     as presets do.
 //   - DELETE /faults/{id} of an unknown fault: 404 (GenieACS answers 200).
 //   - Queries on _tags match nothing: an edge does not know tags (the
 //     core does).
@@ -68,7 +69,12 @@ func (a *api) nbiRoutes(mux *apiauth.Mux, route func(string, map[string]http.Han
 			r.Method, r.PathValue("name")))
 	})
 	route("/files/{name}", map[string]http.HandlerFunc{"PUT": a.putFile, "DELETE": nbihttp.OK(a.deleteFile)})
-	route("/provisions/{name}", map[string]http.HandlerFunc{"PUT": nbihttp.NoProvisions, "DELETE": nbihttp.NoProvisions})
+	mux.HandleFunc("/provisions/{name}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "")
+		nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+			"%s /provisions/%s: provisions come from the core: an edge runs those its core sends (PUT /provisions/{name} on a core node)",
+			r.Method, r.PathValue("name")))
+	})
 }
 
 // nbiBad is a request the nbi package refused, as a 400.

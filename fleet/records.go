@@ -55,6 +55,52 @@ type Preset struct {
 	Schedule     string          `json:"schedule,omitempty" cbor:"7,keyasint,omitempty"`
 }
 
+// MaxProvisionScript bounds a provision script's source, in bytes: what
+// the core accepts at PUT time and the script sandbox compiles
+// (provision/script.MaxSource, which a core test keeps equal).
+const MaxProvisionScript = 256 << 10
+
+// maxProvisionName bounds a provision's name, as the core bounds preset names.
+const maxProvisionName = 256
+
+// Provision is a GenieACS provision script, in the shape of GenieACS's
+// provisions collection: presets name it, and the edges run it in CWMP
+// sessions. The core stores it and sends it to every edge.
+type Provision struct {
+	Name   string `json:"_id" cbor:"1,keyasint"`
+	Script string `json:"script" cbor:"2,keyasint"`
+}
+
+// ValidProvisionName reports whether name can name a provision: the
+// rule the core applies to preset names, since both travel in URL paths
+// and become the last part of storage keys: not empty, not "." or "..",
+// at most 256 bytes of UTF-8, no slash, no control characters.
+func ValidProvisionName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > maxProvisionName || !utf8.ValidString(name) ||
+		strings.Contains(name, "/") {
+		return false
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks the bounds every holder of a provision relies on: a
+// valid name and a script of at most MaxProvisionScript bytes. Whether
+// the script compiles is the core's check at PUT time.
+func (p *Provision) Validate() error {
+	if !ValidProvisionName(p.Name) {
+		return fmt.Errorf("%w: bad provision name %q (1–%d bytes of UTF-8; no '/', control characters, '.' or '..')", ErrBadRecord, p.Name, maxProvisionName)
+	}
+	if len(p.Script) > MaxProvisionScript {
+		return fmt.Errorf("%w: provision %s: script of %d bytes, more than %d", ErrBadRecord, p.Name, len(p.Script), MaxProvisionScript)
+	}
+	return nil
+}
+
 // DeviceDelta is what one session changed about a device, as an edge
 // reports it upstream: identity, the inform, and the parameters written.
 type DeviceDelta struct {
@@ -82,6 +128,7 @@ const (
 	KindPreset      RecordKind = 3
 	KindDeviceDelta RecordKind = 4
 	KindTaskDrop    RecordKind = 5
+	KindProvision   RecordKind = 6
 )
 
 // KindOf returns the kind of a record written by Marshal, or an error
@@ -91,7 +138,7 @@ func KindOf(b []byte) (RecordKind, error) {
 		return 0, fmt.Errorf("%w: unknown version or short record", ErrBadRecord)
 	}
 	switch k := RecordKind(b[1]); k {
-	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop:
+	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop, KindProvision:
 		return k, nil
 	default:
 		return 0, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, k)
@@ -134,7 +181,8 @@ func init() {
 }
 
 // Marshal encodes v as a record: version byte, kind byte, deterministic CBOR.
-// v must be one of *Task, *FileMeta, *Preset, *DeviceDelta, *TaskDrop.
+// v must be one of *Task, *FileMeta, *Preset, *DeviceDelta, *TaskDrop,
+// *Provision.
 func Marshal(v any) ([]byte, error) {
 	var kind RecordKind
 	switch v.(type) {
@@ -148,6 +196,8 @@ func Marshal(v any) ([]byte, error) {
 		kind = KindDeviceDelta
 	case *TaskDrop:
 		kind = KindTaskDrop
+	case *Provision:
+		kind = KindProvision
 	default:
 		return nil, fmt.Errorf("fleet: marshal %T: not a record type", v)
 	}
@@ -176,6 +226,8 @@ func Unmarshal(b []byte, v any) error {
 		want = KindDeviceDelta
 	case *TaskDrop:
 		want = KindTaskDrop
+	case *Provision:
+		want = KindProvision
 	default:
 		return fmt.Errorf("fleet: unmarshal into %T: not a record type", v)
 	}

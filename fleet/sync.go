@@ -52,6 +52,10 @@ const (
 	// edge's local API accepts the fleet's tokens with the backhaul down.
 	DownToken       DownKind = 9
 	DownTokenRevoke DownKind = 10
+	// DownProvision / DownProvisionDelete: a fleet-wide provision script
+	// was stored (Provision) or deleted (Name).
+	DownProvision       DownKind = 11
+	DownProvisionDelete DownKind = 12
 )
 
 // String names the kind for logs.
@@ -77,13 +81,17 @@ func (k DownKind) String() string {
 		return "token"
 	case DownTokenRevoke:
 		return "token-revoke"
+	case DownProvision:
+		return "provision"
+	case DownProvisionDelete:
+		return "provision-delete"
 	}
 	return fmt.Sprintf("DownKind(%d)", uint8(k))
 }
 
 // DownRecord is one record of the downlink (core → edge). The core keeps
 // one log per edge (tasks, cancellations, drops: Shared false) and one
-// fleet-wide log (presets, files, revocations: Shared true), each with its
+// fleet-wide log (presets, provisions, files, revocations: Shared true), each with its
 // own sequence; an edge stores a record, and the position it reached, in
 // one transaction before it acknowledges it, and storing the same record
 // twice changes nothing.
@@ -101,6 +109,8 @@ type DownRecord struct {
 	// Time is when the core committed the record.
 	Time  time.Time `cbor:"11,keyasint,omitzero"`
 	Token *Token    `cbor:"12,keyasint,omitempty"`
+	// Provision is the script a DownProvision record stores.
+	Provision *Provision `cbor:"13,keyasint,omitempty"`
 }
 
 // Validate checks that a record carries what its kind needs, so an edge
@@ -135,6 +145,17 @@ func (r *DownRecord) Validate() error {
 		}
 		if err := r.Token.Validate(); err != nil {
 			return fmt.Errorf("%w: downlink token record %d: %v", ErrBadRecord, r.Seq, err)
+		}
+	case DownProvision:
+		if r.Provision == nil {
+			return fmt.Errorf("%w: downlink provision record %d without a provision", ErrBadRecord, r.Seq)
+		}
+		if err := r.Provision.Validate(); err != nil {
+			return fmt.Errorf("%w: downlink provision record %d: %v", ErrBadRecord, r.Seq, err)
+		}
+	case DownProvisionDelete:
+		if !ValidProvisionName(r.Name) {
+			return fmt.Errorf("%w: downlink provision-delete record %d: bad name %q", ErrBadRecord, r.Seq, r.Name)
 		}
 	case DownPresetDelete, DownFileDelete, DownRevoke, DownTokenRevoke:
 		if r.Name == "" {

@@ -444,6 +444,7 @@ func TestOpenAPISchemasMatchFleet(t *testing.T) {
 		"DeviceView": fleet.DeviceView{}, "Parameter": fleet.Parameter{}, "TaskView": fleet.TaskView{},
 		"FaultView": fleet.FaultView{}, "FileMeta": fleet.FileMeta{}, "TaskFault": fleet.TaskFault{},
 		"TaskResult": fleet.TaskResult{}, "Token": fleet.Token{}, "TokenCreated": fleet.TokenCreated{},
+		"Provision": fleet.Provision{},
 	} {
 		var s struct {
 			Properties map[string]any `json:"properties"`

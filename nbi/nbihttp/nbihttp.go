@@ -173,13 +173,3 @@ func Error(w http.ResponseWriter, code int, msg string) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
-
-// NoProvisions answers PUT and DELETE /provisions/{name} with 501: edgeacs
-// has no provision scripts yet (they need the script sandbox that
-// provision/DESIGN.md plans); presets with the built-in provisions work.
-func NoProvisions(w http.ResponseWriter, r *http.Request) {
-	Error(w, http.StatusNotImplemented, fmt.Sprintf(
-		"%s /provisions/%s: provision scripts are not implemented yet (they need the script sandbox of provision/DESIGN.md); "+
-			"presets with the built-in provisions (refresh, value, tag, reboot, reset, download, instances) work: PUT /presets/{name}",
-		r.Method, r.PathValue("name")))
-}
