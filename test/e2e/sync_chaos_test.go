@@ -857,11 +857,31 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 		Edge       string    `json:"edge"`
 		LastInform time.Time `json:"lastInform"`
 	}
-	coreDevs := listAll[lite](t, "http://"+core+"/api/v1/devices", 10000)
-	edgeDevs := listAll[lite](t, "http://"+e.api+"/api/v1/devices", 1000)
+	// A session the stopped fleet left open has its Inform in the edge's
+	// device record already, but goes upstream only when the session ends:
+	// at the edge's session timeout (30 s). Wait for the views to agree,
+	// then report what still differs.
+	var coreDevs, edgeDevs []lite
 	atCore := map[string]lite{}
-	for _, d := range coreDevs {
-		atCore[d.ID] = d
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		coreDevs = listAll[lite](t, "http://"+core+"/api/v1/devices", 10000)
+		edgeDevs = listAll[lite](t, "http://"+e.api+"/api/v1/devices", 1000)
+		clear(atCore)
+		for _, d := range coreDevs {
+			atCore[d.ID] = d
+		}
+		agree := len(coreDevs) == len(edgeDevs)
+		for _, d := range edgeDevs {
+			if cd, ok := atCore[d.ID]; !ok || !cd.LastInform.Equal(d.LastInform) {
+				agree = false
+				break
+			}
+		}
+		if agree || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	if len(coreDevs) != len(edgeDevs) || len(edgeDevs) != n {
 		t.Errorf("%d devices at the core, %d at the edge, %d simulated", len(coreDevs), len(edgeDevs), n)
