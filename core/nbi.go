@@ -93,21 +93,13 @@ func (n *Node) nbiDevices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lo, hi := l.Window(len(ids))
-	n.nbiWriteList(w, r, len(ids), func(yield func(any, error) bool) {
-		for _, id := range ids[lo:hi] {
-			d, err := n.fsm.Device(id, true)
-			if errors.Is(err, ErrNotFound) {
-				continue // deleted since it matched
-			}
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(nbi.DeviceDocument(nbiRecord(d), l.Projection), nil) {
-				return
-			}
+	n.nbiWriteList(w, r, len(ids), nbihttp.Docs(ids[lo:hi], func(id string) (any, error) {
+		d, err := n.fsm.Device(id, true)
+		if err != nil {
+			return nil, err
 		}
-	})
+		return nbi.DeviceDocument(nbiRecord(d), l.Projection), nil
+	}, isNotFound))
 }
 
 // nbiRecord is a core device as package nbi renders it, with the values of
@@ -239,13 +231,6 @@ func firstErr(first, err error) error {
 	return err
 }
 
-// nbiTask is a task as the NBI shows it: secret values hidden (listed in
-// redacted).
-type nbiTask struct {
-	*fleet.Task
-	Redacted []string `json:"redacted,omitempty"`
-}
-
 // nbiTasks answers GET/HEAD /tasks/?query= on the task fields _id, device,
 // name, status and timestamp, in ID (creation) order. A query that pins
 // _id reads those tasks; any other scans every task, up to nbiScanLimit.
@@ -299,26 +284,13 @@ func (n *Node) nbiTasks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	lo, hi := l.Window(len(ids))
-	n.nbiWriteList(w, r, len(ids), func(yield func(any, error) bool) {
-		for _, id := range ids[lo:hi] {
-			t, err := n.fsm.Task(id)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			if err == nil {
-				shown, redacted := fleet.RedactTask(t)
-				var doc any
-				if doc, err = nbihttp.FlatDoc(nbiTask{shown, redacted}, l.Projection); err == nil {
-					if !yield(doc, nil) {
-						return
-					}
-					continue
-				}
-			}
-			yield(nil, err)
-			return
+	n.nbiWriteList(w, r, len(ids), nbihttp.Docs(ids[lo:hi], func(id string) (any, error) {
+		t, err := n.fsm.Task(id)
+		if err != nil {
+			return nil, err
 		}
-	})
+		return nbihttp.FlatDoc(fleet.PublicTask(t), l.Projection)
+	}, isNotFound))
 }
 
 // nbiFault is a core fault in GenieACS's shape. The core keeps only task
@@ -441,6 +413,9 @@ func (n *Node) nbiCreateTask(w http.ResponseWriter, r *http.Request) {
 	n.createDeviceTask(tw, r2)
 	tw.Finish()
 }
+
+// isNotFound reports an ID deleted since a query matched it.
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
 // nbiWriteList writes a collection query's answer (nbihttp.WriteList).
 func (n *Node) nbiWriteList(w http.ResponseWriter, r *http.Request, total int, docs iter.Seq2[any, error]) {

@@ -80,6 +80,9 @@ func (a *api) nbiRoutes(mux *apiauth.Mux, route func(string, map[string]http.Han
 // nbiBad is a request the nbi package refused, as a 400.
 func nbiBad(err error) error { return fmt.Errorf("%w: %w", errBadRequest, err) }
 
+// isNotFound reports an ID deleted since a query matched it.
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
 // nbiWriteList writes a collection query's answer (nbihttp.WriteList).
 func (a *api) nbiWriteList(w http.ResponseWriter, r *http.Request, total int, docs iter.Seq2[any, error]) {
 	nbihttp.WriteList(w, r, total, docs, func(err error) { a.fail(w, r, err) }, a.log)
@@ -103,21 +106,13 @@ func (a *api) nbiDevices(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lo, hi := l.Window(len(ids))
-	a.nbiWriteList(w, r, len(ids), func(yield func(any, error) bool) {
-		for _, id := range ids[lo:hi] {
-			rec, err := a.cfg.Cache.nbiRecord(id)
-			if errors.Is(err, ErrNotFound) {
-				continue // deleted since it matched
-			}
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(nbi.DeviceDocument(rec, l.Projection), nil) {
-				return
-			}
+	a.nbiWriteList(w, r, len(ids), nbihttp.Docs(ids[lo:hi], func(id string) (any, error) {
+		rec, err := a.cfg.Cache.nbiRecord(id)
+		if err != nil {
+			return nil, err
 		}
-	})
+		return nbi.DeviceDocument(rec, l.Projection), nil
+	}, isNotFound))
 }
 
 // nbiRecord is a cached device as package nbi renders it, with the values
@@ -287,21 +282,13 @@ func (a *api) nbiTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lo, hi := l.Window(len(ids))
-	a.nbiWriteList(w, r, len(ids), func(yield func(any, error) bool) {
-		for _, id := range ids[lo:hi] {
-			t, err := a.cfg.Cache.Task(id)
-			if errors.Is(err, ErrNotFound) {
-				continue
-			}
-			var doc any
-			if err == nil {
-				doc, err = nbihttp.FlatDoc(fleet.PublicTask(t), l.Projection)
-			}
-			if !yield(doc, err) || err != nil {
-				return
-			}
+	a.nbiWriteList(w, r, len(ids), nbihttp.Docs(ids[lo:hi], func(id string) (any, error) {
+		t, err := a.cfg.Cache.Task(id)
+		if err != nil {
+			return nil, err
 		}
-	})
+		return nbihttp.FlatDoc(fleet.PublicTask(t), l.Projection)
+	}, isNotFound))
 }
 
 // nbiMatchTasks returns, in ID order, the IDs of the tasks q matches (more

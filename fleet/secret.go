@@ -107,9 +107,3 @@ func PublicParameters(params map[string]Parameter) map[string]Parameter {
 	}
 	return params
 }
-
-// RedactTask is PublicTask as a task and the names hidden.
-func RedactTask(t *Task) (shown *Task, redacted []string) {
-	v := PublicTask(t)
-	return v.Task, v.Redacted
-}

@@ -74,6 +74,23 @@ func WriteList(w http.ResponseWriter, r *http.Request, total int, docs iter.Seq2
 	_, _ = io.WriteString(w, "\n]\n")
 }
 
+// Docs loads the documents of ids one at a time, as WriteList writes
+// them: an ID whose load fails with an error gone reports (deleted since it
+// matched) is skipped, any other error ends the list.
+func Docs(ids []string, load func(id string) (any, error), gone func(error) bool) iter.Seq2[any, error] {
+	return func(yield func(any, error) bool) {
+		for _, id := range ids {
+			doc, err := load(id)
+			if err != nil && gone(err) {
+				continue
+			}
+			if !yield(doc, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
 // FlatDoc renders a flat document (a task or a fault) under a projection
 // (nbi.SelectFields).
 func FlatDoc(v any, p nbi.Projection) (any, error) {
