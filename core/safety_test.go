@@ -15,28 +15,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/httpapi"
-	"github.com/hashicorp/raft"
+	"github.com/edgeacs/edgeacs/internal/testnet"
 )
 
 // Tests for issue 10's core items: cluster safety (bootstrap, duplicate
 // IDs, status codes that invite duplicate work) and the API's bounds.
 
-// freeAddrs reserves n loopback ports by listening and closing. Founding
+// freeAddrs reserves n loopback ports (see internal/testnet). Founding
 // members must know each other's Raft addresses before they start.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ln.Addr().String())
-		ln.Close()
-	}
-	return out
+	return testnet.Addrs(t, n)
 }
 
 // httpDo sends one request and returns the status, headers and the error

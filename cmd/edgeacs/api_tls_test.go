@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeacs/edgeacs/core"
+	"github.com/edgeacs/edgeacs/internal/testnet"
 )
 
 // selfSignedCert writes a self-signed certificate for 127.0.0.1 and
@@ -68,16 +69,11 @@ func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x
 	return certFile, keyFile, pool
 }
 
-// freeTCPAddr reserves a loopback port by listening and closing: the
+// freeTCPAddr reserves a loopback port (see internal/testnet): the
 // commands under test take addresses, not listeners.
 func freeTCPAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testnet.Addr(t)
 }
 
 // runApp runs `edgeacs args...` until ctx ends; the returned channel

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgeacs/edgeacs/internal/testnet"
 )
 
 // coreRepoRoot finds the module root from this file's location.
@@ -37,15 +38,11 @@ func coreBuild(t *testing.T) string {
 	return bin
 }
 
-// coreFreeAddr reserves a loopback port by listening and closing.
+// coreFreeAddr reserves a loopback port (TCP and UDP) for a process under
+// test, held against other test processes until t ends.
 func coreFreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testnet.Addr(t)
 }
 
 type coreProc struct {

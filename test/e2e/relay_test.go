@@ -1,20 +1,16 @@
 package e2e
 
 import (
-	"net"
 	"testing"
 
+	"github.com/edgeacs/edgeacs/internal/testnet"
 	"github.com/edgeacs/edgeacs/internal/udprelay"
 )
 
+// freeUDPAddr reserves a loopback port for a UDP listener under test.
 func freeUDPAddr(t *testing.T) string {
 	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
+	return testnet.Addr(t)
 }
 
 // newUDPRelay stands between an edge and a core's sync address: the
