@@ -134,27 +134,40 @@ const maxWait = 5 * time.Minute
 
 // pollMargin is how long before a deadline (the context's, or a
 // request's timeout) a long poll is asked to end, so the API's answer
-// arrives before the deadline cuts the request.
+// arrives before the deadline cuts the request; a fifth of the time left
+// when that is less.
 const pollMargin = 500 * time.Millisecond
+
+// PollWait is the ?wait= to ask for with the time left before a
+// deadline: most of it, less a margin for the answer to travel; 0 when
+// too little is left to wait at all.
+func PollWait(left time.Duration) time.Duration {
+	w := min(maxWait, left-min(pollMargin, left/5))
+	if w < 10*time.Millisecond {
+		return 0
+	}
+	return w
+}
 
 // AwaitTask waits for a task to become final, with long polls, until ctx
 // ends. When ctx's deadline comes first it returns the task as last seen
-// and an error wrapping context.DeadlineExceeded.
+// (empty if no poll answered) and an error wrapping
+// context.DeadlineExceeded.
 func (c *Client) AwaitTask(ctx context.Context, id string) (Task, error) {
 	var last Task
 	for {
-		wait := min(maxWait, c.hc.Timeout-pollMargin)
+		wait := PollWait(c.hc.Timeout)
 		if dl, ok := ctx.Deadline(); ok {
-			wait = min(wait, time.Until(dl)-pollMargin)
-		}
-		if wait <= 0 {
-			if err := ctx.Err(); err != nil {
-				return last, fmt.Errorf("task %s: %w", id, err)
-			}
-			if _, ok := ctx.Deadline(); ok {
+			wait = min(wait, PollWait(time.Until(dl)))
+			if wait == 0 {
 				return last, fmt.Errorf("task %s: %w", id, context.DeadlineExceeded)
 			}
-			wait = time.Second // a request timeout under the margin: poll
+		}
+		if err := ctx.Err(); err != nil {
+			return last, fmt.Errorf("task %s: %w", id, err)
+		}
+		if wait == 0 {
+			wait = time.Second // a request timeout too short to leave a margin
 		}
 		t, err := c.WaitTask(ctx, id, wait)
 		if err != nil {

@@ -59,6 +59,16 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == "POST" && r.URL.Path == "/api/v1/tasks":
 		w.WriteHeader(202)
 		w.Write([]byte(`{"count":2,"ids":["t1","t2"]}`))
+	case r.Method == "GET" && r.URL.Path == "/api/v1/tasks/t2":
+		// Never final: the wait runs out, as the core's does.
+		if d, err := time.ParseDuration(q.Get("wait")); err == nil {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+			}
+		}
+		w.WriteHeader(202)
+		w.Write([]byte(`{"_id":"t2","device":"d/1","name":"reboot","status":"pending","timestamp":"2026-01-02T03:04:05Z"}`))
 	case r.Method == "GET" && r.URL.Path == "/api/v1/tasks/t1":
 		f.mu.Lock()
 		f.reads++
@@ -128,11 +138,15 @@ func TestCreateAndAwaitTask(t *testing.T) {
 	if n := len(f.reqs); n != 4 || !strings.HasPrefix(f.reqs[1], "GET /api/v1/tasks/t1?wait=") {
 		t.Fatalf("await polled %v", f.reqs[1:])
 	}
-	// A deadline shorter than the poll margin returns what was last seen.
-	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	// At the deadline, what was last seen, with the deadline's error.
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
-	if _, err := c.AwaitTask(short, "t1"); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("await past the deadline: %v", err)
+	start := time.Now()
+	if last, err := c.AwaitTask(short, "t2"); !errors.Is(err, context.DeadlineExceeded) || last.ID != "t2" || last.Status != "pending" {
+		t.Fatalf("await past the deadline: %+v %v", last, err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("await gave up after %v of a 300ms deadline", d)
 	}
 
 	ft, err := c.CreateFilterTasks(ctx, DeviceFilter{Expr: "Tags.x IS NOT NULL"}, TaskRequest{Name: "setParameterValues",
