@@ -21,6 +21,8 @@ func devicesCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "devices",
 		Usage: "list, show, delete and tag the fleet's devices",
+		Description: "Examples:\n   edgeacs devices list --filter \"Tags.beta IS NOT NULL\"\n   edgeacs devices show 00D09E-HG2000-ESG0001\n" +
+			"   edgeacs devices tag 00D09E-HG2000-ESG0001 +beta -lab",
 		Subcommands: []*cli.Command{
 			{
 				Name: "list", Usage: "list devices (ID, product class, serial, edge, last inform, tags)",

@@ -38,6 +38,8 @@ func tasksCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tasks",
 		Usage: "list, show and cancel tasks",
+		Description: "Examples:\n   edgeacs tasks list --status pending\n   edgeacs tasks show 01JD3W6Y4N8Q2V5T7X9Z0B1C2D\n" +
+			"   edgeacs tasks cancel 01JD3W6Y4N8Q2V5T7X9Z0B1C2D",
 		Subcommands: []*cli.Command{
 			{
 				Name: "list", Usage: "list tasks in creation order (ID, device, name, status, outcome)",
@@ -207,8 +209,9 @@ func printTask(w io.Writer, t client.Task) {
 
 func faultsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "faults",
-		Usage: "list and clear the faults tasks ended with",
+		Name:        "faults",
+		Usage:       "list and clear the faults tasks ended with",
+		Description: "Examples:\n   edgeacs faults list --device 00D09E-HG2000-ESG0001\n   edgeacs faults clear 01JD3W6Y4N8Q2V5T7X9Z0B1C2D",
 		Subcommands: []*cli.Command{
 			{
 				Name: "list", Usage: "list faults (ID, device, code, message, time)",

@@ -375,6 +375,11 @@ func TestFleetCLI(t *testing.T) {
 				t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and one line", args, code, out, errOut)
 			}
 		}
+		// An API that does not answer: one line naming it, no HTTP dump.
+		if _, errOut, code := runCLI(t, "get", d098.ID(), "A.B", "--api", "127.0.0.1:1"); code != 1 || strings.Count(errOut, "\n") != 1 ||
+			!strings.Contains(errOut, "cannot reach the API at 127.0.0.1:1") || strings.Contains(errOut, "Post") {
+			t.Errorf("unreachable API: exit %d: %q", code, errOut)
+		}
 		// An unknown device is the API's answer: one line, exit 1.
 		if _, errOut, code := run("reboot", "no-such-device"); code != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "no-such-device") {
 			t.Errorf("unknown device: exit %d: %q", code, errOut)

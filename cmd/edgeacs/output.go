@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -75,6 +76,12 @@ func failErr(c *cli.Context, format string, args ...any) error {
 func apiFail(c *cli.Context, err error) error {
 	var ae *client.APIError
 	if !errors.As(err, &ae) {
+		// "Post \"http://...\": dial tcp ...": the method and URL are
+		// the client's business; the cause is the operator's.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return failErr(c, "cannot reach the API at %s: %v", c.String("api"), ue.Err)
+		}
 		return failErr(c, "%v", err)
 	}
 	msg := strings.TrimSpace(ae.Message)
