@@ -113,6 +113,7 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/tasks/{id}", n.read(n.getTask))
 	h("DELETE /api/v1/tasks/{id}", n.write(n.cancelTask))
 	h("GET /api/v1/faults", n.read(n.listFaults))
+	h("DELETE /api/v1/faults/{id}", n.write(n.deleteFault))
 	h("GET /api/v1/presets", n.read(n.listPresets))
 	h("GET /api/v1/presets/{name}", n.read(n.getPreset))
 	h("PUT /api/v1/presets/{name}", n.write(n.putPreset))
@@ -348,8 +349,11 @@ func paging(r *http.Request) (string, int, error) {
 	return p.Cursor, p.Limit, err
 }
 
+// deviceFilter reads a device list's filter from the query: id (an ID
+// prefix), edge, tag, lastInformAfter and filter (an expression, as
+// DeviceFilter.Expr).
 func deviceFilter(q url.Values) (DeviceFilter, error) {
-	df := DeviceFilter{IDPrefix: q.Get("id"), Edge: q.Get("edge"), Tag: q.Get("tag")}
+	df := DeviceFilter{IDPrefix: q.Get("id"), Edge: q.Get("edge"), Tag: q.Get("tag"), Expr: q.Get("filter")}
 	if s := q.Get("lastInformAfter"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -364,6 +368,10 @@ func (n *Node) listDevices(w http.ResponseWriter, r *http.Request) {
 	df, err := deviceFilter(r.URL.Query())
 	if err != nil {
 		writeError(w, err)
+		return
+	}
+	if _, err := compileFilter(df.Expr, "filter"); err != nil {
+		writeJSON(w, httpapi.Status(err), filterErrorBody(err, "filter"))
 		return
 	}
 	cursor, limit, err := paging(r)
@@ -644,7 +652,11 @@ func (n *Node) createFilterTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Filter == (DeviceFilter{}) {
-		writeError(w, fmt.Errorf("%w: filter must select devices (id, edge, tag or lastInformAfter)", ErrBadRequest))
+		writeError(w, fmt.Errorf("%w: filter must select devices (id, edge, tag, lastInformAfter or expr)", ErrBadRequest))
+		return
+	}
+	if _, err := compileFilter(req.Filter.Expr, "filter.expr"); err != nil {
+		writeJSON(w, httpapi.Status(err), filterErrorBody(err, "filter.expr"))
 		return
 	}
 	now := time.Now().UTC()
@@ -774,6 +786,34 @@ func (n *Node) listFaults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, faultViews(fs))
+}
+
+// deleteFault answers DELETE /api/v1/faults/{id}, id being a fault's _id
+// (its task's ID): 204, or 404 when no fault has that ID. The core's
+// faults are those of tasks, final and never retried, so clearing one
+// removes its task too, as the NBI's DELETE /faults/{id} does.
+func (n *Node) deleteFault(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	t, err := n.fsm.Task(id)
+	if errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("fault %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	fs, err := n.fsm.Faults(t.Device)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !slices.ContainsFunc(fs, func(f *Fault) bool { return f.TaskID == id }) {
+		writeError(w, fmt.Errorf("fault %s: %w (task %s is %s)", id, ErrNotFound, id, t.Status))
+		return
+	}
+	if _, ok := n.applyOK(w, r, Command{Op: OpCancelTask, TaskID: id}); ok {
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // listDeviceFaults answers GET /api/v1/devices/{id}/faults, as the edge

@@ -9,12 +9,17 @@ import (
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
-// DeviceFilter selects devices. Zero fields match everything.
+// DeviceFilter selects devices. Zero fields match everything; a device
+// must match every field that is set.
 type DeviceFilter struct {
 	IDPrefix        string    `json:"id,omitempty"`
 	Edge            string    `json:"edge,omitempty"`
 	Tag             string    `json:"tag,omitempty"`
 	LastInformAfter time.Time `json:"lastInformAfter,omitzero"`
+	// Expr is an expression in the language of preset preconditions
+	// (provision/expr, evaluated as filter.go describes); a device matches
+	// when it evaluates to true.
+	Expr string `json:"expr,omitempty"`
 }
 
 func (df DeviceFilter) match(d *Device) bool {
@@ -108,31 +113,10 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 		if err != nil {
 			return err
 		}
-		if !params {
-			return nil
+		if params {
+			d.Parameters, err = readParams(txn, id, ov)
 		}
-		d.Parameters = map[string]Param{}
-		pre := key(pParam, id, "")
-		err = scan(txn, pre, nil, func(k, v []byte) (bool, error) {
-			p, err := decodeParam(v)
-			if err != nil {
-				return false, err
-			}
-			d.Parameters[string(k[len(pre):])] = p
-			return true, nil
-		})
-		if err != nil {
-			return err
-		}
-		// The overlay is newer than the per-parameter keys.
-		for _, e := range ov {
-			p, err := decodeParam(e.enc)
-			if err != nil {
-				return fmt.Errorf("overlay %s: %w", e.name, err)
-			}
-			d.Parameters[string(e.name)] = p
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", id, err)
@@ -142,24 +126,44 @@ func (f *FSM) Device(id string, params bool) (*Device, error) {
 
 // Devices lists devices matching df in ID order, after cursor (an ID),
 // at most limit (0 = no limit). It returns the cursor for the next page,
-// empty when there is none.
+// empty when there is none: the ID of the page's last device, so the next
+// page continues the scan after it, whatever the filter skipped. An
+// expression that does not parse is ErrBadRequest (see compileFilter).
 func (f *FSM) Devices(df DeviceFilter, cursor string, limit int) ([]*Device, string, error) {
+	ex, err := compileFilter(df.Expr, "filter")
+	if err != nil {
+		return nil, "", err
+	}
+	params := ex != nil && needsParams(ex)
+	now := time.Now()
 	var out []*Device
 	next := ""
 	pre := key(pDevice, df.IDPrefix)
-	err := f.view(func(txn *badger.Txn) error {
+	err = f.view(func(txn *badger.Txn) error {
 		return scan(txn, pre, after([]byte(pDevice), cursor), func(_, v []byte) (bool, error) {
-			var d Device
-			if _, err := decodeDevice(v, &d, false); err != nil {
+			fd := filterDevice{nbiDevice: nbiDevice{txn: txn}, now: now}
+			ov, err := decodeDevice(v, &fd.d, params)
+			if err != nil {
 				return false, err
 			}
-			if !df.match(&d) {
+			fd.ov = ov
+			if !df.match(&fd.d) {
 				return true, nil
+			}
+			if ex != nil {
+				ok := ex.Holds(fd.env())
+				if fd.err != nil {
+					return false, fd.err
+				}
+				if !ok {
+					return true, nil
+				}
 			}
 			if limit > 0 && len(out) == limit {
 				next = out[len(out)-1].ID
 				return false, nil
 			}
+			d := fd.d
 			out = append(out, &d)
 			return true, nil
 		})
