@@ -233,6 +233,11 @@ func (c *Client) send(ctx context.Context, hc *http.Client, method, path string,
 	req.Header.Set("Accept", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
+		// The *url.Error repeats the method and URL; the cause is enough.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("cannot reach the API at %s: %w", c.base, err)
 	}
 	return resp, nil

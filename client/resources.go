@@ -139,9 +139,6 @@ func (c *Client) PutPreset(ctx context.Context, p Preset) (Preset, error) {
 	if p.Name == "" {
 		return out, fmt.Errorf("%w: a preset needs a name", ErrBadRequest)
 	}
-	if p.Provisions == nil {
-		p.Provisions = [][]any{}
-	}
 	err := c.Do(ctx, http.MethodPut, "/api/v1/presets/"+url.PathEscape(p.Name), p, &out)
 	return out, err
 }

@@ -201,7 +201,7 @@ func TestResourceRequests(t *testing.T) {
 		}
 	}
 	want := []seen{
-		{"PUT", "/api/v1/presets/bad", "application/json", `{"_id":"bad","weight":0,"channel":"","precondition":"a =","provisions":[]}`},
+		{"PUT", "/api/v1/presets/bad", "application/json", `{"_id":"bad","weight":0,"channel":"","precondition":"a =","provisions":null}`},
 		{"PUT", "/api/v1/provisions/a%2Fb", "application/javascript", "log('x');"},
 		{"GET", "/api/v1/cluster", "", ""},
 		{"GET", "/api/v1/edges", "", ""},
