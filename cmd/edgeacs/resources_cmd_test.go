@@ -347,3 +347,18 @@ func TestClusterStatusUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestEdgesListRealEdge: an edge linked over the real sync protocol is
+// listed with the address its link came from, up, and the device count
+// its heartbeats report.
+func TestEdgesListRealEdge(t *testing.T) {
+	s := startContractSystem(t)
+	api := "http://" + s.core.node.APIAddr()
+	row := regexp.MustCompile(`(?m)^pop1\s+127\.0\.0\.1:\d+\s+up\s+\d+s ago\s+\d+(\s\(\S+\))?\s+1\s*$`)
+	var out string
+	isoWait(t, "edges list to show pop1 with its device", 15*time.Second, func() bool {
+		out, _, _ = runCLI(t, "edges", "list", "--api", api)
+		return row.MatchString(out)
+	})
+	t.Logf("\n%s", out)
+}
