@@ -20,8 +20,8 @@ func edgesCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			resCommand("list", "list edges: address, link state, last seen, outbox lag, devices", "",
 				"LINK is up while the edge's sync link is open, down when it is not, revoked once its\n"+
-					"certificate is refused. LAST SEEN is when the core last heard from it. OUTBOX is what the\n"+
-					"edge has not sent yet (records, and the age of the oldest), shown while the link is up.\n"+
+					"certificate is refused. LAST SEEN is when the core last heard from it. OUTBOX LAG is what\n"+
+					"the edge has not sent yet (records, and the age of the oldest), shown while the link is up.\n"+
 					"DEVICES is the edge's own count, as it last reported it. --json has every field the API\n"+
 					"gives (acknowledged positions, rejected records, health).\n\n"+
 					"Examples:\n  edgeacs edges list\n  edgeacs edges list --json",
@@ -71,7 +71,7 @@ func printEdgesTable(w io.Writer, edges []client.Edge, now time.Time) {
 		return
 	}
 	tw := resTable(w)
-	fmt.Fprintln(tw, "EDGE\tADDRESS\tLINK\tLAST SEEN\tOUTBOX\tDEVICES")
+	fmt.Fprintln(tw, "ID\tADDRESS\tLINK\tLAST SEEN\tOUTBOX LAG\tDEVICES")
 	for _, e := range edges {
 		link, outbox, devices := "down", "-", "-"
 		switch {

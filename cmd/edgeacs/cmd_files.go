@@ -31,7 +31,8 @@ func filesCommand() *cli.Command {
 			resCommand("upload", "upload a file to the core, which hands it to every edge", "PATH",
 				"The file is streamed to the core, which stores it and sends it on to every edge; a\n"+
 					"Download task then names it. An existing file of the same name is replaced. A progress\n"+
-					"bar shows on a terminal.\n\n"+
+					"bar shows on a terminal. --timeout bounds the wait for the core's answer once the file\n"+
+					"is sent, not the transfer (Ctrl-C stops that).\n\n"+
 					"Examples:\n"+
 					"  edgeacs files upload ./fw-2.1.bin --version 2.1\n"+
 					"  edgeacs files upload ./acme.cfg --name acme-base.cfg --type 3 --oui 00D09E",
