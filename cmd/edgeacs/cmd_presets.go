@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,9 +31,17 @@ func presetsCommand() *cli.Command {
 		Usage: "list, show, apply and delete presets: which provisions run on which devices",
 		Subcommands: []*cli.Command{
 			resCommand("list", "list the presets", "",
-				"Examples:\n  edgeacs presets list", presetsList),
+				"With --json, the value a preset sets on a secret parameter (a password, a Wi-Fi key) is\n"+
+					"hidden unless --show-secrets is given.\n\n"+
+					"Examples:\n  edgeacs presets list\n  edgeacs presets list --json",
+				presetsList, showSecretsFlag()),
 			resCommand("show", "print a preset as JSON, as 'presets apply -f' takes it", "NAME",
-				"Examples:\n  edgeacs presets show inform-interval > inform-interval.json", presetsShow),
+				"The value a preset sets on a secret parameter (a password, a Wi-Fi key) is shown as\n"+
+					"\""+secretHidden+"\" unless --show-secrets is given; 'presets apply' refuses a file that still\n"+
+					"holds that placeholder.\n\n"+
+					"Examples:\n  edgeacs presets show inform-interval > inform-interval.json\n"+
+					"  edgeacs presets show wifi-defaults --show-secrets",
+				presetsShow, showSecretsFlag()),
 			resCommand("apply", "create or replace a preset from a JSON or YAML file", "",
 				"FILE holds one preset in GenieACS's shape (JSON, or YAML by its .yaml/.yml extension).\n"+
 					"Its name is --name, else the file's _id, else the file's base name without extension.\n"+
@@ -65,6 +74,11 @@ func presetsList(c *cli.Context, cl *client.Client) error {
 		return resFail(c, err)
 	}
 	if c.Bool("json") {
+		if !c.Bool("show-secrets") {
+			for i := range ps {
+				ps[i] = hideSecrets(ps[i])
+			}
+		}
 		return printJSON(c.App.Writer, ps)
 	}
 	if len(ps) == 0 {
@@ -112,7 +126,67 @@ func presetsShow(c *cli.Context, cl *client.Client) error {
 	if err != nil {
 		return resFail(c, err)
 	}
+	if !c.Bool("show-secrets") {
+		p = hideSecrets(p)
+	}
 	return printJSON(c.App.Writer, p)
+}
+
+// secretHidden stands for a secret value in a preset shown without
+// --show-secrets.
+const secretHidden = "(secret: hidden)"
+
+func showSecretsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "show-secrets", Usage: "show the values presets set on secret parameters (passwords, Wi-Fi keys)"}
+}
+
+// secretValues calls fn with the index of each value provision that sets
+// a secret parameter (fleet.IsSecretParameter): ["value", PATH, VALUE] or
+// ["value", PATH, [VALUE, TYPE]].
+func secretValues(p client.Preset, fn func(i int)) {
+	for i, pr := range p.Provisions {
+		if len(pr) < 3 || pr[0] != "value" {
+			continue
+		}
+		if path, ok := pr[1].(string); ok && fleet.IsSecretParameter(path) {
+			fn(i)
+		}
+	}
+}
+
+// hideSecrets is p with the values it sets on secret parameters replaced
+// by secretHidden (a copy: p's lists are not changed).
+func hideSecrets(p client.Preset) client.Preset {
+	provs := slices.Clone(p.Provisions)
+	secretValues(p, func(i int) {
+		pr := slices.Clone(provs[i])
+		if vt, ok := pr[2].([]any); ok && len(vt) > 0 {
+			vt = slices.Clone(vt)
+			vt[0] = secretHidden
+			pr[2] = vt
+		} else {
+			pr[2] = secretHidden
+		}
+		provs[i] = pr
+	})
+	p.Provisions = provs
+	return p
+}
+
+// hiddenSecret reports the path of a secret whose value in p is still
+// the placeholder hideSecrets put there, if any.
+func hiddenSecret(p client.Preset) string {
+	found := ""
+	secretValues(p, func(i int) {
+		v := p.Provisions[i][2]
+		if vt, ok := v.([]any); ok && len(vt) > 0 {
+			v = vt[0]
+		}
+		if v == secretHidden && found == "" {
+			found, _ = p.Provisions[i][1].(string)
+		}
+	})
+	return found
 }
 
 func presetsApply(c *cli.Context, cl *client.Client) error {
@@ -131,6 +205,10 @@ func presetsApply(c *cli.Context, cl *client.Client) error {
 	if err != nil {
 		return cli.Exit(resCmdName(c)+": "+err.Error(), 1)
 	}
+	if secret := hiddenSecret(p); secret != "" {
+		return cli.Exit(fmt.Sprintf("%s: %s: the value of %s is the placeholder %q that 'presets show' prints; put the real value back (or show it with --show-secrets)",
+			resCmdName(c), path, secret, secretHidden), 1)
+	}
 	switch {
 	case c.String("name") != "":
 		p.Name = c.String("name")
@@ -144,7 +222,7 @@ func presetsApply(c *cli.Context, cl *client.Client) error {
 	if err != nil {
 		return resFail(c, refusedAt(path, err))
 	}
-	return resDone(c, out, "applied preset %s", out.Name)
+	return resDone(c, hideSecrets(out), "applied preset %s", out.Name)
 }
 
 // yamlPos finds goccy/go-yaml's "[line:column] message".

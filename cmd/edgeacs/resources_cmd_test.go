@@ -207,6 +207,28 @@ func TestFleetResourceCommands(t *testing.T) {
 			mustFail(t, 1, `not found`, a("presets", "show", name)...)
 		}
 		mustFail(t, 1, `^edgeacs presets delete: preset "?ghost"?: not found`, a("presets", "delete", "ghost")...)
+
+		// A secret a preset sets is hidden in every output unless asked
+		// for, and a file holding the placeholder is refused.
+		const psk, pw = "Device.WiFi.AccessPoint.1.Security.KeyPassphrase", "hunter2-wifi"
+		wifi := writeFile(t, dir, "wifi.yaml", "provisions:\n  - [value, "+psk+", "+pw+"]\n"+
+			"  - [value, Device.ManagementServer.Password, acs-pass-1]\n  - [value, Device.WiFi.SSID.1.SSID, home]\n")
+		if out := mustRun(t, a("presets", "apply", "-f", wifi, "--json")...); strings.Contains(out, pw) || !strings.Contains(out, "home") {
+			t.Fatalf("apply --json shows the secret:\n%s", out)
+		}
+		for _, args := range [][]string{{"presets", "show", "wifi"}, {"presets", "list", "--json"}, {"presets", "list"}} {
+			if out := mustRun(t, a(args...)...); strings.Contains(out, pw) || strings.Contains(out, "acs-pass-1") {
+				t.Fatalf("%v shows a secret:\n%s", args, out)
+			}
+		}
+		hidden := writeFile(t, dir, "wifi-shown.json", mustRun(t, a("presets", "show", "wifi")...))
+		mustFail(t, 1, `wifi-shown\.json: the value of `+regexp.QuoteMeta(psk)+` is the placeholder`, a("presets", "apply", "-f", hidden)...)
+		shown = mustRun(t, a("presets", "show", "wifi", "--show-secrets")...)
+		if !strings.Contains(shown, pw) || !strings.Contains(shown, "acs-pass-1") {
+			t.Fatalf("--show-secrets hides:\n%s", shown)
+		}
+		mustRun(t, a("presets", "apply", "-f", writeFile(t, dir, "wifi-full.json", shown))...)
+		mustRun(t, a("presets", "delete", "wifi")...)
 		if out := mustRun(t, a("presets", "delete", "inform2")...); out != "deleted preset inform2\n" {
 			t.Fatalf("presets delete: %q", out)
 		}
@@ -361,4 +383,24 @@ func TestEdgesListRealEdge(t *testing.T) {
 		return row.MatchString(out)
 	})
 	t.Logf("\n%s", out)
+}
+
+// TestHideSecrets: a value given with its type is hidden too, the preset
+// passed in is not changed, and hiddenSecret finds the placeholder.
+func TestHideSecrets(t *testing.T) {
+	p := client.Preset{Provisions: [][]any{
+		{"value", "Device.Users.User.1.Password", []any{"pw", "xsd:string"}},
+		{"value", "Device.DeviceInfo.ProvisioningCode", "x"},
+		{"refresh", "Device."},
+	}}
+	h := hideSecrets(p)
+	if got := h.Provisions[0][2].([]any); got[0] != secretHidden || got[1] != "xsd:string" {
+		t.Fatalf("hidden: %v", h.Provisions)
+	}
+	if p.Provisions[0][2].([]any)[0] != "pw" || h.Provisions[1][2] != "x" {
+		t.Fatalf("original changed or non-secret hidden: %v / %v", p.Provisions, h.Provisions)
+	}
+	if hiddenSecret(p) != "" || hiddenSecret(h) != "Device.Users.User.1.Password" {
+		t.Fatalf("hiddenSecret: %q %q", hiddenSecret(p), hiddenSecret(h))
+	}
 }
