@@ -37,6 +37,11 @@ type APIError struct {
 	Status       int
 	// Message is the API's {"error": ...}, or the body's text.
 	Message string
+	// Field, Line and Column say where in what was sent the API found the
+	// error, when it says: the field of a preset, and the line and column
+	// (from 1) of a precondition or a provision script.
+	Field        string
+	Line, Column int
 }
 
 func (e *APIError) Error() string {
@@ -70,6 +75,9 @@ type Client struct {
 	base  *url.URL
 	token string
 	hc    *http.Client
+	// xfer carries file contents: no bound on the whole exchange (the
+	// caller's context is), only on the wait for the answer.
+	xfer *http.Client
 }
 
 // Options configure a Client. Zero values are sensible.
@@ -126,7 +134,9 @@ func New(base string, o Options) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	return &Client{base: u, token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	xtr := tr.Clone()
+	xtr.ResponseHeaderTimeout = timeout
+	return &Client{base: u, token: o.Token, hc: &http.Client{Transport: tr, Timeout: timeout}, xfer: &http.Client{Transport: xtr}}, nil
 }
 
 // Base is the API's base URL.
@@ -143,39 +153,50 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 // totals).
 func (c *Client) DoHeader(ctx context.Context, method, path string, body, out any) (http.Header, error) {
 	var rd io.Reader
+	h := http.Header{}
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
 		rd = bytes.NewReader(b)
+		h.Set("Content-Type", "application/json")
 	}
-	resp, err := c.send(ctx, method, path, rd, "application/json")
+	resp, err := c.send(ctx, c.hc, method, path, rd, -1, h)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return resp.Header, apiError(method, path, resp.StatusCode, raw)
-	}
-	if out != nil && len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.Header, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
-	}
-	return resp.Header, nil
+	return resp.Header, finish(resp, method, path, out)
 }
 
-// Upload sends r as the raw body (a file's content) with extra headers.
+// Upload sends r as the raw body (a file's content) with extra headers,
+// bounded as UploadFile is.
 func (c *Client) Upload(ctx context.Context, method, path string, r io.Reader, header http.Header, out any) error {
-	resp, err := c.sendHeader(ctx, method, path, r, header)
+	return c.stream(ctx, method, path, r, -1, header, out)
+}
+
+// raw sends a small raw body (a script) under the request timeout.
+func (c *Client) raw(ctx context.Context, method, path string, r io.Reader, header http.Header, out any) error {
+	resp, err := c.send(ctx, c.hc, method, path, r, -1, header)
 	if err != nil {
 		return err
 	}
+	return finish(resp, method, path, out)
+}
+
+// stream sends a body of size bytes (-1: unknown) that may take longer to
+// send than any request timeout.
+func (c *Client) stream(ctx context.Context, method, path string, r io.Reader, size int64, header http.Header, out any) error {
+	resp, err := c.send(ctx, c.xfer, method, path, r, size, header)
+	if err != nil {
+		return err
+	}
+	return finish(resp, method, path, out)
+}
+
+// finish reads an answer: an error status is an *APIError, a success's
+// JSON body is decoded into out (if not nil).
+func finish(resp *http.Response, method, path string, out any) error {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
@@ -192,21 +213,16 @@ func (c *Client) Upload(ctx context.Context, method, path string, r io.Reader, h
 	return nil
 }
 
-func (c *Client) send(ctx context.Context, method, path string, body io.Reader, ctype string) (*http.Response, error) {
-	h := http.Header{}
-	if body != nil {
-		h.Set("Content-Type", ctype)
-	}
-	return c.sendHeader(ctx, method, path, body, h)
-}
-
-func (c *Client) sendHeader(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, body io.Reader, size int64, header http.Header) (*http.Response, error) {
 	if !strings.HasPrefix(path, "/") {
 		return nil, fmt.Errorf("%w: path %q does not start with /", ErrBadRequest, path)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, body)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if size >= 0 && body != nil {
+		req.ContentLength = size
 	}
 	for k, v := range header {
 		req.Header[k] = v
@@ -215,8 +231,13 @@ func (c *Client) sendHeader(ctx context.Context, method, path string, body io.Re
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
+		// The *url.Error repeats the method and URL; the cause is enough.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("cannot reach the API at %s: %w", c.base, err)
 	}
 	return resp, nil
@@ -224,7 +245,9 @@ func (c *Client) sendHeader(ctx context.Context, method, path string, body io.Re
 
 func apiError(method, path string, status int, raw []byte) error {
 	var e struct {
-		Error string `json:"error"`
+		Error        string `json:"error"`
+		Field        string `json:"field"`
+		Line, Column int
 	}
 	msg := ""
 	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
@@ -235,5 +258,5 @@ func apiError(method, path string, status int, raw []byte) error {
 			msg = msg[:512] + "…"
 		}
 	}
-	return &APIError{Method: method, Path: path, Status: status, Message: msg}
+	return &APIError{Method: method, Path: path, Status: status, Message: msg, Field: e.Field, Line: e.Line, Column: e.Column}
 }

@@ -1196,7 +1196,7 @@ func (n *Node) revokeToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) clusterStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := n.Status()
+	st, err := n.ProbeStatus(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return

@@ -58,6 +58,9 @@ type PeerInfo struct {
 	HasState bool `json:"hasState"`
 	// Leader is the leader the node knows of, if any.
 	Leader string `json:"leader,omitempty"`
+	// State is the node's Raft state (leader, follower, candidate,
+	// shutdown), which `edgeacs cluster status` shows.
+	State string `json:"state,omitempty"`
 	// BootstrapExpect is the node's --bootstrap-expect (0 if none).
 	BootstrapExpect int `json:"bootstrapExpect,omitempty"`
 	// Founders is the set of founding members the node last saw, sorted by
@@ -82,7 +85,7 @@ func (c Config) joinAddrs() []string {
 func (n *Node) peerInfo() PeerInfo {
 	_, leader := n.raft.LeaderWithID()
 	pi := PeerInfo{ID: n.cfg.ID, RaftAddr: n.RaftAddr(), APIAddr: n.apiAddr, HasState: n.raft.LastIndex() > 0,
-		Leader: string(leader), BootstrapExpect: n.cfg.BootstrapExpect}
+		Leader: string(leader), State: strings.ToLower(n.raft.State().String()), BootstrapExpect: n.cfg.BootstrapExpect}
 	if f := n.founders.Load(); f != nil {
 		pi.Founders = *f
 	}

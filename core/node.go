@@ -944,7 +944,23 @@ type ClusterServer struct {
 	APIAddr  string `json:"apiAddr,omitempty"`
 	SyncAddr string `json:"syncAddr,omitempty"`
 	Suffrage string `json:"suffrage"`
+	// State is the member's Raft state as the member itself reports it
+	// when asked (leader, follower, candidate, shutdown), or
+	// StateUnreachable when it did not answer within clusterProbeTimeout:
+	// the configuration alone would list a stopped leader with the role it
+	// last had. Empty from Status, which asks no one.
+	State string `json:"state,omitempty"`
+	// Problem says why the member counts as unreachable.
+	Problem string `json:"problem,omitempty"`
 }
+
+// StateUnreachable is ClusterServer.State of a member that did not answer.
+const StateUnreachable = "unreachable"
+
+// clusterProbeTimeout bounds the question ProbeStatus asks each member: a
+// live member on a LAN answers in milliseconds, and an operator waits no
+// longer than this for the status of a cluster with a member down.
+const clusterProbeTimeout = 2 * time.Second
 
 // ClusterStatus is the body of GET /api/v1/cluster.
 type ClusterStatus struct {
@@ -966,6 +982,46 @@ func (n *Node) Status() (ClusterStatus, error) {
 			cs.APIAddr, cs.SyncAddr = info.APIAddr, info.SyncAddr
 		}
 		st.Servers = append(st.Servers, cs)
+	}
+	return st, nil
+}
+
+// ProbeStatus is Status with each member's State filled in: this node's
+// from its own raft, every other member's from its answer to GET
+// /internal/v1/peer on its Raft port, asked all at once, each within
+// clusterProbeTimeout (or ctx's deadline, if sooner).
+func (n *Node) ProbeStatus(ctx context.Context) (ClusterStatus, error) {
+	st, err := n.Status()
+	if err != nil {
+		return st, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, clusterProbeTimeout)
+	defer cancel()
+	var addrs []string
+	var idx []int
+	for i, s := range st.Servers {
+		if s.ID == n.cfg.ID {
+			st.Servers[i].State = strings.ToLower(n.raft.State().String())
+			continue
+		}
+		addrs = append(addrs, s.Address)
+		idx = append(idx, i)
+	}
+	for j, a := range n.askPeers(ctx, addrs) {
+		s := &st.Servers[idx[j]]
+		switch {
+		case a.err != nil:
+			s.State, s.Problem = StateUnreachable, a.err.Error()
+		case a.info.ID != s.ID:
+			// Another node now holds the address: the member itself is gone.
+			s.State, s.Problem = StateUnreachable, fmt.Sprintf("%s answers as node %q", s.Address, a.info.ID)
+		case a.info.State != "":
+			s.State = a.info.State
+		case a.info.Leader == a.info.ID: // a node from before PeerInfo.State
+			s.State = "leader"
+		default:
+			s.State = "follower"
+		}
 	}
 	return st, nil
 }

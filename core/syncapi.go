@@ -159,12 +159,31 @@ func (n *Node) AckDownlink(ctx context.Context, edge string, edgeSeq, sharedSeq 
 	return nil
 }
 
+// EdgeConnected records through Raft that the edge's link came up from
+// remoteAddr: its replicated record's addr and lastSeen, which every
+// node's GET /api/v1/edges shows, also once the link is gone. One write
+// per connection.
+func (n *Node) EdgeConnected(ctx context.Context, edge, remoteAddr string) error {
+	if err := checkName("edge ID", edge); err != nil {
+		return err
+	}
+	if r := n.Apply(ctx, Command{Op: OpEdgeSeen, Name: edge, Addr: remoteAddr}); r.Err != nil {
+		return fmt.Errorf("record edge %s at %s: %w", edge, remoteAddr, r.Err)
+	}
+	return nil
+}
+
 // EdgeHealth records the health an edge last reported on this node's sync
 // link; connected is false once the link closed. It is kept in memory
-// only and shown by GET /api/v1/edges on this node.
+// only and shown by GET /api/v1/edges on this node. When the link closes
+// the last report is kept (the sync server passes none then): the edge's
+// device count is still the best one known while it is away.
 func (n *Node) EdgeHealth(edge string, h fleet.EdgeHealth, connected bool) {
 	n.healthMu.Lock()
 	defer n.healthMu.Unlock()
+	if old, ok := n.health[edge]; ok && !connected && h == (fleet.EdgeHealth{}) {
+		h = old.health
+	}
 	n.health[edge] = edgeLive{health: h, connected: connected, at: time.Now().UTC()}
 }
 

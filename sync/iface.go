@@ -77,6 +77,10 @@ type Core interface {
 	// AckDownlink records through Raft that edge stored the downlink up to
 	// the given positions.
 	AckDownlink(ctx context.Context, edge string, edgeSeq, sharedSeq uint64) error
+	// EdgeConnected records through Raft that edge's link is up, from
+	// remoteAddr: the edge's address and when it was last seen, which the
+	// core's edge list shows, also after the link is gone.
+	EdgeConnected(ctx context.Context, edge, remoteAddr string) error
 	// EdgeHealth records the latest health an edge reported; connected is
 	// false when its link closed.
 	EdgeHealth(edge string, h fleet.EdgeHealth, connected bool)

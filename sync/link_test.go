@@ -220,6 +220,8 @@ func (c *memCore) AckDownlink(_ context.Context, edge string, e, s uint64) error
 	return nil
 }
 
+func (c *memCore) EdgeConnected(context.Context, string, string) error { return nil }
+
 func (c *memCore) EdgeHealth(edge string, _ fleet.EdgeHealth, connected bool) {
 	c.mu.Lock()
 	c.health[edge] = connected

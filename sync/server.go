@@ -251,6 +251,13 @@ func (s *Server) handle(ctx context.Context, conn *quic.Conn) {
 		s.refuse(conn, codeInternal, name, "read edge state: "+err.Error())
 		return
 	}
+	// Where the edge connects from is for operators (edgeacs edges list):
+	// a failure to record it is logged and costs the link nothing.
+	actx, acancel := context.WithTimeout(ctx, DeadAfter)
+	if err := s.cfg.Core.EdgeConnected(actx, name, conn.RemoteAddr().String()); err != nil {
+		s.log.Warn("could not record the edge's address", "edge", name, "err", err)
+	}
+	acancel()
 	if err := writeFrame(ctl, &frame{T: fWelcome, Seq: st.UplinkAcked}); err != nil {
 		s.log.Warn("edge welcome failed", "edge", name, "err", err)
 		_ = conn.CloseWithError(codeClosed, "")

@@ -65,20 +65,6 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// clusterCall sends one request to the API and decodes the answer; an
-// error answer becomes the command's error (exit 1), with a hint when it
-// is about the token.
-func clusterCall(c *cli.Context, method, path string, body, out any) error {
-	cl, err := apiClient(c)
-	if err != nil {
-		return err
-	}
-	if err := cl.Do(c.Context, method, path, body, out); err != nil {
-		return apiExit(c, err)
-	}
-	return nil
-}
-
 // apiExit turns a client error into the command's exit error.
 func apiExit(c *cli.Context, err error) error {
 	msg := err.Error()

@@ -31,7 +31,7 @@ func runCmd(t *testing.T, args ...string) (string, int) {
 	app := newApp()
 	var out bytes.Buffer
 	app.Writer, app.ErrWriter = &out, io.Discard
-	err := app.Run(append([]string{"edgeacs"}, args...))
+	err := runOrdered(app, append([]string{"edgeacs"}, args...))
 	var ec cli.ExitCoder
 	if code == 0 && errors.As(err, &ec) {
 		code = ec.ExitCode()

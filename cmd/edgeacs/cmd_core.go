@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/edgeacs/edgeacs/client"
 	"github.com/edgeacs/edgeacs/core"
 )
 
@@ -137,72 +136,70 @@ func runCore(c *cli.Context) error {
 }
 
 func clusterCommand() *cli.Command {
-	common := func(extra ...cli.Flag) []cli.Flag { return append(apiClientFlags(), extra...) }
 	return &cli.Command{
 		Name:  "cluster",
 		Usage: "show and change core cluster membership through the REST API",
 		Subcommands: []*cli.Command{
-			{
-				Name: "status", Usage: "list the members and the leader",
-				Flags: common(), OnUsageError: exitUsage,
-				Action: func(c *cli.Context) error {
-					var st core.ClusterStatus
-					if err := clusterCall(c, http.MethodGet, "/api/v1/cluster", nil, &st); err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, st)
-					}
-					printClusterTable(c.App.Writer, st)
-					return nil
-				},
-			},
-			{
-				Name: "join", Usage: "add a node (already running, started without --join) as a voter",
-				Flags: common(
-					&cli.StringFlag{Name: "id", Usage: "ID of the node to add (required)"},
-					&cli.StringFlag{Name: "raft-addr", Usage: "its Raft address HOST:PORT (required)"},
-					&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (registered, shown by cluster status)"},
-					&cli.BoolFlag{Name: "replace", Usage: "evict a member with the same ID or raft address at another address (only if that member is gone for good)"},
-				),
-				OnUsageError: exitUsage,
-				Action: func(c *cli.Context) error {
-					req := core.JoinRequest{ID: c.String("id"), RaftAddr: c.String("raft-addr"), APIAddr: c.String("api-addr"), Replace: c.Bool("replace")}
-					if req.ID == "" || req.RaftAddr == "" || c.Args().Len() > 0 {
-						return cli.Exit("edgeacs cluster join: --id and --raft-addr are required, and nothing else", 2)
-					}
-					return clusterChange(c, "/api/v1/cluster/join", req, "joined "+req.ID)
-				},
-			},
-			{
-				Name: "remove", Usage: "remove a node from the cluster", ArgsUsage: "[ID]",
-				Flags:        common(&cli.StringFlag{Name: "id", Usage: "ID of the node to remove"}),
-				OnUsageError: exitUsage,
-				Action: func(c *cli.Context) error {
-					id := c.String("id")
-					if id == "" {
-						id = c.Args().First()
-					}
-					if id == "" || c.Args().Len() > 1 {
-						return cli.Exit("edgeacs cluster remove: give exactly one node ID (--id or argument)", 2)
-					}
-					return clusterChange(c, "/api/v1/cluster/remove", map[string]string{"id": id}, "removed "+id)
-				},
-			},
+			resCommand("status", "list the members, their state and the leader", "",
+				"The node --api names asks every other member, at once, for its Raft state; a member that\n"+
+					"does not answer within 2 s is listed as unreachable, whatever role it last had.\n\n"+
+					"Examples:\n  edgeacs cluster status\n  edgeacs cluster status --api http://10.0.0.2:7080 --json",
+				clusterStatus),
+			resCommand("join", "add a node (already running, started without --join) as a voter", "",
+				"Examples:\n  edgeacs cluster join --id n4 --raft-addr 10.0.0.4:7000 --api-addr 10.0.0.4:7080",
+				clusterJoin,
+				&cli.StringFlag{Name: "id", Usage: "ID of the node to add (required)"},
+				&cli.StringFlag{Name: "raft-addr", Usage: "its Raft address HOST:PORT (required)"},
+				&cli.StringFlag{Name: "api-addr", Usage: "its API address HOST:PORT (registered, shown by cluster status)"},
+				&cli.BoolFlag{Name: "replace", Usage: "evict a member with the same ID or raft address at another address (only if that member is gone for good)"},
+			),
+			resCommand("remove", "remove a node from the cluster", "[ID]",
+				"Examples:\n  edgeacs cluster remove n3\n  edgeacs cluster remove --id n3",
+				clusterRemove, &cli.StringFlag{Name: "id", Usage: "ID of the node to remove"}),
 		},
 	}
 }
 
-func clusterChange(c *cli.Context, path string, body any, done string) error {
-	var out map[string]any
-	if err := clusterCall(c, http.MethodPost, path, body, &out); err != nil {
+func clusterStatus(c *cli.Context, cl *client.Client) error {
+	if err := resNoArg(c); err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return printJSON(c.App.Writer, out)
+	st, err := cl.Cluster(c.Context)
+	if err != nil {
+		return resFail(c, err)
 	}
-	fmt.Fprintln(c.App.Writer, done)
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, st)
+	}
+	printClusterTable(c.App.Writer, st)
 	return nil
+}
+
+func clusterJoin(c *cli.Context, cl *client.Client) error {
+	req := client.JoinRequest{ID: c.String("id"), RaftAddr: c.String("raft-addr"), APIAddr: c.String("api-addr"), Replace: c.Bool("replace")}
+	if req.ID == "" || req.RaftAddr == "" || c.Args().Len() > 0 {
+		return resUsage(c, "--id and --raft-addr are required, and nothing else")
+	}
+	out, err := cl.JoinCluster(c.Context, req)
+	if err != nil {
+		return resFail(c, err)
+	}
+	return resDone(c, out, "joined %s", req.ID)
+}
+
+func clusterRemove(c *cli.Context, cl *client.Client) error {
+	id := c.String("id")
+	if id == "" {
+		id = c.Args().First()
+	}
+	if id == "" || c.Args().Len() > 1 || (c.String("id") != "" && c.Args().Len() > 0) {
+		return resUsage(c, "give exactly one node ID (--id or argument)")
+	}
+	out, err := cl.RemoveFromCluster(c.Context, id)
+	if err != nil {
+		return resFail(c, err)
+	}
+	return resDone(c, out, "removed %s", id)
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -211,18 +208,31 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func printClusterTable(w io.Writer, st core.ClusterStatus) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tAPI ADDRESS\tSUFFRAGE\tROLE")
+// printClusterTable shows each member's state as it reported it; a
+// cluster status from before members were asked has none, and then the
+// role is the answering node's view.
+func printClusterTable(w io.Writer, st client.ClusterStatus) {
+	tw := resTable(w)
+	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tAPI ADDRESS\tSUFFRAGE\tSTATE")
+	leaderUp := false
 	for _, s := range st.Servers {
-		role := "follower"
-		if s.ID == st.Leader {
-			role = "leader"
+		state := s.State
+		if state == "" {
+			state = "follower"
+			if s.ID == st.Leader {
+				state = "leader"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, s.APIAddr, s.Suffrage, role)
+		if s.ID == st.Leader && state != client.StateUnreachable {
+			leaderUp = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, resDash(s.APIAddr), s.Suffrage, state)
 	}
 	tw.Flush()
-	if st.Leader == "" {
-		fmt.Fprintln(w, "no leader")
+	switch {
+	case st.Leader == "":
+		fmt.Fprintln(w, "no leader: an election is under way, or too few voters are reachable")
+	case !leaderUp:
+		fmt.Fprintf(w, "no leader reachable: %s, the last one known, does not answer; an election is under way\n", st.Leader)
 	}
 }

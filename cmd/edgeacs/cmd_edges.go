@@ -1,99 +1,95 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
-	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/edgeacs/edgeacs/client"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
 )
 
 func init() { registerCommand(edgesCommand()) }
 
 func edgesCommand() *cli.Command {
-	common := func() []cli.Flag { return apiClientFlags() }
 	return &cli.Command{
 		Name:  "edges",
 		Usage: "list the edges the core knows and revoke an edge's access",
 		Subcommands: []*cli.Command{
-			{
-				Name: "list", Usage: "list edges: link state, acknowledged positions, health",
-				Flags: common(), OnUsageError: exitUsage,
-				Action: func(c *cli.Context) error {
-					if c.Args().Len() > 0 {
-						return cli.Exit("edgeacs edges list: takes no arguments", 2)
-					}
-					var edges []map[string]any
-					if err := clusterCall(c, http.MethodGet, "/api/v1/edges", nil, &edges); err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, edges)
-					}
-					printEdgesTable(c.App.Writer, edges)
-					return nil
-				},
-			},
-			{
-				Name: "revoke", Usage: "refuse an edge's certificate from now on, on every core node", ArgsUsage: "NAME",
-				Flags: common(), OnUsageError: exitUsage,
-				Action: func(c *cli.Context) error {
-					name := c.Args().First()
-					if c.Args().Len() != 1 {
-						return cli.Exit("edgeacs edges revoke: give exactly one edge name", 2)
-					}
-					if err := fleetsync.ValidNodeID(name); err != nil {
-						return cli.Exit("edgeacs edges revoke: "+err.Error(), 2)
-					}
-					var out map[string]any
-					if err := clusterCall(c, http.MethodPost, "/api/v1/edges/"+url.PathEscape(name)+"/revoke", nil, &out); err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, out)
-					}
-					fmt.Fprintf(c.App.Writer, "revoked edge %s: its certificate is refused by every core node\n", name)
-					return nil
-				},
-			},
+			resCommand("list", "list edges: address, link state, last seen, outbox lag, devices", "",
+				"LINK is up while the edge's sync link is open, down when it is not, revoked once its\n"+
+					"certificate is refused. LAST SEEN is when the core last heard from it. OUTBOX LAG is what\n"+
+					"the edge has not sent yet (records, and the age of the oldest), shown while the link is up.\n"+
+					"DEVICES is the edge's own count, as it last reported it. --json has every field the API\n"+
+					"gives (acknowledged positions, rejected records, health).\n\n"+
+					"Examples:\n  edgeacs edges list\n  edgeacs edges list --json",
+				edgesList),
+			resCommand("revoke", "refuse an edge's certificate from now on, on every core node", "NAME",
+				"The edge's link is cut and it cannot connect again with that certificate; issue a new\n"+
+					"one (edgeacs ca issue) under another name to bring the POP back.\n\n"+
+					"Examples:\n  edgeacs edges revoke pop-lon-2",
+				edgesRevoke),
 		},
 	}
 }
 
-func printEdgesTable(w io.Writer, edges []map[string]any) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EDGE\tCONNECTED\tLAST SEEN\tUPLINK ACKED\tDOWNLINK ACKED\tOUTBOX\tREVOKED")
-	str := func(v any) string {
-		switch v := v.(type) {
-		case nil:
-			return "-"
-		case float64:
-			return fmt.Sprintf("%.0f", v)
-		case json.Number:
-			return v.String()
-		default:
-			return fmt.Sprint(v)
-		}
+func edgesList(c *cli.Context, cl *client.Client) error {
+	if err := resNoArg(c); err != nil {
+		return err
 	}
-	for _, e := range edges {
-		outbox := any(nil)
-		if h, ok := e["health"].(map[string]any); ok {
-			outbox = h["outboxLen"]
-		}
-		revoked := e["revoked"]
-		if revoked == nil {
-			revoked = false
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", str(e["id"]), str(e["connected"]), str(e["lastSeen"]),
-			str(e["uplinkAcked"]), str(e["downlinkAcked"]), str(outbox), str(revoked))
+	edges, err := cl.Edges(c.Context)
+	if err != nil {
+		return resFail(c, err)
 	}
-	tw.Flush()
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, edges)
+	}
+	printEdgesTable(c.App.Writer, edges, time.Now())
+	return nil
+}
+
+func edgesRevoke(c *cli.Context, cl *client.Client) error {
+	name, err := resOneArg(c, "edge name")
+	if err != nil {
+		return err
+	}
+	if err := fleetsync.ValidNodeID(name); err != nil {
+		return resUsage(c, "%v", err)
+	}
+	e, err := cl.RevokeEdge(c.Context, name)
+	if err != nil {
+		return resFail(c, err)
+	}
+	return resDone(c, e, "revoked edge %s: its certificate is refused by every core node", name)
+}
+
+func printEdgesTable(w io.Writer, edges []client.Edge, now time.Time) {
 	if len(edges) == 0 {
 		fmt.Fprintln(w, "no edge has connected yet")
+		return
 	}
+	tw := resTable(w)
+	fmt.Fprintln(tw, "ID\tADDRESS\tLINK\tLAST SEEN\tOUTBOX LAG\tDEVICES")
+	for _, e := range edges {
+		link, outbox, devices := "down", "-", "-"
+		switch {
+		case !e.Revoked.IsZero():
+			link = "revoked"
+		case e.Connected:
+			link = "up"
+		}
+		if h := e.Health; h != nil {
+			devices = fmt.Sprint(h.Devices)
+			if e.Connected {
+				outbox = fmt.Sprint(h.OutboxLen)
+				if h.OldestUnsent > 0 {
+					outbox += fmt.Sprintf(" (%s)", h.OldestUnsent.Round(100*time.Millisecond))
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, resDash(e.Addr), link, resAgo(e.Heard(), now), outbox, devices)
+	}
+	tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -12,10 +13,11 @@ func TestEdgesCommand(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.Method == http.MethodGet && r.URL.Path == "/api/v1/edges":
-			w.Write([]byte(`[{"id":"popA","connected":true,"lastSeen":"2026-12-02T05:41:21Z","uplinkAcked":200,"downlinkAcked":3,"health":{"outboxLen":7}}]`))
+			w.Write([]byte(`[{"id":"popA","addr":"192.0.2.7:50123","connected":true,"lastSeen":"2026-12-02T05:41:21Z","uplinkAcked":200,"downlinkAcked":3,"health":{"outboxLen":7,"devices":1200}},` +
+				`{"id":"popC","status":"offline","connected":false}]`))
 		case r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/api/v1/edges/") && strings.HasSuffix(r.URL.Path, "/revoke"):
 			revoked = append(revoked, strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/edges/"), "/revoke"))
-			w.Write([]byte(`{"id":"popB","revoked":true}`))
+			w.Write([]byte(`{"id":"popB","status":"revoked","revoked":"2026-12-02T05:41:21Z"}`))
 		default:
 			w.WriteHeader(http.StatusNotFound)
 			w.Write([]byte(`{"error":"no such route"}`))
@@ -24,8 +26,8 @@ func TestEdgesCommand(t *testing.T) {
 	defer srv.Close()
 
 	out, code := runCmd(t, "edges", "list", "--api", srv.URL)
-	if code != 0 || !strings.Contains(out, "popA") || !strings.Contains(out, "true") || !strings.Contains(out, "200") ||
-		!strings.Contains(out, " 7 ") {
+	if code != 0 || !regexp.MustCompile(`(?m)^popA\s+192\.0\.2\.7:50123\s+up\s+\d+[smhd] ago\s+7\s+1200\s*$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^popC\s+-\s+down\s+never\s+-\s+-\s*$`).MatchString(out) {
 		t.Fatalf("edges list: %d\n%s", code, out)
 	}
 	if out, code := runCmd(t, "edges", "list", "--api", srv.URL, "--json"); code != 0 || !strings.Contains(out, `"id": "popA"`) {

@@ -21,6 +21,9 @@ func tokenCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a token; its secret is printed once and never again",
+				Description: "Examples:\n" +
+					"  edgeacs token create --name ci-deploy --scope write --expires 720h\n" +
+					"  edgeacs token create --name grafana --scope read",
 				Flags: append(apiClientFlags(),
 					&cli.StringFlag{Name: "name", Usage: "token name: 1-64 of a-z A-Z 0-9 - _ . (required)"},
 					&cli.StringFlag{Name: "scope", Usage: "read, write or admin (required)"},
@@ -64,7 +67,8 @@ func tokenCommand() *cli.Command {
 			},
 			{
 				Name: "list", Usage: "list tokens (names, scopes, expiry; never secrets)",
-				Flags: apiClientFlags(), OnUsageError: exitUsage,
+				Description: "Examples:\n  edgeacs token list",
+				Flags:       apiClientFlags(), OnUsageError: exitUsage,
 				Action: func(c *cli.Context) error {
 					if c.Args().Len() > 0 {
 						return cli.Exit("edgeacs token list: takes no arguments", 2)
@@ -89,7 +93,8 @@ func tokenCommand() *cli.Command {
 			},
 			{
 				Name: "revoke", Usage: "revoke a token everywhere (core nodes and edges)", ArgsUsage: "NAME",
-				Flags: apiClientFlags(), OnUsageError: exitUsage,
+				Description: "Examples:\n  edgeacs token revoke ci-deploy",
+				Flags:       apiClientFlags(), OnUsageError: exitUsage,
 				Action: func(c *cli.Context) error {
 					if c.Args().Len() != 1 {
 						return cli.Exit("edgeacs token revoke: give exactly one token name", 2)

@@ -444,7 +444,8 @@ func TestOpenAPISchemasMatchFleet(t *testing.T) {
 		"DeviceView": fleet.DeviceView{}, "Parameter": fleet.Parameter{}, "TaskView": fleet.TaskView{},
 		"FaultView": fleet.FaultView{}, "FileMeta": fleet.FileMeta{}, "TaskFault": fleet.TaskFault{},
 		"TaskResult": fleet.TaskResult{}, "Token": fleet.Token{}, "TokenCreated": fleet.TokenCreated{},
-		"Provision": fleet.Provision{},
+		"Provision": fleet.Provision{}, "Preset": fleet.Preset{}, "EdgeHealth": fleet.EdgeHealth{},
+		"ClusterServer": core.ClusterServer{}, "ClusterStatus": core.ClusterStatus{}, "JoinRequest": core.JoinRequest{},
 	} {
 		var s struct {
 			Properties map[string]any `json:"properties"`

@@ -20,20 +20,31 @@ var version = "dev"
 // commands holds the subcommands registered by the cmd_*.go files.
 var commands []*cli.Command
 
-// registerCommand adds a subcommand; called from init functions.
-func registerCommand(c *cli.Command) { commands = append(commands, c) }
+// registerCommand adds a subcommand; called from init functions. It
+// notes each flag's default as defined (docDefaults), before any run can
+// fold an environment variable into it.
+func registerCommand(c *cli.Command) {
+	commands = append(commands, c)
+	noteDefaults(c)
+}
 
 func newApp() *cli.App {
 	sort.Slice(commands, func(i, j int) bool { return commands[i].Name < commands[j].Name })
-	for _, c := range commands {
-		if c.OnUsageError == nil {
-			c.OnUsageError = exitUsage
+	var usage func([]*cli.Command)
+	usage = func(cs []*cli.Command) {
+		for _, c := range cs {
+			if c.OnUsageError == nil {
+				c.OnUsageError = exitUsage
+			}
+			usage(c.Subcommands)
 		}
 	}
+	usage(commands)
 	return &cli.App{
-		Name:    "edgeacs",
-		Usage:   "TR-069 (CWMP) auto-configuration server: edge nodes at the POPs, a Raft core, a CPE simulator",
-		Version: version,
+		Name:                 "edgeacs",
+		Usage:                "TR-069 (CWMP) auto-configuration server: edge nodes at the POPs, a Raft core, a CPE simulator",
+		Version:              version,
+		EnableBashCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn, error", EnvVars: []string{"EDGEACS_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format: text or json", EnvVars: []string{"EDGEACS_LOG_FORMAT"}},
@@ -73,7 +84,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 }
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	if err := runOrdered(newApp(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "edgeacs:", err)
 		os.Exit(1)
 	}

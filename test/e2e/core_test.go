@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -277,6 +278,11 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("%d writes acknowledged (%d before SIGKILL of leader %s)", count(), killedAt, leader.id)
+	// The SIGKILLed leader is listed as unreachable, not with its old role.
+	table, err = exec.Command(bin, "cluster", "status", "--api", survivors[0].api).Output()
+	if err != nil || !regexp.MustCompile(`(?m)^`+leader.id+`\s.*\svoter\s+unreachable\s*$`).Match(table) {
+		t.Fatalf("cluster status after the kill: %v\n%s", err, table)
+	}
 
 	check := func(p *coreProc) {
 		t.Helper()
