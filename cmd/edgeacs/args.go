@@ -30,6 +30,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 	}
 	out := []string{args[0]}
 	flags, cmds := app.Flags, app.Commands
+	var leaf *cli.Command
 	rest := args[1:]
 	for {
 		// The flags of this level, up to its first word.
@@ -52,7 +53,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 		if next.SkipFlagParsing {
 			return append(out, rest...)
 		}
-		flags, cmds = next.Flags, next.Subcommands
+		flags, cmds, leaf = next.Flags, next.Subcommands, next
 	}
 	if slices.ContainsFunc(cmds, func(c *cli.Command) bool { return c.Name != "help" }) {
 		// Not one of this level's commands: the parser says so, as typed.
@@ -67,6 +68,9 @@ func flagsFirst(app *cli.App, args []string) []string {
 		case a == "--":
 			words = append(words, rest[i+1:]...)
 			i = len(rest)
+		case dashArgCommands[leaf] && !strings.HasPrefix(a, "--") && isFlagWord(a) && findFlag(flags, strings.TrimLeft(a, "-")) == nil:
+			words = append(words, a)
+			i++
 		case isFlagWord(a) && i+flagWidth(flags, rest, i) <= len(rest):
 			n := flagWidth(flags, rest, i)
 			moved = append(moved, rest[i:i+n]...)
@@ -85,6 +89,17 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 	}
 	return append(out, words...)
+}
+
+// dashArgCommands are the commands whose arguments may start with a
+// single dash (devices tag's "-lab" removes a tag): such a word that names
+// none of the command's flags is an argument, not an unknown flag.
+var dashArgCommands = map[*cli.Command]bool{}
+
+// dashArgs marks cmd as one of dashArgCommands.
+func dashArgs(cmd *cli.Command) *cli.Command {
+	dashArgCommands[cmd] = true
+	return cmd
 }
 
 // isFlagWord is what the flag parser takes for a flag: "-x" or "--x", not

@@ -76,14 +76,14 @@ func devicesCommand() *cli.Command {
 					return nil
 				},
 			},
-			{
+			dashArgs(&cli.Command{
 				Name: "tag", Usage: "add (+tag or tag) and remove (-tag) a device's tags",
 				UsageText:    "edgeacs devices tag DEVICE +TAG|-TAG...",
 				Description:  "Example:\n   edgeacs devices tag 00D09E-HG2000-ESG0001 +beta -lab",
 				Flags:        apiClientFlags(),
 				OnUsageError: exitUsage,
 				Action:       devicesTag,
-			},
+			}),
 		},
 	}
 }

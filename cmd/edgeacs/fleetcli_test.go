@@ -138,7 +138,7 @@ func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	cli.ErrWriter = &errb
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, &errb
-	err := app.Run(append([]string{"edgeacs"}, args...))
+	err := runOrdered(app, append([]string{"edgeacs"}, args...))
 	var ec cli.ExitCoder
 	switch {
 	case exited:
@@ -377,7 +377,7 @@ func TestFleetCLI(t *testing.T) {
 		}
 		// An API that does not answer: one line naming it, no HTTP dump.
 		if _, errOut, code := runCLI(t, "get", d098.ID(), "A.B", "--api", "127.0.0.1:1"); code != 1 || strings.Count(errOut, "\n") != 1 ||
-			!strings.Contains(errOut, "cannot reach the API at 127.0.0.1:1") || strings.Contains(errOut, "Post") {
+			!strings.Contains(errOut, "cannot reach the API at http://127.0.0.1:1") || strings.Contains(errOut, "Post") {
 			t.Errorf("unreachable API: exit %d: %q", code, errOut)
 		}
 		// An unknown device is the API's answer: one line, exit 1.

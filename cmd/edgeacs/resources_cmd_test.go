@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/edgeacs/edgeacs/client"
 	"github.com/edgeacs/edgeacs/core"
@@ -60,27 +57,6 @@ func startCmdCore(t *testing.T, id, join string) *cmdCore {
 	}
 	waitSecret(t, n)
 	return c
-}
-
-// runCLI runs `edgeacs args...` in-process and returns what it wrote to
-// standard output and to standard error, and its exit code.
-func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	oldExit, oldErr := cli.OsExiter, cli.ErrWriter
-	defer func() { cli.OsExiter, cli.ErrWriter = oldExit, oldErr }()
-	cli.OsExiter = func(c int) { code = c }
-	var out, errb bytes.Buffer
-	cli.ErrWriter = &errb
-	app := newApp()
-	app.Writer, app.ErrWriter = &out, &errb
-	err := runOrdered(app, append([]string{"edgeacs"}, args...))
-	var ec cli.ExitCoder
-	if code == 0 && errors.As(err, &ec) {
-		code = ec.ExitCode()
-	} else if code == 0 && err != nil {
-		code = 1
-	}
-	return out.String(), errb.String(), code
 }
 
 // mustRun runs a command that must succeed.
