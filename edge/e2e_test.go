@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -340,5 +341,42 @@ func TestE2ERestart(t *testing.T) {
 	got := e2.waitTask(pending.ID, 20*time.Second)
 	if got.Status != fleet.StatusDone || got.Result == nil || len(got.Result.ParameterValues) != 1 {
 		t.Fatalf("pending task after restart: %s %s", got.Status, mustJSON(got.Result))
+	}
+}
+
+// TestE2ESetWithoutType: a setParameterValues value without a type takes
+// the device's type for the parameter, as GenieACS does: fetched from the
+// CPE first when the cache has none (the simulator, like a real CPE,
+// refuses "3479" as xsd:string for an unsignedInt with 9006), from the
+// cache the next time.
+func TestE2ESetWithoutType(t *testing.T) {
+	e := startEdge(t, "", nil)
+	f := startFleet(t, e, 1, func(c *sim.Config) { c.Model = sim.ModelTR181 })
+	waitInformed(t, e, f)
+	d := f.Device(0)
+	const port = "Device.ManagementServer.STUNServerPort"
+	if _, err := e.node.Cache().Parameter(d.ID(), port); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("%s cached before any task (%v): the test would not exercise the fetch", port, err)
+	}
+	for i, want := range []string{"3479", "3480"} {
+		task := e.postTask(d.ID(), `{"name":"setParameterValues","parameterValues":[["`+port+`","`+want+`"]]}`, "connection_request")
+		task = e.waitTask(task.ID, 15*time.Second)
+		if task.Status != fleet.StatusDone {
+			t.Fatalf("set %d: %s %+v", i, task.Status, task.Fault)
+		}
+		if got := task.ParameterValues[0].Type; got != "xsd:unsignedInt" {
+			t.Fatalf("set %d sent type %q, want the device's xsd:unsignedInt", i, got)
+		}
+		if v, _ := d.Get(port); v != want {
+			t.Fatalf("set %d: CPE holds %q, want %q", i, v, want)
+		}
+		if p, err := e.node.Cache().Parameter(d.ID(), port); err != nil || p.Value != want || p.Type != "xsd:unsignedInt" {
+			t.Fatalf("set %d: cached %+v, %v", i, p, err)
+		}
+	}
+	// The first set fetched the type (one GPV), the second read it from
+	// the cache: one GPV in all.
+	if m := e.metric(`edgeacs_edge_task_rpcs_total{method="GetParameterValues",outcome="ok"}`); !strings.HasSuffix(m, " 1") {
+		t.Errorf("GPV count %q, want 1", m)
 	}
 }

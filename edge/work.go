@@ -80,7 +80,8 @@ type taskRun struct {
 	leaves []string
 	// follow is the RPC the task sends next in this session: the
 	// SetParameterValues of an addObject task's values, once the CPE
-	// answered the AddObject.
+	// answered the AddObject, or of a setParameterValues task once the
+	// CPE told the types the task left out.
 	follow cwmp.Message
 }
 
@@ -612,11 +613,12 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 	case fleet.TaskGetParameterValues:
 		return &cwmp.GetParameterValues{ParameterNames: t.ParameterNames}, nil
 	case fleet.TaskSetParameterValues:
-		pl := make([]cwmp.ParameterValue, len(t.ParameterValues))
-		for i, pv := range t.ParameterValues {
-			pl[i] = cwmp.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type}
+		if unknown := w.fillTypes(t, nil); len(unknown) > 0 {
+			// Ask the CPE first: a value sent as xsd:string to an
+			// unsignedInt parameter is refused with 9006.
+			return &cwmp.GetParameterValues{ParameterNames: unknown}, nil
 		}
-		return &cwmp.SetParameterValues{ParameterList: pl, ParameterKey: key(&t.ParameterKey, t)}, nil
+		return setValues(t), nil
 	case fleet.TaskGetParameterNames:
 		return &cwmp.GetParameterNames{ParameterPath: t.ParameterPath, NextLevel: t.NextLevel}, nil
 	case fleet.TaskGetParameterAttributes:
@@ -734,6 +736,13 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 		for _, pv := range r.ParameterList {
 			w.ops = append(w.ops, paramOp{path: pv.Name, setValue: true, value: pv.Value, typ: pv.Type})
 		}
+		if t.Name == fleet.TaskSetParameterValues {
+			// The types the task left out: now the values go.
+			w.fillTypes(t, r.ParameterList)
+			t.Result = res
+			run.follow = setValues(t)
+			return
+		}
 		if t.Name == fleet.TaskRefreshObject {
 			if len(run.leaves) > 0 {
 				t.Result = res
@@ -832,6 +841,48 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 	}
 	w.cur = nil
 	w.finish(t, fleet.StatusDone, res, nil)
+}
+
+// fillTypes gives the values of a setParameterValues task that came
+// without a type the device's type for the parameter: from got (a
+// GetParameterValuesResponse's list), else from the cache. It returns the
+// names whose type is still unknown; with got set, those are sent as
+// xsd:string.
+func (w *SessionWork) fillTypes(t *fleet.Task, got []cwmp.ParameterValue) (unknown []string) {
+	for i, pv := range t.ParameterValues {
+		if pv.Type != "" {
+			continue
+		}
+		typ := ""
+		for _, g := range got {
+			if g.Name == pv.Name {
+				typ = g.Type
+			}
+		}
+		if typ == "" && got == nil {
+			if p, err := w.c.Parameter(w.dev.ID, pv.Name); err == nil {
+				typ = p.Type
+			}
+		}
+		if typ == "" && got != nil {
+			typ = "xsd:string"
+		}
+		if typ == "" {
+			unknown = append(unknown, pv.Name)
+			continue
+		}
+		t.ParameterValues[i].Type = typ
+	}
+	return unknown
+}
+
+// setValues is a setParameterValues task's RPC.
+func setValues(t *fleet.Task) *cwmp.SetParameterValues {
+	pl := make([]cwmp.ParameterValue, len(t.ParameterValues))
+	for i, pv := range t.ParameterValues {
+		pl[i] = cwmp.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type}
+	}
+	return &cwmp.SetParameterValues{ParameterList: pl, ParameterKey: key(&t.ParameterKey, t)}
 }
 
 // addObjectValues is the SetParameterValues that sets an addObject task's

@@ -319,16 +319,17 @@ func (t *Task) Validate() error {
 		if len(t.ParameterValues) == 0 {
 			return fmt.Errorf("%w: setParameterValues needs parameterValues", ErrBadTask)
 		}
-		for i, pv := range t.ParameterValues {
+		for _, pv := range t.ParameterValues {
 			if err := checkPath("parameterValues", pv.Name, false); err != nil {
 				return err
 			}
 			if strings.HasSuffix(pv.Name, ".") {
 				return fmt.Errorf("%w: parameterValues: %q is an object, not a parameter", ErrBadTask, pv.Name)
 			}
-			if pv.Type == "" {
-				t.ParameterValues[i].Type = "xsd:string"
-			} else if !knownTypes[pv.Type] {
+			// No type: the edge sends the device's own type for the
+			// parameter (fetching it first when it has none cached), as
+			// GenieACS does, so `set PATH=5` works on an unsignedInt.
+			if pv.Type != "" && !knownTypes[pv.Type] {
 				return fmt.Errorf("%w: parameterValues: unknown type %q for %s", ErrBadTask, pv.Type, pv.Name)
 			}
 		}

@@ -23,7 +23,7 @@ func TestParseTaskAccepts(t *testing.T) {
 		{`{"name":"setParameterValues","parameterValues":[["A.B",true],["A.C",42],["A.D","x"],["A.E",4294967295]]}`,
 			func(t *Task) bool {
 				return t.ParameterValues[0].Type == "xsd:boolean" && t.ParameterValues[1] == ParameterValue{Name: "A.C", Value: "42", Type: "xsd:int"} &&
-					t.ParameterValues[2].Type == "xsd:string" && t.ParameterValues[3].Type == "xsd:unsignedInt"
+					t.ParameterValues[2].Type == "" && t.ParameterValues[3].Type == "xsd:unsignedInt"
 			}},
 		{`{"name":"getParameterValues","parameterNames":["Device.DeviceInfo."]}`, func(t *Task) bool { return len(t.ParameterNames) == 1 }},
 		{`{"name":"refreshObject","objectName":"InternetGatewayDevice.WANDevice."}`, func(t *Task) bool { return t.ObjectName == "InternetGatewayDevice.WANDevice." }},

@@ -375,8 +375,8 @@ func parseAssign(s string) (name, value, typ string, ok bool) {
 }
 
 // parameterValues reads PATH=VALUE[:TYPE] arguments; a value without a
-// type takes the type the core knows for its path (typeOf), else
-// xsd:string.
+// type takes the type the core knows for its path (typeOf), else none:
+// the edge then sends the device's own type, fetching it first.
 func parameterValues(c *cli.Context, args []string, typeOf func(string) (string, error)) ([]client.ParameterValue, error) {
 	var out []client.ParameterValue
 	for _, a := range args {
@@ -390,9 +390,6 @@ func parameterValues(c *cli.Context, args []string, typeOf func(string) (string,
 				return nil, err
 			}
 			typ = t
-		}
-		if typ == "" {
-			typ = "xsd:string"
 		}
 		out = append(out, client.ParameterValue{Name: name, Value: value, Type: typ})
 	}
@@ -457,7 +454,7 @@ func opCommands() []opCommand {
 			args: "PATH=VALUE[:TYPE]...", minArgs: 1, maxArgs: -1, bulk: true,
 			example: "edgeacs set " + dev + " InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.KeyPassphrase='new secret'\n" +
 				"   edgeacs set --filter \"DeviceID.ProductClass = 'HG2000'\" InternetGatewayDevice.ManagementServer.PeriodicInformInterval=300:unsignedInt\n" +
-				"   Without :TYPE a value takes the parameter's type as the core last saw it, else xsd:string.",
+				"   Without :TYPE a value takes the parameter's type as the core last saw it, else the device's own (fetched first).",
 			build: func(c *cli.Context, args []string, types *paramTypes) (client.TaskRequest, error) {
 				pvs, err := parameterValues(c, args, types.of)
 				return client.TaskRequest{Name: fleet.TaskSetParameterValues, ParameterValues: pvs}, err
