@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -204,6 +205,10 @@ func apiExit(c *cli.Context, err error) error {
 		msg += " (give a token with --token or EDGEACS_TOKEN; the first admin token is in <data>/admin.token)"
 	case errors.Is(err, client.ErrForbidden):
 		msg += " (this token's scope does not allow it)"
+	case errors.As(err, new(*net.OpError)) && !c.IsSet("api"):
+		if conf, cerr := loadCLIConfig(c); cerr == nil && conf.path == "" {
+			msg += fmt.Sprintf(" (no --api, and no %s here: run the command in the folder where edgeacs dev runs, or give --api or --config)", defaultCLIConfig)
+		}
 	}
 	return cli.Exit(msg, 1)
 }

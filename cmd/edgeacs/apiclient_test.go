@@ -207,6 +207,13 @@ func TestCLIConfigErrors(t *testing.T) {
 	if code, msg := runProbe(t, "--api", "127.0.0.1:1"); code != 1 || strings.Contains(msg, "config") {
 		t.Fatalf("without a config file: exit %d %q, want 1 from the unreachable API", code, msg)
 	}
+	// With no --api and no config file, an unreachable API says where the
+	// config file was looked for.
+	if code, msg := runProbe(t); code == 1 && !strings.Contains(msg, "no --api, and no data/cli.yaml here") {
+		t.Errorf("unreachable default API without a config: %q, want the hint", msg)
+	} else if code != 1 {
+		t.Logf("something answers at %s (exit %d): hint not checked", defaultCoreAPIURL, code)
+	}
 	// An empty file is a config with nothing in it.
 	writeConfig(t, filepath.Join(dir, "data", "cli.yaml"), "", 0o600)
 	if code, msg := runProbe(t, "--api", api.srv.URL, "--token", "eacs_y"); code != 0 || api.last() != "eacs_y" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/core"
 	"github.com/edgeacs/edgeacs/edge"
+	"github.com/edgeacs/edgeacs/internal/loopback"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
 	"github.com/edgeacs/edgeacs/sim"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
@@ -162,16 +164,15 @@ func addrFree(network, addr string) bool {
 	return true
 }
 
-// devAddr picks a listener's address: the flag's if set, else the one a
+// devAddr picks a listener's address: the flag's if given, else the one a
 // previous start bound if it is still free, else a free port.
-func devAddr(c *cli.Context, flag, network, remembered string, log *slog.Logger) string {
-	if c.IsSet(flag) {
-		return c.String(flag)
-	}
-	if remembered == "" {
+func devAddr(flag, given, network, remembered string, log *slog.Logger) string {
+	switch {
+	case given != "":
+		return given
+	case remembered == "":
 		return devFreePort
-	}
-	if addrFree(network, remembered) {
+	case addrFree(network, remembered):
 		return remembered
 	}
 	msg := "the address the last start used is taken; using a free port"
@@ -184,47 +185,48 @@ func devAddr(c *cli.Context, flag, network, remembered string, log *slog.Logger)
 
 // devOptionsFromFlags checks the flags and fills the rest from dev.yaml
 // and defaults. A usage error is exit 2.
-func devOptionsFromFlags(c *cli.Context, log *slog.Logger) (devOptions, devState, error) {
+func devOptionsFromFlags(c *cli.Context, log *slog.Logger) (devOptions, error) {
+	usage := func(format string, args ...any) (devOptions, error) {
+		return devOptions{}, cli.Exit("edgeacs dev: "+fmt.Sprintf(format, args...), 2)
+	}
 	if err := noArgs(c); err != nil {
-		return devOptions{}, devState{}, cli.Exit("edgeacs dev: "+err.Error(), 2)
+		return usage("%v", err)
 	}
 	o := devOptions{data: c.String("data"), sims: c.Int("sim"), model: c.String("model"),
 		apiAddr: c.String("api-addr"), cwmpAddr: c.String("cwmp-addr")}
 	switch {
 	case o.data == "":
-		return o, devState{}, cli.Exit("edgeacs dev: --data must not be empty", 2)
+		return usage("--data must not be empty")
 	case o.sims < 0:
-		return o, devState{}, cli.Exit(fmt.Sprintf("edgeacs dev: --sim %d is negative", o.sims), 2)
+		return usage("--sim %d is negative", o.sims)
 	}
 	for _, f := range []string{"api-addr", "cwmp-addr", "edge-api-addr", "raft-addr", "sync-addr", "stun-addr"} {
-		if v := c.String(f); c.IsSet(f) || v != "" {
-			if _, _, err := net.SplitHostPort(v); err != nil {
-				return o, devState{}, cli.Exit(fmt.Sprintf("edgeacs dev: --%s %q: want HOST:PORT", f, v), 2)
-			}
+		v := c.String(f)
+		if !c.IsSet(f) && v == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return usage("--%s %q: want HOST:PORT", f, v)
+		}
+		// The APIs are plain HTTP here: only on loopback, as `edgeacs
+		// core` and `edgeacs edge` allow without TLS.
+		if (f == "api-addr" || f == "edge-api-addr") && !loopback.IsAddr(v) {
+			return usage("--%s %s is not a loopback address: edgeacs dev serves its APIs over plain HTTP on loopback only", f, v)
 		}
 	}
 	st, err := readDevState(filepath.Join(o.data, devStateName))
 	if err != nil {
-		return o, st, cli.Exit("edgeacs dev: "+err.Error(), 2)
+		return usage("%v", err)
 	}
-	o.edgeAPIAddr = devAddr(c, "edge-api-addr", "tcp", st.EdgeAPIAddr, log)
-	o.raftAddr = devAddr(c, "raft-addr", "tcp", st.RaftAddr, log)
-	o.syncAddr = devAddr(c, "sync-addr", "udp", st.SyncAddr, log)
-	o.stunAddr = devAddr(c, "stun-addr", "udp", st.STUNAddr, log)
-	o.cpeUsername, o.cpePassword = st.CPEUsername, st.CPEPassword
-	if c.IsSet("username") {
-		o.cpeUsername = c.String("username")
-	}
-	if c.IsSet("password") {
-		o.cpePassword = c.String("password")
-	}
-	if o.cpeUsername == "" {
-		o.cpeUsername = defaultDevUsername
-	}
+	o.edgeAPIAddr = devAddr("edge-api-addr", c.String("edge-api-addr"), "tcp", st.EdgeAPIAddr, log)
+	o.raftAddr = devAddr("raft-addr", c.String("raft-addr"), "tcp", st.RaftAddr, log)
+	o.syncAddr = devAddr("sync-addr", c.String("sync-addr"), "udp", st.SyncAddr, log)
+	o.stunAddr = devAddr("stun-addr", c.String("stun-addr"), "udp", st.STUNAddr, log)
+	o.cpeUsername, o.cpePassword = cmp.Or(c.String("username"), st.CPEUsername, defaultDevUsername), cmp.Or(c.String("password"), st.CPEPassword)
 	if o.cpePassword == "" {
 		o.cpePassword = rand.Text()
 	}
-	return o, st, nil
+	return o, nil
 }
 
 // ensureDevCA makes, once, the cluster CA under dir and the certificates
@@ -318,7 +320,7 @@ func (d *devSystem) stop() error {
 	return errors.Join(errs...)
 }
 
-// failed is closed when the core or the edge stops by itself.
+// failed reports the core or the edge having stopped by itself.
 func (d *devSystem) failed() error {
 	for _, r := range []struct {
 		what string
@@ -386,9 +388,10 @@ func startDevSystem(ctx context.Context, o devOptions, log *slog.Logger) (_ *dev
 	// anything runs. Its ACS URL needs the CWMP port, so port 0 is
 	// resolved to a free one now.
 	if o.sims > 0 {
-		if d.acsURL, o.cwmpAddr, err = devACSURL(o.cwmpAddr); err != nil {
+		if d.acsURL, d.opts.cwmpAddr, err = devACSURL(o.cwmpAddr); err != nil {
 			return nil, err
 		}
+		o = d.opts
 		d.fleet, err = sim.New(sim.Config{
 			ACSURL: d.acsURL, Count: o.sims, Model: o.model, Seed: 1,
 			Username: o.cpeUsername, Password: o.cpePassword, PoolConnections: true, Logger: log,
@@ -414,6 +417,11 @@ func startDevSystem(ctx context.Context, o devOptions, log *slog.Logger) (_ *dev
 		return nil, fmt.Errorf("core %s: %w", devCoreID, addrHint(err))
 	}
 	d.coreR = goRun(d.core.Run)
+	// The Raft address is in the cluster's configuration from now on:
+	// remember it even if the edge fails to start.
+	if err := d.saveState(); err != nil {
+		return nil, err
+	}
 	// The edge starts once the core leads and has its admin token: an edge
 	// dialing a core with no leader yet is refused (and says so in the log).
 	if err := d.waitLeader(ctx); err != nil {
@@ -445,13 +453,28 @@ func startDevSystem(ctx context.Context, o devOptions, log *slog.Logger) (_ *dev
 		return nil, ctx.Err()
 	}
 
-	ea := d.edge.Addrs()
-	st := devState{RaftAddr: d.core.node.RaftAddr(), SyncAddr: d.core.SyncAddr(), STUNAddr: ea.STUN, EdgeAPIAddr: ea.API,
-		CPEUsername: o.cpeUsername, CPEPassword: o.cpePassword}
-	if err := writeDevState(filepath.Join(o.data, devStateName), st); err != nil {
+	if err := d.saveState(); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// saveState writes dev.yaml with the addresses bound so far; the edge's
+// are its options until it runs.
+func (d *devSystem) saveState() error {
+	o := d.opts
+	st := devState{RaftAddr: d.core.node.RaftAddr(), SyncAddr: d.core.SyncAddr(), CPEUsername: o.cpeUsername, CPEPassword: o.cpePassword}
+	if d.edge != nil {
+		ea := d.edge.Addrs()
+		st.STUNAddr, st.EdgeAPIAddr = ea.STUN, ea.API
+	}
+	if st.STUNAddr == "" && o.stunAddr != devFreePort {
+		st.STUNAddr = o.stunAddr
+	}
+	if st.EdgeAPIAddr == "" && o.edgeAPIAddr != devFreePort {
+		st.EdgeAPIAddr = o.edgeAPIAddr
+	}
+	return writeDevState(filepath.Join(o.data, devStateName), st)
 }
 
 // waitLeader waits until the single voter has elected itself.
@@ -617,7 +640,7 @@ func displayPath(p string) string {
 
 func runDev(c *cli.Context) error {
 	log := slog.Default()
-	o, _, err := devOptionsFromFlags(c, log)
+	o, err := devOptionsFromFlags(c, log)
 	if err != nil {
 		return err
 	}
