@@ -77,7 +77,11 @@ func devCommand() *cli.Command {
 			"Fleet commands run in the folder that holds ./data read ./data/cli.yaml by themselves;\n" +
 			"elsewhere give --config DATA/cli.yaml. It prints ready once every simulated CPE has\n" +
 			"informed the edge and its device is at the core. Ctrl-C stops the CPEs, the edge, then\n" +
-			"the core; running it again reuses the data (the same CA, token and devices).",
+			"the core; running it again reuses the data (the same CA, token and devices).\n\n" +
+			"Examples:\n" +
+			"  edgeacs dev                                  # what make run runs: ./data, 200 CPEs\n" +
+			"  edgeacs dev --data /tmp/acs --sim 20 --model tr181\n" +
+			"  edgeacs dev --sim 0 --cwmp-addr 0.0.0.0:7547  # no simulated CPEs; real ones on the LAN inform it",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: defaultDevData, Usage: "data directory (core/, edge/, ca/, cli.yaml, dev.yaml)"},
 			&cli.IntFlag{Name: "sim", Value: 200, Usage: "number of simulated CPEs (0 for none)"},
