@@ -171,9 +171,10 @@ func runDevInProcess(t *testing.T, args ...string) (*syncBuffer, func() error) {
 // token the core takes, stops cleanly, and the second start reuses the
 // CA, the token, the remembered ports and the devices.
 func TestDevInProcess(t *testing.T) {
-	old := cli.OsExiter
+	old, oldLog := cli.OsExiter, slog.Default()
 	cli.OsExiter = func(int) {}
-	defer func() { cli.OsExiter = old }()
+	// The app's --log-level sets the process's default logger.
+	defer func() { cli.OsExiter = old; slog.SetDefault(oldLog) }()
 	data := filepath.Join(t.TempDir(), "data")
 	args := []string{"--data", data, "--sim", "3", "--api-addr", "127.0.0.1:0", "--cwmp-addr", "127.0.0.1:0"}
 
