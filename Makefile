@@ -17,10 +17,11 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgeacs
 
+# The whole system in one process: a one-node core, an edge linked to it
+# over QUIC, 200 simulated CPEs; data in ./data, the CLI's config in
+# ./data/cli.yaml. Ctrl-C stops it; running it again reuses ./data.
 run: build
-	./$(BIN) edge --standalone --id dev --data ./data \
-		--cwmp-addr 127.0.0.1:7547 --api-addr 127.0.0.1:7557 --stun-addr 127.0.0.1:3478 \
-		--username cpe --password cpe-secret --sim 200 --sim-model mixed
+	./$(BIN) dev --data ./data --sim 200 --model mixed
 
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -126,23 +125,9 @@ func runEdge(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 2)
 	}
-	logger := slog.Default()
-	var syncTLS *tls.Config
-	if !cfg.Standalone {
-		if syncTLS, err = edgeSyncTLS(cfg); err != nil {
-			return cli.Exit(err.Error(), 1)
-		}
-	}
-	node, err := edge.New(cfg, logger)
+	node, _, err := newEdgeNode(cfg, slog.Default())
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
-	}
-	if !cfg.Standalone {
-		up, err := newEdgeUplink(cfg, syncTLS, node, logger)
-		if err != nil {
-			return cli.Exit(err.Error(), 1)
-		}
-		node.SetUplink(up)
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()

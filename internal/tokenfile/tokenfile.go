@@ -52,15 +52,24 @@ func Stage(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := stage(path, []byte(secret+"\n")); err != nil {
+		return "", fmt.Errorf("stage admin token: %w", err)
+	}
+	return secret, nil
+}
+
+// stage writes data to path's staging file (mode 0600, synced), replacing
+// any staged before. A failed write leaves no staging file.
+func stage(path string, data []byte) error {
 	tmp := staged(path)
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("stage admin token: %w", err)
+		return err
 	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", fmt.Errorf("stage admin token: %w", err)
+		return err
 	}
-	_, err = f.WriteString(secret + "\n")
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -69,9 +78,26 @@ func Stage(path string) (string, error) {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", fmt.Errorf("stage admin token in %s: %w", tmp, err)
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
-	return secret, nil
+	return nil
+}
+
+// Write replaces path with data, mode 0600, the same way as a token: staged
+// in path+".tmp", synced, then renamed into place, so a reader (or a
+// crash) sees the old file or the new one, never half of one. It is for
+// other small secrets beside the token, such as the CLI configuration
+// `edgeacs dev` writes.
+func Write(path string, data []byte) error {
+	if err := stage(path, data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(staged(path), path); err != nil {
+		_ = os.Remove(staged(path))
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	syncDir(path)
+	return nil
 }
 
 // Commit moves the staged secret to path, atomically, and syncs the
@@ -80,11 +106,17 @@ func Commit(path string) error {
 	if err := os.Rename(staged(path), path); err != nil {
 		return fmt.Errorf("write admin token: %w", err)
 	}
+	syncDir(path)
+	return nil
+}
+
+// syncDir syncs path's directory so a rename into it survives a power
+// loss (best effort: not every platform can sync a directory).
+func syncDir(path string) {
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	return nil
 }
 
 // Discard removes the staged secret: the store holds another token.

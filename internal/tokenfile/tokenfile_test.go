@@ -56,3 +56,28 @@ func TestStageCommitDiscard(t *testing.T) {
 		t.Fatal("Pending accepted garbage")
 	}
 }
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cli.yaml")
+	// A stale staging file and an old, too open file are both replaced.
+	os.WriteFile(path+".tmp", []byte("stale"), 0o644)
+	os.WriteFile(path, []byte("old"), 0o644)
+	for _, want := range []string{"first\n", "second\n"} {
+		if err := Write(path, []byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		st, _ := os.Stat(path)
+		if err != nil || string(b) != want || st.Mode().Perm() != 0o600 {
+			t.Fatalf("after Write(%q): %q mode %v %v", want, b, st.Mode(), err)
+		}
+		if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+			t.Fatalf("staging file left behind: %v", err)
+		}
+	}
+	// A directory that does not exist is an error naming the file.
+	if err := Write(filepath.Join(dir, "nope", "cli.yaml"), []byte("x")); err == nil || !strings.Contains(err.Error(), "cli.yaml") {
+		t.Fatalf("Write into a missing directory: %v", err)
+	}
+}
