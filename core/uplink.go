@@ -129,6 +129,13 @@ func (p processor) taskReport(w *wtx, c *Command, in *fleet.Task) error {
 	t.Attempts = max(t.Attempts, in.Attempts)
 	if in.Status.Final() {
 		t.Result, t.Fault = in.Result, in.Fault
+		// Values given without a type went with the device's type, which
+		// only the edge knew: keep what was sent.
+		for i := range t.ParameterValues {
+			if i < len(in.ParameterValues) && t.ParameterValues[i].Type == "" && in.ParameterValues[i].Name == t.ParameterValues[i].Name {
+				t.ParameterValues[i].Type = in.ParameterValues[i].Type
+			}
+		}
 	}
 	if err := p.putFleet(w, key(pTask, t.ID), t); err != nil {
 		return err

@@ -228,7 +228,7 @@ func TestAPIDevicesAndTasks(t *testing.T) {
 
 	// With a connection request and ?wait: the fake CPE runs it; 200 final.
 	resp, body = e.do(t, "POST", "/api/v1/devices/"+devID+"/tasks?connection_request&wait=10s",
-		strings.NewReader(`{"name":"setParameterValues","parameterValues":[["InternetGatewayDevice.X.Y","z"]]}`))
+		strings.NewReader(`{"name":"setParameterValues","parameterValues":[["InternetGatewayDevice.X.Y","z","xsd:string"]]}`))
 	var done fleet.Task
 	if resp.StatusCode != 200 || json.Unmarshal(body, &done) != nil || done.Status != fleet.StatusDone {
 		t.Fatalf("post with CR and wait: %d %s", resp.StatusCode, body)

@@ -21,7 +21,7 @@ func TestAPIHidesSecrets(t *testing.T) {
 	)
 	e := newAPIEnv(t)
 	resp, body := e.do(t, "POST", "/api/v1/devices/"+devID+"/tasks?connection_request&wait=10s",
-		strings.NewReader(`{"name":"setParameterValues","parameterValues":[["`+ssid+`","home"],["`+psk+`","`+pw+`"]]}`))
+		strings.NewReader(`{"name":"setParameterValues","parameterValues":[["`+ssid+`","home","xsd:string"],["`+psk+`","`+pw+`","xsd:string"]]}`))
 	if resp.StatusCode != 200 {
 		t.Fatalf("post: %d %s", resp.StatusCode, body)
 	}

@@ -86,7 +86,7 @@ func TestTaskKinds(t *testing.T) {
 					t.Errorf("GPV not cached: %+v %+v", p, tk.Result)
 				}
 			}},
-		{"setParameterValues", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","home"]]}`,
+		{"setParameterValues", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","home","xsd:string"]]}`,
 			func(cwmp.Message) cwmp.Message { return &cwmp.SetParameterValuesResponse{Status: 1} }, 1, fleet.StatusDone,
 			func(t *testing.T, c *Cache, tk *fleet.Task, sent []cwmp.Message) {
 				spv := sent[0].(*cwmp.SetParameterValues)
@@ -188,7 +188,7 @@ func TestTaskKinds(t *testing.T) {
 					t.Errorf("result %+v", tk.Result)
 				}
 			}},
-		{"cpe fault", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","x"]]}`,
+		{"cpe fault", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","x","xsd:string"]]}`,
 			func(cwmp.Message) cwmp.Message {
 				f := cwmp.NewFault(cwmp.FaultInvalidArguments, "")
 				f.SetParameterValuesFaults = []cwmp.SetParameterValuesFault{{ParameterName: ssid, FaultCode: 9007, FaultString: "too long"}}

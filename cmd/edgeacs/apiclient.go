@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -141,6 +140,16 @@ func readCLIConfig(path string) (cliConfig, error) {
 	if len(b) > maxCLIConfigFile {
 		return cliConfig{}, fmt.Errorf("config %s: larger than %d bytes", path, maxCLIConfigFile)
 	}
+	// The first unknown key in the file's order: strict decoding alone
+	// names whichever its map walk meets first.
+	var keys yaml.MapSlice
+	if yaml.Unmarshal(b, &keys) == nil {
+		for _, kv := range keys {
+			if k, _ := kv.Key.(string); k != "api" && k != "token" && k != "api-ca" {
+				return cliConfig{}, fmt.Errorf("config %s: unknown field %q (a CLI config has api, token and api-ca)", path, fmt.Sprint(kv.Key))
+			}
+		}
+	}
 	var conf cliConfig
 	if err := yaml.UnmarshalWithOptions(b, &conf, yaml.Strict()); err != nil {
 		msg := strings.Join(strings.Fields(yaml.FormatError(err, false, false)), " ")
@@ -177,24 +186,4 @@ func readSmallFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return b, nil
-}
-
-// apiExit turns a client error into the command's exit error.
-func apiExit(c *cli.Context, err error) error {
-	msg := err.Error()
-	switch {
-	case errors.Is(err, client.ErrUnauthorized) && c.String("token") == "" && c.String("token-file") == "":
-		if conf, cerr := loadCLIConfig(c); cerr == nil && conf.Token != "" {
-			msg += fmt.Sprintf(" (the token in %s was refused: is --api the core that wrote it?)", conf.path)
-			break
-		}
-		msg += " (give a token with --token or EDGEACS_TOKEN; the first admin token is in <data>/admin.token)"
-	case errors.Is(err, client.ErrForbidden):
-		msg += " (this token's scope does not allow it)"
-	case errors.As(err, new(*net.OpError)) && !c.IsSet("api"):
-		if conf, cerr := loadCLIConfig(c); cerr == nil && conf.path == "" {
-			msg += fmt.Sprintf(" (no --api, and no %s here: run the command in the folder where edgeacs dev runs, or give --api or --config)", defaultCLIConfig)
-		}
-	}
-	return cli.Exit(msg, 1)
 }

@@ -63,7 +63,16 @@ func runProbe(t *testing.T, args ...string) (int, string) {
 	cli.OsExiter, cli.ErrWriter = func(int) {}, io.Discard
 	app := &cli.App{Name: "edgeacs", Writer: io.Discard, ErrWriter: io.Discard, Commands: []*cli.Command{{
 		Name: "probe", Flags: apiClientFlags(), OnUsageError: exitUsage,
-		Action: func(c *cli.Context) error { return clusterCall(c, http.MethodGet, "/probe", nil, nil) },
+		Action: func(c *cli.Context) error {
+			cl, err := apiClient(c)
+			if err != nil {
+				return err
+			}
+			if err := cl.Do(c.Context, http.MethodGet, "/probe", nil, nil); err != nil {
+				return apiFail(c, err)
+			}
+			return nil
+		},
 	}}}
 	err := app.Run(append([]string{"edgeacs", "probe"}, args...))
 	var ec cli.ExitCoder
@@ -221,7 +230,7 @@ func TestCLIConfigErrors(t *testing.T) {
 	}
 	// A token from the file that the API refuses says where it came from.
 	writeConfig(t, filepath.Join(dir, "data", "cli.yaml"), "api: "+api.srv.URL+"\ntoken: refused\n", 0o600)
-	if code, msg := runProbe(t); code != 1 || !strings.Contains(msg, filepath.Join("data", "cli.yaml")+" was refused") {
+	if code, msg := runProbe(t); code != 1 || !strings.Contains(msg, "it came from "+filepath.Join("data", "cli.yaml")) {
 		t.Fatalf("refused config token: exit %d %q", code, msg)
 	}
 }

@@ -166,7 +166,7 @@ func clusterStatus(c *cli.Context, cl *client.Client) error {
 	}
 	st, err := cl.Cluster(c.Context)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, st)
@@ -178,11 +178,11 @@ func clusterStatus(c *cli.Context, cl *client.Client) error {
 func clusterJoin(c *cli.Context, cl *client.Client) error {
 	req := client.JoinRequest{ID: c.String("id"), RaftAddr: c.String("raft-addr"), APIAddr: c.String("api-addr"), Replace: c.Bool("replace")}
 	if req.ID == "" || req.RaftAddr == "" || c.Args().Len() > 0 {
-		return resUsage(c, "--id and --raft-addr are required, and nothing else")
+		return usageErr(c, "--id and --raft-addr are required, and nothing else")
 	}
 	out, err := cl.JoinCluster(c.Context, req)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	return resDone(c, out, "joined %s", req.ID)
 }
@@ -193,11 +193,11 @@ func clusterRemove(c *cli.Context, cl *client.Client) error {
 		id = c.Args().First()
 	}
 	if id == "" || c.Args().Len() > 1 || (c.String("id") != "" && c.Args().Len() > 0) {
-		return resUsage(c, "give exactly one node ID (--id or argument)")
+		return usageErr(c, "give exactly one node ID (--id or argument)")
 	}
 	out, err := cl.RemoveFromCluster(c.Context, id)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	return resDone(c, out, "removed %s", id)
 }
@@ -212,7 +212,7 @@ func printJSON(w io.Writer, v any) error {
 // cluster status from before members were asked has none, and then the
 // role is the answering node's view.
 func printClusterTable(w io.Writer, st client.ClusterStatus) {
-	tw := resTable(w)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "ID\tRAFT ADDRESS\tAPI ADDRESS\tSUFFRAGE\tSTATE")
 	leaderUp := false
 	for _, s := range st.Servers {
@@ -226,7 +226,7 @@ func printClusterTable(w io.Writer, st client.ClusterStatus) {
 		if s.ID == st.Leader && state != client.StateUnreachable {
 			leaderUp = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, resDash(s.APIAddr), s.Suffrage, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Address, orDash(s.APIAddr), s.Suffrage, state)
 	}
 	tw.Flush()
 	switch {

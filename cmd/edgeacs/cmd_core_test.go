@@ -154,8 +154,8 @@ func TestClusterCommands(t *testing.T) {
 	if _, code := run("join", "--api", apiURL, "--id", "n2"); code != 2 {
 		t.Fatalf("join without raft-addr: exit %d, want 2", code)
 	}
-	if _, code := run("join", "--api", apiURL, "--id", "n2", "--raft-addr", "bad"); code != 1 {
-		t.Fatalf("join with a bad address: exit %d, want 1", code)
+	if _, code := run("join", "--api", apiURL, "--id", "n2", "--raft-addr", "bad"); code != 2 {
+		t.Fatalf("join with a bad address: exit %d, want 2 (the API refused the input)", code)
 	}
 	if _, code := run("status", "--api", "http://127.0.0.1:1"); code != 1 {
 		t.Fatalf("status against nothing: exit %d, want 1", code)

@@ -148,9 +148,10 @@ func writeCLIDocs(w io.Writer, app *cli.App) {
 	fmt.Fprintf(w, "<!-- Generated from the command tree by `go run ./cmd/edgeacs gen-docs --out docs/cli.md`; do not edit. -->\n\n")
 	fmt.Fprintf(w, "**%s** — %s\n\n", app.Name, docCell(app.Usage))
 	fmt.Fprintf(w, "```\n%s [global options] COMMAND [command options] [arguments...]\n```\n\n", app.Name)
-	fmt.Fprintf(w, "Every command takes `--help`; `%s --version` prints the version. Exit status: 0 on success,\n"+
-		"1 when the work failed (an error from the API, an unreachable core), 2 for a usage error (a bad\n"+
-		"flag, argument or file name).\n\n", app.Name)
+	fmt.Fprintf(w, "Every command takes `--help`; `%s --version` prints the version. Exit status: 0 on success;\n"+
+		"1 when the work failed (a CPE fault, a task still pending at `--timeout`, not found, an unreachable\n"+
+		"core, a refused token); 2 when the input was refused (a usage error, a bad flag, a file that does not\n"+
+		"parse, a 400 from the API such as a filter that does not parse).\n\n", app.Name)
 
 	fmt.Fprintf(w, "## Commands\n\n")
 	walkDocs(app.Commands, app.Name, func(cmd *cli.Command, path string, depth int) {

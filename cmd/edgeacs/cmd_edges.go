@@ -41,7 +41,7 @@ func edgesList(c *cli.Context, cl *client.Client) error {
 	}
 	edges, err := cl.Edges(c.Context)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, edges)
@@ -56,11 +56,11 @@ func edgesRevoke(c *cli.Context, cl *client.Client) error {
 		return err
 	}
 	if err := fleetsync.ValidNodeID(name); err != nil {
-		return resUsage(c, "%v", err)
+		return usageErr(c, "%v", err)
 	}
 	e, err := cl.RevokeEdge(c.Context, name)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	return resDone(c, e, "revoked edge %s: its certificate is refused by every core node", name)
 }
@@ -70,7 +70,7 @@ func printEdgesTable(w io.Writer, edges []client.Edge, now time.Time) {
 		fmt.Fprintln(w, "no edge has connected yet")
 		return
 	}
-	tw := resTable(w)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "ID\tADDRESS\tLINK\tLAST SEEN\tOUTBOX LAG\tDEVICES")
 	for _, e := range edges {
 		link, outbox, devices := "down", "-", "-"
@@ -89,7 +89,7 @@ func printEdgesTable(w io.Writer, edges []client.Edge, now time.Time) {
 				}
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, resDash(e.Addr), link, resAgo(e.Heard(), now), outbox, devices)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, orDash(e.Addr), link, resAgo(e.Heard(), now), outbox, devices)
 	}
 	tw.Flush()
 }

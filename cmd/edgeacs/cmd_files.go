@@ -63,26 +63,26 @@ func filesUpload(c *cli.Context, cl *client.Client) error {
 		name = filepath.Base(path)
 	}
 	if !fleet.ValidFileName(name) {
-		return resUsage(c, "%q is not a file name (1-255 bytes; no '/', '\\', control characters, '.' or '..'); give one with --name", name)
+		return usageErr(c, "%q is not a file name (1-255 bytes; no '/', '\\', control characters, '.' or '..'); give one with --name", name)
 	}
 	ftype := strings.TrimSpace(c.String("type"))
 	if full, ok := resFileTypes[ftype]; ok {
 		ftype = full
 	}
 	if ftype == "" {
-		return resUsage(c, "--type is empty; give a TR-069 file type such as %q", resFileTypes["1"])
+		return usageErr(c, "--type is empty; give a TR-069 file type such as %q", resFileTypes["1"])
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return resUsage(c, "%v", err)
+		return usageErr(c, "%v", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if !st.Mode().IsRegular() {
-		return resUsage(c, "%s is not a regular file", path)
+		return usageErr(c, "%s is not a regular file", path)
 	}
 	up := client.FileUpload{Name: name, FileType: ftype, OUI: c.String("oui"), ProductClass: c.String("product-class"),
 		Version: c.String("version"), Size: st.Size()}
@@ -105,7 +105,7 @@ func filesUpload(c *cli.Context, cl *client.Client) error {
 		_ = bar.Finish()
 	}
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, m)
@@ -120,7 +120,7 @@ func filesList(c *cli.Context, cl *client.Client) error {
 	}
 	fs, err := cl.Files(c.Context)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, fs)
@@ -129,10 +129,10 @@ func filesList(c *cli.Context, cl *client.Client) error {
 		fmt.Fprintln(c.App.Writer, "no files; upload one with 'edgeacs files upload PATH'")
 		return nil
 	}
-	tw := resTable(c.App.Writer)
+	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tTYPE\tVERSION\tFOR\tSIZE\tUPLOADED\tSHA256")
 	for _, f := range fs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.FileType, resDash(f.Version), resDash(resFileFor(f)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f.Name, f.FileType, orDash(f.Version), orDash(resFileFor(f)),
 			resBytes(f.Size), f.Uploaded.Local().Format(time.DateTime), resShortHash(f.SHA256))
 	}
 	return tw.Flush()
@@ -158,15 +158,15 @@ func filesShow(c *cli.Context, cl *client.Client) error {
 	}
 	f, err := cl.File(c.Context, name)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, f)
 	}
-	tw := resTable(c.App.Writer)
+	tw := newTable(c.App.Writer)
 	for _, kv := range [][2]string{
-		{"name", f.Name}, {"type", f.FileType}, {"version", resDash(f.Version)}, {"oui", resDash(f.OUI)},
-		{"product class", resDash(f.ProductClass)}, {"size", fmt.Sprintf("%s (%d bytes)", resBytes(f.Size), f.Size)},
+		{"name", f.Name}, {"type", f.FileType}, {"version", orDash(f.Version)}, {"oui", orDash(f.OUI)},
+		{"product class", orDash(f.ProductClass)}, {"size", fmt.Sprintf("%s (%d bytes)", resBytes(f.Size), f.Size)},
 		{"sha256", f.SHA256}, {"uploaded", f.Uploaded.Format(time.RFC3339)},
 	} {
 		fmt.Fprintf(tw, "%s:\t%s\n", kv[0], kv[1])
@@ -180,7 +180,7 @@ func filesDelete(c *cli.Context, cl *client.Client) error {
 		return err
 	}
 	if err := cl.DeleteFile(c.Context, name); err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	return resDone(c, map[string]string{"deleted": name}, "deleted file %s", name)
 }

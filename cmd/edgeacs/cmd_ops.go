@@ -460,7 +460,14 @@ func opCommands() []opCommand {
 				return client.TaskRequest{Name: fleet.TaskSetParameterValues, ParameterValues: pvs}, err
 			},
 			show: func(w io.Writer, _ string, req client.TaskRequest, t client.Task) {
-				printValues(w, req.ParameterValues, nil)
+				// The types the edge chose for values given without one.
+				pvs := slices.Clone(req.ParameterValues)
+				for i := range pvs {
+					if i < len(t.ParameterValues) && pvs[i].Type == "" && t.ParameterValues[i].Name == pvs[i].Name {
+						pvs[i].Type = t.ParameterValues[i].Type
+					}
+				}
+				printValues(w, pvs, nil)
 				if t.Result != nil && t.Result.Status == 1 {
 					fmt.Fprintln(w, "(the device applies the change after it reboots)")
 				}

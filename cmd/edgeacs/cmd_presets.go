@@ -71,7 +71,7 @@ func presetsList(c *cli.Context, cl *client.Client) error {
 	}
 	ps, err := cl.Presets(c.Context)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		if !c.Bool("show-secrets") {
@@ -85,7 +85,7 @@ func presetsList(c *cli.Context, cl *client.Client) error {
 		fmt.Fprintln(c.App.Writer, "no presets; add one with 'edgeacs presets apply -f FILE'")
 		return nil
 	}
-	tw := resTable(c.App.Writer)
+	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tWEIGHT\tCHANNEL\tEVENTS\tPRECONDITION\tPROVISIONS")
 	for _, p := range ps {
 		var events []string
@@ -102,8 +102,8 @@ func presetsList(c *cli.Context, cl *client.Client) error {
 				provs = append(provs, fmt.Sprint(pr[0]))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Weight, resDash(p.Channel), resDash(strings.Join(events, ",")),
-			resDash(resClip(p.Precondition, 40)), resDash(strings.Join(provs, ",")))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", p.Name, p.Weight, orDash(p.Channel), orDash(strings.Join(events, ",")),
+			orDash(resClip(p.Precondition, 40)), orDash(strings.Join(provs, ",")))
 	}
 	return tw.Flush()
 }
@@ -124,7 +124,7 @@ func presetsShow(c *cli.Context, cl *client.Client) error {
 	}
 	p, err := cl.Preset(c.Context, name)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if !c.Bool("show-secrets") {
 		p = hideSecrets(p)
@@ -195,19 +195,19 @@ func presetsApply(c *cli.Context, cl *client.Client) error {
 	}
 	path := c.String("file")
 	if path == "" {
-		return resUsage(c, "give the preset file with -f FILE")
+		return usageErr(c, "give the preset file with -f FILE")
 	}
 	raw, err := readSmallFile(path, maxPresetFile)
 	if err != nil {
-		return resUsage(c, "%v", err)
+		return usageErr(c, "%v", err)
 	}
 	p, err := parsePreset(path, raw)
 	if err != nil {
-		return cli.Exit(resCmdName(c)+": "+err.Error(), 1)
+		return usageErr(c, "%v", err)
 	}
 	if secret := hiddenSecret(p); secret != "" {
-		return cli.Exit(fmt.Sprintf("%s: %s: the value of %s is the placeholder %q that 'presets show' prints; put the real value back (or show it with --show-secrets)",
-			resCmdName(c), path, secret, secretHidden), 1)
+		return usageErr(c, "%s: the value of %s is the placeholder %q that 'presets show' prints; put the real value back (or show it with --show-secrets)",
+			path, secret, secretHidden)
 	}
 	switch {
 	case c.String("name") != "":
@@ -216,11 +216,11 @@ func presetsApply(c *cli.Context, cl *client.Client) error {
 		p.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
 	if !fleet.ValidProvisionName(p.Name) {
-		return resUsage(c, "%q is not a preset name (1-256 bytes; no '/', control characters, '.' or '..'); give one with --name", p.Name)
+		return usageErr(c, "%q is not a preset name (1-256 bytes; no '/', control characters, '.' or '..'); give one with --name", p.Name)
 	}
 	out, err := cl.PutPreset(c.Context, p)
 	if err != nil {
-		return resFail(c, refusedAt(path, err))
+		return apiFail(c, refusedAt(path, err))
 	}
 	return resDone(c, hideSecrets(out), "applied preset %s", out.Name)
 }
@@ -237,7 +237,7 @@ func parsePreset(path string, raw []byte) (client.Preset, error) {
 		return p, fmt.Errorf("%s: empty file; want one preset as JSON or YAML", path)
 	}
 	if err := yaml.UnmarshalWithOptions(raw, &p, yaml.Strict()); err != nil {
-		msg := resOneLine(yaml.FormatError(err, false, false))
+		msg := firstLine(yaml.FormatError(err, false, false))
 		if m := yamlPos.FindStringSubmatch(msg); m != nil {
 			return p, fmt.Errorf("%s:%s:%s: %s", path, m[1], m[2], m[3])
 		}
@@ -270,7 +270,7 @@ func presetsDelete(c *cli.Context, cl *client.Client) error {
 		return err
 	}
 	if err := cl.DeletePreset(c.Context, name); err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	return resDone(c, map[string]string{"deleted": name}, "deleted preset %s", name)
 }
@@ -307,7 +307,7 @@ func provisionsList(c *cli.Context, cl *client.Client) error {
 	}
 	ps, err := cl.Provisions(c.Context)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, ps)
@@ -316,7 +316,7 @@ func provisionsList(c *cli.Context, cl *client.Client) error {
 		fmt.Fprintln(c.App.Writer, "no provision scripts; add one with 'edgeacs provisions apply -f FILE.js'")
 		return nil
 	}
-	tw := resTable(c.App.Writer)
+	tw := newTable(c.App.Writer)
 	fmt.Fprintln(tw, "NAME\tLINES\tSIZE")
 	for _, p := range ps {
 		lines := strings.Count(p.Script, "\n")
@@ -335,7 +335,7 @@ func provisionsShow(c *cli.Context, cl *client.Client) error {
 	}
 	p, err := cl.Provision(c.Context, name)
 	if err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, p)
@@ -353,22 +353,22 @@ func provisionsApply(c *cli.Context, cl *client.Client) error {
 	}
 	path := c.String("file")
 	if path == "" {
-		return resUsage(c, "give the script with -f FILE.js")
+		return usageErr(c, "give the script with -f FILE.js")
 	}
 	raw, err := readSmallFile(path, fleet.MaxProvisionScript)
 	if err != nil {
-		return resUsage(c, "%v", err)
+		return usageErr(c, "%v", err)
 	}
 	name := c.String("name")
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
 	if !fleet.ValidProvisionName(name) {
-		return resUsage(c, "%q is not a provision name (1-256 bytes; no '/', control characters, '.' or '..'); give one with --name", name)
+		return usageErr(c, "%q is not a provision name (1-256 bytes; no '/', control characters, '.' or '..'); give one with --name", name)
 	}
 	out, err := cl.PutProvision(c.Context, name, string(raw))
 	if err != nil {
-		return resFail(c, scriptRefusedAt(path, name, err))
+		return apiFail(c, scriptRefusedAt(path, name, err))
 	}
 	return resDone(c, out, "applied provision %s (%s)", out.Name, resBytes(int64(len(out.Script))))
 }
@@ -396,7 +396,7 @@ func provisionsDelete(c *cli.Context, cl *client.Client) error {
 		return err
 	}
 	if err := cl.DeleteProvision(c.Context, name); err != nil {
-		return resFail(c, err)
+		return apiFail(c, err)
 	}
 	return resDone(c, map[string]string{"deleted": name}, "deleted provision %s", name)
 }

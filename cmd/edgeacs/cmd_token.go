@@ -52,7 +52,7 @@ func tokenCommand() *cli.Command {
 					}
 					tok, err := cl.CreateToken(c.Context, name, scope, exp)
 					if err != nil {
-						return apiExit(c, err)
+						return apiFail(c, err)
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, tok)
@@ -79,7 +79,7 @@ func tokenCommand() *cli.Command {
 					}
 					toks, err := cl.Tokens(c.Context)
 					if err != nil {
-						return apiExit(c, err)
+						return apiFail(c, err)
 					}
 					if c.Bool("json") {
 						if toks == nil {
@@ -108,7 +108,7 @@ func tokenCommand() *cli.Command {
 						return err
 					}
 					if err := cl.RevokeToken(c.Context, name); err != nil {
-						return apiExit(c, err)
+						return apiFail(c, err)
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, map[string]string{"revoked": name})

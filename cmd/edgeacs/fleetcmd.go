@@ -1,14 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,55 +35,9 @@ func resCommand(name, usage, argsUsage, description string, action func(c *cli.C
 	}
 }
 
-// resCmdName is the command's full name for messages: "edgeacs files
-// upload", from the contexts urfave/cli ran it through (its HelpName
-// grows with every run of a reused command tree).
-func resCmdName(c *cli.Context) string {
-	var names []string
-	for _, x := range c.Lineage() {
-		if x.Command == nil || x.Command.Name == "" || (len(names) > 0 && names[len(names)-1] == x.Command.Name) {
-			continue
-		}
-		names = append(names, x.Command.Name)
-	}
-	slices.Reverse(names)
-	if len(names) == 0 || names[0] != c.App.Name {
-		names = append([]string{c.App.Name}, names...)
-	}
-	return strings.Join(names, " ")
-}
-
-// resUsage is a usage error: one line naming the command, exit 2.
-func resUsage(c *cli.Context, format string, a ...any) error {
-	return cli.Exit(resCmdName(c)+": "+fmt.Sprintf(format, a...), 2)
-}
-
-// resFail is a failure: one line naming the command and saying what the
-// API (or the way to it) answered, exit 1. An API error is shown by its
-// message, which names the thing ("file fw.bin: not found"), not as an
-// HTTP exchange; a server error keeps its status, which says whose fault
-// it is.
-func resFail(c *cli.Context, err error) error {
-	msg := err.Error()
-	var ae *client.APIError
-	if errors.As(err, &ae) {
-		msg = strings.TrimPrefix(ae.Message, client.ErrBadRequest.Error()+": ")
-		if msg == "" || ae.Status/100 == 5 {
-			msg = strings.TrimSuffix(fmt.Sprintf("the API answered %d %s: %s", ae.Status, http.StatusText(ae.Status), ae.Message), ": ")
-		}
-	}
-	switch {
-	case errors.Is(err, client.ErrUnauthorized) && c.String("token") == "" && c.String("token-file") == "":
-		msg += " (give a token with --token or EDGEACS_TOKEN; the first admin token is in <data>/admin.token)"
-	case errors.Is(err, client.ErrForbidden):
-		msg += " (this token's scope does not allow it)"
-	}
-	return cli.Exit(resCmdName(c)+": "+resOneLine(msg), 1)
-}
-
-// resOneLine keeps an error to one line: an operator's terminal shows one
+// firstLine keeps an error to one line: an operator's terminal shows one
 // line per error.
-func resOneLine(s string) string {
+func firstLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = strings.TrimSpace(s[:i]) + " …"
@@ -99,7 +49,7 @@ func resOneLine(s string) string {
 // missing or not alone.
 func resOneArg(c *cli.Context, what string) (string, error) {
 	if c.Args().Len() != 1 || c.Args().First() == "" {
-		return "", resUsage(c, "give exactly one %s", what)
+		return "", usageErr(c, "give exactly one %s", what)
 	}
 	return c.Args().First(), nil
 }
@@ -107,21 +57,9 @@ func resOneArg(c *cli.Context, what string) (string, error) {
 // resNoArg refuses arguments.
 func resNoArg(c *cli.Context) error {
 	if c.Args().Len() > 0 {
-		return resUsage(c, "takes no arguments (got %q)", c.Args().First())
+		return usageErr(c, "takes no arguments (got %q)", c.Args().First())
 	}
 	return nil
-}
-
-// resTable writes aligned columns for people.
-func resTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
-
-// resDash shows an empty value as "-", so columns stay aligned and an
-// empty cell reads as "none".
-func resDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 // resBytes is a size for people: 1.5 MB (decimal units, as disks say).

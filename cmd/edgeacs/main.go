@@ -41,8 +41,11 @@ func newApp() *cli.App {
 	}
 	usage(commands)
 	return &cli.App{
-		Name:                 "edgeacs",
-		Usage:                "TR-069 (CWMP) auto-configuration server: edge nodes at the POPs, a Raft core, a CPE simulator",
+		Name:  "edgeacs",
+		Usage: "TR-069 (CWMP) auto-configuration server: edge nodes at the POPs, a Raft core, a CPE simulator",
+		Description: "Fleet commands are clients of the core's REST API (--api, --token, or ./data/cli.yaml as edgeacs dev writes it).\n" +
+			"Exit codes: 0 done; 1 failed (a CPE fault, a task still pending at --timeout, not found, the API unreachable or refusing the token);\n" +
+			"2 the input was refused (a usage error, a bad flag, a file that does not parse, a 400 from the API such as a filter that does not parse).",
 		Version:              version,
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -47,7 +48,8 @@ func shown(name, value string, marked bool) string {
 func cmdName(c *cli.Context) string {
 	var names []string
 	for _, x := range c.Lineage() {
-		if x.Command != nil && x.Command.Name != "" {
+		// A reused command tree (tests) shows a command once per run.
+		if x.Command != nil && x.Command.Name != "" && (len(names) == 0 || names[len(names)-1] != x.Command.Name) {
 			names = append(names, x.Command.Name)
 		}
 	}
@@ -79,12 +81,18 @@ func apiFail(c *cli.Context, err error) error {
 		// "Post \"http://...\": dial tcp ...": the method and URL are
 		// the client's business; the cause is the operator's.
 		var ue *url.Error
+		msg := firstLine(err.Error())
 		if errors.As(err, &ue) {
-			return failErr(c, "cannot reach the API at %s: %v", c.String("api"), ue.Err)
+			msg = fmt.Sprintf("cannot reach the API at %s: %v", c.String("api"), ue.Err)
 		}
-		return failErr(c, "%v", err)
+		if errors.As(err, new(*net.OpError)) && !c.IsSet("api") {
+			if conf, cerr := loadCLIConfig(c); cerr == nil && conf.path == "" {
+				msg += fmt.Sprintf(" (no --api, and no %s here: run the command in the folder where edgeacs dev runs, or give --api or --config)", defaultCLIConfig)
+			}
+		}
+		return failErr(c, "%s", msg)
 	}
-	msg := strings.TrimSpace(ae.Message)
+	msg := firstLine(ae.Message)
 	for _, p := range []string{"bad request: ", "bad task: "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
@@ -95,6 +103,10 @@ func apiFail(c *cli.Context, err error) error {
 	case errors.Is(err, client.ErrUnauthorized):
 		msg = "the API refused the token (" + msg + ")"
 		if c.String("token") == "" && c.String("token-file") == "" {
+			if conf, cerr := loadCLIConfig(c); cerr == nil && conf.Token != "" {
+				msg += fmt.Sprintf("; it came from %s: is --api the core that wrote it?", conf.path)
+				break
+			}
 			msg += "; give one with --token or EDGEACS_TOKEN (the first admin token is in <data>/admin.token)"
 		}
 	case errors.Is(err, client.ErrForbidden):

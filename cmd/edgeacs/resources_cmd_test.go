@@ -168,15 +168,15 @@ func TestFleetResourceCommands(t *testing.T) {
 		}
 		// Bad files: the line and column, in one line, not a stored preset.
 		bad := writeFile(t, dir, "bad.yaml", "weight: 1\nprovisions:\n  - [refresh, A.]\n  x: : 3\n")
-		mustFail(t, 1, `^edgeacs presets apply: .*bad\.yaml:4:\d+: `, a("presets", "apply", "-f", bad)...)
+		mustFail(t, 2, `^edgeacs presets apply: .*bad\.yaml:4:\d+: `, a("presets", "apply", "-f", bad)...)
 		typo := writeFile(t, dir, "typo.json", "{\"weight\": 1,\n  \"provisons\": [[\"refresh\", \"A.\"]]}\n")
-		mustFail(t, 1, `^edgeacs presets apply: .*typo\.json:2:\d+: unknown field "provisons"`, a("presets", "apply", "-f", typo)...)
+		mustFail(t, 2, `^edgeacs presets apply: .*typo\.json:2:\d+: unknown field "provisons"`, a("presets", "apply", "-f", typo)...)
 		cond := writeFile(t, dir, "cond.json", `{"precondition": "DeviceID.ProductClass = = 1", "provisions": [["refresh", "A."]]}`)
-		mustFail(t, 1, `^edgeacs presets apply: .*cond\.json: preset "?cond"?: precondition: line 1, column \d+: `, a("presets", "apply", "-f", cond)...)
+		mustFail(t, 2, `^edgeacs presets apply: .*cond\.json: preset "?cond"?: precondition: line 1, column \d+: `, a("presets", "apply", "-f", cond)...)
 		noprov := writeFile(t, dir, "noprov.yaml", "weight: 1\n")
-		mustFail(t, 1, `^edgeacs presets apply: .*noprov\.yaml: .*provisions`, a("presets", "apply", "-f", noprov)...)
+		mustFail(t, 2, `^edgeacs presets apply: .*noprov\.yaml: .*provisions`, a("presets", "apply", "-f", noprov)...)
 		empty := writeFile(t, dir, "empty.yaml", "\n")
-		mustFail(t, 1, `empty\.yaml: empty file`, a("presets", "apply", "-f", empty)...)
+		mustFail(t, 2, `empty\.yaml: empty file`, a("presets", "apply", "-f", empty)...)
 		mustFail(t, 2, `^edgeacs presets apply: give the preset file with -f FILE`, a("presets", "apply")...)
 		mustFail(t, 2, `^edgeacs presets apply: open .*no-such\.yaml`, a("presets", "apply", "-f", filepath.Join(dir, "no-such.yaml"))...)
 		for _, name := range []string{"cond", "noprov", "bad", "typo"} {
@@ -198,7 +198,7 @@ func TestFleetResourceCommands(t *testing.T) {
 			}
 		}
 		hidden := writeFile(t, dir, "wifi-shown.json", mustRun(t, a("presets", "show", "wifi")...))
-		mustFail(t, 1, `wifi-shown\.json: the value of `+regexp.QuoteMeta(psk)+` is the placeholder`, a("presets", "apply", "-f", hidden)...)
+		mustFail(t, 2, `wifi-shown\.json: the value of `+regexp.QuoteMeta(psk)+` is the placeholder`, a("presets", "apply", "-f", hidden)...)
 		shown = mustRun(t, a("presets", "show", "wifi", "--show-secrets")...)
 		if !strings.Contains(shown, pw) || !strings.Contains(shown, "acs-pass-1") {
 			t.Fatalf("--show-secrets hides:\n%s", shown)
@@ -227,7 +227,7 @@ func TestFleetResourceCommands(t *testing.T) {
 			t.Fatalf("show --json: %v %+v", err, p)
 		}
 		bad := writeFile(t, dir, "broken.js", "const a = 1;\nlet = ;\n")
-		mustFail(t, 1, `^edgeacs provisions apply: .*broken\.js:2:\d+: `, a("provisions", "apply", "-f", bad)...)
+		mustFail(t, 2, `^edgeacs provisions apply: .*broken\.js:2:\d+: `, a("provisions", "apply", "-f", bad)...)
 		mustFail(t, 1, `not found`, a("provisions", "show", "broken")...)
 		mustFail(t, 2, `give the script with -f`, a("provisions", "apply")...)
 		mustFail(t, 1, `^edgeacs provisions delete: provision "?ghost"?: not found`, a("provisions", "delete", "ghost")...)
