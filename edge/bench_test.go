@@ -215,3 +215,40 @@ func BenchmarkSimSessions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBackToBackTasks: an operator's sequence on one device, 30
+// tasks (get, set, get, ...) each posted with ?connection_request&wait as
+// soon as the previous one answered, through the local API to one
+// simulated device, with the production connection-request limits
+// (CRMinInterval and the rest at their defaults). One op is the whole
+// sequence; p50/p99/max are per task.
+func BenchmarkBackToBackTasks(b *testing.B) {
+	e := startEdge(b, "", func(c *Config) { c.CRMinInterval = 0 })
+	f := startFleet(b, e, 1, nil)
+	waitInformed(b, e, f)
+	d := f.Device(0)
+	get := `{"name":"getParameterValues","parameterNames":["` + d.Root() + `DeviceInfo.SoftwareVersion"]}`
+	const seq = 30
+	lat := make([]time.Duration, 0, seq*b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for k := range seq {
+			body := get
+			if k%3 == 1 {
+				body = `{"name":"setParameterValues","parameterValues":[["` + d.Root() + `DeviceInfo.ProvisioningCode","bench-` + fmt.Sprint(i*seq+k) + `","xsd:string"]]}`
+			}
+			start := time.Now()
+			task := e.postTask(d.ID(), body, "connection_request&wait=10s")
+			if task.Status != fleet.StatusDone {
+				b.Fatalf("task %d: %s %+v", k, task.Status, task.Fault)
+			}
+			lat = append(lat, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
+}
