@@ -354,6 +354,10 @@ func (c *Cache) downCommitted(eff downEffects) {
 		// CPE asks for it.
 		fs.downlinkFiles(eff.fileMetas, eff.fileTasks)
 	}
+	for _, d := range eff.wake {
+		// A session of the device lingering for follow-ups runs it now.
+		c.queued(d)
+	}
 	if c.opts.OnWake == nil {
 		return
 	}
