@@ -82,10 +82,11 @@ func TestOperatorSequenceRidesOneSession(t *testing.T) {
 	}
 }
 
-// TestLingerOnlyForWaitedTasks: a session lingers only after a task an API
-// client waits for. A task from the core (no waiter here) joins a
-// lingering session, but then the session ends at once, as does one that
-// ran a task nobody waits for.
+// TestLingerOnlyForWaitedTasks: a session lingers after a task someone
+// waits for: an API client here, or the core (a downlink task marked
+// Wake, its operator's ?connection_request). A task queued with neither
+// joins a lingering session, but then the session ends at once, as does
+// one woken for a task nobody waits for.
 func TestLingerOnlyForWaitedTasks(t *testing.T) {
 	e := lingerEdge(t)
 	f := startFleet(t, e, 1, nil)
@@ -97,16 +98,28 @@ func TestLingerOnlyForWaitedTasks(t *testing.T) {
 		return &fleet.Task{ID: tid, Device: id, Name: fleet.TaskGetParameterValues, Status: fleet.StatusPending,
 			Timestamp: time.Now().UTC(), ParameterNames: []string{root + "DeviceInfo.SoftwareVersion"}}
 	}
-	// ended waits for the task to be final and its session over.
-	ended := func(tid string) {
+	done := func(tid string) {
 		t.Helper()
-		waitFor(t, 10*time.Second, "task "+tid+" done and its session ended, not lingering", func() bool {
+		waitFor(t, 10*time.Second, "task "+tid+" done", func() bool {
 			got, err := e.node.Cache().Task(tid)
-			return err == nil && got.Status == fleet.StatusDone && e.node.Server().OpenSessions() == 0
+			return err == nil && got.Status == fleet.StatusDone
 		})
 	}
+	// ended waits for the task to be final and its session over, not
+	// lingering (which would last a minute).
+	ended := func(tid string) {
+		t.Helper()
+		done(tid)
+		waitFor(t, 10*time.Second, "the session of task "+tid+" to end", func() bool { return e.node.Server().OpenSessions() == 0 })
+	}
+	sameSession := func(what string, informed time.Time) {
+		t.Helper()
+		if d := e.device(id); !d.LastInform.Equal(informed) {
+			t.Fatalf("%s ran in a later session (events %v), want the lingering one", what, d.LastEvents)
+		}
+	}
 
-	// Waited for: the session lingers.
+	// Waited for through the API: the session lingers.
 	first := e.postTask(id, `{"name":"getRPCMethods"}`, "connection_request&wait=10s")
 	if first.Status != fleet.StatusDone {
 		t.Fatalf("first task %s", first.Status)
@@ -115,15 +128,22 @@ func TestLingerOnlyForWaitedTasks(t *testing.T) {
 	if n := e.node.Server().OpenSessions(); n != 1 {
 		t.Fatalf("%d sessions open after a waited task, want the one lingering", n)
 	}
-	// A core task marked Wake runs in it; nobody here waits for it, so the
-	// session ends after it.
+	// A core task marked Wake runs in it, and the session lingers again:
+	// the core's operator waits for it.
 	mustStore(t, e.node.Cache(), fleet.DownRecord{Seq: 1, Kind: fleet.DownTask, Wake: true, Task: gpv("CORE-FOLLOW-UP")})
-	ended("CORE-FOLLOW-UP")
-	if d := e.device(id); !d.LastInform.Equal(informed) {
-		t.Fatalf("the core's task ran in a later session (events %v), want the lingering one", d.LastEvents)
+	done("CORE-FOLLOW-UP")
+	sameSession("the core's task", informed)
+	if n := e.node.Server().OpenSessions(); n != 1 {
+		t.Fatalf("%d sessions open after the core's task, want the one lingering", n)
 	}
+	// A task nobody waits for runs in it too; then the session ends.
+	if err := e.node.Cache().AddTask(gpv("QUEUED-ONLY")); err != nil {
+		t.Fatal(err)
+	}
+	ended("QUEUED-ONLY")
+	sameSession("the queued task", informed)
 
-	// Not waited for: a task queued and woken without a wait.
+	// Woken without a wait: the session ends after it.
 	if err := e.node.Cache().AddTask(gpv("NOBODY-WAITS")); err != nil {
 		t.Fatal(err)
 	}

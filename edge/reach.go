@@ -265,7 +265,6 @@ func (r *Reacher) sweepLocked() {
 	}
 }
 
-
 // awaitSession waits for the end of the device's open session, if it has
 // one (waited), and reports whether the session left tasks pending.
 func (r *Reacher) awaitSession(ctx context.Context, deviceID string) (waited, pending bool, err error) {

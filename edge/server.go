@@ -537,8 +537,9 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 }
 
 // linger is called (sess.mu held) when a session has nothing left to
-// send. When an API client waited for a task the session just finished
-// (SessionWork.Lingering), an operator is at work on the device and the
+// send. When an API client waited for a task the session just finished,
+// or the core asked for it now (SessionWork.Lingering), an operator is at
+// work on the device and the
 // next task is likely a few milliseconds away; ending the session now
 // would make that task wait for a connection request and a new session.
 // So the results are committed (the client gets its answer), and the

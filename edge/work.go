@@ -890,7 +890,8 @@ func (w *SessionWork) End(completed bool) error {
 
 // Lingering reports whether the session, having nothing left to send,
 // may wait for a follow-up task: a task it finished since its last commit
-// is waited for through the API (an operator at work on the device), and
+// is waited for (an operator at work on the device: a wait on this edge's
+// API, or a task the core marked Wake, see downCommitted), and
 // nothing stops it from running more (no Reboot or FactoryReset answered,
 // no Download held for its file, its presets done, no RPC outstanding).
 func (w *SessionWork) Lingering() bool {
