@@ -494,7 +494,11 @@ func (a *api) postTask(defaultCRWait time.Duration) http.HandlerFunc {
 			a.fail(w, r, err)
 			return
 		}
-		if err := a.cfg.Cache.AddTask(t); err != nil {
+		add := a.cfg.Cache.AddTask
+		if wait > 0 {
+			add = a.cfg.Cache.AddWaitedTask
+		}
+		if err := add(t); err != nil {
 			a.fail(w, r, err)
 			return
 		}

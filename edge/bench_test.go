@@ -215,3 +215,78 @@ func BenchmarkSimSessions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBackToBackTasks: an operator's sequence on one device, 30
+// tasks (get, set, get, ...) each posted with ?connection_request&wait as
+// soon as the previous one answered, through the local API to one
+// simulated device, with the production connection-request limits. One op
+// is the whole sequence, started on an idle device (no session open);
+// p50/p99/max are per task; crs/op and sessions/op count what reached the
+// device. "defaults" is the shipped configuration; "no-linger" the token
+// bucket alone; "interval-only" what the edge did before both (one
+// request per CRMinInterval, every session ending at once).
+func BenchmarkBackToBackTasks(b *testing.B) {
+	for _, bc := range []struct {
+		name   string
+		mutate func(*Config)
+	}{
+		{"defaults", nil},
+		{"no-linger", func(c *Config) { c.SessionLinger = -1 }},
+		{"interval-only", func(c *Config) { c.SessionLinger, c.CRBurst = -1, 1 }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := startEdge(b, "", func(c *Config) {
+				c.CRMinInterval = 0 // the default
+				if bc.mutate != nil {
+					bc.mutate(c)
+				}
+			})
+			f := startFleet(b, e, 1, nil)
+			waitInformed(b, e, f)
+			benchSequence(b, e, f.Device(0), f)
+		})
+	}
+}
+
+func benchSequence(b *testing.B, e *testEdge, d *sim.Device, f *sim.Fleet) {
+	get := `{"name":"getParameterValues","parameterNames":["` + d.Root() + `DeviceInfo.SoftwareVersion"]}`
+	const seq = 30
+	lat := make([]time.Duration, 0, seq*b.N)
+	st0 := f.Stats()
+	var began time.Time
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Each sequence starts on an idle device, as an operator's does:
+		// the previous one's session has ended, and the device's
+		// connection-request allowance is what one sequence a second
+		// leaves (not part of the time).
+		b.StopTimer()
+		waitFor(b, 10*time.Second, "the device's session to end", func() bool { return e.node.Server().OpenSessions() == 0 })
+		if !began.IsZero() {
+			time.Sleep(time.Until(began.Add(e.node.cfg.CRMinInterval)))
+		}
+		began = time.Now()
+		b.StartTimer()
+		for k := range seq {
+			body := get
+			if k%3 == 1 {
+				body = `{"name":"setParameterValues","parameterValues":[["` + d.Root() + `DeviceInfo.ProvisioningCode","bench-` + fmt.Sprint(i*seq+k) + `","xsd:string"]]}`
+			}
+			start := time.Now()
+			task := e.postTask(d.ID(), body, "connection_request&wait=10s")
+			if task.Status != fleet.StatusDone {
+				b.Fatalf("task %d: %s %+v", k, task.Status, task.Fault)
+			}
+			lat = append(lat, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(q(1), "max-ms")
+	st := f.Stats()
+	b.ReportMetric(float64(st.ConnectionRequests-st0.ConnectionRequests)/float64(b.N), "crs/op")
+	b.ReportMetric(float64(st.SessionsCompleted-st0.SessionsCompleted)/float64(b.N), "sessions/op")
+}

@@ -234,7 +234,10 @@ type Cache struct {
 	mu       sync.Mutex
 	waiters  map[string]chan struct{} // task ID → closed when the task becomes final or is deleted
 	inflight map[string]bool          // task IDs a live session holds
-	closed   bool
+	// queueWatch: device ID → closed when a task is next queued for it
+	// (a lingering session waits on it, see Server.linger).
+	queueWatch map[string]chan struct{}
+	closed     bool
 
 	// files is the file store once it can fetch blobs from the core
 	// (FileStore.SetFetcher): downlink tasks and sessions ask it to.
@@ -285,7 +288,7 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	if opts.DownloadTimeout <= 0 {
 		opts.DownloadTimeout = DefaultDownloadTimeout
 	}
-	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}}
+	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
 	c.gsync = newGroupSync(db.Sync)
 	if err := c.loadCounters(); err != nil {
 		db.Close()
@@ -866,6 +869,29 @@ func (c *Cache) AddTask(t *fleet.Task) error {
 	if err := c.durable(); err != nil {
 		return fmt.Errorf("add task for %s: %w", t.Device, err)
 	}
+	c.queued(t.Device)
+	return nil
+}
+
+// AddWaitedTask is AddTask for a caller that will wait for the task
+// (WaitTask): the wait is registered before the task is stored, so a
+// session that runs it at once still sees that someone waits for its
+// result and may hold itself open for the next one (see
+// SessionWork.Lingering).
+func (c *Cache) AddWaitedTask(t *fleet.Task) error {
+	if t.ID == "" {
+		t.ID = ulid.Make().String()
+	}
+	if !validID(t.ID) {
+		return c.AddTask(t) // refuses it
+	}
+	c.waiter(t.ID)
+	if err := c.AddTask(t); err != nil {
+		// Drop the registration: there is nothing to wait for. A task that
+		// existed already gets a spurious wake-up, which WaitTask absorbs.
+		c.notify(t.ID)
+		return err
+	}
 	return nil
 }
 
@@ -1078,6 +1104,54 @@ func (c *Cache) waiter(id string) chan struct{} {
 		c.waiters[id] = ch
 	}
 	return ch
+}
+
+// awaited reports whether anyone waits (WaitTask) for one of the tasks.
+func (c *Cache) awaited(ids []string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := c.waiters[id]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// watchQueue returns a channel closed once a task is queued for the
+// device after this call (AddTask, or a downlink task the core marked
+// Wake). Watchers of one device share the channel; unwatchQueue drops it.
+func (c *Cache) watchQueue(deviceID string) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch, ok := c.queueWatch[deviceID]
+	if !ok {
+		ch = make(chan struct{})
+		c.queueWatch[deviceID] = ch
+	}
+	return ch
+}
+
+// unwatchQueue forgets the device's watch channel ch if it is still the
+// current one, so the map holds only devices being watched. A watcher
+// of the same device that shared ch (two sessions of one device racing)
+// then misses nothing worse than its wait's end.
+func (c *Cache) unwatchQueue(deviceID string, ch <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur, ok := c.queueWatch[deviceID]; ok && (<-chan struct{})(cur) == ch {
+		delete(c.queueWatch, deviceID)
+	}
+}
+
+// queued wakes the watchers of a device after a task for it committed.
+func (c *Cache) queued(deviceID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch, ok := c.queueWatch[deviceID]; ok {
+		close(ch)
+		delete(c.queueWatch, deviceID)
+	}
 }
 
 // taskFinal reports a task that just became final to OnTaskFinal.

@@ -60,9 +60,12 @@ func setSeq(txn *badger.Txn, key string, seq uint64) error {
 
 // downEffects is what a committed downlink batch does outside Badger.
 type downEffects struct {
-	tasks   []string // task IDs inserted or deleted: wake their waiters
-	wake    []string // devices to send a connection request, in order
-	invalid []error  // records skipped as unusable, for the log
+	tasks []string // task IDs inserted or deleted: wake their waiters
+	wake  []string // devices to send a connection request, in order
+	// woken are the tasks marked Wake: an operator at the core asked for
+	// them now, as an API client waiting here would (see awaitWoken).
+	woken   []string
+	invalid []error // records skipped as unusable, for the log
 	// fileMetas are the files whose metadata was stored; fileTasks the
 	// files new download tasks need: their blobs are fetched ahead.
 	fileMetas []string
@@ -266,6 +269,7 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 			}
 			if r.Wake && !cur.Status.Final() {
 				eff.wake = append(eff.wake, cur.Device)
+				eff.woken = append(eff.woken, cur.ID)
 			}
 			return nil
 		}
@@ -275,6 +279,7 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 		eff.tasks = append(eff.tasks, t.ID)
 		if r.Wake && !t.Status.Final() {
 			eff.wake = append(eff.wake, t.Device)
+			eff.woken = append(eff.woken, t.ID)
 		}
 		if t.Name == fleet.TaskDownload && t.FileName != "" && t.URL == "" && !t.Status.Final() {
 			eff.fileTasks = append(eff.fileTasks, t.FileName)
@@ -353,6 +358,17 @@ func (c *Cache) downCommitted(eff downEffects) {
 		// Fetch ahead: the blob crosses the backhaul now, not when the
 		// CPE asks for it.
 		fs.downlinkFiles(eff.fileMetas, eff.fileTasks)
+	}
+	// An operator at the core waits for these (its ?connection_request):
+	// registered like a local API wait, a session that runs one may linger
+	// for the operator's next task (SessionWork.Lingering). The entry goes
+	// when the task is final or deleted, as a waiter's does.
+	for _, id := range eff.woken {
+		c.waiter(id)
+	}
+	for _, d := range eff.wake {
+		// A session of the device lingering for follow-ups runs it now.
+		c.queued(d)
 	}
 	if c.opts.OnWake == nil {
 		return

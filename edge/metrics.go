@@ -40,6 +40,10 @@ type Metrics struct {
 	HTTPErrors *prometheus.CounterVec
 	// STUNRequests counts Binding Requests answered by the STUN server.
 	STUNRequests prometheus.Counter
+	// SessionLingers counts sessions held open for an API client's
+	// follow-up task (Server.linger), by outcome: "task" (one came and ran
+	// in the session) or "idle" (none came; the session ended).
+	SessionLingers *prometheus.CounterVec
 }
 
 // NewMetrics builds the edge metrics on a fresh registry. outbox, when not
@@ -84,8 +88,12 @@ func NewMetrics(outbox func() float64) *Metrics {
 		Namespace: "edgeacs", Subsystem: "edge", Name: "stun_requests_total",
 		Help: "STUN Binding Requests answered.",
 	})
+	m.SessionLingers = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "session_lingers_total",
+		Help: "Sessions held open for an API client's follow-up task, by outcome.",
+	}, []string{"outcome"})
 	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.TaskRPCs, m.Tasks, m.ConnectionRequests,
-		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests,
+		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests, m.SessionLingers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if outbox != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -102,9 +102,17 @@ type Config struct {
 	CRTimeout time.Duration `yaml:"cr_timeout"`
 	// CRRetries is how many times a failed connection request is retried (default 2).
 	CRRetries int `yaml:"cr_retries"`
-	// CRMinInterval is the least time between two connection requests to
-	// one device (default 1 s); requests in between are coalesced.
+	// CRMinInterval and CRBurst bound the connection requests to one
+	// device as a token bucket: CRBurst may go back to back (default 4),
+	// then one per CRMinInterval (default 1 s). Requests that find the
+	// allowance spent wait for it and are coalesced.
 	CRMinInterval time.Duration `yaml:"cr_min_interval"`
+	CRBurst       int           `yaml:"cr_burst"`
+	// SessionLinger is how long a session that has nothing left to send
+	// is held open, before its empty answer ends it, for a follow-up task
+	// of an API client that waited for one of its tasks (default 200 ms;
+	// negative: never). See Server.linger.
+	SessionLinger time.Duration `yaml:"session_linger"`
 
 	// DownloadTimeout ends as fault "timeout" a Download or Upload the CPE
 	// accepted (status 1) but never reported with TransferComplete; it is
@@ -174,6 +182,14 @@ const (
 	// little; the bound must leave room for the thousands of CPEs a
 	// carrier NAT puts behind one address starting together.
 	DefaultMaxUnauthenticatedPerIP = 1024
+	// DefaultCRBurst lets an operator's few quick tasks on one device
+	// each wake it at once; a flood is still cut to one per interval.
+	DefaultCRBurst = 4
+	// DefaultSessionLinger covers an API client's turn-around (answer,
+	// next POST, the task's fsync) on a busy box; MaxSessionLinger keeps
+	// the hold far inside any CPE's HTTP timeout.
+	DefaultSessionLinger = 200 * time.Millisecond
+	MaxSessionLinger     = 5 * time.Second
 )
 
 // SetDefaults fills the zero fields with their defaults.
@@ -229,6 +245,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.CRMinInterval == 0 {
 		c.CRMinInterval = time.Second
+	}
+	if c.CRBurst == 0 {
+		c.CRBurst = DefaultCRBurst
+	}
+	if c.SessionLinger == 0 {
+		c.SessionLinger = DefaultSessionLinger
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -298,8 +320,11 @@ func (c *Config) Validate() error {
 	if c.SessionTimeout < time.Second {
 		return bad("session timeout %s is below 1s", c.SessionTimeout)
 	}
-	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 {
+	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 || c.CRBurst < 0 {
 		return bad("negative limits")
+	}
+	if c.SessionLinger > MaxSessionLinger {
+		return bad("session linger %s is above %s: a CPE waits that long for the ACS's answer", c.SessionLinger, MaxSessionLinger)
 	}
 	if !c.Standalone {
 		if len(c.Core) == 0 {
@@ -417,6 +442,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Timeout:     cfg.CRTimeout,
 		Retries:     cfg.CRRetries,
 		MinInterval: cfg.CRMinInterval,
+		Burst:       cfg.CRBurst,
 		Sessions:    n.server,
 		Metrics:     n.metrics,
 		Logger:      logger,
@@ -481,7 +507,7 @@ const (
 
 // wakeLoop sends the connection requests queued by OnWake until ctx ends;
 // those for a device in a session wait for its end (deferWake) without
-// holding a worker.
+// holding a worker, and none goes to a device whose tasks already ran.
 func (n *Node) wakeLoop(ctx context.Context) {
 	for {
 		select {
@@ -489,6 +515,12 @@ func (n *Node) wakeLoop(ctx context.Context) {
 			return
 		case id := <-n.wakeQ:
 			if n.deferWake(id) {
+				continue
+			}
+			// A session that was open when the task arrived (lingering
+			// for a follow-up, or re-reading its queue) may have run it
+			// and ended before this worker got here: nothing to wake for.
+			if !n.cache.hasPending(id) {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, wakeTimeout)
@@ -701,7 +733,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 
 	// Graceful shutdown: stop new sessions, let open ones finish.
-	n.server.draining.Store(true)
+	n.server.drain()
 	deadline := time.Now().Add(n.cfg.ShutdownTimeout)
 	for n.server.OpenSessions() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -36,8 +36,12 @@ type ReacherConfig struct {
 	// attempts after a failure that may be transient (device offline).
 	Timeout time.Duration
 	Retries int
-	// MinInterval is the least time between two requests to one device.
+	// MinInterval and Burst make each device's allowance a token bucket:
+	// up to Burst requests may go back to back, and one more is allowed
+	// every MinInterval after that. Burst 0 means 1 (at most one request
+	// per MinInterval); MinInterval 0 means no limit.
 	MinInterval time.Duration
+	Burst       int
 	// Sessions, when set, tells which devices are in a CWMP session: a
 	// request for one waits for the session's end (see Server.AfterSession).
 	Sessions SessionWatcher
@@ -57,6 +61,9 @@ type Reacher struct {
 	cfg  ReacherConfig
 	stun atomic.Pointer[STUNServer]
 
+	// now is the clock of the per-device allowance (tests move it).
+	now func() time.Time
+
 	mu      sync.Mutex
 	devices map[string]*crState
 
@@ -71,13 +78,16 @@ type Reacher struct {
 func (r *Reacher) Wait() { r.udp.Wait() }
 
 // crState coalesces the connection requests of one device: callers that
-// arrive while one is in flight share its result, and a new one is not sent
-// before MinInterval has passed since the last.
+// arrive while one is in flight share its result, and a new one is sent
+// only when the device's token bucket holds a whole token.
 type crState struct {
 	// gen counts requests started; a caller that arrived before one
 	// started is served by it (see ConnectionRequest).
-	gen      uint64
-	last     time.Time
+	gen uint64
+	// tokens is the bucket's level at time at (zero time: full, never
+	// asked); it refills at one token per MinInterval up to Burst.
+	tokens   float64
+	at       time.Time
 	inflight chan struct{} // closed when the current request finishes
 	err      error         // result of the current/last request
 	// waiters counts the callers waiting on the request in flight (tests
@@ -93,6 +103,9 @@ func NewReacher(cfg ReacherConfig) *Reacher {
 	if cfg.Retries < 0 {
 		cfg.Retries = 0
 	}
+	if cfg.Burst < 1 {
+		cfg.Burst = 1
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -104,7 +117,16 @@ func NewReacher(cfg ReacherConfig) *Reacher {
 			DisableKeepAlives:   true, // one request per CPE, then the CPE dials us
 		}}
 	}
-	return &Reacher{cfg: cfg, devices: make(map[string]*crState)}
+	return &Reacher{cfg: cfg, now: time.Now, devices: make(map[string]*crState)}
+}
+
+// level returns the device's tokens at now.
+func (r *Reacher) level(st *crState, now time.Time) float64 {
+	burst := float64(r.cfg.Burst)
+	if st.at.IsZero() || r.cfg.MinInterval <= 0 {
+		return burst
+	}
+	return min(burst, st.tokens+float64(now.Sub(st.at))/float64(r.cfg.MinInterval))
 }
 
 // SetSTUN makes UDP connection requests leave from the STUN server's
@@ -112,8 +134,10 @@ func NewReacher(cfg ReacherConfig) *Reacher {
 func (r *Reacher) SetSTUN(s *STUNServer) { r.stun.Store(s) }
 
 // ConnectionRequest asks a device to open a session now. Concurrent calls
-// for one device share one request; calls less than MinInterval after the
-// last request wait for the interval (ErrRateLimited if ctx ends first).
+// for one device share one request; a call that finds the device's
+// allowance spent (Burst requests in quick succession, see ReacherConfig)
+// waits until a request is allowed again (ErrRateLimited if ctx ends
+// first).
 // For a device in a session it waits for the session's end, and returns
 // nil without a request when the session left no task pending: the tasks
 // queued meanwhile ran in it.
@@ -151,7 +175,10 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 			r.mu.Unlock()
 			return err
 		}
-		if wait := r.cfg.MinInterval - time.Since(st.last); !st.last.IsZero() && wait > 0 {
+		now := r.now()
+		if lvl := r.level(st, now); lvl < 1 {
+			// At least a millisecond: a rounding remainder must not spin.
+			wait := max(time.Millisecond, time.Duration((1-lvl)*float64(r.cfg.MinInterval)))
 			r.mu.Unlock()
 			if r.cfg.Metrics != nil {
 				r.cfg.Metrics.ConnectionRequests.WithLabelValues("any", "rate_limited").Inc()
@@ -168,7 +195,7 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 		ch := make(chan struct{})
 		st.inflight = ch
 		st.gen++
-		st.last = time.Now()
+		st.tokens, st.at = r.level(st, now)-1, now
 		st.waiters++
 		r.mu.Unlock()
 		// The request is shared by every caller that joins it, so it must
@@ -186,7 +213,6 @@ func (r *Reacher) ConnectionRequest(ctx context.Context, deviceID string) error 
 			r.mu.Lock()
 			st.err = err
 			st.inflight = nil
-			st.last = time.Now()
 			r.mu.Unlock()
 			close(ch)
 		}()
@@ -222,15 +248,18 @@ func (r *Reacher) waiting(deviceID string) int {
 	return 0
 }
 
-// sweepLocked forgets devices whose last request is long past, so the map
-// stays the size of the recently reached set.
+// sweepLocked forgets the devices whose bucket is full again and that
+// nobody waits on: such a state is the same as none, so forgetting it
+// loosens nothing. The map holds only the devices asked within the last
+// Burst×MinInterval (or still in flight); it is swept every 1,024 new
+// devices once it holds 4,096, so the sweeps cost O(1) per request.
 func (r *Reacher) sweepLocked() {
 	if len(r.devices) < 4096 || len(r.devices)%1024 != 0 {
 		return
 	}
-	cutoff := time.Now().Add(-r.cfg.MinInterval - time.Minute)
+	now, burst := r.now(), float64(r.cfg.Burst)
 	for id, st := range r.devices {
-		if st.inflight == nil && st.last.Before(cutoff) {
+		if st.inflight == nil && st.waiters == 0 && r.level(st, now) >= burst {
 			delete(r.devices, id)
 		}
 	}

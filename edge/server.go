@@ -6,6 +6,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -70,6 +71,10 @@ type Server struct {
 	byDevice shardedMap[*session] // by device ID
 	open     atomic.Int64
 	draining atomic.Bool
+	// drained is closed when draining starts: a lingering session stops
+	// waiting for a follow-up then (see drain).
+	drained   chan struct{}
+	drainOnce sync.Once
 	// preauth bounds each source address's requests in flight before
 	// they are authenticated (Config.MaxUnauthenticatedPerIP).
 	preauth inflightLimiter
@@ -120,6 +125,7 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 		sessCfg: cwmp.SessionConfig{HoldRequests: cfg.HoldRequests},
 		decoder: cwmp.Decoder{MaxSize: int(cfg.MaxBodyBytes)},
 	}
+	s.drained = make(chan struct{})
 	s.sessions.init()
 	s.byDevice.init()
 	s.preauth = inflightLimiter{m: make(map[string]int), max: cfg.MaxUnauthenticatedPerIP}
@@ -128,6 +134,13 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 	}
 	s.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }
 	return s
+}
+
+// drain starts the shutdown: new sessions are refused, and sessions that
+// linger for a follow-up end now.
+func (s *Server) drain() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drained) })
 }
 
 // OpenSessions reports the number of live sessions.
@@ -374,7 +387,11 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		s.writeEnvelope(w, step.Reply)
 		return
 	}
-	out := sess.cs.Next(sess.work.Next())
+	next := sess.work.Next()
+	if next == nil {
+		next = s.linger(r.Context(), sess)
+	}
+	out := sess.cs.Next(next)
 	if out == nil {
 		if err := s.finishLocked(sess, true, outcomeCompleted, now); err != nil {
 			s.httpError(w, http.StatusInternalServerError, "cannot commit session")
@@ -517,6 +534,51 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 
 	w.Header()["Set-Cookie"] = []string{cookieName + "=" + sess.cookie + "; Path=/; HttpOnly"}
 	s.writeEnvelope(w, step.Reply)
+}
+
+// linger is called (sess.mu held) when a session has nothing left to
+// send. When an API client waited for a task the session just finished,
+// or the core asked for it now (SessionWork.Lingering), an operator is at
+// work on the device and the
+// next task is likely a few milliseconds away; ending the session now
+// would make that task wait for a connection request and a new session.
+// So the results are committed (the client gets its answer), and the
+// CPE's request is held for at most Config.SessionLinger for a task
+// queued meanwhile, which then runs in this session: the RPC to send.
+// nil ends the session as before. The hold is bounded, happens only
+// after a waited-for task, and ends at once when the CPE hangs up or the
+// edge shuts down; a periodic session with nobody waiting never lingers.
+func (s *Server) linger(ctx context.Context, sess *session) cwmp.Message {
+	w := sess.work
+	if s.cfg.SessionLinger <= 0 || s.draining.Load() || !w.Lingering() {
+		return nil
+	}
+	if err := w.Checkpoint(time.Now()); err != nil {
+		// End commits the same again and reports it.
+		s.log.Warn("cannot commit a session's results before holding it open", "device", sess.deviceID, "err", err)
+		return nil
+	}
+	t := time.NewTimer(s.cfg.SessionLinger)
+	defer t.Stop()
+	for {
+		// Watch before looking, so a task queued in between is seen.
+		watch := s.cache.watchQueue(sess.deviceID)
+		if m := w.Next(); m != nil {
+			s.cache.unwatchQueue(sess.deviceID, watch)
+			s.metrics.SessionLingers.WithLabelValues("task").Inc()
+			return m
+		}
+		select {
+		case <-watch:
+			continue
+		case <-t.C:
+		case <-ctx.Done():
+		case <-s.drained:
+		}
+		s.cache.unwatchQueue(sess.deviceID, watch)
+		s.metrics.SessionLingers.WithLabelValues("idle").Inc()
+		return nil
+	}
 }
 
 // finishLocked ends a session (sess.mu held): it commits or abandons the

@@ -103,24 +103,22 @@ func (s *Server) sessionEnded(sess *session, outcome string, waiting []endWaiter
 }
 
 // rebooting reports whether the CPE accepted a Reboot or FactoryReset in
-// this session.
-func (w *SessionWork) rebooting() bool {
-	for _, t := range w.changed {
-		if (t.Name == fleet.TaskReboot || t.Name == fleet.TaskFactoryReset) && t.Status == fleet.StatusDone {
-			return true
-		}
-	}
-	return false
-}
+// this session, a task's or a preset's: it comes back on its own, with a
+// BOOT Inform, once the session ends.
+func (w *SessionWork) rebooting() bool { return w.stop }
 
 // leftPending reports whether the device has tasks still to run after
 // this session ended.
-func (w *SessionWork) leftPending() bool {
-	ts, err := w.c.PendingTasks(w.dev.ID)
+func (w *SessionWork) leftPending() bool { return w.c.hasPending(w.dev.ID) }
+
+// hasPending reports whether the device has a task waiting to be sent.
+// When it cannot tell it says yes: a needless connection request costs
+// one session, a missing one leaves the tasks until the next periodic
+// Inform.
+func (c *Cache) hasPending(deviceID string) bool {
+	ts, err := c.PendingTasks(deviceID)
 	if err != nil {
-		// A needless connection request costs one session; a missing one
-		// leaves the tasks until the next periodic Inform.
-		w.c.log.Warn("cannot tell whether a session left tasks pending; waking the device", "device", w.dev.ID, "err", err)
+		c.log.Warn("cannot tell whether a device has tasks pending; waking it", "device", deviceID, "err", err)
 		return true
 	}
 	for _, t := range ts {

@@ -71,6 +71,9 @@ type SessionWork struct {
 	// provDone: they ran, or none applies.
 	prov     *provSession
 	provDone bool
+	// provCommitted: a Checkpoint stored the presets' outcome; End must
+	// not store it again.
+	provCommitted bool
 }
 
 type taskRun struct {
@@ -916,8 +919,8 @@ func (w *SessionWork) requeue(t *fleet.Task) {
 	w.touch(t)
 }
 
-// End commits the session's task results and tree changes in one
-// transaction. completed=false (session dropped, timed out) leaves the task
+// End commits the session's task results and tree changes (those since
+// its last Checkpoint) in one transaction. completed=false (session dropped, timed out) leaves the task
 // in flight pending for the next session with the same CommandKey. Calling
 // End again does nothing.
 func (w *SessionWork) End(completed bool) error {
@@ -930,18 +933,85 @@ func (w *SessionWork) End(completed bool) error {
 		w.requeue(w.cur.t)
 		w.cur = nil
 	}
+	if _, err := w.commit(); err != nil {
+		return fmt.Errorf("end session of %s (completed=%v): %w", w.dev.ID, completed, err)
+	}
+	return nil
+}
+
+// Lingering reports whether the session, having nothing left to send,
+// may wait for a follow-up task: a task it finished since its last commit
+// is waited for (an operator at work on the device: a wait on this edge's
+// API, or a task the core marked Wake, see downCommitted), and
+// nothing stops it from running more (no Reboot or FactoryReset answered,
+// no Download held for its file, its presets done, no RPC outstanding).
+func (w *SessionWork) Lingering() bool {
+	if w.ended || w.stop || w.held || w.cur != nil || (w.prov != nil && !w.provDone) {
+		return false
+	}
+	var ids []string
+	for _, id := range w.order {
+		if w.changed[id].Status.Final() {
+			ids = append(ids, id)
+		}
+	}
+	return w.c.awaited(ids)
+}
+
+// Checkpoint commits what the session has done so far, as End would, and
+// lets it go on: the API clients waiting for its tasks get their results
+// while the session stays open for a follow-up. now moves the session's
+// clock (the time stamped on what it does next). With an RPC outstanding
+// it does nothing.
+func (w *SessionWork) Checkpoint(now time.Time) error {
+	if w.ended || w.cur != nil {
+		return nil
+	}
+	final, err := w.commit()
+	if err != nil {
+		return fmt.Errorf("checkpoint session of %s: %w", w.dev.ID, err)
+	}
+	// A finished task is no longer the session's to hold: the API may
+	// delete it as it can any finished task.
+	done := make(map[string]bool, len(final))
+	for _, id := range final {
+		done[id] = true
+	}
+	kept := w.claimed[:0]
+	var free []string
+	for _, id := range w.claimed {
+		if done[id] {
+			free = append(free, id)
+		} else {
+			kept = append(kept, id)
+		}
+	}
+	w.claimed = kept
+	w.c.release(free)
+	w.meta.Now = now
+	return nil
+}
+
+// commit stores the session's task results, tree changes and presets'
+// outcome in one transaction and reports the tasks it made final to their
+// waiters; it returns their IDs.
+func (w *SessionWork) commit() ([]string, error) {
 	var (
 		provFaults  map[string]provision.Fault
 		provChanged []cwmp.ParameterValue
 	)
-	if p := w.prov; p != nil {
+	p := w.prov
+	if p != nil && w.provCommitted {
+		p = nil
+	}
+	if p != nil {
 		p.finish()
 		provFaults = p.faults()
 		provChanged = p.run.Outcome().Changed
 	}
-	provWrites := w.prov != nil && (w.prov.tree.changed() || len(provFaults) > 0)
+	provWrites := p != nil && (p.tree.changed() || len(provFaults) > 0)
 	if len(w.changed) == 0 && len(w.ops) == 0 && !provWrites {
-		return nil
+		return nil, nil
 	}
 	id := w.dev.ID
 	now := w.meta.Now.UTC()
@@ -951,7 +1021,7 @@ func (w *SessionWork) End(completed bool) error {
 		// The presets ran before any task still in w.ops: their changes
 		// go first, in a delta of their own.
 		if provWrites {
-			if err := w.prov.commit(txn, ob, provFaults); err != nil {
+			if err := p.commit(txn, ob, provFaults); err != nil {
 				return fmt.Errorf("presets: %w", err)
 			}
 		}
@@ -989,18 +1059,25 @@ func (w *SessionWork) End(completed bool) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("end session of %s (completed=%v): %w", id, completed, err)
+		return nil, err
+	}
+	// Stored: a later commit (End after a Checkpoint) must not store the
+	// same again.
+	changed := w.changed
+	w.changed, w.order, w.ops = map[string]*fleet.Task{}, nil, nil
+	if p != nil {
+		w.provCommitted = true
 	}
 	// Task results are the CPE's answers to requests that may not be
 	// repeatable (a reboot, a write); keep them through a power loss.
 	if err := w.c.durable(); err != nil {
-		return fmt.Errorf("end session of %s (completed=%v): %w", id, completed, err)
+		return nil, err
 	}
 	for _, tid := range final {
 		w.c.notify(tid)
-		w.c.taskFinal(w.changed[tid])
+		w.c.taskFinal(changed[tid])
 	}
-	return nil
+	return final, nil
 }
 
 // crCredentialParam reports whether name is a data model's

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -756,6 +757,8 @@ func TestConfigErrors(t *testing.T) {
 		{ACSURL: "ftp://x/", Count: 1},
 		{ACSURL: "http://x/", Count: 0},
 		{ACSURL: "http://x/", Count: 1, Model: "tr069"},
+		{ACSURL: "http://x/", Count: 1, Model: "tr098,tr069"},
+		{ACSURL: "http://x/", Count: 1, Model: "tr098,"},
 		{ACSURL: "http://x/", Count: 1, TimeScale: -1},
 		{ACSURL: "http://x/", Count: 1, STUNServer: "127.0.0.1:3478"},
 		{ACSURL: "http://x/", Count: 1, CRAddr: "256.0.0.1:0"},
@@ -843,5 +846,112 @@ func TestConnectionRequestsBackToBack(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestModelRotation: Config.Model names one model, "mixed" (tr098 and
+// tr181 alternating), or a comma-separated rotation.
+func TestModelRotation(t *testing.T) {
+	tests := []struct {
+		model string
+		want  []string
+	}{
+		{"", []string{ModelTR098, ModelTR098}},
+		{ModelVoIP, []string{ModelVoIP, ModelVoIP}},
+		{ModelMixed, []string{ModelTR098, ModelTR181, ModelTR098, ModelTR181}},
+		{"tr098, tr181,voip", []string{ModelTR098, ModelTR181, ModelVoIP, ModelTR098}},
+	}
+	for _, tc := range tests {
+		f, err := New(Config{ACSURL: "http://127.0.0.1:1/", Count: len(tc.want), Model: tc.model, Logger: quietLogger()})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.model, err)
+		}
+		for i, want := range tc.want {
+			if got := f.Device(i).Model(); got != want {
+				t.Errorf("%q: device %d is %s, want %s", tc.model, i, got, want)
+			}
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := New(Config{ACSURL: "http://127.0.0.1:1/", Count: 1, Model: ModelVoIP, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if id := f.Device(0).ID(); !strings.HasPrefix(id, "00D0A0-VA%2D200-ESV") {
+		t.Errorf("voip device ID %q", id)
+	}
+}
+
+// TestDiagnosticsAndReboot is the set-top-box story on every model: the
+// ACS reads DeviceInfo.UpTime (counting since the device booted) and
+// MemoryStatus with GetParameterValues, reboots the device, and the next
+// session is the device's own, with 1 BOOT and M Reboot, and an UpTime
+// that started again.
+func TestDiagnosticsAndReboot(t *testing.T) {
+	for _, model := range []string{ModelTR098, ModelTR181, ModelVoIP} {
+		t.Run(model, func(t *testing.T) {
+			acs := newTestACS(t, "", "", "")
+			f := startFleet(t, Config{ACSURL: acs.srv.URL, Count: 1, Model: model, Seed: 3})
+			d := f.Device(0)
+			root := d.Root()
+			acs.next(t)
+			// The device has been up for an hour: no test step takes that long.
+			d.mu.Lock()
+			d.tree.booted = d.tree.booted.Add(-time.Hour)
+			d.mu.Unlock()
+			diag := &cwmp.GetParameterValues{ParameterNames: []string{root + "DeviceInfo.UpTime", root + "DeviceInfo.MemoryStatus."}}
+			read := func() map[string]cwmp.ParameterValue {
+				t.Helper()
+				waitOnline(t, d)
+				acs.enqueue(diag)
+				connectionRequest(t, d)
+				rec := acs.next(t)
+				r, ok := rec.answers[0].(*cwmp.GetParameterValuesResponse)
+				if !ok || len(r.ParameterList) != 3 {
+					t.Fatalf("diagnostics answered %#v", rec.answers[0])
+				}
+				out := map[string]cwmp.ParameterValue{}
+				for _, p := range r.ParameterList {
+					out[strings.TrimPrefix(p.Name, root+"DeviceInfo.")] = p
+				}
+				return out
+			}
+			uptime := func(m map[string]cwmp.ParameterValue) uint64 {
+				t.Helper()
+				p := m["UpTime"]
+				n, err := strconv.ParseUint(p.Value, 10, 32)
+				if err != nil || p.Type != cwmp.TypeUnsignedInt {
+					t.Fatalf("UpTime %+v", p)
+				}
+				return n
+			}
+			before := read()
+			if up := uptime(before); up < 3600 {
+				t.Fatalf("UpTime %d, want at least the hour since boot", up)
+			}
+			total, err1 := strconv.ParseUint(before["MemoryStatus.Total"].Value, 10, 32)
+			free, err2 := strconv.ParseUint(before["MemoryStatus.Free"].Value, 10, 32)
+			if err1 != nil || err2 != nil || free == 0 || free > total {
+				t.Fatalf("memory %+v", before)
+			}
+
+			waitOnline(t, d)
+			acs.enqueue(&cwmp.Reboot{CommandKey: "diag-reboot"})
+			connectionRequest(t, d)
+			if rec := acs.next(t); rec.answers[0].Method() != cwmp.MethodRebootResponse {
+				t.Fatalf("Reboot answered %#v", rec.answers[0])
+			}
+			rec := acs.next(t)
+			wantEvents(t, rec.inform, map[string]string{cwmp.EventBoot: "", cwmp.EventMReboot: "diag-reboot"})
+			if _, ok := eventCodes(rec.inform)[cwmp.EventConnectionRequest]; ok {
+				t.Errorf("the session after the reboot has events %v: it was woken, not the device's own", rec.inform.Event)
+			}
+			if up := uptime(read()); up >= 3600 {
+				t.Errorf("UpTime %d after the reboot, want it counted from the reboot", up)
+			}
+		})
 	}
 }

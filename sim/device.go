@@ -108,7 +108,7 @@ func (d *Device) Index() int { return d.index }
 // Serial returns the device's serial number.
 func (d *Device) Serial() string { return d.tree.Serial() }
 
-// Model returns the device's data model name ("tr098" or "tr181").
+// Model returns the device's data model name ("tr098", "tr181" or "voip").
 func (d *Device) Model() string { return d.tree.m.Name }
 
 // Root returns the device's root object ("InternetGatewayDevice." or "Device.").
@@ -402,6 +402,7 @@ func (d *Device) goOffline(ctx context.Context) {
 	default:
 	}
 	d.offline = false
+	d.tree.Boot()
 	d.mu.Unlock()
 }
 

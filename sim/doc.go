@@ -1,6 +1,6 @@
-// Package sim simulates CPEs: virtual TR-098 and TR-181 devices built from
-// embedded data-model templates that run CWMP sessions against any ACS URL
-// and listen for connection requests.
+// Package sim simulates CPEs: virtual TR-098 and TR-181 gateways and a
+// TR-104 VoIP adapter, built from embedded data-model templates, that run
+// CWMP sessions against any ACS URL and listen for connection requests.
 //
 // # Programmatic API
 //
@@ -25,19 +25,32 @@
 //
 // # Data model
 //
-// models/tr098.txt and models/tr181.txt hold one entry per parameter: path
-// (with "{i}" for table instances), type, flags (R/W, F forced into every
-// Inform, A active notification, S secret) and a default value or a
-// generator such as {serial}, {mac}, {ip:10.0.0.0/8} or {hex:16}. Values
-// are deterministic in (Seed, device index). A Model is compiled once; every
-// device shares its names, types and layout and stores only a slice of its
-// own values, copying the layout only when AddObject or DeleteObject
-// changes it (about 6 KB per idle device; 10,000 devices run in ~250 MB RSS).
+// Config.Model picks the template: "tr098" (home gateway), "tr181"
+// (router), "voip" (a two-line SIP adapter: TR-098 root with TR-104
+// Services.VoiceService.1.VoiceProfile.1.Line.{1,2}, as most ATAs and VoIP
+// phones report themselves), "mixed" (tr098 and tr181 alternating) or a
+// comma-separated rotation such as "tr098,tr181,voip".
+//
+// models/tr098.txt, models/tr181.txt and models/voip.txt hold one entry per
+// parameter: path (with "{i}" for table instances), type, flags (R/W, F
+// forced into every Inform, A active notification, S secret) and a default
+// value or a generator such as {serial}, {mac}, {ip:10.0.0.0/8} or {hex:16}.
+// Values are deterministic in (Seed, device index), except the live ones,
+// computed at every read: DeviceInfo.UpTime ({uptime}: seconds since the
+// device booted, counted again from every reboot) and Time.CurrentLocalTime
+// ({now}). Every model has DeviceInfo.MemoryStatus.Total/Free (KiB) and
+// ProcessStatus.CPUUsage. A Model is compiled once; every device shares its
+// names, types and layout and stores only a slice of its own values, copying
+// the layout only when AddObject or DeleteObject changes it (about 6 KB per
+// idle device; 10,000 devices run in ~250 MB RSS).
 //
 // # Device behaviour
 //
 // A Device answers GetRPCMethods, Get/SetParameterValues (atomic, per
-// parameter faults 9005–9008 under 9003, ParameterKey stored),
+// parameter faults 9005–9008 under 9003: 9007 for a value that does not
+// parse as the parameter's type, 9006 for a value sent as another type,
+// the integer types being interchangeable within range; ParameterKey
+// stored),
 // GetParameterNames, Get/SetParameterAttributes, Add/DeleteObject, Reboot
 // (offline for RebootDelay, then 1 BOOT + M Reboot), FactoryReset (template
 // values, 0 BOOTSTRAP), Download (a real HTTP GET; firmware sets

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,7 +33,9 @@ type Config struct {
 	ACSURL string
 	// Count is the number of devices (≥ 1).
 	Count int
-	// Model is "tr098", "tr181" or "mixed" (alternating); default tr098.
+	// Model is "tr098", "tr181", "voip", "mixed" (tr098 and tr181
+	// alternating) or a comma-separated rotation such as
+	// "tr098,tr181,voip" (device i gets the (i mod n)-th); default tr098.
 	Model string
 	// Seed makes serial numbers, MACs and other values reproducible.
 	Seed int64
@@ -144,12 +147,9 @@ func New(cfg Config) (*Fleet, error) {
 		return nil, err
 	}
 	var err error
+	rotation := modelRotation(cfg.Model)
 	for i := range cfg.Count {
-		name := cfg.Model
-		if name == ModelMixed {
-			name = []string{ModelTR098, ModelTR181}[i%2]
-		}
-		m, lerr := LoadModel(name)
+		m, lerr := LoadModel(rotation[i%len(rotation)])
 		if lerr != nil {
 			err = lerr
 			break
@@ -165,6 +165,18 @@ func New(cfg Config) (*Fleet, error) {
 	return f, nil
 }
 
+// modelRotation returns the models a Config.Model value cycles through.
+func modelRotation(model string) []string {
+	if model == ModelMixed {
+		return []string{ModelTR098, ModelTR181}
+	}
+	names := strings.Split(model, ",")
+	for i, n := range names {
+		names[i] = strings.TrimSpace(n)
+	}
+	return names
+}
+
 func (c *Config) defaults() error {
 	u, err := url.Parse(c.ACSURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -173,12 +185,15 @@ func (c *Config) defaults() error {
 	if c.Count < 1 {
 		return fmt.Errorf("%w: count %d must be at least 1", ErrBadConfig, c.Count)
 	}
-	switch c.Model {
-	case "":
+	if c.Model == "" {
 		c.Model = ModelTR098
-	case ModelTR098, ModelTR181, ModelMixed:
-	default:
-		return fmt.Errorf("%w: model %q: want tr098, tr181 or mixed", ErrBadConfig, c.Model)
+	}
+	for _, name := range modelRotation(c.Model) {
+		switch name {
+		case ModelTR098, ModelTR181, ModelVoIP:
+		default:
+			return fmt.Errorf("%w: model %q: want tr098, tr181, voip, mixed or a comma-separated list of models", ErrBadConfig, c.Model)
+		}
 	}
 	if c.InformInterval < 0 {
 		return fmt.Errorf("%w: inform interval %s is negative", ErrBadConfig, c.InformInterval)

@@ -24,7 +24,20 @@ var modelFS embed.FS
 const (
 	ModelTR098 = "tr098"
 	ModelTR181 = "tr181"
+	// ModelVoIP is a two-line SIP adapter: TR-098 root with TR-104
+	// VoiceService, as most ATAs and VoIP phones report themselves.
+	ModelVoIP = "voip"
+	// ModelMixed alternates tr098 and tr181 (Config.Model).
 	ModelMixed = "mixed"
+)
+
+// liveKind marks a parameter whose value is computed at every read.
+type liveKind uint8
+
+const (
+	liveNone   liveKind = iota
+	liveNow             // "{now}": the current time
+	liveUptime          // "{uptime}": seconds since the device booted
 )
 
 // ErrUnknownModel is returned for a model name that has no embedded template.
@@ -57,6 +70,7 @@ type gnode struct {
 	forced   bool // sent in every Inform
 	active   bool // active notification by default
 	secret   bool // reads back as ""
+	live     liveKind
 	value    string
 	count    int // instances created by default (instance placeholders only)
 	parent   int32
@@ -66,7 +80,7 @@ type gnode struct {
 // Model is a compiled data-model template: the generic schema plus the
 // default concrete layout that every device of the model starts from.
 type Model struct {
-	// Name is the model's name ("tr098" or "tr181").
+	// Name is the model's name ("tr098", "tr181" or "voip").
 	Name string
 	// Root is the root object, "InternetGatewayDevice." or "Device.".
 	Root string
@@ -89,8 +103,8 @@ var (
 	models   = map[string]*Model{}
 )
 
-// LoadModel returns the compiled embedded model "tr098" or "tr181". Models
-// are compiled once and shared by every device.
+// LoadModel returns the compiled embedded model "tr098", "tr181" or
+// "voip". Models are compiled once and shared by every device.
 func LoadModel(name string) (*Model, error) {
 	modelsMu.Lock()
 	defer modelsMu.Unlock()
@@ -99,7 +113,7 @@ func LoadModel(name string) (*Model, error) {
 	}
 	data, err := modelFS.ReadFile("models/" + name + ".txt")
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: want tr098 or tr181", ErrUnknownModel, name)
+		return nil, fmt.Errorf("%w %q: want tr098, tr181 or voip", ErrUnknownModel, name)
 	}
 	m, err := ParseModel(name, data)
 	if err != nil {
@@ -209,6 +223,12 @@ func (m *Model) addEntry(line string) error {
 			return fmt.Errorf("parameter %s must not end with '.'", path)
 		}
 		g.typ = xt
+		switch value {
+		case "{now}":
+			g.live = liveNow
+		case "{uptime}":
+			g.live = liveUptime
+		}
 	}
 	switch flags[0] {
 	case 'R':

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
 )
@@ -103,14 +104,22 @@ type Tree struct {
 	vals    []string
 	attrs   map[int32]attr
 	changed map[int32]struct{}
+	// booted is when the device last came up: live {uptime} values count
+	// from it. now is the tree's clock (tests move it).
+	booted time.Time
+	now    func() time.Time
 }
 
-// NewTree builds a device tree with the model's default values.
+// NewTree builds a device tree with the model's default values, booted now.
 func NewTree(m *Model, id Identity) *Tree {
-	t := &Tree{m: m, id: id, serial: serialFor(m, id.Seed, id.Index)}
+	t := &Tree{m: m, id: id, serial: serialFor(m, id.Seed, id.Index), now: time.Now}
 	t.Reset()
 	return t
 }
+
+// Boot records that the device has just come up (a reboot, new
+// firmware): its UpTime starts again from zero.
+func (t *Tree) Boot() { t.booted = t.now() }
 
 // Model returns the tree's data model.
 func (t *Tree) Model() *Model { return t.m }
@@ -121,6 +130,7 @@ func (t *Tree) Serial() string { return t.serial }
 // Reset restores the factory defaults: default layout, template values,
 // default attributes.
 func (t *Tree) Reset() {
+	t.Boot()
 	t.l = t.m.layout
 	t.vals = make([]string, len(t.l.nodes))
 	t.attrs = nil
@@ -178,6 +188,18 @@ func (t *Tree) value(i int32) string {
 	if t.m.gen[t.l.nodes[i].gen].secret {
 		return ""
 	}
+	return t.current(i)
+}
+
+// current returns node i's value: the stored one, or for a live
+// parameter the one computed now.
+func (t *Tree) current(i int32) string {
+	switch t.m.gen[t.l.nodes[i].gen].live {
+	case liveNow:
+		return t.now().UTC().Format(time.RFC3339)
+	case liveUptime:
+		return strconv.FormatInt(int64(max(t.now().Sub(t.booted), 0)/time.Second), 10)
+	}
 	return t.vals[i]
 }
 
@@ -192,7 +214,7 @@ func (t *Tree) Get(name string) (string, bool) {
 	if !ok || t.isObject(i) {
 		return "", false
 	}
-	return t.vals[i], true
+	return t.current(i), true
 }
 
 // GetValues answers GetParameterValues: full names and partial paths

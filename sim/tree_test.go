@@ -2,8 +2,10 @@ package sim
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
 )
@@ -18,7 +20,7 @@ func newTestTree(t *testing.T, model string, index int) *Tree {
 }
 
 func TestModelsLoad(t *testing.T) {
-	for _, name := range []string{ModelTR098, ModelTR181} {
+	for _, name := range []string{ModelTR098, ModelTR181, ModelVoIP} {
 		tr := newTestTree(t, name, 0)
 		if n := tr.Len(); n < 100 || n > 400 {
 			t.Errorf("%s: %d parameters, want 100..400", name, n)
@@ -213,6 +215,10 @@ func TestSetValues(t *testing.T) {
 		{"bad type", []cwmp.ParameterValue{{Name: interval, Value: "60", Type: cwmp.TypeString}}, map[string]uint32{interval: 9006}, nil},
 		{"bad value", []cwmp.ParameterValue{{Name: interval, Value: "-5", Type: cwmp.TypeUnsignedInt}}, map[string]uint32{interval: 9007}, nil},
 		{"bad bool", []cwmp.ParameterValue{{Name: enable, Value: "yes", Type: cwmp.TypeBoolean}}, map[string]uint32{enable: 9007}, nil},
+		{"word as unsignedInt", []cwmp.ParameterValue{{Name: interval, Value: "abc", Type: cwmp.TypeUnsignedInt}}, map[string]uint32{interval: 9007}, nil},
+		{"word as boolean", []cwmp.ParameterValue{{Name: enable, Value: "abc", Type: cwmp.TypeBoolean}}, map[string]uint32{enable: 9007}, nil},
+		{"int for a string", []cwmp.ParameterValue{{Name: ssid, Value: "42", Type: cwmp.TypeInt}}, map[string]uint32{ssid: 9006}, nil},
+		{"boolean for an unsignedInt", []cwmp.ParameterValue{{Name: interval, Value: "1", Type: cwmp.TypeBoolean}}, map[string]uint32{interval: 9006}, nil},
 		{"atomic", []cwmp.ParameterValue{{Name: ssid, Value: "changed", Type: cwmp.TypeString}, {Name: serial, Value: "x"}, {Name: interval, Value: "abc"}},
 			map[string]uint32{serial: 9008, interval: 9007}, nil},
 	}
@@ -403,3 +409,166 @@ func TestTR181Tree(t *testing.T) {
 }
 
 func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+// TestVoIPLine: the voip model is a TR-104 SIP adapter on a TR-098 root;
+// an operator provisions a line's number and SIP credentials, and the
+// device checks types as a real one does: a value that does not parse as
+// the parameter's type is 9007, a value sent as another type 9006, both
+// inside a 9003 that changes nothing.
+func TestVoIPLine(t *testing.T) {
+	const (
+		profile = "InternetGatewayDevice.Services.VoiceService.1.VoiceProfile.1."
+		line    = profile + "Line.1."
+		number  = line + "DirectoryNumber"
+		user    = line + "SIP.AuthUserName"
+		pass    = line + "SIP.AuthPassword"
+		enable  = line + "Enable"
+		proxy   = profile + "SIP.ProxyServer"
+		port    = profile + "SIP.ProxyServerPort"
+	)
+	tr := newTestTree(t, ModelVoIP, 3)
+	if tr.Model().Root != "InternetGatewayDevice." {
+		t.Fatalf("voip root %s", tr.Model().Root)
+	}
+	for _, name := range []string{number, user, pass, enable, proxy, port, profile + "Line.2.DirectoryNumber", line + "SIP.URI"} {
+		if _, ok := tr.Get(name); !ok {
+			t.Errorf("voip model lacks %s", name)
+		}
+	}
+	tests := []struct {
+		name   string
+		params []cwmp.ParameterValue
+		faults map[string]uint32 // nil: success, and each value reads back
+	}{
+		{"provision a line", []cwmp.ParameterValue{
+			{Name: number, Value: "+31201234567", Type: cwmp.TypeString},
+			{Name: user, Value: "alice", Type: cwmp.TypeString},
+			{Name: pass, Value: "s3cret", Type: cwmp.TypeString},
+			{Name: enable, Value: "Enabled", Type: cwmp.TypeString},
+			{Name: proxy, Value: "sip.example.net", Type: cwmp.TypeString},
+			{Name: port, Value: "5061", Type: cwmp.TypeUnsignedInt},
+		}, nil},
+		{"number sent as xsd:int", []cwmp.ParameterValue{{Name: number, Value: "31201234567", Type: cwmp.TypeInt}}, map[string]uint32{number: cwmp.FaultInvalidParameterType}},
+		{"port that is not a number", []cwmp.ParameterValue{{Name: port, Value: "abc", Type: cwmp.TypeUnsignedInt}}, map[string]uint32{port: cwmp.FaultInvalidParameterValue}},
+		{"one bad value spoils the set", []cwmp.ParameterValue{
+			{Name: user, Value: "bob", Type: cwmp.TypeString},
+			{Name: port, Value: "-1", Type: cwmp.TypeUnsignedInt},
+		}, map[string]uint32{port: cwmp.FaultInvalidParameterValue}},
+		{"read-only status", []cwmp.ParameterValue{{Name: line + "Status", Value: "Up", Type: cwmp.TypeString}}, map[string]uint32{line + "Status": cwmp.FaultNonWritableParameter}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTestTree(t, ModelVoIP, 3)
+			before := map[string]string{}
+			for _, p := range tc.params {
+				before[p.Name], _ = tr.Get(p.Name)
+			}
+			f := tr.SetValues(tc.params, "voip-1")
+			if tc.faults == nil {
+				if f != nil {
+					t.Fatalf("fault %+v", f)
+				}
+				for _, p := range tc.params {
+					if got, _ := tr.Get(p.Name); got != p.Value {
+						t.Errorf("%s = %q, want %q", p.Name, got, p.Value)
+					}
+				}
+				// The password is the device's own: a read gives nothing.
+				got, _ := tr.GetValues([]string{pass})
+				if len(got) != 1 || got[0].Value != "" {
+					t.Errorf("GetParameterValues of the SIP password: %+v", got)
+				}
+				return
+			}
+			if f == nil || f.Code != cwmp.FaultInvalidArguments {
+				t.Fatalf("fault %+v, want 9003", f)
+			}
+			got := map[string]uint32{}
+			for _, pf := range f.SetParameterValuesFaults {
+				got[pf.ParameterName] = pf.FaultCode
+				if !strings.HasPrefix(pf.FaultString, cwmp.FaultMessage(pf.FaultCode)) {
+					t.Errorf("%s: fault string %q", pf.ParameterName, pf.FaultString)
+				}
+			}
+			if len(got) != len(tc.faults) {
+				t.Errorf("per-parameter faults %v, want %v", got, tc.faults)
+			}
+			for n, c := range tc.faults {
+				if got[n] != c {
+					t.Errorf("%s: fault %d, want %d", n, got[n], c)
+				}
+			}
+			for n, v := range before {
+				if now, _ := tr.Get(n); now != v {
+					t.Errorf("%s changed to %q despite the fault", n, now)
+				}
+			}
+		})
+	}
+}
+
+// TestLiveValues: DeviceInfo.UpTime counts the seconds since the device
+// booted and starts again at a reboot; Time.CurrentLocalTime is the
+// clock; MemoryStatus is there on every model. The tree's clock is the
+// test's.
+func TestLiveValues(t *testing.T) {
+	for _, model := range []string{ModelTR098, ModelTR181, ModelVoIP} {
+		t.Run(model, func(t *testing.T) {
+			tr := newTestTree(t, model, 1)
+			now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+			tr.now = func() time.Time { return now }
+			tr.Boot()
+			root := tr.Model().Root
+			uptime := func() string {
+				t.Helper()
+				got, f := tr.GetValues([]string{root + "DeviceInfo.UpTime"})
+				if f != nil || len(got) != 1 || got[0].Type != cwmp.TypeUnsignedInt {
+					t.Fatalf("UpTime: %+v %v", got, f)
+				}
+				return got[0].Value
+			}
+			steps := []struct {
+				advance time.Duration
+				boot    bool
+				want    string
+			}{
+				{0, false, "0"},
+				{90*time.Second + 500*time.Millisecond, false, "90"},
+				{time.Hour, false, "3690"},
+				{0, true, "0"}, // rebooted
+				{5 * time.Second, false, "5"},
+			}
+			for _, st := range steps {
+				now = now.Add(st.advance)
+				if st.boot {
+					tr.Boot()
+				}
+				if got := uptime(); got != st.want {
+					t.Fatalf("after %s (boot %v): UpTime %s, want %s", st.advance, st.boot, got, st.want)
+				}
+			}
+			if v, ok := tr.Get(root + "DeviceInfo.UpTime"); !ok || v != "5" {
+				t.Errorf("Get UpTime = %q", v)
+			}
+			if v, _ := tr.Get(root + "Time.CurrentLocalTime"); v != now.Format(time.RFC3339) {
+				t.Errorf("CurrentLocalTime %q, want %s", v, now.Format(time.RFC3339))
+			}
+
+			mem, f := tr.GetValues([]string{root + "DeviceInfo.MemoryStatus."})
+			if f != nil || len(mem) != 2 {
+				t.Fatalf("MemoryStatus: %+v %v", mem, f)
+			}
+			vals := map[string]uint64{}
+			for _, p := range mem {
+				n, err := strconv.ParseUint(p.Value, 10, 32)
+				if err != nil || p.Type != cwmp.TypeUnsignedInt {
+					t.Fatalf("%s = %q (%s)", p.Name, p.Value, p.Type)
+				}
+				vals[strings.TrimPrefix(p.Name, root+"DeviceInfo.MemoryStatus.")] = n
+			}
+			if vals["Total"] == 0 || vals["Free"] == 0 || vals["Free"] > vals["Total"] {
+				t.Errorf("memory %v", vals)
+			}
+		})
+	}
+}

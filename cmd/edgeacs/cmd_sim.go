@@ -29,7 +29,7 @@ func simCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "acs", Usage: "ACS URL (http or https), required"},
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "number of devices"},
-			&cli.StringFlag{Name: "model", Value: sim.ModelTR098, Usage: "data model: tr098, tr181 or mixed"},
+			&cli.StringFlag{Name: "model", Value: sim.ModelTR098, Usage: "data model: tr098, tr181, voip (a SIP adapter), mixed (tr098 and tr181 alternating) or a comma-separated rotation such as tr098,tr181,voip"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed for serial numbers, MACs and other values"},
 			&cli.DurationFlag{Name: "inform-interval", Usage: "periodic inform interval (default: the template's 300s)"},
 			&cli.StringFlag{Name: "cr-addr", Value: "127.0.0.1:0", Usage: "HTTP connection-request listener, shared by all devices"},
