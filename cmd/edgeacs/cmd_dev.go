@@ -85,7 +85,7 @@ func devCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: defaultDevData, Usage: "data directory (core/, edge/, ca/, cli.yaml, dev.yaml)"},
 			&cli.IntFlag{Name: "sim", Value: 200, Usage: "number of simulated CPEs (0 for none)"},
-			&cli.StringFlag{Name: "model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs: tr098, tr181 or mixed"},
+			&cli.StringFlag{Name: "model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs: tr098, tr181, voip (a SIP adapter), mixed (tr098 and tr181 alternating) or a rotation such as tr098,tr181,voip"},
 			&cli.StringFlag{Name: "api-addr", Value: defaultDevAPIAddr, Usage: "core REST API listen address (loopback: plain HTTP)"},
 			&cli.StringFlag{Name: "cwmp-addr", Value: defaultDevCWMPAddr, Usage: "edge CWMP listen address, for the CPEs"},
 			&cli.StringFlag{Name: "edge-api-addr", Usage: "edge local API listen address", DefaultText: "a free port, kept in dev.yaml"},
