@@ -108,15 +108,9 @@ func devicesList(c *cli.Context) error {
 	if limit > 0 {
 		q.Limit = min(limit, 1000)
 	}
-	devs := []client.Device{}
-	for d, err := range cl.AllDevices(c.Context, q) {
-		if err != nil {
-			return apiFail(c, err)
-		}
-		devs = append(devs, d)
-		if limit > 0 && len(devs) == limit {
-			break
-		}
+	devs, err := collect(cl.AllDevices(c.Context, q), limit)
+	if err != nil {
+		return apiFail(c, err)
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, devs)

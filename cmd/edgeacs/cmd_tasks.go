@@ -118,15 +118,12 @@ func tasksList(c *cli.Context) error {
 	if limit > 0 {
 		q.Limit = min(limit, 1000)
 	}
-	tasks := []client.Task{}
-	for t, err := range cl.AllTasks(c.Context, q) {
-		if err != nil {
-			return apiFail(c, err)
-		}
-		tasks = append(tasks, maskTask(t))
-		if limit > 0 && len(tasks) == limit {
-			break
-		}
+	tasks, err := collect(cl.AllTasks(c.Context, q), limit)
+	if err != nil {
+		return apiFail(c, err)
+	}
+	for i := range tasks {
+		tasks[i] = maskTask(tasks[i])
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, tasks)

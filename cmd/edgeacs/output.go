@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"net/url"
@@ -178,6 +179,22 @@ func findFlag(flags []cli.Flag, name string) cli.Flag {
 		}
 	}
 	return nil
+}
+
+// collect reads a paged listing to its end, or to limit items when limit
+// is positive. The slice is never nil: --json prints [] for none.
+func collect[T any](items iter.Seq2[T, error], limit int) ([]T, error) {
+	out := []T{}
+	for it, err := range items {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 // newTable is a tab-separated table writer that aligns columns.
