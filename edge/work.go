@@ -356,7 +356,8 @@ func (w *SessionWork) transferComplete(r *cwmp.TransferComplete) error {
 		done.Result = res
 		if r.FaultStruct.Code != 0 {
 			done.Status = fleet.StatusFault
-			done.Fault = &fleet.TaskFault{Code: strconv.FormatUint(uint64(r.FaultStruct.Code), 10), Message: r.FaultStruct.String}
+			// The transfer's password is a secret the CPE's words may quote.
+			done.Fault = &fleet.TaskFault{Code: strconv.FormatUint(uint64(r.FaultStruct.Code), 10), Message: fleet.HideSecrets(r.FaultStruct.String, done.Password)}
 		} else {
 			done.Status = fleet.StatusDone
 		}
@@ -710,11 +711,14 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 	t := run.t
 	if f, ok := a.Response.(*cwmp.Fault); ok {
 		w.cur = nil
-		tf := &fleet.TaskFault{Code: strconv.FormatUint(uint64(f.Code), 10), Message: f.String}
+		// The CPE's words may quote a secret it refused; they are kept
+		// and shown, the secret is not.
+		secrets := append(fleet.SecretValues(t.ParameterValues), t.Password)
+		tf := &fleet.TaskFault{Code: strconv.FormatUint(uint64(f.Code), 10), Message: fleet.HideSecrets(f.String, secrets...)}
 		if len(f.SetParameterValuesFaults) > 0 {
 			tf.Detail = make(map[string]string, len(f.SetParameterValuesFaults))
 			for _, pf := range f.SetParameterValuesFaults {
-				tf.Detail[pf.ParameterName] = strconv.FormatUint(uint64(pf.FaultCode), 10) + " " + pf.FaultString
+				tf.Detail[pf.ParameterName] = strconv.FormatUint(uint64(pf.FaultCode), 10) + " " + fleet.HideSecrets(pf.FaultString, secrets...)
 			}
 		}
 		w.finish(t, fleet.StatusFault, t.Result, tf)

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -69,6 +70,7 @@ func addTask(t testing.TB, c *Cache, body string) *fleet.Task {
 
 func TestTaskKinds(t *testing.T) {
 	const ssid = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"
+	const wifiKey = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.PreSharedKey.1.PreSharedKey"
 	tests := []struct {
 		name   string
 		body   string
@@ -205,6 +207,21 @@ func TestTaskKinds(t *testing.T) {
 					t.Errorf("device faults %+v", f)
 				}
 			}},
+		{"cpe fault quoting a secret", `{"name":"setParameterValues","parameterValues":[["` + ssid + `","x","xsd:string"],["` + wifiKey + `","hunter2-secret","xsd:hexBinary"]]}`,
+			func(cwmp.Message) cwmp.Message {
+				f := cwmp.NewFault(cwmp.FaultInvalidArguments, "refused hunter2-secret")
+				f.SetParameterValuesFaults = []cwmp.SetParameterValuesFault{{ParameterName: wifiKey, FaultCode: 9007, FaultString: `value "hunter2-secret" is not hex`}}
+				return f
+			}, 1, fleet.StatusFault,
+			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
+				if tk.Fault.Message != "refused ********" || tk.Fault.Detail[wifiKey] != `9007 value "********" is not hex` {
+					t.Errorf("fault %+v, want the CPE's words without the secret", tk.Fault)
+				}
+				f, _ := c.Faults(devID)
+				if b, _ := json.Marshal(f); len(f) != 1 || strings.Contains(string(b), "hunter2") {
+					t.Errorf("device faults %s, want one, without the secret", b)
+				}
+			}},
 		{"mismatching response", `{"name":"getRPCMethods"}`,
 			func(cwmp.Message) cwmp.Message { return &cwmp.RebootResponse{} }, 1, fleet.StatusFault,
 			func(t *testing.T, c *Cache, tk *fleet.Task, _ []cwmp.Message) {
@@ -279,7 +296,7 @@ func TestSessionOrderAndStops(t *testing.T) {
 
 func TestDroppedSessionKeepsCommandKey(t *testing.T) {
 	c := newDevice(t)
-	tk := addTask(t, c, `{"name":"download","url":"http://files/fw.bin"}`)
+	tk := addTask(t, c, `{"name":"download","url":"http://files/fw.bin","username":"u","password":"ftp-secret-9"}`)
 	w := mustBegin(t, c, tr098("SN1"), t0)
 	first := w.Next().(*cwmp.Download)
 	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusRunning {
@@ -322,11 +339,12 @@ func TestDroppedSessionKeepsCommandKey(t *testing.T) {
 	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: "unknown"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: first.CommandKey, FaultStruct: cwmp.FaultStruct{Code: 9010, String: "bad image"}}); err != nil {
+	if err := w.CPERequest(&cwmp.TransferComplete{CommandKey: first.CommandKey, FaultStruct: cwmp.FaultStruct{Code: 9010, String: "bad image from u:ftp-secret-9@files"}}); err != nil {
 		t.Fatal(err)
 	}
-	// Visible at once, before the session ends: the CPE was told it is delivered.
-	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusFault || got.Fault.Code != "9010" {
+	// Visible at once, before the session ends: the CPE was told it is
+	// delivered. The CPE's words keep the transfer password out.
+	if got, _ := c.Task(tk.ID); got.Status != fleet.StatusFault || got.Fault.Code != "9010" || got.Fault.Message != "bad image from u:********@files" {
 		t.Fatalf("after TransferComplete: %+v", got)
 	}
 	if got := <-waited; got == nil || got.Status != fleet.StatusFault {

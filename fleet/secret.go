@@ -37,6 +37,38 @@ func IsSecretParameter(path string) bool {
 	return false
 }
 
+// SecretMask stands for a secret value in text meant for people: the CLI
+// shows every secret parameter's value as it, and a CPE's words that quote
+// a secret are kept with the secret replaced by it (HideSecrets).
+const SecretMask = "********"
+
+// SecretValues are the values pvs gives secret parameters
+// (IsSecretParameter), the empty ones left out.
+func SecretValues(pvs []ParameterValue) []string {
+	var out []string
+	for _, pv := range pvs {
+		if pv.Value != "" && IsSecretParameter(pv.Name) {
+			out = append(out, pv.Value)
+		}
+	}
+	return out
+}
+
+// HideSecrets is text with every occurrence of each non-empty secret
+// replaced by SecretMask. A CPE's fault string may quote the value it
+// refused (`value "hunter2" is not a valid xsd:hexBinary`); the string is
+// stored, synced and shown like any other, so it must be cleaned where it
+// enters, before anything keeps it. Longer secrets go first, so one that
+// contains another is hidden whole.
+func HideSecrets(text string, secrets ...string) string {
+	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s == "" })
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range secrets {
+		text = strings.ReplaceAll(text, s, SecretMask)
+	}
+	return text
+}
+
 // RedactedPassword is what TaskView.Redacted lists for a hidden transfer
 // password (Download and Upload tasks' password).
 const RedactedPassword = "password"

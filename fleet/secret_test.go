@@ -90,3 +90,32 @@ func TestPublicParameters(t *testing.T) {
 		t.Error("a device without parameters shows {}, not null")
 	}
 }
+
+// TestHideSecrets: a CPE's fault text that quotes a secret it refused is
+// kept without it.
+func TestHideSecrets(t *testing.T) {
+	const psk = "Device.WiFi.AccessPoint.1.Security.PreSharedKey"
+	pvs := []ParameterValue{{Name: "Device.WiFi.SSID.1.SSID", Value: "home"}, {Name: psk, Value: "hunter2"}, {Name: "Device.Users.User.1.Password", Value: ""}}
+	if got := SecretValues(pvs); !slices.Equal(got, []string{"hunter2"}) {
+		t.Fatalf("SecretValues = %q, want only the PSK's (the SSID is no secret, an empty value hides nothing)", got)
+	}
+	tests := []struct {
+		name, text string
+		secrets    []string
+		want       string
+	}{
+		{"quoted", `value "hunter2" is not a valid xsd:hexBinary`, []string{"hunter2"}, `value "********" is not a valid xsd:hexBinary`},
+		{"every occurrence", "hunter2 hunter2", []string{"hunter2"}, "******** ********"},
+		{"longest first", `"hunter2-long" and "hunter2"`, []string{"hunter2", "hunter2-long"}, `"********" and "********"`},
+		{"no secret", "Invalid parameter type", nil, "Invalid parameter type"},
+		{"empty secret", "Invalid parameter type", []string{""}, "Invalid parameter type"},
+		{"not quoted", "Invalid parameter type", []string{"hunter2"}, "Invalid parameter type"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := HideSecrets(tc.text, tc.secrets...); got != tc.want {
+				t.Errorf("HideSecrets(%q, %q) = %q, want %q", tc.text, tc.secrets, got, tc.want)
+			}
+		})
+	}
+}

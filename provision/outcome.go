@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // Fault codes a run records (GenieACS's where it has one). A CPE's own
@@ -178,13 +179,23 @@ func (r *Run) answerFault(t MutableTree, info *rpcInfo, req cwmp.Message, f *cwm
 	if !info.strict && ApplyFault(t, req, f) {
 		return
 	}
-	flt := Fault{Code: CPEFaultCode(f.Code), Message: f.String}
+	// The CPE's words may quote a secret value it refused; they are kept
+	// and shown, the secret is not.
+	var secrets []string
+	if spv, ok := req.(*cwmp.SetParameterValues); ok {
+		for _, pv := range spv.ParameterList {
+			if fleet.IsSecretParameter(pv.Name) {
+				secrets = append(secrets, pv.Value)
+			}
+		}
+	}
+	flt := Fault{Code: CPEFaultCode(f.Code), Message: fleet.HideSecrets(f.String, secrets...)}
 	chans := info.chans
 	if len(f.SetParameterValuesFaults) > 0 {
 		flt.Detail = make(map[string]string, len(f.SetParameterValuesFaults))
 		var named uint64
 		for _, pf := range f.SetParameterValuesFaults {
-			flt.Detail[pf.ParameterName] = strconv.FormatUint(uint64(pf.FaultCode), 10) + " " + pf.FaultString
+			flt.Detail[pf.ParameterName] = strconv.FormatUint(uint64(pf.FaultCode), 10) + " " + fleet.HideSecrets(pf.FaultString, secrets...)
 			named |= info.names[pf.ParameterName]
 		}
 		// The CPE rejects an SPV whole: the channels whose parameters it

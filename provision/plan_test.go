@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 const (
@@ -297,6 +298,18 @@ func TestPlan(t *testing.T) {
 				}
 				if _, ok := out.Faults["good"]; ok || !out.Tags["seen"] {
 					t.Errorf("good: faults %+v, tags %v", out.Faults, out.Tags)
+				}
+			},
+		},
+		{
+			name: "a CPE fault quoting a secret value keeps the words, not the secret", model: "tr181", setup: warm,
+			chans: []chanProvs{ch("key", p("value", "Device.WiFi.AccessPoint.1.Security.PreSharedKey", "not-hex-secret"))},
+			want:  []string{"SPV Device.WiFi.AccessPoint.1.Security.PreSharedKey=not-hex-secret"},
+			check: func(t *testing.T, h *harness, out *Outcome) {
+				f, ok := out.Faults["key"]
+				if d := f.Detail["Device.WiFi.AccessPoint.1.Security.PreSharedKey"]; !ok || !strings.HasPrefix(d, "9007") ||
+					strings.Contains(d+f.Message, "not-hex-secret") || !strings.Contains(d, fleet.SecretMask) {
+					t.Errorf("key fault = %+v, want 9007 in words without the secret", f)
 				}
 			},
 		},

@@ -311,7 +311,9 @@ func (t *Tree) SetValues(params []cwmp.ParameterValue, key string) *cwmp.Fault {
 		default:
 			v, err := normalizeValue(g.typ, p.Value)
 			if err != nil {
-				code, msg = cwmp.FaultInvalidParameterValue, err.Error()
+				// A CPE's words, which quote the value as many do, not
+				// Go's error chain.
+				code, msg = cwmp.FaultInvalidParameterValue, strings.TrimSuffix(err.Error(), ": "+cwmp.ErrInvalidValue.Error())
 			}
 			vals[k] = v
 		}

@@ -247,6 +247,9 @@ func TestSetValues(t *testing.T) {
 		got := map[string]uint32{}
 		for _, pf := range f.SetParameterValuesFaults {
 			got[pf.ParameterName] = pf.FaultCode
+			if want := cwmp.FaultMessage(pf.FaultCode) + ": "; !strings.HasPrefix(pf.FaultString, want) || strings.Contains(pf.FaultString, "cwmp:") {
+				t.Errorf("%s: %s fault string %q, want %q and the CPE's reason, no Go error chain", tc.name, pf.ParameterName, pf.FaultString, want)
+			}
 		}
 		if len(got) != len(tc.faults) {
 			t.Errorf("%s: per-parameter faults %v, want %v", tc.name, got, tc.faults)

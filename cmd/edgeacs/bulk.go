@@ -148,7 +148,7 @@ func runBulk(c *cli.Context, cl *client.Client, filter string, req client.TaskRe
 		case !o.Status.Final():
 			pending++
 		default:
-			t := client.Task{Task: &fleet.Task{ID: o.Task, Status: o.Status, Fault: o.Fault}}
+			t := client.Task{Task: &fleet.Task{ID: o.Task, Device: o.Device, Status: o.Status, Fault: o.Fault, ParameterValues: req.ParameterValues}}
 			lines = append(lines, faultLines(cmdName(c)+": "+o.Device+": ", t)...)
 		}
 	}

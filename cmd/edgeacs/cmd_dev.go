@@ -85,7 +85,7 @@ func devCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Value: defaultDevData, Usage: "data directory (core/, edge/, ca/, cli.yaml, dev.yaml)"},
 			&cli.IntFlag{Name: "sim", Value: 200, Usage: "number of simulated CPEs (0 for none)"},
-			&cli.StringFlag{Name: "model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs: tr098, tr181, voip (a SIP adapter), mixed (tr098 and tr181 alternating) or a rotation such as tr098,tr181,voip"},
+			&cli.StringFlag{Name: "model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs: tr098, tr181, voip (a SIP adapter), mixed (tr098 and tr181 alternating) or a comma-separated rotation such as tr098,tr181,voip"},
 			&cli.StringFlag{Name: "api-addr", Value: defaultDevAPIAddr, Usage: "core REST API listen address (loopback: plain HTTP)"},
 			&cli.StringFlag{Name: "cwmp-addr", Value: defaultDevCWMPAddr, Usage: "edge CWMP listen address, for the CPEs"},
 			&cli.StringFlag{Name: "edge-api-addr", Usage: "edge local API listen address", DefaultText: "a free port, kept in dev.yaml"},
@@ -584,7 +584,7 @@ func (d *devSystem) waitReady(ctx context.Context) error {
 func (d *devSystem) printReady(w io.Writer, took time.Duration) {
 	o, ea := d.opts, d.edge.Addrs()
 	data := displayPath(o.data)
-	bin := filepath.Clean(os.Args[0])
+	bin := typedCommand(os.Args[0])
 	fmt.Fprintf(w, "\nedgeacs dev is ready (%.1fs): core %s (one voter) ← QUIC sync ← edge %s", took.Seconds(), devCoreID, devEdgeID)
 	if d.fleet != nil {
 		fmt.Fprintf(w, " ← %d simulated CPEs (%s)", d.fleet.Len(), o.model)
@@ -628,6 +628,17 @@ func (d *devSystem) printReady(w io.Writer, took time.Duration) {
 		fmt.Fprintf(w, "  %s %s\n", bin, c)
 	}
 	fmt.Fprintf(w, "\nCtrl-C stops everything; running it again reuses %s.\n", data)
+}
+
+// typedCommand is how to type the command that was run as arg0 again,
+// from the same folder: a path stays a path ("./edgeacs" is not
+// "edgeacs", which the shell looks up in PATH), a bare name stays a name.
+func typedCommand(arg0 string) string {
+	p := filepath.Clean(arg0)
+	if strings.ContainsRune(arg0, filepath.Separator) && !strings.ContainsRune(p, filepath.Separator) {
+		return "." + string(filepath.Separator) + p
+	}
+	return p
 }
 
 // displayPath shows p relative to the working directory when it is below

@@ -80,6 +80,24 @@ func coreFreeTCP(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// TestTypedCommand: the ready banner's commands run when typed in the
+// same folder: a binary started by path keeps its path.
+func TestTypedCommand(t *testing.T) {
+	tests := []struct{ arg0, want string }{
+		{"./edgeacs", "./edgeacs"},
+		{"./bin/edgeacs", "bin/edgeacs"},
+		{"bin/edgeacs", "bin/edgeacs"},
+		{"edgeacs", "edgeacs"}, // found in PATH: typed the same way
+		{"/usr/local/bin/edgeacs", "/usr/local/bin/edgeacs"},
+		{"bin/../edgeacs", "./edgeacs"},
+	}
+	for _, tc := range tests {
+		if got := typedCommand(tc.arg0); got != tc.want {
+			t.Errorf("typedCommand(%q) = %q, want %q", tc.arg0, got, tc.want)
+		}
+	}
+}
+
 func TestDevUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad")

@@ -10,6 +10,7 @@ package main
 // expression selects, and a progress bar follows them (bulk.go).
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -305,11 +306,23 @@ func faultLines(prefix string, t client.Task) []string {
 	for _, name := range slices.SortedFunc(maps.Keys(f.Detail), comparePaths) {
 		line := prefix + name + ": fault " + f.Detail[name]
 		if strings.HasPrefix(f.Detail[name], "9006") {
-			line += " (give the type: PATH=VALUE:TYPE)"
+			line += typeHint(t, name)
 		}
 		lines = append(lines, line)
 	}
 	return lines
+}
+
+// typeHint is what to do about a 9006 (invalid parameter type) on name:
+// the type the task sent was not the device's, which get shows.
+func typeHint(t client.Task, name string) string {
+	dev := cmp.Or(t.Device, "DEVICE")
+	for _, pv := range t.ParameterValues {
+		if pv.Name == name && pv.Type != "" {
+			return " (sent as " + pv.Type + "; edgeacs get " + dev + " " + name + " shows the device's type)"
+		}
+	}
+	return " (give the type: PATH=VALUE:TYPE)"
 }
 
 // faultText is "code message", without the message repeating the code.

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -174,14 +176,19 @@ func printTask(w io.Writer, t client.Task) {
 	row("URL", t.URL)
 	if t.Fault != nil {
 		row("Fault", faultText(t.Fault.Code, t.Fault.Message))
-		for name, d := range t.Fault.Detail {
-			row("  "+name, d)
-		}
 	}
 	if t.Result != nil && t.Result.InstanceNumber > 0 {
 		row("Instance", fmt.Sprint(t.Result.InstanceNumber))
 	}
 	tw.Flush()
+	// One line per parameter the CPE refused, as set prints them: outside
+	// the table, whose first column a long path would widen.
+	if t.Fault != nil && len(t.Fault.Detail) > 0 {
+		fmt.Fprintln(w, "\nRefused parameters:")
+		for _, name := range slices.SortedFunc(maps.Keys(t.Fault.Detail), comparePaths) {
+			fmt.Fprintf(w, "%s: %s\n", name, oneLine(t.Fault.Detail[name]))
+		}
+	}
 	if len(t.ParameterValues) > 0 {
 		fmt.Fprintln(w, "\nValues sent:")
 		printValues(w, t.ParameterValues, t.Redacted)

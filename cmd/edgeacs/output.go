@@ -30,7 +30,7 @@ import (
 
 // secretMask stands for a secret parameter's value in every output: the
 // API never returns it, and the CLI never echoes one it sent.
-const secretMask = "********"
+const secretMask = fleet.SecretMask
 
 // isSecret reports whether the value of the parameter name is to be
 // masked: a secret by its name (fleet.IsSecretParameter), or one the API

@@ -110,6 +110,61 @@ func TestMaskTask(t *testing.T) {
 	}
 }
 
+// TestFaultLines: why a task did not end done, one line per problem; a
+// 9006 says which type was sent, when the task says, since the CPE's own
+// text often does not.
+func TestFaultLines(t *testing.T) {
+	const enable, number = "IGD.Line.1.Enable", "IGD.Line.1.DirectoryNumber"
+	spv := func(pvs []fleet.ParameterValue, detail map[string]string) client.Task {
+		return client.Task{Task: &fleet.Task{ID: "t1", Device: "dev1", Name: fleet.TaskSetParameterValues, Status: fleet.StatusFault, ParameterValues: pvs,
+			Fault: &fleet.TaskFault{Code: "9003", Message: "Invalid arguments", Detail: detail}}}
+	}
+	tests := []struct {
+		name string
+		task client.Task
+		want []string
+	}{
+		{"one line per parameter, in path order",
+			spv([]fleet.ParameterValue{{Name: number, Value: "1", Type: "xsd:string"}, {Name: enable, Value: "abc", Type: "xsd:boolean"}},
+				map[string]string{number: "9007 Invalid parameter value", enable: "9006 Invalid parameter type"}),
+			[]string{"p: " + number + ": fault 9007 Invalid parameter value",
+				"p: " + enable + ": fault 9006 Invalid parameter type (sent as xsd:boolean; edgeacs get dev1 " + enable + " shows the device's type)"}},
+		{"a 9006 on a value sent without a type",
+			spv([]fleet.ParameterValue{{Name: enable, Value: "abc"}}, map[string]string{enable: "9006 Invalid parameter type"}),
+			[]string{"p: " + enable + ": fault 9006 Invalid parameter type (give the type: PATH=VALUE:TYPE)"}},
+		{"a fault without detail",
+			client.Task{Task: &fleet.Task{ID: "t2", Status: fleet.StatusFault, Fault: &fleet.TaskFault{Code: "9001", Message: "9001 Request denied"}}},
+			[]string{"p: fault 9001 Request denied"}},
+		{"expired",
+			client.Task{Task: &fleet.Task{ID: "t3", Status: fleet.StatusExpired}},
+			[]string{"p: task t3 expired before the device ran it"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := faultLines("p: ", tc.task); !slices.Equal(got, tc.want) {
+				t.Errorf("faultLines:\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPrintTaskRefusedParameters: tasks show lists the parameters a CPE
+// refused after the fields, one line each in path order, so that a long
+// path does not widen the fields' column.
+func TestPrintTaskRefusedParameters(t *testing.T) {
+	const long = "InternetGatewayDevice.Services.VoiceService.1.VoiceProfile.1.Line.1.CallingFeatures.CallerIDEnable"
+	tk := client.Task{Task: &fleet.Task{ID: "t1", Device: "d1", Name: fleet.TaskSetParameterValues, Status: fleet.StatusFault,
+		Fault: &fleet.TaskFault{Code: "9003", Message: "Invalid arguments", Detail: map[string]string{long: "9007 Invalid parameter value", "A.B": "9006 Invalid parameter type"}}}}
+	var b bytes.Buffer
+	printTask(&b, tk)
+	out := b.String()
+	for _, want := range []string{"Task     t1\n", "Fault    9003 Invalid arguments\n", "\nRefused parameters:\nA.B: 9006 Invalid parameter type\n" + long + ": 9007 Invalid parameter value\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tasks show lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // TestProgressDraws: on a terminal the bar shows the counts; elsewhere
 // nothing is drawn.
 func TestProgressDraws(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,8 +139,8 @@ func TestDevCommand(t *testing.T) {
 	token := cliToken(t, conf)
 
 	edges := fleetCmd(t, bin, dir, "edges", "list")
-	if !strings.Contains(edges, "edge1") || !strings.Contains(edges, "true") {
-		t.Fatalf("edges list: want edge1 connected:\n%s", edges)
+	if !regexp.MustCompile(`(?m)^edge1 +\S+ +up `).MatchString(edges) {
+		t.Fatalf("edges list: want edge1 with its link up:\n%s", edges)
 	}
 	status := fleetCmd(t, bin, dir, "cluster", "status")
 	if !strings.Contains(status, "core1") || !strings.Contains(status, raft) || !strings.Contains(status, "leader") {
