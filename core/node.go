@@ -958,9 +958,11 @@ type ClusterServer struct {
 const StateUnreachable = "unreachable"
 
 // clusterProbeTimeout bounds the question ProbeStatus asks each member: a
-// live member on a LAN answers in milliseconds, and an operator waits no
-// longer than this for the status of a cluster with a member down.
-const clusterProbeTimeout = 2 * time.Second
+// live member on a LAN answers in milliseconds, and an operator (or a
+// script polling the status with its own short timeout while a member is
+// paused or cut off) waits no longer than this for the status of a
+// cluster with a member down.
+const clusterProbeTimeout = 750 * time.Millisecond
 
 // ClusterStatus is the body of GET /api/v1/cluster.
 type ClusterStatus struct {

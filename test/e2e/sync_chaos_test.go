@@ -41,6 +41,10 @@ type chaosTask struct {
 // chaosClient bounds every request: a paused node must not hang a writer.
 var chaosClient = &http.Client{Timeout: time.Second}
 
+// statusClient reads GET /api/v1/cluster, which waits for every member's
+// answer (or the core's probe timeout).
+var statusClient = &http.Client{Timeout: 5 * time.Second}
+
 // getJSON GETs url into out; it returns the status and the next-page cursor.
 func getJSON(client *http.Client, u string, out any) (int, string, error) {
 	resp, err := client.Get(u)
@@ -223,7 +227,10 @@ func (c *chaosCluster) waitLeader(not string, d time.Duration) *coreProc {
 		live := c.live()
 		for _, p := range live {
 			var st coreStatus
-			code, _, err := getJSON(chaosClient, "http://"+p.api+"/api/v1/cluster", &st)
+			// The status asks every member; one paused costs the probe's
+			// timeout (under a second), so this read gets more than
+			// chaosClient's second.
+			code, _, err := getJSON(statusClient, "http://"+p.api+"/api/v1/cluster", &st)
 			if err != nil || code != 200 || st.Leader == "" || st.Leader == not || len(st.Servers) != len(c.s.cores) {
 				return false
 			}
