@@ -168,13 +168,17 @@ func presetErrorBody(err error) map[string]any {
 
 // ValidateProvision checks a provision script as PUT
 // /api/v1/provisions/{name} receives it: the name and size bounds every
-// edge relies on, then that the script compiles, as every edge will
-// compile it. A syntax error is a 400 here, with its line and column (a
-// *script.CompileError, which provisionErrorBody puts in the answer),
-// rather than a fault at every device that runs it.
+// edge relies on, a name that is not a built-in provision's (a preset
+// naming it would run the built-in), then that the script compiles, as
+// every edge will compile it. A syntax error is a 400 here, with its
+// line and column (a *script.CompileError, which provisionErrorBody puts
+// in the answer), rather than a fault at every device that runs it.
 func ValidateProvision(p *fleet.Provision) error {
 	if err := checkStoredProvision(p); err != nil {
 		return err
+	}
+	if err := provision.CheckScriptName(p.Name); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	if _, err := script.Compile(p.Name, p.Script); err != nil {
 		return fmt.Errorf("%w: provision %s: %w", ErrBadRequest, p.Name, err)

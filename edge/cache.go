@@ -19,6 +19,7 @@ import (
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/edgeacs/edgeacs/internal/badgergc"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
 // ErrNotFound means an unknown device, task or file (the API answers
@@ -108,6 +109,9 @@ type CacheOptions struct {
 	// next session ends it as fault "timeout". Zero means
 	// DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
+	// ScriptLimits bound each run of a provision script in a session
+	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
+	ScriptLimits script.Limits
 }
 
 // DefaultDownloadTimeout is CacheOptions.DownloadTimeout's default, the
@@ -248,6 +252,8 @@ type Cache struct {
 
 	// presets are the stored presets, compiled (presets.go).
 	presets presetCache
+	// scripts are the stored provision scripts, compiled (scripts.go).
+	scripts scriptCache
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the

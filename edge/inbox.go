@@ -71,6 +71,8 @@ type downEffects struct {
 	tokens []string
 	// presets: a preset was stored or deleted; the compiled set is stale.
 	presets bool
+	// provisions: a provision script was stored or deleted.
+	provisions bool
 }
 
 // StoreDownlink stores downlink records and the positions they reach in
@@ -317,8 +319,10 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 		eff.presets = true
 		return txn.Delete([]byte(pPreset + r.Name))
 	case fleet.DownProvision:
+		eff.provisions = true
 		return setRecord(txn, pProv+r.Provision.Name, r.Provision)
 	case fleet.DownProvisionDelete:
+		eff.provisions = true
 		return txn.Delete([]byte(pProv + r.Name))
 	case fleet.DownFile:
 		eff.fileMetas = append(eff.fileMetas, r.File.Name)
@@ -345,6 +349,9 @@ func (c *Cache) downCommitted(eff downEffects) {
 	c.refreshTokens(eff.tokens)
 	if eff.presets {
 		c.presetsChanged()
+	}
+	if eff.provisions {
+		c.provisionsChanged()
 	}
 	for _, id := range eff.tasks {
 		c.notify(id)

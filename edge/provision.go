@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,13 +17,14 @@ import (
 	"github.com/edgeacs/edgeacs/provision"
 	"github.com/edgeacs/edgeacs/provision/expr"
 	"github.com/edgeacs/edgeacs/provision/preset"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
 // Edge-side fault codes of preset channels (the engine's own are
 // provision.Fault*: cwmp.<code>, too_many_commits, too_many_rpcs, ...).
 const (
-	// FaultCodeUnknownProvision: a preset names a provision that is not
-	// a built-in (provision scripts do not run at the edge yet).
+	// FaultCodeUnknownProvision: a preset names a provision that is
+	// neither a built-in nor a stored provision script.
 	FaultCodeUnknownProvision = "unknown_provision"
 	// FaultCodeInvalidArguments: a built-in's arguments are unusable
 	// (GenieACS: "Invalid arguments").
@@ -84,6 +86,9 @@ type provSession struct {
 	stage  provStage
 	cycle  int
 	active []*preset.Compiled // matched and declared in this cycle
+	// execs are the provision scripts of this cycle's matched presets,
+	// stepped before every plan (see stepScripts).
+	execs []*provExec
 	// changers are the presets matched in a cycle that changed the device.
 	changers map[string]*preset.Compiled
 	mark     int // changes() when the cycle started
@@ -134,6 +139,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 		writes:   map[string]int{},
 		changers: map[string]*preset.Compiled{},
 	}
+	p.tree.setSynth(w.dev)
 	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile})
 	if paths := preset.Prefetch(all, s); len(paths) > 0 {
 		col, _ := p.run.Channel(prefetchChannel)
@@ -194,9 +200,16 @@ func (p *provSession) next() cwmp.Message {
 			p.sent = m
 			return m
 		}
+		p.stepScripts(false)
 		msgs, done := p.run.Next(p.tree)
 		if !done {
 			p.batch = msgs
+			continue
+		}
+		if p.scriptsPending() {
+			// The engine is idle and a script waits: replay it now,
+			// whatever it waits for (Exec bounds the replays).
+			p.stepScripts(true)
 			continue
 		}
 		if !p.advance() {
@@ -206,6 +219,38 @@ func (p *provSession) next() cwmp.Message {
 	p.stage = stageDone
 	p.finish()
 	return nil
+}
+
+// provExec is one provision script's execution in a cycle: the preset
+// and provision that named it, for the log.
+type provExec struct {
+	x       *script.Exec
+	preset  string
+	name    string
+	channel string
+}
+
+// stepScripts runs the cycle's scripts that are due: a first run, or a
+// replay once what a blocked run read is settled (idle: the engine has
+// nothing left to do, so replay the blocked ones now). Their
+// declarations go to the run before it plans (GenieACS's commit, minus
+// the replay per RPC: see provision/script).
+func (p *provSession) stepScripts(idle bool) {
+	for _, e := range p.execs {
+		if _, err := e.x.Step(context.Background(), idle); err != nil {
+			p.w.c.log.Warn("provision script not run", "device", p.w.dev.ID, "provision", e.name, "err", err)
+		}
+	}
+}
+
+// scriptsPending reports whether a script of the cycle has yet to finish.
+func (p *provSession) scriptsPending() bool {
+	for _, e := range p.execs {
+		if !e.x.Done() {
+			return true
+		}
+	}
+	return false
 }
 
 // answer applies the CPE's answer to the RPC next returned last.
@@ -296,6 +341,7 @@ func (p *provSession) declare() bool {
 		matched := preset.Match(p.all, preset.Session{Events: p.w.dev.LastEvents, Now: p.now, Env: env, Faulted: p.isFaulted})
 		p.active = matched
 		p.run.Reset()
+		p.execs = p.execs[:0]
 		retry := false
 		for _, g := range preset.Groups(matched) {
 			if err := p.declareGroup(g, env); err != nil {
@@ -318,20 +364,53 @@ func (p *provSession) declareGroup(g preset.Group, env expr.Env) *provision.Faul
 	}
 	for _, ps := range g.Presets {
 		for _, pr := range ps.Provisions {
-			if !provision.Builtin(pr.Name) {
-				return &provision.Fault{Code: FaultCodeUnknownProvision,
-					Message: fmt.Sprintf("preset %q: unknown provision %q (not a built-in; provision scripts do not run at the edge yet)", ps.Name, pr.Name)}
-			}
 			vals := pr.Values(env)
 			args := make([]any, len(vals))
 			for i, v := range vals {
 				args[i] = v.Any()
+			}
+			if !provision.Builtin(pr.Name) {
+				if f := p.startScript(col, ps, pr.Name, args); f != nil {
+					return f
+				}
+				continue
 			}
 			if err := col.Provision(pr.Name, args...); err != nil {
 				return &provision.Fault{Code: FaultCodeInvalidArguments, Message: fmt.Sprintf("preset %q: %v", ps.Name, err)}
 			}
 		}
 	}
+	return nil
+}
+
+// startScript prepares the run of the provision script a preset names
+// (built-ins win: a script cannot be stored under a built-in's name). It
+// first runs at the next plan; its declarations go to the preset's
+// channel, so its faults stop that channel only.
+func (p *provSession) startScript(col *provision.Collector, ps *preset.Compiled, name string, args []any) *provision.Fault {
+	s, found, err := p.w.c.provisionScript(name)
+	switch {
+	case !found:
+		return &provision.Fault{Code: FaultCodeUnknownProvision,
+			Message: fmt.Sprintf("preset %q: unknown provision %q: neither a built-in nor a stored provision script", ps.Name, name)}
+	case err != nil:
+		return &provision.Fault{Code: script.FaultScript, Message: fmt.Sprintf("preset %q: provision %q: %v", ps.Name, name, err)}
+	}
+	for i, a := range args {
+		if t, ok := a.(time.Time); ok {
+			args[i] = float64(t.UnixMilli()) // a Date's number, as a script reads times
+		}
+	}
+	ch := col.Name()
+	x, err := s.Start(script.Env{Collector: col, Tree: p.tree, Now: p.run.Now(), DeviceID: p.w.dev.ID, Args: args,
+		Limits: p.w.c.opts.ScriptLimits,
+		Log: func(msg string) {
+			p.w.c.log.Info("provision script", "device", p.w.dev.ID, "channel", ch, "provision", name, "msg", msg)
+		}})
+	if err != nil {
+		return &provision.Fault{Code: script.FaultScript, Message: fmt.Sprintf("preset %q: provision %q: %v", ps.Name, name, err)}
+	}
+	p.execs = append(p.execs, &provExec{x: x, preset: ps.Name, name: name, channel: ch})
 	return nil
 }
 

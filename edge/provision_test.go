@@ -558,7 +558,7 @@ func TestPresetsCompiledOnce(t *testing.T) {
 // their first (0 BOOTSTRAP) session: the SSID and the periodic inform
 // interval land on the devices and in the cache, next to the
 // connection-request credentials the edge sets itself; a preset naming a
-// provision script (not run at the edge yet) faults its own channel,
+// provision the edge does not store faults its own channel,
 // which the device's faults route shows.
 func TestE2EPresetOnBootstrap(t *testing.T) {
 	e := startEdge(t, "", nil)
