@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -60,37 +59,8 @@ func ValidatePreset(p *fleet.Preset) error {
 	if p.Provisions == nil {
 		return fmt.Errorf("%w: preset %s: provisions must be an array of arrays", ErrBadRequest, p.Name)
 	}
-	c, err := preset.Compile(p)
-	if err != nil {
+	if err := preset.Validate(p); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	// A dry run of the built-ins: the same parser and argument checks the
-	// edge's session applies. A provision with an expression argument is
-	// checked only by the edge, where the expression has its values.
-	run := provision.NewRun(provision.Options{Now: time.Unix(0, 0)})
-	col, err := run.Channel(c.Channel)
-	if err != nil {
-		return fmt.Errorf("%w: preset %s: %w", ErrBadRequest, p.Name, err)
-	}
-	for i, pr := range c.Provisions {
-		if !provision.Builtin(pr.Name) {
-			continue // a provision script's: checked when it runs
-		}
-		args := make([]any, 0, len(pr.Args))
-		for _, a := range pr.Args {
-			v, ok := a.Literal()
-			if !ok {
-				args = nil
-				break
-			}
-			args = append(args, v.Any())
-		}
-		if args == nil && len(pr.Args) > 0 {
-			continue
-		}
-		if err := col.Provision(pr.Name, args...); err != nil && !errors.Is(err, provision.ErrTooMany) {
-			return fmt.Errorf("%w: %w", ErrBadRequest, &preset.Error{Preset: p.Name, Field: fmt.Sprintf("provisions[%d]", i), Err: err})
-		}
 	}
 	return nil
 }
@@ -154,15 +124,8 @@ func jsonArgument(a any, depth int) bool {
 // refused: the message, and where the error is (the field, and for a
 // precondition its line and column), so a tool can point at it.
 func presetErrorBody(err error) map[string]any {
-	body := map[string]any{"error": err.Error()}
-	var pe *preset.Error
-	if errors.As(err, &pe) {
-		body["field"] = pe.Field
-	}
-	var ee *expr.Error
-	if errors.As(err, &ee) {
-		body["line"], body["column"], body["offset"] = ee.Line, ee.Column, ee.Offset
-	}
+	body := preset.ErrorFields(err)
+	body["error"] = err.Error()
 	return body
 }
 

@@ -25,11 +25,10 @@ import (
 // share in nbi/nbihttp.
 //
 // Answered on purpose without doing what GenieACS does:
-//   - PUT/DELETE /presets/{name}: 405; an edge runs the presets its core
-//     sends and has none of its own.
+//   - PUT/DELETE /presets/{name} and /provisions/{name}: 405 on an edge
+//     synced to a core, which runs those its core sends; a standalone
+//     edge stores its own (as /api/v1/presets and /api/v1/provisions).
 //   - POST/DELETE /devices/{id}/tags/{tag}: 405; tags live on the core.
-//   - PUT/DELETE /provisions/{name}: 405; provisions come from the core,
-//     as presets do.
 //   - DELETE /faults/{id} of an unknown fault: 404 (GenieACS answers 200).
 //   - Queries on _tags match nothing: an edge does not know tags (the
 //     core does).
@@ -62,19 +61,24 @@ func (a *api) nbiRoutes(mux *apiauth.Mux, route func(string, map[string]http.Han
 		route(p, map[string]http.HandlerFunc{"GET": a.nbiFaults})
 	}
 	route("/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.nbiDeleteFault})
-	mux.HandleFunc("/presets/{name}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "")
-		nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
-			"%s /presets/%s: an edge has no presets of its own: it runs those its core sends (PUT /presets/{name} on a core node)",
-			r.Method, r.PathValue("name")))
-	})
+	if a.cfg.LocalProvisioning {
+		route("/presets/{name}", map[string]http.HandlerFunc{"PUT": a.putPreset, "DELETE": nbihttp.OK(a.deletePreset)})
+		route("/provisions/{name}", map[string]http.HandlerFunc{"PUT": a.putProvision, "DELETE": nbihttp.OK(a.deleteProvision)})
+	} else {
+		mux.HandleFunc("/presets/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "")
+			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+				"%s /presets/%s: an edge synced to a core runs the presets its core sends (PUT /presets/{name} on a core node)",
+				r.Method, r.PathValue("name")))
+		})
+		mux.HandleFunc("/provisions/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "")
+			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+				"%s /provisions/%s: provisions come from the core: an edge synced to one runs those its core sends (PUT /provisions/{name} on a core node)",
+				r.Method, r.PathValue("name")))
+		})
+	}
 	route("/files/{name}", map[string]http.HandlerFunc{"PUT": a.putFile, "DELETE": nbihttp.OK(a.deleteFile)})
-	mux.HandleFunc("/provisions/{name}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "")
-		nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
-			"%s /provisions/%s: provisions come from the core: an edge runs those its core sends (PUT /provisions/{name} on a core node)",
-			r.Method, r.PathValue("name")))
-	})
 }
 
 // nbiBad is a request the nbi package refused, as a 400.

@@ -438,7 +438,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Logger:      logger,
 		UploadIdle:  cfg.apiTimeouts.upload,
 		LocalTokens: cfg.Standalone,
-		MetricsAuth: cfg.MetricsAuth,
+		// A standalone edge keeps its own presets and scripts.
+		LocalProvisioning: cfg.Standalone,
+		MetricsAuth:       cfg.MetricsAuth,
 	})
 	if cfg.Standalone {
 		if err := ensureAdminToken(cache, n.AdminTokenPath(), logger); err != nil {
