@@ -1033,9 +1033,10 @@ func (n *Node) internalApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// File metadata whose blob stays on the follower, and the bootstrap
-	// admin token a founder that lost the lead still owes the cluster
-	// (IfNone: it can only ever make the first token).
-	ok := cmds[0].Op == OpPutFileMeta || (cmds[0].Op == OpPutToken && cmds[0].IfNone)
+	// admin token and default presets a founder that lost the lead still
+	// owes the cluster (IfNone, and the seed's own mark: each can only
+	// ever be made once).
+	ok := cmds[0].Op == OpPutFileMeta || (cmds[0].Op == OpPutToken && cmds[0].IfNone) || cmds[0].Op == OpSeedPresets
 	if !ok {
 		writeError(w, fmt.Errorf("%w: op %v is not accepted here", ErrBadRequest, cmds[0].Op))
 		return

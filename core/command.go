@@ -45,6 +45,10 @@ const (
 	OpPutProvision Op = 21
 	// OpDeleteProvision deletes the provision script Name.
 	OpDeleteProvision Op = 22
+	// OpSeedPresets stores Presets, the defaults a fresh cluster starts
+	// with, once in the cluster's life: a later one changes nothing, so
+	// an operator's edit or delete of a default sticks.
+	OpSeedPresets Op = 23
 )
 
 var opNames = map[Op]string{
@@ -54,7 +58,7 @@ var opNames = map[Op]string{
 	OpPutFileMeta: "PutFileMeta", OpDeleteFileMeta: "DeleteFileMeta", OpEdgeSeen: "EdgeSeen",
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
 	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge", OpPutToken: "PutToken", OpRevokeToken: "RevokeToken",
-	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision",
+	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision", OpSeedPresets: "SeedPresets",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -125,6 +129,8 @@ type Command struct {
 	IfNone bool `cbor:"29,keyasint,omitempty"`
 	// Provision is the provision script OpPutProvision stores.
 	Provision *fleet.Provision `cbor:"30,keyasint,omitempty"`
+	// Presets are the default presets OpSeedPresets stores.
+	Presets []*fleet.Preset `cbor:"31,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

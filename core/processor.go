@@ -27,6 +27,8 @@ const (
 	pNode    = "n/"  // n/<raft server id> → NodeInfo
 	pIdem    = "i/"  // i/<key> → []string (the first command's value)
 	kApplied = "m/applied"
+	// kSeeded marks that the default presets were stored (OpSeedPresets).
+	kSeeded = "m/seeded"
 
 	// The downlink (core → edge), see downlink.go.
 	pDownEdge   = "dl/"     // dl/<edge>\0<seq BE> → fleet.DownRecord (the edge's own log)
@@ -320,6 +322,8 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 			return nil, err
 		}
 		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPresetDelete, Name: c.Name})
+	case OpSeedPresets:
+		return nil, p.seedPresets(w, c)
 	case OpPutProvision:
 		if c.Provision == nil {
 			return nil, fmt.Errorf("%w: PutProvision without a provision", ErrBadRequest)
@@ -372,6 +376,42 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", ErrBadRequest, c.Op)
 	}
+}
+
+// seedPresets stores the default presets of a fresh cluster, once: with
+// kSeeded set it does nothing, and a preset already stored under a
+// default's name (an operator's) is kept.
+func (p processor) seedPresets(w *wtx, c *Command) error {
+	for _, ps := range c.Presets {
+		if ps == nil {
+			return fmt.Errorf("%w: SeedPresets with a nil preset", ErrBadRequest)
+		}
+		if err := checkStoredPreset(ps); err != nil {
+			return err
+		}
+	}
+	if _, done, err := w.get([]byte(kSeeded)); err != nil {
+		return storageError{err}
+	} else if done {
+		return nil
+	}
+	for _, ps := range c.Presets {
+		if _, exists, err := w.get(key(pPreset, ps.Name)); err != nil {
+			return storageError{err}
+		} else if exists {
+			continue
+		}
+		if err := p.putFleet(w, key(pPreset, ps.Name), ps); err != nil {
+			return err
+		}
+		if err := p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPreset, Preset: ps}); err != nil {
+			return err
+		}
+	}
+	if err := w.set([]byte(kSeeded), nil); err != nil {
+		return storageError{err}
+	}
+	return nil
 }
 
 func (p processor) putRecord(w *wtx, k []byte, v any) error {

@@ -303,6 +303,16 @@ func (f *FSM) Provision(name string) (*fleet.Provision, error) {
 	return &p, nil
 }
 
+// PresetsSeeded reports whether the default presets were stored
+// (OpSeedPresets applied), whatever happened to them since.
+func (f *FSM) PresetsSeeded() bool {
+	err := f.view(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte(kSeeded))
+		return err
+	})
+	return err == nil
+}
+
 // Provisions lists every provision script by name.
 func (f *FSM) Provisions() ([]*fleet.Provision, error) {
 	var out []*fleet.Provision

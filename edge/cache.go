@@ -62,6 +62,9 @@ const (
 	// bytes big-endian): this edge's own log and the fleet-wide one.
 	kDownEdge   = "m/down"
 	kDownShared = "m/shared"
+	// kDefaults marks that the default presets were made (a standalone
+	// edge's first start): they are never made again.
+	kDefaults = "m/defaults"
 	// API tokens live under pToken, "k/" (tokens.go).
 )
 
@@ -112,6 +115,10 @@ type CacheOptions struct {
 	// ScriptLimits bound each run of a provision script in a session
 	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
 	ScriptLimits script.Limits
+	// ManualCRCredentials: the edge makes up no connection-request
+	// passwords (preset.CRPasswordPath reads NULL for a device whose
+	// password it does not know).
+	ManualCRCredentials bool
 }
 
 // DefaultDownloadTimeout is CacheOptions.DownloadTimeout's default, the

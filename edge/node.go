@@ -15,6 +15,8 @@ import (
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/loopback"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
+	"github.com/edgeacs/edgeacs/provision/preset"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
 // ErrConfig wraps every configuration error found by Config.Validate.
@@ -94,9 +96,11 @@ type Config struct {
 	// this listener as the CPE reached it ("http://<Host>/files/").
 	FilesBaseURL string `yaml:"files_base_url"`
 
-	// ManualCRCredentials stops the edge from setting the
-	// connection-request credentials of devices whose password it does not
-	// know (see provisionCRCredentials); the operator provisions them.
+	// ManualCRCredentials stops the edge from making up connection-request
+	// passwords: DeviceID.ConnectionRequestPassword is then the password
+	// the edge knows for a device, or NULL, and a standalone edge's default
+	// inform preset is created without the credentials (see
+	// preset.Defaults); the operator provisions them.
 	ManualCRCredentials bool `yaml:"manual_cr_credentials"`
 	// CRTimeout bounds one connection-request attempt (default 2 s).
 	CRTimeout time.Duration `yaml:"cr_timeout"`
@@ -105,6 +109,11 @@ type Config struct {
 	// CRMinInterval is the least time between two connection requests to
 	// one device (default 1 s); requests in between are coalesced.
 	CRMinInterval time.Duration `yaml:"cr_min_interval"`
+
+	// ScriptTimeout bounds one run of a provision script in a session
+	// (default 50 ms, GenieACS's; at most 1 s). Past it the preset's
+	// channel faults "timeout".
+	ScriptTimeout time.Duration `yaml:"script_timeout"`
 
 	// DownloadTimeout ends as fault "timeout" a Download or Upload the CPE
 	// accepted (status 1) but never reported with TransferComplete; it is
@@ -384,11 +393,13 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	})
 	wakeQ := make(chan string, wakeQueueLen)
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
-		SyncWrites:      cfg.SyncWrites,
-		Logger:          logger,
-		EdgeID:          cfg.ID,
-		OnTaskFinal:     metrics.TaskFinal,
-		DownloadTimeout: cfg.DownloadTimeout,
+		SyncWrites:          cfg.SyncWrites,
+		Logger:              logger,
+		EdgeID:              cfg.ID,
+		OnTaskFinal:         metrics.TaskFinal,
+		DownloadTimeout:     cfg.DownloadTimeout,
+		ManualCRCredentials: cfg.ManualCRCredentials,
+		ScriptLimits:        script.Limits{Time: cfg.ScriptTimeout},
 		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,
 		OnWake: func(deviceID string) {
@@ -446,6 +457,12 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		if err := ensureAdminToken(cache, n.AdminTokenPath(), logger); err != nil {
 			cache.Close()
 			return nil, fmt.Errorf("edge admin token: %w", err)
+		}
+		if made, err := cache.SeedDefaultPresets(preset.Defaults(!cfg.ManualCRCredentials)); err != nil {
+			cache.Close()
+			return nil, fmt.Errorf("edge default presets: %w", err)
+		} else if made {
+			logger.Info("created the default presets (bootstrap, inform): edit or delete them like any preset; they are not made again")
 		}
 	} else {
 		dropped, err := cache.DropLocalTokens()

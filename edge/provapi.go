@@ -79,6 +79,42 @@ func (c *Cache) DeleteProvision(name string) error {
 	return nil
 }
 
+// SeedDefaultPresets stores presets once in the edge's life (a
+// standalone edge's defaults, preset.Defaults): the first call stores
+// those not already present and marks it done; every later call, after
+// an operator edited or deleted them, does nothing. made reports whether
+// this call stored them.
+func (c *Cache) SeedDefaultPresets(presets []fleet.Preset) (made bool, err error) {
+	err = c.update(func(txn *badger.Txn) error {
+		made = false
+		if _, err := txn.Get([]byte(kDefaults)); err == nil {
+			return nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		for i := range presets {
+			p := &presets[i]
+			if _, err := txn.Get([]byte(pPreset + p.Name)); err == nil {
+				continue // the operator's own, stored before
+			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+				return err
+			}
+			if err := setRecord(txn, pPreset+p.Name, p); err != nil {
+				return err
+			}
+		}
+		made = true
+		return txn.Set([]byte(kDefaults), nil)
+	})
+	if err != nil {
+		return false, fmt.Errorf("default presets: %w", err)
+	}
+	if made {
+		c.presetsChanged()
+	}
+	return made, nil
+}
+
 // deleteRecord deletes prefix+name, or answers ErrNotFound.
 func (c *Cache) deleteRecord(prefix, name string) error {
 	if !fleet.ValidProvisionName(name) {

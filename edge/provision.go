@@ -2,6 +2,8 @@ package edge
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -99,6 +101,9 @@ type provSession struct {
 	writes map[string]int
 	tags   int // tag changes applied
 	ended  bool
+	// newCRPass is the connection-request password made up for this
+	// session (crPassword).
+	newCRPass string
 }
 
 // startProvisioning prepares the session's presets, or returns nil when
@@ -588,6 +593,8 @@ func (p *provSession) lookup(path string) (expr.Value, bool) {
 			return expr.StringValue(d.ProductClass), true
 		case "SerialNumber":
 			return expr.StringValue(d.SerialNumber), true
+		case preset.CRPasswordPath[len(provision.RootDeviceID)+1:]:
+			return p.crPassword()
 		}
 		return expr.Value{}, false
 	case provision.RootEvents:
@@ -633,6 +640,45 @@ func (p *provSession) lookup(path string) (expr.Value, bool) {
 		return expr.BoolValue(true), true
 	}
 	return expr.FromCWMP(e.Value, e.Type), true
+}
+
+// crPassword is preset.CRPasswordPath: the connection-request password
+// the edge knows for the device, or (unless ManualCRCredentials) a new
+// random one, the same for the whole session. Once a preset has set it,
+// End stores it in the device record (storeCRCredentials), where the
+// Reacher and the next sessions find it. A CPE reads its password back
+// as "", so the value the ACS set is the only copy.
+func (p *provSession) crPassword() (expr.Value, bool) {
+	if pw := p.w.dev.CRPassword; pw != "" {
+		return expr.StringValue(pw), true
+	}
+	if p.newCRPass == "" {
+		if p.w.c.opts.ManualCRCredentials {
+			return expr.Value{}, false
+		}
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		p.newCRPass = hex.EncodeToString(b[:])
+	}
+	return expr.StringValue(p.newCRPass), true
+}
+
+// crUsername is the connection-request username the session's tree
+// holds for the device, when the presets read or wrote it (the default
+// inform preset declares it): End keeps it in the device record with the
+// password, since the Inform does not carry it.
+func (p *provSession) crUsername() (cwmp.ParameterValue, bool) {
+	if p.w.dev.Root == "" {
+		return cwmp.ParameterValue{}, false
+	}
+	name := p.w.dev.Root + crUserParam
+	p.tree.begin()
+	defer p.tree.end()
+	e, ok := p.tree.Get(name)
+	if !ok || e.Object || e.ValueTime.IsZero() || e.Value == "" {
+		return cwmp.ParameterValue{}, false
+	}
+	return cwmp.ParameterValue{Name: name, Value: e.Value, Type: e.Type}, true
 }
 
 // provisionFile resolves a download provision's file name to the URL

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision/preset"
 	"github.com/edgeacs/edgeacs/sim"
 )
 
@@ -29,6 +31,17 @@ func putPresets(t testing.TB, c *Cache, ps ...*fleet.Preset) {
 	}
 	if err := c.StoreDownlink(recs); err != nil {
 		t.Fatalf("StoreDownlink: %v", err)
+	}
+}
+
+// dropDefaultPresets deletes the presets a standalone edge made at its
+// first start, for tests of what a session does without them.
+func dropDefaultPresets(t testing.TB, c *Cache) {
+	t.Helper()
+	for _, p := range preset.Defaults(true) {
+		if err := c.DeletePreset(p.Name); err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -555,9 +568,9 @@ func TestPresetsCompiledOnce(t *testing.T) {
 
 // TestE2EPresetOnBootstrap: presets stored at a standalone edge provision
 // simulated TR-098 and TR-181 routers through the real CWMP server in
-// their first (0 BOOTSTRAP) session: the SSID and the periodic inform
-// interval land on the devices and in the cache, next to the
-// connection-request credentials the edge sets itself; a preset naming a
+// their first (0 BOOTSTRAP) session: the SSID and the NTP server land on
+// the devices and in the cache, next to the connection-request
+// credentials the default inform preset sets; a preset naming a
 // provision the edge does not store faults its own channel,
 // which the device's faults route shows.
 func TestE2EPresetOnBootstrap(t *testing.T) {
@@ -567,9 +580,9 @@ func TestE2EPresetOnBootstrap(t *testing.T) {
 			{"value", "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", "e2e-pop"},
 			{"value", "Device.WiFi.SSID.1.SSID", "e2e-pop"},
 		}},
-		&fleet.Preset{Name: "inform", Channel: "inform", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{
-			{"value", "InternetGatewayDevice.ManagementServer.PeriodicInformInterval", 900.0},
-			{"value", "Device.ManagementServer.PeriodicInformInterval", 900.0},
+		&fleet.Preset{Name: "interval", Channel: "interval", Weight: 1, Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{
+			{"value", "InternetGatewayDevice.Time.NTPServer1", "ntp.pop.example"},
+			{"value", "Device.Time.NTPServer1", "ntp.pop.example"},
 			{"tag", "provisioned", true},
 		}},
 		&fleet.Preset{Name: "script", Channel: "scripts", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{{"default"}}},
@@ -584,8 +597,8 @@ func TestE2EPresetOnBootstrap(t *testing.T) {
 			p, err := e.node.Cache().Parameter(d.ID(), "Tags.provisioned")
 			return v == "e2e-pop" && err == nil && p.Value == "true"
 		})
-		if v, _ := d.Get(d.Root() + "ManagementServer.PeriodicInformInterval"); v != "900" {
-			t.Errorf("%s: PeriodicInformInterval %s", d.Model(), v)
+		if v, _ := d.Get(d.Root() + "Time.NTPServer1"); v != "ntp.pop.example" {
+			t.Errorf("%s: NTPServer1 %s", d.Model(), v)
 		}
 		if p, err := e.node.Cache().Parameter(d.ID(), ssid); err != nil || p.Value != "e2e-pop" {
 			t.Errorf("%s: cached SSID %+v %v", d.Model(), p, err)

@@ -887,6 +887,12 @@ func (w *SessionWork) End(completed bool) error {
 		p.finish()
 		provFaults = p.faults()
 		provChanged = p.run.Outcome().Changed
+		if u, ok := p.crUsername(); ok {
+			// The username the CPE has, when the presets found it as they
+			// want it and wrote only the password: the values written
+			// follow, and win.
+			provChanged = append([]cwmp.ParameterValue{u}, provChanged...)
+		}
 	}
 	provWrites := w.prov != nil && (w.prov.tree.changed() || len(provFaults) > 0)
 	if len(w.changed) == 0 && len(w.ops) == 0 && !provWrites {
