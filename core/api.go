@@ -113,6 +113,7 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/tasks/{id}", n.read(n.getTask))
 	h("DELETE /api/v1/tasks/{id}", n.write(n.cancelTask))
 	h("GET /api/v1/faults", n.read(n.listFaults))
+	h("DELETE /api/v1/faults/{id}", n.write(n.deleteFault))
 	h("GET /api/v1/presets", n.read(n.listPresets))
 	h("GET /api/v1/presets/{name}", n.read(n.getPreset))
 	h("PUT /api/v1/presets/{name}", n.write(n.putPreset))

@@ -49,6 +49,9 @@ const (
 	// with, once in the cluster's life: a later one changes nothing, so
 	// an operator's edit or delete of a default sticks.
 	OpSeedPresets Op = 23
+	// OpDeleteChannelFault deletes the preset channel fault Name
+	// ("<device>:<channel>") and tells the edge that recorded it.
+	OpDeleteChannelFault Op = 24
 )
 
 var opNames = map[Op]string{
@@ -59,6 +62,7 @@ var opNames = map[Op]string{
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
 	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge", OpPutToken: "PutToken", OpRevokeToken: "RevokeToken",
 	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision", OpSeedPresets: "SeedPresets",
+	OpDeleteChannelFault: "DeleteChannelFault",
 }
 
 // String returns the operation's name for logs and metrics.

@@ -19,7 +19,7 @@ const (
 	pParam   = "p/"  // p/<device>\0<param> → Param
 	pTask    = "t/"  // t/<task> → fleet.Task
 	pDevTask = "dt/" // dt/<device>\0<task> → empty (index)
-	pFault   = "f/"  // f/<device>\0<task> → Fault
+	pFault   = "f/"  // f/<device>\0<task> → Fault; f/<device>\0:<channel> → a preset channel's Fault (channelFaultKey)
 	pPreset  = "s/"  // s/<name> → fleet.Preset
 	pProv    = "pr/" // pr/<name> → fleet.Provision
 	pFile    = "fm/" // fm/<name> → fleet.FileMeta
@@ -324,6 +324,8 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPresetDelete, Name: c.Name})
 	case OpSeedPresets:
 		return nil, p.seedPresets(w, c)
+	case OpDeleteChannelFault:
+		return nil, p.deleteChannelFault(w, c)
 	case OpPutProvision:
 		if c.Provision == nil {
 			return nil, fmt.Errorf("%w: PutProvision without a provision", ErrBadRequest)
@@ -659,6 +661,10 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if dd.Bootstrap && ok {
 		ov = nil
 		if err := w.delPrefix(key(pParam, d.ID, "")); err != nil {
+			return storageError{err}
+		}
+		// The edge dropped the channel faults of the device's old life.
+		if err := w.delPrefix(channelFaultKey(d.ID, "")); err != nil {
 			return storageError{err}
 		}
 		d.flags &^= devSpilled

@@ -115,6 +115,11 @@ type CacheOptions struct {
 	// ScriptLimits bound each run of a provision script in a session
 	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
 	ScriptLimits script.Limits
+	// ProvisionRetryDelay is how long a preset channel's fault holds its
+	// presets back before a session retries them; each retry that faults
+	// again doubles it (GenieACS's cwmp.retryDelay), up to
+	// MaxProvisionRetryDelay. Zero means DefaultProvisionRetryDelay.
+	ProvisionRetryDelay time.Duration
 	// ManualCRCredentials: the edge makes up no connection-request
 	// passwords (preset.CRPasswordPath reads NULL for a device whose
 	// password it does not know).
@@ -124,6 +129,15 @@ type CacheOptions struct {
 // DefaultDownloadTimeout is CacheOptions.DownloadTimeout's default, the
 // same hour as GenieACS's cwmp.downloadTimeout.
 const DefaultDownloadTimeout = time.Hour
+
+// DefaultProvisionRetryDelay is CacheOptions.ProvisionRetryDelay's
+// default, GenieACS's cwmp.retryDelay; MaxProvisionRetryDelay bounds the
+// doubled delays (GenieACS's grow without bound: a channel that faulted
+// twenty times would wait ten years).
+const (
+	DefaultProvisionRetryDelay = 5 * time.Minute
+	MaxProvisionRetryDelay     = 24 * time.Hour
+)
 
 // Device is the cached identity and reachability of a CPE.
 type Device struct {
@@ -219,6 +233,10 @@ type DeviceFault struct {
 	Message   string            `json:"message" cbor:"5,keyasint"`
 	Detail    map[string]string `json:"detail,omitempty" cbor:"6,keyasint,omitempty"`
 	Timestamp time.Time         `json:"timestamp" cbor:"7,keyasint"`
+	// Retries counts the retries of a preset channel that faulted again:
+	// the next is due at Timestamp + the retry delay doubled Retries
+	// times (retryAt).
+	Retries int `json:"retries,omitempty" cbor:"9,keyasint,omitempty"`
 }
 
 type credRec struct {
@@ -297,6 +315,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	}
 	if opts.DownloadTimeout <= 0 {
 		opts.DownloadTimeout = DefaultDownloadTimeout
+	}
+	if opts.ProvisionRetryDelay <= 0 {
+		opts.ProvisionRetryDelay = DefaultProvisionRetryDelay
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}}
 	c.gsync = newGroupSync(db.Sync)

@@ -93,6 +93,8 @@ type downEffects struct {
 //     result is left alone: its result is, or will be, in the outbox.
 //   - DownPreset / DownPresetDelete store or delete s/<name>.
 //   - DownProvision / DownProvisionDelete store or delete pr/<name>.
+//   - DownFaultClear deletes a preset channel's fault the core cleared,
+//     unless the edge recorded a newer one.
 //   - DownFile / DownFileDelete store or delete the file metadata (the blob
 //     is fetched when a task needs it: a new download task starts the
 //     fetch once the batch is stored, see fetch.go).
@@ -324,6 +326,8 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 	case fleet.DownProvisionDelete:
 		eff.provisions = true
 		return txn.Delete([]byte(pProv + r.Name))
+	case fleet.DownFaultClear:
+		return clearChannelFault(txn, r.Fault)
 	case fleet.DownFile:
 		eff.fileMetas = append(eff.fileMetas, r.File.Name)
 		return setRecord(txn, pFile+r.File.Name, r.File)

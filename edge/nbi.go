@@ -350,10 +350,15 @@ func (c *Cache) nbiMatchTasks(ctx context.Context, q *nbi.Query, limit int) ([]s
 // autonomous transfer) has its record ID as its channel.
 func nbiFault(f *DeviceFault) nbi.Fault {
 	ch := f.ID
-	if f.Task != "" {
+	switch {
+	case f.Task != "":
 		ch = nbi.TaskChannel(f.Task)
+	case f.Channel != "":
+		ch = f.Channel // a preset channel's: its ID is already <device>:<channel>
 	}
-	return nbi.NewFault(f.Device, ch, f.Code, f.Message, f.Detail, f.Timestamp)
+	doc := nbi.NewFault(f.Device, ch, f.Code, f.Message, f.Detail, f.Timestamp)
+	doc.Retries = f.Retries
+	return doc
 }
 
 // nbiFaultKey is the key of the fault record a GenieACS fault ID names.
@@ -410,11 +415,14 @@ func (c *Cache) nbiMatchFaults(ctx context.Context, q *nbi.Query, limit int) ([]
 	err := c.db.View(func(txn *badger.Txn) error {
 		if pinned, ok := q.IDs(); ok {
 			for _, id := range pinned {
-				k, _, _, ok := nbiFaultKey(id)
+				k, dev, _, ok := nbiFaultKey(id)
 				if !ok {
 					continue
 				}
-				item, err := txn.Get([]byte(k))
+				item, err := txn.Get([]byte(pFault + dev + "/" + id)) // a preset channel's
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					item, err = txn.Get([]byte(k))
+				}
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					continue
 				}
@@ -462,6 +470,15 @@ func (a *api) nbiDeleteFault(w http.ResponseWriter, r *http.Request) {
 	k, dev, taskID, ok := nbiFaultKey(id)
 	if !ok {
 		a.fail(w, r, fmt.Errorf("fault %q: %w (want <deviceId>:<channel>)", id, ErrNotFound))
+		return
+	}
+	// A preset channel's fault, cleared as DELETE /api/v1/faults/{id} does.
+	if err := a.cfg.Cache.DeleteFault(id); !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	if err := a.cfg.Cache.deleteFault(k, dev, taskID); err != nil {

@@ -110,6 +110,11 @@ type Config struct {
 	// one device (default 1 s); requests in between are coalesced.
 	CRMinInterval time.Duration `yaml:"cr_min_interval"`
 
+	// ProvisionRetryDelay is how long a faulted preset channel waits
+	// before a session retries it (default 5 min, GenieACS's
+	// cwmp.retryDelay); every retry that faults again doubles the wait, up
+	// to a day. Deleting the fault retries it at the next session.
+	ProvisionRetryDelay time.Duration `yaml:"provision_retry_delay"`
 	// ScriptTimeout bounds one run of a provision script in a session
 	// (default 50 ms, GenieACS's; at most 1 s). Past it the preset's
 	// channel faults "timeout".
@@ -399,6 +404,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		OnTaskFinal:         metrics.TaskFinal,
 		DownloadTimeout:     cfg.DownloadTimeout,
 		ManualCRCredentials: cfg.ManualCRCredentials,
+		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
 		ScriptLimits:        script.Limits{Time: cfg.ScriptTimeout},
 		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,

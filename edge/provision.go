@@ -80,10 +80,13 @@ type provSession struct {
 	// started is when the session began on the wall clock: answers are
 	// stamped now + time since started, a clock that tests can set.
 	started time.Time
-	// faulted are the channels with a stored fault: skipped until it is
-	// cleared. stopped are those this session faulted itself.
-	faulted map[string]bool
-	stopped map[string]provision.Fault
+	// faulted are the channels with a stored fault whose retry is not
+	// due: skipped. retrying are those with a fault whose retry is due:
+	// they run, and their fault is cleared if they run clean. stopped are
+	// the channels this session faulted itself.
+	faulted  map[string]bool
+	retrying map[string]DeviceFault
+	stopped  map[string]provision.Fault
 
 	stage  provStage
 	cycle  int
@@ -120,10 +123,20 @@ func (w *SessionWork) startProvisioning() *provSession {
 	if len(preset.Candidates(all, s)) == 0 {
 		return nil
 	}
-	faulted, err := w.c.faultedChannels(w.dev.ID)
+	stored, err := w.c.faultedChannels(w.dev.ID)
 	if err != nil {
 		w.c.log.Error("presets skipped: cannot read the device's faults", "device", w.dev.ID, "err", err)
 		return nil
+	}
+	// A faulted channel waits for its retry (GenieACS's exponential
+	// back-off); once due, it runs with the others.
+	faulted, retrying := map[string]bool{}, map[string]DeviceFault{}
+	for ch, f := range stored {
+		if w.meta.Now.Before(w.c.retryAt(f)) {
+			faulted[ch] = true
+		} else {
+			retrying[ch] = f
+		}
 	}
 	s.Faulted = func(ch string) bool { return faulted[ch] }
 	if len(preset.Candidates(all, s)) == 0 {
@@ -140,6 +153,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 		now:      w.meta.Now.UTC(),
 		started:  time.Now(),
 		faulted:  faulted,
+		retrying: retrying,
 		stopped:  map[string]provision.Fault{},
 		writes:   map[string]int{},
 		changers: map[string]*preset.Compiled{},
@@ -560,6 +574,26 @@ func (p *provSession) faults() map[string]provision.Fault {
 	for ch, f := range p.stopped {
 		out[ch] = f
 	}
+	return out
+}
+
+// cleared returns the channels whose fault was due for a retry and that
+// ran in this session without faulting: their faults are deleted at End.
+func (p *provSession) cleared(faults map[string]provision.Fault) []string {
+	if len(p.retrying) == 0 {
+		return nil
+	}
+	ran := map[string]bool{}
+	for _, ch := range p.run.Outcome().Channels {
+		ran[ch] = true
+	}
+	var out []string
+	for ch := range p.retrying {
+		if _, again := faults[ch]; !again && ran[ch] {
+			out = append(out, ch)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -97,6 +97,9 @@ func (s *simCPE) begin(events ...string) *SessionWork {
 	return mustBegin(s.t, s.c, inf, s.clock)
 }
 
+// after makes the next session begin d after the last one (not an hour).
+func (s *simCPE) after(d time.Duration) { s.clock = s.clock.Add(d - time.Hour) }
+
 // session runs one whole session and returns the RPCs sent, described.
 func (s *simCPE) session(events ...string) []string {
 	s.t.Helper()
@@ -386,7 +389,9 @@ func TestPresetMatching(t *testing.T) {
 // TestPresetChannelFaults: a channel that faults (a CPE fault on its
 // value, a provision the edge does not know, a download of a missing
 // file) records "<device>:<channel>" and stops only itself; a faulted
-// channel is skipped by later sessions until its fault is deleted.
+// channel is skipped by later sessions until its retry is due (the
+// retry delay, doubled by every retry that faults again) or its fault
+// is deleted; one that runs clean at its retry loses its fault.
 func TestPresetChannelFaults(t *testing.T) {
 	c := openTestCache(t, "")
 	cpe := newSimCPE(t, c, sim.ModelTR098, 1)
@@ -417,12 +422,46 @@ func TestPresetChannelFaults(t *testing.T) {
 	if d := fs[ChannelFaultID(id, "bad")].Detail; !strings.HasPrefix(d[igd+"ManagementServer.PeriodicInformInterval"], "9007") {
 		t.Errorf("bad channel's detail %v", d)
 	}
-	// Faulted channels are skipped: nothing is sent, the faults stay.
+	// Faulted channels wait for their retry: a session a minute later
+	// sends nothing, the faults stay.
+	cpe.after(time.Minute)
 	if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
 		t.Fatalf("second session: %v, want nothing (the good channel is settled, the others faulted)", log)
 	}
 	if fs2 := cpe.faults(); len(fs2) != 3 || !fs2[ChannelFaultID(id, "bad")].Timestamp.Equal(fs[ChannelFaultID(id, "bad")].Timestamp) {
 		t.Fatalf("faults after a skipping session: %+v", fs2)
+	}
+	// Five minutes after the fault (the retry delay) the channels run
+	// again; faulting again doubles the wait (ten minutes, then twenty).
+	// The script stored meanwhile runs clean at its retry: its fault is
+	// cleared, and the core is told.
+	putProvisions(t, c, &fleet.Provision{Name: "myScript", Script: `log("hello " + args[0]);`})
+	for i, tt := range []struct {
+		after time.Duration
+		retry bool
+	}{{4 * time.Minute, true}, {9 * time.Minute, false}, {2 * time.Minute, true}, {19 * time.Minute, false}, {2 * time.Minute, true}} {
+		cpe.after(tt.after)
+		log := cpe.session(cwmp.EventPeriodic)
+		if sent := slices.Contains(log, "SPV "+igd+"ManagementServer.PeriodicInformInterval=soon"); sent != tt.retry {
+			t.Fatalf("step %d (%v later): retried %v, want %v (RPCs %v)", i, tt.after, sent, tt.retry, log)
+		}
+		if f := cpe.faults()[ChannelFaultID(id, "bad")]; f.Retries != (i+2)/2 {
+			t.Fatalf("step %d: fault %+v, want %d retries", i, f, (i+2)/2)
+		}
+	}
+	if _, ok := cpe.faults()[ChannelFaultID(id, "s")]; ok {
+		t.Fatalf("the script's channel ran clean at its retry, its fault stays: %+v", cpe.faults())
+	}
+	var reported []fleet.ChannelFault
+	recs, _ := c.ReadOutbox(0, 10000)
+	for _, r := range recs {
+		var cf fleet.ChannelFault
+		if k, _ := fleet.KindOf(r.Data); k == fleet.KindChannelFault && fleet.Unmarshal(r.Data, &cf) == nil && cf.Channel == "s" {
+			reported = append(reported, cf)
+		}
+	}
+	if n := len(reported); n < 2 || reported[0].Cleared || !reported[n-1].Cleared || reported[0].Code != FaultCodeUnknownProvision {
+		t.Fatalf("the script channel's fault upstream: %+v", reported)
 	}
 	// Cleared (through the API's route), the channel runs again (and
 	// faults again).
@@ -441,16 +480,17 @@ func TestPresetChannelFaults(t *testing.T) {
 	if rec := del(); rec.Code != http.StatusNotFound {
 		t.Fatalf("DELETE fault again: %d %s", rec.Code, rec.Body)
 	}
+	cpe.after(time.Minute)
 	log := cpe.session(cwmp.EventPeriodic)
 	if !slices.Contains(log, "SPV "+igd+"ManagementServer.PeriodicInformInterval=soon") {
 		t.Fatalf("cleared channel did not run again: %v", log)
 	}
-	if f := cpe.faults()[ChannelFaultID(id, "bad")]; f.Code != "cwmp.9003" || !f.Timestamp.After(fs[ChannelFaultID(id, "bad")].Timestamp) {
+	if f := cpe.faults()[ChannelFaultID(id, "bad")]; f.Code != "cwmp.9003" || f.Retries != 0 || !f.Timestamp.After(fs[ChannelFaultID(id, "bad")].Timestamp) {
 		t.Fatalf("fault after the retry: %+v", f)
 	}
 	// 0 BOOTSTRAP is a new life: its faults are gone.
 	cpe.session(cwmp.EventBootstrap)
-	if fs := cpe.faults(); len(fs) != 3 {
+	if fs := cpe.faults(); len(fs) != 2 {
 		t.Fatalf("faults after bootstrap (the same channels fault again): %+v", fs)
 	}
 }
@@ -489,7 +529,8 @@ func TestPresetLoopGuard(t *testing.T) {
 		if _, ok := fs[ChannelFaultID(cpe.id(), "c")]; ok || cpe.get(ssidOf(igd)) != "calm" {
 			t.Fatalf("channel c: faults %+v, SSID %q", fs, cpe.get(ssidOf(igd)))
 		}
-		// The next session skips the looping channels.
+		// The next session (before the retry) skips the looping channels.
+		cpe.after(time.Minute)
 		if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
 			t.Fatalf("next session %v", log)
 		}

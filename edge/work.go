@@ -881,11 +881,13 @@ func (w *SessionWork) End(completed bool) error {
 	}
 	var (
 		provFaults  map[string]provision.Fault
+		provCleared []string
 		provChanged []cwmp.ParameterValue
 	)
 	if p := w.prov; p != nil {
 		p.finish()
 		provFaults = p.faults()
+		provCleared = p.cleared(provFaults)
 		provChanged = p.run.Outcome().Changed
 		if u, ok := p.crUsername(); ok {
 			// The username the CPE has, when the presets found it as they
@@ -894,7 +896,7 @@ func (w *SessionWork) End(completed bool) error {
 			provChanged = append([]cwmp.ParameterValue{u}, provChanged...)
 		}
 	}
-	provWrites := w.prov != nil && (w.prov.tree.changed() || len(provFaults) > 0)
+	provWrites := w.prov != nil && (w.prov.tree.changed() || len(provFaults) > 0 || len(provCleared) > 0)
 	if len(w.changed) == 0 && len(w.ops) == 0 && !provWrites {
 		return nil
 	}
@@ -906,7 +908,7 @@ func (w *SessionWork) End(completed bool) error {
 		// The presets ran before any task still in w.ops: their changes
 		// go first, in a delta of their own.
 		if provWrites {
-			if err := w.prov.commit(txn, ob, provFaults); err != nil {
+			if err := w.prov.commit(txn, ob, provFaults, provCleared); err != nil {
 				return fmt.Errorf("presets: %w", err)
 			}
 		}

@@ -129,6 +129,9 @@ const (
 	KindDeviceDelta RecordKind = 4
 	KindTaskDrop    RecordKind = 5
 	KindProvision   RecordKind = 6
+	// KindChannelFault is a preset channel's fault (ChannelFault), from
+	// an edge's outbox.
+	KindChannelFault RecordKind = 7
 )
 
 // KindOf returns the kind of a record written by Marshal, or an error
@@ -138,7 +141,7 @@ func KindOf(b []byte) (RecordKind, error) {
 		return 0, fmt.Errorf("%w: unknown version or short record", ErrBadRecord)
 	}
 	switch k := RecordKind(b[1]); k {
-	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop, KindProvision:
+	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop, KindProvision, KindChannelFault:
 		return k, nil
 	default:
 		return 0, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, k)
@@ -182,7 +185,7 @@ func init() {
 
 // Marshal encodes v as a record: version byte, kind byte, deterministic CBOR.
 // v must be one of *Task, *FileMeta, *Preset, *DeviceDelta, *TaskDrop,
-// *Provision.
+// *Provision, *ChannelFault.
 func Marshal(v any) ([]byte, error) {
 	var kind RecordKind
 	switch v.(type) {
@@ -198,6 +201,8 @@ func Marshal(v any) ([]byte, error) {
 		kind = KindTaskDrop
 	case *Provision:
 		kind = KindProvision
+	case *ChannelFault:
+		kind = KindChannelFault
 	default:
 		return nil, fmt.Errorf("fleet: marshal %T: not a record type", v)
 	}
@@ -228,6 +233,8 @@ func Unmarshal(b []byte, v any) error {
 		want = KindTaskDrop
 	case *Provision:
 		want = KindProvision
+	case *ChannelFault:
+		want = KindChannelFault
 	default:
 		return fmt.Errorf("fleet: unmarshal into %T: not a record type", v)
 	}

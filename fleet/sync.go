@@ -56,6 +56,10 @@ const (
 	// was stored (Provision) or deleted (Name).
 	DownProvision       DownKind = 11
 	DownProvisionDelete DownKind = 12
+	// DownFaultClear: a preset channel's fault was deleted at the core
+	// (Fault: the device, the channel and the fault's time); the edge
+	// that recorded it deletes it, unless it has a newer one.
+	DownFaultClear DownKind = 13
 )
 
 // String names the kind for logs.
@@ -85,6 +89,8 @@ func (k DownKind) String() string {
 		return "provision"
 	case DownProvisionDelete:
 		return "provision-delete"
+	case DownFaultClear:
+		return "fault-clear"
 	}
 	return fmt.Sprintf("DownKind(%d)", uint8(k))
 }
@@ -111,6 +117,8 @@ type DownRecord struct {
 	Token *Token    `cbor:"12,keyasint,omitempty"`
 	// Provision is the script a DownProvision record stores.
 	Provision *Provision `cbor:"13,keyasint,omitempty"`
+	// Fault is the channel fault a DownFaultClear record clears.
+	Fault *ChannelFault `cbor:"14,keyasint,omitempty"`
 }
 
 // Validate checks that a record carries what its kind needs, so an edge
@@ -156,6 +164,13 @@ func (r *DownRecord) Validate() error {
 	case DownProvisionDelete:
 		if !ValidProvisionName(r.Name) {
 			return fmt.Errorf("%w: downlink provision-delete record %d: bad name %q", ErrBadRecord, r.Seq, r.Name)
+		}
+	case DownFaultClear:
+		if r.Fault == nil {
+			return fmt.Errorf("%w: downlink fault-clear record %d without a fault", ErrBadRecord, r.Seq)
+		}
+		if err := r.Fault.Validate(); err != nil {
+			return fmt.Errorf("%w: downlink fault-clear record %d: %v", ErrBadRecord, r.Seq, err)
 		}
 	case DownPresetDelete, DownFileDelete, DownRevoke, DownTokenRevoke:
 		if r.Name == "" {
