@@ -27,6 +27,7 @@ type edgeDevice struct {
 	LastInform      time.Time `json:"lastInform"`
 	LastEvents      []string  `json:"lastEvents"`
 	SoftwareVersion string    `json:"softwareVersion"`
+	CRUsername      string    `json:"connectionRequestUsername"`
 	Parameters      map[string]struct {
 		Value string `json:"value"`
 	} `json:"parameters"`
@@ -134,19 +135,12 @@ func TestEdgeStandaloneOperator(t *testing.T) {
 	if dev.ID != d.ID() || len(dev.Parameters) == 0 || dev.SoftwareVersion == "" {
 		t.Fatalf("device read: %+v", dev)
 	}
-	// Its first session also set its connection-request credentials; wait
-	// for that so the connection requests below can authenticate.
-	// The API hides the password's value, so wait for the task that set it.
-	crPass := d.Root() + "ManagementServer.ConnectionRequestPassword"
+	// Its first session also set its connection-request credentials (the
+	// default inform preset); wait for that so the connection requests
+	// below can authenticate. The edge shows the username it keeps once a
+	// session stored both.
 	waitUntil(t, 30*time.Second, "connection-request credentials", func() bool {
-		for _, task := range getTasks(t, path) {
-			if task.Status == "done" && slices.ContainsFunc(task.ParameterValues, func(pv []any) bool {
-				return len(pv) > 0 && pv[0] == crPass
-			}) {
-				return true
-			}
-		}
-		return false
+		return getDevice(t, path).CRUsername != ""
 	})
 
 	// 2. Set its Wi-Fi password.
