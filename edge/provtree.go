@@ -84,8 +84,10 @@ type cacheTree struct {
 	// synth are the nodes the device record stands for, as GenieACS's
 	// tree has them: DeviceID.* (identity) and Events.* (when the
 	// device last informed, booted, bootstrapped, registered, and the
-	// session's events). Read-only, fresh as of the session.
-	synth map[string]provision.Entry
+	// session's events). Read-only, fresh as of the session; built on
+	// the first read of either root (most sessions read neither).
+	synth    map[string]provision.Entry
+	synthDev *Device
 }
 
 // storedNode is a memoized read of one path: its entry, or absent.
@@ -226,9 +228,16 @@ func synthRoot(path string) bool {
 	return strings.HasPrefix(path, provision.RootDeviceID+".") || strings.HasPrefix(path, provision.RootEvents+".")
 }
 
-// setSynth builds the DeviceID.* and Events.* nodes from the device
+// setSynth makes the tree serve DeviceID.* and Events.* from the device
 // record and the session's events.
-func (t *cacheTree) setSynth(d *Device) {
+func (t *cacheTree) setSynth(d *Device) { t.synthDev = d }
+
+// buildSynth builds the DeviceID.* and Events.* nodes, once.
+func (t *cacheTree) buildSynth() {
+	if t.synth != nil || t.synthDev == nil {
+		return
+	}
+	d := t.synthDev
 	t.synth = map[string]provision.Entry{}
 	put := func(path, value, typ string) {
 		t.synth[path] = provision.Entry{Path: path, Value: value, Type: typ, PathTime: t.now, ValueTime: t.now, WritableTime: t.now}
@@ -261,7 +270,8 @@ func (t *cacheTree) setSynth(d *Device) {
 
 // Get implements provision.Tree.
 func (t *cacheTree) Get(path string) (provision.Entry, bool) {
-	if t.synth != nil && synthRoot(path) {
+	if t.synthDev != nil && synthRoot(path) {
+		t.buildSynth()
 		e, ok := t.synth[path]
 		return e, ok
 	}
@@ -334,7 +344,8 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 	if !isObjectPath(path) {
 		return
 	}
-	if t.synth != nil && synthRoot(path) {
+	if t.synthDev != nil && synthRoot(path) {
+		t.buildSynth()
 		for _, k := range slices.Sorted(maps.Keys(t.synth)) {
 			if k != path && parentOf(k) == path && !fn(t.synth[k]) {
 				return
