@@ -52,6 +52,11 @@ const (
 	// OpDeleteChannelFault deletes the preset channel fault Name
 	// ("<device>:<channel>") and tells the edge that recorded it.
 	OpDeleteChannelFault Op = 24
+	// OpPutVirtualParameter stores the virtual parameter script
+	// VirtualParameter (fleet-wide).
+	OpPutVirtualParameter Op = 25
+	// OpDeleteVirtualParameter deletes the virtual parameter Name.
+	OpDeleteVirtualParameter Op = 26
 )
 
 var opNames = map[Op]string{
@@ -62,7 +67,8 @@ var opNames = map[Op]string{
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
 	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge", OpPutToken: "PutToken", OpRevokeToken: "RevokeToken",
 	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision", OpSeedPresets: "SeedPresets",
-	OpDeleteChannelFault: "DeleteChannelFault",
+	OpDeleteChannelFault: "DeleteChannelFault", OpPutVirtualParameter: "PutVirtualParameter",
+	OpDeleteVirtualParameter: "DeleteVirtualParameter",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -135,6 +141,8 @@ type Command struct {
 	Provision *fleet.Provision `cbor:"30,keyasint,omitempty"`
 	// Presets are the default presets OpSeedPresets stores.
 	Presets []*fleet.Preset `cbor:"31,keyasint,omitempty"`
+	// VirtualParameter is the script OpPutVirtualParameter stores.
+	VirtualParameter *fleet.VirtualParameter `cbor:"32,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

@@ -68,6 +68,8 @@ func (n *Node) nbiRoutes(h func(string, http.HandlerFunc)) {
 	h("DELETE /files/{name}", n.write(nbihttp.OK(n.deleteFile)))
 	h("PUT /provisions/{name}", n.write(n.putProvision))
 	h("DELETE /provisions/{name}", n.write(nbihttp.OK(n.deleteProvision)))
+	h("PUT /virtual_parameters/{name}", n.write(n.putVirtualParameter))
+	h("DELETE /virtual_parameters/{name}", n.write(nbihttp.OK(n.deleteVirtualParameter)))
 }
 
 // nbiBadRequest is a query the nbi package refused, as a 400.

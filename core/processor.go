@@ -22,6 +22,7 @@ const (
 	pFault   = "f/"  // f/<device>\0<task> → Fault; f/<device>\0:<channel> → a preset channel's Fault (channelFaultKey)
 	pPreset  = "s/"  // s/<name> → fleet.Preset
 	pProv    = "pr/" // pr/<name> → fleet.Provision
+	pVParam  = "vp/" // vp/<name> → fleet.VirtualParameter
 	pFile    = "fm/" // fm/<name> → fleet.FileMeta
 	pEdge    = "e/"  // e/<edge> → Edge
 	pNode    = "n/"  // n/<raft server id> → NodeInfo
@@ -326,6 +327,22 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		return nil, p.seedPresets(w, c)
 	case OpDeleteChannelFault:
 		return nil, p.deleteChannelFault(w, c)
+	case OpPutVirtualParameter:
+		if c.VirtualParameter == nil {
+			return nil, fmt.Errorf("%w: PutVirtualParameter without one", ErrBadRequest)
+		}
+		if err := c.VirtualParameter.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if err := p.putFleet(w, key(pVParam, c.VirtualParameter.Name), c.VirtualParameter); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownVirtualParameter, VirtualParameter: c.VirtualParameter})
+	case OpDeleteVirtualParameter:
+		if err := p.deleteExisting(w, key(pVParam, c.Name), "virtual parameter "+c.Name); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownVirtualParameterDelete, Name: c.Name})
 	case OpPutProvision:
 		if c.Provision == nil {
 			return nil, fmt.Errorf("%w: PutProvision without a provision", ErrBadRequest)

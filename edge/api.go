@@ -156,6 +156,8 @@ type api struct {
 //	PUT    /api/v1/presets/{name}; DELETE                 (LocalProvisioning only) validated as the core does: 400 with field, line, column
 //	GET    /api/v1/provisions, /api/v1/provisions/{name}  the provision scripts presets name: [{"_id", "script"}]
 //	PUT    /api/v1/provisions/{name}; DELETE              (LocalProvisioning only) the body is the script; it must compile and not take a built-in's name
+//	GET    /api/v1/virtual-parameters, .../{name}         the virtual parameter scripts (VirtualParameters.<name>): [{"_id", "script"}]
+//	PUT    /api/v1/virtual-parameters/{name}; DELETE      (LocalProvisioning only) the body is the script; it must compile
 //	GET    /api/v1/tokens                [{"name","scope","created","expires"}]: never a hash or a secret
 //	POST   /api/v1/tokens                {"name","scope","expires"} → 201 {"name","scope","token","expires"} (LocalTokens only)
 //	DELETE /api/v1/tokens/{name}         (LocalTokens only)
@@ -209,6 +211,8 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/presets/{name}", map[string]http.HandlerFunc{"GET": a.getPreset, "PUT": a.putPreset, "DELETE": a.deletePreset})
 	route("/api/v1/provisions", map[string]http.HandlerFunc{"GET": a.listProvisions})
 	route("/api/v1/provisions/{name}", map[string]http.HandlerFunc{"GET": a.getProvision, "PUT": a.putProvision, "DELETE": a.deleteProvision})
+	route("/api/v1/virtual-parameters", map[string]http.HandlerFunc{"GET": a.listVirtualParameters})
+	route("/api/v1/virtual-parameters/{name}", map[string]http.HandlerFunc{"GET": a.getVirtualParameter, "PUT": a.putVirtualParameter, "DELETE": a.deleteVirtualParameter})
 	route("/api/v1/tokens", map[string]http.HandlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	route("/api/v1/tokens/{name}", map[string]http.HandlerFunc{"DELETE": a.revokeToken})
 	route("/api/v1/openapi.json", map[string]http.HandlerFunc{"GET": openAPI.ServeHTTP})

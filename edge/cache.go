@@ -51,6 +51,7 @@ const (
 	pFile   = "n/"  // n/<name> → fleet record of a FileMeta
 	pPreset = "s/"  // s/<name> → fleet record of a Preset (from the core)
 	pProv   = "pr/" // pr/<name> → fleet record of a Provision (from the core)
+	pVParam = "vp/" // vp/<name> → fleet record of a VirtualParameter (from the core)
 	pRevoke = "r/"  // r/<edge name> → "" (edges the core revoked)
 	kCount  = "m/devcount"
 	// kCredIndex marks that every c/ record is in the u/ index (written

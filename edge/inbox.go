@@ -71,7 +71,8 @@ type downEffects struct {
 	tokens []string
 	// presets: a preset was stored or deleted; the compiled set is stale.
 	presets bool
-	// provisions: a provision script was stored or deleted.
+	// provisions: a provision or virtual parameter script was stored or
+	// deleted.
 	provisions bool
 }
 
@@ -93,6 +94,8 @@ type downEffects struct {
 //     result is left alone: its result is, or will be, in the outbox.
 //   - DownPreset / DownPresetDelete store or delete s/<name>.
 //   - DownProvision / DownProvisionDelete store or delete pr/<name>.
+//   - DownVirtualParameter / DownVirtualParameterDelete store or delete
+//     vp/<name>.
 //   - DownFaultClear deletes a preset channel's fault the core cleared,
 //     unless the edge recorded a newer one.
 //   - DownFile / DownFileDelete store or delete the file metadata (the blob
@@ -326,6 +329,12 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 	case fleet.DownProvisionDelete:
 		eff.provisions = true
 		return txn.Delete([]byte(pProv + r.Name))
+	case fleet.DownVirtualParameter:
+		eff.provisions = true
+		return setRecord(txn, pVParam+r.VirtualParameter.Name, r.VirtualParameter)
+	case fleet.DownVirtualParameterDelete:
+		eff.provisions = true
+		return txn.Delete([]byte(pVParam + r.Name))
 	case fleet.DownFaultClear:
 		return clearChannelFault(txn, r.Fault)
 	case fleet.DownFile:

@@ -25,7 +25,8 @@ import (
 // share in nbi/nbihttp.
 //
 // Answered on purpose without doing what GenieACS does:
-//   - PUT/DELETE /presets/{name} and /provisions/{name}: 405 on an edge
+//   - PUT/DELETE /presets/{name}, /provisions/{name} and
+//     /virtual_parameters/{name}: 405 on an edge
 //     synced to a core, which runs those its core sends; a standalone
 //     edge stores its own (as /api/v1/presets and /api/v1/provisions).
 //   - POST/DELETE /devices/{id}/tags/{tag}: 405; tags live on the core.
@@ -64,7 +65,14 @@ func (a *api) nbiRoutes(mux *apiauth.Mux, route func(string, map[string]http.Han
 	if a.cfg.LocalProvisioning {
 		route("/presets/{name}", map[string]http.HandlerFunc{"PUT": a.putPreset, "DELETE": nbihttp.OK(a.deletePreset)})
 		route("/provisions/{name}", map[string]http.HandlerFunc{"PUT": a.putProvision, "DELETE": nbihttp.OK(a.deleteProvision)})
+		route("/virtual_parameters/{name}", map[string]http.HandlerFunc{"PUT": a.putVirtualParameter, "DELETE": nbihttp.OK(a.deleteVirtualParameter)})
 	} else {
+		mux.HandleFunc("/virtual_parameters/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "")
+			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+				"%s /virtual_parameters/%s: an edge synced to a core runs the virtual parameters its core sends (PUT /virtual_parameters/{name} on a core node)",
+				r.Method, r.PathValue("name")))
+		})
 		mux.HandleFunc("/presets/{name}", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", "")
 			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(

@@ -115,6 +115,69 @@ func (c *Cache) SeedDefaultPresets(presets []fleet.Preset) (made bool, err error
 	return made, nil
 }
 
+// VirtualParameter returns a stored virtual parameter script, or
+// ErrNotFound.
+func (c *Cache) VirtualParameter(name string) (fleet.VirtualParameter, error) {
+	var v fleet.VirtualParameter
+	if !fleet.ValidVirtualParameterName(name) {
+		return v, fmt.Errorf("virtual parameter %q: %w", name, ErrNotFound)
+	}
+	if err := c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pVParam+name, &v) }); err != nil {
+		return fleet.VirtualParameter{}, fmt.Errorf("virtual parameter %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// VirtualParameters returns the stored virtual parameter scripts, in name
+// order.
+func (c *Cache) VirtualParameters() ([]fleet.VirtualParameter, error) {
+	var out []fleet.VirtualParameter
+	err := c.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(pVParam)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var v fleet.VirtualParameter
+			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &v) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list virtual parameters: %w", err)
+	}
+	return out, nil
+}
+
+// PutVirtualParameter stores a virtual parameter script of this edge's
+// own (see PutPreset). The caller has checked it (validateVirtualParameter).
+func (c *Cache) PutVirtualParameter(v *fleet.VirtualParameter) error {
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("store virtual parameter: %w: %w", errBadRequest, err)
+	}
+	if err := c.update(func(txn *badger.Txn) error { return setRecord(txn, pVParam+v.Name, v) }); err != nil {
+		return fmt.Errorf("store virtual parameter %s: %w", v.Name, err)
+	}
+	c.provisionsChanged()
+	return nil
+}
+
+// DeleteVirtualParameter deletes a stored virtual parameter script;
+// ErrNotFound if there is none.
+func (c *Cache) DeleteVirtualParameter(name string) error {
+	if !fleet.ValidVirtualParameterName(name) {
+		return fmt.Errorf("delete virtual parameter %q: %w", name, ErrNotFound)
+	}
+	if err := c.deleteRecord(pVParam, name); err != nil {
+		return fmt.Errorf("delete virtual parameter %s: %w", name, err)
+	}
+	c.provisionsChanged()
+	return nil
+}
+
 // deleteRecord deletes prefix+name, or answers ErrNotFound.
 func (c *Cache) deleteRecord(prefix, name string) error {
 	if !fleet.ValidProvisionName(name) {
@@ -144,6 +207,18 @@ func validateProvision(p *fleet.Provision) error {
 	}
 	if _, err := script.Compile(p.Name, p.Script); err != nil {
 		return fmt.Errorf("%w: provision %s: %w", errBadRequest, p.Name, err)
+	}
+	return nil
+}
+
+// validateVirtualParameter is the core's check of a virtual parameter
+// PUT (core.ValidateVirtualParameter), for a standalone edge's API.
+func validateVirtualParameter(v *fleet.VirtualParameter) error {
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errBadRequest, err)
+	}
+	if _, err := script.Compile(v.Name, v.Script); err != nil {
+		return fmt.Errorf("%w: virtual parameter %s: %w", errBadRequest, v.Name, err)
 	}
 	return nil
 }
@@ -270,6 +345,64 @@ func (a *api) deleteProvision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.cfg.Cache.DeleteProvision(r.PathValue("name")); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *api) listVirtualParameters(w http.ResponseWriter, r *http.Request) {
+	vs, err := a.cfg.Cache.VirtualParameters()
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if vs == nil {
+		vs = []fleet.VirtualParameter{}
+	}
+	httpapi.WriteList(w, vs, "", -1)
+}
+
+func (a *api) getVirtualParameter(w http.ResponseWriter, r *http.Request) {
+	v, err := a.cfg.Cache.VirtualParameter(r.PathValue("name"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// putVirtualParameter answers PUT /api/v1/virtual-parameters/{name} on a
+// standalone edge as the core does: the body is the script; it must
+// compile.
+func (a *api) putVirtualParameter(w http.ResponseWriter, r *http.Request) {
+	if !a.cfg.LocalProvisioning {
+		a.fail(w, r, fmt.Errorf("%w: store the script there (PUT /api/v1/virtual-parameters/{name} on a core node); it reaches this edge over the sync link", ErrProvisioningAtCore))
+		return
+	}
+	body, err := httpapi.ReadBody(w, r, fleet.MaxProvisionScript)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("virtual parameter: %w", err))
+		return
+	}
+	v := fleet.VirtualParameter{Name: r.PathValue("name"), Script: string(body)}
+	if err := validateVirtualParameter(&v); err != nil {
+		writeJSON(w, http.StatusBadRequest, refusedBody(err))
+		return
+	}
+	if err := a.cfg.Cache.PutVirtualParameter(&v); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *api) deleteVirtualParameter(w http.ResponseWriter, r *http.Request) {
+	if !a.cfg.LocalProvisioning {
+		a.fail(w, r, fmt.Errorf("%w: delete the script there (DELETE /api/v1/virtual-parameters/{name} on a core node)", ErrProvisioningAtCore))
+		return
+	}
+	if err := a.cfg.Cache.DeleteVirtualParameter(r.PathValue("name")); err != nil {
 		a.fail(w, r, err)
 		return
 	}
