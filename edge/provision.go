@@ -94,6 +94,10 @@ type provSession struct {
 	// execs are the provision scripts of this cycle's matched presets,
 	// stepped before every plan (see stepScripts).
 	execs []*provExec
+	// vparams are the virtual parameter scripts run in this session, by
+	// name (the last run of each); vruns counts the runs started.
+	vparams map[string]*vpExec
+	vruns   map[string]int
 	// changers are the presets matched in a cycle that changed the device.
 	changers map[string]*preset.Compiled
 	mark     int // changes() when the cycle started
@@ -107,6 +111,9 @@ type provSession struct {
 	// newCRPass is the connection-request password made up for this
 	// session (crPassword).
 	newCRPass string
+	// task, when set, is the task this run carries out instead of presets
+	// (vtask.go): one declaration round, no preset cycles.
+	task *fleet.Task
 }
 
 // startProvisioning prepares the session's presets, or returns nil when
@@ -157,9 +164,11 @@ func (w *SessionWork) startProvisioning() *provSession {
 		stopped:  map[string]provision.Fault{},
 		writes:   map[string]int{},
 		changers: map[string]*preset.Compiled{},
+		vruns:    map[string]int{},
 	}
 	p.tree.setSynth(w.dev)
-	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile})
+	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile,
+		VirtualParameters: w.c.virtualNames()})
 	if paths := preset.Prefetch(all, s); len(paths) > 0 {
 		col, _ := p.run.Channel(prefetchChannel)
 		for _, path := range paths {
@@ -220,6 +229,7 @@ func (p *provSession) next() cwmp.Message {
 			return m
 		}
 		p.stepScripts(false)
+		p.stepVirtual(false)
 		msgs, done := p.run.Next(p.tree)
 		if !done {
 			p.batch = msgs
@@ -230,6 +240,9 @@ func (p *provSession) next() cwmp.Message {
 			// whatever it waits for (Exec bounds the replays).
 			p.stepScripts(true)
 			continue
+		}
+		if p.stepVirtual(true) {
+			continue // a virtual parameter's script ran or waits: plan again
 		}
 		if !p.advance() {
 			break
@@ -260,6 +273,133 @@ func (p *provSession) stepScripts(idle bool) {
 			p.w.c.log.Warn("provision script not run", "device", p.w.dev.ID, "provision", e.name, "err", err)
 		}
 	}
+}
+
+// maxVirtualRuns bounds the runs of one virtual parameter's script in a
+// session: a script that never returns what is declared must not run
+// forever (GenieACS bounds it by its commit iterations).
+const maxVirtualRuns = 4
+
+// vpExec is one run of a virtual parameter's script in the session.
+type vpExec struct {
+	name     string
+	x        *script.Exec
+	want     provision.VirtualNeed
+	ch       string
+	recorded bool
+}
+
+// vpChannel is the run channel of a virtual parameter script's own
+// declarations: no preset's (a control character), so its faults are
+// not stored as such; they fault the channels that asked (FaultVirtual).
+func vpChannel(name string) string { return "\x00vp:" + name }
+
+// stepVirtual runs the virtual parameters the run's declarations need
+// (provision.Run.Virtual: a read fresher than the tree holds, a value to
+// set): each one's script, with GenieACS's arguments (what is declared,
+// what the tree holds), its declarations on a channel of its own. A
+// script that finished puts its value in the tree; one that failed
+// faults the channels that asked. idle: the engine has nothing else to
+// do, so blocked scripts replay now. It reports whether anything is
+// still to run.
+func (p *provSession) stepVirtual(idle bool) (pending bool) {
+	needs := p.run.Virtual(p.tree)
+	for _, need := range needs {
+		if e := p.vparams[need.Name]; e != nil && !e.x.Done() {
+			continue
+		}
+		if p.vruns[need.Name] >= maxVirtualRuns {
+			p.run.FaultVirtual(need.Name, provision.Fault{Code: provision.FaultTooManyCommits,
+				Message: fmt.Sprintf("virtual parameter %s: still not as declared after %d runs of its script", need.Name, maxVirtualRuns)})
+			continue
+		}
+		p.startVirtual(need)
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.vparams)) {
+		e := p.vparams[name]
+		if !e.x.Done() {
+			if _, err := e.x.Step(context.Background(), idle); err != nil {
+				p.w.c.log.Warn("virtual parameter script not run", "device", p.w.dev.ID, "name", name, "err", err)
+			}
+		}
+		if e.x.Done() {
+			p.recordVirtual(e)
+		} else {
+			pending = true
+		}
+	}
+	return pending || len(p.run.Virtual(p.tree)) > 0
+}
+
+// startVirtual starts a run of a virtual parameter's script for need, or
+// faults the channels that asked when there is no such script.
+func (p *provSession) startVirtual(need provision.VirtualNeed) {
+	p.vruns[need.Name]++
+	s, found, err := p.w.c.virtualScript(need.Name)
+	if !found || err != nil {
+		msg := fmt.Sprintf("virtual parameter %s: no such script", need.Name)
+		if err != nil {
+			msg = fmt.Sprintf("virtual parameter %s: %v", need.Name, err)
+		}
+		p.run.FaultVirtual(need.Name, provision.Fault{Code: script.FaultScript, Message: msg})
+		return
+	}
+	ch := vpChannel(need.Name)
+	col, err := p.run.Channel(ch)
+	if err != nil {
+		p.run.FaultVirtual(need.Name, provision.Fault{Code: FaultCodeInvalidArguments, Message: err.Error()})
+		return
+	}
+	args := script.VirtualArgs{Declared: script.VirtualAttributes{ValueTime: need.ValueTime, Value: need.Value}}
+	if c := need.Current; c.Path != "" {
+		args.Current.ValueTime = c.ValueTime
+		if !c.ValueTime.IsZero() {
+			args.Current.Value = &provision.Value{Value: c.Value, Type: c.Type}
+		}
+		if !c.WritableTime.IsZero() {
+			w := c.Writable
+			args.Current.WritableTime, args.Current.Writable = c.WritableTime, &w
+		}
+	}
+	x, err := s.StartVirtualParameter(script.Env{Collector: col, Tree: p.tree, Now: p.run.Now(), DeviceID: p.w.dev.ID,
+		Limits: p.w.c.opts.ScriptLimits,
+		Log: func(msg string) {
+			p.w.c.log.Info("virtual parameter script", "device", p.w.dev.ID, "name", need.Name, "msg", msg)
+		}}, args)
+	if err != nil {
+		p.run.FaultVirtual(need.Name, provision.Fault{Code: script.FaultScript, Message: err.Error()})
+		return
+	}
+	if p.vparams == nil {
+		p.vparams = map[string]*vpExec{}
+	}
+	p.vparams[need.Name] = &vpExec{name: need.Name, x: x, want: need, ch: ch}
+}
+
+// recordVirtual settles a finished virtual parameter script, once: its
+// value into the tree (read by what declared it, stored at End like a
+// parameter), or its fault onto the channels that asked.
+func (p *provSession) recordVirtual(e *vpExec) {
+	if e.recorded {
+		return
+	}
+	e.recorded = true
+	if v, ok := e.x.Virtual(); ok {
+		if v.Value != nil {
+			provision.PutVirtualParameter(p.tree, e.name, *v.Value, v.Writable, p.clock())
+		}
+		p.run.SetVirtual(e.name, e.want.Value)
+		return
+	}
+	f := e.x.Result().Fault
+	if f == nil {
+		if of, ok := p.run.Outcome().Faults[e.ch]; ok {
+			f = &of
+		} else {
+			f = &provision.Fault{Code: script.FaultScript, Message: "virtual parameter " + e.name + " returned no value"}
+		}
+	}
+	p.run.FaultVirtual(e.name, *f)
 }
 
 // scriptsPending reports whether a script of the cycle has yet to finish.
@@ -299,6 +439,9 @@ func (p *provSession) advance() bool {
 		return p.declare()
 	case stageMain:
 		p.applyTags()
+		if p.task != nil {
+			return false
+		}
 		c := p.changes()
 		if c == p.mark {
 			return false
@@ -566,7 +709,10 @@ func (p *provSession) finish() {
 func (p *provSession) faults() map[string]provision.Fault {
 	out := map[string]provision.Fault{}
 	for ch, f := range p.run.Outcome().Faults {
-		if ch == prefetchChannel || (f.Code == provision.FaultFileNotFound && f.Message == errBlobPending.Error()) {
+		// The session's own channels (the precondition prefetch, virtual
+		// parameter scripts, "\x00...") are no preset's: a virtual
+		// parameter's fault reached the channels that asked for it.
+		if strings.HasPrefix(ch, "\x00") || (f.Code == provision.FaultFileNotFound && f.Message == errBlobPending.Error()) {
 			continue
 		}
 		out[ch] = f

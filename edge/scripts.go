@@ -9,7 +9,8 @@ import (
 	"github.com/edgeacs/edgeacs/provision/script"
 )
 
-// scriptCache holds the stored provision scripts compiled, so a session
+// scriptCache holds the stored provision and virtual parameter scripts
+// compiled, so a session
 // runs them without reading or parsing anything. Like presetCache, a
 // change of the stored scripts bumps a generation and the first session
 // that follows reloads them; a script whose source did not change keeps
@@ -21,10 +22,14 @@ type scriptCache struct {
 	errs atomic.Int64
 }
 
-// scriptSet is one generation's scripts by name. Immutable once stored.
+// scriptSet is one generation's scripts by name: provision scripts, and
+// virtual parameter scripts (names sorted in vnames). Immutable once
+// stored.
 type scriptSet struct {
-	gen  uint64
-	byID map[string]*compiledScript
+	gen    uint64
+	byID   map[string]*compiledScript
+	vp     map[string]*compiledScript
+	vnames []string
 }
 
 // compiledScript is a stored script and its compilation's verdict.
@@ -50,6 +55,19 @@ func (c *Cache) provisionScript(name string) (s *script.Script, found bool, err 
 	return cs.script, true, cs.err
 }
 
+// virtualScript returns the compiled virtual parameter script stored
+// under name, as provisionScript does.
+func (c *Cache) virtualScript(name string) (s *script.Script, found bool, err error) {
+	cs, ok := c.loadScripts().vp[name]
+	if !ok {
+		return nil, false, nil
+	}
+	return cs.script, true, cs.err
+}
+
+// virtualNames are the stored virtual parameters' names, sorted.
+func (c *Cache) virtualNames() []string { return c.loadScripts().vnames }
+
 // loadScripts returns the current generation's scripts, loading and
 // compiling what changed since the last one.
 func (c *Cache) loadScripts() *scriptSet {
@@ -66,6 +84,10 @@ func (c *Cache) loadScripts() *scriptSet {
 		return prev
 	}
 	stored, err := c.Provisions()
+	var vps []fleet.VirtualParameter
+	if err == nil {
+		vps, err = c.VirtualParameters()
+	}
 	if err != nil {
 		c.log.Error("provision scripts not loaded", "err", err)
 		if prev != nil {
@@ -73,27 +95,33 @@ func (c *Cache) loadScripts() *scriptSet {
 		}
 		return &scriptSet{gen: gen}
 	}
-	set := &scriptSet{gen: gen, byID: make(map[string]*compiledScript, len(stored))}
+	set := &scriptSet{gen: gen, byID: make(map[string]*compiledScript, len(stored)), vp: make(map[string]*compiledScript, len(vps))}
+	var old, oldVP map[string]*compiledScript
+	if prev != nil {
+		old, oldVP = prev.byID, prev.vp
+	}
 	for _, p := range stored {
-		set.byID[p.Name] = c.compileScript(prev, p)
+		set.byID[p.Name] = c.compileScript(old, p.Name, p.Script, "provision")
+	}
+	for _, v := range vps {
+		set.vp[v.Name] = c.compileScript(oldVP, v.Name, v.Script, "virtual parameter")
+		set.vnames = append(set.vnames, v.Name)
 	}
 	sc.set.Store(set)
 	return set
 }
 
-// compileScript compiles p, or reuses prev's program when its source is
-// the same.
-func (c *Cache) compileScript(prev *scriptSet, p fleet.Provision) *compiledScript {
-	sum := sha256.Sum256([]byte(p.Script))
-	if prev != nil {
-		if old, ok := prev.byID[p.Name]; ok && old.sum == sum {
-			return old
-		}
+// compileScript compiles a script, or reuses the previous program of the
+// same name when its source is the same.
+func (c *Cache) compileScript(prev map[string]*compiledScript, name, src, what string) *compiledScript {
+	sum := sha256.Sum256([]byte(src))
+	if old, ok := prev[name]; ok && old.sum == sum {
+		return old
 	}
-	s, err := script.Compile(p.Name, p.Script)
+	s, err := script.Compile(name, src)
 	if err != nil {
 		c.scripts.errs.Add(1)
-		c.log.Warn("provision script does not compile: the presets naming it fault", "provision", p.Name, "err", err)
+		c.log.Warn(what+" script does not compile: what runs it faults", "name", name, "err", err)
 	}
 	return &compiledScript{sum: sum, script: s, err: err}
 }

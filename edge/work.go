@@ -71,6 +71,8 @@ type SessionWork struct {
 	// provDone: they ran, or none applies.
 	prov     *provSession
 	provDone bool
+	// vtask runs a task through the provisioning engine (vtask.go).
+	vtask *provSession
 }
 
 type taskRun struct {
@@ -525,6 +527,11 @@ func (w *SessionWork) Next() cwmp.Message {
 		w.requeue(w.cur.t)
 		w.cur = nil
 	}
+	if w.vtask != nil {
+		if m := w.vtaskNext(); m != nil {
+			return m
+		}
+	}
 	if w.prov != nil && !w.provDone {
 		// A provisioning run under way goes on before tasks queued since.
 		if m := w.provNext(); m != nil {
@@ -542,6 +549,16 @@ func (w *SessionWork) Next() cwmp.Message {
 		}
 		if !t.Expiry.IsZero() && now.After(t.Expiry) {
 			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
+			continue
+		}
+		if t.Name == fleet.TaskGetParameterValues && hasVirtualName(t.ParameterNames) {
+			if err := w.startVirtualTask(t); err != nil {
+				w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: FaultCodeInvalidArguments, Message: err.Error()})
+				continue
+			}
+			if m := w.vtaskNext(); m != nil {
+				return m
+			}
 			continue
 		}
 		req, fault := w.rpcFor(t)
@@ -695,6 +712,10 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 // invalid_response; either way the session moves on to the next task.
 func (w *SessionWork) Answer(a *cwmp.Answer) {
 	if p := w.prov; p != nil && p.sent != nil && a != nil && a.Request == p.sent && !w.ended {
+		p.answer(a)
+		return
+	}
+	if p := w.vtask; p != nil && p.sent != nil && a != nil && a.Request == p.sent && !w.ended {
 		p.answer(a)
 		return
 	}
@@ -878,6 +899,12 @@ func (w *SessionWork) End(completed bool) error {
 	if w.cur != nil {
 		w.requeue(w.cur.t)
 		w.cur = nil
+	}
+	if w.vtask != nil {
+		// Dropped mid-task: it runs again next session; what the CPE
+		// answered so far is not kept.
+		w.requeue(w.vtask.task)
+		w.vtask = nil
 	}
 	var (
 		provFaults  map[string]provision.Fault
