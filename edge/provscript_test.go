@@ -241,7 +241,7 @@ func TestGenieACSInstancesAtEdge(t *testing.T) {
 // next session (the faults stay, the channels are skipped) sends nothing.
 func TestPresetScriptFaults(t *testing.T) {
 	c, err := OpenCache(t.TempDir(), CacheOptions{Logger: quietLog, EdgeID: "e1",
-		ScriptLimits: script.Limits{Time: 300 * time.Millisecond, Alloc: 256 << 20}})
+		ScriptLimits: script.Limits{Time: time.Second, Alloc: 64 << 20}})
 	if err != nil {
 		t.Fatal(err)
 	}

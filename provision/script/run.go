@@ -299,8 +299,7 @@ func (sb *sandbox) watch(ctx context.Context, lim Limits) (stop func()) {
 		sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 		metrics.Read(sample)
 		base := sample[0].Value.Uint64()
-		var check func()
-		check = func() {
+		check := func() {
 			// One callback at a time: the next is armed below.
 			metrics.Read(sample)
 			if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64()-base > uint64(lim.Alloc) {
