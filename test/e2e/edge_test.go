@@ -245,20 +245,6 @@ func getDevice(t *testing.T, path string) edgeDevice {
 }
 
 // postTask queues a task with a connection request and waits up to 20s.
-func getTasks(t *testing.T, path string) []edgeTask {
-	t.Helper()
-	resp, err := http.Get(path + "/tasks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tasks []edgeTask
-	if err := json.NewDecoder(resp.Body).Decode(&tasks); err != nil {
-		t.Fatalf("GET %s/tasks: %v", path, err)
-	}
-	return tasks
-}
-
 func postTask(t *testing.T, path, body string) edgeTask {
 	t.Helper()
 	resp, err := http.Post(path+"/tasks?connection_request&wait=20s", "application/json", strings.NewReader(body))
