@@ -116,6 +116,13 @@ type CacheOptions struct {
 	// ScriptLimits bound each run of a provision script in a session
 	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
 	ScriptLimits script.Limits
+	// InterimPresets are the presets an edge synced to a core runs until
+	// its first fleet-wide downlink record arrives: the defaults
+	// (preset.Defaults), so that CPEs informing at a new edge that has not
+	// reached its core yet get their connection-request credentials. From
+	// that record on, the presets are the core's (none, if the operator
+	// deleted them there).
+	InterimPresets []fleet.Preset
 	// ProvisionRetryDelay is how long a preset channel's fault holds its
 	// presets back before a session retries them; each retry that faults
 	// again doubles it (GenieACS's cwmp.retryDelay), up to

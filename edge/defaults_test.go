@@ -146,3 +146,31 @@ func TestSeedDefaultPresets(t *testing.T) {
 		t.Fatal("a deleted default was made again")
 	}
 }
+
+// TestInterimPresets: an edge synced to a core runs the default presets
+// until its core has sent anything fleet-wide (CPEs informing at a new
+// edge still get their connection-request credentials); from then on it
+// runs the core's presets only, none if the core has none.
+func TestInterimPresets(t *testing.T) {
+	c, err := OpenCache(t.TempDir(), CacheOptions{Logger: quietLog, EdgeID: "e1", InterimPresets: preset.Defaults(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cpe := newSimCPE(t, c, sim.ModelTR098, 9)
+	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
+	if d, err := c.Device(cpe.id()); err != nil || d.CRPassword == "" {
+		t.Fatalf("no credentials from the interim presets: %+v %v", d, err)
+	}
+	if ps, _ := c.Presets(); len(ps) != 0 {
+		t.Fatalf("interim presets stored: %+v", ps)
+	}
+	// The core speaks (a token, no preset): its presets rule, and it has
+	// none: a new life gets no credentials.
+	tok := fleet.Token{Name: "t", Scope: fleet.ScopeRead, Hash: strings.Repeat("ab", 32), Created: t0}
+	mustStore(t, c, fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownToken, Token: &tok})
+	cpe.session(cwmp.EventBootstrap)
+	if d, _ := c.Device(cpe.id()); d.CRPassword != "" {
+		t.Fatalf("the interim presets still ran after the core spoke: %+v", d)
+	}
+}

@@ -176,6 +176,9 @@ func (c *Cache) storeDown(recs []fleet.DownRecord, claimed map[string]bool) (dow
 			return fmt.Errorf("read shared downlink position: %w", err)
 		}
 		edge0, shared0 := edgePos, sharedPos
+		// The first fleet-wide record ends the interim presets
+		// (CacheOptions.InterimPresets): the core's rule from now on.
+		eff.presets = shared0 == 0 && len(c.opts.InterimPresets) > 0
 		for i := range recs {
 			r := &recs[i]
 			pos := &edgePos

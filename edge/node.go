@@ -397,6 +397,12 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return cache.OutboxOldest().Seconds()
 	})
 	wakeQ := make(chan string, wakeQueueLen)
+	var interim []fleet.Preset
+	if !cfg.Standalone {
+		// Until its core has spoken, a synced edge runs the defaults a
+		// fresh cluster gets.
+		interim = preset.Defaults(!cfg.ManualCRCredentials)
+	}
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
 		SyncWrites:          cfg.SyncWrites,
 		Logger:              logger,
@@ -405,6 +411,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		DownloadTimeout:     cfg.DownloadTimeout,
 		ManualCRCredentials: cfg.ManualCRCredentials,
 		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
+		InterimPresets:      interim,
 		ScriptLimits:        script.Limits{Time: cfg.ScriptTimeout},
 		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,

@@ -61,6 +61,11 @@ func (c *Cache) compiledPresets() []*preset.Compiled {
 		}
 		return nil
 	}
+	if len(stored) == 0 && len(c.opts.InterimPresets) > 0 {
+		if _, shared, err := c.DownlinkAcked(); err == nil && shared == 0 {
+			stored = c.opts.InterimPresets // never heard from the core yet
+		}
+	}
 	list := make([]*preset.Compiled, 0, len(stored))
 	for i := range stored {
 		cp, err := preset.Compile(&stored[i])
