@@ -122,6 +122,10 @@ func (n *Node) handler() http.Handler {
 	h("GET /api/v1/provisions/{name}", n.read(n.getProvision))
 	h("PUT /api/v1/provisions/{name}", n.write(n.putProvision))
 	h("DELETE /api/v1/provisions/{name}", n.write(n.deleteProvision))
+	h("GET /api/v1/virtual-parameters", n.read(n.listVirtualParameters))
+	h("GET /api/v1/virtual-parameters/{name}", n.read(n.getVirtualParameter))
+	h("PUT /api/v1/virtual-parameters/{name}", n.write(n.putVirtualParameter))
+	h("DELETE /api/v1/virtual-parameters/{name}", n.write(n.deleteVirtualParameter))
 	h("GET /api/v1/files", n.read(n.listFiles))
 	h("GET /api/v1/files/{name}", n.read(n.getFile))
 	h("GET /api/v1/files/{name}/content", n.getFileContent)
@@ -788,11 +792,11 @@ func (n *Node) listFaults(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, faultViews(fs))
 }
 
-// deleteFault answers DELETE /api/v1/faults/{id}, id being a fault's _id
+// deleteTaskFault answers DELETE /api/v1/faults/{id}, id being a task fault's _id
 // (its task's ID): 204, or 404 when no fault has that ID. The core's
 // faults are those of tasks, final and never retried, so clearing one
 // removes its task too, as the NBI's DELETE /faults/{id} does.
-func (n *Node) deleteFault(w http.ResponseWriter, r *http.Request) {
+func (n *Node) deleteTaskFault(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	t, err := n.fsm.Task(id)
 	if errors.Is(err, ErrNotFound) {
@@ -1073,9 +1077,10 @@ func (n *Node) internalApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// File metadata whose blob stays on the follower, and the bootstrap
-	// admin token a founder that lost the lead still owes the cluster
-	// (IfNone: it can only ever make the first token).
-	ok := cmds[0].Op == OpPutFileMeta || (cmds[0].Op == OpPutToken && cmds[0].IfNone)
+	// admin token and default presets a founder that lost the lead still
+	// owes the cluster (IfNone, and the seed's own mark: each can only
+	// ever be made once).
+	ok := cmds[0].Op == OpPutFileMeta || (cmds[0].Op == OpPutToken && cmds[0].IfNone) || cmds[0].Op == OpSeedPresets
 	if !ok {
 		writeError(w, fmt.Errorf("%w: op %v is not accepted here", ErrBadRequest, cmds[0].Op))
 		return

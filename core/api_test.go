@@ -191,7 +191,8 @@ func TestAPIHappyPaths(t *testing.T) {
 		t.Fatalf("put preset: %d", code)
 	}
 	var ps []fleet.Preset
-	if code := do(t, "GET", api(n, "/presets"), nil, &ps); code != 200 || len(ps) != 1 || ps[0].Weight != 2 {
+	// The cluster's defaults (bootstrap, inform), and p1.
+	if code := do(t, "GET", api(n, "/presets"), nil, &ps); code != 200 || len(ps) != 3 || ps[2].Name != "p1" || ps[2].Weight != 2 {
 		t.Fatalf("list presets: %d %+v", code, ps)
 	}
 	if code := do(t, "DELETE", api(n, "/presets/p1"), nil, nil); code != 204 {

@@ -45,6 +45,18 @@ const (
 	OpPutProvision Op = 21
 	// OpDeleteProvision deletes the provision script Name.
 	OpDeleteProvision Op = 22
+	// OpSeedPresets stores Presets, the defaults a fresh cluster starts
+	// with, once in the cluster's life: a later one changes nothing, so
+	// an operator's edit or delete of a default sticks.
+	OpSeedPresets Op = 23
+	// OpDeleteChannelFault deletes the preset channel fault Name
+	// ("<device>:<channel>") and tells the edge that recorded it.
+	OpDeleteChannelFault Op = 24
+	// OpPutVirtualParameter stores the virtual parameter script
+	// VirtualParameter (fleet-wide).
+	OpPutVirtualParameter Op = 25
+	// OpDeleteVirtualParameter deletes the virtual parameter Name.
+	OpDeleteVirtualParameter Op = 26
 )
 
 var opNames = map[Op]string{
@@ -54,7 +66,9 @@ var opNames = map[Op]string{
 	OpPutFileMeta: "PutFileMeta", OpDeleteFileMeta: "DeleteFileMeta", OpEdgeSeen: "EdgeSeen",
 	OpEdgeAck: "EdgeAck", OpRegisterNode: "RegisterNode", OpRemoveNode: "RemoveNode",
 	OpUplink: "Uplink", OpRevokeEdge: "RevokeEdge", OpPutToken: "PutToken", OpRevokeToken: "RevokeToken",
-	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision",
+	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision", OpSeedPresets: "SeedPresets",
+	OpDeleteChannelFault: "DeleteChannelFault", OpPutVirtualParameter: "PutVirtualParameter",
+	OpDeleteVirtualParameter: "DeleteVirtualParameter",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -125,6 +139,10 @@ type Command struct {
 	IfNone bool `cbor:"29,keyasint,omitempty"`
 	// Provision is the provision script OpPutProvision stores.
 	Provision *fleet.Provision `cbor:"30,keyasint,omitempty"`
+	// Presets are the default presets OpSeedPresets stores.
+	Presets []*fleet.Preset `cbor:"31,keyasint,omitempty"`
+	// VirtualParameter is the script OpPutVirtualParameter stores.
+	VirtualParameter *fleet.VirtualParameter `cbor:"32,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

@@ -68,6 +68,8 @@ func (n *Node) nbiRoutes(h func(string, http.HandlerFunc)) {
 	h("DELETE /files/{name}", n.write(nbihttp.OK(n.deleteFile)))
 	h("PUT /provisions/{name}", n.write(n.putProvision))
 	h("DELETE /provisions/{name}", n.write(nbihttp.OK(n.deleteProvision)))
+	h("PUT /virtual_parameters/{name}", n.write(n.putVirtualParameter))
+	h("DELETE /virtual_parameters/{name}", n.write(nbihttp.OK(n.deleteVirtualParameter)))
 }
 
 // nbiBadRequest is a query the nbi package refused, as a 400.
@@ -293,10 +295,16 @@ func (n *Node) nbiTasks(w http.ResponseWriter, r *http.Request) {
 	}, isNotFound))
 }
 
-// nbiFault is a core fault in GenieACS's shape. The core keeps only task
-// faults, so every channel is task_<id>.
+// nbiFault is a core fault in GenieACS's shape: a task's is on channel
+// task_<id>, a preset channel's on its channel.
 func nbiFault(f *Fault) nbi.Fault {
-	return nbi.NewFault(f.Device, nbi.TaskChannel(f.TaskID), f.Fault.Code, f.Fault.Message, f.Fault.Detail, f.Time)
+	ch := nbi.TaskChannel(f.TaskID)
+	if f.Channel != "" {
+		ch = f.Channel
+	}
+	doc := nbi.NewFault(f.Device, ch, f.Fault.Code, f.Fault.Message, f.Fault.Detail, f.Time)
+	doc.Retries = f.Retries
+	return doc
 }
 
 // nbiFaults answers GET/HEAD /faults/?query= on the fault fields _id,
@@ -310,8 +318,8 @@ func (n *Node) nbiFaults(w http.ResponseWriter, r *http.Request) {
 	var fs []*Fault
 	if pinned, ok := l.Query.IDs(); ok {
 		for _, id := range pinned {
-			dev, ch, ok := nbi.SplitFaultID(id)
-			if _, isTask := nbi.TaskOfChannel(ch); !ok || !isTask {
+			dev, _, ok := nbi.SplitFaultID(id)
+			if !ok {
 				continue
 			}
 			got, err := n.fsm.Faults(dev)
@@ -320,7 +328,7 @@ func (n *Node) nbiFaults(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			for _, f := range got {
-				if nbi.FaultID(f.Device, nbi.TaskChannel(f.TaskID)) == id {
+				if nbiFault(f).ID == id {
 					fs = append(fs, f)
 				}
 			}
@@ -348,16 +356,24 @@ func (n *Node) nbiFaults(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// nbiDeleteFault answers DELETE /faults/{id}. The core's faults are those
-// of tasks, and a faulted task is final here (it is not retried), so, as
-// GenieACS does for a task's fault, deleting the fault deletes the task
-// with it. An ID that names no stored fault is 404.
+// nbiDeleteFault answers DELETE /faults/{id}. A preset channel's fault is
+// deleted here and at the edge that recorded it (its presets are retried
+// at the device's next session there). A faulted task is final here (it
+// is not retried), so, as GenieACS does for a task's fault, deleting the
+// fault deletes the task with it. An ID that names no stored fault is 404.
 func (n *Node) nbiDeleteFault(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	dev, ch, ok := nbi.SplitFaultID(id)
 	taskID, isTask := nbi.TaskOfChannel(ch)
-	if !ok || !isTask {
-		writeError(w, fmt.Errorf("fault %s: %w (the core keeps task faults only: <deviceId>:task_<taskId>)", id, ErrNotFound))
+	if ok && !isTask {
+		// A preset channel's fault: deleted here and at its edge.
+		if _, ok := n.applyOK(w, r, Command{Op: OpDeleteChannelFault, Name: id}); ok {
+			w.WriteHeader(http.StatusOK)
+		}
+		return
+	}
+	if !ok {
+		writeError(w, fmt.Errorf("fault %s: %w (want <deviceId>:<channel>)", id, ErrNotFound))
 		return
 	}
 	fs, err := n.fsm.Faults(dev)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -50,8 +51,8 @@ func TestAPIPresetValidation(t *testing.T) {
 			}
 		})
 	}
-	if ps, _ := n.fsm.Presets(); len(ps) != 0 {
-		t.Fatalf("a refused preset was stored: %+v", ps)
+	if ps, _ := n.fsm.Presets(); len(ps) != len(defaultPresets()) {
+		t.Fatalf("a refused preset was stored: %d presets besides the defaults", len(ps)-len(defaultPresets()))
 	}
 
 	// Accepted: GenieACS's shapes, a script's provision (checked where it
@@ -82,5 +83,65 @@ func TestFSMStoredPresetCheckAcceptsOldPresets(t *testing.T) {
 	}
 	if ps, _ := f.Presets(); len(ps) != 2 {
 		t.Fatalf("presets: %d, want 2", len(ps))
+	}
+}
+
+// TestFSMSeedPresets: the default presets are stored once in a cluster's
+// life, with their fleet-wide downlink records; a preset the operator
+// stored under a default's name first is kept, and one deleted or edited
+// after the seed is not made again.
+func TestFSMSeedPresets(t *testing.T) {
+	f := mustFSM(t)
+	mine := &fleet.Preset{Name: "inform", Provisions: [][]any{{"tag", "mine", true}}}
+	mustApply(t, f, Command{Op: OpPutPreset, Preset: mine})
+	if f.PresetsSeeded() {
+		t.Fatal("seeded before any seed")
+	}
+	mustApply(t, f, Command{Op: OpSeedPresets, Presets: defaultPresets()})
+	if !f.PresetsSeeded() {
+		t.Fatal("not seeded")
+	}
+	ps, err := f.Presets()
+	if err != nil || len(ps) != 2 || ps[0].Name != "bootstrap" || ps[1].Provisions[0][0] != "tag" {
+		t.Fatalf("presets after the seed: %+v %v", ps, err)
+	}
+	mustApply(t, f, Command{Op: OpDeletePreset, Name: "bootstrap"})
+	mustApply(t, f, Command{Op: OpSeedPresets, Presets: defaultPresets()})
+	if ps, _ := f.Presets(); len(ps) != 1 {
+		t.Fatalf("a second seed made %+v", ps)
+	}
+	rs, err := f.Downlink("e1", 0, 0, 0)
+	if err != nil || kinds(rs) != "preset preset preset-delete" || rs[1].Preset.Name != "bootstrap" {
+		t.Fatalf("shared log %s %v", kinds(rs), err)
+	}
+	if r := applyAt(t, f, Command{Op: OpSeedPresets, Presets: []*fleet.Preset{{Name: "a/b", Provisions: [][]any{}}}})[0]; !errors.Is(r.Err, ErrBadRequest) {
+		t.Fatalf("a bad preset in a seed: %v", r.Err)
+	}
+}
+
+// TestClusterDefaultPresets: a founded cluster has the default presets,
+// which pass the API's own validation, and they are there before the
+// admin token (an edge that has the token has them).
+func TestClusterDefaultPresets(t *testing.T) {
+	n := newCluster(t, 1, nil)[0]
+	var ps []fleet.Preset
+	if code := do(t, "GET", api(n, "/presets"), nil, &ps); code != 200 || len(ps) != 2 || ps[0].Name != "bootstrap" || ps[1].Name != "inform" {
+		t.Fatalf("presets of a new cluster: %d %+v", code, ps)
+	}
+	for i := range ps {
+		if err := ValidatePreset(&ps[i]); err != nil {
+			t.Errorf("default preset %s: %v", ps[i].Name, err)
+		}
+	}
+	rs, err := n.fsm.Downlink("e1", 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, r := range rs {
+		order = append(order, r.Kind.String())
+	}
+	if len(order) < 3 || order[0] != "preset" || order[1] != "preset" || order[2] != "token" {
+		t.Fatalf("shared log of a new cluster: %v, want the presets before the token", order)
 	}
 }

@@ -19,14 +19,17 @@ const (
 	pParam   = "p/"  // p/<device>\0<param> → Param
 	pTask    = "t/"  // t/<task> → fleet.Task
 	pDevTask = "dt/" // dt/<device>\0<task> → empty (index)
-	pFault   = "f/"  // f/<device>\0<task> → Fault
+	pFault   = "f/"  // f/<device>\0<task> → Fault; f/<device>\0:<channel> → a preset channel's Fault (channelFaultKey)
 	pPreset  = "s/"  // s/<name> → fleet.Preset
 	pProv    = "pr/" // pr/<name> → fleet.Provision
+	pVParam  = "vp/" // vp/<name> → fleet.VirtualParameter
 	pFile    = "fm/" // fm/<name> → fleet.FileMeta
 	pEdge    = "e/"  // e/<edge> → Edge
 	pNode    = "n/"  // n/<raft server id> → NodeInfo
 	pIdem    = "i/"  // i/<key> → []string (the first command's value)
 	kApplied = "m/applied"
+	// kSeeded marks that the default presets were stored (OpSeedPresets).
+	kSeeded = "m/seeded"
 
 	// The downlink (core → edge), see downlink.go.
 	pDownEdge   = "dl/"     // dl/<edge>\0<seq BE> → fleet.DownRecord (the edge's own log)
@@ -320,6 +323,26 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 			return nil, err
 		}
 		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPresetDelete, Name: c.Name})
+	case OpSeedPresets:
+		return nil, p.seedPresets(w, c)
+	case OpDeleteChannelFault:
+		return nil, p.deleteChannelFault(w, c)
+	case OpPutVirtualParameter:
+		if c.VirtualParameter == nil {
+			return nil, fmt.Errorf("%w: PutVirtualParameter without one", ErrBadRequest)
+		}
+		if err := c.VirtualParameter.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if err := p.putFleet(w, key(pVParam, c.VirtualParameter.Name), c.VirtualParameter); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownVirtualParameter, VirtualParameter: c.VirtualParameter})
+	case OpDeleteVirtualParameter:
+		if err := p.deleteExisting(w, key(pVParam, c.Name), "virtual parameter "+c.Name); err != nil {
+			return nil, err
+		}
+		return nil, p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownVirtualParameterDelete, Name: c.Name})
 	case OpPutProvision:
 		if c.Provision == nil {
 			return nil, fmt.Errorf("%w: PutProvision without a provision", ErrBadRequest)
@@ -372,6 +395,42 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", ErrBadRequest, c.Op)
 	}
+}
+
+// seedPresets stores the default presets of a fresh cluster, once: with
+// kSeeded set it does nothing, and a preset already stored under a
+// default's name (an operator's) is kept.
+func (p processor) seedPresets(w *wtx, c *Command) error {
+	for _, ps := range c.Presets {
+		if ps == nil {
+			return fmt.Errorf("%w: SeedPresets with a nil preset", ErrBadRequest)
+		}
+		if err := checkStoredPreset(ps); err != nil {
+			return err
+		}
+	}
+	if _, done, err := w.get([]byte(kSeeded)); err != nil {
+		return storageError{err}
+	} else if done {
+		return nil
+	}
+	for _, ps := range c.Presets {
+		if _, exists, err := w.get(key(pPreset, ps.Name)); err != nil {
+			return storageError{err}
+		} else if exists {
+			continue
+		}
+		if err := p.putFleet(w, key(pPreset, ps.Name), ps); err != nil {
+			return err
+		}
+		if err := p.appendShared(w, c, fleet.DownRecord{Kind: fleet.DownPreset, Preset: ps}); err != nil {
+			return err
+		}
+	}
+	if err := w.set([]byte(kSeeded), nil); err != nil {
+		return storageError{err}
+	}
+	return nil
 }
 
 func (p processor) putRecord(w *wtx, k []byte, v any) error {
@@ -619,6 +678,10 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if dd.Bootstrap && ok {
 		ov = nil
 		if err := w.delPrefix(key(pParam, d.ID, "")); err != nil {
+			return storageError{err}
+		}
+		// The edge dropped the channel faults of the device's old life.
+		if err := w.delPrefix(channelFaultKey(d.ID, "")); err != nil {
 			return storageError{err}
 		}
 		d.flags &^= devSpilled

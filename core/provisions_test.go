@@ -134,6 +134,10 @@ func TestAPIProvisions(t *testing.T) {
 	if bad.Line != 2 || bad.Column == 0 || !strings.Contains(bad.Error, "broken") {
 		t.Fatalf("syntax error answer %+v, want line 2 and a column", bad)
 	}
+	// A built-in's name: a preset naming it would never run the script.
+	if code := do(t, "PUT", api(n, "/provisions/refresh"), "log('x');", &bad); code != 400 || !strings.Contains(bad.Error, "built-in") {
+		t.Fatalf("PUT under a built-in's name: %d %+v", code, bad)
+	}
 	for _, tt := range []struct{ name, path, body string }{
 		{"slash", "/provisions/a%2Fb", "1"},
 		{"control character", "/provisions/a%01b", "1"},

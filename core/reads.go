@@ -307,6 +307,51 @@ func (f *FSM) Provision(name string) (*fleet.Provision, error) {
 	return &p, nil
 }
 
+// VirtualParameter returns one virtual parameter script.
+func (f *FSM) VirtualParameter(name string) (*fleet.VirtualParameter, error) {
+	var v fleet.VirtualParameter
+	err := f.view(func(txn *badger.Txn) error {
+		b, err := getRaw(txn, key(pVParam, name))
+		if err != nil {
+			return err
+		}
+		return fleet.Unmarshal(b, &v)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("virtual parameter %s: %w", name, err)
+	}
+	return &v, nil
+}
+
+// VirtualParameters lists every virtual parameter script by name.
+func (f *FSM) VirtualParameters() ([]*fleet.VirtualParameter, error) {
+	var out []*fleet.VirtualParameter
+	err := f.view(func(txn *badger.Txn) error {
+		return scan(txn, []byte(pVParam), nil, func(_, v []byte) (bool, error) {
+			var vp fleet.VirtualParameter
+			if err := fleet.Unmarshal(v, &vp); err != nil {
+				return false, err
+			}
+			out = append(out, &vp)
+			return true, nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list virtual parameters: %w", err)
+	}
+	return out, nil
+}
+
+// PresetsSeeded reports whether the default presets were stored
+// (OpSeedPresets applied), whatever happened to them since.
+func (f *FSM) PresetsSeeded() bool {
+	err := f.view(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte(kSeeded))
+		return err
+	})
+	return err == nil
+}
+
 // Provisions lists every provision script by name.
 func (f *FSM) Provisions() ([]*fleet.Provision, error) {
 	var out []*fleet.Provision

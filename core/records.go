@@ -90,13 +90,21 @@ type NodeInfo struct {
 	SyncAddr string `json:"syncAddr,omitempty" cbor:"3,keyasint,omitempty"`
 }
 
-// Fault is a task fault kept for listing: which device, which task, what
-// the CPE answered and when.
+// Fault is a fault kept for listing: a task's (which task, what the CPE
+// answered and when), or a preset channel's as the edge that recorded it
+// reported it (Channel and Edge set, TaskID empty).
 type Fault struct {
 	Device string          `json:"device" cbor:"1,keyasint"`
 	TaskID string          `json:"task" cbor:"2,keyasint"`
 	Fault  fleet.TaskFault `json:"fault" cbor:"3,keyasint"`
 	Time   time.Time       `json:"timestamp" cbor:"4,keyasint"`
+	// Channel is the preset channel of a provisioning fault.
+	Channel string `json:"channel,omitempty" cbor:"5,keyasint,omitempty"`
+	// Retries counts the edge's retries of the channel that faulted again.
+	Retries int `json:"retries,omitempty" cbor:"6,keyasint,omitempty"`
+	// Edge is the edge that recorded a channel fault: the one told when
+	// it is deleted here.
+	Edge string `json:"edge,omitempty" cbor:"7,keyasint,omitempty"`
 }
 
 // paramFormat prefixes a parameter value. Parameters are the bulk of all

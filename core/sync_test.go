@@ -474,10 +474,13 @@ func TestSyncBackend(t *testing.T) {
 		code := do(t, "POST", api(&testNode{Node: n}, "/devices/dev1/tasks?connection_request&wait=20s"), `{"name":"reboot"}`, &tk)
 		ans <- answer{code, tk}
 	}()
+	// The fleet-wide log a founded cluster starts with: its default
+	// presets and the admin token.
+	founded := uint64(len(defaultPresets()) + 1)
 	var down []fleet.DownRecord
 	waitFor(t, "the task on e1's downlink", 10*time.Second, func() bool {
 		var err error
-		down, err = n.Downlink("e1", 0, 1, 10)
+		down, err = n.Downlink("e1", 0, founded, 10)
 		return err == nil && len(down) == 1
 	})
 	if down[0].Kind != fleet.DownTask || !down[0].Wake || down[0].Task.Edge != "e1" {
@@ -508,7 +511,7 @@ func TestSyncBackend(t *testing.T) {
 	if st, _ := n.EdgeState("e1"); st.UplinkAcked != 4 || st.DownlinkAcked != 1 {
 		t.Fatalf("edge state: %+v", st)
 	}
-	if rs, _ := n.Downlink("e1", 0, 1, 10); len(rs) != 0 {
+	if rs, _ := n.Downlink("e1", 0, founded, 10); len(rs) != 0 {
 		t.Fatalf("acked records still served: %+v", rs)
 	}
 
@@ -551,7 +554,7 @@ func TestSyncBackend(t *testing.T) {
 	if _, err := n.ApplyUplink(ctx, "e1", []fleet.SeqRecord{{Seq: 5, Data: record(t, informAt("dev2", "e1", t0))}}); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("uplink of a revoked edge: %v", err)
 	}
-	if rs, _ := n.Downlink("e2", 0, 0, 10); kinds(rs) != "token revoke" {
+	if rs, _ := n.Downlink("e2", 0, 0, 10); kinds(rs) != "preset preset token revoke" {
 		t.Fatalf("e2 downlink: %s", kinds(rs))
 	}
 

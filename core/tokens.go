@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
+	"github.com/edgeacs/edgeacs/provision/preset"
 )
 
 // API tokens are replicated state: created and revoked through the log
@@ -234,6 +235,17 @@ func (n *Node) RevokeToken(ctx context.Context, name string) error {
 // token's secret (see adminTokenLoop).
 func (n *Node) AdminTokenPath() string { return filepath.Join(n.cfg.DataDir, tokenfile.Name) }
 
+// defaultPresets are the presets a fresh cluster gets (preset.Defaults,
+// connection-request credentials included).
+func defaultPresets() []*fleet.Preset {
+	ds := preset.Defaults(true)
+	out := make([]*fleet.Preset, len(ds))
+	for i := range ds {
+		out[i] = &ds[i]
+	}
+	return out
+}
+
 // adminTokenName names the bootstrap admin token.
 const adminTokenName = "admin"
 
@@ -247,7 +259,8 @@ const adminTokenMaxFailures = 20
 
 // adminTokenLoop runs on a node configured to found a cluster (Bootstrap
 // or BootstrapExpect): once the cluster has no token at all and this node
-// leads, it proposes the admin token with IfNone, and the founder whose
+// leads, it stores the default presets (OpSeedPresets, once in the
+// cluster's life), then proposes the admin token with IfNone, and the founder whose
 // proposal commits writes the secret to AdminTokenPath. Every other
 // founder, and any start that finds tokens (a restart), does nothing; a
 // node whose file exists never overwrites it. The secret is staged on disk
@@ -281,6 +294,21 @@ func (n *Node) adminTokenLoop(ctx context.Context) {
 		if _, leader := n.raft.LeaderWithID(); leader == "" {
 			sleepCtx(ctx, delay)
 			delay = min(delay*2, adminTokenPoll)
+			continue
+		}
+		if !n.fsm.PresetsSeeded() {
+			// The cluster's default presets first, in the same founding
+			// step: an edge that has the admin token has them too (one
+			// ordered fleet-wide log carries both).
+			err := n.applyAnywhere(ctx, Command{Op: OpSeedPresets, Presets: defaultPresets()})
+			if err != nil {
+				if failures++; failures >= adminTokenMaxFailures {
+					n.log.Error("default presets: giving up; restart this node to try again", "attempts", failures, "err", err)
+					return
+				}
+				sleepCtx(ctx, delay)
+				delay = min(delay*2, adminTokenPoll)
+			}
 			continue
 		}
 		if hash == "" {

@@ -37,6 +37,12 @@ func (p processor) uplink(w *wtx, c *Command) error {
 			return fmt.Errorf("%w: uplink record %s/%d: %w", ErrBadRequest, c.Edge, c.Seq, err)
 		}
 		return p.taskReport(w, c, &t)
+	case fleet.KindChannelFault:
+		var cf fleet.ChannelFault
+		if err := fleet.Unmarshal(c.Record, &cf); err != nil {
+			return fmt.Errorf("%w: uplink record %s/%d: %w", ErrBadRequest, c.Edge, c.Seq, err)
+		}
+		return p.channelFault(w, c, &cf)
 	case fleet.KindTaskDrop:
 		var td fleet.TaskDrop
 		if err := fleet.Unmarshal(c.Record, &td); err != nil {

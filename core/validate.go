@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -60,37 +59,8 @@ func ValidatePreset(p *fleet.Preset) error {
 	if p.Provisions == nil {
 		return fmt.Errorf("%w: preset %s: provisions must be an array of arrays", ErrBadRequest, p.Name)
 	}
-	c, err := preset.Compile(p)
-	if err != nil {
+	if err := preset.Validate(p); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
-	}
-	// A dry run of the built-ins: the same parser and argument checks the
-	// edge's session applies. A provision with an expression argument is
-	// checked only by the edge, where the expression has its values.
-	run := provision.NewRun(provision.Options{Now: time.Unix(0, 0)})
-	col, err := run.Channel(c.Channel)
-	if err != nil {
-		return fmt.Errorf("%w: preset %s: %w", ErrBadRequest, p.Name, err)
-	}
-	for i, pr := range c.Provisions {
-		if !provision.Builtin(pr.Name) {
-			continue // a provision script's: checked when it runs
-		}
-		args := make([]any, 0, len(pr.Args))
-		for _, a := range pr.Args {
-			v, ok := a.Literal()
-			if !ok {
-				args = nil
-				break
-			}
-			args = append(args, v.Any())
-		}
-		if args == nil && len(pr.Args) > 0 {
-			continue
-		}
-		if err := col.Provision(pr.Name, args...); err != nil && !errors.Is(err, provision.ErrTooMany) {
-			return fmt.Errorf("%w: %w", ErrBadRequest, &preset.Error{Preset: p.Name, Field: fmt.Sprintf("provisions[%d]", i), Err: err})
-		}
 	}
 	return nil
 }
@@ -154,27 +124,24 @@ func jsonArgument(a any, depth int) bool {
 // refused: the message, and where the error is (the field, and for a
 // precondition its line and column), so a tool can point at it.
 func presetErrorBody(err error) map[string]any {
-	body := map[string]any{"error": err.Error()}
-	var pe *preset.Error
-	if errors.As(err, &pe) {
-		body["field"] = pe.Field
-	}
-	var ee *expr.Error
-	if errors.As(err, &ee) {
-		body["line"], body["column"], body["offset"] = ee.Line, ee.Column, ee.Offset
-	}
+	body := preset.ErrorFields(err)
+	body["error"] = err.Error()
 	return body
 }
 
 // ValidateProvision checks a provision script as PUT
 // /api/v1/provisions/{name} receives it: the name and size bounds every
-// edge relies on, then that the script compiles, as every edge will
-// compile it. A syntax error is a 400 here, with its line and column (a
-// *script.CompileError, which provisionErrorBody puts in the answer),
-// rather than a fault at every device that runs it.
+// edge relies on, a name that is not a built-in provision's (a preset
+// naming it would run the built-in), then that the script compiles, as
+// every edge will compile it. A syntax error is a 400 here, with its
+// line and column (a *script.CompileError, which provisionErrorBody puts
+// in the answer), rather than a fault at every device that runs it.
 func ValidateProvision(p *fleet.Provision) error {
 	if err := checkStoredProvision(p); err != nil {
 		return err
+	}
+	if err := provision.CheckScriptName(p.Name); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	if _, err := script.Compile(p.Name, p.Script); err != nil {
 		return fmt.Errorf("%w: provision %s: %w", ErrBadRequest, p.Name, err)

@@ -40,8 +40,13 @@ func deviceViews(ds []*Device) []fleet.DeviceView {
 }
 
 // view is f as the API lists it (fleet.FaultView): a task's fault,
-// identified by the task.
+// identified by the task, or a preset channel's, by "<device>:<channel>"
+// as at the edge.
 func (f *Fault) view() fleet.FaultView {
+	if f.Channel != "" {
+		return fleet.FaultView{ID: f.Device + ":" + f.Channel, Device: f.Device, Channel: f.Channel, Retries: f.Retries,
+			Code: f.Fault.Code, Message: f.Fault.Message, Detail: f.Fault.Detail, Timestamp: f.Time}
+	}
 	return fleet.FaultView{ID: f.TaskID, Device: f.Device, Task: f.TaskID, Code: f.Fault.Code, Message: f.Fault.Message,
 		Detail: f.Fault.Detail, Timestamp: f.Time}
 }

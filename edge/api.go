@@ -52,6 +52,10 @@ type APIConfig struct {
 	// edge's own. Otherwise (an edge synced to a core) the tokens come
 	// from the core, and writes are refused with 409.
 	LocalTokens bool
+	// LocalProvisioning lets the API store and delete presets and
+	// provision scripts: a standalone edge's own. Otherwise they come
+	// from the core, and writes are refused with 409.
+	LocalProvisioning bool
 	// MetricsAuth makes /metrics need a read token like the API; by
 	// default it is public, as /healthz and /readyz are.
 	MetricsAuth bool
@@ -148,7 +152,12 @@ type api struct {
 //	DELETE /api/v1/tasks/{id}
 //	PUT    /api/v1/files/{name}          body = content; fileType, oui, productClass, version as headers or query
 //	GET    /api/v1/files, /api/v1/files/{name}; DELETE /api/v1/files/{name}
-//	GET    /api/v1/provisions, /api/v1/provisions/{name}  the provision scripts the core sent: [{"_id", "script"}]
+//	GET    /api/v1/presets, /api/v1/presets/{name}        the presets sessions run (GenieACS's shape)
+//	PUT    /api/v1/presets/{name}; DELETE                 (LocalProvisioning only) validated as the core does: 400 with field, line, column
+//	GET    /api/v1/provisions, /api/v1/provisions/{name}  the provision scripts presets name: [{"_id", "script"}]
+//	PUT    /api/v1/provisions/{name}; DELETE              (LocalProvisioning only) the body is the script; it must compile and not take a built-in's name
+//	GET    /api/v1/virtual-parameters, .../{name}         the virtual parameter scripts (VirtualParameters.<name>): [{"_id", "script"}]
+//	PUT    /api/v1/virtual-parameters/{name}; DELETE      (LocalProvisioning only) the body is the script; it must compile
 //	GET    /api/v1/tokens                [{"name","scope","created","expires"}]: never a hash or a secret
 //	POST   /api/v1/tokens                {"name","scope","expires"} → 201 {"name","scope","token","expires"} (LocalTokens only)
 //	DELETE /api/v1/tokens/{name}         (LocalTokens only)
@@ -198,8 +207,12 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/tasks/{id}", map[string]http.HandlerFunc{"GET": a.getTask, "DELETE": a.deleteTask})
 	route("/api/v1/files", map[string]http.HandlerFunc{"GET": a.listFiles})
 	route("/api/v1/files/{name}", map[string]http.HandlerFunc{"GET": a.getFile, "PUT": a.putFile, "DELETE": a.deleteFile})
+	route("/api/v1/presets", map[string]http.HandlerFunc{"GET": a.listPresets})
+	route("/api/v1/presets/{name}", map[string]http.HandlerFunc{"GET": a.getPreset, "PUT": a.putPreset, "DELETE": a.deletePreset})
 	route("/api/v1/provisions", map[string]http.HandlerFunc{"GET": a.listProvisions})
-	route("/api/v1/provisions/{name}", map[string]http.HandlerFunc{"GET": a.getProvision})
+	route("/api/v1/provisions/{name}", map[string]http.HandlerFunc{"GET": a.getProvision, "PUT": a.putProvision, "DELETE": a.deleteProvision})
+	route("/api/v1/virtual-parameters", map[string]http.HandlerFunc{"GET": a.listVirtualParameters})
+	route("/api/v1/virtual-parameters/{name}", map[string]http.HandlerFunc{"GET": a.getVirtualParameter, "PUT": a.putVirtualParameter, "DELETE": a.deleteVirtualParameter})
 	route("/api/v1/tokens", map[string]http.HandlerFunc{"GET": a.listTokens, "POST": a.createToken})
 	route("/api/v1/tokens/{name}", map[string]http.HandlerFunc{"DELETE": a.revokeToken})
 	route("/api/v1/openapi.json", map[string]http.HandlerFunc{"GET": openAPI.ServeHTTP})

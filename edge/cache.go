@@ -19,6 +19,7 @@ import (
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/httpapi"
 	"github.com/edgeacs/edgeacs/internal/badgergc"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
 // ErrNotFound means an unknown device, task or file (the API answers
@@ -50,6 +51,7 @@ const (
 	pFile   = "n/"  // n/<name> → fleet record of a FileMeta
 	pPreset = "s/"  // s/<name> → fleet record of a Preset (from the core)
 	pProv   = "pr/" // pr/<name> → fleet record of a Provision (from the core)
+	pVParam = "vp/" // vp/<name> → fleet record of a VirtualParameter (from the core)
 	pRevoke = "r/"  // r/<edge name> → "" (edges the core revoked)
 	kCount  = "m/devcount"
 	// kCredIndex marks that every c/ record is in the u/ index (written
@@ -61,6 +63,9 @@ const (
 	// bytes big-endian): this edge's own log and the fleet-wide one.
 	kDownEdge   = "m/down"
 	kDownShared = "m/shared"
+	// kDefaults marks that the default presets were made (a standalone
+	// edge's first start): they are never made again.
+	kDefaults = "m/defaults"
 	// API tokens live under pToken, "k/" (tokens.go).
 )
 
@@ -108,11 +113,39 @@ type CacheOptions struct {
 	// next session ends it as fault "timeout". Zero means
 	// DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
+	// ScriptLimits bound each run of a provision script in a session
+	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
+	ScriptLimits script.Limits
+	// InterimPresets are the presets an edge synced to a core runs until
+	// its first fleet-wide downlink record arrives: the defaults
+	// (preset.Defaults), so that CPEs informing at a new edge that has not
+	// reached its core yet get their connection-request credentials. From
+	// that record on, the presets are the core's (none, if the operator
+	// deleted them there).
+	InterimPresets []fleet.Preset
+	// ProvisionRetryDelay is how long a preset channel's fault holds its
+	// presets back before a session retries them; each retry that faults
+	// again doubles it (GenieACS's cwmp.retryDelay), up to
+	// MaxProvisionRetryDelay. Zero means DefaultProvisionRetryDelay.
+	ProvisionRetryDelay time.Duration
+	// ManualCRCredentials: the edge makes up no connection-request
+	// passwords (preset.CRPasswordPath reads NULL for a device whose
+	// password it does not know).
+	ManualCRCredentials bool
 }
 
 // DefaultDownloadTimeout is CacheOptions.DownloadTimeout's default, the
 // same hour as GenieACS's cwmp.downloadTimeout.
 const DefaultDownloadTimeout = time.Hour
+
+// DefaultProvisionRetryDelay is CacheOptions.ProvisionRetryDelay's
+// default, GenieACS's cwmp.retryDelay; MaxProvisionRetryDelay bounds the
+// doubled delays (GenieACS's grow without bound: a channel that faulted
+// twenty times would wait ten years).
+const (
+	DefaultProvisionRetryDelay = 5 * time.Minute
+	MaxProvisionRetryDelay     = 24 * time.Hour
+)
 
 // Device is the cached identity and reachability of a CPE.
 type Device struct {
@@ -208,6 +241,10 @@ type DeviceFault struct {
 	Message   string            `json:"message" cbor:"5,keyasint"`
 	Detail    map[string]string `json:"detail,omitempty" cbor:"6,keyasint,omitempty"`
 	Timestamp time.Time         `json:"timestamp" cbor:"7,keyasint"`
+	// Retries counts the retries of a preset channel that faulted again:
+	// the next is due at Timestamp + the retry delay doubled Retries
+	// times (retryAt).
+	Retries int `json:"retries,omitempty" cbor:"9,keyasint,omitempty"`
 }
 
 type credRec struct {
@@ -251,6 +288,8 @@ type Cache struct {
 
 	// presets are the stored presets, compiled (presets.go).
 	presets presetCache
+	// scripts are the stored provision scripts, compiled (scripts.go).
+	scripts scriptCache
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the
@@ -287,6 +326,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	}
 	if opts.DownloadTimeout <= 0 {
 		opts.DownloadTimeout = DefaultDownloadTimeout
+	}
+	if opts.ProvisionRetryDelay <= 0 {
+		opts.ProvisionRetryDelay = DefaultProvisionRetryDelay
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
 	c.gsync = newGroupSync(db.Sync)

@@ -28,7 +28,7 @@ func openTestCache(t testing.TB, dir string) *Cache {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	c, err := OpenCache(dir, CacheOptions{SyncWrites: false, Logger: quietLog, EdgeID: "e1"})
+	c, err := OpenCache(dir, CacheOptions{SyncWrites: false, Logger: quietLog, EdgeID: "e1", ScriptLimits: testScriptLimits})
 	if err != nil {
 		t.Fatalf("OpenCache: %v", err)
 	}

@@ -74,6 +74,9 @@ type downEffects struct {
 	tokens []string
 	// presets: a preset was stored or deleted; the compiled set is stale.
 	presets bool
+	// provisions: a provision or virtual parameter script was stored or
+	// deleted.
+	provisions bool
 }
 
 // StoreDownlink stores downlink records and the positions they reach in
@@ -94,6 +97,10 @@ type downEffects struct {
 //     result is left alone: its result is, or will be, in the outbox.
 //   - DownPreset / DownPresetDelete store or delete s/<name>.
 //   - DownProvision / DownProvisionDelete store or delete pr/<name>.
+//   - DownVirtualParameter / DownVirtualParameterDelete store or delete
+//     vp/<name>.
+//   - DownFaultClear deletes a preset channel's fault the core cleared,
+//     unless the edge recorded a newer one.
 //   - DownFile / DownFileDelete store or delete the file metadata (the blob
 //     is fetched when a task needs it: a new download task starts the
 //     fetch once the batch is stored, see fetch.go).
@@ -172,6 +179,9 @@ func (c *Cache) storeDown(recs []fleet.DownRecord, claimed map[string]bool) (dow
 			return fmt.Errorf("read shared downlink position: %w", err)
 		}
 		edge0, shared0 := edgePos, sharedPos
+		// The first fleet-wide record ends the interim presets
+		// (CacheOptions.InterimPresets): the core's rule from now on.
+		eff.presets = shared0 == 0 && len(c.opts.InterimPresets) > 0
 		for i := range recs {
 			r := &recs[i]
 			pos := &edgePos
@@ -322,9 +332,19 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 		eff.presets = true
 		return txn.Delete([]byte(pPreset + r.Name))
 	case fleet.DownProvision:
+		eff.provisions = true
 		return setRecord(txn, pProv+r.Provision.Name, r.Provision)
 	case fleet.DownProvisionDelete:
+		eff.provisions = true
 		return txn.Delete([]byte(pProv + r.Name))
+	case fleet.DownVirtualParameter:
+		eff.provisions = true
+		return setRecord(txn, pVParam+r.VirtualParameter.Name, r.VirtualParameter)
+	case fleet.DownVirtualParameterDelete:
+		eff.provisions = true
+		return txn.Delete([]byte(pVParam + r.Name))
+	case fleet.DownFaultClear:
+		return clearChannelFault(txn, r.Fault)
 	case fleet.DownFile:
 		eff.fileMetas = append(eff.fileMetas, r.File.Name)
 		return setRecord(txn, pFile+r.File.Name, r.File)
@@ -350,6 +370,9 @@ func (c *Cache) downCommitted(eff downEffects) {
 	c.refreshTokens(eff.tokens)
 	if eff.presets {
 		c.presetsChanged()
+	}
+	if eff.provisions {
+		c.provisionsChanged()
 	}
 	for _, id := range eff.tasks {
 		c.notify(id)

@@ -158,20 +158,6 @@ func TestEdgeCreatedTasksReachOutbox(t *testing.T) {
 		{"local API task", false, func(t *testing.T, c *Cache) string {
 			return addTask(t, c, `{"name":"reboot"}`).ID
 		}, true},
-		{"connection-request credentials", false, func(t *testing.T, c *Cache) string {
-			d, err := c.Device(devID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := provisionCRCredentials(c, d, t0); err != nil {
-				t.Fatal(err)
-			}
-			ts, err := c.PendingTasks(devID)
-			if err != nil || len(ts) != 1 || ts[0].Name != fleet.TaskSetParameterValues {
-				t.Fatalf("provisioning task: %+v %v", ts, err)
-			}
-			return ts[0].ID
-		}, true},
 		{"task from the core", false, func(t *testing.T, c *Cache) string {
 			mustStore(t, c, downTask(1, "CORE1", false))
 			return "CORE1"

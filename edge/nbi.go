@@ -25,11 +25,11 @@ import (
 // share in nbi/nbihttp.
 //
 // Answered on purpose without doing what GenieACS does:
-//   - PUT/DELETE /presets/{name}: 405; an edge runs the presets its core
-//     sends and has none of its own.
+//   - PUT/DELETE /presets/{name}, /provisions/{name} and
+//     /virtual_parameters/{name}: 405 on an edge
+//     synced to a core, which runs those its core sends; a standalone
+//     edge stores its own (as /api/v1/presets and /api/v1/provisions).
 //   - POST/DELETE /devices/{id}/tags/{tag}: 405; tags live on the core.
-//   - PUT/DELETE /provisions/{name}: 405; provisions come from the core,
-//     as presets do.
 //   - DELETE /faults/{id} of an unknown fault: 404 (GenieACS answers 200).
 //   - Queries on _tags match nothing: an edge does not know tags (the
 //     core does).
@@ -62,19 +62,31 @@ func (a *api) nbiRoutes(mux *apiauth.Mux, route func(string, map[string]http.Han
 		route(p, map[string]http.HandlerFunc{"GET": a.nbiFaults})
 	}
 	route("/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.nbiDeleteFault})
-	mux.HandleFunc("/presets/{name}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "")
-		nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
-			"%s /presets/%s: an edge has no presets of its own: it runs those its core sends (PUT /presets/{name} on a core node)",
-			r.Method, r.PathValue("name")))
-	})
+	if a.cfg.LocalProvisioning {
+		route("/presets/{name}", map[string]http.HandlerFunc{"PUT": a.putPreset, "DELETE": nbihttp.OK(a.deletePreset)})
+		route("/provisions/{name}", map[string]http.HandlerFunc{"PUT": a.putProvision, "DELETE": nbihttp.OK(a.deleteProvision)})
+		route("/virtual_parameters/{name}", map[string]http.HandlerFunc{"PUT": a.putVirtualParameter, "DELETE": nbihttp.OK(a.deleteVirtualParameter)})
+	} else {
+		mux.HandleFunc("/virtual_parameters/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "")
+			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+				"%s /virtual_parameters/%s: an edge synced to a core runs the virtual parameters its core sends (PUT /virtual_parameters/{name} on a core node)",
+				r.Method, r.PathValue("name")))
+		})
+		mux.HandleFunc("/presets/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "")
+			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+				"%s /presets/%s: an edge synced to a core runs the presets its core sends (PUT /presets/{name} on a core node)",
+				r.Method, r.PathValue("name")))
+		})
+		mux.HandleFunc("/provisions/{name}", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "")
+			nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
+				"%s /provisions/%s: provisions come from the core: an edge synced to one runs those its core sends (PUT /provisions/{name} on a core node)",
+				r.Method, r.PathValue("name")))
+		})
+	}
 	route("/files/{name}", map[string]http.HandlerFunc{"PUT": a.putFile, "DELETE": nbihttp.OK(a.deleteFile)})
-	mux.HandleFunc("/provisions/{name}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "")
-		nbihttp.Error(w, http.StatusMethodNotAllowed, fmt.Sprintf(
-			"%s /provisions/%s: provisions come from the core: an edge runs those its core sends (PUT /provisions/{name} on a core node)",
-			r.Method, r.PathValue("name")))
-	})
 }
 
 // nbiBad is a request the nbi package refused, as a 400.
@@ -346,10 +358,15 @@ func (c *Cache) nbiMatchTasks(ctx context.Context, q *nbi.Query, limit int) ([]s
 // autonomous transfer) has its record ID as its channel.
 func nbiFault(f *DeviceFault) nbi.Fault {
 	ch := f.ID
-	if f.Task != "" {
+	switch {
+	case f.Task != "":
 		ch = nbi.TaskChannel(f.Task)
+	case f.Channel != "":
+		ch = f.Channel // a preset channel's: its ID is already <device>:<channel>
 	}
-	return nbi.NewFault(f.Device, ch, f.Code, f.Message, f.Detail, f.Timestamp)
+	doc := nbi.NewFault(f.Device, ch, f.Code, f.Message, f.Detail, f.Timestamp)
+	doc.Retries = f.Retries
+	return doc
 }
 
 // nbiFaultKey is the key of the fault record a GenieACS fault ID names.
@@ -406,11 +423,14 @@ func (c *Cache) nbiMatchFaults(ctx context.Context, q *nbi.Query, limit int) ([]
 	err := c.db.View(func(txn *badger.Txn) error {
 		if pinned, ok := q.IDs(); ok {
 			for _, id := range pinned {
-				k, _, _, ok := nbiFaultKey(id)
+				k, dev, _, ok := nbiFaultKey(id)
 				if !ok {
 					continue
 				}
-				item, err := txn.Get([]byte(k))
+				item, err := txn.Get([]byte(pFault + dev + "/" + id)) // a preset channel's
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					item, err = txn.Get([]byte(k))
+				}
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					continue
 				}
@@ -458,6 +478,15 @@ func (a *api) nbiDeleteFault(w http.ResponseWriter, r *http.Request) {
 	k, dev, taskID, ok := nbiFaultKey(id)
 	if !ok {
 		a.fail(w, r, fmt.Errorf("fault %q: %w (want <deviceId>:<channel>)", id, ErrNotFound))
+		return
+	}
+	// A preset channel's fault, cleared as DELETE /api/v1/faults/{id} does.
+	if err := a.cfg.Cache.DeleteFault(id); !errors.Is(err, ErrNotFound) {
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	if err := a.cfg.Cache.deleteFault(k, dev, taskID); err != nil {

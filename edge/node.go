@@ -15,6 +15,8 @@ import (
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/loopback"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
+	"github.com/edgeacs/edgeacs/provision/preset"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
 // ErrConfig wraps every configuration error found by Config.Validate.
@@ -94,9 +96,11 @@ type Config struct {
 	// this listener as the CPE reached it ("http://<Host>/files/").
 	FilesBaseURL string `yaml:"files_base_url"`
 
-	// ManualCRCredentials stops the edge from setting the
-	// connection-request credentials of devices whose password it does not
-	// know (see provisionCRCredentials); the operator provisions them.
+	// ManualCRCredentials stops the edge from making up connection-request
+	// passwords: DeviceID.ConnectionRequestPassword is then the password
+	// the edge knows for a device, or NULL, and a standalone edge's default
+	// inform preset is created without the credentials (see
+	// preset.Defaults); the operator provisions them.
 	ManualCRCredentials bool `yaml:"manual_cr_credentials"`
 	// CRTimeout bounds one connection-request attempt (default 2 s).
 	CRTimeout time.Duration `yaml:"cr_timeout"`
@@ -113,6 +117,16 @@ type Config struct {
 	// of an API client that waited for one of its tasks (default 200 ms;
 	// negative: never). See Server.linger.
 	SessionLinger time.Duration `yaml:"session_linger"`
+
+	// ProvisionRetryDelay is how long a faulted preset channel waits
+	// before a session retries it (default 5 min, GenieACS's
+	// cwmp.retryDelay); every retry that faults again doubles the wait, up
+	// to a day. Deleting the fault retries it at the next session.
+	ProvisionRetryDelay time.Duration `yaml:"provision_retry_delay"`
+	// ScriptTimeout bounds one run of a provision script in a session
+	// (default 50 ms, GenieACS's; at most 1 s). Past it the preset's
+	// channel faults "timeout".
+	ScriptTimeout time.Duration `yaml:"script_timeout"`
 
 	// DownloadTimeout ends as fault "timeout" a Download or Upload the CPE
 	// accepted (status 1) but never reported with TransferComplete; it is
@@ -408,12 +422,22 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		return cache.OutboxOldest().Seconds()
 	})
 	wakeQ := make(chan string, wakeQueueLen)
+	var interim []fleet.Preset
+	if !cfg.Standalone {
+		// Until its core has spoken, a synced edge runs the defaults a
+		// fresh cluster gets.
+		interim = preset.Defaults(!cfg.ManualCRCredentials)
+	}
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
-		SyncWrites:      cfg.SyncWrites,
-		Logger:          logger,
-		EdgeID:          cfg.ID,
-		OnTaskFinal:     metrics.TaskFinal,
-		DownloadTimeout: cfg.DownloadTimeout,
+		SyncWrites:          cfg.SyncWrites,
+		Logger:              logger,
+		EdgeID:              cfg.ID,
+		OnTaskFinal:         metrics.TaskFinal,
+		DownloadTimeout:     cfg.DownloadTimeout,
+		ManualCRCredentials: cfg.ManualCRCredentials,
+		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
+		InterimPresets:      interim,
+		ScriptLimits:        script.Limits{Time: cfg.ScriptTimeout},
 		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,
 		OnWake: func(deviceID string) {
@@ -464,12 +488,20 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Logger:      logger,
 		UploadIdle:  cfg.apiTimeouts.upload,
 		LocalTokens: cfg.Standalone,
-		MetricsAuth: cfg.MetricsAuth,
+		// A standalone edge keeps its own presets and scripts.
+		LocalProvisioning: cfg.Standalone,
+		MetricsAuth:       cfg.MetricsAuth,
 	})
 	if cfg.Standalone {
 		if err := ensureAdminToken(cache, n.AdminTokenPath(), logger); err != nil {
 			cache.Close()
 			return nil, fmt.Errorf("edge admin token: %w", err)
+		}
+		if made, err := cache.SeedDefaultPresets(preset.Defaults(!cfg.ManualCRCredentials)); err != nil {
+			cache.Close()
+			return nil, fmt.Errorf("edge default presets: %w", err)
+		} else if made {
+			logger.Info("created the default presets (bootstrap, inform): edit or delete them like any preset; they are not made again")
 		}
 	} else {
 		dropped, err := cache.DropLocalTokens()

@@ -3,10 +3,13 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -58,6 +61,11 @@ func (c *Cache) compiledPresets() []*preset.Compiled {
 		}
 		return nil
 	}
+	if len(stored) == 0 && len(c.opts.InterimPresets) > 0 {
+		if _, shared, err := c.DownlinkAcked(); err == nil && shared == 0 {
+			stored = c.opts.InterimPresets // never heard from the core yet
+		}
+	}
 	list := make([]*preset.Compiled, 0, len(stored))
 	for i := range stored {
 		cp, err := preset.Compile(&stored[i])
@@ -72,15 +80,24 @@ func (c *Cache) compiledPresets() []*preset.Compiled {
 	return list
 }
 
-// faultedChannels returns the preset channels of a device with a stored
-// fault (IDs "<device>:<channel>"): their presets wait until it is
-// cleared. One key-only scan of the device's faults.
-func (c *Cache) faultedChannels(id string) (map[string]bool, error) {
-	out := map[string]bool{}
+// faultedChannels returns the stored faults of the device's preset
+// channels (IDs "<device>:<channel>"), by channel: their presets wait for
+// the retry (retryAt) or for the fault to be cleared. One scan of the
+// device's faults.
+func (c *Cache) faultedChannels(id string) (map[string]DeviceFault, error) {
+	out := map[string]DeviceFault{}
 	prefix := pFault + id + "/" + id + ":"
 	err := c.db.View(func(txn *badger.Txn) error {
-		for _, k := range keysWithPrefix(txn, prefix) {
-			out[k[len(prefix):]] = true
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(prefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var f DeviceFault
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &f) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out[string(it.Item().Key()[len(prefix):])] = f
 		}
 		return nil
 	})
@@ -90,28 +107,58 @@ func (c *Cache) faultedChannels(id string) (map[string]bool, error) {
 	return out, nil
 }
 
+// retryAt is when a channel's fault lets a session retry its presets:
+// the fault's time plus the retry delay doubled per retry that faulted
+// again, at most MaxProvisionRetryDelay.
+func (c *Cache) retryAt(f DeviceFault) time.Time {
+	d := c.opts.ProvisionRetryDelay
+	for i := 0; i < f.Retries && d < MaxProvisionRetryDelay; i++ {
+		d *= 2
+	}
+	return f.Timestamp.Add(min(d, MaxProvisionRetryDelay))
+}
+
 // DeleteFault clears a preset channel's fault by its GenieACS ID,
 // "<device>:<channel>" (device IDs never contain ':'); the channel's
-// presets run again from the device's next session. An unknown fault is
+// presets run again from the device's next session. The core is told
+// (a cleared ChannelFault in the outbox). An unknown fault is
 // ErrNotFound.
 func (c *Cache) DeleteFault(faultID string) error {
-	dev, _, ok := strings.Cut(faultID, ":")
+	dev, ch, ok := strings.Cut(faultID, ":")
 	if !ok || !validID(dev) || strings.ContainsRune(faultID, 0) {
 		return fmt.Errorf("delete fault %q: %w", faultID, ErrNotFound)
 	}
-	key := []byte(pFault + dev + "/" + faultID)
-	err := c.update(func(txn *badger.Txn) error {
-		if _, err := txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrNotFound
-		} else if err != nil {
+	key := pFault + dev + "/" + faultID
+	err := c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
+		var f DeviceFault
+		if err := getCBOR(txn, key, &f); err != nil {
 			return err
 		}
-		return txn.Delete(key)
+		if err := txn.Delete([]byte(key)); err != nil {
+			return err
+		}
+		return ob.add(&fleet.ChannelFault{Device: dev, Channel: ch, Timestamp: f.Timestamp, Cleared: true})
 	})
 	if err != nil {
 		return fmt.Errorf("delete fault %s: %w", faultID, err)
 	}
 	return nil
+}
+
+// clearChannelFault applies a DownFaultClear: the channel's fault is
+// deleted unless the edge recorded a newer one since the core's.
+func clearChannelFault(txn *badger.Txn, cf *fleet.ChannelFault) error {
+	key := pFault + cf.Device + "/" + cf.ID()
+	var f DeviceFault
+	switch err := getCBOR(txn, key, &f); {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case f.Timestamp.After(cf.Timestamp):
+		return nil // faulted again since: the core hears of the new one
+	}
+	return txn.Delete([]byte(key))
 }
 
 // deleteFault is DELETE /api/v1/faults/{id}.
@@ -124,8 +171,11 @@ func (a *api) deleteFault(w http.ResponseWriter, r *http.Request) {
 }
 
 // commit writes in End's transaction what the presets did: the tree's
-// changes as one DeviceDelta, and the channel faults.
-func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]provision.Fault) error {
+// changes as one DeviceDelta, and the channel faults: a new one, one
+// that faulted again at its retry (one more retry, a longer wait), and
+// the faults of channels whose retry ran clean (deleted), each reported
+// to the core as a ChannelFault.
+func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]provision.Fault, cleared []string) error {
 	id := p.w.dev.ID
 	delta := &fleet.DeviceDelta{Device: id, Edge: p.w.c.opts.EdgeID}
 	if err := p.tree.commit(txn, delta); err != nil {
@@ -145,11 +195,33 @@ func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]p
 			}
 		}
 	}
-	for ch, f := range faults {
+	for _, ch := range slices.Sorted(maps.Keys(faults)) {
+		f := faults[ch]
 		df := DeviceFault{ID: ChannelFaultID(id, ch), Device: id, Channel: ch, Code: f.Code, Message: f.Message,
 			Detail: f.Detail, Timestamp: p.now}
+		if old, ok := p.retrying[ch]; ok {
+			df.Retries = old.Retries + 1
+		}
 		if err := setCBOR(txn, pFault+id+"/"+df.ID, &df); err != nil {
 			return fmt.Errorf("fault of channel %q: %w", ch, err)
+		}
+		if err := ob.add(&fleet.ChannelFault{Device: id, Channel: ch, Code: df.Code, Message: df.Message,
+			Detail: df.Detail, Timestamp: df.Timestamp, Retries: df.Retries}); err != nil {
+			return err
+		}
+	}
+	for _, ch := range cleared {
+		old := p.retrying[ch]
+		key := pFault + id + "/" + ChannelFaultID(id, ch)
+		var cur DeviceFault
+		if err := getCBOR(txn, key, &cur); err != nil || !cur.Timestamp.Equal(old.Timestamp) {
+			continue // deleted (or replaced) meanwhile
+		}
+		if err := txn.Delete([]byte(key)); err != nil {
+			return fmt.Errorf("clear fault of channel %q: %w", ch, err)
+		}
+		if err := ob.add(&fleet.ChannelFault{Device: id, Channel: ch, Timestamp: old.Timestamp, Cleared: true}); err != nil {
+			return err
 		}
 	}
 	if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {

@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,13 +19,14 @@ import (
 	"github.com/edgeacs/edgeacs/provision"
 	"github.com/edgeacs/edgeacs/provision/expr"
 	"github.com/edgeacs/edgeacs/provision/preset"
+	"github.com/edgeacs/edgeacs/provision/script"
 )
 
 // Edge-side fault codes of preset channels (the engine's own are
 // provision.Fault*: cwmp.<code>, too_many_commits, too_many_rpcs, ...).
 const (
-	// FaultCodeUnknownProvision: a preset names a provision that is not
-	// a built-in (provision scripts do not run at the edge yet).
+	// FaultCodeUnknownProvision: a preset names a provision that is
+	// neither a built-in nor a stored provision script.
 	FaultCodeUnknownProvision = "unknown_provision"
 	// FaultCodeInvalidArguments: a built-in's arguments are unusable
 	// (GenieACS: "Invalid arguments").
@@ -76,14 +80,24 @@ type provSession struct {
 	// started is when the session began on the wall clock: answers are
 	// stamped now + time since started, a clock that tests can set.
 	started time.Time
-	// faulted are the channels with a stored fault: skipped until it is
-	// cleared. stopped are those this session faulted itself.
-	faulted map[string]bool
-	stopped map[string]provision.Fault
+	// faulted are the channels with a stored fault whose retry is not
+	// due: skipped. retrying are those with a fault whose retry is due:
+	// they run, and their fault is cleared if they run clean. stopped are
+	// the channels this session faulted itself.
+	faulted  map[string]bool
+	retrying map[string]DeviceFault
+	stopped  map[string]provision.Fault
 
 	stage  provStage
 	cycle  int
 	active []*preset.Compiled // matched and declared in this cycle
+	// execs are the provision scripts of this cycle's matched presets,
+	// stepped before every plan (see stepScripts).
+	execs []*provExec
+	// vparams are the virtual parameter scripts run in this session, by
+	// name (the last run of each); vruns counts the runs started.
+	vparams map[string]*vpExec
+	vruns   map[string]int
 	// changers are the presets matched in a cycle that changed the device.
 	changers map[string]*preset.Compiled
 	mark     int // changes() when the cycle started
@@ -94,6 +108,12 @@ type provSession struct {
 	writes map[string]int
 	tags   int // tag changes applied
 	ended  bool
+	// newCRPass is the connection-request password made up for this
+	// session (crPassword).
+	newCRPass string
+	// task, when set, is the task this run carries out instead of presets
+	// (vtask.go): one declaration round, no preset cycles.
+	task *fleet.Task
 }
 
 // startProvisioning prepares the session's presets, or returns nil when
@@ -110,10 +130,20 @@ func (w *SessionWork) startProvisioning() *provSession {
 	if len(preset.Candidates(all, s)) == 0 {
 		return nil
 	}
-	faulted, err := w.c.faultedChannels(w.dev.ID)
+	stored, err := w.c.faultedChannels(w.dev.ID)
 	if err != nil {
 		w.c.log.Error("presets skipped: cannot read the device's faults", "device", w.dev.ID, "err", err)
 		return nil
+	}
+	// A faulted channel waits for its retry (GenieACS's exponential
+	// back-off); once due, it runs with the others.
+	faulted, retrying := map[string]bool{}, map[string]DeviceFault{}
+	for ch, f := range stored {
+		if w.meta.Now.Before(w.c.retryAt(f)) {
+			faulted[ch] = true
+		} else {
+			retrying[ch] = f
+		}
 	}
 	s.Faulted = func(ch string) bool { return faulted[ch] }
 	if len(preset.Candidates(all, s)) == 0 {
@@ -130,11 +160,15 @@ func (w *SessionWork) startProvisioning() *provSession {
 		now:      w.meta.Now.UTC(),
 		started:  time.Now(),
 		faulted:  faulted,
+		retrying: retrying,
 		stopped:  map[string]provision.Fault{},
 		writes:   map[string]int{},
 		changers: map[string]*preset.Compiled{},
+		vruns:    map[string]int{},
 	}
-	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile})
+	p.tree.setSynth(w.dev)
+	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile,
+		VirtualParameters: w.c.virtualNames()})
 	if paths := preset.Prefetch(all, s); len(paths) > 0 {
 		col, _ := p.run.Channel(prefetchChannel)
 		for _, path := range paths {
@@ -194,10 +228,21 @@ func (p *provSession) next() cwmp.Message {
 			p.sent = m
 			return m
 		}
+		p.stepScripts(false)
+		p.stepVirtual(false)
 		msgs, done := p.run.Next(p.tree)
 		if !done {
 			p.batch = msgs
 			continue
+		}
+		if p.scriptsPending() {
+			// The engine is idle and a script waits: replay it now,
+			// whatever it waits for (Exec bounds the replays).
+			p.stepScripts(true)
+			continue
+		}
+		if p.stepVirtual(true) {
+			continue // a virtual parameter's script ran or waits: plan again
 		}
 		if !p.advance() {
 			break
@@ -206,6 +251,165 @@ func (p *provSession) next() cwmp.Message {
 	p.stage = stageDone
 	p.finish()
 	return nil
+}
+
+// provExec is one provision script's execution in a cycle: the preset
+// and provision that named it, for the log.
+type provExec struct {
+	x       *script.Exec
+	preset  string
+	name    string
+	channel string
+}
+
+// stepScripts runs the cycle's scripts that are due: a first run, or a
+// replay once what a blocked run read is settled (idle: the engine has
+// nothing left to do, so replay the blocked ones now). Their
+// declarations go to the run before it plans (GenieACS's commit, minus
+// the replay per RPC: see provision/script).
+func (p *provSession) stepScripts(idle bool) {
+	for _, e := range p.execs {
+		if _, err := e.x.Step(context.Background(), idle); err != nil {
+			p.w.c.log.Warn("provision script not run", "device", p.w.dev.ID, "provision", e.name, "err", err)
+		}
+	}
+}
+
+// maxVirtualRuns bounds the runs of one virtual parameter's script in a
+// session: a script that never returns what is declared must not run
+// forever (GenieACS bounds it by its commit iterations).
+const maxVirtualRuns = 4
+
+// vpExec is one run of a virtual parameter's script in the session.
+type vpExec struct {
+	name     string
+	x        *script.Exec
+	want     provision.VirtualNeed
+	ch       string
+	recorded bool
+}
+
+// vpChannel is the run channel of a virtual parameter script's own
+// declarations: no preset's (a control character), so its faults are
+// not stored as such; they fault the channels that asked (FaultVirtual).
+func vpChannel(name string) string { return "\x00vp:" + name }
+
+// stepVirtual runs the virtual parameters the run's declarations need
+// (provision.Run.Virtual: a read fresher than the tree holds, a value to
+// set): each one's script, with GenieACS's arguments (what is declared,
+// what the tree holds), its declarations on a channel of its own. A
+// script that finished puts its value in the tree; one that failed
+// faults the channels that asked. idle: the engine has nothing else to
+// do, so blocked scripts replay now. It reports whether anything is
+// still to run.
+func (p *provSession) stepVirtual(idle bool) (pending bool) {
+	needs := p.run.Virtual(p.tree)
+	for _, need := range needs {
+		if e := p.vparams[need.Name]; e != nil && !e.x.Done() {
+			continue
+		}
+		if p.vruns[need.Name] >= maxVirtualRuns {
+			p.run.FaultVirtual(need.Name, provision.Fault{Code: provision.FaultTooManyCommits,
+				Message: fmt.Sprintf("virtual parameter %s: still not as declared after %d runs of its script", need.Name, maxVirtualRuns)})
+			continue
+		}
+		p.startVirtual(need)
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.vparams)) {
+		e := p.vparams[name]
+		if !e.x.Done() {
+			if _, err := e.x.Step(context.Background(), idle); err != nil {
+				p.w.c.log.Warn("virtual parameter script not run", "device", p.w.dev.ID, "name", name, "err", err)
+			}
+		}
+		if e.x.Done() {
+			p.recordVirtual(e)
+		} else {
+			pending = true
+		}
+	}
+	return pending || len(p.run.Virtual(p.tree)) > 0
+}
+
+// startVirtual starts a run of a virtual parameter's script for need, or
+// faults the channels that asked when there is no such script.
+func (p *provSession) startVirtual(need provision.VirtualNeed) {
+	p.vruns[need.Name]++
+	s, found, err := p.w.c.virtualScript(need.Name)
+	if !found || err != nil {
+		msg := fmt.Sprintf("virtual parameter %s: no such script", need.Name)
+		if err != nil {
+			msg = fmt.Sprintf("virtual parameter %s: %v", need.Name, err)
+		}
+		p.run.FaultVirtual(need.Name, provision.Fault{Code: script.FaultScript, Message: msg})
+		return
+	}
+	ch := vpChannel(need.Name)
+	col, err := p.run.Channel(ch)
+	if err != nil {
+		p.run.FaultVirtual(need.Name, provision.Fault{Code: FaultCodeInvalidArguments, Message: err.Error()})
+		return
+	}
+	args := script.VirtualArgs{Declared: script.VirtualAttributes{ValueTime: need.ValueTime, Value: need.Value}}
+	if c := need.Current; c.Path != "" {
+		args.Current.ValueTime = c.ValueTime
+		if !c.ValueTime.IsZero() {
+			args.Current.Value = &provision.Value{Value: c.Value, Type: c.Type}
+		}
+		if !c.WritableTime.IsZero() {
+			w := c.Writable
+			args.Current.WritableTime, args.Current.Writable = c.WritableTime, &w
+		}
+	}
+	x, err := s.StartVirtualParameter(script.Env{Collector: col, Tree: p.tree, Now: p.run.Now(), DeviceID: p.w.dev.ID,
+		Limits: p.w.c.opts.ScriptLimits,
+		Log: func(msg string) {
+			p.w.c.log.Info("virtual parameter script", "device", p.w.dev.ID, "name", need.Name, "msg", msg)
+		}}, args)
+	if err != nil {
+		p.run.FaultVirtual(need.Name, provision.Fault{Code: script.FaultScript, Message: err.Error()})
+		return
+	}
+	if p.vparams == nil {
+		p.vparams = map[string]*vpExec{}
+	}
+	p.vparams[need.Name] = &vpExec{name: need.Name, x: x, want: need, ch: ch}
+}
+
+// recordVirtual settles a finished virtual parameter script, once: its
+// value into the tree (read by what declared it, stored at End like a
+// parameter), or its fault onto the channels that asked.
+func (p *provSession) recordVirtual(e *vpExec) {
+	if e.recorded {
+		return
+	}
+	e.recorded = true
+	if v, ok := e.x.Virtual(); ok {
+		if v.Value != nil {
+			provision.PutVirtualParameter(p.tree, e.name, *v.Value, v.Writable, p.clock())
+		}
+		p.run.SetVirtual(e.name, e.want.Value)
+		return
+	}
+	f := e.x.Result().Fault
+	if f == nil {
+		if of, ok := p.run.Outcome().Faults[e.ch]; ok {
+			f = &of
+		} else {
+			f = &provision.Fault{Code: script.FaultScript, Message: "virtual parameter " + e.name + " returned no value"}
+		}
+	}
+	p.run.FaultVirtual(e.name, *f)
+}
+
+// scriptsPending reports whether a script of the cycle has yet to finish.
+func (p *provSession) scriptsPending() bool {
+	for _, e := range p.execs {
+		if !e.x.Done() {
+			return true
+		}
+	}
+	return false
 }
 
 // answer applies the CPE's answer to the RPC next returned last.
@@ -235,6 +439,9 @@ func (p *provSession) advance() bool {
 		return p.declare()
 	case stageMain:
 		p.applyTags()
+		if p.task != nil {
+			return false
+		}
 		c := p.changes()
 		if c == p.mark {
 			return false
@@ -296,6 +503,7 @@ func (p *provSession) declare() bool {
 		matched := preset.Match(p.all, preset.Session{Events: p.w.dev.LastEvents, Now: p.now, Env: env, Faulted: p.isFaulted})
 		p.active = matched
 		p.run.Reset()
+		p.execs = p.execs[:0]
 		retry := false
 		for _, g := range preset.Groups(matched) {
 			if err := p.declareGroup(g, env); err != nil {
@@ -318,20 +526,53 @@ func (p *provSession) declareGroup(g preset.Group, env expr.Env) *provision.Faul
 	}
 	for _, ps := range g.Presets {
 		for _, pr := range ps.Provisions {
-			if !provision.Builtin(pr.Name) {
-				return &provision.Fault{Code: FaultCodeUnknownProvision,
-					Message: fmt.Sprintf("preset %q: unknown provision %q (not a built-in; provision scripts do not run at the edge yet)", ps.Name, pr.Name)}
-			}
 			vals := pr.Values(env)
 			args := make([]any, len(vals))
 			for i, v := range vals {
 				args[i] = v.Any()
+			}
+			if !provision.Builtin(pr.Name) {
+				if f := p.startScript(col, ps, pr.Name, args); f != nil {
+					return f
+				}
+				continue
 			}
 			if err := col.Provision(pr.Name, args...); err != nil {
 				return &provision.Fault{Code: FaultCodeInvalidArguments, Message: fmt.Sprintf("preset %q: %v", ps.Name, err)}
 			}
 		}
 	}
+	return nil
+}
+
+// startScript prepares the run of the provision script a preset names
+// (built-ins win: a script cannot be stored under a built-in's name). It
+// first runs at the next plan; its declarations go to the preset's
+// channel, so its faults stop that channel only.
+func (p *provSession) startScript(col *provision.Collector, ps *preset.Compiled, name string, args []any) *provision.Fault {
+	s, found, err := p.w.c.provisionScript(name)
+	switch {
+	case !found:
+		return &provision.Fault{Code: FaultCodeUnknownProvision,
+			Message: fmt.Sprintf("preset %q: unknown provision %q: neither a built-in nor a stored provision script", ps.Name, name)}
+	case err != nil:
+		return &provision.Fault{Code: script.FaultScript, Message: fmt.Sprintf("preset %q: provision %q: %v", ps.Name, name, err)}
+	}
+	for i, a := range args {
+		if t, ok := a.(time.Time); ok {
+			args[i] = float64(t.UnixMilli()) // a Date's number, as a script reads times
+		}
+	}
+	ch := col.Name()
+	x, err := s.Start(script.Env{Collector: col, Tree: p.tree, Now: p.run.Now(), DeviceID: p.w.dev.ID, Args: args,
+		Limits: p.w.c.opts.ScriptLimits,
+		Log: func(msg string) {
+			p.w.c.log.Info("provision script", "device", p.w.dev.ID, "channel", ch, "provision", name, "msg", msg)
+		}})
+	if err != nil {
+		return &provision.Fault{Code: script.FaultScript, Message: fmt.Sprintf("preset %q: provision %q: %v", ps.Name, name, err)}
+	}
+	p.execs = append(p.execs, &provExec{x: x, preset: ps.Name, name: name, channel: ch})
 	return nil
 }
 
@@ -468,7 +709,10 @@ func (p *provSession) finish() {
 func (p *provSession) faults() map[string]provision.Fault {
 	out := map[string]provision.Fault{}
 	for ch, f := range p.run.Outcome().Faults {
-		if ch == prefetchChannel || (f.Code == provision.FaultFileNotFound && f.Message == errBlobPending.Error()) {
+		// The session's own channels (the precondition prefetch, virtual
+		// parameter scripts, "\x00...") are no preset's: a virtual
+		// parameter's fault reached the channels that asked for it.
+		if strings.HasPrefix(ch, "\x00") || (f.Code == provision.FaultFileNotFound && f.Message == errBlobPending.Error()) {
 			continue
 		}
 		out[ch] = f
@@ -476,6 +720,26 @@ func (p *provSession) faults() map[string]provision.Fault {
 	for ch, f := range p.stopped {
 		out[ch] = f
 	}
+	return out
+}
+
+// cleared returns the channels whose fault was due for a retry and that
+// ran in this session without faulting: their faults are deleted at End.
+func (p *provSession) cleared(faults map[string]provision.Fault) []string {
+	if len(p.retrying) == 0 {
+		return nil
+	}
+	ran := map[string]bool{}
+	for _, ch := range p.run.Outcome().Channels {
+		ran[ch] = true
+	}
+	var out []string
+	for ch := range p.retrying {
+		if _, again := faults[ch]; !again && ran[ch] {
+			out = append(out, ch)
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 
@@ -509,6 +773,8 @@ func (p *provSession) lookup(path string) (expr.Value, bool) {
 			return expr.StringValue(d.ProductClass), true
 		case "SerialNumber":
 			return expr.StringValue(d.SerialNumber), true
+		case preset.CRPasswordPath[len(provision.RootDeviceID)+1:]:
+			return p.crPassword()
 		}
 		return expr.Value{}, false
 	case provision.RootEvents:
@@ -554,6 +820,45 @@ func (p *provSession) lookup(path string) (expr.Value, bool) {
 		return expr.BoolValue(true), true
 	}
 	return expr.FromCWMP(e.Value, e.Type), true
+}
+
+// crPassword is preset.CRPasswordPath: the connection-request password
+// the edge knows for the device, or (unless ManualCRCredentials) a new
+// random one, the same for the whole session. Once a preset has set it,
+// End stores it in the device record (storeCRCredentials), where the
+// Reacher and the next sessions find it. A CPE reads its password back
+// as "", so the value the ACS set is the only copy.
+func (p *provSession) crPassword() (expr.Value, bool) {
+	if pw := p.w.dev.CRPassword; pw != "" {
+		return expr.StringValue(pw), true
+	}
+	if p.newCRPass == "" {
+		if p.w.c.opts.ManualCRCredentials {
+			return expr.Value{}, false
+		}
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		p.newCRPass = hex.EncodeToString(b[:])
+	}
+	return expr.StringValue(p.newCRPass), true
+}
+
+// crUsername is the connection-request username the session's tree
+// holds for the device, when the presets read or wrote it (the default
+// inform preset declares it): End keeps it in the device record with the
+// password, since the Inform does not carry it.
+func (p *provSession) crUsername() (cwmp.ParameterValue, bool) {
+	if p.w.dev.Root == "" {
+		return cwmp.ParameterValue{}, false
+	}
+	name := p.w.dev.Root + crUserParam
+	p.tree.begin()
+	defer p.tree.end()
+	e, ok := p.tree.Get(name)
+	if !ok || e.Object || e.ValueTime.IsZero() || e.Value == "" {
+		return cwmp.ParameterValue{}, false
+	}
+	return cwmp.ParameterValue{Name: name, Value: e.Value, Type: e.Type}, true
 }
 
 // provisionFile resolves a download provision's file name to the URL

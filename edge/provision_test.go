@@ -2,6 +2,7 @@ package edge
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision/preset"
 	"github.com/edgeacs/edgeacs/sim"
 )
 
@@ -29,6 +31,17 @@ func putPresets(t testing.TB, c *Cache, ps ...*fleet.Preset) {
 	}
 	if err := c.StoreDownlink(recs); err != nil {
 		t.Fatalf("StoreDownlink: %v", err)
+	}
+}
+
+// dropDefaultPresets deletes the presets a standalone edge made at its
+// first start, for tests of what a session does without them.
+func dropDefaultPresets(t testing.TB, c *Cache) {
+	t.Helper()
+	for _, p := range preset.Defaults(true) {
+		if err := c.DeletePreset(p.Name); err != nil && !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -83,6 +96,9 @@ func (s *simCPE) begin(events ...string) *SessionWork {
 	s.clock = s.clock.Add(time.Hour)
 	return mustBegin(s.t, s.c, inf, s.clock)
 }
+
+// after makes the next session begin d after the last one (not an hour).
+func (s *simCPE) after(d time.Duration) { s.clock = s.clock.Add(d - time.Hour) }
 
 // session runs one whole session and returns the RPCs sent, described.
 func (s *simCPE) session(events ...string) []string {
@@ -373,7 +389,9 @@ func TestPresetMatching(t *testing.T) {
 // TestPresetChannelFaults: a channel that faults (a CPE fault on its
 // value, a provision the edge does not know, a download of a missing
 // file) records "<device>:<channel>" and stops only itself; a faulted
-// channel is skipped by later sessions until its fault is deleted.
+// channel is skipped by later sessions until its retry is due (the
+// retry delay, doubled by every retry that faults again) or its fault
+// is deleted; one that runs clean at its retry loses its fault.
 func TestPresetChannelFaults(t *testing.T) {
 	c := openTestCache(t, "")
 	cpe := newSimCPE(t, c, sim.ModelTR098, 1)
@@ -404,12 +422,46 @@ func TestPresetChannelFaults(t *testing.T) {
 	if d := fs[ChannelFaultID(id, "bad")].Detail; !strings.HasPrefix(d[igd+"ManagementServer.PeriodicInformInterval"], "9007") {
 		t.Errorf("bad channel's detail %v", d)
 	}
-	// Faulted channels are skipped: nothing is sent, the faults stay.
+	// Faulted channels wait for their retry: a session a minute later
+	// sends nothing, the faults stay.
+	cpe.after(time.Minute)
 	if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
 		t.Fatalf("second session: %v, want nothing (the good channel is settled, the others faulted)", log)
 	}
 	if fs2 := cpe.faults(); len(fs2) != 3 || !fs2[ChannelFaultID(id, "bad")].Timestamp.Equal(fs[ChannelFaultID(id, "bad")].Timestamp) {
 		t.Fatalf("faults after a skipping session: %+v", fs2)
+	}
+	// Five minutes after the fault (the retry delay) the channels run
+	// again; faulting again doubles the wait (ten minutes, then twenty).
+	// The script stored meanwhile runs clean at its retry: its fault is
+	// cleared, and the core is told.
+	putProvisions(t, c, &fleet.Provision{Name: "myScript", Script: `log("hello " + args[0]);`})
+	for i, tt := range []struct {
+		after time.Duration
+		retry bool
+	}{{4 * time.Minute, true}, {9 * time.Minute, false}, {2 * time.Minute, true}, {19 * time.Minute, false}, {2 * time.Minute, true}} {
+		cpe.after(tt.after)
+		log := cpe.session(cwmp.EventPeriodic)
+		if sent := slices.Contains(log, "SPV "+igd+"ManagementServer.PeriodicInformInterval=soon"); sent != tt.retry {
+			t.Fatalf("step %d (%v later): retried %v, want %v (RPCs %v)", i, tt.after, sent, tt.retry, log)
+		}
+		if f := cpe.faults()[ChannelFaultID(id, "bad")]; f.Retries != (i+2)/2 {
+			t.Fatalf("step %d: fault %+v, want %d retries", i, f, (i+2)/2)
+		}
+	}
+	if _, ok := cpe.faults()[ChannelFaultID(id, "s")]; ok {
+		t.Fatalf("the script's channel ran clean at its retry, its fault stays: %+v", cpe.faults())
+	}
+	var reported []fleet.ChannelFault
+	recs, _ := c.ReadOutbox(0, 10000)
+	for _, r := range recs {
+		var cf fleet.ChannelFault
+		if k, _ := fleet.KindOf(r.Data); k == fleet.KindChannelFault && fleet.Unmarshal(r.Data, &cf) == nil && cf.Channel == "s" {
+			reported = append(reported, cf)
+		}
+	}
+	if n := len(reported); n < 2 || reported[0].Cleared || !reported[n-1].Cleared || reported[0].Code != FaultCodeUnknownProvision {
+		t.Fatalf("the script channel's fault upstream: %+v", reported)
 	}
 	// Cleared (through the API's route), the channel runs again (and
 	// faults again).
@@ -428,16 +480,17 @@ func TestPresetChannelFaults(t *testing.T) {
 	if rec := del(); rec.Code != http.StatusNotFound {
 		t.Fatalf("DELETE fault again: %d %s", rec.Code, rec.Body)
 	}
+	cpe.after(time.Minute)
 	log := cpe.session(cwmp.EventPeriodic)
 	if !slices.Contains(log, "SPV "+igd+"ManagementServer.PeriodicInformInterval=soon") {
 		t.Fatalf("cleared channel did not run again: %v", log)
 	}
-	if f := cpe.faults()[ChannelFaultID(id, "bad")]; f.Code != "cwmp.9003" || !f.Timestamp.After(fs[ChannelFaultID(id, "bad")].Timestamp) {
+	if f := cpe.faults()[ChannelFaultID(id, "bad")]; f.Code != "cwmp.9003" || f.Retries != 0 || !f.Timestamp.After(fs[ChannelFaultID(id, "bad")].Timestamp) {
 		t.Fatalf("fault after the retry: %+v", f)
 	}
 	// 0 BOOTSTRAP is a new life: its faults are gone.
 	cpe.session(cwmp.EventBootstrap)
-	if fs := cpe.faults(); len(fs) != 3 {
+	if fs := cpe.faults(); len(fs) != 2 {
 		t.Fatalf("faults after bootstrap (the same channels fault again): %+v", fs)
 	}
 }
@@ -476,7 +529,8 @@ func TestPresetLoopGuard(t *testing.T) {
 		if _, ok := fs[ChannelFaultID(cpe.id(), "c")]; ok || cpe.get(ssidOf(igd)) != "calm" {
 			t.Fatalf("channel c: faults %+v, SSID %q", fs, cpe.get(ssidOf(igd)))
 		}
-		// The next session skips the looping channels.
+		// The next session (before the retry) skips the looping channels.
+		cpe.after(time.Minute)
 		if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
 			t.Fatalf("next session %v", log)
 		}
@@ -555,10 +609,10 @@ func TestPresetsCompiledOnce(t *testing.T) {
 
 // TestE2EPresetOnBootstrap: presets stored at a standalone edge provision
 // simulated TR-098 and TR-181 routers through the real CWMP server in
-// their first (0 BOOTSTRAP) session: the SSID and the periodic inform
-// interval land on the devices and in the cache, next to the
-// connection-request credentials the edge sets itself; a preset naming a
-// provision script (not run at the edge yet) faults its own channel,
+// their first (0 BOOTSTRAP) session: the SSID and the NTP server land on
+// the devices and in the cache, next to the connection-request
+// credentials the default inform preset sets; a preset naming a
+// provision the edge does not store faults its own channel,
 // which the device's faults route shows.
 func TestE2EPresetOnBootstrap(t *testing.T) {
 	e := startEdge(t, "", nil)
@@ -567,9 +621,9 @@ func TestE2EPresetOnBootstrap(t *testing.T) {
 			{"value", "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", "e2e-pop"},
 			{"value", "Device.WiFi.SSID.1.SSID", "e2e-pop"},
 		}},
-		&fleet.Preset{Name: "inform", Channel: "inform", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{
-			{"value", "InternetGatewayDevice.ManagementServer.PeriodicInformInterval", 900.0},
-			{"value", "Device.ManagementServer.PeriodicInformInterval", 900.0},
+		&fleet.Preset{Name: "interval", Channel: "interval", Weight: 1, Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{
+			{"value", "InternetGatewayDevice.Time.NTPServer1", "ntp.pop.example"},
+			{"value", "Device.Time.NTPServer1", "ntp.pop.example"},
 			{"tag", "provisioned", true},
 		}},
 		&fleet.Preset{Name: "script", Channel: "scripts", Events: map[string]bool{"0 BOOTSTRAP": true}, Provisions: [][]any{{"default"}}},
@@ -584,8 +638,8 @@ func TestE2EPresetOnBootstrap(t *testing.T) {
 			p, err := e.node.Cache().Parameter(d.ID(), "Tags.provisioned")
 			return v == "e2e-pop" && err == nil && p.Value == "true"
 		})
-		if v, _ := d.Get(d.Root() + "ManagementServer.PeriodicInformInterval"); v != "900" {
-			t.Errorf("%s: PeriodicInformInterval %s", d.Model(), v)
+		if v, _ := d.Get(d.Root() + "Time.NTPServer1"); v != "ntp.pop.example" {
+			t.Errorf("%s: NTPServer1 %s", d.Model(), v)
 		}
 		if p, err := e.node.Cache().Parameter(d.ID(), ssid); err != nil || p.Value != "e2e-pop" {
 			t.Errorf("%s: cached SSID %+v %v", d.Model(), p, err)

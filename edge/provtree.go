@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/provision"
+	"github.com/edgeacs/edgeacs/provision/preset"
 )
 
 // cacheTree is one device's cached parameter tree as the provisioning
@@ -78,6 +80,14 @@ type cacheTree struct {
 	// overlay and the deletions are applied on top of the memo.
 	stored     map[string]storedNode
 	storedKids map[string][]storedKid
+
+	// synth are the nodes the device record stands for, as GenieACS's
+	// tree has them: DeviceID.* (identity) and Events.* (when the
+	// device last informed, booted, bootstrapped, registered, and the
+	// session's events). Read-only, fresh as of the session; built on
+	// the first read of either root (most sessions read neither).
+	synth    map[string]provision.Entry
+	synthDev *Device
 }
 
 // storedNode is a memoized read of one path: its entry, or absent.
@@ -212,8 +222,59 @@ func (t *cacheTree) entry(path string, r *paramRec) provision.Entry {
 	return e
 }
 
+// synthRoot reports whether path is under a root the device record
+// stands for.
+func synthRoot(path string) bool {
+	return strings.HasPrefix(path, provision.RootDeviceID+".") || strings.HasPrefix(path, provision.RootEvents+".")
+}
+
+// setSynth makes the tree serve DeviceID.* and Events.* from the device
+// record and the session's events.
+func (t *cacheTree) setSynth(d *Device) { t.synthDev = d }
+
+// buildSynth builds the DeviceID.* and Events.* nodes, once.
+func (t *cacheTree) buildSynth() {
+	if t.synth != nil || t.synthDev == nil {
+		return
+	}
+	d := t.synthDev
+	t.synth = map[string]provision.Entry{}
+	put := func(path, value, typ string) {
+		t.synth[path] = provision.Entry{Path: path, Value: value, Type: typ, PathTime: t.now, ValueTime: t.now, WritableTime: t.now}
+	}
+	obj := func(path string) {
+		t.synth[path] = provision.Entry{Path: path, Object: true, PathTime: t.now, ListTime: t.now, WritableTime: t.now}
+	}
+	id := provision.RootDeviceID + "."
+	obj(id)
+	put(id+"ID", d.ID, cwmp.TypeString)
+	put(id+"Manufacturer", d.Manufacturer, cwmp.TypeString)
+	put(id+"OUI", d.OUI, cwmp.TypeString)
+	put(id+"ProductClass", d.ProductClass, cwmp.TypeString)
+	put(id+"SerialNumber", d.SerialNumber, cwmp.TypeString)
+	ev := provision.RootEvents + "."
+	obj(ev)
+	stamp := func(name string, at time.Time) {
+		if !at.IsZero() {
+			put(ev+name, at.UTC().Format("2006-01-02T15:04:05.000Z"), cwmp.TypeDateTime)
+		}
+	}
+	stamp("Inform", d.LastInform)
+	stamp("Registered", d.Registered)
+	stamp(preset.EventKey(cwmp.EventBoot), d.LastBoot)
+	stamp(preset.EventKey(cwmp.EventBootstrap), d.LastBootstrap)
+	for _, e := range d.LastEvents {
+		stamp(preset.EventKey(e), t.now)
+	}
+}
+
 // Get implements provision.Tree.
 func (t *cacheTree) Get(path string) (provision.Entry, bool) {
+	if t.synthDev != nil && synthRoot(path) {
+		t.buildSynth()
+		e, ok := t.synth[path]
+		return e, ok
+	}
 	if o, ok := t.over[path]; ok {
 		if o.deleted {
 			return provision.Entry{}, false
@@ -281,6 +342,15 @@ func (t *cacheTree) firstDescendant(obj string) (time.Time, bool) {
 // overlay, then the overlay's.
 func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 	if !isObjectPath(path) {
+		return
+	}
+	if t.synthDev != nil && synthRoot(path) {
+		t.buildSynth()
+		for _, k := range slices.Sorted(maps.Keys(t.synth)) {
+			if k != path && parentOf(k) == path && !fn(t.synth[k]) {
+				return
+			}
+		}
 		return
 	}
 	if t.txn != nil && !t.hidden(path) && !t.storedChildren(path, fn) {

@@ -2,8 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
-	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // Connection-request errors callers branch on.
@@ -430,10 +427,12 @@ func (r *Reacher) count(transport, outcome string) {
 
 // Connection-request credentials. A CPE's ConnectionRequestPassword is
 // secret (it reads back empty), so an ACS can only know it by setting it.
-// Like GenieACS's default "inform" provision, the edge sets both on any
-// device whose password it does not know, through an ordinary
-// setParameterValues task; its success copies the values into the device
-// record (see storeCRCredentials), where crCredentials finds them.
+// Like GenieACS's default "inform" provision, the default inform preset
+// (preset.Defaults) sets both on every device, the password being one the
+// edge makes up for a device whose password it does not know
+// (preset.CRPasswordPath); a session that set them, by a preset or a
+// setParameterValues task, copies the values into the device record (see
+// storeCRCredentials), where crCredentials finds them.
 const (
 	crUserParam = "ManagementServer.ConnectionRequestUsername"
 	crPassParam = "ManagementServer.ConnectionRequestPassword"
@@ -444,47 +443,6 @@ const (
 // password, or the End of a session in which a setParameterValues that set
 // them succeeded (storeCRCredentials).
 func crCredentials(d *Device) (user, pass string) { return d.CRUsername, d.CRPassword }
-
-// provisionCRCredentials queues the task that sets a device's
-// connection-request credentials when the edge knows no password for it
-// and no such task is pending already. Queued while the session starts,
-// it runs in that same session.
-func provisionCRCredentials(c *Cache, d *Device, now time.Time) error {
-	if d.Root == "" {
-		return nil
-	}
-	if _, pass := crCredentials(d); pass != "" {
-		return nil
-	}
-	pending, err := c.PendingTasks(d.ID)
-	if err != nil {
-		return fmt.Errorf("provision connection-request credentials of %s: %w", d.ID, err)
-	}
-	passName := d.Root + crPassParam
-	for _, t := range pending {
-		for _, pv := range t.ParameterValues {
-			if pv.Name == passName {
-				return nil
-			}
-		}
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	t := &fleet.Task{
-		Device:    d.ID,
-		Name:      fleet.TaskSetParameterValues,
-		Status:    fleet.StatusPending,
-		Timestamp: now.UTC(),
-		ParameterValues: []fleet.ParameterValue{
-			{Name: d.Root + crUserParam, Value: d.SerialNumber, Type: cwmp.TypeString},
-			{Name: passName, Value: hex.EncodeToString(b[:]), Type: cwmp.TypeString},
-		},
-	}
-	if err := c.AddTask(t); err != nil {
-		return fmt.Errorf("provision connection-request credentials of %s: %w", d.ID, err)
-	}
-	return nil
-}
 
 // udpFromTree fills the TR-111 fields of d from the cached parameter tree
 // when the Inform did not carry them: UDPConnectionRequestAddress is not a

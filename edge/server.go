@@ -498,11 +498,6 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 		s.httpError(w, http.StatusInternalServerError, "cannot record inform")
 		return
 	}
-	if !s.cfg.ManualCRCredentials {
-		if err := provisionCRCredentials(s.cache, work.Device(), now); err != nil {
-			s.log.Warn("cannot provision connection-request credentials", "device", deviceID, "err", err)
-		}
-	}
 	// The CPE may ask for a shorter idle timeout, never a longer one: a
 	// CPE asking for 4294967295 s would otherwise hold its slot of
 	// MaxConcurrentSessions for good.

@@ -26,5 +26,6 @@ func deviceViews(ds []*Device, edgeID string) []fleet.DeviceView {
 
 // view is f as the API lists it.
 func (f DeviceFault) view() fleet.FaultView {
-	return fleet.FaultView{ID: f.ID, Device: f.Device, Task: f.Task, Code: f.Code, Message: f.Message, Detail: f.Detail, Timestamp: f.Timestamp}
+	return fleet.FaultView{ID: f.ID, Device: f.Device, Task: f.Task, Channel: f.Channel, Retries: f.Retries, Code: f.Code,
+		Message: f.Message, Detail: f.Detail, Timestamp: f.Timestamp}
 }

@@ -74,6 +74,8 @@ type SessionWork struct {
 	// provCommitted: a Checkpoint stored the presets' outcome; End must
 	// not store it again.
 	provCommitted bool
+	// vtask runs a task through the provisioning engine (vtask.go).
+	vtask *provSession
 }
 
 type taskRun struct {
@@ -530,6 +532,11 @@ func (w *SessionWork) Next() cwmp.Message {
 		w.requeue(w.cur.t)
 		w.cur = nil
 	}
+	if w.vtask != nil {
+		if m := w.vtaskNext(); m != nil {
+			return m
+		}
+	}
 	if w.prov != nil && !w.provDone {
 		// A provisioning run under way goes on before tasks queued since.
 		if m := w.provNext(); m != nil {
@@ -547,6 +554,16 @@ func (w *SessionWork) Next() cwmp.Message {
 		}
 		if !t.Expiry.IsZero() && now.After(t.Expiry) {
 			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
+			continue
+		}
+		if t.Name == fleet.TaskGetParameterValues && hasVirtualName(t.ParameterNames) {
+			if err := w.startVirtualTask(t); err != nil {
+				w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: FaultCodeInvalidArguments, Message: err.Error()})
+				continue
+			}
+			if m := w.vtaskNext(); m != nil {
+				return m
+			}
 			continue
 		}
 		req, fault := w.rpcFor(t)
@@ -701,6 +718,10 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 // invalid_response; either way the session moves on to the next task.
 func (w *SessionWork) Answer(a *cwmp.Answer) {
 	if p := w.prov; p != nil && p.sent != nil && a != nil && a.Request == p.sent && !w.ended {
+		p.answer(a)
+		return
+	}
+	if p := w.vtask; p != nil && p.sent != nil && a != nil && a.Request == p.sent && !w.ended {
 		p.answer(a)
 		return
 	}
@@ -937,6 +958,12 @@ func (w *SessionWork) End(completed bool) error {
 		w.requeue(w.cur.t)
 		w.cur = nil
 	}
+	if w.vtask != nil {
+		// Dropped mid-task: it runs again next session; what the CPE
+		// answered so far is not kept.
+		w.requeue(w.vtask.task)
+		w.vtask = nil
+	}
 	if _, err := w.commit(); err != nil {
 		return fmt.Errorf("end session of %s (completed=%v): %w", w.dev.ID, completed, err)
 	}
@@ -950,7 +977,7 @@ func (w *SessionWork) End(completed bool) error {
 // nothing stops it from running more (no Reboot or FactoryReset answered,
 // no Download held for its file, its presets done, no RPC outstanding).
 func (w *SessionWork) Lingering() bool {
-	if w.ended || w.stop || w.held || w.cur != nil || (w.prov != nil && !w.provDone) {
+	if w.ended || w.stop || w.held || w.cur != nil || w.vtask != nil || (w.prov != nil && !w.provDone) {
 		return false
 	}
 	var ids []string
@@ -968,7 +995,7 @@ func (w *SessionWork) Lingering() bool {
 // clock (the time stamped on what it does next). With an RPC outstanding
 // it does nothing.
 func (w *SessionWork) Checkpoint(now time.Time) error {
-	if w.ended || w.cur != nil {
+	if w.ended || w.cur != nil || w.vtask != nil {
 		return nil
 	}
 	final, err := w.commit()
@@ -1002,6 +1029,7 @@ func (w *SessionWork) Checkpoint(now time.Time) error {
 func (w *SessionWork) commit() ([]string, error) {
 	var (
 		provFaults  map[string]provision.Fault
+		provCleared []string
 		provChanged []cwmp.ParameterValue
 	)
 	p := w.prov
@@ -1011,9 +1039,16 @@ func (w *SessionWork) commit() ([]string, error) {
 	if p != nil {
 		p.finish()
 		provFaults = p.faults()
+		provCleared = p.cleared(provFaults)
 		provChanged = p.run.Outcome().Changed
+		if u, ok := p.crUsername(); ok {
+			// The username the CPE has, when the presets found it as they
+			// want it and wrote only the password: the values written
+			// follow, and win.
+			provChanged = append([]cwmp.ParameterValue{u}, provChanged...)
+		}
 	}
-	provWrites := p != nil && (p.tree.changed() || len(provFaults) > 0)
+	provWrites := p != nil && (p.tree.changed() || len(provFaults) > 0 || len(provCleared) > 0)
 	if len(w.changed) == 0 && len(w.ops) == 0 && !provWrites {
 		return nil, nil
 	}
@@ -1025,7 +1060,7 @@ func (w *SessionWork) commit() ([]string, error) {
 		// The presets ran before any task still in w.ops: their changes
 		// go first, in a delta of their own.
 		if provWrites {
-			if err := p.commit(txn, ob, provFaults); err != nil {
+			if err := p.commit(txn, ob, provFaults, provCleared); err != nil {
 				return fmt.Errorf("presets: %w", err)
 			}
 		}

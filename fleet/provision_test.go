@@ -81,3 +81,35 @@ func TestDownRecordValidateProvision(t *testing.T) {
 		t.Errorf("names: %s, %s", DownProvision, DownProvisionDelete)
 	}
 }
+
+// TestVirtualParameterRecord: GenieACS's shape in JSON, a record of its
+// own kind, and names a path and a precondition can both spell.
+func TestVirtualParameterRecord(t *testing.T) {
+	v := &VirtualParameter{Name: "wan_ip", Script: "return {writable: false, value: ['1.2.3.4', 'xsd:string']};"}
+	b, err := json.Marshal(v)
+	if err != nil || !strings.HasPrefix(string(b), `{"_id":"wan_ip","script":`) {
+		t.Fatalf("json = %s, %v", b, err)
+	}
+	rec, err := Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got VirtualParameter
+	if k, _ := KindOf(rec); k != KindVirtualParameter || Unmarshal(rec, &got) != nil || got != *v {
+		t.Fatalf("round trip: %+v", got)
+	}
+	var p Provision
+	if err := Unmarshal(rec, &p); !errors.Is(err, ErrBadRecord) {
+		t.Fatalf("read as a provision: %v", err)
+	}
+	for name, ok := range map[string]bool{"MAC": true, "wan_ip": true, "_x-1": true, "": false, "1a": false, "a.b": false,
+		"a b": false, "a/b": false, "-a": false, strings.Repeat("a", 129): false} {
+		if err := (&VirtualParameter{Name: name}).Validate(); (err == nil) != ok {
+			t.Errorf("name %q: %v, want ok=%v", name, err, ok)
+		}
+	}
+	big := &VirtualParameter{Name: "big", Script: strings.Repeat(" ", MaxProvisionScript+1)}
+	if err := big.Validate(); !errors.Is(err, ErrBadRecord) {
+		t.Errorf("oversized script: %v", err)
+	}
+}

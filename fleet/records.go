@@ -101,6 +101,46 @@ func (p *Provision) Validate() error {
 	return nil
 }
 
+// VirtualParameter is a GenieACS virtual parameter script, in the shape
+// of GenieACS's virtualParameters collection: presets, scripts and tasks
+// read or set VirtualParameters.<name>, and the edge runs the script to
+// compute or apply it. The core stores it and sends it to every edge.
+type VirtualParameter struct {
+	Name   string `json:"_id" cbor:"1,keyasint"`
+	Script string `json:"script" cbor:"2,keyasint"`
+}
+
+// ValidVirtualParameterName reports whether name can name a virtual
+// parameter: a name a parameter path and a precondition can both spell
+// (a letter or '_', then letters, digits, '_' and '-'), at most 128 bytes.
+func ValidVirtualParameterName(name string) bool {
+	if name == "" || len(name) > 128 {
+		return false
+	}
+	for i, r := range name {
+		switch {
+		case r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'):
+		case i > 0 && (r == '-' || (r >= '0' && r <= '9')):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks the bounds every holder of a virtual parameter relies
+// on: a valid name and a script of at most MaxProvisionScript bytes.
+// Whether the script compiles is the core's check at PUT time.
+func (v *VirtualParameter) Validate() error {
+	if !ValidVirtualParameterName(v.Name) {
+		return fmt.Errorf("%w: bad virtual parameter name %q (a letter or '_', then letters, digits, '_' or '-'; at most 128 bytes)", ErrBadRecord, v.Name)
+	}
+	if len(v.Script) > MaxProvisionScript {
+		return fmt.Errorf("%w: virtual parameter %s: script of %d bytes, more than %d", ErrBadRecord, v.Name, len(v.Script), MaxProvisionScript)
+	}
+	return nil
+}
+
 // DeviceDelta is what one session changed about a device, as an edge
 // reports it upstream: identity, the inform, and the parameters written.
 type DeviceDelta struct {
@@ -129,6 +169,11 @@ const (
 	KindDeviceDelta RecordKind = 4
 	KindTaskDrop    RecordKind = 5
 	KindProvision   RecordKind = 6
+	// KindChannelFault is a preset channel's fault (ChannelFault), from
+	// an edge's outbox.
+	KindChannelFault RecordKind = 7
+	// KindVirtualParameter is a virtual parameter script.
+	KindVirtualParameter RecordKind = 8
 )
 
 // KindOf returns the kind of a record written by Marshal, or an error
@@ -138,7 +183,7 @@ func KindOf(b []byte) (RecordKind, error) {
 		return 0, fmt.Errorf("%w: unknown version or short record", ErrBadRecord)
 	}
 	switch k := RecordKind(b[1]); k {
-	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop, KindProvision:
+	case KindTask, KindFileMeta, KindPreset, KindDeviceDelta, KindTaskDrop, KindProvision, KindChannelFault, KindVirtualParameter:
 		return k, nil
 	default:
 		return 0, fmt.Errorf("%w: unknown kind %d", ErrBadRecord, k)
@@ -182,7 +227,7 @@ func init() {
 
 // Marshal encodes v as a record: version byte, kind byte, deterministic CBOR.
 // v must be one of *Task, *FileMeta, *Preset, *DeviceDelta, *TaskDrop,
-// *Provision.
+// *Provision, *ChannelFault, *VirtualParameter.
 func Marshal(v any) ([]byte, error) {
 	var kind RecordKind
 	switch v.(type) {
@@ -198,6 +243,10 @@ func Marshal(v any) ([]byte, error) {
 		kind = KindTaskDrop
 	case *Provision:
 		kind = KindProvision
+	case *ChannelFault:
+		kind = KindChannelFault
+	case *VirtualParameter:
+		kind = KindVirtualParameter
 	default:
 		return nil, fmt.Errorf("fleet: marshal %T: not a record type", v)
 	}
@@ -228,6 +277,10 @@ func Unmarshal(b []byte, v any) error {
 		want = KindTaskDrop
 	case *Provision:
 		want = KindProvision
+	case *ChannelFault:
+		want = KindChannelFault
+	case *VirtualParameter:
+		want = KindVirtualParameter
 	default:
 		return fmt.Errorf("fleet: unmarshal into %T: not a record type", v)
 	}

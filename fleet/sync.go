@@ -56,6 +56,15 @@ const (
 	// was stored (Provision) or deleted (Name).
 	DownProvision       DownKind = 11
 	DownProvisionDelete DownKind = 12
+	// DownFaultClear: a preset channel's fault was deleted at the core
+	// (Fault: the device, the channel and the fault's time); the edge
+	// that recorded it deletes it, unless it has a newer one.
+	DownFaultClear DownKind = 13
+	// DownVirtualParameter / DownVirtualParameterDelete: a fleet-wide
+	// virtual parameter script was stored (VirtualParameter) or deleted
+	// (Name).
+	DownVirtualParameter       DownKind = 14
+	DownVirtualParameterDelete DownKind = 15
 )
 
 // String names the kind for logs.
@@ -85,13 +94,20 @@ func (k DownKind) String() string {
 		return "provision"
 	case DownProvisionDelete:
 		return "provision-delete"
+	case DownFaultClear:
+		return "fault-clear"
+	case DownVirtualParameter:
+		return "virtual-parameter"
+	case DownVirtualParameterDelete:
+		return "virtual-parameter-delete"
 	}
 	return fmt.Sprintf("DownKind(%d)", uint8(k))
 }
 
 // DownRecord is one record of the downlink (core → edge). The core keeps
 // one log per edge (tasks, cancellations, drops: Shared false) and one
-// fleet-wide log (presets, provisions, files, revocations: Shared true), each with its
+// fleet-wide log (presets, provisions, virtual parameters, files,
+// revocations: Shared true), each with its
 // own sequence; an edge stores a record, and the position it reached, in
 // one transaction before it acknowledges it, and storing the same record
 // twice changes nothing.
@@ -111,6 +127,10 @@ type DownRecord struct {
 	Token *Token    `cbor:"12,keyasint,omitempty"`
 	// Provision is the script a DownProvision record stores.
 	Provision *Provision `cbor:"13,keyasint,omitempty"`
+	// Fault is the channel fault a DownFaultClear record clears.
+	Fault *ChannelFault `cbor:"14,keyasint,omitempty"`
+	// VirtualParameter is the script a DownVirtualParameter record stores.
+	VirtualParameter *VirtualParameter `cbor:"15,keyasint,omitempty"`
 }
 
 // Validate checks that a record carries what its kind needs, so an edge
@@ -156,6 +176,24 @@ func (r *DownRecord) Validate() error {
 	case DownProvisionDelete:
 		if !ValidProvisionName(r.Name) {
 			return fmt.Errorf("%w: downlink provision-delete record %d: bad name %q", ErrBadRecord, r.Seq, r.Name)
+		}
+	case DownVirtualParameter:
+		if r.VirtualParameter == nil {
+			return fmt.Errorf("%w: downlink virtual-parameter record %d without one", ErrBadRecord, r.Seq)
+		}
+		if err := r.VirtualParameter.Validate(); err != nil {
+			return fmt.Errorf("%w: downlink virtual-parameter record %d: %v", ErrBadRecord, r.Seq, err)
+		}
+	case DownVirtualParameterDelete:
+		if !ValidVirtualParameterName(r.Name) {
+			return fmt.Errorf("%w: downlink virtual-parameter-delete record %d: bad name %q", ErrBadRecord, r.Seq, r.Name)
+		}
+	case DownFaultClear:
+		if r.Fault == nil {
+			return fmt.Errorf("%w: downlink fault-clear record %d without a fault", ErrBadRecord, r.Seq)
+		}
+		if err := r.Fault.Validate(); err != nil {
+			return fmt.Errorf("%w: downlink fault-clear record %d: %v", ErrBadRecord, r.Seq, err)
 		}
 	case DownPresetDelete, DownFileDelete, DownRevoke, DownTokenRevoke:
 		if r.Name == "" {

@@ -85,12 +85,16 @@ type TaskView struct {
 
 // FaultView is a fault recorded against a device, as GET
 // /api/v1/devices/{id}/faults lists it: a task that ended in fault (ID and
-// Task are the task's ID), or on an edge a failed transfer the CPE reported
-// on its own.
+// Task are the task's ID), a preset channel's ("<device>:<channel>"), or on
+// an edge a failed transfer the CPE reported on its own.
 type FaultView struct {
-	ID        string            `json:"_id"`
-	Device    string            `json:"device"`
-	Task      string            `json:"task,omitempty"`
+	ID     string `json:"_id"`
+	Device string `json:"device"`
+	Task   string `json:"task,omitempty"`
+	// Channel is the preset channel a provisioning fault stopped
+	// (ID "<device>:<channel>"); Retries how many retries faulted again.
+	Channel   string            `json:"channel,omitempty"`
+	Retries   int               `json:"retries,omitempty"`
 	Code      string            `json:"code"`
 	Message   string            `json:"message"`
 	Detail    map[string]string `json:"detail,omitempty"`

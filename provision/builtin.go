@@ -35,6 +35,20 @@ func Builtin(name string) bool {
 	return false
 }
 
+// ErrShadowsBuiltin means a provision script would take a built-in's
+// name: a preset naming it would run the built-in, never the script.
+var ErrShadowsBuiltin = errors.New("provision: the name of a built-in provision")
+
+// CheckScriptName refuses a provision script's name that is a
+// built-in's (wrapping ErrShadowsBuiltin), for the APIs that store
+// scripts: refused at PUT time rather than silently never run.
+func CheckScriptName(name string) error {
+	if Builtin(name) {
+		return fmt.Errorf("%w: %q is a built-in provision, which presets naming it run; give the script another name", ErrShadowsBuiltin, name)
+	}
+	return nil
+}
+
 // Provision declares a built-in provision on the collector's channel,
 // with GenieACS's names and arguments (as a preset or a task lists them,
 // JSON-decoded: strings, float64 or json.Number, bools):

@@ -125,6 +125,10 @@ type Options struct {
 	// Download RPC carries. Nil, or an error, faults the download's
 	// channel with FaultFileNotFound.
 	Files func(fileName string) (url string, size uint32, err error)
+	// VirtualParameters are the names of the virtual parameters the
+	// caller can compute (sorted): what VirtualParameters.* selects, and
+	// a declaration of any other name is a warning.
+	VirtualParameters []string
 }
 
 func (o *Options) defaults() {
@@ -177,6 +181,10 @@ type Run struct {
 	// suspect are names in a GetParameterValues the CPE refused with
 	// 9005: read one at a time from then on.
 	suspect map[string]bool
+
+	// vset records the virtual parameters whose script ran with a value
+	// to set ("<name>\x00<value>"): see SetVirtual.
+	vset map[string]bool
 
 	rounds [MaxChannels]int // rounds of RPCs sent for each channel
 	rpcs   int
@@ -245,6 +253,7 @@ const (
 	kReset                    // FactoryReset
 	kDownload                 // Downloads.[...].Download
 	kRead                     // a virtual node read: nothing to fetch
+	kVirtual                  // VirtualParameters.<name>: its script computes or sets it (virtual.go)
 )
 
 type decl struct {
@@ -362,6 +371,9 @@ func classify(d *decl) error {
 			return fmt.Errorf("%w: a pattern as the first segment of %q", ErrUnsupported, d.path.String())
 		}
 		return nil
+	}
+	if root == RootVirtualParameters {
+		return classifyVirtual(d)
 	}
 	switch {
 	case d.value == nil && d.inst == nil:

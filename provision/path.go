@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -78,9 +80,31 @@ func ParsePath(s string) (Path, error) {
 	return p, err
 }
 
+// parsed is a cached parse: a Path is never written to once parsed, so
+// callers may share one.
+type parsed struct {
+	p     Path
+	canon string
+}
+
+// pathCache remembers the paths parsed, by source: presets and scripts
+// declare the same few paths in every session of every device, and a
+// parse allocates. Bounded (pathCacheMax entries, then no more are added)
+// since a script may build paths from device values.
+var pathCache struct {
+	m sync.Map // string → *parsed
+	n atomic.Int64
+}
+
+const pathCacheMax = 1 << 14
+
 // parsePath is ParsePath that also returns the canonical string, which
 // it computes anyway to check its length.
 func parsePath(s string) (Path, string, error) {
+	if v, ok := pathCache.m.Load(s); ok {
+		pc := v.(*parsed)
+		return pc.p, pc.canon, nil
+	}
 	p, err := parseSegments(s)
 	if err != nil {
 		return Path{}, "", err
@@ -88,6 +112,11 @@ func parsePath(s string) (Path, string, error) {
 	canon := p.String()
 	if len(canon) > MaxPathLen {
 		return Path{}, "", fmt.Errorf("%w: %q is %d bytes written out, longer than %d", ErrBadPath, clip(s), len(canon), MaxPathLen)
+	}
+	if pathCache.n.Load() < pathCacheMax {
+		if _, loaded := pathCache.m.LoadOrStore(s, &parsed{p: p, canon: canon}); !loaded {
+			pathCache.n.Add(1)
+		}
 	}
 	return p, canon, nil
 }

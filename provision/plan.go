@@ -98,6 +98,9 @@ type plan struct {
 	dls    []dlNeed
 	reboot uint64
 	reset  uint64
+	// vneeds, when set (Run.Virtual), collects the virtual parameters
+	// the declarations need run.
+	vneeds map[string]*VirtualNeed
 }
 
 type gpnNeed struct {
@@ -166,6 +169,8 @@ func (p *plan) eval(d *decl) {
 		}
 	case kDownload:
 		p.evalDownload(d, bit)
+	case kVirtual:
+		p.evalVirtual(d, bit)
 	case kParam:
 		if d.inst != nil {
 			p.evalInstances(d, bit)

@@ -623,7 +623,9 @@ func TestDeclareErrors(t *testing.T) {
 		want error
 	}{
 		{"A..B", Values{}, ErrBadPath},
-		{"VirtualParameters.x", Values{Value: &Value{Value: "1"}}, ErrUnsupported},
+		{"VirtualParameters.x.y", Values{Value: &Value{Value: "1"}}, ErrUnsupported},
+		{"VirtualParameters.*", Values{Value: &Value{Value: "1"}}, ErrUnsupported},
+		{"VirtualParameters.x", Values{Instances: Count(1)}, ErrUnsupported},
 		{"Tags.x", Values{Value: &Value{Value: "maybe"}}, ErrBadArguments},
 		{"Device.A", Values{Instances: &Instances{Min: 2, Max: 1}}, ErrBadArguments},
 		{"Device", Values{Instances: Count(1)}, ErrBadArguments},

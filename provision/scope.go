@@ -47,9 +47,10 @@ func (c *Collector) Retract() {
 // (with the result's path) and at commit() (with ""): GenieACS commits
 // the script's declarations before either, and what is read must be what
 // the script would see once the engine has done its work. Declarations
-// on the virtual roots other than Reboot, FactoryReset and Downloads are
-// settled: a tag is written when the session ends, and what is read
-// there is the device record. On a faulted channel everything is
+// on the virtual roots other than Reboot, FactoryReset, Downloads and
+// VirtualParameters are settled: a tag is written when the session ends,
+// and what is read there is the device record. A virtual parameter's is
+// settled once its script's value is in the tree (see Run.Virtual). On a faulted channel everything is
 // settled: nothing more will be done for it. Errors wrap ErrBadPath.
 func (c *Collector) ScopeSettled(t Tree, path string) (bool, error) {
 	p, err := ParsePath(path)

@@ -216,9 +216,11 @@ func TestNBIContractEdgeAndCore(t *testing.T) {
 		if ec != 200 || cc != 200 || len(ed) != 1 || len(cd) != 1 {
 			return false
 		}
+		// The default bootstrap preset refreshed the whole tree in the
+		// device's first session: the tasks may add nothing new.
 		before := len(leaves(coreDoc))
 		edgeDoc, coreDoc = ed[0], cd[0]
-		return len(leaves(coreDoc)) > before && slices.Equal(leaves(edgeDoc), leaves(coreDoc))
+		return len(leaves(coreDoc)) >= before && slices.Equal(leaves(edgeDoc), leaves(coreDoc))
 	})
 	compare("after refreshObject and getParameterNames", edgeDoc, coreDoc)
 

@@ -75,20 +75,29 @@ func sortPresets(ps []*Compiled) {
 	})
 }
 
-// Prefetch lists the parameter paths the candidates' preconditions read,
-// each once, in the order the presets are tried: the edge fetches those it
-// lacks (or holds stale) from the CPE before calling Match.
+// Prefetch lists the parameter paths the candidates' preconditions and
+// provision arguments read, each once, in the order the presets are
+// tried: the edge fetches those it lacks (or holds stale) from the CPE
+// before calling Match, so an argument computed from a parameter (the
+// default inform preset's interval) sees its value, not NULL.
 func Prefetch(presets []*Compiled, s Session) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, p := range Candidates(presets, s) {
-		if p.Precondition == nil {
-			continue
-		}
-		for _, path := range p.Precondition.Paths() {
+	add := func(paths []string) {
+		for _, path := range paths {
 			if !seen[path] {
 				seen[path] = true
 				out = append(out, path)
+			}
+		}
+	}
+	for _, p := range Candidates(presets, s) {
+		if p.Precondition != nil {
+			add(p.Precondition.Paths())
+		}
+		for _, pr := range p.Provisions {
+			for _, a := range pr.Args {
+				add(a.Paths())
 			}
 		}
 	}

@@ -136,9 +136,11 @@
 // # Realms
 //
 // Preparing a goja runtime with the sandbox costs milliseconds (mostly
-// freezing the built-ins); a run costs tens of microseconds. Runtimes are
-// therefore prepared once and lent to one run at a time, and everything a
-// run could write to is frozen: the global object, every built-in object
+// freezing the built-ins, about 400 KiB each); a run costs tens of
+// microseconds. Runtimes are therefore prepared once and lent to one run
+// at a time (up to 64 kept: a busy edge runs scripts in many sessions at
+// once; the watchdog is timers rather than a goroutine per run), and
+// everything a run could write to is frozen: the global object, every built-in object
 // and prototype (the hidden ones too), and the declare() results'
 // prototype. A script cannot leave state for the next device: it can add
 // no global, change no built-in (such writes throw in strict mode), and
@@ -155,6 +157,6 @@
 // script with the same sandbox and replay model; the return value is
 // checked as GenieACS checks it ({writable, value: v or [v, type]}, the
 // type inferred from a bare value; writable and value required when
-// declared). Wiring VirtualParameters.<name> declarations to them is the
-// engine's and edge's part.
+// declared). The engine says when one is needed (provision.Run.Virtual)
+// and the edge runs it.
 package script

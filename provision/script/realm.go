@@ -40,8 +40,12 @@ type realm struct {
 
 // realms keeps prepared realms for reuse. A channel rather than a
 // sync.Pool: a pool is emptied at every garbage collection, and a realm
-// costs milliseconds to prepare.
-var realms = make(chan *realm, 2*runtime.GOMAXPROCS(0))
+// costs milliseconds to prepare (about 400 KiB each). It keeps as many
+// as were lent at once, up to 64: an edge runs scripts in many sessions
+// at a time, and a session descheduled while it holds a realm must not
+// make the next one prepare a new realm (with two per CPU, a busy
+// 2-core edge prepared one in about every tenth run).
+var realms = make(chan *realm, max(64, 4*runtime.GOMAXPROCS(0)))
 
 func getRealm() *realm {
 	select {

@@ -7,6 +7,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dop251/goja"
@@ -273,50 +274,57 @@ func (s *Script) stack(frames []goja.StackFrame) string {
 }
 
 // watch starts the run's watchdog: it interrupts the VM when the run
-// outlives lim.Time, allocates more than lim.Alloc, or ctx ends. The
-// returned stop waits for it to exit.
+// outlives lim.Time, allocates more than lim.Alloc, or ctx ends. It is
+// timers, not a goroutine: most runs last tens of microseconds, and a
+// goroutine per run cost them a scheduling round trip each. The returned
+// stop disarms it; no interrupt reaches the VM after stop returns (the
+// realm goes on to the next run).
 func (sb *sandbox) watch(ctx context.Context, lim Limits) (stop func()) {
-	quit := make(chan struct{})
-	exited := make(chan struct{})
-	deadline := time.NewTimer(lim.Time)
-	var tick <-chan time.Time
-	var ticker *time.Ticker
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	var base uint64
-	if lim.Alloc > 0 {
-		metrics.Read(sample)
-		base = sample[0].Value.Uint64()
-		ticker = time.NewTicker(time.Millisecond)
-		tick = ticker.C
+	var (
+		mu      sync.Mutex
+		done    bool
+		sampler *time.Timer
+	)
+	fire := func(reason stopReason) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			done = true
+			sb.stop(reason)
+		}
 	}
-	go func() {
-		defer close(exited)
-		defer deadline.Stop()
-		if ticker != nil {
-			defer ticker.Stop()
-		}
-		for {
-			select {
-			case <-quit:
+	deadline := time.AfterFunc(lim.Time, func() { fire(stopTimeout) })
+	stopCtx := context.AfterFunc(ctx, func() { fire(stopContext) })
+	if lim.Alloc > 0 {
+		sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+		metrics.Read(sample)
+		base := sample[0].Value.Uint64()
+		check := func() {
+			// One callback at a time: the next is armed below.
+			metrics.Read(sample)
+			if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64()-base > uint64(lim.Alloc) {
+				fire(stopAlloc)
 				return
-			case <-ctx.Done():
-				sb.stop(stopContext)
-				return
-			case <-deadline.C:
-				sb.stop(stopTimeout)
-				return
-			case <-tick:
-				metrics.Read(sample)
-				if sample[0].Value.Kind() == metrics.KindUint64 && sample[0].Value.Uint64()-base > uint64(lim.Alloc) {
-					sb.stop(stopAlloc)
-					return
-				}
 			}
+			mu.Lock()
+			if !done {
+				sampler.Reset(time.Millisecond)
+			}
+			mu.Unlock()
 		}
-	}()
+		mu.Lock()
+		sampler = time.AfterFunc(time.Millisecond, check)
+		mu.Unlock()
+	}
 	return func() {
-		close(quit)
-		<-exited
+		mu.Lock()
+		done = true
+		mu.Unlock()
+		deadline.Stop()
+		stopCtx()
+		if sampler != nil {
+			sampler.Stop()
+		}
 	}
 }
 
