@@ -556,7 +556,7 @@ func (w *SessionWork) Next() cwmp.Message {
 			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
 			continue
 		}
-		if t.Name == fleet.TaskGetParameterValues && hasVirtualName(t.ParameterNames) {
+		if virtualTask(t) {
 			if err := w.startVirtualTask(t); err != nil {
 				w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: FaultCodeInvalidArguments, Message: err.Error()})
 				continue
