@@ -428,6 +428,15 @@ func (p *provSession) virtualFaults() {
 		if f, ok := faults[e.ch]; ok && e.recorded && !e.passed {
 			e.passed = true
 			p.run.FaultVirtual(name, f)
+			if e.want.Value != nil {
+				// The value the script returned was not applied: the
+				// tree keeps what it held before.
+				if c := e.want.Current; c.Path != "" {
+					p.tree.Put(c)
+				} else {
+					p.tree.Delete(provision.RootVirtualParameters + "." + name)
+				}
+			}
 		}
 	}
 }
