@@ -199,7 +199,8 @@ return {writable: true, value: [p.value[0], "xsd:string"]};
 // changes nothing; a throwing script faults script.Error; a CPE refusing
 // what the script declared faults the task as the CPE answered (9003,
 // 9007 for the passphrase), as a plain task's SetParameterValues does; the
-// tasks after them, plain or virtual, run in the same session.
+// tasks after them, plain or virtual, run in the same session; a
+// connection-request password a script sets is stored for the edge's use.
 func TestVirtualParameterSetTask(t *testing.T) {
 	for i, model := range []string{sim.ModelTR098, sim.ModelTR181} {
 		t.Run(model, func(t *testing.T) {
@@ -211,6 +212,7 @@ func TestVirtualParameterSetTask(t *testing.T) {
 				fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "wifiPassword", Script: wifiPassword(pass)}},
 				fleet.DownRecord{Seq: 2, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: unifiedMAC}},
 				fleet.DownRecord{Seq: 3, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "Broken", Script: `throw new Error("no way");`}},
+				fleet.DownRecord{Seq: 4, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "crPassword", Script: wifiPassword(cpe.root() + "ManagementServer.ConnectionRequestPassword")}},
 			)
 			cpe.session(cwmp.EventBoot) // registers the device
 			add := func(body string) *fleet.Task {
@@ -247,6 +249,7 @@ func TestVirtualParameterSetTask(t *testing.T) {
 			broken := add(`{"name": "setParameterValues", "parameterValues": [["VirtualParameters.Broken", "x"]]}`)
 			refused := add(`{"name": "setParameterValues", "parameterValues": [["VirtualParameters.wifiPassword", "refused"]]}`)
 			mixed := add(`{"name": "setParameterValues", "parameterValues": [["VirtualParameters.wifiPassword", "m1xed-pass"], ["` + ssid + `", "mixed-ssid"]]}`)
+			cr := add(`{"name": "setParameterValues", "parameterValues": [["VirtualParameters.crPassword", "cr-s3cret"]]}`)
 			plain := add(`{"name": "getParameterValues", "parameterNames": ["` + ssid + `"]}`)
 			refresh := add(`{"name": "refreshObject", "objectName": "VirtualParameters.wifiPassword"}`)
 			var mac string
@@ -303,6 +306,14 @@ func TestVirtualParameterSetTask(t *testing.T) {
 			}
 			if got := cpe.get(ssid); got != "mixed-ssid" {
 				t.Fatalf("device SSID %q, want the mixed task's", got)
+			}
+			// The connection-request password the script set is the
+			// edge's to use, as a plain task's or a preset's is.
+			if got := task(cr); got.Status != fleet.StatusDone {
+				t.Fatalf("crPassword: %+v %+v", got, got.Fault)
+			}
+			if d, err := c.Device(cpe.id()); err != nil || d.CRPassword != "cr-s3cret" {
+				t.Fatalf("the edge keeps the connection-request password %q (%v)", d.CRPassword, err)
 			}
 			if got := task(plain); got.Status != fleet.StatusDone || values(got)[ssid] != "mixed-ssid" {
 				t.Fatalf("the plain task after them: %+v %v", got, values(got))

@@ -138,6 +138,7 @@ func (w *SessionWork) vtaskNext() cwmp.Message {
 	}
 	w.vtask = nil
 	t := p.task
+	w.vtaskWrites = append(w.vtaskWrites, p.run.Outcome().Changed...)
 	if f, ok := p.run.Outcome().Faults[provision.TaskChannel(t.ID)]; ok {
 		w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: f.Code, Message: f.Message, Detail: f.Detail})
 	} else {
