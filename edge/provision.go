@@ -34,6 +34,9 @@ const (
 	// FaultCodePresetLoop: presets kept changing the device without
 	// settling (A sets X to 1, B sets it back).
 	FaultCodePresetLoop = "preset_loop"
+	// FaultCodeNotWritable: a value was declared for a virtual
+	// parameter whose script says it is read-only.
+	FaultCodeNotWritable = "not_writable"
 )
 
 // MaxPresetCycles bounds a session's preset cycles: after the matched
@@ -287,6 +290,7 @@ type vpExec struct {
 	want     provision.VirtualNeed
 	ch       string
 	recorded bool
+	passed   bool // its channel's fault went to the channels that asked
 }
 
 // vpChannel is the run channel of a virtual parameter script's own
@@ -389,6 +393,13 @@ func (p *provSession) recordVirtual(e *vpExec) {
 			provision.PutVirtualParameter(p.tree, e.name, *v.Value, v.Writable, p.clock())
 		}
 		p.run.SetVirtual(e.name, e.want.Value)
+		if e.want.Value != nil && v.Writable != nil && !*v.Writable {
+			// Asked to set a value, the script says the parameter is
+			// read-only: what asked did not get what it declared, as a
+			// CPE's 9008 says for a real parameter.
+			p.run.FaultVirtual(e.name, provision.Fault{Code: FaultCodeNotWritable,
+				Message: fmt.Sprintf("%s.%s is not writable (its script returned writable: false)", provision.RootVirtualParameters, e.name)})
+		}
 		return
 	}
 	f := e.x.Result().Fault
@@ -400,6 +411,34 @@ func (p *provSession) recordVirtual(e *vpExec) {
 		}
 	}
 	p.run.FaultVirtual(e.name, *f)
+}
+
+// virtualFaults passes on a fault of a virtual parameter script's own
+// declarations that came after the script finished (the CPE refused the
+// KeyPassphrase a "wifiPassword" script declared) to the channels that
+// asked for the parameter: it would otherwise stay on the script's
+// channel, which is no one's.
+func (p *provSession) virtualFaults() {
+	if len(p.vparams) == 0 {
+		return
+	}
+	faults := p.run.Outcome().Faults
+	for _, name := range slices.Sorted(maps.Keys(p.vparams)) {
+		e := p.vparams[name]
+		if f, ok := faults[e.ch]; ok && e.recorded && !e.passed {
+			e.passed = true
+			p.run.FaultVirtual(name, f)
+			if e.want.Value != nil {
+				// The value the script returned was not applied: the
+				// tree keeps what it held before.
+				if c := e.want.Current; c.Path != "" {
+					p.tree.Put(c)
+				} else {
+					p.tree.Delete(provision.RootVirtualParameters + "." + name)
+				}
+			}
+		}
+	}
 }
 
 // scriptsPending reports whether a script of the cycle has yet to finish.
@@ -421,6 +460,7 @@ func (p *provSession) answer(a *cwmp.Answer) {
 		p.w.c.log.Warn("provisioning answer not applied", "device", p.w.dev.ID, "err", err)
 		return
 	}
+	p.virtualFaults()
 	switch a.Response.(type) {
 	case *cwmp.RebootResponse, *cwmp.FactoryResetResponse:
 		// The CPE acts once the session ends: nothing may follow.

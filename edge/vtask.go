@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,22 +14,81 @@ import (
 	"github.com/edgeacs/edgeacs/provision/preset"
 )
 
-// A getParameterValues task that names VirtualParameters.<name> cannot go
-// to the CPE as it is: those values are the scripts'. It runs through the
-// provisioning engine instead, as GenieACS runs every task: each name
-// declared fresh as of the session on the task's channel ("task_<id>"),
-// the virtual parameters' scripts run (their own reads go to the CPE), and
-// the task ends with the values the tree then holds, or with the
-// channel's fault. Other tasks keep their own executor.
+// A task that names VirtualParameters.<name> cannot go to the CPE as it
+// is: those values are the scripts'. It runs through the provisioning
+// engine instead, as GenieACS runs every task, on the task's channel
+// ("task_<id>"): a getParameterValues declares each name fresh as of the
+// session, a setParameterValues declares each value (GenieACS's value
+// provision: the script runs with it in args[1] and what it returns is the
+// new value; its own declarations, say the KeyPassphrase it maps to, go to
+// the CPE), a refreshObject of VirtualParameters[.<name>] refreshes them.
+// Real parameters in the same task are declared alongside, as GenieACS
+// declares a task's provisions together. The task ends with the values
+// the tree then holds, or with the channel's fault. Other tasks keep
+// their own executor.
+
+// virtualTask reports whether t names a virtual parameter, so runs
+// through the engine.
+func virtualTask(t *fleet.Task) bool {
+	switch t.Name {
+	case fleet.TaskGetParameterValues:
+		return hasVirtualName(t.ParameterNames)
+	case fleet.TaskSetParameterValues:
+		for _, pv := range t.ParameterValues {
+			if isVirtualName(pv.Name) {
+				return true
+			}
+		}
+	case fleet.TaskRefreshObject:
+		return t.ObjectName == provision.RootVirtualParameters || isVirtualName(t.ObjectName)
+	}
+	return false
+}
+
+// isVirtualName reports whether a name is under VirtualParameters.
+func isVirtualName(n string) bool {
+	return strings.HasPrefix(n, provision.RootVirtualParameters+".")
+}
 
 // hasVirtualName reports whether a task's names reach a virtual parameter.
 func hasVirtualName(names []string) bool {
-	for _, n := range names {
-		if strings.HasPrefix(n, provision.RootVirtualParameters+".") {
-			return true
+	return slices.ContainsFunc(names, isVirtualName)
+}
+
+// virtualTaskNames are the names a virtual task reads back into its
+// result: what it asked for or set, a refresh's as a pattern.
+func virtualTaskNames(t *fleet.Task) []string {
+	switch t.Name {
+	case fleet.TaskSetParameterValues:
+		out := make([]string, len(t.ParameterValues))
+		for i, pv := range t.ParameterValues {
+			out[i] = pv.Name
+		}
+		return out
+	case fleet.TaskRefreshObject:
+		if n := strings.TrimSuffix(t.ObjectName, "."); n != provision.RootVirtualParameters {
+			return []string{n}
+		}
+		return []string{provision.RootVirtualParameters + ".*"}
+	}
+	return t.ParameterNames
+}
+
+// declareVirtualTask declares what t asks for on col.
+func declareVirtualTask(col *provision.Collector, t *fleet.Task, now time.Time) error {
+	if t.Name == fleet.TaskSetParameterValues {
+		list, err := provision.TaskProvisions(t)
+		if err != nil {
+			return err
+		}
+		return col.Provisions(list)
+	}
+	for _, name := range virtualTaskNames(t) {
+		if err := col.Declare(name, provision.Timestamps{Value: now}, provision.Values{}); err != nil {
+			return fmt.Errorf("parameter %s: %w", name, err)
 		}
 	}
-	return false
+	return nil
 }
 
 // startVirtualTask runs t through the engine; the session's RPCs come
@@ -58,10 +118,8 @@ func (w *SessionWork) startVirtualTask(t *fleet.Task) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range t.ParameterNames {
-		if err := col.Declare(name, provision.Timestamps{Value: p.run.Now()}, provision.Values{}); err != nil {
-			return fmt.Errorf("parameter %s: %w", name, err)
-		}
+	if err := declareVirtualTask(col, t, p.run.Now()); err != nil {
+		return err
 	}
 	t.Status = fleet.StatusRunning
 	t.Attempts++
@@ -80,12 +138,13 @@ func (w *SessionWork) vtaskNext() cwmp.Message {
 	}
 	w.vtask = nil
 	t := p.task
+	w.vtaskWrites = append(w.vtaskWrites, p.run.Outcome().Changed...)
 	if f, ok := p.run.Outcome().Faults[provision.TaskChannel(t.ID)]; ok {
 		w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: f.Code, Message: f.Message, Detail: f.Detail})
 	} else {
 		res := &fleet.TaskResult{}
 		p.tree.begin()
-		for _, name := range t.ParameterNames {
+		for _, name := range virtualTaskNames(t) {
 			ms, _ := provision.Match(p.tree, name)
 			for _, e := range ms {
 				if !e.Object && !e.ValueTime.IsZero() {

@@ -76,6 +76,11 @@ type SessionWork struct {
 	provCommitted bool
 	// vtask runs a task through the provisioning engine (vtask.go).
 	vtask *provSession
+	// vtaskWrites are the values the engine's tasks wrote to the CPE
+	// (what a virtual parameter's script declared, say the
+	// connection-request password): End stores the credentials among
+	// them, as it does a preset's.
+	vtaskWrites []cwmp.ParameterValue
 }
 
 type taskRun struct {
@@ -556,7 +561,7 @@ func (w *SessionWork) Next() cwmp.Message {
 			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
 			continue
 		}
-		if t.Name == fleet.TaskGetParameterValues && hasVirtualName(t.ParameterNames) {
+		if virtualTask(t) {
 			if err := w.startVirtualTask(t); err != nil {
 				w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: FaultCodeInvalidArguments, Message: err.Error()})
 				continue
@@ -1047,6 +1052,10 @@ func (w *SessionWork) commit() ([]string, error) {
 			// follow, and win.
 			provChanged = append([]cwmp.ParameterValue{u}, provChanged...)
 		}
+	}
+	if len(w.vtaskWrites) > 0 {
+		// Before the presets' writes: those came later, and win.
+		provChanged = append(slices.Clip(w.vtaskWrites), provChanged...)
 	}
 	provWrites := p != nil && (p.tree.changed() || len(provFaults) > 0 || len(provCleared) > 0)
 	if len(w.changed) == 0 && len(w.ops) == 0 && !provWrites {

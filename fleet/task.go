@@ -302,6 +302,26 @@ func checkPath(field, p string, object bool) error {
 	return nil
 }
 
+// virtualPrefix starts the names of virtual parameters
+// (VirtualParameters.<name>), which the edge computes with their scripts.
+const virtualPrefix = "VirtualParameters."
+
+// checkVirtual checks a name under VirtualParameters: one name below it,
+// or "*" where a pattern may stand (a read). Other names pass.
+func checkVirtual(field, p string, pattern bool) error {
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(p, "."), virtualPrefix)
+	if !ok {
+		return nil
+	}
+	switch {
+	case rest == "" || strings.Contains(rest, "."):
+		return fmt.Errorf("%w: %s: %q: a virtual parameter is VirtualParameters.<name>", ErrBadTask, field, p)
+	case rest == "*" && !pattern, strings.ContainsAny(rest, "*[]") && rest != "*":
+		return fmt.Errorf("%w: %s: %q: name one virtual parameter", ErrBadTask, field, p)
+	}
+	return nil
+}
+
 // Validate checks that the task's name is known and its arguments are
 // well formed for that kind.
 func (t *Task) Validate() error {
@@ -314,6 +334,11 @@ func (t *Task) Validate() error {
 			if err := checkPath("parameterNames", n, false); err != nil {
 				return err
 			}
+			if t.Name == TaskGetParameterValues {
+				if err := checkVirtual("parameterNames", n, true); err != nil {
+					return err
+				}
+			}
 		}
 	case TaskSetParameterValues:
 		if len(t.ParameterValues) == 0 {
@@ -325,6 +350,9 @@ func (t *Task) Validate() error {
 			}
 			if strings.HasSuffix(pv.Name, ".") {
 				return fmt.Errorf("%w: parameterValues: %q is an object, not a parameter", ErrBadTask, pv.Name)
+			}
+			if err := checkVirtual("parameterValues", pv.Name, false); err != nil {
+				return err
 			}
 			// No type: the edge sends the device's own type for the
 			// parameter (fetching it first when it has none cached), as
@@ -384,6 +412,9 @@ func (t *Task) Validate() error {
 			if err2 := checkPath("objectName", t.ObjectName, false); err2 != nil {
 				return err
 			}
+		}
+		if err := checkVirtual("objectName", t.ObjectName, true); err != nil {
+			return err
 		}
 	case TaskDownload:
 		if t.FileName == "" && t.URL == "" {
