@@ -125,6 +125,15 @@ type Command struct {
 	IfNone bool `cbor:"29,keyasint,omitempty"`
 	// Provision is the provision script OpPutProvision stores.
 	Provision *fleet.Provision `cbor:"30,keyasint,omitempty"`
+	// Prev is, for an uplink record (OpUplink), the sequence its link sent
+	// just before it (for a link's first record, the UplinkAcked the link
+	// resumed from). The record applies only once the edge's UplinkAcked
+	// has reached Prev; until then it is refused with ErrUplinkGap and not
+	// consumed. The core keeps several uplink batches of a link in flight,
+	// and a batch that failed on its way into the log (a raft error) must
+	// not let the one behind it apply, or the failed records would be
+	// taken for resends and lost. Zero checks nothing.
+	Prev uint64 `cbor:"31,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

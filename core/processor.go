@@ -260,6 +260,11 @@ func (p processor) apply(w *wtx, c *Command) Result {
 			// Not consumed: a revoked edge's records are refused, not skipped.
 			return Result{Err: fmt.Errorf("uplink record %s/%d: %w", c.Edge, c.Seq, ErrRevoked)}
 		}
+		if c.Prev > e.UplinkAcked {
+			// Not consumed either: its predecessor is still to come, and
+			// applying this one would make that one a resend.
+			return Result{Err: fmt.Errorf("%w: uplink record %s/%d follows %d; applied up to %d", ErrUplinkGap, c.Edge, c.Seq, c.Prev, e.UplinkAcked)}
+		}
 		edge = e
 	}
 	val, err := p.dispatch(w, c)

@@ -217,6 +217,60 @@ func TestUplinkRejectedRecordDoesNotWedge(t *testing.T) {
 	}
 }
 
+// TestUplinkPrevOrdersRecords checks Command.Prev: a record whose
+// predecessor is not applied yet is refused with ErrUplinkGap and not
+// consumed (the edge's position, its Rejected count and the state stay as
+// they were), so the predecessor still applies when it comes, and the
+// refused record applies when it is sent again behind it.
+func TestUplinkPrevOrdersRecords(t *testing.T) {
+	f := mustFSM(t)
+	rec := func(dev string) []byte { return record(t, informAt(dev, "e1", t0)) }
+	after := func(c Command, prev uint64) Command { c.Prev = prev; return c }
+	steps := []struct {
+		name    string
+		cmds    []Command
+		want    []string // per command: "ok", "noop" or "gap"
+		acked   uint64
+		devices int
+	}{
+		{"a record ahead of its predecessor", []Command{after(up("e1", 5, rec("d5")), 3)}, []string{"gap"}, 0, 0},
+		{"the predecessor", []Command{after(up("e1", 3, rec("d3")), 0)}, []string{"ok"}, 3, 1},
+		{"the record again, behind it", []Command{after(up("e1", 5, rec("d5")), 3)}, []string{"ok"}, 5, 2},
+		{"a resend below the position, whatever its Prev", []Command{after(up("e1", 3, rec("d3")), 9)}, []string{"noop"}, 5, 2},
+		{"one entry, out of order and then in order", []Command{
+			after(up("e1", 8, rec("d8")), 7), after(up("e1", 7, rec("d7")), 5), after(up("e1", 8, rec("d8")), 7),
+		}, []string{"gap", "ok", "ok"}, 8, 4},
+		{"a gap the edge made (a record it skipped) is not one", []Command{after(up("e1", 10, rec("d10")), 8)}, []string{"ok"}, 10, 5},
+	}
+	for _, st := range steps {
+		rs := applyAt(t, f, st.cmds...)
+		for i, r := range rs {
+			got := "ok"
+			switch {
+			case errors.Is(r.Err, ErrUplinkGap):
+				got = "gap"
+			case r.Err != nil:
+				got = r.Err.Error()
+			case r.Noop:
+				got = "noop"
+			}
+			if got != st.want[i] {
+				t.Fatalf("%s: record %d: %s, want %s", st.name, i, got, st.want[i])
+			}
+		}
+		e, err := f.Edge("e1")
+		if errors.Is(err, ErrNotFound) {
+			e, err = &Edge{}, nil // never applied a record: no record yet
+		}
+		if err != nil || e.UplinkAcked != st.acked || e.Rejected != 0 {
+			t.Fatalf("%s: edge %+v %v, want acked %d", st.name, e, err, st.acked)
+		}
+		if n := countDevices(t, f); n != st.devices {
+			t.Fatalf("%s: %d devices, want %d", st.name, n, st.devices)
+		}
+	}
+}
+
 // TestStaleDeltaFromOldEdge checks that a late delta from the edge a
 // device left neither re-homes it nor overwrites the newer values its new
 // edge reported, in the overlay and in spilled parameters alike, while

@@ -29,7 +29,7 @@ type ClientConfig struct {
 	Health HealthSource
 	Log    *slog.Logger
 	// UpBatch and UpBatchBytes bound one uplink batch; UpInflight the
-	// batches sent and not yet acknowledged. Zero means 512, 1 MiB and 4.
+	// batches sent and not yet acknowledged. Zero means 512, 1 MiB and 8.
 	UpBatch      int
 	UpBatchBytes int
 	UpInflight   int
@@ -89,7 +89,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.UpBatchBytes = 1 << 20
 	}
 	if cfg.UpInflight <= 0 {
-		cfg.UpInflight = 4
+		cfg.UpInflight = 8
 	}
 	if cfg.BackoffMin <= 0 {
 		cfg.BackoffMin = 100 * time.Millisecond
@@ -296,9 +296,38 @@ func (c *Client) heartbeat(ctx context.Context, ctl *quic.Stream, r *frameReader
 
 // uplink sends the outbox oldest first, at most UpInflight batches ahead
 // of the core's acknowledgements, and deletes what the core acknowledged.
+// An ack frees its batch's slot as soon as it arrives; the deletes run on
+// their own goroutine, one for all the acks that came in while the last
+// one ran, so the next batch does not wait for the edge's disk.
 func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error {
 	slots := make(chan struct{}, c.cfg.UpInflight)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	// toDelete holds the highest sequence acknowledged and not yet
+	// deleted (0: none); deleteNow wakes the deleter.
+	var toDelete atomic.Uint64
+	deleteNow := make(chan struct{}, 1)
+	dctx, stopDeleter := context.WithCancel(ctx)
+	deleterDone := make(chan struct{})
+	go func() {
+		defer close(deleterDone)
+		for {
+			select {
+			case <-dctx.Done():
+				return
+			case <-deleteNow:
+			}
+			if x := toDelete.Swap(0); x > 0 {
+				if err := c.cfg.Outbox.AckOutbox(x); err != nil {
+					errc <- fmt.Errorf("ack outbox at %d: %w", x, err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		stopDeleter()
+		<-deleterDone
+	}()
 	go func() {
 		r := newFrameReader(s)
 		for {
@@ -307,9 +336,15 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 				errc <- fmt.Errorf("uplink acks: %w", err)
 				return
 			}
-			if err := c.cfg.Outbox.AckOutbox(f.Seq); err != nil {
-				errc <- fmt.Errorf("ack outbox at %d: %w", f.Seq, err)
-				return
+			for {
+				old := toDelete.Load()
+				if f.Seq <= old || toDelete.CompareAndSwap(old, f.Seq) {
+					break
+				}
+			}
+			select {
+			case deleteNow <- struct{}{}:
+			default:
 			}
 			c.setStatus(func(st *Status) { st.UplinkAcked = max(st.UplinkAcked, f.Seq) })
 			select {
