@@ -1,10 +1,13 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -459,4 +462,91 @@ func BenchmarkFSMApplyUplinkDeltas(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// fastDeltaSeeds are DeviceDelta records as the edge writes them, from a
+// bare one to every field set.
+func fastDeltaSeeds(t testing.TB) [][]byte {
+	full := informAt("dev1", "e1", t0.Add(1500*time.Millisecond), "A.B", "1", "A.C", "x\xffy")
+	full.OUI, full.ProductClass, full.SerialNumber, full.Manufacturer = "B0B0B0", "Box", "SN1", "Acme"
+	full.Events, full.Removed, full.Bootstrap = []string{"0 BOOTSTRAP", "1 BOOT"}, []string{"A.D.", "A.E"}, true
+	zone := informAt("dev2", "e1", time.Date(2024, 5, 1, 10, 0, 0, 0, time.FixedZone("", 2*3600)))
+	zone.Events, zone.Removed = []string{}, []string{"A."}
+	var out [][]byte
+	for _, d := range []*fleet.DeviceDelta{{Device: "dev0"}, delta("dev3", "e1", "A.B", "2"), full, zone} {
+		out = append(out, record(t, d)[2:])
+	}
+	return out
+}
+
+// TestFastDeltaMatchesLibrary checks fastDelta on records in the edge's
+// form (it must decode them, and as the CBOR library does) and on others
+// (it must leave them to the library).
+func TestFastDeltaMatchesLibrary(t *testing.T) {
+	seeds := fastDeltaSeeds(t)
+	for i, b := range seeds {
+		var dd fleet.DeviceDelta
+		if _, ok := fastDelta(b, &dd); !ok {
+			t.Fatalf("seed %d: the edge's own form not decoded by hand", i)
+		}
+		checkFastDelta(t, b)
+	}
+	full := seeds[2]
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"trailing byte", append(slices.Clone(full), 0)},
+		{"truncated", full[:len(full)-1]},
+		{"unknown key", []byte{0xa1, 0x0c, 0x61, 'x'}},
+		{"keys out of order", []byte{0xa2, 0x03, 0x61, 'x', 0x01, 0x61, 'y'}},
+		{"duplicate key", []byte{0xa2, 0x01, 0x61, 'x', 0x01, 0x61, 'y'}},
+		{"text key", []byte{0xa1, 0x61, '1', 0x61, 'x'}},
+		{"byte-string device", []byte{0xa1, 0x01, 0x41, 'x'}},
+		{"indefinite map", []byte{0xbf, 0x01, 0x61, 'x', 0xff}},
+		{"indefinite text", []byte{0xa1, 0x01, 0x7f, 0x61, 'x', 0xff}},
+		{"tagged time", []byte{0xa1, 0x07, 0xc0, 0x74, '2', '0', '2', '4', '-', '0', '1', '-', '0', '1', 'T', '0', '0', ':', '0', '0', ':', '0', '0', 'Z'}},
+		{"bad time", []byte{0xa1, 0x07, 0x61, 'x'}},
+		{"null bootstrap", []byte{0xa1, 0x0b, 0xf6}},
+		{"parameter pair", []byte{0xa1, 0x09, 0x81, 0x82, 0x61, 'a', 0x61, 'b'}},
+		{"not a map", []byte{0x80}},
+	} {
+		var dd fleet.DeviceDelta
+		if _, ok := fastDelta(tc.b, &dd); ok {
+			t.Errorf("%s: decoded by hand, want it left to the library", tc.name)
+		}
+		checkFastDelta(t, tc.b)
+	}
+}
+
+// checkFastDelta fails when fastDelta decodes b differently from the CBOR
+// library (or decodes what the library refuses).
+func checkFastDelta(t testing.TB, b []byte) {
+	t.Helper()
+	var got fleet.DeviceDelta
+	raw, ok := fastDelta(b, &got)
+	if !ok {
+		return
+	}
+	var want applyDelta
+	if err := cmdDec.Unmarshal(b, &want); err != nil {
+		t.Fatalf("fastDelta decoded %x, which the library refuses: %v", b, err)
+	}
+	w := fleet.DeviceDelta(want.deltaFields)
+	w.Edge = "" // the link's, not the record's
+	if !reflect.DeepEqual(got, w) || !bytes.Equal(raw, want.Parameters) || (raw == nil) != (want.Parameters == nil) {
+		t.Fatalf("fastDelta(%x) = %+v %x, the library %+v %x", b, got, raw, w, []byte(want.Parameters))
+	}
+	if !got.LastInform.Equal(w.LastInform) || got.LastInform.Location().String() != w.LastInform.Location().String() {
+		t.Fatalf("fastDelta(%x): time %v, the library %v", b, got.LastInform, w.LastInform)
+	}
+}
+
+// FuzzFastDelta checks that whatever fastDelta decodes, it decodes as the
+// CBOR library does.
+func FuzzFastDelta(f *testing.F) {
+	for _, b := range fastDeltaSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkFastDelta(t, b) })
 }
