@@ -24,6 +24,8 @@ package main
 // EDGEACS_BENCH_SESSIONS=0 drains with no session load (to see the link's
 // own rate); EDGEACS_BENCH_DRAIN_PROFILE=FILE writes a CPU profile of the
 // drain window alone to FILE.<sub-benchmark> (not with -cpuprofile);
+// EDGEACS_BENCH_DRAIN_TRACE=FILE writes an execution trace of it to
+// FILE.<sub-benchmark>;
 // EDGEACS_BENCH_LOG=1 sends the nodes' logs to stderr. Goroutines carry
 // the pprof label side=core|edge|cpe|fill, so `go tool pprof -tags` splits
 // any CPU profile of these benchmarks by who spent it.
@@ -44,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -655,7 +658,7 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			}
 			last := lastOutboxSeq(b, cache)
 			acked0 := benchAcked(b, c)
-			stopProfile := drainProfile(b)
+			stopProfile, stopTrace := drainProfile(b), drainTrace(b)
 
 			idx0, ap0 := c.leader.node.FSM().AppliedIndex(), c.applyStats()
 			b.ResetTimer()
@@ -693,6 +696,7 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			}
 			b.StopTimer()
 			stopProfile()
+			stopTrace()
 			if withLoad {
 				load.stop()
 			}
@@ -776,6 +780,32 @@ func drainProfile(b *testing.B) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 		b.Logf("drain CPU profile in %s", path)
+	}
+}
+
+// drainTrace starts an execution trace of the drain window when
+// EDGEACS_BENCH_DRAIN_TRACE names a file (`go tool trace -pprof=sync`
+// then says where the link and the core waited); the returned func stops
+// it.
+func drainTrace(b *testing.B) func() {
+	path := os.Getenv("EDGEACS_BENCH_DRAIN_TRACE")
+	if path == "" {
+		return func() {}
+	}
+	path += "." + filepath.Base(b.Name())
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		b.Logf("no drain trace: %v", err)
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+		b.Logf("drain execution trace in %s", path)
 	}
 }
 
