@@ -481,12 +481,20 @@ type plainCPEs struct {
 	url     string
 }
 
+// newClient is a CPE's own HTTP client: its own digest state (nonce and
+// count) over the shared connections. Workers sharing one DigestTransport
+// sent the same nonce with interleaved counts, which the edge takes for
+// replays once requests queue up (a drain): sessions then failed with 401.
+func (p *plainCPEs) newClient() *http.Client {
+	return &http.Client{Transport: &cwmp.DigestTransport{Username: benchUser, Password: benchPass, Base: p.tr}}
+}
+
 func newPlainCPEs(b *testing.B, acs string, n int) *plainCPEs {
 	b.Helper()
 	tr := &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)
-	p := &plainCPEs{tr: tr, url: acs,
-		client: &http.Client{Transport: &cwmp.DigestTransport{Username: benchUser, Password: benchPass, Base: tr}}}
+	p := &plainCPEs{tr: tr, url: acs}
+	p.client = p.newClient()
 	for i := range n {
 		inf := &cwmp.Inform{
 			DeviceId:     cwmp.DeviceID{Manufacturer: "Bench", OUI: "B0B0B0", ProductClass: "Plain", SerialNumber: fmt.Sprintf("PLAIN%06d", i)},
@@ -509,22 +517,22 @@ func newPlainCPEs(b *testing.B, acs string, n int) *plainCPEs {
 	// Register every device first: a device's first session costs more
 	// and is not what a steady-state session looks like.
 	for i := range p.informs {
-		if err := p.session(i); err != nil {
+		if err := p.session(p.client, i); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return p
 }
 
-func (p *plainCPEs) session(i int) error {
-	code, body, cookie, err := p.post(p.informs[i], "")
+func (p *plainCPEs) session(c *http.Client, i int) error {
+	code, body, cookie, err := p.post(c, p.informs[i], "")
 	if err != nil {
 		return err
 	}
 	if code != http.StatusOK {
 		return fmt.Errorf("inform: HTTP %d: %s", code, body)
 	}
-	code, body, _, err = p.post(nil, cookie)
+	code, body, _, err = p.post(c, nil, cookie)
 	if err != nil {
 		return err
 	}
@@ -534,7 +542,7 @@ func (p *plainCPEs) session(i int) error {
 	return nil
 }
 
-func (p *plainCPEs) post(body []byte, cookie string) (int, []byte, string, error) {
+func (p *plainCPEs) post(c *http.Client, body []byte, cookie string) (int, []byte, string, error) {
 	req, err := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, "", err
@@ -542,7 +550,7 @@ func (p *plainCPEs) post(body []byte, cookie string) (int, []byte, string, error
 	if cookie != "" {
 		req.Header["Cookie"] = []string{cookie}
 	}
-	resp, err := p.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -573,9 +581,10 @@ func startSessionLoad(b *testing.B, p *plainCPEs) *sessionLoad {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			client := p.newClient()
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) % len(p.informs)
-				if err := p.session(i); err != nil {
+				if err := p.session(client, i); err != nil {
 					l.errs.Add(1)
 					l.first.CompareAndSwap(nil, err.Error())
 					continue
