@@ -100,6 +100,19 @@ func (b *Batcher) Apply(ctx context.Context, cmd Command) Result {
 // errors inside), or an error when the entry was not applied or its fate
 // is unknown (not the leader, shut down, timed out: it may still apply).
 func (b *Batcher) ApplyAll(ctx context.Context, cmds []Command) ([]Result, error) {
+	p, err := b.submit(ctx, cmds)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return b.await(ctx, p)
+}
+
+// submit queues cmds as ApplyAll does and returns without waiting for
+// them (nil for no commands). Submissions are proposed in the order
+// submit returned, so one goroutine that submits A and then B gets A's
+// entry before B's in the log (B may share A's entry, after A's
+// commands). await collects the results.
+func (b *Batcher) submit(ctx context.Context, cmds []Command) (*pending, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
@@ -108,15 +121,20 @@ func (b *Batcher) ApplyAll(ctx context.Context, cmds []Command) ([]Result, error
 			cmds[i].V = CommandVersion
 		}
 	}
-	op := cmds[0].Op
 	p := &pending{cmds: cmds, res: make(chan groupResult, 1)}
 	select {
 	case b.in <- p:
+		return p, nil
 	case <-b.stop:
 		return nil, fmt.Errorf("batcher: %w", ErrClosed)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("submit %v: %w", op, ctx.Err())
+		return nil, fmt.Errorf("submit %v: %w", cmds[0].Op, ctx.Err())
 	}
+}
+
+// await waits for a submission's results (see ApplyAll). When ctx ends
+// first the commands may still be applied later.
+func (b *Batcher) await(ctx context.Context, p *pending) ([]Result, error) {
 	select {
 	case r := <-p.res:
 		return r.rs, r.err
@@ -135,7 +153,7 @@ func (b *Batcher) ApplyAll(ctx context.Context, cmds []Command) ([]Result, error
 			}
 		}
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w waiting for %v to commit (it may still apply): %v", ErrTimeout, op, ctx.Err())
+		return nil, fmt.Errorf("%w waiting for %v to commit (it may still apply): %v", ErrTimeout, p.cmds[0].Op, ctx.Err())
 	}
 }
 

@@ -3,6 +3,7 @@ package core
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -143,6 +144,15 @@ type Command struct {
 	Presets []*fleet.Preset `cbor:"31,keyasint,omitempty"`
 	// VirtualParameter is the script OpPutVirtualParameter stores.
 	VirtualParameter *fleet.VirtualParameter `cbor:"32,keyasint,omitempty"`
+	// Prev is, for an uplink record (OpUplink), the sequence its link sent
+	// just before it (for a link's first record, the UplinkAcked the link
+	// resumed from). The record applies only once the edge's UplinkAcked
+	// has reached Prev; until then it is refused with ErrUplinkGap and not
+	// consumed. The core keeps several uplink batches of a link in flight,
+	// and a batch that failed on its way into the log (a raft error) must
+	// not let the one behind it apply, or the failed records would be
+	// taken for resends and lost. Zero checks nothing.
+	Prev uint64 `cbor:"33,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).
@@ -228,8 +238,17 @@ func decodeEntry(b []byte) ([]Command, error) {
 	if len(b) < 1 || b[0] != entryFormat {
 		return nil, fmt.Errorf("%w: unknown entry format", ErrCorruptCommand)
 	}
+	if cmds, ok := fastEntry(b[1:]); ok {
+		return cmds, nil
+	}
+	return libraryEntry(b[1:])
+}
+
+// libraryEntry is decodeEntry through the CBOR library (b without the
+// format byte).
+func libraryEntry(b []byte) ([]Command, error) {
 	var acs []applyCommand
-	if err := cmdDec.Unmarshal(b[1:], &acs); err != nil {
+	if err := cmdDec.Unmarshal(b, &acs); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorruptCommand, err)
 	}
 	cmds := make([]Command, len(acs))
@@ -242,6 +261,99 @@ func decodeEntry(b []byte) ([]Command, error) {
 		}
 	}
 	return cmds, nil
+}
+
+// fastEntry decodes a log entry's commands by hand when every one of them
+// holds only the fields of an uplink record (V, Op, Time, Edge, Seq, Prev,
+// Record), each in the form EncodeCommands writes: a definite-length map
+// with keys in increasing order, integers that fit their fields, an
+// untagged RFC 3339 time, a definite-length text and byte string, and
+// nothing after the array. It reports false for anything else, and
+// decodeEntry then uses the CBOR library, whose answer is the reference:
+// within that form the result is exactly the library's, except that
+// Record aliases b instead of being copied (nothing keeps it past the
+// apply). An uplink drain's entries are all such commands, and the
+// library's reflection was most of decoding them.
+func fastEntry(b []byte) ([]Command, bool) {
+	n, b, ok := cborHead(b, 4)
+	if !ok || n > maxFastArray || n > uint64(len(b)) {
+		return nil, false
+	}
+	cmds := make([]Command, n)
+	// The commands of one submission share their time; its text is parsed
+	// once.
+	var lastTime []byte
+	var lastParsed time.Time
+	for i := range cmds {
+		c := &cmds[i]
+		var fields uint64
+		if fields, b, ok = cborHead(b, 5); !ok || fields > 7 {
+			return nil, false
+		}
+		var last uint64
+		for range fields {
+			var k uint64
+			if k, b, ok = cborHead(b, 0); !ok || k <= last {
+				return nil, false
+			}
+			last = k
+			switch k {
+			case 1, 2, 6, 33:
+				var v uint64
+				if v, b, ok = cborHead(b, 0); !ok {
+					return nil, false
+				}
+				switch k {
+				case 1:
+					if v > math.MaxUint8 {
+						return nil, false
+					}
+					c.V = uint8(v)
+				case 2:
+					if v > math.MaxUint8 {
+						return nil, false
+					}
+					c.Op = Op(v)
+				case 6:
+					c.Seq = v
+				case 33:
+					c.Prev = v
+				}
+			case 3:
+				var t []byte
+				if t, b, ok = cborText(b); !ok {
+					return nil, false
+				}
+				if lastTime == nil || string(t) != string(lastTime) {
+					parsed, err := time.Parse(time.RFC3339, string(t))
+					if err != nil {
+						return nil, false
+					}
+					lastTime, lastParsed = t, parsed
+				}
+				c.Time = lastParsed
+			case 5:
+				var e []byte
+				if e, b, ok = cborText(b); !ok {
+					return nil, false
+				}
+				if i > 0 && string(e) == cmds[i-1].Edge {
+					c.Edge = cmds[i-1].Edge
+				} else {
+					c.Edge = string(e)
+				}
+			case 24:
+				var l uint64
+				if l, b, ok = cborHead(b, 2); !ok || l > uint64(len(b)) {
+					return nil, false
+				}
+				c.Record, b = b[:l:l], b[l:]
+			default:
+				return nil, false
+			}
+		}
+	}
+	return cmds, len(b) == 0
 }
 
 // forEach calls fn with the name, value and type of every parameter in

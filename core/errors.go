@@ -35,6 +35,11 @@ var (
 	// storage refused a write) and stopped: it applies nothing further and
 	// the node shuts down. Wrapped by *ApplyError, which names the entry.
 	ErrApplyFailed = httpapi.Mark(errors.New("fsm stopped: a committed entry could not be applied"), httpapi.ErrUnavailable)
+	// ErrUplinkGap means an uplink record reached the state machine before
+	// the record its link sent ahead of it was applied (that one's batch
+	// failed on its way into the log): it is refused, not consumed, and the
+	// edge resends from what the core applied.
+	ErrUplinkGap = httpapi.Mark(errors.New("uplink record arrived ahead of its predecessor"), httpapi.ErrUnavailable)
 	// ErrRevoked means the edge's certificate name is on the revocation list.
 	ErrRevoked = httpapi.Mark(errors.New("edge revoked"), httpapi.ErrForbidden)
 	// ErrOutcomeUnknown means a write was sent on but its answer was lost (the

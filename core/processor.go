@@ -215,7 +215,9 @@ func (e storageError) Unwrap() error { return e.err }
 // it and the edge's Rejected count grows, so a record that can never
 // apply does not block the records behind it (the error goes back to the
 // proposer, which logs it). Storage errors are not consumed: they stop
-// the FSM (see ApplyBatch).
+// the FSM (see ApplyBatch). Neither is a record that arrives ahead of its
+// predecessor (Command.Prev above UplinkAcked): it is refused with
+// ErrUplinkGap, so the predecessor still applies when it comes.
 func (p processor) apply(w *wtx, c *Command) Result {
 	if c.V != CommandVersion {
 		return Result{Err: fmt.Errorf("%w: command version %d, want %d", ErrCorruptCommand, c.V, CommandVersion)}
@@ -262,6 +264,11 @@ func (p processor) apply(w *wtx, c *Command) Result {
 		if !e.Revoked.IsZero() {
 			// Not consumed: a revoked edge's records are refused, not skipped.
 			return Result{Err: fmt.Errorf("uplink record %s/%d: %w", c.Edge, c.Seq, ErrRevoked)}
+		}
+		if c.Prev > e.UplinkAcked {
+			// Not consumed either: its predecessor is still to come, and
+			// applying this one would make that one a resend.
+			return Result{Err: fmt.Errorf("%w: uplink record %s/%d follows %d; applied up to %d", ErrUplinkGap, c.Edge, c.Seq, c.Prev, e.UplinkAcked)}
 		}
 		edge = e
 	}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -461,6 +462,22 @@ func TestSyncBackend(t *testing.T) {
 	if _, err := n.ApplyUplink(ctx, "e1", []fleet.SeqRecord{{Seq: 5}, {Seq: 4}}); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("decreasing sequences: %v", err)
 	}
+	// A batch submitted behind one that never made it (sequence 4, lost
+	// on its way into the log) is refused and changes nothing; so is one
+	// that does not go on from its predecessor.
+	wait, err := n.SubmitUplink(ctx, "e1", 4, []fleet.SeqRecord{{Seq: 5, Data: record(t, informAt("dev9", "e1", t0))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acked, err := wait(ctx); !errors.Is(err, ErrUplinkGap) {
+		t.Fatalf("batch behind a lost one: acked %d, %v", acked, err)
+	}
+	if e, _ := n.fsm.Edge("e1"); e.UplinkAcked != 3 || e.Rejected != 1 {
+		t.Fatalf("edge after a refused batch: %+v", e)
+	}
+	if _, err := n.SubmitUplink(ctx, "e1", 6, []fleet.SeqRecord{{Seq: 6}}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("batch not above its predecessor: %v", err)
+	}
 
 	// A task created through the API with ?connection_request&wait goes
 	// to e1 with Wake and the call returns when e1's result is applied.
@@ -575,14 +592,17 @@ func TestSyncBackend(t *testing.T) {
 }
 
 // TestApplyUplinkConcurrentEdges checks exact counts when several edges
-// drain at once while other writers share the batcher: every record of
-// every edge applies once, in order (each creates one task; a record
-// applied after a later one would be dropped as a resend). A drain that
-// fails (a leader change on a busy machine) resumes as the sync server
-// does: from the edge's acked position, on whichever node leads.
+// drain at once, each as the sync server does (several batches submitted
+// before the first is applied, each behind the one before), while other
+// writers share the batcher: every record of every edge applies once, in
+// order (each creates one task; a record applied after a later one would
+// be dropped as a resend). A drain that fails (a leader change on a busy
+// machine, or a batch refused because the one ahead of it went to the old
+// leader) resumes as the sync server does: from the edge's acked
+// position, on whichever node leads.
 func TestApplyUplinkConcurrentEdges(t *testing.T) {
 	nodes := newCluster(t, 3, func(c *Config) { c.MaxBatch = 64 })
-	const edges, total, perBatch = 4, 300, 50
+	const edges, total, perBatch, depth = 4, 300, 50, 3
 	leader := func() *testNode { return leaderOf(t, nodes) }
 	var wg sync.WaitGroup
 	errs := make(chan error, edges)
@@ -613,15 +633,36 @@ func TestApplyUplinkConcurrentEdges(t *testing.T) {
 			for i := range recs {
 				recs[i] = fleet.SeqRecord{Seq: uint64(i + 1), Data: record(t, edgeTask(fmt.Sprintf("%s-dev%d", edge, i%5), fleet.StatusPending))}
 			}
+			ctx := context.Background()
 			acked, resumes := uint64(0), 0
 			for acked < total {
-				batch := recs[acked:min(acked+perBatch, total)]
-				got, err := leader().ApplyUplink(context.Background(), edge, batch)
-				if err == nil && got != batch[len(batch)-1].Seq {
-					err = fmt.Errorf("acked %d after a batch ending at %d", got, batch[len(batch)-1].Seq)
+				// Up to depth batches in flight, then their acks in order.
+				var waits []func(context.Context) (uint64, error)
+				var ends []uint64
+				var err error
+				for next := acked; len(waits) < depth && next < total; {
+					batch := recs[next:min(next+perBatch, total)]
+					w, serr := leader().SubmitUplink(ctx, edge, next, batch)
+					if serr != nil {
+						err = serr
+						break
+					}
+					next = batch[len(batch)-1].Seq
+					waits, ends = append(waits, w), append(ends, next)
+				}
+				for i, w := range waits {
+					got, werr := w(ctx)
+					if werr == nil && got < ends[i] {
+						werr = fmt.Errorf("acked %d after a batch ending at %d", got, ends[i])
+					}
+					if werr != nil {
+						err = cmp.Or(err, werr)
+						break
+					}
+					acked = got
 				}
 				if err != nil {
-					if resumes++; resumes > 20 || !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrClosed) {
+					if resumes++; resumes > 20 || !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrUplinkGap) {
 						errs <- fmt.Errorf("%s: %w", edge, err)
 						return
 					}
@@ -629,9 +670,7 @@ func TestApplyUplinkConcurrentEdges(t *testing.T) {
 					// what it already applied changes nothing.
 					st, _ := leader().EdgeState(edge)
 					acked = st.UplinkAcked
-					continue
 				}
-				acked = got
 			}
 			errs <- nil
 		}()

@@ -82,59 +82,103 @@ func (n *Node) EdgeState(edge string) (fleetsync.EdgeState, error) {
 }
 
 // ApplyUplink applies an edge's uplink records through Raft, in order,
-// and returns the edge's UplinkAcked afterwards: the highest sequence now
-// applied (or consumed as rejected). Order is guaranteed twice over:
-// calls for one edge are serialised on this node, and each call's records
-// go into log entries as contiguous commands, one entry after the other,
-// so a later sequence never applies before an earlier one. Records at or
-// below what was applied change nothing. A record the FSM rejects (bad
-// bytes, an invalid task) is logged here and counted in the edge's
-// Rejected; it does not fail the batch. A batch whose sequences do not
-// increase, a revoked edge, or a Raft or storage failure does: then
-// nothing after the failure is applied and the caller resends.
+// and returns the edge's UplinkAcked afterwards: SubmitUplink with no
+// predecessor to check, and its wait.
 func (n *Node) ApplyUplink(ctx context.Context, edge string, recs []fleet.SeqRecord) (uint64, error) {
-	if err := checkName("edge ID", edge); err != nil {
-		return 0, err
-	}
-	for i := range recs {
-		if recs[i].Seq == 0 || (i > 0 && recs[i].Seq <= recs[i-1].Seq) {
-			return 0, fmt.Errorf("%w: uplink from %s: sequence %d at position %d does not increase", ErrBadRequest, edge, recs[i].Seq, i)
-		}
-	}
-	if !n.IsLeader() {
-		return 0, ErrNotLeader
-	}
-	mu, _ := n.uplinkMu.LoadOrStore(edge, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	now := time.Now().UTC()
-	for start := 0; start < len(recs); start += n.cfg.MaxBatch {
-		chunk := recs[start:min(start+n.cfg.MaxBatch, len(recs))]
-		cmds := make([]Command, len(chunk))
-		for i, r := range chunk {
-			cmds[i] = Command{Op: OpUplink, Time: now, Edge: edge, Seq: r.Seq, Record: r.Data}
-		}
-		actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-		rs, err := n.batch.ApplyAll(actx, cmds)
-		cancel()
-		if err != nil {
-			return 0, fmt.Errorf("uplink from %s, records %d..%d: %w", edge, chunk[0].Seq, chunk[len(chunk)-1].Seq, err)
-		}
-		for i, r := range rs {
-			switch {
-			case r.Err == nil:
-			case errors.Is(r.Err, ErrRevoked):
-				return 0, fmt.Errorf("uplink from %s: %w", edge, r.Err)
-			default:
-				n.log.Warn("uplink record rejected; skipped and counted", "edge", edge, "seq", chunk[i].Seq, "err", r.Err)
-			}
-		}
-	}
-	st, err := n.EdgeState(edge)
+	wait, err := n.SubmitUplink(ctx, edge, 0, recs)
 	if err != nil {
 		return 0, err
 	}
-	return st.UplinkAcked, nil
+	return wait(ctx)
+}
+
+// SubmitUplink proposes an edge's uplink records through Raft and returns
+// without waiting for them; wait returns the edge's UplinkAcked once they
+// are applied: the highest sequence now applied (or consumed as rejected).
+// A link keeps several batches in flight this way: one batch a commit
+// round was the drain's bound. prev is the sequence the link sent just
+// before recs (for its first batch, the UplinkAcked it resumed from).
+//
+// A later sequence must never apply before an earlier one, or the earlier
+// would become a "resend" and be lost. Calls for one edge are serialised
+// on this node up to the submission, and each call's records go into log
+// entries as contiguous commands, one entry after the other, so the log
+// holds them in the order they were submitted. That alone does not cover
+// a batch that fails on its way into the log (an enqueue timeout, a
+// leadership change) while the next one gets in: every record carries
+// its predecessor (Command.Prev), and the FSM refuses, without consuming
+// it, a record whose predecessor is not applied (ErrUplinkGap). Records at
+// or below what was applied change nothing. A record the FSM rejects (bad
+// bytes, an invalid task) is logged here and counted in the edge's
+// Rejected; it does not fail the batch. A batch whose sequences do not
+// increase from prev, a revoked edge, a record refused as out of order, or
+// a Raft or storage failure does: nothing after the failure is applied and
+// the caller resends from the edge's UplinkAcked.
+func (n *Node) SubmitUplink(ctx context.Context, edge string, prev uint64, recs []fleet.SeqRecord) (wait func(context.Context) (uint64, error), err error) {
+	if err := checkName("edge ID", edge); err != nil {
+		return nil, err
+	}
+	last := prev
+	for i := range recs {
+		if recs[i].Seq == 0 || recs[i].Seq <= last {
+			return nil, fmt.Errorf("%w: uplink from %s: sequence %d at position %d does not increase from %d", ErrBadRequest, edge, recs[i].Seq, i, last)
+		}
+		last = recs[i].Seq
+	}
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	type chunk struct {
+		recs []fleet.SeqRecord
+		p    *pending
+	}
+	chunks := make([]chunk, 0, (len(recs)+n.cfg.MaxBatch-1)/n.cfg.MaxBatch)
+	mu, _ := n.uplinkMu.LoadOrStore(edge, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	now := time.Now().UTC()
+	for start := 0; start < len(recs); start += n.cfg.MaxBatch {
+		c := chunk{recs: recs[start:min(start+n.cfg.MaxBatch, len(recs))]}
+		cmds := make([]Command, len(c.recs))
+		for i, r := range c.recs {
+			cmds[i] = Command{Op: OpUplink, Time: now, Edge: edge, Seq: r.Seq, Prev: prev, Record: r.Data}
+			prev = r.Seq
+		}
+		if c.p, err = n.batch.submit(ctx, cmds); err != nil {
+			// What was submitted may still apply; what follows it is not
+			// proposed. The caller resends from the edge's UplinkAcked.
+			break
+		}
+		chunks = append(chunks, c)
+	}
+	mu.(*sync.Mutex).Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("uplink from %s: %w", edge, err)
+	}
+	submitted := time.Now()
+	return func(ctx context.Context) (uint64, error) {
+		ctx, cancel := context.WithDeadline(ctx, submitted.Add(n.cfg.ApplyTimeout))
+		defer cancel()
+		for _, c := range chunks {
+			rs, err := n.batch.await(ctx, c.p)
+			if err != nil {
+				return 0, fmt.Errorf("uplink from %s, records %d..%d: %w", edge, c.recs[0].Seq, c.recs[len(c.recs)-1].Seq, err)
+			}
+			for i, r := range rs {
+				switch {
+				case r.Err == nil:
+				case errors.Is(r.Err, ErrRevoked), errors.Is(r.Err, ErrUplinkGap):
+					return 0, fmt.Errorf("uplink from %s: %w", edge, r.Err)
+				default:
+					n.log.Warn("uplink record rejected; skipped and counted", "edge", edge, "seq", c.recs[i].Seq, "err", r.Err)
+				}
+			}
+		}
+		st, err := n.EdgeState(edge)
+		if err != nil {
+			return 0, err
+		}
+		return st.UplinkAcked, nil
+	}, nil
 }
 
 // Downlink returns up to max records for edge from this node's FSM: its

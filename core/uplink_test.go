@@ -1,10 +1,13 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -217,6 +220,60 @@ func TestUplinkRejectedRecordDoesNotWedge(t *testing.T) {
 	}
 }
 
+// TestUplinkPrevOrdersRecords checks Command.Prev: a record whose
+// predecessor is not applied yet is refused with ErrUplinkGap and not
+// consumed (the edge's position, its Rejected count and the state stay as
+// they were), so the predecessor still applies when it comes, and the
+// refused record applies when it is sent again behind it.
+func TestUplinkPrevOrdersRecords(t *testing.T) {
+	f := mustFSM(t)
+	rec := func(dev string) []byte { return record(t, informAt(dev, "e1", t0)) }
+	after := func(c Command, prev uint64) Command { c.Prev = prev; return c }
+	steps := []struct {
+		name    string
+		cmds    []Command
+		want    []string // per command: "ok", "noop" or "gap"
+		acked   uint64
+		devices int
+	}{
+		{"a record ahead of its predecessor", []Command{after(up("e1", 5, rec("d5")), 3)}, []string{"gap"}, 0, 0},
+		{"the predecessor", []Command{after(up("e1", 3, rec("d3")), 0)}, []string{"ok"}, 3, 1},
+		{"the record again, behind it", []Command{after(up("e1", 5, rec("d5")), 3)}, []string{"ok"}, 5, 2},
+		{"a resend below the position, whatever its Prev", []Command{after(up("e1", 3, rec("d3")), 9)}, []string{"noop"}, 5, 2},
+		{"one entry, out of order and then in order", []Command{
+			after(up("e1", 8, rec("d8")), 7), after(up("e1", 7, rec("d7")), 5), after(up("e1", 8, rec("d8")), 7),
+		}, []string{"gap", "ok", "ok"}, 8, 4},
+		{"a gap the edge made (a record it skipped) is not one", []Command{after(up("e1", 10, rec("d10")), 8)}, []string{"ok"}, 10, 5},
+	}
+	for _, st := range steps {
+		rs := applyAt(t, f, st.cmds...)
+		for i, r := range rs {
+			got := "ok"
+			switch {
+			case errors.Is(r.Err, ErrUplinkGap):
+				got = "gap"
+			case r.Err != nil:
+				got = r.Err.Error()
+			case r.Noop:
+				got = "noop"
+			}
+			if got != st.want[i] {
+				t.Fatalf("%s: record %d: %s, want %s", st.name, i, got, st.want[i])
+			}
+		}
+		e, err := f.Edge("e1")
+		if errors.Is(err, ErrNotFound) {
+			e, err = &Edge{}, nil // never applied a record: no record yet
+		}
+		if err != nil || e.UplinkAcked != st.acked || e.Rejected != 0 {
+			t.Fatalf("%s: edge %+v %v, want acked %d", st.name, e, err, st.acked)
+		}
+		if n := countDevices(t, f); n != st.devices {
+			t.Fatalf("%s: %d devices, want %d", st.name, n, st.devices)
+		}
+	}
+}
+
 // TestStaleDeltaFromOldEdge checks that a late delta from the edge a
 // device left neither re-homes it nor overwrites the newer values its new
 // edge reported, in the overlay and in spilled parameters alike, while
@@ -405,4 +462,91 @@ func BenchmarkFSMApplyUplinkDeltas(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// fastDeltaSeeds are DeviceDelta records as the edge writes them, from a
+// bare one to every field set.
+func fastDeltaSeeds(t testing.TB) [][]byte {
+	full := informAt("dev1", "e1", t0.Add(1500*time.Millisecond), "A.B", "1", "A.C", "x\xffy")
+	full.OUI, full.ProductClass, full.SerialNumber, full.Manufacturer = "B0B0B0", "Box", "SN1", "Acme"
+	full.Events, full.Removed, full.Bootstrap = []string{"0 BOOTSTRAP", "1 BOOT"}, []string{"A.D.", "A.E"}, true
+	zone := informAt("dev2", "e1", time.Date(2024, 5, 1, 10, 0, 0, 0, time.FixedZone("", 2*3600)))
+	zone.Events, zone.Removed = []string{}, []string{"A."}
+	var out [][]byte
+	for _, d := range []*fleet.DeviceDelta{{Device: "dev0"}, delta("dev3", "e1", "A.B", "2"), full, zone} {
+		out = append(out, record(t, d)[2:])
+	}
+	return out
+}
+
+// TestFastDeltaMatchesLibrary checks fastDelta on records in the edge's
+// form (it must decode them, and as the CBOR library does) and on others
+// (it must leave them to the library).
+func TestFastDeltaMatchesLibrary(t *testing.T) {
+	seeds := fastDeltaSeeds(t)
+	for i, b := range seeds {
+		var dd fleet.DeviceDelta
+		if _, ok := fastDelta(b, &dd); !ok {
+			t.Fatalf("seed %d: the edge's own form not decoded by hand", i)
+		}
+		checkFastDelta(t, b)
+	}
+	full := seeds[2]
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"trailing byte", append(slices.Clone(full), 0)},
+		{"truncated", full[:len(full)-1]},
+		{"unknown key", []byte{0xa1, 0x0c, 0x61, 'x'}},
+		{"keys out of order", []byte{0xa2, 0x03, 0x61, 'x', 0x01, 0x61, 'y'}},
+		{"duplicate key", []byte{0xa2, 0x01, 0x61, 'x', 0x01, 0x61, 'y'}},
+		{"text key", []byte{0xa1, 0x61, '1', 0x61, 'x'}},
+		{"byte-string device", []byte{0xa1, 0x01, 0x41, 'x'}},
+		{"indefinite map", []byte{0xbf, 0x01, 0x61, 'x', 0xff}},
+		{"indefinite text", []byte{0xa1, 0x01, 0x7f, 0x61, 'x', 0xff}},
+		{"tagged time", []byte{0xa1, 0x07, 0xc0, 0x74, '2', '0', '2', '4', '-', '0', '1', '-', '0', '1', 'T', '0', '0', ':', '0', '0', ':', '0', '0', 'Z'}},
+		{"bad time", []byte{0xa1, 0x07, 0x61, 'x'}},
+		{"null bootstrap", []byte{0xa1, 0x0b, 0xf6}},
+		{"parameter pair", []byte{0xa1, 0x09, 0x81, 0x82, 0x61, 'a', 0x61, 'b'}},
+		{"not a map", []byte{0x80}},
+	} {
+		var dd fleet.DeviceDelta
+		if _, ok := fastDelta(tc.b, &dd); ok {
+			t.Errorf("%s: decoded by hand, want it left to the library", tc.name)
+		}
+		checkFastDelta(t, tc.b)
+	}
+}
+
+// checkFastDelta fails when fastDelta decodes b differently from the CBOR
+// library (or decodes what the library refuses).
+func checkFastDelta(t testing.TB, b []byte) {
+	t.Helper()
+	var got fleet.DeviceDelta
+	raw, ok := fastDelta(b, &got)
+	if !ok {
+		return
+	}
+	var want applyDelta
+	if err := cmdDec.Unmarshal(b, &want); err != nil {
+		t.Fatalf("fastDelta decoded %x, which the library refuses: %v", b, err)
+	}
+	w := fleet.DeviceDelta(want.deltaFields)
+	w.Edge = "" // the link's, not the record's
+	if !reflect.DeepEqual(got, w) || !bytes.Equal(raw, want.Parameters) || (raw == nil) != (want.Parameters == nil) {
+		t.Fatalf("fastDelta(%x) = %+v %x, the library %+v %x", b, got, raw, w, []byte(want.Parameters))
+	}
+	if !got.LastInform.Equal(w.LastInform) || got.LastInform.Location().String() != w.LastInform.Location().String() {
+		t.Fatalf("fastDelta(%x): time %v, the library %v", b, got.LastInform, w.LastInform)
+	}
+}
+
+// FuzzFastDelta checks that whatever fastDelta decodes, it decodes as the
+// CBOR library does.
+func FuzzFastDelta(f *testing.F) {
+	for _, b := range fastDeltaSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkFastDelta(t, b) })
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/klauspost/compress/s2"
 )
 
 // ErrCorrupt reports a stored record that cannot be decoded: a torn or
@@ -21,11 +22,37 @@ const logFormatV1 = 1
 // (raft only sets it on the leader path) and costs nothing when absent.
 const flagAppendedAt = 1 << 0
 
+// flagS2 marks that Data is stored S2-compressed (klauspost/compress/s2).
+// The core's entries are batches of hundreds of commands, a few hundred KiB
+// of CBOR with the same parameter names over and over, which S2 shrinks
+// about eightfold in a fraction of a millisecond. Badger copies an inline
+// value into its write-ahead log, its memtable, a level-0 table and every
+// level a compaction moves it through, and that was most of what storing
+// an entry cost (BenchmarkStoreLogsBatchEntry: 2.9 ms of CPU for a 320 KiB
+// entry stored and read back, 1.0 ms compressed). Only this node's copy is
+// compressed: raft replicates the entry as it is.
+const flagS2 = 1 << 1
+
+// compressMin is the smallest Data worth compressing; compressed Data is
+// kept only when it saves at least an eighth.
+const compressMin = 4 << 10
+
+// compressData turns compression off when false (benchmarks compare).
+var compressData = true
+
+// maxDecoded bounds the size a compressed Data may claim before anything is
+// allocated for it (a value is at most a value-log file, 64 MiB).
+const maxDecoded = 64 << 20
+
 // Layout (v1), all integers varint-encoded:
 //
 //	version(1 byte) index term type(1 byte) flags(1 byte)
 //	[unix-seconds(signed) nanoseconds]   if flags&flagAppendedAt
 //	len(Data) Data len(Extensions) Extensions
+//
+// With flags&flagS2, Data is stored S2-compressed (its length is the
+// compressed one). A reader that does not know the flag refuses the entry
+// as corrupt rather than hand raft compressed bytes.
 //
 // The index is repeated in the value although the key carries it, so a value
 // stored under the wrong key (or a key/value mix-up after corruption) is
@@ -41,21 +68,28 @@ func encodedLogSize(l *raft.Log) int {
 		binary.MaxVarintLen64 + len(l.Data) + binary.MaxVarintLen64 + len(l.Extensions)
 }
 
-// appendLog appends the encoding of l to dst.
+// appendLog appends the encoding of l to dst (never longer than
+// encodedLogSize says: Data is compressed only when that makes it shorter).
 func appendLog(dst []byte, l *raft.Log) []byte {
+	data, flags := l.Data, byte(0)
+	if compressData && len(data) >= compressMin {
+		if c := s2.Encode(nil, data); len(c) <= len(data)-len(data)/8 {
+			data, flags = c, flagS2
+		}
+	}
 	dst = append(dst, logFormatV1)
 	dst = binary.AppendUvarint(dst, l.Index)
 	dst = binary.AppendUvarint(dst, l.Term)
 	dst = append(dst, byte(l.Type))
 	if l.AppendedAt.IsZero() {
-		dst = append(dst, 0)
+		dst = append(dst, flags)
 	} else {
-		dst = append(dst, flagAppendedAt)
+		dst = append(dst, flags|flagAppendedAt)
 		dst = binary.AppendVarint(dst, l.AppendedAt.Unix())
 		dst = binary.AppendUvarint(dst, uint64(l.AppendedAt.Nanosecond()))
 	}
-	dst = binary.AppendUvarint(dst, uint64(len(l.Data)))
-	dst = append(dst, l.Data...)
+	dst = binary.AppendUvarint(dst, uint64(len(data)))
+	dst = append(dst, data...)
 	dst = binary.AppendUvarint(dst, uint64(len(l.Extensions)))
 	dst = append(dst, l.Extensions...)
 	return dst
@@ -84,7 +118,7 @@ func decodeLog(src []byte, l *raft.Log) error {
 		}
 		appended = time.Unix(sec, int64(nsec))
 	}
-	if flags&^flagAppendedAt != 0 && d.err == nil {
+	if flags&^(flagAppendedAt|flagS2) != 0 && d.err == nil {
 		d.err = fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
 	}
 	data := d.bytes()
@@ -95,20 +129,34 @@ func decodeLog(src []byte, l *raft.Log) error {
 	if len(d.buf) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(d.buf))
 	}
+	dataLen := len(data)
+	if flags&flagS2 != 0 {
+		n, err := s2.DecodedLen(data)
+		if err != nil || n > maxDecoded {
+			return fmt.Errorf("%w: compressed data of entry %d: length %d, %v", ErrCorrupt, index, n, err)
+		}
+		dataLen = n
+	}
 	// One allocation for both payloads; capacities are clipped so an append by
 	// the caller to Data cannot scribble over Extensions.
 	var payload []byte
-	if n := len(data) + len(ext); n > 0 {
+	if n := dataLen + len(ext); n > 0 {
 		payload = make([]byte, n)
-		copy(payload, data)
-		copy(payload[len(data):], ext)
+		if flags&flagS2 != 0 {
+			if out, err := s2.Decode(payload[:dataLen], data); err != nil || len(out) != dataLen {
+				return fmt.Errorf("%w: compressed data of entry %d: %v", ErrCorrupt, index, err)
+			}
+		} else {
+			copy(payload, data)
+		}
+		copy(payload[dataLen:], ext)
 	}
 	*l = raft.Log{Index: index, Term: term, Type: typ, AppendedAt: appended}
-	if len(data) > 0 {
-		l.Data = payload[:len(data):len(data)]
+	if dataLen > 0 {
+		l.Data = payload[:dataLen:dataLen]
 	}
 	if len(ext) > 0 {
-		l.Extensions = payload[len(data):]
+		l.Extensions = payload[dataLen:]
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package raftstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -185,7 +187,8 @@ func TestLargeValues(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s := mustOpen(t, t.TempDir(), c.opts)
-			data := bytes.Repeat([]byte("v"), c.size)
+			data := make([]byte, c.size) // random: the limit is on what is stored, after compression
+			_, _ = rand.Read(data)
 			err := s.StoreLog(&raft.Log{Index: 1, Term: 1, Data: data})
 			if !errors.Is(err, c.wantErr) {
 				t.Fatalf("StoreLog(%d bytes) = %v, want %v", c.size, err, c.wantErr)
@@ -234,7 +237,8 @@ func TestStoreLogsOversizedBatch(t *testing.T) {
 	var logBuf syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := mustOpen(t, "", Options{InMemory: true, Logger: logger})
-	payload := bytes.Repeat([]byte{7}, 64<<10)
+	payload := make([]byte, 64<<10) // random, so compression cannot shrink the batch
+	_, _ = rand.Read(payload)
 	var logs []*raft.Log
 	for i := uint64(1); i <= 100; i++ { // 6.4 MB > 15% of the 16 MB memtable
 		logs = append(logs, &raft.Log{Index: i, Term: 1, Data: payload})
@@ -445,6 +449,55 @@ func TestOpenErrors(t *testing.T) {
 
 // TestCorruptLog stores garbage under log keys and checks GetLog reports it
 // instead of returning a bogus entry.
+// TestLargeEntriesCompressed checks that a large compressible entry is
+// stored S2-compressed and read back as it was, and that one compression
+// does not shrink enough is stored as it is.
+func TestLargeEntriesCompressed(t *testing.T) {
+	random := make([]byte, 64<<10)
+	_, _ = rand.Read(random)
+	cases := []struct {
+		name       string
+		data       []byte
+		compressed bool
+	}{
+		{"batch of commands", bytes.Repeat([]byte("InternetGatewayDevice.DeviceInfo.UpTime=12345;"), 8000), true},
+		{"small", bytes.Repeat([]byte("a"), compressMin-1), false},
+		{"incompressible", random, false},
+	}
+	forEachKind(t, func(t *testing.T, s *Store) {
+		for i, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				in := raft.Log{Index: uint64(i + 1), Term: 2, Type: raft.LogCommand, Data: c.data, Extensions: []byte("ext")}
+				if err := s.StoreLog(&in); err != nil {
+					t.Fatal(err)
+				}
+				var stored []byte
+				err := s.db.View(func(txn *badger.Txn) error {
+					item, err := txn.Get(logKey(in.Index))
+					if err != nil {
+						return err
+					}
+					stored, err = item.ValueCopy(nil)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := stored[4]&flagS2 != 0; got != c.compressed || (c.compressed && len(stored) > len(c.data)/4) {
+					t.Fatalf("stored %d bytes for %d, compressed %v, want %v", len(stored), len(c.data), got, c.compressed)
+				}
+				var out raft.Log
+				if err := s.GetLog(in.Index, &out); err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(out, in) {
+					t.Fatalf("read back %d bytes of data, %q extensions; want %d, %q", len(out.Data), out.Extensions, len(in.Data), in.Extensions)
+				}
+			})
+		}
+	})
+}
+
 func TestCorruptLog(t *testing.T) {
 	good := appendLog(nil, testLog(3, "three"))
 	cases := []struct {
@@ -459,6 +512,8 @@ func TestCorruptLog(t *testing.T) {
 		{"unknown flag", 1, []byte{logFormatV1, 1, 1, 0, 0x80, 0, 0}},
 		{"huge length", 1, []byte{logFormatV1, 1, 1, 0, 0, 0xff, 0xff, 0xff, 0x7f}},
 		{"index mismatch", 2, good},
+		{"compressed garbage", 1, []byte{logFormatV1, 1, 1, 0, flagS2, 3, 0x05, 0xff, 0xff, 0}},
+		{"compressed length over the bound", 1, append([]byte{logFormatV1, 1, 1, 0, flagS2, 5}, append(binary.AppendUvarint(nil, maxDecoded+1), 0, 0)...)},
 	}
 	s := mustOpen(t, "", Options{InMemory: true, Logger: quietLogger})
 	for _, c := range cases {
@@ -560,4 +615,25 @@ func TestConcurrentAppendCompactRead(t *testing.T) {
 	}
 	// The compactor's last pass deleted through last-64.
 	checkBounds(t, s, batches*16+16-63, batches*16+16)
+}
+
+// FuzzDecodeLog checks that no stored value, compressed or not, makes
+// decodeLog panic or claim more than it holds, and that whatever it decodes
+// encodes back to a value that decodes the same.
+func FuzzDecodeLog(f *testing.F) {
+	f.Add(appendLog(nil, testLog(3, "three")))
+	f.Add(appendLog(nil, &raft.Log{Index: 7, Term: 2, Data: bytes.Repeat([]byte("compress me "), 1000), Extensions: []byte("x")}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var l raft.Log
+		if err := decodeLog(b, &l); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decodeLog error %v does not wrap ErrCorrupt", err)
+			}
+			return
+		}
+		var again raft.Log
+		if err := decodeLog(appendLog(nil, &l), &again); err != nil || !bytes.Equal(again.Data, l.Data) || !bytes.Equal(again.Extensions, l.Extensions) {
+			t.Fatalf("re-encoded entry decodes to %+v, %v; want %+v", again, err, l)
+		}
+	})
 }

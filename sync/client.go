@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/quic-go/quic-go"
 )
 
@@ -29,7 +30,7 @@ type ClientConfig struct {
 	Health HealthSource
 	Log    *slog.Logger
 	// UpBatch and UpBatchBytes bound one uplink batch; UpInflight the
-	// batches sent and not yet acknowledged. Zero means 512, 1 MiB and 4.
+	// batches sent and not yet acknowledged. Zero means 512, 1 MiB and 8.
 	UpBatch      int
 	UpBatchBytes int
 	UpInflight   int
@@ -89,7 +90,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		cfg.UpBatchBytes = 1 << 20
 	}
 	if cfg.UpInflight <= 0 {
-		cfg.UpInflight = 4
+		cfg.UpInflight = 8
 	}
 	if cfg.BackoffMin <= 0 {
 		cfg.BackoffMin = 100 * time.Millisecond
@@ -296,9 +297,38 @@ func (c *Client) heartbeat(ctx context.Context, ctl *quic.Stream, r *frameReader
 
 // uplink sends the outbox oldest first, at most UpInflight batches ahead
 // of the core's acknowledgements, and deletes what the core acknowledged.
+// An ack frees its batch's slot as soon as it arrives; the deletes run on
+// their own goroutine, one for all the acks that came in while the last
+// one ran, so the next batch does not wait for the edge's disk.
 func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error {
 	slots := make(chan struct{}, c.cfg.UpInflight)
-	errc := make(chan error, 1)
+	errc := make(chan error, 3) // ack reader, deleter, producer
+	// toDelete holds the highest sequence acknowledged and not yet
+	// deleted (0: none); deleteNow wakes the deleter.
+	var toDelete atomic.Uint64
+	deleteNow := make(chan struct{}, 1)
+	dctx, stopDeleter := context.WithCancel(ctx)
+	deleterDone := make(chan struct{})
+	go func() {
+		defer close(deleterDone)
+		for {
+			select {
+			case <-dctx.Done():
+				return
+			case <-deleteNow:
+			}
+			if x := toDelete.Swap(0); x > 0 {
+				if err := c.cfg.Outbox.AckOutbox(x); err != nil {
+					errc <- fmt.Errorf("ack outbox at %d: %w", x, err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() {
+		stopDeleter()
+		<-deleterDone
+	}()
 	go func() {
 		r := newFrameReader(s)
 		for {
@@ -307,9 +337,15 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 				errc <- fmt.Errorf("uplink acks: %w", err)
 				return
 			}
-			if err := c.cfg.Outbox.AckOutbox(f.Seq); err != nil {
-				errc <- fmt.Errorf("ack outbox at %d: %w", f.Seq, err)
-				return
+			for {
+				old := toDelete.Load()
+				if f.Seq <= old || toDelete.CompareAndSwap(old, f.Seq) {
+					break
+				}
+			}
+			select {
+			case deleteNow <- struct{}{}:
+			default:
 			}
 			c.setStatus(func(st *Status) { st.UplinkAcked = max(st.UplinkAcked, f.Seq) })
 			select {
@@ -318,12 +354,69 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 			}
 		}
 	}()
-	sent := acked
+	// The next batch is read from the outbox and encoded while the one
+	// before it is written: on a busy edge each step takes milliseconds,
+	// and one after the other they bounded the drain.
+	type encoded struct {
+		frame []byte
+		n     int
+		last  uint64
+	}
+	next := make(chan encoded, 1)
+	pctx, stopProducer := context.WithCancel(ctx)
+	producerDone := make(chan struct{})
+	go func() {
+		defer close(producerDone)
+		if err := c.produceUplink(pctx, acked, func(b []fleet.SeqRecord) error {
+			fr, err := encodeFrame(&frame{T: fUpBatch, Up: b})
+			if err != nil {
+				return err
+			}
+			select {
+			case next <- encoded{frame: fr, n: len(b), last: b[len(b)-1].Seq}:
+			case <-pctx.Done():
+			}
+			return nil
+		}); err != nil {
+			errc <- err
+		}
+	}()
+	defer func() {
+		stopProducer()
+		<-producerDone
+	}()
+	for {
+		var b encoded
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case b = <-next:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case slots <- struct{}{}:
+		}
+		if _, err := s.Write(b.frame); err != nil {
+			return fmt.Errorf("write %s frame: %w", fUpBatch, err)
+		}
+		c.sentRecords.Add(int64(b.n))
+	}
+}
+
+// produceUplink reads the outbox oldest first from after, cuts it into
+// batches and hands each to send, until ctx is done; it returns only
+// when reading fails (or send does).
+func (c *Client) produceUplink(ctx context.Context, after uint64, send func([]fleet.SeqRecord) error) error {
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
-	for {
+	for ctx.Err() == nil {
 		notify := c.cfg.Outbox.OutboxNotify()
-		recs, err := c.cfg.Outbox.ReadOutbox(sent, c.cfg.UpBatch)
+		recs, err := c.cfg.Outbox.ReadOutbox(after, c.cfg.UpBatch)
 		if err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
@@ -333,7 +426,7 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 				// The core would refuse it and stop the stream: skip it
 				// (its sequence becomes a hole), and say so.
 				c.log.Error("outbox record over the size limit skipped", "seq", r.Seq, "bytes", len(r.Data), "limit", MaxRecord)
-				sent = r.Seq
+				after = r.Seq
 				continue
 			}
 			if len(batch) > 0 && size+len(r.Data) > c.cfg.UpBatchBytes {
@@ -345,27 +438,17 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 		if len(batch) == 0 {
 			select {
 			case <-ctx.Done():
-				return nil
-			case err := <-errc:
-				return err
 			case <-notify:
 			case <-poll.C:
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return err
-		case slots <- struct{}{}:
-		}
-		if err := writeFrame(s, &frame{T: fUpBatch, Up: batch}); err != nil {
+		if err := send(batch); err != nil {
 			return err
 		}
-		c.sentRecords.Add(int64(len(batch)))
-		sent = batch[len(batch)-1].Seq
+		after = batch[len(batch)-1].Seq
 	}
+	return nil
 }
 
 // downlink stores each batch durably, then acknowledges the positions

@@ -63,11 +63,16 @@ type Core interface {
 	// EdgeState reads the edge's acknowledged positions (zero for an edge
 	// never seen).
 	EdgeState(edge string) (EdgeState, error)
-	// ApplyUplink applies records from edge through Raft, in order, and
-	// returns the highest sequence now applied. Records at or below what
-	// was applied before change nothing; a record that can never be
+	// SubmitUplink proposes records from edge through Raft, in order, and
+	// returns without waiting for them, so a link keeps several batches in
+	// flight; wait returns the highest sequence applied once they are.
+	// prev is the sequence the link sent just before recs (for its first
+	// batch, the UplinkAcked it resumed from): a record is never applied
+	// before the one sent ahead of it, so when an earlier batch failed
+	// the later ones fail too and nothing is lost. Records at or below
+	// what was applied before change nothing; a record that can never be
 	// applied is counted and skipped, never retried forever.
-	ApplyUplink(ctx context.Context, edge string, recs []fleet.SeqRecord) (uint64, error)
+	SubmitUplink(ctx context.Context, edge string, prev uint64, recs []fleet.SeqRecord) (wait func(context.Context) (uint64, error), err error)
 	// Downlink returns up to max records for edge: its own above edgeAfter
 	// and fleet-wide ones above sharedAfter, each log in order.
 	Downlink(edge string, edgeAfter, sharedAfter uint64, max int) ([]fleet.DownRecord, error)

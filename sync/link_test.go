@@ -129,7 +129,11 @@ type memCore struct {
 	watch      chan struct{}
 	health     map[string]bool
 	failApply  error
-	blobs      map[string][]byte // by sha256, for OpenBlob (blob_test.go)
+	// hold, when set, keeps submitted uplink batches in held, unapplied,
+	// until release: a core with that many batches in its raft pipeline.
+	hold  bool
+	held  []*heldBatch
+	blobs map[string][]byte // by sha256, for OpenBlob (blob_test.go)
 }
 
 func newMemCore(leader bool) *memCore {
@@ -172,21 +176,81 @@ func (c *memCore) EdgeState(edge string) (EdgeState, error) {
 	return *c.st(edge), nil
 }
 
-func (c *memCore) ApplyUplink(_ context.Context, edge string, recs []fleet.SeqRecord) (uint64, error) {
+// heldBatch is an uplink batch submitted to a holding memCore.
+type heldBatch struct {
+	edge  string
+	prev  uint64
+	recs  []fleet.SeqRecord
+	done  chan struct{}
+	acked uint64
+	err   error
+}
+
+// SubmitUplink applies at once, as a core whose commit is instant, unless
+// the core holds batches (see release); wait answers what the apply did.
+// Like the core's FSM it refuses a batch whose first record's predecessor
+// (prev) is not applied.
+func (c *memCore) SubmitUplink(_ context.Context, edge string, prev uint64, recs []fleet.SeqRecord) (func(context.Context) (uint64, error), error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failApply != nil {
-		return 0, c.failApply
+		return nil, c.failApply
 	}
-	st := c.st(edge)
-	for _, r := range recs {
+	b := &heldBatch{edge: edge, prev: prev, recs: recs, done: make(chan struct{})}
+	if c.hold {
+		c.held = append(c.held, b)
+	} else {
+		c.applyLocked(b)
+	}
+	return func(ctx context.Context) (uint64, error) {
+		select {
+		case <-b.done:
+			return b.acked, b.err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}, nil
+}
+
+func (c *memCore) applyLocked(b *heldBatch) {
+	defer close(b.done)
+	st := c.st(b.edge)
+	if len(b.recs) > 0 && b.recs[0].Seq > st.UplinkAcked && b.prev > st.UplinkAcked {
+		b.err = fmt.Errorf("record %d follows %d, applied up to %d", b.recs[0].Seq, b.prev, st.UplinkAcked)
+		return
+	}
+	for _, r := range b.recs {
 		if r.Seq <= st.UplinkAcked {
 			continue
 		}
-		c.applied[edge] = append(c.applied[edge], r.Seq)
+		c.applied[b.edge] = append(c.applied[b.edge], r.Seq)
 		st.UplinkAcked = r.Seq
 	}
-	return st.UplinkAcked, nil
+	b.acked = st.UplinkAcked
+}
+
+// heldCount is how many uplink batches the core holds.
+func (c *memCore) heldCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.held)
+}
+
+// release stops holding and applies the held batches in the order they
+// were submitted, except the one at index lost, which fails as a batch
+// that never made it into the log.
+func (c *memCore) release(lost int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, b := range c.held {
+		if i == lost {
+			b.err = errors.New("raft: enqueue timed out")
+			close(b.done)
+			continue
+		}
+		c.applyLocked(b)
+	}
+	c.hold, c.held = false, nil
 }
 
 func (c *memCore) Downlink(edge string, after, sharedAfter uint64, max int) ([]fleet.DownRecord, error) {
@@ -664,6 +728,30 @@ func TestApplyFailureClosesWithoutAck(t *testing.T) {
 	core.mu.Unlock()
 	waitFor(t, "resent after recovery", func() bool { return len(core.appliedOf("e1")) == 5 && cl.out.len() == 0 })
 	exactlyOnce(t, core.appliedOf("e1"), 5)
+}
+
+// TestUplinkPipelineKeepsOrder checks that the core has several uplink
+// batches of an edge in flight at once, each submitted behind the one
+// before, and that when one of them is lost on its way into the log the
+// ones behind it are refused rather than applied (they would make the
+// lost records resends): the edge resends from what was applied, and
+// every record applies once, in order.
+func TestUplinkPipelineKeepsOrder(t *testing.T) {
+	noLeaks(t)
+	p := newPKI(t)
+	core := newMemCore(true)
+	core.hold = true
+	srv := startServer(t, p, "c1", "127.0.0.1:0", core)
+	cl := startClient(t, p, "e1", srv.Addr())
+	cl.out.add(500) // five batches of 100
+	waitFor(t, "five batches in flight at once", func() bool { return core.heldCount() == 5 })
+	if n := len(core.appliedOf("e1")); n != 0 {
+		t.Fatalf("%d records applied while the core held them", n)
+	}
+	core.release(1) // records 101-200 are lost
+	waitFor(t, "the refusal to close the link", func() bool { return stringsContain(srv.logs.String(), "edge disconnected") })
+	waitFor(t, "every record applied after the resend", func() bool { return len(core.appliedOf("e1")) >= 500 && cl.out.len() == 0 })
+	exactlyOnce(t, core.appliedOf("e1"), 500)
 }
 
 func FuzzDecodeFrame(f *testing.F) {

@@ -36,6 +36,10 @@ type ServerConfig struct {
 	// batches sent and not yet acknowledged. Zero means 256 and 4.
 	DownBatch    int
 	DownInflight int
+	// UpInflight bounds the uplink batches of one edge submitted and not
+	// yet applied; while that many are, the server reads no further batch
+	// (QUIC flow control then holds the edge). Zero means 8.
+	UpInflight int
 }
 
 // Server accepts edges' QUIC connections on a core node. Only the Raft
@@ -77,6 +81,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.DownInflight <= 0 {
 		cfg.DownInflight = 4
+	}
+	if cfg.UpInflight <= 0 {
+		cfg.UpInflight = 8
 	}
 	udpAddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
@@ -371,7 +378,9 @@ func (cs *coreSession) run(ctx context.Context, st EdgeState, hello *frame) erro
 	}
 	run(cs.leadership)
 	run(cs.control)
-	run(func(ctx context.Context) error { return cs.uplink(ctx, up, st.UplinkAcked) })
+	applying := make(chan func(context.Context) (uint64, error), cs.srv.cfg.UpInflight)
+	run(func(ctx context.Context) error { return cs.uplink(ctx, up, st.UplinkAcked, applying) })
+	run(func(ctx context.Context) error { return cs.uplinkAcks(ctx, up, applying) })
 	run(func(ctx context.Context) error { return cs.downlink(ctx, down, hello.Seq, hello.Shared) })
 	run(cs.acceptBlobs)
 	<-ctx.Done()
@@ -444,9 +453,15 @@ func (cs *coreSession) control(ctx context.Context) error {
 	}
 }
 
-// uplink applies the edge's batches in order and acknowledges each with
-// the highest sequence applied. Batches are read ahead while one applies.
-func (cs *coreSession) uplink(ctx context.Context, s *quic.Stream, acked uint64) error {
+// uplink submits the edge's batches in order, each right behind the one
+// before it, and hands their waits to uplinkAcks, which acknowledges them
+// in the same order. Up to UpInflight batches are being applied at once
+// (the edge sends a bounded number ahead of the acks), so the drain is not
+// one commit round a batch; a batch that fails makes every later one fail
+// too (SubmitUplink's prev), so an ack never covers a record that was
+// skipped. Batches are read ahead while others apply.
+func (cs *coreSession) uplink(ctx context.Context, s *quic.Stream, acked uint64, applying chan<- func(context.Context) (uint64, error)) error {
+	defer close(applying)
 	r := newFrameReader(s)
 	batches := make(chan []fleet.SeqRecord, 2)
 	readErr := make(chan error, 1)
@@ -473,6 +488,7 @@ func (cs *coreSession) uplink(ctx context.Context, s *quic.Stream, acked uint64)
 			}
 		}
 	}()
+	prev := acked
 	for {
 		var recs []fleet.SeqRecord
 		var ok bool
@@ -488,22 +504,55 @@ func (cs *coreSession) uplink(ctx context.Context, s *quic.Stream, acked uint64)
 			}
 			return err
 		}
-		applied, err := cs.srv.cfg.Core.ApplyUplink(ctx, cs.name, recs)
+		wait, err := cs.srv.cfg.Core.SubmitUplink(ctx, cs.name, prev, recs)
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Leadership lost under a batch is a change of leader, not a
-			// failure of this core: the edge reconnects to the new one.
-			if leader, _ := cs.srv.cfg.Core.Leader(); !leader {
-				return fmt.Errorf("%w: uplink of %s: %v", errNotLeader, cs.name, err)
-			}
-			return fmt.Errorf("%w: uplink of %s: %v", errApply, cs.name, err)
+			return cs.uplinkFailed(ctx, err)
+		}
+		prev = recs[len(recs)-1].Seq
+		select {
+		case applying <- wait:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// uplinkAcks waits for the submitted batches in order and acknowledges
+// each with the highest sequence applied.
+func (cs *coreSession) uplinkAcks(ctx context.Context, s *quic.Stream, applying <-chan func(context.Context) (uint64, error)) error {
+	for {
+		var wait func(context.Context) (uint64, error)
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case wait, ok = <-applying:
+		}
+		if !ok {
+			return nil
+		}
+		applied, err := wait(ctx)
+		if err != nil {
+			return cs.uplinkFailed(ctx, err)
 		}
 		if err := writeFrame(s, &frame{T: fUpAck, Seq: applied}); err != nil {
 			return err
 		}
 	}
+}
+
+// uplinkFailed says why the core could not take an uplink batch (nil when
+// the session is ending anyway).
+func (cs *coreSession) uplinkFailed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	// Leadership lost under a batch is a change of leader, not a failure
+	// of this core: the edge reconnects to the new one.
+	if leader, _ := cs.srv.cfg.Core.Leader(); !leader {
+		return fmt.Errorf("%w: uplink of %s: %v", errNotLeader, cs.name, err)
+	}
+	return fmt.Errorf("%w: uplink of %s: %v", errApply, cs.name, err)
 }
 
 // downlink streams the edge's records from the positions it says it

@@ -87,19 +87,28 @@ type frame struct {
 
 // writeFrame encodes f and writes it with its length prefix in one Write.
 func writeFrame(w io.Writer, f *frame) error {
-	body, err := fleet.CBOR.Enc.Marshal(f)
+	b, err := encodeFrame(f)
 	if err != nil {
-		return fmt.Errorf("encode %s frame: %w", f.T, err)
+		return err
 	}
-	if len(body) > MaxFrame {
-		return fmt.Errorf("encode %s frame: %d bytes over the %d limit", f.T, len(body), MaxFrame)
-	}
-	buf := make([]byte, 4, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	if _, err := w.Write(append(buf, body...)); err != nil {
+	if _, err := w.Write(b); err != nil {
 		return fmt.Errorf("write %s frame: %w", f.T, err)
 	}
 	return nil
+}
+
+// encodeFrame returns f as it goes on the wire: its length, then its CBOR.
+func encodeFrame(f *frame) ([]byte, error) {
+	body, err := fleet.CBOR.Enc.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s frame: %w", f.T, err)
+	}
+	if len(body) > MaxFrame {
+		return nil, fmt.Errorf("encode %s frame: %d bytes over the %d limit", f.T, len(body), MaxFrame)
+	}
+	buf := make([]byte, 4, 4+len(body))
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	return append(buf, body...), nil
 }
 
 // frameReader reads length-prefixed frames, refusing oversized ones before

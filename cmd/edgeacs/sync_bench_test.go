@@ -24,6 +24,8 @@ package main
 // EDGEACS_BENCH_SESSIONS=0 drains with no session load (to see the link's
 // own rate); EDGEACS_BENCH_DRAIN_PROFILE=FILE writes a CPU profile of the
 // drain window alone to FILE.<sub-benchmark> (not with -cpuprofile);
+// EDGEACS_BENCH_DRAIN_TRACE=FILE writes an execution trace of it to
+// FILE.<sub-benchmark>;
 // EDGEACS_BENCH_LOG=1 sends the nodes' logs to stderr. Goroutines carry
 // the pprof label side=core|edge|cpe|fill, so `go tool pprof -tags` splits
 // any CPU profile of these benchmarks by who spent it.
@@ -44,6 +46,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,21 +114,28 @@ type benchCore struct {
 	up   *timedCore
 }
 
-// timedCore is the node as the sync server sees it, with the time spent
-// in ApplyUplink counted: the share of the drain the core's apply path
-// was busy tells whether the core or the rest of the link bounds it.
+// timedCore is the node as the sync server sees it, with each uplink
+// batch's time from submission to applied counted: their sum over the
+// drain is the mean number of batches in flight, which tells whether the
+// link kept the core's apply path busy.
 type timedCore struct {
 	*core.Node
 	calls, records, nanos atomic.Int64
 }
 
-func (t *timedCore) ApplyUplink(ctx context.Context, edge string, recs []fleet.SeqRecord) (uint64, error) {
+func (t *timedCore) SubmitUplink(ctx context.Context, edge string, prev uint64, recs []fleet.SeqRecord) (func(context.Context) (uint64, error), error) {
 	t0 := time.Now()
-	acked, err := t.Node.ApplyUplink(ctx, edge, recs)
-	t.nanos.Add(int64(time.Since(t0)))
-	t.calls.Add(1)
-	t.records.Add(int64(len(recs)))
-	return acked, err
+	wait, err := t.Node.SubmitUplink(ctx, edge, prev, recs)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) (uint64, error) {
+		acked, err := wait(ctx)
+		t.nanos.Add(int64(time.Since(t0)))
+		t.calls.Add(1)
+		t.records.Add(int64(len(recs)))
+		return acked, err
+	}, nil
 }
 
 type applyStats struct{ calls, records, nanos int64 }
@@ -191,7 +201,7 @@ type benchCluster struct {
 	leader *benchCore
 }
 
-// applyStats sums the ApplyUplink calls of every node (a leader change
+// applyStats sums the uplink batches of every node (a leader change
 // moves the link to another one).
 func (c *benchCluster) applyStats() applyStats {
 	var sum applyStats
@@ -471,12 +481,20 @@ type plainCPEs struct {
 	url     string
 }
 
+// newClient is a CPE's own HTTP client: its own digest state (nonce and
+// count) over the shared connections. Workers sharing one DigestTransport
+// sent the same nonce with interleaved counts, which the edge takes for
+// replays once requests queue up (a drain): sessions then failed with 401.
+func (p *plainCPEs) newClient() *http.Client {
+	return &http.Client{Transport: &cwmp.DigestTransport{Username: benchUser, Password: benchPass, Base: p.tr}}
+}
+
 func newPlainCPEs(b *testing.B, acs string, n int) *plainCPEs {
 	b.Helper()
 	tr := &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}
 	b.Cleanup(tr.CloseIdleConnections)
-	p := &plainCPEs{tr: tr, url: acs,
-		client: &http.Client{Transport: &cwmp.DigestTransport{Username: benchUser, Password: benchPass, Base: tr}}}
+	p := &plainCPEs{tr: tr, url: acs}
+	p.client = p.newClient()
 	for i := range n {
 		inf := &cwmp.Inform{
 			DeviceId:     cwmp.DeviceID{Manufacturer: "Bench", OUI: "B0B0B0", ProductClass: "Plain", SerialNumber: fmt.Sprintf("PLAIN%06d", i)},
@@ -499,22 +517,22 @@ func newPlainCPEs(b *testing.B, acs string, n int) *plainCPEs {
 	// Register every device first: a device's first session costs more
 	// and is not what a steady-state session looks like.
 	for i := range p.informs {
-		if err := p.session(i); err != nil {
+		if err := p.session(p.client, i); err != nil {
 			b.Fatal(err)
 		}
 	}
 	return p
 }
 
-func (p *plainCPEs) session(i int) error {
-	code, body, cookie, err := p.post(p.informs[i], "")
+func (p *plainCPEs) session(c *http.Client, i int) error {
+	code, body, cookie, err := p.post(c, p.informs[i], "")
 	if err != nil {
 		return err
 	}
 	if code != http.StatusOK {
 		return fmt.Errorf("inform: HTTP %d: %s", code, body)
 	}
-	code, body, _, err = p.post(nil, cookie)
+	code, body, _, err = p.post(c, nil, cookie)
 	if err != nil {
 		return err
 	}
@@ -524,7 +542,7 @@ func (p *plainCPEs) session(i int) error {
 	return nil
 }
 
-func (p *plainCPEs) post(body []byte, cookie string) (int, []byte, string, error) {
+func (p *plainCPEs) post(c *http.Client, body []byte, cookie string) (int, []byte, string, error) {
 	req, err := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, "", err
@@ -532,7 +550,7 @@ func (p *plainCPEs) post(body []byte, cookie string) (int, []byte, string, error
 	if cookie != "" {
 		req.Header["Cookie"] = []string{cookie}
 	}
-	resp, err := p.client.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return 0, nil, "", err
 	}
@@ -563,9 +581,10 @@ func startSessionLoad(b *testing.B, p *plainCPEs) *sessionLoad {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
+			client := p.newClient()
 			for ctx.Err() == nil {
 				i := int(next.Add(1)) % len(p.informs)
-				if err := p.session(i); err != nil {
+				if err := p.session(client, i); err != nil {
 					l.errs.Add(1)
 					l.first.CompareAndSwap(nil, err.Error())
 					continue
@@ -648,7 +667,7 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			}
 			last := lastOutboxSeq(b, cache)
 			acked0 := benchAcked(b, c)
-			stopProfile := drainProfile(b)
+			stopProfile, stopTrace := drainProfile(b), drainTrace(b)
 
 			idx0, ap0 := c.leader.node.FSM().AppliedIndex(), c.applyStats()
 			b.ResetTimer()
@@ -686,6 +705,7 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			}
 			b.StopTimer()
 			stopProfile()
+			stopTrace()
 			if withLoad {
 				load.stop()
 			}
@@ -711,20 +731,21 @@ func BenchmarkUplinkDrain(b *testing.B) {
 				b.ReportMetric(float64(cpu.Microseconds())/float64(backlog), "cpu-us/record")
 			}
 			// Where the drain's time went: the uplink batches the core
-			// applied, their mean ApplyUplink time, and the share of the
-			// drain the core spent in ApplyUplink (one batch at a time).
+			// applied, their mean time from submission to applied, and
+			// how many were in flight on average (their summed time over
+			// the drain's).
 			if ap.calls > 0 {
 				b.ReportMetric(float64(ap.records)/float64(ap.calls), "records/batch")
 				b.ReportMetric(float64(ap.nanos)/float64(ap.calls)/1e6, "apply-ms/batch")
-				b.ReportMetric(100*float64(ap.nanos)/float64(took.Nanoseconds()), "apply-busy-%")
+				b.ReportMetric(float64(ap.nanos)/float64(took.Nanoseconds()), "batches-in-flight")
 			}
 			if entries > 0 {
 				b.ReportMetric(float64(backlog)/float64(entries), "records/entry")
 			}
 			b.ReportMetric(float64(leaderChanges), "leader-changes")
-			b.Logf("drained %d records in %v: %.0f records/s, %.2f cores busy; %d batches, ApplyUplink %.1f ms each, busy %.0f%% of the drain; %d raft entries",
+			b.Logf("drained %d records in %v: %.0f records/s, %.2f cores busy; %d batches, %.1f ms each from submission to applied, %.1f in flight on average; %d raft entries",
 				backlog, took.Round(time.Millisecond), float64(backlog)/took.Seconds(), cpu.Seconds()/took.Seconds(),
-				ap.calls, float64(ap.nanos)/float64(max(ap.calls, 1))/1e6, 100*float64(ap.nanos)/float64(took.Nanoseconds()), entries)
+				ap.calls, float64(ap.nanos)/float64(max(ap.calls, 1))/1e6, float64(ap.nanos)/float64(took.Nanoseconds()), entries)
 			if withLoad {
 				if k := load.errs.Load(); k > 0 {
 					b.Errorf("%d sessions failed, first: %v", k, load.first.Load())
@@ -768,6 +789,32 @@ func drainProfile(b *testing.B) func() {
 		pprof.StopCPUProfile()
 		f.Close()
 		b.Logf("drain CPU profile in %s", path)
+	}
+}
+
+// drainTrace starts an execution trace of the drain window when
+// EDGEACS_BENCH_DRAIN_TRACE names a file (`go tool trace -pprof=sync`
+// then says where the link and the core waited); the returned func stops
+// it.
+func drainTrace(b *testing.B) func() {
+	path := os.Getenv("EDGEACS_BENCH_DRAIN_TRACE")
+	if path == "" {
+		return func() {}
+	}
+	path += "." + filepath.Base(b.Name())
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		b.Logf("no drain trace: %v", err)
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
+		f.Close()
+		b.Logf("drain execution trace in %s", path)
 	}
 }
 
@@ -931,7 +978,8 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 			// above): a replicated write through the core's API (a tag:
 			// raft only, nothing for the edge); the same task through the
 			// edge's own API (edge, connection request, simulated CPE, no
-			// core); and the core's ApplyUplink calls of the run above.
+			// core); and the core's uplink batches of the run above (submission to
+			// applied).
 			var writes, local []time.Duration
 			for i := range 50 {
 				id := url.PathEscape(f.Device(i % f.Len()).ID())
