@@ -270,6 +270,14 @@ func (p processor) taskReport(w *wtx, c *Command, in *fleet.Task) error {
 	}
 	// The edge counts the sessions that sent the task; it knows best.
 	t.Attempts = max(t.Attempts, in.Attempts)
+	// The keys the edge gave the CPE (a task's ULID unless set) are the
+	// ones a later Inform or TransferComplete names: both APIs show them.
+	if t.CommandKey == "" {
+		t.CommandKey = in.CommandKey
+	}
+	if t.ParameterKey == "" {
+		t.ParameterKey = in.ParameterKey
+	}
 	if in.Status.Final() {
 		t.Result, t.Fault = in.Result, in.Fault
 		// Values given without a type went with the device's type, which
