@@ -16,10 +16,14 @@ package main
 // EDGEACS_BENCH_RECORDS=N (or -benchtime Nx with N > 1) says otherwise.
 // On the 2-core development box (shared, so it varies) one sub-benchmark
 // at 1,000,000 records takes 4 to 8 minutes: the fill 2.5 to 4 minutes
-// (4,000-7,000 records/s), the idle window, then the drain (1.5 to 4
-// minutes at 4,000-12,000 records/s); both sub-benchmarks together take 9
-// to 14 minutes, hence -timeout 30m. 100,000 records take about a minute
-// per sub-benchmark.
+// (4,000-7,000 records/s), the idle window, then the drain (about 1.5
+// minutes at ~11,000 records/s with the session load on a quiet box;
+// runs of 100,000-200,000 records drain at 15,000-24,000 records/s, and
+// a box busy with other work halves that); both sub-benchmarks together
+// take 9 to 14 minutes, hence -timeout 30m. 100,000 records take about a
+// minute per sub-benchmark. Compare builds by running them in turn on the
+// same backlog (A, B, A, B) and watch cpu-cores: the machine's other load
+// moves the rate more than most changes do.
 // EDGEACS_BENCH_IDLE sets the idle measurement window (default 5s);
 // EDGEACS_BENCH_SESSIONS=0 drains with no session load (to see the link's
 // own rate); EDGEACS_BENCH_DRAIN_PROFILE=FILE writes a CPU profile of the
