@@ -164,6 +164,9 @@ func TestAPIContractEdgeCore(t *testing.T) {
 	if done.Status != fleet.StatusDone || faulted.Status != fleet.StatusFault {
 		t.Fatalf("tasks did not end as planned: %s %s", done.Status, faulted.Status)
 	}
+	// The download is to stay pending (no wake): not picked up by the
+	// session that ran the tasks above, which lingers for follow-ups.
+	isoWait(t, "the device's session to end", 15*time.Second, func() bool { return s.edge.node.Server().OpenSessions() == 0 })
 	download := mkTask(`{"name": "download", "url": "http://files.example/fw.bin", "username": "ftp", "password": "transfer-secret"}`, "")
 	// A tag (the core's alone) and a file, uploaded to the core.
 	if code, _, v := s.call(t, coreAPI, "POST", devPath+"/tags/contract", ""); code != 204 {
