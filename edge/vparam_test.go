@@ -11,33 +11,6 @@ import (
 	"github.com/edgeacs/edgeacs/sim"
 )
 
-// unifiedMAC is the first example of GenieACS's virtual parameters
-// documentation, unchanged.
-const unifiedMAC = `// Example: Unified MAC parameter across different device models
-let m = "00:00:00:00:00:00";
-let d = declare("Device.WANDevice.*.WANConnectionDevice.*.WANIPConnection.*.MACAddress", {value: Date.now()});
-let igd = declare("InternetGatewayDevice.WANDevice.*.WANConnectionDevice.*.WANPPPConnection.*.MACAddress", {value: Date.now()});
-
-if (d.size) {
-  for (let p of d) {
-    if (p.value[0]) {
-      m = p.value[0];
-      break;
-    }
-  }  
-}
-else if (igd.size) {
-  for (let p of igd) {
-    if (p.value[0]) {
-      m = p.value[0];
-      break;
-    }
-  }  
-}
-
-return {writable: false, value: [m, "xsd:string"]};
-`
-
 // wifiName is a writable virtual parameter over the first SSID: a value
 // declared for it is set on the device.
 const wifiName = `const path = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID";
@@ -61,7 +34,7 @@ func TestVirtualParameters(t *testing.T) {
 	cpe := newSimCPE(t, c, sim.ModelTR098, 7)
 	mac := cpe.get("InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.MACAddress")
 	mustStore(t, c,
-		fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: unifiedMAC}},
+		fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: genieSeed(t, "unified-mac")}},
 		fleet.DownRecord{Seq: 2, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "WiFiName", Script: wifiName}},
 		fleet.DownRecord{Seq: 3, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "Broken", Script: `throw new Error("no way");`}},
 		fleet.DownRecord{Seq: 4, Shared: true, Kind: fleet.DownProvision, Provision: &fleet.Provision{Name: "macTag", Script: `const m = declare("VirtualParameters.MAC", {value: Date.now()}).value[0];
@@ -134,7 +107,7 @@ func TestVirtualParameterTask(t *testing.T) {
 	cpe := newSimCPE(t, c, sim.ModelTR098, 8)
 	mac := cpe.get("InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.MACAddress")
 	mustStore(t, c,
-		fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: unifiedMAC}},
+		fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: genieSeed(t, "unified-mac")}},
 		fleet.DownRecord{Seq: 2, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "Broken", Script: `throw new Error("no way");`}},
 	)
 	cpe.session(cwmp.EventBoot) // registers the device
@@ -210,7 +183,7 @@ func TestVirtualParameterSetTask(t *testing.T) {
 			ssid := ssidOf(cpe.root())
 			mustStore(t, c,
 				fleet.DownRecord{Seq: 1, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "wifiPassword", Script: wifiPassword(pass)}},
-				fleet.DownRecord{Seq: 2, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: unifiedMAC}},
+				fleet.DownRecord{Seq: 2, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "MAC", Script: genieSeed(t, "unified-mac")}},
 				fleet.DownRecord{Seq: 3, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "Broken", Script: `throw new Error("no way");`}},
 				fleet.DownRecord{Seq: 4, Shared: true, Kind: fleet.DownVirtualParameter, VirtualParameter: &fleet.VirtualParameter{Name: "crPassword", Script: wifiPassword(cpe.root() + "ManagementServer.ConnectionRequestPassword")}},
 			)
