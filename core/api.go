@@ -531,6 +531,9 @@ func (n *Node) createDeviceTask(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	t, err := fleet.ParseTask(body, r.PathValue("id"), now)
+	if err == nil {
+		err = n.checkTaskFile(t)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -665,6 +668,9 @@ func (n *Node) createFilterTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	proto, err := fleet.ParseTask(req.Task, "", now)
+	if err == nil {
+		err = n.checkTaskFile(proto)
+	}
 	if err != nil {
 		writeError(w, err)
 		return
@@ -1249,4 +1255,20 @@ func (n *Node) clusterRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, 200, map[string]string{"status": "removed", "id": req.ID})
+}
+
+// checkTaskFile refuses a download naming a file the fleet does not have:
+// queued anyway, it would only fault at the edge (file_not_found) after a
+// wake-up and a session, far from the operator who mistyped the name.
+func (n *Node) checkTaskFile(t *fleet.Task) error {
+	if t.Name != fleet.TaskDownload || t.FileName == "" || t.URL != "" {
+		return nil
+	}
+	if _, err := n.fsm.File(t.FileName); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("%w: download: file %q is not in the file store (upload it first: edgeacs files upload)", ErrBadRequest, t.FileName)
+		}
+		return fmt.Errorf("download: look up file %q: %w", t.FileName, err)
+	}
+	return nil
 }

@@ -56,6 +56,8 @@ func TestAPIBadInput(t *testing.T) {
 		{"task missing args", "POST", "/devices/dev1/tasks", `{"name": "getParameterValues"}`, nil, 400},
 		{"task unknown device", "POST", "/devices/nope/tasks", `{"name": "reboot"}`, nil, 404},
 		{"task oversized", "POST", "/devices/dev1/tasks", big, nil, 413},
+		{"task download unknown file", "POST", "/devices/dev1/tasks", `{"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "nosuch.bin"}`, nil, 400},
+		{"filter task download unknown file", "POST", "/tasks", `{"filter": {"edge": "e1"}, "task": {"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": "nosuch.bin"}}`, nil, 400},
 		{"filter task empty filter", "POST", "/tasks", `{"filter": {}, "task": {"name": "reboot"}}`, nil, 400},
 		{"filter task bad json", "POST", "/tasks", `[1,2`, nil, 400},
 		{"filter task bad kind", "POST", "/tasks", `{"filter": {"edge": "e1"}, "task": {"name": "nope"}}`, nil, 400},
