@@ -162,13 +162,6 @@ func (s *Server) connState(c net.Conn, st http.ConnState) {
 	}
 }
 
-// trackedConns is the number of connections tracked (tests).
-func (s *Server) trackedConns() int {
-	s.connMu.Lock()
-	defer s.connMu.Unlock()
-	return len(s.conns)
-}
-
 // LastBadMessage returns the last message from device that the edge could
 // not fully read since it started (see BadMessage).
 func (s *Server) LastBadMessage(device string) (BadMessage, bool) { return s.bad.get(device) }
