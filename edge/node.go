@@ -822,15 +822,17 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	// abandonAll, so nothing a CPE was told is lost.
 	n.server.drain()
 	deadline := time.Now().Add(n.cfg.ShutdownTimeout)
-	// Keep a little of the grace for closing the listeners and ending
-	// the sessions still open.
-	waitUntil := deadline.Add(-min(n.cfg.ShutdownTimeout/4, 500*time.Millisecond))
-	for n.server.OpenSessions() > 0 && time.Now().Before(waitUntil) {
+	// Keep a little of the grace for what follows the wait: closing the
+	// listeners' last requests (a request whose body never ends holds its
+	// connection), ending the sessions still open, closing the cache.
+	reserve := min(n.cfg.ShutdownTimeout/4, 500*time.Millisecond)
+	for n.server.OpenSessions() > 0 && time.Now().Before(deadline.Add(-reserve)) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	httpDeadline := deadline.Add(-reserve / 2)
 	shutdown := func(srv *http.Server) {
 		// At least a moment, for requests already answered to flush.
-		sctx, cancel := context.WithDeadline(context.Background(), later(deadline, time.Now().Add(50*time.Millisecond)))
+		sctx, cancel := context.WithDeadline(context.Background(), later(httpDeadline, time.Now().Add(20*time.Millisecond)))
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
