@@ -32,7 +32,18 @@ type Decoder struct {
 func Decode(data []byte) (*Envelope, error) { return Decoder{}.Decode(data) }
 
 // Decode parses one SOAP envelope. See decode.go.
-func (d Decoder) Decode(data []byte) (*Envelope, error) { return d.decode(data) }
+func (d Decoder) Decode(data []byte) (*Envelope, error) { return d.decode(data, "") }
+
+// DecodeCharset parses one SOAP envelope that came with charset in its HTTP
+// Content-Type (CharsetFromContentType). A document without an XML
+// declaration naming an encoding (and without a UTF-8 byte order mark) is
+// read in that charset: Thomson/Technicolor CPEs send ISO-8859-1 bodies
+// that say so only in the header. A declaration, when present, wins.
+// ISO-8859-1, its aliases and US-ASCII, Windows-1252 and UTF-8 are known;
+// an unknown label is ignored. Values are returned in UTF-8 either way.
+func (d Decoder) DecodeCharset(data []byte, charset string) (*Envelope, error) {
+	return d.decode(data, charset)
+}
 
 // Encode serializes env as a SOAP envelope with the conventional prefixes.
 // See encode.go.

@@ -593,7 +593,7 @@ func TestDecodeFixtures(t *testing.T) {
 			if !ok {
 				t.Fatalf("no check for %s: add one to fixtureChecks", name)
 			}
-			env, err := Decode(data)
+			env, err := Decoder{}.DecodeCharset(data, fixtureCharsets[name])
 			if !strings.HasPrefix(name, "err-") && err != nil {
 				t.Fatalf("Decode: %v", err)
 			}

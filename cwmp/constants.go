@@ -1,5 +1,7 @@
 package cwmp
 
+import "strings"
+
 // Event codes carried in Inform EventStructs (TR-069 §3.7.1.5).
 const (
 	EventBootstrap                       = "0 BOOTSTRAP"
@@ -150,4 +152,41 @@ func NewFault(code uint32, msg string) *Fault {
 		soap = "Client"
 	}
 	return &Fault{SOAPCode: soap, SOAPString: "CWMP fault", Code: code, String: msg}
+}
+
+// standardEvents are the event codes TR-069 defines, as it writes them.
+var standardEvents = []string{
+	EventBootstrap, EventBoot, EventPeriodic, EventScheduled, EventValueChange,
+	EventKicked, EventConnectionRequest, EventTransferComplete, EventDiagnosticsComplete,
+	EventRequestDownload, EventAutonomousTransferComplete, EventDUStateChangeComplete,
+	EventAutonomousDUStateChangeComplete, EventWakeup, EventHeartbeat, EventMReboot,
+	EventMScheduleInform, EventMDownload, EventMScheduleDownload, EventMUpload, EventMChangeDUState,
+}
+
+// canonicalEvents maps the lower-case, single-spaced form of every standard
+// event code to the code as TR-069 writes it.
+var canonicalEvents = func() map[string]string {
+	m := make(map[string]string, len(standardEvents))
+	for _, c := range standardEvents {
+		m[strings.ToLower(c)] = c
+	}
+	return m
+}()
+
+// CanonicalEventCode returns a standard event code in TR-069's spelling
+// whatever case and spacing the CPE used ("1 boot", " 1  Boot " → "1 BOOT"),
+// so that a CPE writing it differently is still seen to have booted. Other
+// codes (vendor "X <OUI> …" events) are returned trimmed, otherwise as
+// sent.
+func CanonicalEventCode(code string) string {
+	code = strings.TrimSpace(code)
+	for _, c := range standardEvents {
+		if code == c {
+			return c // the common case, without allocating
+		}
+	}
+	if c, ok := canonicalEvents[strings.ToLower(strings.Join(strings.Fields(code), " "))]; ok {
+		return c
+	}
+	return code
 }

@@ -22,7 +22,11 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // decode parses data into an Envelope. Limits are checked before any
 // parsing work: size first, then a lexical scan that refuses DTDs, then
 // etree parses with its depth limit set to ours.
-func (d Decoder) decode(data []byte) (*Envelope, error) {
+//
+// httpCharset is the charset the HTTP Content-Type named, or "": it decides
+// how a document without an encoding declaration is read (see
+// DecodeCharset).
+func (d Decoder) decode(data []byte, httpCharset string) (*Envelope, error) {
 	maxSize := d.MaxSize
 	if maxSize <= 0 {
 		maxSize = DefaultMaxEnvelopeSize
@@ -34,6 +38,7 @@ func (d Decoder) decode(data []byte) (*Envelope, error) {
 	if len(data) > maxSize {
 		return nil, fmt.Errorf("decode envelope: %d bytes exceeds limit %d: %w", len(data), maxSize, ErrTooLarge)
 	}
+	hadBOM := bytes.HasPrefix(data, utf8BOM)
 	data = bytes.TrimPrefix(data, utf8BOM)
 	data = bytes.TrimLeft(data, " \t\r\n")
 	if len(data) == 0 {
@@ -41,6 +46,9 @@ func (d Decoder) decode(data []byte) (*Envelope, error) {
 	}
 	if err := refuseDirectives(data); err != nil {
 		return nil, err
+	}
+	if httpCharset != "" && !declaresEncoding(data) && !hadBOM {
+		data = transcode(data, httpCharset)
 	}
 
 	doc := etree.NewDocument()
@@ -96,6 +104,7 @@ func (d Decoder) decode(data []byte) (*Envelope, error) {
 		return nil, r.err
 	}
 	env.Body = msg
+	env.Skipped, env.SkippedTotal = r.skipped, r.skippedTotal
 	return env, nil
 }
 
@@ -148,26 +157,125 @@ func refuseDirectives(data []byte) error {
 // encoding/xml handles itself. Everything else is refused: guessing would
 // silently corrupt parameter values.
 func charsetReader(charset string, input io.Reader) (io.Reader, error) {
-	switch strings.ToLower(strings.TrimSpace(charset)) {
-	case "utf8", "utf-8":
+	table, ok := singleByteCharset(charset)
+	if !ok {
+		return nil, fmt.Errorf("unsupported charset %q", clip(charset))
+	}
+	if table == charsetUTF8 {
 		return input, nil
+	}
+	return &byteCharsetReader{r: input, table: table}, nil
+}
+
+// Single-byte charsets: UTF-8 passes through, the others are converted.
+type charsetTable int
+
+const (
+	charsetUTF8 charsetTable = iota
+	charsetLatin1
+	charsetWindows1252
+)
+
+// singleByteCharset names the conversion for a charset label.
+func singleByteCharset(charset string) (charsetTable, bool) {
+	switch strings.ToLower(strings.Trim(strings.TrimSpace(charset), `"'`)) {
+	case "utf8", "utf-8":
+		return charsetUTF8, true
 	case "iso-8859-1", "iso8859-1", "iso_8859-1", "latin1", "latin-1", "l1",
-		"us-ascii", "ascii", "iso-ir-100", "cp819", "ibm819":
+		"us-ascii", "ascii", "iso-ir-100", "cp819", "ibm819", "iso_8859-1:1987", "csisolatin1":
 		// US-ASCII is a subset of Latin-1, and reading stray high bytes
 		// as Latin-1 beats rejecting the envelope.
-		return &latin1Reader{r: input}, nil
+		return charsetLatin1, true
+	case "windows-1252", "cp1252", "x-cp1252":
+		return charsetWindows1252, true
 	}
-	return nil, fmt.Errorf("unsupported charset %q", clip(charset))
+	return 0, false
 }
 
-// latin1Reader converts ISO-8859-1 bytes to UTF-8.
-type latin1Reader struct {
-	r   io.Reader
-	buf []byte // raw bytes read but not yet converted
-	out []byte // converted bytes not yet returned
+// windows1252 holds the characters Windows-1252 puts at 0x80–0x9F, where
+// ISO-8859-1 has C1 controls; its five unassigned bytes stay those
+// controls, as the WHATWG Encoding Standard maps them.
+var windows1252 = [32]rune{
+	0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+	0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x008D, 0x017D, 0x008F,
+	0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+	0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 }
 
-func (l *latin1Reader) Read(p []byte) (int, error) {
+// appendRune appends byte c of the charset as UTF-8.
+func (t charsetTable) appendRune(out []byte, c byte) []byte {
+	if c < 0x80 {
+		return append(out, c)
+	}
+	if t == charsetWindows1252 && c < 0xA0 {
+		return utf8.AppendRune(out, windows1252[c-0x80])
+	}
+	return utf8.AppendRune(out, rune(c))
+}
+
+// transcode converts a whole document from the HTTP charset to UTF-8. An
+// unknown label is ignored (the document is read as UTF-8, which fails
+// only if it is not): the header is advisory, and CPEs write odd ones
+// ("charset=utf8;", "UTF-8 "). A document in pure ASCII is returned as is.
+func transcode(data []byte, charset string) []byte {
+	table, ok := singleByteCharset(charset)
+	if !ok || table == charsetUTF8 {
+		return data
+	}
+	high := 0
+	for _, c := range data {
+		if c >= 0x80 {
+			high++
+		}
+	}
+	if high == 0 {
+		return data
+	}
+	// Each high byte becomes at most three bytes (€ is U+20AC).
+	out := make([]byte, 0, len(data)+2*high)
+	for _, c := range data {
+		out = table.appendRune(out, c)
+	}
+	return out
+}
+
+// declaresEncoding reports whether data starts with an XML declaration
+// naming an encoding, which then wins over the HTTP charset. A declaration
+// without one says nothing about the bytes, so the HTTP charset applies.
+func declaresEncoding(data []byte) bool {
+	if !bytes.HasPrefix(data, []byte("<?xml")) {
+		return false
+	}
+	end := bytes.Index(data, []byte("?>"))
+	if end < 0 {
+		return false
+	}
+	return bytes.Contains(data[:end], []byte("encoding"))
+}
+
+// CharsetFromContentType returns the charset parameter of an HTTP
+// Content-Type value ("text/xml; charset=ISO-8859-1" → "ISO-8859-1"), or
+// "". It reads what CPEs write: quoted or not, any case, and a header
+// mime.ParseMediaType would refuse.
+func CharsetFromContentType(ct string) string {
+	for _, part := range strings.Split(ct, ";")[1:] {
+		k, v, ok := strings.Cut(part, "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "charset") {
+			return strings.Trim(strings.TrimSpace(v), `"' `)
+		}
+	}
+	return ""
+}
+
+// byteCharsetReader converts a single-byte charset to UTF-8.
+type byteCharsetReader struct {
+	r     io.Reader
+	table charsetTable
+	buf   []byte // raw bytes read but not yet converted
+	out   []byte // converted bytes not yet returned
+}
+
+func (l *byteCharsetReader) Read(p []byte) (int, error) {
 	if len(l.out) == 0 {
 		if cap(l.buf) == 0 {
 			l.buf = make([]byte, 2048)
@@ -178,7 +286,7 @@ func (l *latin1Reader) Read(p []byte) (int, error) {
 		}
 		l.out = l.out[:0]
 		for _, c := range l.buf[:n] {
-			l.out = utf8.AppendRune(l.out, rune(c))
+			l.out = l.table.appendRune(l.out, c)
 		}
 	}
 	n := copy(p, l.out)
@@ -319,37 +427,98 @@ func countItems(e *etree.Element) int {
 
 // collect decodes every child element of the SOAP-ENC array a with fn. The
 // item elements' names and the arrayType count are ignored: CPEs get both
-// wrong. The slice
-// is sized from the item count first: besides saving copies, this keeps
-// the memory a hostile envelope can make us allocate proportional to its
-// size (FuzzDecode checks the bound).
-func collect[T any](a *etree.Element, fn func(*etree.Element) T) []T {
+// wrong. An item fn finds malformed (it called r.fail) is left out and
+// recorded in r.skipped, so one bad entry never costs the others (a
+// femtocell's 227-entry GetParameterNamesResponse with one
+// <Writable>30</Writable> keeps its 226 good entries). The slice is sized
+// from the item count first: besides saving copies, this keeps the memory
+// a hostile envelope can make us allocate proportional to its size
+// (FuzzDecode checks the bound).
+func collect[T any](r *reader, list string, a *etree.Element, fn func(*etree.Element) T) []T {
 	n := countItems(a)
 	if n == 0 {
 		return nil
 	}
 	out := make([]T, 0, n)
+	i := -1
 	for _, t := range a.Child {
-		if c, ok := t.(*etree.Element); ok {
-			out = append(out, fn(c))
+		c, ok := t.(*etree.Element)
+		if !ok {
+			continue
+		}
+		i++
+		if v, ok := item(r, list, i, func() T { return fn(c) }); ok {
+			out = append(out, v)
 		}
 	}
 	return out
 }
 
+// item runs fn as the decoding of entry i of list: a failure inside it is
+// recorded as a skipped entry instead of failing the envelope.
+func item[T any](r *reader, list string, i int, fn func() T) (T, bool) {
+	saved := r.err
+	r.err, r.inItem = nil, true
+	v := fn()
+	failed := r.err != nil
+	r.err, r.inItem = saved, false
+	if failed {
+		r.skip(SkippedEntry{List: list, Index: i, Field: r.field, Reason: r.reason, Value: r.value})
+		var zero T
+		return zero, false
+	}
+	return v, true
+}
+
 // reader decodes RPC elements into messages. Missing optional elements
-// read as zero values; the first unparsable number or boolean is kept in
-// err and fails the envelope.
+// read as zero values. Outside list entries, the first unparsable number or
+// boolean is kept in err and fails the envelope; inside one (see collect),
+// it drops that entry only.
 type reader struct {
 	method string
 	err    error
+	// inItem is set while a list entry is decoded; field, reason and
+	// value describe the entry's first failure.
+	inItem               bool
+	field, reason, value string
+	// skipped lists the entries left out; past maxSkipped only counted.
+	skipped      []SkippedEntry
+	skippedTotal int
+}
+
+// maxSkipped bounds the skipped entries an Envelope details; more are
+// only counted (SkippedTotal), so a message of nothing but bad entries
+// cannot make the decoder keep a record for each.
+const maxSkipped = 64
+
+func (r *reader) skip(s SkippedEntry) {
+	r.skippedTotal++
+	if len(r.skipped) < maxSkipped {
+		r.skipped = append(r.skipped, s)
+	}
 }
 
 func (r *reader) fail(field, kind, value string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("decode %s: %s: invalid %s %q: %w", clip(r.method), field, kind, clip(value), ErrMalformed)
+	if r.err != nil {
+		return
 	}
+	if r.inItem {
+		// The envelope does not fail for it: build no error text.
+		r.err = errSkipEntry
+		r.field, r.reason, r.value = field, "invalid_"+kind, clip(value)
+		if kind == "" {
+			r.reason = "missing_" + strings.ToLower(field)
+		}
+		return
+	}
+	r.err = fmt.Errorf("decode %s: %s: invalid %s %q: %w", clip(r.method), field, kind, clip(value), ErrMalformed)
 }
+
+// missing marks the entry being decoded as lacking a required field.
+func (r *reader) missing(field string) { r.fail(field, "", "") }
+
+// errSkipEntry marks a list entry as malformed; it never leaves the package.
+var errSkipEntry = errors.New("cwmp: malformed list entry")
 
 // str returns the trimmed text of e's child name, "" when absent.
 func (r *reader) str(e *etree.Element, name string) string {
@@ -391,6 +560,11 @@ func (r *reader) bool(e *etree.Element, name string) bool {
 	}
 	v, err := ParseBool(s)
 	if err != nil {
+		// CPEs write booleans as counts too (<Writable>30</Writable>):
+		// any integer is clear enough, non-zero being true.
+		if n, nerr := strconv.ParseInt(s, 10, 64); nerr == nil {
+			return n != 0
+		}
 		r.fail(name, "boolean", s)
 	}
 	return v
@@ -402,12 +576,12 @@ func (r *reader) time(e *etree.Element, name string) time.Time {
 
 // strings reads a string array such as ParameterNames or MethodList.
 func (r *reader) strings(e *etree.Element, name string) []string {
-	return collect(child(e, name), func(it *etree.Element) string { return strings.TrimSpace(it.Text()) })
+	return collect(r, name, child(e, name), func(it *etree.Element) string { return strings.TrimSpace(it.Text()) })
 }
 
 func (r *reader) parameterValues(e *etree.Element, name string) []ParameterValue {
-	return collect(child(e, name), func(it *etree.Element) ParameterValue {
-		pv := ParameterValue{Name: r.str(it, "Name"), Type: TypeString}
+	return collect(r, name, child(e, name), func(it *etree.Element) ParameterValue {
+		pv := ParameterValue{Name: r.name(it), Type: TypeString}
 		if v := child(it, "Value"); v != nil {
 			// The value is kept byte-exact: whitespace can be meaningful
 			// (an SSID, a password).
@@ -421,6 +595,18 @@ func (r *reader) parameterValues(e *etree.Element, name string) []ParameterValue
 		}
 		return pv
 	})
+}
+
+// name reads a list entry's parameter Name. A leading "." (some stacks
+// write ".InternetGatewayDevice.…") is dropped: the meaning is plain and
+// the path would otherwise sit outside its tree. An entry without a name
+// is left out: there is nothing to store it under.
+func (r *reader) name(it *etree.Element) string {
+	n := strings.TrimLeft(r.str(it, "Name"), ".")
+	if n == "" {
+		r.missing("Name")
+	}
+	return n
 }
 
 func (r *reader) faultStruct(e *etree.Element) FaultStruct {
@@ -566,11 +752,11 @@ func (r *reader) message(e *etree.Element, msg Message) {
 		m.ParameterPath = r.str(e, "ParameterPath")
 		m.NextLevel = r.bool(e, "NextLevel")
 	case *GetParameterNamesResponse:
-		m.ParameterList = collect(child(e, "ParameterList"), func(it *etree.Element) ParameterInfo {
-			return ParameterInfo{Name: r.str(it, "Name"), Writable: r.bool(it, "Writable")}
+		m.ParameterList = collect(r, "ParameterList", child(e, "ParameterList"), func(it *etree.Element) ParameterInfo {
+			return ParameterInfo{Name: r.name(it), Writable: r.bool(it, "Writable")}
 		})
 	case *SetParameterAttributes:
-		m.ParameterList = collect(child(e, "ParameterList"), func(it *etree.Element) SetParameterAttribute {
+		m.ParameterList = collect(r, "ParameterList", child(e, "ParameterList"), func(it *etree.Element) SetParameterAttribute {
 			return SetParameterAttribute{
 				Name:               r.str(it, "Name"),
 				NotificationChange: r.bool(it, "NotificationChange"),
@@ -582,9 +768,9 @@ func (r *reader) message(e *etree.Element, msg Message) {
 	case *GetParameterAttributes:
 		m.ParameterNames = r.strings(e, "ParameterNames")
 	case *GetParameterAttributesResponse:
-		m.ParameterList = collect(child(e, "ParameterList"), func(it *etree.Element) ParameterAttribute {
+		m.ParameterList = collect(r, "ParameterList", child(e, "ParameterList"), func(it *etree.Element) ParameterAttribute {
 			return ParameterAttribute{
-				Name:         r.str(it, "Name"),
+				Name:         r.name(it),
 				Notification: r.int(it, "Notification"),
 				AccessList:   r.strings(it, "AccessList"),
 			}
@@ -639,7 +825,7 @@ func (r *reader) message(e *etree.Element, msg Message) {
 		m.Password = r.str(e, "Password")
 		m.FileSize = r.uint32(e, "FileSize")
 		m.TargetFileName = r.str(e, "TargetFileName")
-		m.TimeWindowList = collect(child(e, "TimeWindowList"), func(it *etree.Element) TimeWindow {
+		m.TimeWindowList = collect(r, "TimeWindowList", child(e, "TimeWindowList"), func(it *etree.Element) TimeWindow {
 			return TimeWindow{
 				WindowStart: r.uint32(it, "WindowStart"),
 				WindowEnd:   r.uint32(it, "WindowEnd"),
@@ -651,14 +837,14 @@ func (r *reader) message(e *etree.Element, msg Message) {
 	case *CancelTransfer:
 		m.CommandKey = r.str(e, "CommandKey")
 	case *GetQueuedTransfersResponse:
-		m.TransferList = collect(child(e, "TransferList"), func(it *etree.Element) QueuedTransfer {
+		m.TransferList = collect(r, "TransferList", child(e, "TransferList"), func(it *etree.Element) QueuedTransfer {
 			return QueuedTransfer{
 				CommandKey: r.str(it, "CommandKey"),
 				State:      r.int(it, "State"),
 			}
 		})
 	case *GetAllQueuedTransfersResponse:
-		m.TransferList = collect(child(e, "TransferList"), func(it *etree.Element) AllQueuedTransfer {
+		m.TransferList = collect(r, "TransferList", child(e, "TransferList"), func(it *etree.Element) AllQueuedTransfer {
 			return AllQueuedTransfer{
 				CommandKey:     r.str(it, "CommandKey"),
 				State:          r.int(it, "State"),
@@ -676,7 +862,7 @@ func (r *reader) message(e *etree.Element, msg Message) {
 	case *GetOptions:
 		m.OptionName = r.str(e, "OptionName")
 	case *GetOptionsResponse:
-		m.OptionList = collect(child(e, "OptionList"), func(it *etree.Element) Option {
+		m.OptionList = collect(r, "OptionList", child(e, "OptionList"), func(it *etree.Element) Option {
 			return Option{
 				OptionName:     r.str(it, "OptionName"),
 				VoucherSN:      r.uint32(it, "VoucherSN"),
@@ -695,8 +881,12 @@ func (r *reader) message(e *etree.Element, msg Message) {
 			ProductClass: r.str(d, "ProductClass"),
 			SerialNumber: r.str(d, "SerialNumber"),
 		}
-		m.Event = collect(child(e, "Event"), func(it *etree.Element) Event {
-			return Event{Code: r.str(it, "EventCode"), CommandKey: r.str(it, "CommandKey")}
+		m.Event = collect(r, "Event", child(e, "Event"), func(it *etree.Element) Event {
+			code := CanonicalEventCode(r.str(it, "EventCode"))
+			if code == "" {
+				r.missing("EventCode")
+			}
+			return Event{Code: code, CommandKey: r.str(it, "CommandKey")}
 		})
 		m.MaxEnvelopes = r.uint32(e, "MaxEnvelopes")
 		m.CurrentTime = r.time(e, "CurrentTime")
@@ -721,25 +911,29 @@ func (r *reader) message(e *etree.Element, msg Message) {
 		m.CompleteTime = r.time(e, "CompleteTime")
 	case *RequestDownload:
 		m.FileType = r.str(e, "FileType")
-		m.FileTypeArg = collect(child(e, "FileTypeArg"), func(it *etree.Element) Arg {
+		m.FileTypeArg = collect(r, "FileTypeArg", child(e, "FileTypeArg"), func(it *etree.Element) Arg {
 			return Arg{Name: r.str(it, "Name"), Value: r.str(it, "Value")}
 		})
 	case *DUStateChangeComplete:
 		if els := structs(e, "Results", opResultFields); len(els) > 0 {
 			m.Results = make([]OpResult, 0, len(els))
-			for _, it := range els {
-				m.Results = append(m.Results, r.opResult(it))
+			for i, it := range els {
+				if v, ok := item(r, "Results", i, func() OpResult { return r.opResult(it) }); ok {
+					m.Results = append(m.Results, v)
+				}
 			}
 		}
 		m.CommandKey = r.str(e, "CommandKey")
 	case *AutonomousDUStateChangeComplete:
 		if els := structs(e, "Results", opResultFields); len(els) > 0 {
 			m.Results = make([]AutonOpResult, 0, len(els))
-			for _, it := range els {
-				m.Results = append(m.Results, AutonOpResult{
-					OpResult:           r.opResult(it),
-					OperationPerformed: r.str(it, "OperationPerformed"),
+			for i, it := range els {
+				v, ok := item(r, "Results", i, func() AutonOpResult {
+					return AutonOpResult{OpResult: r.opResult(it), OperationPerformed: r.str(it, "OperationPerformed")}
 				})
+				if ok {
+					m.Results = append(m.Results, v)
+				}
 			}
 		}
 	case *Kicked:
@@ -776,16 +970,23 @@ func (r *reader) fault(e *etree.Element, f *Fault) {
 	}
 	f.Code = r.uint32(detail, "FaultCode")
 	f.String = r.str(detail, "FaultString")
+	i := -1
 	for _, t := range detail.Child {
 		c, ok := t.(*etree.Element)
 		if !ok || c.Tag != "SetParameterValuesFault" {
 			continue
 		}
-		f.SetParameterValuesFaults = append(f.SetParameterValuesFaults, SetParameterValuesFault{
-			ParameterName: r.str(c, "ParameterName"),
-			FaultCode:     r.uint32(c, "FaultCode"),
-			FaultString:   r.str(c, "FaultString"),
+		i++
+		v, ok := item(r, "SetParameterValuesFault", i, func() SetParameterValuesFault {
+			return SetParameterValuesFault{
+				ParameterName: r.str(c, "ParameterName"),
+				FaultCode:     r.uint32(c, "FaultCode"),
+				FaultString:   r.str(c, "FaultString"),
+			}
 		})
+		if ok {
+			f.SetParameterValuesFaults = append(f.SetParameterValuesFaults, v)
+		}
 	}
 }
 

@@ -1,6 +1,9 @@
 package cwmp
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Message is one CWMP RPC request, response or fault: the single child of a
 // SOAP Body.
@@ -32,6 +35,35 @@ type Envelope struct {
 	UseCWMPVersion string
 	// Body is the RPC; nil for an empty Body.
 	Body Message
+	// Skipped details the list entries Decode left out of Body because
+	// they were malformed (at most 64; SkippedTotal counts them all). The
+	// rest of the message is decoded: the caller logs and counts these.
+	// Encode ignores both fields.
+	Skipped      []SkippedEntry
+	SkippedTotal int
+}
+
+// SkippedEntry is one list entry Decode left out: the list (its element
+// name, such as "ParameterList"), the entry's position in it from 0, the
+// field that failed, why ("invalid_boolean", "invalid_int",
+// "invalid_unsignedInt", "missing_name", "missing_eventcode") and the
+// offending text, cut to 64 bytes. Reason is a short fixed label, fit for
+// a metric.
+type SkippedEntry struct {
+	List   string
+	Index  int
+	Field  string
+	Reason string
+	Value  string
+}
+
+// String describes the entry for a log line.
+func (s SkippedEntry) String() string {
+	msg := s.List + "[" + strconv.Itoa(s.Index) + "]." + s.Field + ": " + s.Reason
+	if s.Value != "" {
+		msg += " " + strconv.Quote(s.Value)
+	}
+	return msg
 }
 
 // XSD type names carried in xsi:type on parameter values.

@@ -59,6 +59,9 @@ type APIConfig struct {
 	// MetricsAuth makes /metrics need a read token like the API; by
 	// default it is public, as /healthz and /readyz are.
 	MetricsAuth bool
+	// BadMessages returns a device's last message the CWMP server could
+	// not fully read (Server.LastBadMessage); nil answers 404.
+	BadMessages func(deviceID string) (BadMessage, bool)
 }
 
 // genieWait is how long the GenieACS alias waits after a connection
@@ -144,6 +147,7 @@ type api struct {
 //	POST   /api/v1/devices/{id}/tasks    ?connection_request&wait=30s|timeout=<ms>
 //	GET    /api/v1/devices/{id}/tasks
 //	GET    /api/v1/devices/{id}/faults
+//	GET    /api/v1/devices/{id}/last-bad-message  the last CWMP message of the device the edge could not fully read (BadMessage)
 //	DELETE /api/v1/faults/{id}           a preset channel's fault, "<device>:<channel>": its presets run again
 //	PUT    /api/v1/devices/{id}/credentials  {"username": "...", "password": "..."}: the CPE's own ACS credentials
 //	DELETE /api/v1/devices/{id}/credentials  back to the shared credentials
@@ -201,6 +205,7 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
 	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
 	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
+	route("/api/v1/devices/{id}/last-bad-message", map[string]http.HandlerFunc{"GET": a.lastBadMessage})
 	route("/api/v1/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteFault})
 	route("/api/v1/devices/{id}/credentials", map[string]http.HandlerFunc{"PUT": a.putCredentials, "DELETE": a.deleteCredentials})
 	route("/api/v1/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
@@ -453,6 +458,20 @@ func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
 		out[i] = f.view()
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// lastBadMessage answers the device's last unreadable CWMP message, for a
+// support engineer to attach to a vendor ticket; 404 when there is none
+// since the edge started (they are kept in memory: see badMessages).
+func (a *api) lastBadMessage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if a.cfg.BadMessages != nil {
+		if m, ok := a.cfg.BadMessages(id); ok {
+			writeJSON(w, http.StatusOK, m)
+			return
+		}
+	}
+	a.fail(w, r, fmt.Errorf("%w: no unreadable message from device %q since this edge started", ErrNotFound, id))
 }
 
 // postTask queues a task. Answers: 200 with the final task when it

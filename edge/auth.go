@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +86,9 @@ type authenticator struct {
 	username   string // the shared credentials
 	password   string
 	allowNoQOP bool
+	// algorithms are the digest algorithms offered, in order, and the
+	// only ones accepted (Config.DigestAlgorithms).
+	algorithms []string
 	maxFails   int
 	grace      time.Duration // challengeGrace; tests shorten it
 	creds      credentialSource
@@ -96,7 +100,10 @@ type authenticator struct {
 
 func newAuthenticator(cfg Config, creds credentialSource, m *Metrics, log *slog.Logger) *authenticator {
 	a := &authenticator{mode: cfg.CPEAuth, realm: cfg.Realm, username: cfg.Username, password: cfg.Password,
-		allowNoQOP: cfg.AllowDigestWithoutQOP, maxFails: cfg.AuthFailuresPerMinute, creds: creds, metrics: m, log: log}
+		allowNoQOP: cfg.AllowDigestWithoutQOP, algorithms: cfg.DigestAlgorithms, maxFails: cfg.AuthFailuresPerMinute, creds: creds, metrics: m, log: log}
+	if len(a.algorithms) == 0 {
+		a.algorithms = []string{cwmp.DigestMD5}
+	}
 	if a.maxFails <= 0 {
 		a.maxFails = defaultFailures
 	}
@@ -168,6 +175,11 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request, ip 
 		}
 		if d.Realm != a.realm || !sameURI(d.URI, r) {
 			return identity{}, a.fail(w, ip, now, "bad_credentials")
+		}
+		if !a.offers(d.Algorithm) {
+			// Not one of the challenges: a client that mixed them up
+			// (or a stale one from another ACS).
+			return identity{}, a.fail(w, ip, now, "algorithm")
 		}
 		nc, counted := d.NonceCount()
 		switch {
@@ -269,20 +281,39 @@ func (a *authenticator) fail(w http.ResponseWriter, ip string, now time.Time, re
 	return false
 }
 
-// challenge answers 401 with the scheme's challenge. Digest offers MD5
-// first (what nearly every CPE implements) and SHA-256 second.
+// challenge answers 401 with the scheme's challenge. Digest offers one
+// challenge per configured algorithm, in the configured order (MD5 alone
+// by default: see Config.DigestAlgorithms), all with the same nonce.
 func (a *authenticator) challenge(w http.ResponseWriter, now time.Time, stale bool) {
 	h := w.Header()
 	if a.mode == AuthBasic {
 		h.Set("WWW-Authenticate", `Basic realm="`+a.realm+`"`)
 	} else {
 		nonce := a.nonces.issue(now)
-		ch := cwmp.DigestChallenge{Realm: a.realm, Nonce: nonce, QOP: "auth", Algorithm: cwmp.DigestMD5, Stale: stale}
-		h["WWW-Authenticate"] = []string{ch.String()}
-		ch.Algorithm = cwmp.DigestSHA256
-		h.Add("WWW-Authenticate", ch.String())
+		chs := make([]string, len(a.algorithms))
+		for i, alg := range a.algorithms {
+			chs[i] = cwmp.DigestChallenge{Realm: a.realm, Nonce: nonce, QOP: "auth", Algorithm: alg, Stale: stale}.String()
+		}
+		h["WWW-Authenticate"] = chs
 	}
 	http.Error(w, "authentication required", http.StatusUnauthorized)
+}
+
+// offers reports whether a digest response's algorithm (MD5 when absent;
+// a "-sess" variant counts as its base) is one the edge offers.
+func (a *authenticator) offers(alg string) bool {
+	if alg == "" {
+		alg = cwmp.DigestMD5
+	}
+	if len(alg) > 5 && strings.EqualFold(alg[len(alg)-5:], "-sess") {
+		alg = alg[:len(alg)-5]
+	}
+	for _, o := range a.algorithms {
+		if strings.EqualFold(o, alg) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameURI checks the digest uri against the request target, accepting the

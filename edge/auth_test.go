@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,15 +46,15 @@ func TestDigestAuth(t *testing.T) {
 		finishSession(t, c)
 	})
 
-	t.Run("challenge offers MD5 and SHA-256", func(t *testing.T) {
+	t.Run("challenge offers MD5 alone by default", func(t *testing.T) {
 		resp, err := http.Post(e.acs, "text/xml", bytes.NewReader(newCPE(t, e, "AUTH0002").informBody(nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
 		chs := resp.Header.Values("WWW-Authenticate")
-		if resp.StatusCode != http.StatusUnauthorized || len(chs) != 2 ||
-			!strings.Contains(chs[0], "algorithm=MD5") || !strings.Contains(chs[1], "algorithm=SHA-256") || !strings.Contains(chs[0], `qop="auth"`) {
+		if resp.StatusCode != http.StatusUnauthorized || len(chs) != 1 ||
+			!strings.Contains(chs[0], "algorithm=MD5") || !strings.Contains(chs[0], `qop="auth"`) {
 			t.Fatalf("%d %q", resp.StatusCode, chs)
 		}
 		if _, err := e.node.Cache().Device(newCPE(t, e, "AUTH0002").id()); err == nil {
@@ -262,5 +263,69 @@ func TestFailLimiterChallenges(t *testing.T) {
 	// Past the failure window they are forgotten.
 	if f.challenged("10.0.0.2", now.Add(failWindow+2*grace), limit, grace) {
 		t.Fatal("challenges older than the window still count")
+	}
+}
+
+// TestDigestAlgorithms: --digest-algorithms sets the challenges offered,
+// in order, and the algorithms accepted; a response with an algorithm
+// not offered is refused.
+func TestDigestAlgorithms(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		algs  []string
+		want  []string
+		other string // an algorithm not offered, refused
+	}{
+		{"default", nil, []string{"MD5"}, cwmp.DigestSHA256},
+		{"both, sha-256 first", []string{"sha-256", "md5"}, []string{"SHA-256", "MD5"}, ""},
+		{"sha-256 alone", []string{"SHA256"}, []string{"SHA-256"}, cwmp.DigestMD5},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startEdge(t, "", func(c *Config) { c.DigestAlgorithms = tt.algs })
+			c := newCPE(t, e, "ALGS0001")
+			resp, err := http.Post(e.acs, "text/xml", bytes.NewReader(c.informBody(nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			chs := resp.Header.Values("WWW-Authenticate")
+			var got []string
+			for _, h := range chs {
+				ch, err := cwmp.ParseDigestChallenge(h)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ch.Algorithm)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("challenges %q, want algorithms %v", chs, tt.want)
+			}
+			// The client library answers one of them; the session works.
+			c.open(cwmp.EventBootstrap)
+			finishSession(t, c)
+			if tt.other == "" {
+				return
+			}
+			ch, _ := cwmp.ParseDigestChallenge(chs[0])
+			ch.Algorithm = tt.other
+			a := cwmp.ComputeDigestAuthorization(ch, http.MethodPost, "/", testUser, testPass, "", 1)
+			req, _ := http.NewRequest(http.MethodPost, e.acs, bytes.NewReader(c.informBody(nil)))
+			req.Header.Set("Authorization", a.String())
+			resp, err = http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("a %s response when it was not offered: %d", tt.other, resp.StatusCode)
+			}
+		})
+	}
+	for _, algs := range [][]string{{"sha-512"}, {"md5", "MD5"}} {
+		cfg := Config{ID: "x", DataDir: "d", Standalone: true, CPEAuth: AuthDigest, Username: "u", DigestAlgorithms: algs}
+		cfg.SetDefaults()
+		if err := cfg.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("digest algorithms %q: %v, want ErrConfig", algs, err)
+		}
 	}
 }

@@ -519,8 +519,9 @@ func TestSessionTimeoutCeiling(t *testing.T) {
 
 // TestOversizedIdentifiers: identifiers over the standards' sizes are
 // refused with 400 before anything is stored (an OUI is let up to 64
-// characters, as CPEs exceed TR-069's six hex digits), in an Inform and in
-// a CPE's answer; nothing logged carries the payload whole.
+// characters, as CPEs exceed TR-069's six hex digits); a parameter list
+// entry with an over-long name is left out, in an Inform and in a CPE's
+// answer, and the rest kept; nothing logged carries the payload whole.
 func TestOversizedIdentifiers(t *testing.T) {
 	e := startEdge(t, "", func(c *Config) { c.AuthFailuresPerMinute = 1000 })
 	long := func(n int) string { return strings.Repeat("X", n) }
@@ -543,8 +544,8 @@ func TestOversizedIdentifiers(t *testing.T) {
 		{"SerialNumber of 65", func(c *cpe) { c.serial = long(65) }, "", http.StatusBadRequest},
 		{"SerialNumber of 100 KB", func(c *cpe) { c.serial = long(100 << 10) }, "", http.StatusBadRequest},
 		{"parameter path of 256", nil, path(256), http.StatusOK},
-		{"parameter path of 257", nil, path(257), http.StatusBadRequest},
-		{"parameter path of 70 KB", nil, path(70 << 10), http.StatusBadRequest},
+		{"parameter path of 257", nil, path(257), http.StatusOK},
+		{"parameter path of 70 KB", nil, path(70 << 10), http.StatusOK},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCPE(t, e, fmt.Sprintf("LIMIT%03d", i))
@@ -561,6 +562,14 @@ func TestOversizedIdentifiers(t *testing.T) {
 			}
 			if code == http.StatusOK {
 				finishSession(t, c)
+				if len(tt.param) > maxParamPathLen {
+					if _, err := e.node.Cache().Parameter(c.id(), tt.param); !errors.Is(err, ErrNotFound) {
+						t.Fatalf("oversized path stored: %v", err)
+					}
+					if _, err := e.node.Cache().Parameter(c.id(), "InternetGatewayDevice.DeviceInfo.SoftwareVersion"); err != nil {
+						t.Fatalf("the Inform's other parameters were not stored: %v", err)
+					}
+				}
 				return
 			}
 			if _, err := e.node.Cache().Device(c.id()); !errors.Is(err, ErrNotFound) {
@@ -579,12 +588,21 @@ func TestOversizedIdentifiers(t *testing.T) {
 		if code != http.StatusOK || env.Body.Method() != cwmp.MethodGetParameterValues {
 			t.Fatalf("want the GPV, got %d", code)
 		}
-		answer := &cwmp.GetParameterValuesResponse{ParameterList: []cwmp.ParameterValue{{Name: path(300), Value: "v", Type: cwmp.TypeString}}}
-		if code, _, raw := c.post(envelope(t, env.ID, answer)); code != http.StatusBadRequest {
-			t.Fatalf("answer: %d, want 400 (%.200s)", code, raw)
+		answer := &cwmp.GetParameterValuesResponse{ParameterList: []cwmp.ParameterValue{{Name: path(300), Value: "v", Type: cwmp.TypeString},
+			{Name: "InternetGatewayDevice.X_Test.ok", Value: "w", Type: cwmp.TypeString}}}
+		code, _, raw := c.post(envelope(t, env.ID, answer))
+		switch code {
+		case http.StatusOK:
+			finishSession(t, c)
+		case http.StatusNoContent:
+		default:
+			t.Fatalf("answer: %d, want the entry dropped, not the message (%.200s)", code, raw)
 		}
 		if _, err := e.node.Cache().Parameter(c.id(), path(300)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("oversized path stored: %v", err)
+		}
+		if p, err := e.node.Cache().Parameter(c.id(), "InternetGatewayDevice.X_Test.ok"); err != nil || p.Value != "w" {
+			t.Fatalf("the good entry: %+v %v", p, err)
 		}
 	})
 

@@ -31,6 +31,8 @@ var ErrTooLong = errors.New("edge: identifier too long")
 
 // checkLimits checks the identifiers of a CPE's message against the limits
 // above. The error names the field and its size, never the value whole.
+// A parameter list entry with an over-long name is left out (and recorded
+// in env.Skipped) rather than refusing the message.
 func checkLimits(env *cwmp.Envelope) error {
 	switch m := env.Body.(type) {
 	case *cwmp.Inform:
@@ -55,36 +57,32 @@ func checkLimits(env *cwmp.Envelope) error {
 				return fmt.Errorf("%w: EventCode is %d bytes, at most %d", ErrTooLong, len(e.Code), maxEventCodeLen)
 			}
 		}
-		for _, p := range m.ParameterList {
-			if err := checkPath(p.Name); err != nil {
-				return err
-			}
-		}
+		m.ParameterList = dropLongPaths(env, m.ParameterList, func(p cwmp.ParameterValue) string { return p.Name })
 	case *cwmp.GetParameterValuesResponse:
-		for _, p := range m.ParameterList {
-			if err := checkPath(p.Name); err != nil {
-				return err
-			}
-		}
+		m.ParameterList = dropLongPaths(env, m.ParameterList, func(p cwmp.ParameterValue) string { return p.Name })
 	case *cwmp.GetParameterNamesResponse:
-		for _, p := range m.ParameterList {
-			if err := checkPath(p.Name); err != nil {
-				return err
-			}
-		}
+		m.ParameterList = dropLongPaths(env, m.ParameterList, func(p cwmp.ParameterInfo) string { return p.Name })
 	case *cwmp.GetParameterAttributesResponse:
-		for _, p := range m.ParameterList {
-			if err := checkPath(p.Name); err != nil {
-				return err
-			}
-		}
+		m.ParameterList = dropLongPaths(env, m.ParameterList, func(p cwmp.ParameterAttribute) string { return p.Name })
 	}
 	return nil
 }
 
-func checkPath(name string) error {
-	if len(name) > maxParamPathLen {
-		return fmt.Errorf("%w: parameter name %q… is %d bytes, at most %d", ErrTooLong, name[:48], len(name), maxParamPathLen)
+// dropLongPaths leaves out the entries of a CPE's parameter list whose
+// name is over maxParamPathLen, recording each in env.Skipped like the
+// codec's malformed entries: one bad entry does not cost the others.
+func dropLongPaths[T any](env *cwmp.Envelope, list []T, name func(T) string) []T {
+	out := list[:0]
+	for i, it := range list {
+		if n := name(it); len(n) > maxParamPathLen {
+			env.SkippedTotal++
+			if len(env.Skipped) < 64 {
+				env.Skipped = append(env.Skipped, cwmp.SkippedEntry{List: "ParameterList", Index: i, Field: "Name", Reason: "name_too_long",
+					Value: fmt.Sprintf("%.48s… (%d bytes, at most %d)", n, len(n), maxParamPathLen)})
+			}
+			continue
+		}
+		out = append(out, it)
 	}
-	return nil
+	return out
 }

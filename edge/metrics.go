@@ -44,6 +44,15 @@ type Metrics struct {
 	// follow-up task (Server.linger), by outcome: "task" (one came and ran
 	// in the session) or "idle" (none came; the session ended).
 	SessionLingers *prometheus.CounterVec
+	// RejectedMessages counts CPE messages refused as unreadable (400, or
+	// fault 8000 for an unknown method), by reason: "malformed",
+	// "not_envelope", "too_deep", "too_large", "too_long",
+	// "unknown_method", "bad_encoding".
+	RejectedMessages *prometheus.CounterVec
+	// SkippedEntries counts malformed list entries left out of messages
+	// that were otherwise used, by reason ("invalid_boolean",
+	// "invalid_int", "missing_name", "name_too_long", ...).
+	SkippedEntries *prometheus.CounterVec
 }
 
 // NewMetrics builds the edge metrics on a fresh registry. outbox, when not
@@ -92,8 +101,17 @@ func NewMetrics(outbox func() float64) *Metrics {
 		Namespace: "edgeacs", Subsystem: "edge", Name: "session_lingers_total",
 		Help: "Sessions held open for an API client's follow-up task, by outcome.",
 	}, []string{"outcome"})
+	m.RejectedMessages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "cwmp_rejected_messages_total",
+		Help: "CPE messages refused as unreadable, by reason.",
+	}, []string{"reason"})
+	m.SkippedEntries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "cwmp_skipped_entries_total",
+		Help: "Malformed list entries left out of CPE messages that were otherwise used, by reason.",
+	}, []string{"reason"})
 	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.TaskRPCs, m.Tasks, m.ConnectionRequests,
 		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests, m.SessionLingers,
+		m.RejectedMessages, m.SkippedEntries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if outbox != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

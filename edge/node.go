@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/loopback"
 	"github.com/edgeacs/edgeacs/internal/tokenfile"
@@ -59,6 +61,14 @@ type Config struct {
 	Password string `yaml:"password"`
 	// Realm is the HTTP auth realm (default "edgeacs").
 	Realm string `yaml:"realm"`
+	// DigestAlgorithms are the digest algorithms offered, one
+	// WWW-Authenticate challenge each in this order, and the only ones
+	// accepted: "MD5", "SHA-256" (any case). Default MD5 alone: it is
+	// the one TR-069 requires and every CPE implements, while some CPE
+	// HTTP stacks misread a second challenge (one merged both headers
+	// and hashed with the wrong algorithm) or refuse SHA-256. Add
+	// SHA-256 where the fleet is known to handle it.
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
 	// AuthFailuresPerMinute is how many failed authentications one source
 	// address may make per minute before a cool-down (default 10). Requests
 	// without credentials count too once that many earlier ones from the
@@ -134,8 +144,10 @@ type Config struct {
 	// GenieACS's cwmp.downloadTimeout).
 	DownloadTimeout time.Duration `yaml:"download_timeout"`
 
-	// ShutdownTimeout bounds how long in-flight sessions may take to
-	// finish on shutdown (default 10 s).
+	// ShutdownTimeout is the grace of a shutdown (default 3 s): open
+	// sessions get until then to finish, and Run returns shortly after
+	// it whatever the CPEs do (sessions still open then are ended as
+	// dropped: their tasks pending again, nothing committed lost).
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// SyncWrites makes every cache commit fsync. Without it a killed
 	// process loses nothing (writes reach the OS before the CPE is
@@ -204,6 +216,10 @@ const (
 	// the hold far inside any CPE's HTTP timeout.
 	DefaultSessionLinger = 200 * time.Millisecond
 	MaxSessionLinger     = 5 * time.Second
+	// DefaultShutdownTimeout is ShutdownTimeout's default: long enough
+	// for a session mid-exchange to finish its round trips, short enough
+	// for an orchestrator's stop timeout (often 5 s before SIGKILL).
+	DefaultShutdownTimeout = 3 * time.Second
 )
 
 // SetDefaults fills the zero fields with their defaults.
@@ -267,7 +283,10 @@ func (c *Config) SetDefaults() {
 		c.SessionLinger = DefaultSessionLinger
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if len(c.DigestAlgorithms) == 0 {
+		c.DigestAlgorithms = []string{cwmp.DigestMD5}
 	}
 	if c.DownloadTimeout == 0 {
 		c.DownloadTimeout = DefaultDownloadTimeout
@@ -337,6 +356,23 @@ func (c *Config) Validate() error {
 	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 || c.CRBurst < 0 {
 		return bad("negative limits")
 	}
+	if c.CPEAuth == AuthDigest {
+		seen := map[string]bool{}
+		for i, a := range c.DigestAlgorithms {
+			canon, ok := canonicalDigestAlgorithm(a)
+			if !ok {
+				return bad("digest algorithm %q: want md5 or sha-256", a)
+			}
+			if seen[canon] {
+				return bad("digest algorithm %s listed twice", canon)
+			}
+			seen[canon] = true
+			c.DigestAlgorithms[i] = canon
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		return bad("shutdown timeout %s is negative", c.ShutdownTimeout)
+	}
 	if c.SessionLinger > MaxSessionLinger {
 		return bad("session linger %s is above %s: a CPE waits that long for the ACS's answer", c.SessionLinger, MaxSessionLinger)
 	}
@@ -354,6 +390,17 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// canonicalDigestAlgorithm spells a digest algorithm as RFC 7616 does.
+func canonicalDigestAlgorithm(a string) (string, bool) {
+	switch strings.ToUpper(strings.TrimSpace(a)) {
+	case "MD5":
+		return cwmp.DigestMD5, true
+	case "SHA-256", "SHA256":
+		return cwmp.DigestSHA256, true
+	}
+	return "", false
 }
 
 // Uplink is the link to the core. It is nil in standalone mode; the sync
@@ -486,6 +533,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			return n.uplink.LinkStatus()
 		},
 		Logger:      logger,
+		BadMessages: n.server.LastBadMessage,
 		UploadIdle:  cfg.apiTimeouts.upload,
 		LocalTokens: cfg.Standalone,
 		// A standalone edge keeps its own presets and scripts.
@@ -698,6 +746,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          errLog,
+		// Sessions of CPEs that ignore the cookie follow their
+		// keep-alive connection (see connTrack).
+		ConnContext: n.server.connContext,
+		ConnState:   n.server.connState,
 	}
 	// The API is an operator's, but a client stuck mid-request (or one
 	// trickling a body a byte at a time) must not hold a connection and a
@@ -764,23 +816,31 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		n.log.Error("uplink failed; shutting down", "err", runErr)
 	}
 
-	// Graceful shutdown: stop new sessions, let open ones finish.
+	// Graceful shutdown, bounded by ShutdownTimeout as a whole: stop new
+	// sessions, let open ones finish within the grace, then close what
+	// is left. Every session's work is committed or put back pending by
+	// abandonAll, so nothing a CPE was told is lost.
 	n.server.drain()
 	deadline := time.Now().Add(n.cfg.ShutdownTimeout)
-	for n.server.OpenSessions() > 0 && time.Now().Before(deadline) {
+	// Keep a little of the grace for what follows the wait: closing the
+	// listeners' last requests (a request whose body never ends holds its
+	// connection), ending the sessions still open, closing the cache.
+	reserve := min(n.cfg.ShutdownTimeout/4, 500*time.Millisecond)
+	for n.server.OpenSessions() > 0 && time.Now().Before(deadline.Add(-reserve)) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	if err := cwmpSrv.Shutdown(sctx); err != nil {
-		cwmpSrv.Close()
+	httpDeadline := deadline.Add(-reserve / 2)
+	shutdown := func(srv *http.Server) {
+		// At least a moment, for requests already answered to flush.
+		sctx, cancel := context.WithDeadline(context.Background(), later(httpDeadline, time.Now().Add(20*time.Millisecond)))
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			srv.Close()
+		}
 	}
-	cancel()
+	shutdown(cwmpSrv)
 	n.server.abandonAll()
-	sctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
-	if err := apiSrv.Shutdown(sctx); err != nil {
-		apiSrv.Close()
-	}
-	cancel()
+	shutdown(apiSrv)
 	stopBG()
 	// No connection request may start once the Reacher is waited for.
 	wakeWG.Wait()
@@ -794,6 +854,13 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	wg.Wait()
 	n.log.Info("edge stopped")
 	return runErr
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // janitor ends idle sessions until ctx is done.

@@ -81,6 +81,15 @@ type Server struct {
 
 	bufs sync.Pool // *bytes.Buffer for request bodies
 
+	// conns tracks the open CPE connections (connContext, connState), so
+	// that a CPE that ignores the session cookie is followed on its
+	// keep-alive connection. Freed when the connection closes.
+	connMu sync.Mutex
+	conns  map[net.Conn]*connTrack
+	// bad keeps each device's last unreadable message and rate-limits
+	// the log lines about them.
+	bad *badMessages
+
 	// beforeEnd, when set (tests only, before the node runs), is called
 	// as a session ends, after its last look at the device's tasks and
 	// before its results are committed.
@@ -109,7 +118,53 @@ type session struct {
 	// (AfterSession); it has a lock of its own so that they never wait
 	// on a request the session is busy with.
 	end endWatch
+	// conn is the connection the Inform came on (nil outside a real
+	// HTTP server): requests on it without a cookie belong to this
+	// session until it ends. Set before the session is published.
+	conn *connTrack
 }
+
+// connTrack is what the edge knows of one CPE connection: the session
+// whose Inform it carried, while that session lives. Most CPEs keep the
+// session cookie; some ignore Set-Cookie and keep their session on the
+// keep-alive connection instead (GenieACS follows a session by its socket
+// for them too). A cookie, when sent, always wins.
+type connTrack struct {
+	sess atomic.Pointer[session]
+}
+
+// connKey is the request-context key of a request's *connTrack.
+type connKey struct{}
+
+// connContext is the CWMP http.Server's ConnContext: it gives each
+// connection its tracker.
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	ct := &connTrack{}
+	s.connMu.Lock()
+	s.conns[c] = ct
+	s.connMu.Unlock()
+	return context.WithValue(ctx, connKey{}, ct)
+}
+
+// connState is the CWMP http.Server's ConnState: a closed (or hijacked)
+// connection's tracker is forgotten and lets go of its session at once,
+// rather than when the connection's last reference goes.
+func (s *Server) connState(c net.Conn, st http.ConnState) {
+	if st != http.StateClosed && st != http.StateHijacked {
+		return
+	}
+	s.connMu.Lock()
+	ct := s.conns[c]
+	delete(s.conns, c)
+	s.connMu.Unlock()
+	if ct != nil {
+		ct.sess.Store(nil)
+	}
+}
+
+// LastBadMessage returns the last message from device that the edge could
+// not fully read since it started (see BadMessage).
+func (s *Server) LastBadMessage(device string) (BadMessage, bool) { return s.bad.get(device) }
 
 func (s *session) touch(now time.Time) { s.last.Store(now.UnixNano()) }
 
@@ -126,6 +181,8 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 		decoder: cwmp.Decoder{MaxSize: int(cfg.MaxBodyBytes)},
 	}
 	s.drained = make(chan struct{})
+	s.conns = make(map[net.Conn]*connTrack)
+	s.bad = newBadMessages(log)
 	s.sessions.init()
 	s.byDevice.init()
 	s.preauth = inflightLimiter{m: make(map[string]int), max: cfg.MaxUnauthenticatedPerIP}
@@ -265,7 +322,17 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		s.refuseBlocked(w)
 		return
 	}
-	sess := s.lookup(r)
+	sess, cookieSent := s.lookup(r)
+	byConn := false
+	if sess == nil && !cookieSent {
+		// A CPE that ignores Set-Cookie: its session is the one whose
+		// Inform came on this keep-alive connection, if it still lives.
+		if ct, ok := r.Context().Value(connKey{}).(*connTrack); ok {
+			if cs := ct.sess.Load(); cs != nil {
+				sess, byConn = cs, true
+			}
+		}
+	}
 
 	// Authenticate from the headers alone, before a byte of the body is
 	// read: a client without credentials costs no body, no decompression
@@ -311,14 +378,20 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 	buf := s.bufs.Get().(*bytes.Buffer)
 	defer s.putBuf(buf)
 	if code, err := s.readBody(r, buf); err != nil {
+		if code != http.StatusRequestEntityTooLarge {
+			s.badMessage(r, sess, who, nil, nil, BadRejected, "bad_encoding", err.Error(), now)
+		}
 		s.httpError(w, code, err.Error())
 		return
 	}
 	var env *cwmp.Envelope
 	if body := buf.Bytes(); !isBlank(body) {
 		var err error
-		env, err = s.decoder.Decode(body)
+		// The HTTP charset matters to a document that declares none
+		// (Thomson/Technicolor's ISO-8859-1 bodies).
+		env, err = s.decoder.DecodeCharset(body, cwmp.CharsetFromContentType(r.Header.Get("Content-Type")))
 		if err != nil {
+			s.badMessage(r, sess, who, nil, body, BadRejected, rejectReason(err), err.Error(), now)
 			if errors.Is(err, cwmp.ErrUnknownMethod) && env != nil {
 				s.writeEnvelope(w, &cwmp.Envelope{Namespace: env.Namespace, ID: env.ID, HasID: true,
 					Body: cwmp.NewFault(cwmp.FaultACSMethodNotSupported, "")})
@@ -330,13 +403,22 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		// Identifiers become cache keys: refuse oversized ones here,
 		// before anything is stored.
 		if err := checkLimits(env); err != nil {
+			s.badMessage(r, sess, who, env, body, BadRejected, rejectReason(err), err.Error(), now)
 			s.httpError(w, http.StatusBadRequest, err.Error())
 			return
+		}
+		if env.SkippedTotal > 0 {
+			s.badMessage(r, sess, who, env, body, BadPartial, env.Skipped[0].Reason, skippedSummary(env), now)
 		}
 	}
 
 	if env != nil {
 		if inf, ok := env.Body.(*cwmp.Inform); ok {
+			if byConn {
+				// The connection's session does not bind an Inform: a
+				// new session starts whatever device it is for.
+				sess = nil
+			}
 			s.startSession(w, r, env, inf, sess, who, authed, ip, now)
 			return
 		}
@@ -505,6 +587,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 	if t := time.Duration(env.SessionTimeout) * time.Second; t > 0 && t < timeout {
 		timeout = t
 	}
+	ct, _ := r.Context().Value(connKey{}).(*connTrack)
 	sess := &session{
 		cookie:   newSessionID(),
 		deviceID: deviceID,
@@ -514,6 +597,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 		ownCreds: ownCreds,
 		timeout:  timeout,
 		started:  now,
+		conn:     ct,
 	}
 	sess.touch(now)
 	s.sessions.store(sess.cookie, sess)
@@ -526,6 +610,12 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 		prevDev.mu.Unlock()
 	}
 	s.metrics.OpenSessions.Set(float64(s.open.Add(1)))
+	if ct != nil {
+		// Requests on this connection without a cookie are this
+		// session's from now on (a session of another device that
+		// came on it before is no longer reachable this way).
+		ct.sess.Store(sess)
+	}
 
 	w.Header()["Set-Cookie"] = []string{cookieName + "=" + sess.cookie + "; Path=/; HttpOnly"}
 	s.writeEnvelope(w, step.Reply)
@@ -584,6 +674,11 @@ func (s *Server) finishLocked(sess *session, completed bool, outcome string, now
 	}
 	sess.closed = true
 	s.sessions.delete(sess.cookie, sess)
+	if sess.conn != nil {
+		// The connection may carry a new session next; until then a
+		// request on it without a cookie finds none.
+		sess.conn.sess.CompareAndSwap(sess, nil)
+	}
 	sess.end.finish()
 	if s.beforeEnd != nil {
 		s.beforeEnd(sess.deviceID)
@@ -643,10 +738,12 @@ func (s *Server) abandonAll() {
 	})
 }
 
-// lookup finds the session named by the request's cookie. The Cookie
-// header is parsed by hand: GenieACS accepts "," as a separator as well as
-// ";" and some CPEs rely on it, which net/http's parser does not.
-func (s *Server) lookup(r *http.Request) *session {
+// lookup finds the session named by the request's cookie; cookieSent says
+// whether the request carried a session cookie at all (then it wins: an
+// unknown one is no session, whatever the connection). The Cookie header
+// is parsed by hand: GenieACS accepts "," as a separator as well as ";"
+// and some CPEs rely on it, which net/http's parser does not.
+func (s *Server) lookup(r *http.Request) (sess *session, cookieSent bool) {
 	for _, line := range r.Header["Cookie"] {
 		for line != "" {
 			var part string
@@ -658,13 +755,57 @@ func (s *Server) lookup(r *http.Request) *session {
 			}
 			part = strings.TrimSpace(part)
 			if v, ok := strings.CutPrefix(part, cookieName+"="); ok {
+				cookieSent = true
 				if sess, ok := s.sessions.load(strings.Trim(v, `"`)); ok {
-					return sess
+					return sess, true
 				}
 			}
 		}
 	}
-	return nil
+	return nil, cookieSent
+}
+
+func envBody(env *cwmp.Envelope) cwmp.Message {
+	if env == nil {
+		return nil
+	}
+	return env.Body
+}
+
+// badMessage counts, logs (once per device per badMessageLogEvery) and
+// keeps a message the edge could not fully read. env is what was decoded
+// of it (nil when nothing was), body the raw message (nil when it was not
+// read). The device is the session's, the Inform's, the one whose own
+// credentials authenticated the request, or the one the raw body names.
+func (s *Server) badMessage(r *http.Request, sess *session, who identity, env *cwmp.Envelope, body []byte, outcome, reason, msg string, now time.Time) {
+	if outcome == BadRejected {
+		s.metrics.RejectedMessages.WithLabelValues(reason).Inc()
+	} else if env != nil {
+		for _, sk := range env.Skipped {
+			s.metrics.SkippedEntries.WithLabelValues(sk.Reason).Inc()
+		}
+		if more := env.SkippedTotal - len(env.Skipped); more > 0 {
+			s.metrics.SkippedEntries.WithLabelValues("not_detailed").Add(float64(more))
+		}
+	}
+	device := ""
+	if sess != nil {
+		device = sess.deviceID
+	} else if inf, ok := envBody(env).(*cwmp.Inform); ok {
+		device, _ = fleet.DeviceID(inf.DeviceId.OUI, inf.DeviceId.ProductClass, inf.DeviceId.SerialNumber)
+	}
+	if device == "" && len(who.devices) == 1 {
+		device = who.devices[0]
+	}
+	if device == "" && body != nil {
+		device = sniffDeviceID(body)
+	}
+	key := device
+	if key == "" {
+		key = "ip:" + remoteIP(r.RemoteAddr)
+	}
+	s.bad.record(key, &BadMessage{Device: device, Time: now.UTC(), Outcome: outcome, Reason: reason, Error: msg,
+		ContentType: r.Header.Get("Content-Type"), RemoteAddr: r.RemoteAddr}, body, now)
 }
 
 // readBody reads the request body into buf, decompressing gzip or deflate,

@@ -836,6 +836,17 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 			}
 		}
 	case *cwmp.AddObjectResponse:
+		if r.InstanceNumber == 0 {
+			// Instance numbers start at 1: the CPE did not say which
+			// instance it made, if any, so nothing can be recorded or
+			// set on it. Recorded as done, the task would claim an
+			// object that does not exist.
+			w.cur = nil
+			res.Status = r.Status
+			w.finish(t, fleet.StatusFault, res, &fleet.TaskFault{Code: FaultCodeInvalidResponse,
+				Message: "AddObjectResponse for " + t.ObjectName + " has InstanceNumber 0; instance numbers start at 1, so the CPE did not report the instance it created (if it created one): check the object on the device before retrying"})
+			return
+		}
 		inst := t.ObjectName + strconv.FormatUint(uint64(r.InstanceNumber), 10) + "."
 		w.ops = append(w.ops, paramOp{path: inst, object: true})
 		res.InstanceNumber, res.Status = r.InstanceNumber, r.Status

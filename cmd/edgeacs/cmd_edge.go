@@ -49,9 +49,11 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "username", Usage: "shared CPE username", EnvVars: env("USERNAME")},
 			&cli.StringFlag{Name: "password", Usage: "shared CPE password", EnvVars: env("PASSWORD")},
 			&cli.BoolFlag{Name: "files-auth", Value: true, Usage: "serve /files/ on the CWMP listener only on the expiring signed URLs the edge puts in Downloads, or to clients with CPE credentials (on by default; --files-auth=false serves files to anyone)", EnvVars: env("FILES_AUTH")},
+			&cli.StringSliceFlag{Name: "digest-algorithms", Usage: "digest algorithms to offer CPEs, one challenge each in this order, and the only ones accepted: md5, sha-256 (md5 alone by default: every CPE has it, and some misread a second challenge)", DefaultText: "md5", EnvVars: env("DIGEST_ALGORITHMS")},
 			&cli.BoolFlag{Name: "allow-digest-without-qop", Usage: "accept RFC 2069 digest responses (no qop, no nonce count; each nonce then works once) for CPEs that cannot do better", EnvVars: env("ALLOW_DIGEST_WITHOUT_QOP")},
 			&cli.Int64Flag{Name: "max-body-bytes", Usage: "largest CWMP request body", DefaultText: "4 MiB", EnvVars: env("MAX_BODY_BYTES")},
 			&cli.DurationFlag{Name: "session-timeout", Usage: "idle time that ends a CWMP session", DefaultText: "30s", EnvVars: env("SESSION_TIMEOUT")},
+			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "grace on SIGTERM: open CPE sessions get this long to finish, then the edge exits (their tasks stay pending)", DefaultText: "3s", EnvVars: env("SHUTDOWN_TIMEOUT")},
 			&cli.IntFlag{Name: "max-sessions", Usage: "concurrent sessions before new ones get 503", DefaultText: "100000", EnvVars: env("MAX_SESSIONS")},
 			&cli.StringFlag{Name: "files-base-url", Usage: "URL prefix CPEs download files from (default: this listener)", EnvVars: env("FILES_BASE_URL")},
 			// Hidden convenience for `make run`: an in-process simulated fleet.
@@ -102,6 +104,15 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	}
 	boolean("allow-basic-over-http", &cfg.AllowBasicOverHTTP)
 	boolean("allow-digest-without-qop", &cfg.AllowDigestWithoutQOP)
+	if c.IsSet("digest-algorithms") {
+		cfg.DigestAlgorithms = nil
+		for _, a := range c.StringSlice("digest-algorithms") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.DigestAlgorithms = append(cfg.DigestAlgorithms, a)
+			}
+		}
+	}
+	set.duration("shutdown-timeout", &cfg.ShutdownTimeout)
 	if c.IsSet("files-auth") {
 		on := c.Bool("files-auth")
 		cfg.FilesAuth = &on
