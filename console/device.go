@@ -40,10 +40,10 @@ type treeData struct {
 	CanWrite bool
 	CSRF     string
 	Device   string
-	Path   string
-	Search string
-	Nodes  []treeNode
-	More   int // matches left out of a search
+	Path     string
+	Search   string
+	Nodes    []treeNode
+	More     int // matches left out of a search
 }
 
 // session gives d and its opened levels the session's rights.

@@ -146,7 +146,7 @@ type deviceRow struct {
 
 type column struct {
 	Key, Label, Href, Aria string
-	Active, Desc          bool
+	Active, Desc           bool
 }
 
 func (c *Console) devices(w http.ResponseWriter, q *req) error {

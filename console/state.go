@@ -52,7 +52,9 @@ var sortColumns = map[string]func(a, b *client.Device) int{
 	"software":   func(a, b *client.Device) int { return cmp.Compare(a.SoftwareVersion, b.SoftwareVersion) },
 	"lastInform": func(a, b *client.Device) int { return a.LastInform.Compare(b.LastInform) },
 	"edge":       func(a, b *client.Device) int { return cmp.Compare(a.Edge, b.Edge) },
-	"tags":       func(a, b *client.Device) int { return cmp.Compare(strings.Join(a.Tags, ","), strings.Join(b.Tags, ",")) },
+	"tags": func(a, b *client.Device) int {
+		return cmp.Compare(strings.Join(a.Tags, ","), strings.Join(b.Tags, ","))
+	},
 }
 
 // sortCacheTTL is how long one sorted scan serves the pages after it: a
