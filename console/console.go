@@ -245,9 +245,16 @@ func (c *Console) runWith(w http.ResponseWriter, r *http.Request, s *session, mr
 	}
 	status := http.StatusInternalServerError
 	var ae *client.APIError
-	if errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
 		status = ae.Status
 		err = errors.New(ae.Message)
+	case errors.Is(err, client.ErrForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, client.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, client.ErrBadRequest):
+		status = http.StatusBadRequest
 	}
 	c.fail(w, r, s, status, err.Error())
 }

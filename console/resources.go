@@ -13,6 +13,10 @@ import (
 	"github.com/edgeacs/edgeacs/client"
 )
 
+// errReadOnly answers a read token's visit to a page that only makes
+// something.
+var errReadOnly = fmt.Errorf("%w: your token can look but not change anything", client.ErrForbidden)
+
 // ---- presets ----
 
 type presetsData struct {
@@ -59,6 +63,9 @@ const newPresetText = `{
 func (c *Console) presetEdit(w http.ResponseWriter, q *req) error {
 	name := q.PathValue("name")
 	d := editData{Kind: "preset", Name: name, Action: Prefix + "presets/" + url.PathEscape(name)}
+	if name == "new" && !q.canWrite() {
+		return errReadOnly
+	}
 	if name == "new" {
 		d.New, d.Name, d.Text, d.Action = true, "", newPresetText, Prefix+"presets/new"
 	} else {
@@ -207,6 +214,9 @@ func (c *Console) provisions(w http.ResponseWriter, q *req) error {
 func (c *Console) provisionEdit(w http.ResponseWriter, q *req) error {
 	name := q.PathValue("name")
 	d := editData{Kind: "provision", Name: name, Action: Prefix + "provisions/" + url.PathEscape(name)}
+	if name == "new" && !q.canWrite() {
+		return errReadOnly
+	}
 	if name == "new" {
 		d.New, d.Name, d.Action = true, "", Prefix+"provisions/new"
 		d.Text = "// A provision script, run by the edges in CWMP sessions.\nconst now = Date.now();\ndeclare(\"InternetGatewayDevice.DeviceInfo.SoftwareVersion\", {value: now});\n"
