@@ -70,9 +70,9 @@ func newFakeAPI(t *testing.T) (*fakeAPI, http.Handler) {
 	dev := fleet.DeviceView{ID: testDevice, OUI: "00D09E", ProductClass: "HG-2000", SerialNumber: "ESG0001", Edge: "edge1",
 		LastInform: now.Add(-time.Minute), Tags: []string{"lab"}}
 	params := map[string]fleet.Parameter{
-		"InternetGatewayDevice.DeviceInfo.SoftwareVersion":                   {Value: "2.4.1", Type: "xsd:string", Timestamp: now},
-		"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID":         {Value: "home", Type: "xsd:string", Timestamp: now},
-		"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.Enable":       {Value: "1", Type: "xsd:boolean", Timestamp: now},
+		"InternetGatewayDevice.DeviceInfo.SoftwareVersion":                    {Value: "2.4.1", Type: "xsd:string", Timestamp: now},
+		"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID":          {Value: "home", Type: "xsd:string", Timestamp: now},
+		"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.Enable":        {Value: "1", Type: "xsd:boolean", Timestamp: now},
 		"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.KeyPassphrase": {Value: "", Type: "xsd:string", Secret: true},
 	}
 	task := func(id, status string) map[string]any {
@@ -222,7 +222,9 @@ func (b *browser) do(method, path string, body io.Reader, hdr map[string]string)
 	return resp.StatusCode, resp.Header, string(raw)
 }
 
-func (b *browser) get(path string) (int, http.Header, string) { return b.do(http.MethodGet, path, nil, nil) }
+func (b *browser) get(path string) (int, http.Header, string) {
+	return b.do(http.MethodGet, path, nil, nil)
+}
 
 // post sends a form; csrf adds the session's token.
 func (b *browser) post(path string, form url.Values, csrf bool) (int, http.Header, string) {
