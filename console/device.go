@@ -135,7 +135,11 @@ func (c *Console) deviceTree(w http.ResponseWriter, q *req) error {
 	if s := q.URL.Query().Get("q"); s != "" {
 		d = treeSearch(id, params, s, now)
 	} else {
-		d = treeLevel(id, params, q.URL.Query().Get("path"), now)
+		path := q.URL.Query().Get("path")
+		if path != "" && !strings.HasSuffix(path, ".") {
+			path += "."
+		}
+		d = children(id, params, path, now)
 	}
 	d.session(q.canWrite(), q.s.csrf)
 	if q.Header.Get("HX-Request") == "" {
