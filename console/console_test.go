@@ -679,3 +679,33 @@ func TestSessionsBounded(t *testing.T) {
 		t.Fatal("an idle session must expire")
 	}
 }
+
+func TestTreeFragments(t *testing.T) {
+	_, srv := testConsole(t)
+	b := newBrowser(t, srv)
+	b.signIn(readSecret)
+	base := "/console/devices/" + url.PathEscape(testDevice) + "/tree"
+	hx := map[string]string{"HX-Request": "true"}
+	tests := []struct {
+		query, want, not string
+	}{
+		// One level: the children of the path, not the levels above it.
+		{"?path=" + url.QueryEscape("InternetGatewayDevice.LANDevice.1.WLANConfiguration.1."), `data-path="InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"`, "<summary>InternetGatewayDevice</summary>"},
+		{"?path=" + url.QueryEscape("InternetGatewayDevice."), "<summary>LANDevice</summary>", "<summary>InternetGatewayDevice</summary>"},
+		{"?q=software", "2.4.1", "<html"},
+	}
+	for _, tt := range tests {
+		code, _, body := b.do(http.MethodGet, base+tt.query, nil, hx)
+		if code != 200 || !strings.Contains(body, tt.want) || strings.Contains(body, tt.not) || strings.Contains(body, "<html") {
+			t.Errorf("tree%s: %d, want %q and not %q:\n%s", tt.query, code, tt.want, tt.not, body)
+		}
+		if strings.Contains(body, "Set…") {
+			t.Errorf("tree%s shows a read token a set form", tt.query)
+		}
+	}
+	// Without htmx the same link opens the device page at that level.
+	code, h, _ := b.get(base + "?path=InternetGatewayDevice.")
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "?path=InternetGatewayDevice.") {
+		t.Fatalf("tree without htmx: %d to %q", code, h.Get("Location"))
+	}
+}
