@@ -26,6 +26,9 @@ run: build
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) test -timeout $(TEST_TIMEOUT) $(PLAIN_PKGS)
+	@[ -n "$$EDGEACS_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	command -v google-chrome >/dev/null 2>&1 || command -v google-chrome-stable >/dev/null 2>&1 || \
+	echo "NOTICE: no Chromium found: the web console's browser tests (test/e2e TestConsoleInBrowser) were SKIPPED. Install it (apt-get install chromium) or set EDGEACS_CHROMIUM to run them."
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...

@@ -90,6 +90,10 @@ type Options struct {
 	// Timeout bounds each request (default 30 s); a context deadline
 	// shorter than it wins.
 	Timeout time.Duration
+	// Transport, if set, carries every request instead of a network
+	// transport (CAFile is then ignored): the web console calls its own
+	// node's API in-process through it, with the same authentication.
+	Transport http.RoundTripper
 }
 
 // New returns a client of the API at base ("host:port" means http://).
@@ -133,6 +137,9 @@ func New(base string, o Options) (*Client, error) {
 	timeout := o.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
+	}
+	if o.Transport != nil {
+		return &Client{base: u, token: o.Token, hc: &http.Client{Transport: o.Transport, Timeout: timeout}, xfer: &http.Client{Transport: o.Transport}}, nil
 	}
 	xtr := tr.Clone()
 	xtr.ResponseHeaderTimeout = timeout

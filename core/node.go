@@ -398,7 +398,11 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	// per request instead (boundBody in api.go).
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	client := n.handler()
-	n.http = &http.Server{Handler: client, ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout, ErrorLog: errLog}
+	front, err := n.withConsole(client)
+	if err != nil {
+		return nil, err
+	}
+	n.http = &http.Server{Handler: front, ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout, ErrorLog: errLog}
 	// The peer server has the same bounds, and serves from here on: a
 	// founder asks its peers, this one included, before Run.
 	n.peerSrv = &http.Server{Handler: n.peerHandler(client), ReadHeaderTimeout: cfg.APIHeaderTimeout, IdleTimeout: cfg.APIIdleTimeout,

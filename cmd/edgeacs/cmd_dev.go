@@ -592,6 +592,7 @@ func (d *devSystem) printReady(w io.Writer, took time.Duration) {
 	fmt.Fprintf(w, "\n\n")
 	rows := [][2]string{
 		{"core API", "http://" + d.core.node.APIAddr() + "   (URL and admin token in " + filepath.Join(data, cliConfigName) + ")"},
+		{"console", "http://" + d.core.node.APIAddr() + "/console/   (web console: sign in with the admin token in " + filepath.Join(data, cliConfigName) + ")"},
 		{"CWMP", "http://" + ea.CWMP + "/   (CPEs: digest auth, credentials in " + filepath.Join(data, devStateName) + ")"},
 		{"edge API", "http://" + ea.API},
 		{"raft", d.core.node.RaftAddr()},
