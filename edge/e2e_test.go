@@ -324,6 +324,9 @@ func TestE2ERestart(t *testing.T) {
 		t.Fatalf("SPV before restart: %s", done.Status)
 	}
 	f.Close()
+	// The task is to stay pending across the restart: not picked up by the
+	// session that ran the SPV, which lingers for follow-ups.
+	waitFor(t, 15*time.Second, "the device's session to end", func() bool { return e.node.Server().OpenSessions() == 0 })
 	pending := e.postTask(d.ID(), `{"name":"getParameterValues","parameterNames":["`+ssid+`"]}`, "")
 	snap := e.snapshot(d.ID())
 	count := e.node.Cache().DeviceCount()

@@ -434,7 +434,13 @@ func TestOpenAPISchemasMatchFleet(t *testing.T) {
 		return d
 	}
 	coreDoc, edgeDoc := read("../../core/openapi.json"), read("../../edge/openapi.json")
+	// Shapes only one API answers with: the last unreadable CWMP message is
+	// kept by the edge that received it (in memory), not synced.
+	edgeOnly := map[string]bool{"BadMessage": true}
 	for name, es := range edgeDoc.Components.Schemas {
+		if edgeOnly[name] {
+			continue
+		}
 		cs, ok := coreDoc.Components.Schemas[name]
 		var ev, cv any
 		_ = json.Unmarshal(es, &ev)
