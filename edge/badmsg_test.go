@@ -30,9 +30,9 @@ func TestRedactSecrets(t *testing.T) {
 func TestSniffDeviceID(t *testing.T) {
 	for in, want := range map[string]string{
 		`<cwmp:Inform><DeviceId><OUI> A1B2C3 </OUI><ProductClass>Box</ProductClass><SerialNumber>S1</SerialNumber>`: "A1B2C3-Box-S1",
-		`<Inform><DeviceId><OUI>A1B2C3</OUI><SerialNumber>S1</SerialNumber><broken`:                              "A1B2C3-S1",
-		`<Inform><DeviceId><OUI>A1B2C3</OUI>`:                                                                    "",
-		`<Inform><DeviceId><OUI>` + strings.Repeat("x", 65) + `</OUI><SerialNumber>S</SerialNumber>`:             "",
+		`<Inform><DeviceId><OUI>A1B2C3</OUI><SerialNumber>S1</SerialNumber><broken`:                                 "A1B2C3-S1",
+		`<Inform><DeviceId><OUI>A1B2C3</OUI>`:                                                                       "",
+		`<Inform><DeviceId><OUI>` + strings.Repeat("x", 65) + `</OUI><SerialNumber>S</SerialNumber>`:                "",
 	} {
 		if got := sniffDeviceID([]byte(in)); got != want {
 			t.Errorf("sniffDeviceID(%.60q) = %q, want %q", in, got, want)
