@@ -113,6 +113,10 @@ type CacheOptions struct {
 	// next session ends it as fault "timeout". Zero means
 	// DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
+	// DiagnosticsTimeout is how long a diagnostic the CPE accepted may go
+	// without 8 DIAGNOSTICS COMPLETE before it ends as fault
+	// diagnostics_timeout (diag.go). Zero means DefaultDiagnosticsTimeout.
+	DiagnosticsTimeout time.Duration
 	// ScriptLimits bound each run of a provision script in a session
 	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
 	ScriptLimits script.Limits
@@ -329,6 +333,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	}
 	if opts.ProvisionRetryDelay <= 0 {
 		opts.ProvisionRetryDelay = DefaultProvisionRetryDelay
+	}
+	if opts.DiagnosticsTimeout <= 0 {
+		opts.DiagnosticsTimeout = DefaultDiagnosticsTimeout
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
 	c.gsync = newGroupSync(db.Sync)

@@ -133,6 +133,11 @@ type Config struct {
 	// checked when the device's next session starts (default 1 h, like
 	// GenieACS's cwmp.downloadTimeout).
 	DownloadTimeout time.Duration `yaml:"download_timeout"`
+	// DiagnosticsTimeout ends as fault "diagnostics_timeout" a diagnostic
+	// task (ping, traceroute, ...) whose CPE accepted it but sent no
+	// 8 DIAGNOSTICS COMPLETE in time: checked at the device's sessions and
+	// by the janitor every second (default 10 min).
+	DiagnosticsTimeout time.Duration `yaml:"diagnostics_timeout"`
 
 	// ShutdownTimeout bounds how long in-flight sessions may take to
 	// finish on shutdown (default 10 s).
@@ -434,6 +439,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		EdgeID:              cfg.ID,
 		OnTaskFinal:         metrics.TaskFinal,
 		DownloadTimeout:     cfg.DownloadTimeout,
+		DiagnosticsTimeout:  cfg.DiagnosticsTimeout,
 		ManualCRCredentials: cfg.ManualCRCredentials,
 		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
 		InterimPresets:      interim,
@@ -811,6 +817,11 @@ func (n *Node) janitor(ctx context.Context) {
 		case now := <-t.C:
 			if k := n.server.expire(now); k > 0 {
 				n.log.Debug("ended idle sessions", "count", k)
+			}
+			if k, err := n.cache.ExpireDiagnostics(now); err != nil {
+				n.log.Error("expire diagnostics", "err", err)
+			} else if k > 0 {
+				n.log.Info("diagnostics timed out", "count", k)
 			}
 		}
 	}
