@@ -113,6 +113,7 @@ func (d *Device) runDiagnostic(ctx context.Context, obj string) {
 	if cur, _ := d.tree.Get(obj + "DiagnosticsState"); cur != "Requested" {
 		return // the ACS changed its mind (set another value) meanwhile
 	}
+	d.tree.resetResults(obj)
 	hopPrefix := "Hop"
 	if strings.HasPrefix(obj, "Device.") {
 		hopPrefix = ""

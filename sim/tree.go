@@ -688,3 +688,30 @@ func (t *Tree) setTable(name string, n int) {
 	}
 	t.updateCount(i)
 }
+
+// resetResults restores the read-only parameters under obj to their
+// template values and empties its tables: a diagnostic's old results,
+// which TR-069 has the CPE discard when a new test is requested.
+func (t *Tree) resetResults(obj string) {
+	i, ok := t.lookup(obj)
+	if !ok {
+		return
+	}
+	var tables []string
+	ctx := genCtx{m: t.m, seed: t.id.Seed, index: t.id.Index, serial: t.serial, crURL: t.id.ConnectionRequestURL}
+	t.walk(i, func(j int32) {
+		g := &t.m.gen[t.l.nodes[j].gen]
+		if g.object {
+			if j != i && t.tableGen(j) >= 0 {
+				tables = append(tables, t.l.nodes[j].name)
+			}
+			return
+		}
+		if !g.writable {
+			t.fill(&ctx, j)
+		}
+	})
+	for _, name := range tables {
+		t.setTable(name, 0)
+	}
+}
