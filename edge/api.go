@@ -350,7 +350,9 @@ func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery
 	if q.IDPrefix == "" && q.Param == "" && q.LastInformAfter.IsZero() && q.LastInformBefore.IsZero() {
 		total = a.cfg.Cache.DeviceCount()
 	}
-	httpapi.WriteList(w, deviceViews(devs, a.cfg.EdgeID), next, total)
+	views := deviceViews(devs, a.cfg.EdgeID)
+	a.cfg.Cache.withStates(views, devs, time.Now())
+	httpapi.WriteList(w, views, next, total)
 }
 
 func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -366,6 +368,7 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := d.view(a.cfg.EdgeID)
+	v.State = fleet.OnlineState(d.LastInform, fleet.ParseInformInterval(params[d.Root+fleet.InformIntervalSuffix[1:]].Value), time.Now())
 	v.Parameters = fleet.PublicParameters(params)
 	writeJSON(w, http.StatusOK, v)
 }

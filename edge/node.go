@@ -426,6 +426,12 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		}
 		return cache.OutboxOldest().Seconds()
 	})
+	metrics.watchDeviceStates(func(now time.Time) (map[string]int, error) {
+		if cache == nil {
+			return nil, nil
+		}
+		return cache.DeviceStates(now)
+	})
 	wakeQ := make(chan string, wakeQueueLen)
 	var interim []fleet.Preset
 	if !cfg.Standalone {

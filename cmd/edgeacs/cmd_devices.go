@@ -25,7 +25,7 @@ func devicesCommand() *cli.Command {
 			"   edgeacs devices tag 00D09E-HG2000-ESG0001 +beta -lab",
 		Subcommands: []*cli.Command{
 			{
-				Name: "list", Usage: "list devices (ID, product class, serial, edge, last inform, tags)",
+				Name: "list", Usage: "list devices (ID, product class, serial, edge, online state, last inform, tags)",
 				UsageText: "edgeacs devices list [--filter EXPR] [--tag TAG] [--edge EDGE] [--limit N] [--json]",
 				Description: "Example:\n   edgeacs devices list --filter \"DeviceID.ProductClass LIKE 'HG8%' AND Events.Inform > NOW() - 3600000\"\n" +
 					"   The filter reads DeviceID.ID/OUI/ProductClass/SerialNumber/Manufacturer, Tags.<tag>, Events.Inform,\n" +
@@ -120,10 +120,10 @@ func devicesList(c *cli.Context) error {
 		return nil
 	}
 	tw := newTable(c.App.Writer)
-	fmt.Fprintln(tw, "ID\tPRODUCT CLASS\tSERIAL\tEDGE\tLAST INFORM\tTAGS")
+	fmt.Fprintln(tw, "ID\tPRODUCT CLASS\tSERIAL\tEDGE\tSTATE\tLAST INFORM\tTAGS")
 	for _, d := range devs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, orDash(d.ProductClass), orDash(d.SerialNumber), orDash(d.Edge),
-			timeText(d.LastInform), orDash(strings.Join(d.Tags, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, orDash(d.ProductClass), orDash(d.SerialNumber), orDash(d.Edge),
+			orDash(d.State), timeText(d.LastInform), orDash(strings.Join(d.Tags, ",")))
 	}
 	return tw.Flush()
 }

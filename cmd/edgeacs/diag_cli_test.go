@@ -4,15 +4,18 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/edgeacs/edgeacs/core"
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
-// TestDiagCLI runs the diag commands through a core, an edge and
+// TestDiagMonitorCLI runs the diag commands through a core, an edge and
 // simulated TR-098 and TR-181 devices, as an operator would: ping(8)-like
 // summaries, a trace that stops, a speed test, NSLookup where the model
-// lacks it, --json, and usage errors.
-func TestDiagCLI(t *testing.T) {
+// lacks it, --json, and usage errors; then the devices' online state in
+// devices list and the core's per-edge counts.
+func TestDiagMonitorCLI(t *testing.T) {
 	s := startFleetSystem(t, 2)
 	api := []string{"--api", s.api}
 	run := func(args ...string) (string, string, int) {
@@ -73,6 +76,25 @@ func TestDiagCLI(t *testing.T) {
 		if task.Name != fleet.TaskPing || task.Host != "acs.example.com" || task.Count != 4 || task.Result == nil ||
 			task.Result.Diagnostic == nil || task.Result.Diagnostic.Ping == nil || task.Result.Diagnostic.Ping.SuccessCount == 0 {
 			t.Fatalf("task %s", out)
+		}
+	})
+	t.Run("online state", func(t *testing.T) {
+		out, errOut, code := run("devices", "list")
+		if code != 0 || !strings.Contains(out, "STATE") || strings.Count(out, " online ") != 2 {
+			t.Fatalf("exit %d, stderr %q:\n%s", code, errOut, out)
+		}
+		now := time.Now()
+		for _, c := range []struct {
+			after time.Duration
+			want  string
+		}{{0, fleet.DeviceOnline}, {400 * time.Second, fleet.DeviceLate}, {time.Hour, fleet.DeviceOffline}} {
+			got, err := s.core.node.FSM().DeviceStates(now.Add(c.after))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[core.EdgeState{Edge: "pop1", State: c.want}] != 2 {
+				t.Errorf("%s on: core counts %v, want 2 %s at pop1", c.after, got, c.want)
+			}
 		}
 	})
 }
