@@ -108,6 +108,7 @@ func (n *Node) handler() http.Handler {
 	h("POST /api/v1/devices/{id}/tasks", n.write(n.createDeviceTask))
 	h("GET /api/v1/devices/{id}/tasks", n.read(n.listDeviceTasks))
 	h("GET /api/v1/devices/{id}/faults", n.read(n.listDeviceFaults))
+	h("GET /api/v1/devices/{id}/history", n.read(n.getDeviceHistory))
 	h("POST /api/v1/tasks", n.write(n.createFilterTasks))
 	h("GET /api/v1/tasks", n.read(n.listTasks))
 	h("GET /api/v1/tasks/{id}", n.read(n.getTask))

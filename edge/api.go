@@ -201,6 +201,7 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
 	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
 	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
+	route("/api/v1/devices/{id}/history", map[string]http.HandlerFunc{"GET": a.deviceHistory})
 	route("/api/v1/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteFault})
 	route("/api/v1/devices/{id}/credentials", map[string]http.HandlerFunc{"PUT": a.putCredentials, "DELETE": a.deleteCredentials})
 	route("/api/v1/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
@@ -456,6 +457,17 @@ func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
 		out[i] = f.view()
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// deviceHistory answers the device's recorded parameter series
+// (?path= one of them).
+func (a *api) deviceHistory(w http.ResponseWriter, r *http.Request) {
+	hs, err := a.cfg.Cache.History(r.PathValue("id"), r.URL.Query().Get("path"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hs)
 }
 
 // postTask queues a task. Answers: 200 with the final task when it

@@ -138,6 +138,11 @@ type Config struct {
 	// 8 DIAGNOSTICS COMPLETE in time: checked at the device's sessions and
 	// by the janitor every second (default 10 min).
 	DiagnosticsTimeout time.Duration `yaml:"diagnostics_timeout"`
+	// HistoryPoints and HistoryMaxAge bound each recorded parameter
+	// series (a preset's history): the newest points, none older (default
+	// 288 and 7 days, as the core keeps them).
+	HistoryPoints int           `yaml:"history_points"`
+	HistoryMaxAge time.Duration `yaml:"history_max_age"`
 
 	// ShutdownTimeout bounds how long in-flight sessions may take to
 	// finish on shutdown (default 10 s).
@@ -446,6 +451,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		OnTaskFinal:         metrics.TaskFinal,
 		DownloadTimeout:     cfg.DownloadTimeout,
 		DiagnosticsTimeout:  cfg.DiagnosticsTimeout,
+		HistoryPoints:       cfg.HistoryPoints,
+		HistoryMaxAge:       cfg.HistoryMaxAge,
 		ManualCRCredentials: cfg.ManualCRCredentials,
 		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
 		InterimPresets:      interim,

@@ -238,6 +238,9 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
 			return fmt.Errorf("store device: %w", err)
 		}
+		if err := c.recordHistory(txn, delta, now); err != nil {
+			return err
+		}
 		return ob.add(delta)
 	})
 	if err != nil {
@@ -1151,6 +1154,9 @@ func (w *SessionWork) commit() ([]string, error) {
 			}
 		}
 		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
+			if err := w.c.recordHistory(txn, delta, now); err != nil {
+				return err
+			}
 			return ob.add(delta)
 		}
 		return nil

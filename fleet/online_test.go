@@ -41,3 +41,66 @@ func TestParseInformInterval(t *testing.T) {
 		}
 	}
 }
+
+func TestTrimHistory(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pts := func(ages ...time.Duration) []HistorySample {
+		var out []HistorySample
+		for i, a := range ages {
+			out = append(out, HistorySample{Time: t0.Add(-a), Value: string(rune('a' + i))})
+		}
+		return out
+	}
+	vals := func(ps []HistorySample) string {
+		s := ""
+		for _, p := range ps {
+			s += p.Value
+		}
+		return s
+	}
+	cases := []struct {
+		name   string
+		in     []HistorySample
+		max    int
+		maxAge time.Duration
+		want   string
+	}{
+		{"all kept", pts(3*time.Hour, 2*time.Hour, time.Hour), 5, 24 * time.Hour, "abc"},
+		{"count", pts(3*time.Hour, 2*time.Hour, time.Hour, 0), 2, 24 * time.Hour, "cd"},
+		{"age", pts(50*time.Hour, 30*time.Hour, time.Hour), 5, 24 * time.Hour, "c"},
+		{"age then count", pts(50*time.Hour, 3*time.Hour, 2*time.Hour, time.Hour), 2, 24 * time.Hour, "cd"},
+		{"on the edge of the age", pts(24*time.Hour, time.Hour), 5, 24 * time.Hour, "ab"},
+		{"empty", nil, 5, time.Hour, ""},
+	}
+	for _, c := range cases {
+		if got := vals(TrimHistory(c.in, t0, c.max, c.maxAge)); got != c.want {
+			t.Errorf("%s: kept %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestHistoryMatchAndValidate(t *testing.T) {
+	const p = "InternetGatewayDevice.WANDevice.*.WANConnectionDevice.*.WANIPConnection.*.Stats.EthernetBytesSent"
+	for path, want := range map[string]bool{
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent": true,
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats":                   false,
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent.X": false,
+		"Device.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent":                   false,
+	} {
+		if HistoryMatch(p, path) != want {
+			t.Errorf("HistoryMatch(%s) = %v", path, !want)
+		}
+	}
+	if !HistoryMatch("Device.DeviceInfo.UpTime", "Device.DeviceInfo.UpTime") || HistoryMatch("Device.DeviceInfo.UpTime", "Device.DeviceInfo.UpTim") {
+		t.Error("exact paths")
+	}
+	for _, bad := range [][]string{{"Device.DeviceInfo."}, {""}, {"Device.X*.Y"}, {"Device.WiFi.AccessPoint.1.Security.KeyPassphrase"},
+		{"Device.A", "Device.A"}, {"Device..A"}} {
+		if ValidateHistory(bad) == nil {
+			t.Errorf("ValidateHistory(%q) accepted", bad)
+		}
+	}
+	if err := ValidateHistory([]string{p, "Device.DeviceInfo.UpTime"}); err != nil {
+		t.Error(err)
+	}
+}

@@ -42,9 +42,12 @@ func devicesCommand() *cli.Command {
 			},
 			{
 				Name: "show", Usage: "show a device: identity, then its parameter tree",
-				UsageText:    "edgeacs devices show [--path PREFIX] [--json] DEVICE",
-				Description:  "Example:\n   edgeacs devices show --path InternetGatewayDevice.DeviceInfo. 00D09E-HG2000-ESG0001",
-				Flags:        append(apiClientFlags(), &cli.StringFlag{Name: "path", Usage: "show only the parameters under this path prefix"}),
+				UsageText: "edgeacs devices show [--path PREFIX | --history PATH] [--json] DEVICE",
+				Description: "Example:\n   edgeacs devices show --path InternetGatewayDevice.DeviceInfo. 00D09E-HG2000-ESG0001\n" +
+					"   edgeacs devices show --history InternetGatewayDevice.DeviceInfo.UpTime 00D09E-HG2000-ESG0001\n" +
+					"   --history prints the values recorded for a parameter a preset's history names (oldest first).",
+				Flags: append(apiClientFlags(), &cli.StringFlag{Name: "path", Usage: "show only the parameters under this path prefix"},
+					&cli.StringFlag{Name: "history", Usage: "show the recorded values of this parameter instead (see a preset's history)"}),
 				OnUsageError: exitUsage,
 				Action:       devicesShow,
 			},
@@ -140,6 +143,9 @@ func devicesShow(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.IsSet("history") {
+		return deviceHistory(c, cl, args[0], c.String("history"))
+	}
 	d, err := cl.Device(c.Context, args[0])
 	if err != nil {
 		return apiFail(c, err)
@@ -180,6 +186,7 @@ func printDevice(w io.Writer, d client.Device) {
 		inform += " (" + strings.Join(d.LastEvents, ", ") + ")"
 	}
 	row("Last inform", inform)
+	row("State", orDash(d.State))
 	row("Tags", orDash(strings.Join(d.Tags, ", ")))
 	tw.Flush()
 	if len(d.Parameters) == 0 {
@@ -268,4 +275,29 @@ func devicesTag(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "tagged %s: %s\n", dev, strings.Join(done, " "))
 	return nil
+}
+
+// deviceHistory prints the recorded values of one parameter: time and
+// value, oldest first.
+func deviceHistory(c *cli.Context, cl *client.Client, id, path string) error {
+	if strings.TrimSpace(path) == "" {
+		return usageErr(c, "--history needs a parameter path")
+	}
+	hs, err := cl.DeviceHistory(c.Context, id, path)
+	if err != nil {
+		return apiFail(c, err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, hs)
+	}
+	if len(hs) == 0 || len(hs[0].Points) == 0 {
+		fmt.Fprintf(c.App.ErrWriter, "no history of %s on %s (is it in a preset's history?)\n", path, id)
+		return nil
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "TIME\tVALUE")
+	for _, p := range hs[0].Points {
+		fmt.Fprintf(tw, "%s\t%s\n", timeText(p.Time), oneLine(p.Value))
+	}
+	return tw.Flush()
 }

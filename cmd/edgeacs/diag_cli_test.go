@@ -2,6 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +79,40 @@ func TestDiagMonitorCLI(t *testing.T) {
 		if task.Name != fleet.TaskPing || task.Host != "acs.example.com" || task.Count != 4 || task.Result == nil ||
 			task.Result.Diagnostic == nil || task.Result.Diagnostic.Ping == nil || task.Result.Diagnostic.Ping.SuccessCount == 0 {
 			t.Fatalf("task %s", out)
+		}
+	})
+	t.Run("history", func(t *testing.T) {
+		const code = "InternetGatewayDevice.DeviceInfo.ProvisioningCode"
+		file := filepath.Join(t.TempDir(), "history.json")
+		if err := os.WriteFile(file, []byte(`{"_id": "history", "provisions": [], "history": ["`+code+`"]}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, errOut, code := run("presets", "apply", "-f", file); code != 0 {
+			t.Fatalf("presets apply: exit %d: %s%s", code, out, errOut)
+		}
+		// The preset reaches the edge by the downlink: until then a set
+		// records nothing, so set until two values are in the core's series.
+		deadline := time.Now().Add(20 * time.Second)
+		for i := 0; ; i++ {
+			if _, errOut, c := run("set", d098, code+"=hist-"+strconv.Itoa(i)); c != 0 {
+				t.Fatalf("set: exit %d: %s", c, errOut)
+			}
+			out, _, c := run("devices", "show", d098, "--history", code, "--json")
+			var hs []fleet.HistorySeries
+			if c == 0 && json.Unmarshal([]byte(out), &hs) == nil && len(hs) == 1 && len(hs[0].Points) >= 2 {
+				last := hs[0].Points[len(hs[0].Points)-1].Value
+				if last != "hist-"+strconv.Itoa(i) {
+					t.Fatalf("newest point %q, want hist-%d", last, i)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no history of %s at the core after %d sets: %s", code, i+1, out)
+			}
+		}
+		out, errOut, c := run("devices", "show", d098, "--history", code)
+		if c != 0 || !strings.HasPrefix(out, "TIME ") || !strings.Contains(out, "hist-") {
+			t.Fatalf("exit %d, stderr %q:\n%s", c, errOut, out)
 		}
 	})
 	t.Run("online state", func(t *testing.T) {
