@@ -82,10 +82,10 @@ func TestTrimHistory(t *testing.T) {
 func TestHistoryMatchAndValidate(t *testing.T) {
 	const p = "InternetGatewayDevice.WANDevice.*.WANConnectionDevice.*.WANIPConnection.*.Stats.EthernetBytesSent"
 	for path, want := range map[string]bool{
-		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent": true,
-		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats":                   false,
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent":   true,
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats":                     false,
 		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent.X": false,
-		"Device.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent":                   false,
+		"Device.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent":                  false,
 	} {
 		if HistoryMatch(p, path) != want {
 			t.Errorf("HistoryMatch(%s) = %v", path, !want)
