@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -182,6 +183,9 @@ func fakeAddr(host string) string {
 	return fmt.Sprintf("203.0.113.%d", 1+v%250)
 }
 
+// sizeInURL finds a size such as "10MB" or "512k" in a download URL.
+var sizeInURL = regexp.MustCompile(`(?i)(\d{1,6})([KM])i?B?\b`)
+
 func diagResults(kind diagKind, target string, count, maxHops int, fileLen uint64, rng *rand.Rand, now time.Time) diagOutcome {
 	out := diagOutcome{values: map[string]string{}}
 	host := target
@@ -265,7 +269,16 @@ func diagResults(kind diagKind, target string, count, maxHops int, fileLen uint6
 		out.state = "Completed"
 		bytes := fileLen
 		if kind == diagDownload {
-			bytes = uint64(1+rng.IntN(16)) << 20 // what the server sent: 1–16 MiB
+			// What the server sent: the size the URL names ("10MB.bin"),
+			// else 1–16 MiB.
+			bytes = uint64(1+rng.IntN(16)) << 20
+			if m := sizeInURL.FindStringSubmatch(target); m != nil {
+				n, _ := strconv.ParseUint(m[1], 10, 32)
+				bytes = n << 10
+				if strings.EqualFold(m[2], "M") {
+					bytes = n << 20
+				}
+			}
 		}
 		mbps := 20 + rng.IntN(180)
 		dur := time.Duration(float64(bytes*8) / float64(mbps*1_000_000) * float64(time.Second))
