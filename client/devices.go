@@ -161,6 +161,18 @@ func (c *Client) DeviceParams(ctx context.Context, id string) (map[string]Parame
 	return ps, err
 }
 
+// DeviceHistory reads a device's recorded parameter series (path's
+// alone when set), oldest point first.
+func (c *Client) DeviceHistory(ctx context.Context, id, path string) ([]fleet.HistorySeries, error) {
+	u := "/api/v1/devices/" + url.PathEscape(id) + "/history"
+	if path != "" {
+		u += "?path=" + url.QueryEscape(path)
+	}
+	var hs []fleet.HistorySeries
+	err := c.Do(ctx, http.MethodGet, u, nil, &hs)
+	return hs, err
+}
+
 // DeleteDevice forgets a device, its tasks and faults.
 func (c *Client) DeleteDevice(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/v1/devices/"+url.PathEscape(id), nil, nil)

@@ -116,6 +116,9 @@ type Preset struct {
 	// Provisions are [name, args...] lists: built-ins or provision scripts.
 	Provisions [][]any `json:"provisions"`
 	Schedule   string  `json:"schedule,omitempty"`
+	// History names parameters whose values the edges record per device
+	// (exact paths, or "*" for one segment); see Client.DeviceHistory.
+	History []string `json:"history,omitempty"`
 }
 
 // Presets lists the presets.

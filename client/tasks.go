@@ -31,6 +31,13 @@ type TaskRequest struct {
 	Password            string               `json:"password,omitempty"`
 	DelaySeconds        uint32               `json:"delaySeconds,omitempty"`
 	CommandKey          string               `json:"commandKey,omitempty"`
+	// Diagnostics' arguments (ping, traceroute, nslookup,
+	// downloadDiagnostics, uploadDiagnostics; see fleet.Task).
+	Host           string `json:"host,omitempty"`
+	Count          uint32 `json:"count,omitempty"`
+	MaxHopCount    uint32 `json:"maxHopCount,omitempty"`
+	DNSServer      string `json:"dnsServer,omitempty"`
+	TestFileLength uint32 `json:"testFileLength,omitempty"`
 	// Expiry is how long, in seconds, the task may stay pending.
 	Expiry float64 `json:"expiry,omitempty"`
 }

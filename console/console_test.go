@@ -650,11 +650,15 @@ func TestDeviceState(t *testing.T) {
 	for _, tt := range []struct {
 		ago  time.Duration
 		want string
-	}{{time.Minute, StateOnline}, {7 * time.Minute, StateOnline}, {10 * time.Minute, StateLate}, {20 * time.Minute, StateOffline}} {
+	}{{time.Minute, StateOnline}, {5*time.Minute + 20*time.Second, StateOnline}, {7 * time.Minute, StateLate}, {15 * time.Minute, StateLate}, {16 * time.Minute, StateOffline}} {
 		d := fleet.DeviceView{LastInform: now.Add(-tt.ago)}
 		if got := DeviceState(d, now); got != tt.want {
 			t.Errorf("last inform %v ago: %s, want %s", tt.ago, got, tt.want)
 		}
+	}
+	// The API's own judgement (against the device's own interval) wins.
+	if got := DeviceState(fleet.DeviceView{LastInform: now.Add(-time.Hour), State: StateOnline}, now); got != StateOnline {
+		t.Errorf("API says online: %s", got)
 	}
 	if got := DeviceState(fleet.DeviceView{}, now); got != StateNever {
 		t.Errorf("never informed: %s", got)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgeacs/edgeacs/client"
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // Online states of a device, as the overview counts them and the device
@@ -20,28 +21,18 @@ const (
 	StateNever   = "never informed"
 )
 
-// DefaultInformInterval is the periodic inform interval the console
-// assumes when it judges a device's state from its last inform alone.
-const DefaultInformInterval = 5 * time.Minute
-
-// DeviceState says whether d is online, late or offline at now.
-//
-// LEAD: the one place that decides it. Today it is a guess from the last
-// inform against DefaultInformInterval (online within 1.5 intervals, late
-// within 3, offline after); when the API's device view carries an online
-// state of its own, return that instead and nothing else changes.
+// DeviceState says whether d is online, late or offline at now: the API's
+// own judgement (fleet.OnlineState, against the device's periodic inform
+// interval) when the view carries one, otherwise the same rule with the
+// default interval. A device that never informed is "never informed".
 var DeviceState = func(d client.Device, now time.Time) string {
 	if d.LastInform.IsZero() {
 		return StateNever
 	}
-	age := now.Sub(d.LastInform)
-	switch {
-	case age <= DefaultInformInterval*3/2:
-		return StateOnline
-	case age <= DefaultInformInterval*3:
-		return StateLate
+	if d.State != "" {
+		return d.State
 	}
-	return StateOffline
+	return fleet.OnlineState(d.LastInform, 0, now)
 }
 
 // Sortable device columns. "id" pages through the API's own ID order;

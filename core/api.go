@@ -108,6 +108,7 @@ func (n *Node) handler() http.Handler {
 	h("POST /api/v1/devices/{id}/tasks", n.write(n.createDeviceTask))
 	h("GET /api/v1/devices/{id}/tasks", n.read(n.listDeviceTasks))
 	h("GET /api/v1/devices/{id}/faults", n.read(n.listDeviceFaults))
+	h("GET /api/v1/devices/{id}/history", n.read(n.getDeviceHistory))
 	h("POST /api/v1/tasks", n.write(n.createFilterTasks))
 	h("GET /api/v1/tasks", n.read(n.listTasks))
 	h("GET /api/v1/tasks/{id}", n.read(n.getTask))
@@ -397,7 +398,13 @@ func (n *Node) listDevices(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	httpapi.WriteList(w, deviceViews(ds), next, total)
+	views := deviceViews(ds)
+	if states, err := n.fsm.DeviceStatesOf(ds, time.Now()); err == nil {
+		for i := range views {
+			views[i].State = states[views[i].ID]
+		}
+	}
+	httpapi.WriteList(w, views, next, total)
 }
 
 func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -410,6 +417,13 @@ func (n *Node) getDevice(w http.ResponseWriter, r *http.Request) {
 	if v.Parameters == nil {
 		v.Parameters = map[string]fleet.Parameter{}
 	}
+	var interval time.Duration
+	for _, root := range [...]string{"InternetGatewayDevice", "Device"} {
+		if p, ok := d.Parameters[root+fleet.InformIntervalSuffix]; ok {
+			interval = fleet.ParseInformInterval(p.Value)
+		}
+	}
+	v.State = fleet.OnlineState(d.LastInform, interval, time.Now())
 	writeJSON(w, 200, v)
 }
 

@@ -56,6 +56,7 @@ func newMetrics(n *Node) *metrics {
 		return time.Since(n.raft.LastContact()).Seconds()
 	})
 	m.reg.MustRegister(m.applyLat, m.batchSize, m.apiLat, m.forwarded, state, applied, lastContact)
+	m.reg.MustRegister(newStateCollector(func(now time.Time) (map[EdgeState]int, error) { return n.fsm.DeviceStates(now) }))
 	return m
 }
 

@@ -660,6 +660,9 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if err != nil {
 		return err
 	}
+	if err := checkHistory(dd); err != nil {
+		return err
+	}
 	d, ov, ok, err := p.device(w, dd.Device)
 	if err != nil {
 		return storageError{err}
@@ -727,6 +730,11 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 		ov = ov.set(name, encodeParamParts(stamp, typ, value))
 		return nil
 	})
+	if len(dd.History) > 0 {
+		if err := p.applyHistory(w, d.ID, dd.History); err != nil {
+			return err
+		}
+	}
 	return p.putDevSpill(w, d, ov)
 }
 
@@ -781,7 +789,7 @@ func (p processor) deleteDevice(w *wtx, c *Command) error {
 			return storageError{err}
 		}
 	}
-	for _, pre := range [][]byte{key(pDevTask, id, ""), key(pParam, id, ""), key(pFault, id, "")} {
+	for _, pre := range [][]byte{key(pDevTask, id, ""), key(pParam, id, ""), key(pFault, id, ""), key(pHistory, id, "")} {
 		if err := w.delPrefix(pre); err != nil {
 			return storageError{err}
 		}

@@ -206,6 +206,7 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
 	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
 	route("/api/v1/devices/{id}/last-bad-message", map[string]http.HandlerFunc{"GET": a.lastBadMessage})
+	route("/api/v1/devices/{id}/history", map[string]http.HandlerFunc{"GET": a.deviceHistory})
 	route("/api/v1/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteFault})
 	route("/api/v1/devices/{id}/credentials", map[string]http.HandlerFunc{"PUT": a.putCredentials, "DELETE": a.deleteCredentials})
 	route("/api/v1/tasks", map[string]http.HandlerFunc{"GET": a.listTasks})
@@ -355,7 +356,9 @@ func (a *api) writeDevices(w http.ResponseWriter, r *http.Request, q DeviceQuery
 	if q.IDPrefix == "" && q.Param == "" && q.LastInformAfter.IsZero() && q.LastInformBefore.IsZero() {
 		total = a.cfg.Cache.DeviceCount()
 	}
-	httpapi.WriteList(w, deviceViews(devs, a.cfg.EdgeID), next, total)
+	views := deviceViews(devs, a.cfg.EdgeID)
+	a.cfg.Cache.withStates(views, devs, time.Now())
+	httpapi.WriteList(w, views, next, total)
 }
 
 func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
@@ -371,6 +374,7 @@ func (a *api) getDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := d.view(a.cfg.EdgeID)
+	v.State = fleet.OnlineState(d.LastInform, fleet.ParseInformInterval(params[d.Root+fleet.InformIntervalSuffix[1:]].Value), time.Now())
 	v.Parameters = fleet.PublicParameters(params)
 	writeJSON(w, http.StatusOK, v)
 }
@@ -472,6 +476,17 @@ func (a *api) lastBadMessage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	a.fail(w, r, fmt.Errorf("%w: no unreadable message from device %q since this edge started", ErrNotFound, id))
+}
+
+// deviceHistory answers the device's recorded parameter series
+// (?path= one of them).
+func (a *api) deviceHistory(w http.ResponseWriter, r *http.Request) {
+	hs, err := a.cfg.Cache.History(r.PathValue("id"), r.URL.Query().Get("path"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hs)
 }
 
 // postTask queues a task. Answers: 200 with the final task when it

@@ -113,6 +113,15 @@ type CacheOptions struct {
 	// next session ends it as fault "timeout". Zero means
 	// DefaultDownloadTimeout.
 	DownloadTimeout time.Duration
+	// DiagnosticsTimeout is how long a diagnostic the CPE accepted may go
+	// without 8 DIAGNOSTICS COMPLETE before it ends as fault
+	// diagnostics_timeout (diag.go). Zero means DefaultDiagnosticsTimeout.
+	DiagnosticsTimeout time.Duration
+	// HistoryPoints and HistoryMaxAge bound each recorded parameter
+	// series (history.go); zero means fleet.HistoryPoints and
+	// fleet.HistoryMaxAge.
+	HistoryPoints int
+	HistoryMaxAge time.Duration
 	// ScriptLimits bound each run of a provision script in a session
 	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
 	ScriptLimits script.Limits
@@ -290,6 +299,8 @@ type Cache struct {
 	presets presetCache
 	// scripts are the stored provision scripts, compiled (scripts.go).
 	scripts scriptCache
+	// history is what the presets' history lists name (history.go).
+	history atomic.Pointer[historySet]
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the
@@ -329,6 +340,15 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	}
 	if opts.ProvisionRetryDelay <= 0 {
 		opts.ProvisionRetryDelay = DefaultProvisionRetryDelay
+	}
+	if opts.DiagnosticsTimeout <= 0 {
+		opts.DiagnosticsTimeout = DefaultDiagnosticsTimeout
+	}
+	if opts.HistoryPoints <= 0 {
+		opts.HistoryPoints = fleet.HistoryPoints
+	}
+	if opts.HistoryMaxAge <= 0 {
+		opts.HistoryMaxAge = fleet.HistoryMaxAge
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
 	c.gsync = newGroupSync(db.Sync)
@@ -809,7 +829,7 @@ func (c *Cache) DeleteDevice(id string) error {
 				}
 			}
 		}
-		for _, p := range []string{pParam, pFault} {
+		for _, p := range []string{pParam, pFault, pHistory, pAwait} {
 			if _, err := deletePrefix(txn, p+id+"/"); err != nil {
 				return err
 			}

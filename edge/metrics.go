@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/edgeacs/edgeacs/fleet"
 
@@ -140,6 +141,12 @@ func (m *Metrics) TaskFinal(t *fleet.Task) {
 
 // Registry is the registry the metrics live in, for callers that add their own.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// watchDeviceStates exports the devices by online state, counted by
+// count at scrape time (at most every statesMaxAge).
+func (m *Metrics) watchDeviceStates(count func(time.Time) (map[string]int, error)) {
+	m.reg.MustRegister(newStateCollector(count))
+}
 
 // Handler serves the registry in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {

@@ -143,6 +143,16 @@ type Config struct {
 	// checked when the device's next session starts (default 1 h, like
 	// GenieACS's cwmp.downloadTimeout).
 	DownloadTimeout time.Duration `yaml:"download_timeout"`
+	// DiagnosticsTimeout ends as fault "diagnostics_timeout" a diagnostic
+	// task (ping, traceroute, ...) whose CPE accepted it but sent no
+	// 8 DIAGNOSTICS COMPLETE in time: checked at the device's sessions and
+	// by the janitor every second (default 10 min).
+	DiagnosticsTimeout time.Duration `yaml:"diagnostics_timeout"`
+	// HistoryPoints and HistoryMaxAge bound each recorded parameter
+	// series (a preset's history): the newest points, none older (default
+	// 288 and 7 days, as the core keeps them).
+	HistoryPoints int           `yaml:"history_points"`
+	HistoryMaxAge time.Duration `yaml:"history_max_age"`
 
 	// ShutdownTimeout is the grace of a shutdown (default 3 s): open
 	// sessions get until then to finish, and Run returns shortly after
@@ -468,6 +478,12 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		}
 		return cache.OutboxOldest().Seconds()
 	})
+	metrics.watchDeviceStates(func(now time.Time) (map[string]int, error) {
+		if cache == nil {
+			return nil, nil
+		}
+		return cache.DeviceStates(now)
+	})
 	wakeQ := make(chan string, wakeQueueLen)
 	var interim []fleet.Preset
 	if !cfg.Standalone {
@@ -481,6 +497,9 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		EdgeID:              cfg.ID,
 		OnTaskFinal:         metrics.TaskFinal,
 		DownloadTimeout:     cfg.DownloadTimeout,
+		DiagnosticsTimeout:  cfg.DiagnosticsTimeout,
+		HistoryPoints:       cfg.HistoryPoints,
+		HistoryMaxAge:       cfg.HistoryMaxAge,
 		ManualCRCredentials: cfg.ManualCRCredentials,
 		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
 		InterimPresets:      interim,
@@ -878,6 +897,11 @@ func (n *Node) janitor(ctx context.Context) {
 		case now := <-t.C:
 			if k := n.server.expire(now); k > 0 {
 				n.log.Debug("ended idle sessions", "count", k)
+			}
+			if k, err := n.cache.ExpireDiagnostics(now); err != nil {
+				n.log.Error("expire diagnostics", "err", err)
+			} else if k > 0 {
+				n.log.Info("diagnostics timed out", "count", k)
 			}
 		}
 	}

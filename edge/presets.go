@@ -225,6 +225,9 @@ func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]p
 		}
 	}
 	if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
+		if err := p.w.c.recordHistory(txn, delta, p.now); err != nil {
+			return err
+		}
 		return ob.add(delta)
 	}
 	return nil

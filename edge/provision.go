@@ -198,6 +198,9 @@ func (w *SessionWork) flushOps() error {
 			}
 		}
 		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
+			if err := w.c.recordHistory(txn, delta, now); err != nil {
+				return err
+			}
 			return ob.add(delta)
 		}
 		return nil

@@ -81,6 +81,14 @@ type SessionWork struct {
 	// connection-request password): End stores the credentials among
 	// them, as it does a preset's.
 	vtaskWrites []cwmp.ParameterValue
+
+	// diagComplete: the Inform carried 8 DIAGNOSTICS COMPLETE, so this
+	// session reads the results of the diagnostic awaiting it (diag.go).
+	diagComplete bool
+	// diagBusy: the device has a diagnostic under way; another waits
+	// (diagDeferred: seen while it did, looked at again once it ends).
+	diagBusy     bool
+	diagDeferred []string
 }
 
 type taskRun struct {
@@ -143,11 +151,12 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	}
 	now := meta.Now.UTC()
 	events := make([]string, 0, len(inf.Event))
-	bootstrap, boot := false, false
+	bootstrap, boot, diagDone := false, false, false
 	for _, e := range inf.Event {
 		events = append(events, e.Code)
 		bootstrap = bootstrap || e.Code == cwmp.EventBootstrap
 		boot = boot || e.Code == cwmp.EventBoot
+		diagDone = diagDone || e.Code == cwmp.EventDiagnosticsComplete
 	}
 	var (
 		dev     Device
@@ -229,6 +238,9 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
 			return fmt.Errorf("store device: %w", err)
 		}
+		if err := c.recordHistory(txn, delta, now); err != nil {
+			return err
+		}
 		return ob.add(delta)
 	})
 	if err != nil {
@@ -254,7 +266,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	}
 	d := dev
 	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
-		informed: inf.ParameterList}, nil
+		informed: inf.ParameterList, diagComplete: diagDone}, nil
 }
 
 // informNeedsSync reports whether an Inform carries an event the CPE will
@@ -408,6 +420,11 @@ func stageFinal(txn *badger.Txn, ob *outboxTxn, t *fleet.Task) error {
 	if err := txn.Set([]byte(pDone+t.Device+"/"+t.ID), nil); err != nil {
 		return err
 	}
+	if fleet.IsDiagnostic(t.Name) {
+		if err := setAwait(txn, t); err != nil {
+			return err
+		}
+	}
 	fk := []byte(pFault + t.Device + "/" + t.ID)
 	if t.Status == fleet.StatusFault && t.Fault != nil {
 		f := DeviceFault{ID: t.ID, Device: t.Device, Task: t.ID, Code: t.Fault.Code, Message: t.Fault.Message,
@@ -457,7 +474,18 @@ func (w *SessionWork) nextTask() *fleet.Task {
 			// it waits for TransferComplete, not for a resend, unless it
 			// has waited too long.
 			if t.Status == fleet.StatusRunning {
+				if fleet.IsDiagnostic(t.Name) {
+					// A diagnostic awaiting 8 DIAGNOSTICS COMPLETE.
+					if cur := w.diagAwaiting(t); cur != nil {
+						return cur
+					}
+					continue
+				}
 				w.expireTransfer(t)
+				continue
+			}
+			if t.Status == fleet.StatusPending && w.diagBusy && fleet.IsDiagnostic(t.Name) {
+				w.diagDeferred = append(w.diagDeferred, t.ID)
 				continue
 			}
 			if t.Status != fleet.StatusPending || !w.c.claim(t.ID) {
@@ -470,6 +498,9 @@ func (w *SessionWork) nextTask() *fleet.Task {
 			err := w.c.db.View(func(txn *badger.Txn) error { return getRecord(txn, pTask+t.ID, cur) })
 			if err != nil || cur.Status != fleet.StatusPending {
 				continue
+			}
+			if fleet.IsDiagnostic(cur.Name) {
+				w.diagBusy = true
 			}
 			return cur
 		}
@@ -556,6 +587,13 @@ func (w *SessionWork) Next() cwmp.Message {
 		}
 		if t == nil {
 			return w.provNext()
+		}
+		if t.Status == fleet.StatusRunning && fleet.IsDiagnostic(t.Name) {
+			// Its 8 DIAGNOSTICS COMPLETE came: read the results.
+			obj, _ := diagObject(t.Name, w.dev.Root)
+			req := &cwmp.GetParameterValues{ParameterNames: []string{obj}}
+			w.cur = &taskRun{t: t, req: req}
+			return req
 		}
 		if !t.Expiry.IsZero() && now.After(t.Expiry) {
 			w.finish(t, fleet.StatusExpired, nil, &fleet.TaskFault{Code: FaultCodeExpired, Message: "task expired before it could run"})
@@ -714,6 +752,8 @@ func (w *SessionWork) rpcFor(t *fleet.Task) (cwmp.Message, *fleet.TaskFault) {
 		return &cwmp.ScheduleInform{DelaySeconds: t.DelaySeconds, CommandKey: key(&t.CommandKey, t)}, nil
 	case fleet.TaskGetRPCMethods:
 		return &cwmp.GetRPCMethods{}, nil
+	case fleet.TaskPing, fleet.TaskTraceRoute, fleet.TaskDownloadDiagnostics, fleet.TaskUploadDiagnostics, fleet.TaskNSLookup:
+		return diagRequest(t, w.dev.Root)
 	}
 	return nil, &fleet.TaskFault{Code: "unsupported_task", Message: fmt.Sprintf("task kind %q is not supported", t.Name)}
 }
@@ -758,6 +798,10 @@ func (w *SessionWork) Answer(a *cwmp.Answer) {
 		}
 		w.finish(t, fleet.StatusFault, t.Result, &fleet.TaskFault{Code: FaultCodeInvalidResponse,
 			Message: fmt.Sprintf("expected %sResponse, got %s", run.req.Method(), got)})
+		return
+	}
+	if fleet.IsDiagnostic(t.Name) {
+		w.diagAnswer(run, a)
 		return
 	}
 	res := t.Result
@@ -951,6 +995,9 @@ func (w *SessionWork) touch(t *fleet.Task) {
 func (w *SessionWork) finish(t *fleet.Task, st fleet.TaskStatus, res *fleet.TaskResult, f *fleet.TaskFault) {
 	t.Status, t.Result, t.Fault, t.Updated = st, res, f, w.meta.Now.UTC()
 	w.touch(t)
+	if fleet.IsDiagnostic(t.Name) {
+		w.diagEnded()
+	}
 }
 
 // requeue returns a sent but unanswered task to pending; its CommandKey
@@ -1102,6 +1149,11 @@ func (w *SessionWork) commit() ([]string, error) {
 			if err := setRecord(txn, pTask+tid, t); err != nil {
 				return fmt.Errorf("task %s: %w", tid, err)
 			}
+			if fleet.IsDiagnostic(t.Name) {
+				if err := setAwait(txn, t); err != nil {
+					return fmt.Errorf("task %s: %w", tid, err)
+				}
+			}
 		}
 		if err := w.c.storeCRCredentials(txn, id, w.order, w.changed, provChanged); err != nil {
 			return fmt.Errorf("connection-request credentials: %w", err)
@@ -1113,6 +1165,9 @@ func (w *SessionWork) commit() ([]string, error) {
 			}
 		}
 		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
+			if err := w.c.recordHistory(txn, delta, now); err != nil {
+				return err
+			}
 			return ob.add(delta)
 		}
 		return nil

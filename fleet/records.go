@@ -53,6 +53,9 @@ type Preset struct {
 	Precondition string          `json:"precondition,omitempty" cbor:"5,keyasint,omitempty"`
 	Provisions   [][]any         `json:"provisions" cbor:"6,keyasint"`
 	Schedule     string          `json:"schedule,omitempty" cbor:"7,keyasint,omitempty"`
+	// History names the parameters whose values the edges record per
+	// device (see HistoryPoint): exact paths or "*" patterns.
+	History []string `json:"history,omitempty" cbor:"20,keyasint,omitempty"`
 }
 
 // MaxProvisionScript bounds a provision script's source, in bytes: what
@@ -156,6 +159,9 @@ type DeviceDelta struct {
 	Removed      []string         `cbor:"10,keyasint,omitempty"`
 	// Bootstrap tells the receiver to drop what it knew of the device first.
 	Bootstrap bool `cbor:"11,keyasint,omitempty"`
+	// History are the points the edge recorded from this delta's values
+	// (the parameters a preset's history names), for the core's series.
+	History []HistoryPoint `cbor:"25,keyasint,omitempty"`
 }
 
 // RecordKind tags a versioned CBOR record.

@@ -39,6 +39,7 @@ var TaskKinds = []string{
 	TaskGetParameterAttributes, TaskSetParameterAttributes, TaskAddObject,
 	TaskDeleteObject, TaskReboot, TaskFactoryReset, TaskDownload, TaskUpload,
 	TaskRefreshObject, TaskScheduleInform, TaskGetRPCMethods,
+	TaskPing, TaskTraceRoute, TaskDownloadDiagnostics, TaskUploadDiagnostics, TaskNSLookup,
 }
 
 // TaskStatus is where a task stands: pending → running → done | fault | expired.
@@ -150,6 +151,8 @@ type TaskResult struct {
 	MethodList   []string  `json:"methodList,omitempty" cbor:"6,keyasint,omitempty"`
 	StartTime    time.Time `json:"startTime,omitzero" cbor:"7,keyasint,omitzero"`
 	CompleteTime time.Time `json:"completeTime,omitzero" cbor:"8,keyasint,omitzero"`
+	// Diagnostic is a diagnostic task's results (see IsDiagnostic).
+	Diagnostic *Diagnostic `json:"diagnostic,omitempty" cbor:"25,keyasint,omitempty"`
 }
 
 // TaskFault is why a task ended in StatusFault: a CWMP fault code and
@@ -196,6 +199,17 @@ type Task struct {
 	DelaySeconds        uint32               `json:"delaySeconds,omitempty" cbor:"24,keyasint,omitempty"`
 	CommandKey          string               `json:"commandKey,omitempty" cbor:"25,keyasint,omitempty"`
 
+	// Diagnostics' arguments (see IsDiagnostic; url is URL above): the
+	// host to ping, trace or look up; NumberOfRepetitions (ping,
+	// nslookup) or NumberOfTries (traceroute), 0 for the CPE's default;
+	// the traceroute's MaxHopCount; the nslookup's DNS server; the upload
+	// test's TestFileLength in bytes.
+	Host           string `json:"host,omitempty" cbor:"45,keyasint,omitempty"`
+	Count          uint32 `json:"count,omitempty" cbor:"46,keyasint,omitempty"`
+	MaxHopCount    uint32 `json:"maxHopCount,omitempty" cbor:"47,keyasint,omitempty"`
+	DNSServer      string `json:"dnsServer,omitempty" cbor:"48,keyasint,omitempty"`
+	TestFileLength uint32 `json:"testFileLength,omitempty" cbor:"49,keyasint,omitempty"`
+
 	// Attempts counts sessions in which the task was sent to the CPE.
 	Attempts int         `json:"attempts,omitempty" cbor:"30,keyasint,omitempty"`
 	Updated  time.Time   `json:"updated,omitzero" cbor:"31,keyasint,omitzero"`
@@ -223,6 +237,11 @@ type taskRequest struct {
 	DelaySeconds        uint32               `json:"delaySeconds"`
 	CommandKey          string               `json:"commandKey"`
 	Expiry              float64              `json:"expiry"`
+	Host                string               `json:"host"`
+	Count               uint32               `json:"count"`
+	MaxHopCount         uint32               `json:"maxHopCount"`
+	DNSServer           string               `json:"dnsServer"`
+	TestFileLength      uint32               `json:"testFileLength"`
 	// Fields GenieACS clients send back when reposting a stored task.
 	ID        string          `json:"_id"`
 	Device    string          `json:"device"`
@@ -260,6 +279,8 @@ func ParseTask(body []byte, device string, now time.Time) (*Task, error) {
 		ParameterKey: req.ParameterKey, FileType: req.FileType, FileName: req.FileName,
 		TargetFileName: req.TargetFileName, URL: req.URL, Username: req.Username,
 		Password: req.Password, DelaySeconds: req.DelaySeconds, CommandKey: req.CommandKey,
+		Host: req.Host, Count: req.Count, MaxHopCount: req.MaxHopCount, DNSServer: req.DNSServer,
+		TestFileLength: req.TestFileLength,
 	}
 	if req.ObjectName != nil {
 		t.ObjectName = *req.ObjectName
@@ -428,6 +449,10 @@ func (t *Task) Validate() error {
 			return fmt.Errorf("%w: upload needs fileType (e.g. \"1 Vendor Configuration File\")", ErrBadTask)
 		}
 	case TaskReboot, TaskFactoryReset, TaskScheduleInform, TaskGetRPCMethods:
+	case TaskPing, TaskTraceRoute, TaskDownloadDiagnostics, TaskUploadDiagnostics, TaskNSLookup:
+		if err := t.validateDiagnostic(); err != nil {
+			return err
+		}
 	case "":
 		return fmt.Errorf("%w: missing task name", ErrBadTask)
 	default:

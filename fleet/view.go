@@ -29,6 +29,9 @@ type DeviceView struct {
 	LastEvents []string `json:"lastEvents,omitempty"`
 	// Tags are the core's; an edge keeps none.
 	Tags []string `json:"tags,omitempty"`
+	// State is "online", "late" or "offline": LastInform against the
+	// device's PeriodicInformInterval (OnlineState).
+	State string `json:"state,omitempty"`
 
 	// What only the edge that serves the device learns in its sessions;
 	// the core does not keep these (they are in the parameter tree, or

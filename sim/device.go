@@ -56,6 +56,10 @@ type Device struct {
 	rebootKey    *string
 	factoryReset bool
 	offline      bool
+	// diag is the diagnostic object a session asked to run ("" none);
+	// noDiagComplete holds its 8 DIAGNOSTICS COMPLETE back (diag.go).
+	diag           string
+	noDiagComplete bool
 }
 
 func newDevice(f *Fleet, m *Model, index int) *Device {
@@ -338,8 +342,12 @@ func (d *Device) afterSession(ctx context.Context) {
 	d.mu.Lock()
 	reset, rebootKey := d.factoryReset, d.rebootKey
 	transfers := d.transfers
-	d.factoryReset, d.rebootKey, d.transfers = false, nil, nil
+	diag := d.diag
+	d.factoryReset, d.rebootKey, d.transfers, d.diag = false, nil, nil, ""
 	d.mu.Unlock()
+	if diag != "" && !reset && rebootKey == nil {
+		d.runDiagnostic(ctx, diag)
+	}
 
 	if reset {
 		d.mu.Lock()
@@ -455,6 +463,9 @@ func (d *Device) handle(req cwmp.Message) cwmp.Message {
 	case *cwmp.SetParameterValues:
 		if f := d.tree.SetValues(r.ParameterList, r.ParameterKey); f != nil {
 			return f
+		}
+		if obj := requestedDiagnostic(r.ParameterList); obj != "" {
+			d.diag = obj
 		}
 		return &cwmp.SetParameterValuesResponse{Status: 0}
 	case *cwmp.GetParameterNames:

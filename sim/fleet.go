@@ -82,6 +82,10 @@ type Config struct {
 	PoolConnections bool
 	// MaxIdleConnsPerHost bounds idle pooled connections; default 64.
 	MaxIdleConnsPerHost int
+	// NoDiagnosticsComplete makes every device run the diagnostics it is
+	// asked for but never inform 8 DIAGNOSTICS COMPLETE (tests of an
+	// ACS's timeout); Device.SetNoDiagnosticsComplete does it for one.
+	NoDiagnosticsComplete bool
 	// Logger receives debug logs of failures; default slog.Default().
 	Logger *slog.Logger
 }

@@ -638,3 +638,80 @@ func (t *Tree) requeueChanged(params []cwmp.ParameterValue) {
 		}
 	}
 }
+
+// setResult writes a value the device itself produced (a diagnostic's
+// result), read-only or not, without notification: TR-069 has
+// 8 DIAGNOSTICS COMPLETE say that results changed.
+func (t *Tree) setResult(name, value string) {
+	if i, ok := t.lookup(name); ok && !t.isObject(i) {
+		t.vals[i] = value
+	}
+}
+
+// setTable makes the table name ("...RouteHops.") hold exactly n fresh
+// instances numbered from 1, as a device rewrites a diagnostic's result
+// table; the old instances are gone.
+func (t *Tree) setTable(name string, n int) {
+	i, ok := t.lookup(name)
+	if !ok {
+		return
+	}
+	pg := t.tableGen(i)
+	if pg < 0 {
+		return
+	}
+	t.writableLayout()
+	for _, c := range t.l.nodes[i].children {
+		if !t.m.gen[t.l.nodes[c].gen].instance || t.l.nodes[c].dead {
+			continue
+		}
+		var gone []int32
+		t.walk(c, func(j int32) { gone = append(gone, j) })
+		for _, j := range gone {
+			t.l.nodes[j].dead = true
+			delete(t.l.index, t.l.nodes[j].name)
+			delete(t.attrs, j)
+			delete(t.changed, j)
+			t.vals[j] = ""
+		}
+	}
+	t.l.nodes[i].children = slices.DeleteFunc(t.l.nodes[i].children, func(c int32) bool { return t.l.nodes[c].dead })
+	first := int32(len(t.l.nodes))
+	for k := 1; k <= n; k++ {
+		t.m.instantiate(t.l, pg, name+strconv.Itoa(k)+".", i, uint32(k))
+	}
+	t.l.nodes[i].nextInst = uint32(n) + 1
+	ctx := genCtx{m: t.m, seed: t.id.Seed, index: t.id.Index, serial: t.serial, crURL: t.id.ConnectionRequestURL}
+	for j := first; j < int32(len(t.l.nodes)); j++ {
+		t.vals = append(t.vals, "")
+		t.fill(&ctx, j)
+	}
+	t.updateCount(i)
+}
+
+// resetResults restores the read-only parameters under obj to their
+// template values and empties its tables: a diagnostic's old results,
+// which TR-069 has the CPE discard when a new test is requested.
+func (t *Tree) resetResults(obj string) {
+	i, ok := t.lookup(obj)
+	if !ok {
+		return
+	}
+	var tables []string
+	ctx := genCtx{m: t.m, seed: t.id.Seed, index: t.id.Index, serial: t.serial, crURL: t.id.ConnectionRequestURL}
+	t.walk(i, func(j int32) {
+		g := &t.m.gen[t.l.nodes[j].gen]
+		if g.object {
+			if j != i && t.tableGen(j) >= 0 {
+				tables = append(tables, t.l.nodes[j].name)
+			}
+			return
+		}
+		if !g.writable {
+			t.fill(&ctx, j)
+		}
+	})
+	for _, name := range tables {
+		t.setTable(name, 0)
+	}
+}

@@ -25,7 +25,7 @@ func devicesCommand() *cli.Command {
 			"   edgeacs devices tag 00D09E-HG2000-ESG0001 +beta -lab",
 		Subcommands: []*cli.Command{
 			{
-				Name: "list", Usage: "list devices (ID, product class, serial, edge, last inform, tags)",
+				Name: "list", Usage: "list devices (ID, product class, serial, edge, online state, last inform, tags)",
 				UsageText: "edgeacs devices list [--filter EXPR] [--tag TAG] [--edge EDGE] [--limit N] [--json]",
 				Description: "Example:\n   edgeacs devices list --filter \"DeviceID.ProductClass LIKE 'HG8%' AND Events.Inform > NOW() - 3600000\"\n" +
 					"   The filter reads DeviceID.ID/OUI/ProductClass/SerialNumber/Manufacturer, Tags.<tag>, Events.Inform,\n" +
@@ -42,9 +42,12 @@ func devicesCommand() *cli.Command {
 			},
 			{
 				Name: "show", Usage: "show a device: identity, then its parameter tree",
-				UsageText:    "edgeacs devices show [--path PREFIX] [--json] DEVICE",
-				Description:  "Example:\n   edgeacs devices show --path InternetGatewayDevice.DeviceInfo. 00D09E-HG2000-ESG0001",
-				Flags:        append(apiClientFlags(), &cli.StringFlag{Name: "path", Usage: "show only the parameters under this path prefix"}),
+				UsageText: "edgeacs devices show [--path PREFIX | --history PATH] [--json] DEVICE",
+				Description: "Example:\n   edgeacs devices show --path InternetGatewayDevice.DeviceInfo. 00D09E-HG2000-ESG0001\n" +
+					"   edgeacs devices show --history InternetGatewayDevice.DeviceInfo.UpTime 00D09E-HG2000-ESG0001\n" +
+					"   --history prints the values recorded for a parameter a preset's history names (oldest first).",
+				Flags: append(apiClientFlags(), &cli.StringFlag{Name: "path", Usage: "show only the parameters under this path prefix"},
+					&cli.StringFlag{Name: "history", Usage: "show the recorded values of this parameter instead (see a preset's history)"}),
 				OnUsageError: exitUsage,
 				Action:       devicesShow,
 			},
@@ -120,10 +123,10 @@ func devicesList(c *cli.Context) error {
 		return nil
 	}
 	tw := newTable(c.App.Writer)
-	fmt.Fprintln(tw, "ID\tPRODUCT CLASS\tSERIAL\tEDGE\tLAST INFORM\tTAGS")
+	fmt.Fprintln(tw, "ID\tPRODUCT CLASS\tSERIAL\tEDGE\tSTATE\tLAST INFORM\tTAGS")
 	for _, d := range devs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, orDash(d.ProductClass), orDash(d.SerialNumber), orDash(d.Edge),
-			timeText(d.LastInform), orDash(strings.Join(d.Tags, ",")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, orDash(d.ProductClass), orDash(d.SerialNumber), orDash(d.Edge),
+			orDash(d.State), timeText(d.LastInform), orDash(strings.Join(d.Tags, ",")))
 	}
 	return tw.Flush()
 }
@@ -139,6 +142,9 @@ func devicesShow(c *cli.Context) error {
 	cl, err := apiClient(c)
 	if err != nil {
 		return err
+	}
+	if c.IsSet("history") {
+		return deviceHistory(c, cl, args[0], c.String("history"))
 	}
 	d, err := cl.Device(c.Context, args[0])
 	if err != nil {
@@ -180,6 +186,7 @@ func printDevice(w io.Writer, d client.Device) {
 		inform += " (" + strings.Join(d.LastEvents, ", ") + ")"
 	}
 	row("Last inform", inform)
+	row("State", orDash(d.State))
 	row("Tags", orDash(strings.Join(d.Tags, ", ")))
 	tw.Flush()
 	if len(d.Parameters) == 0 {
@@ -268,4 +275,29 @@ func devicesTag(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "tagged %s: %s\n", dev, strings.Join(done, " "))
 	return nil
+}
+
+// deviceHistory prints the recorded values of one parameter: time and
+// value, oldest first.
+func deviceHistory(c *cli.Context, cl *client.Client, id, path string) error {
+	if strings.TrimSpace(path) == "" {
+		return usageErr(c, "--history needs a parameter path")
+	}
+	hs, err := cl.DeviceHistory(c.Context, id, path)
+	if err != nil {
+		return apiFail(c, err)
+	}
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, hs)
+	}
+	if len(hs) == 0 || len(hs[0].Points) == 0 {
+		fmt.Fprintf(c.App.ErrWriter, "no history of %s on %s (is it in a preset's history?)\n", path, id)
+		return nil
+	}
+	tw := newTable(c.App.Writer)
+	fmt.Fprintln(tw, "TIME\tVALUE")
+	for _, p := range hs[0].Points {
+		fmt.Fprintf(tw, "%s\t%s\n", timeText(p.Time), oneLine(p.Value))
+	}
+	return tw.Flush()
 }

@@ -26,6 +26,9 @@ func Validate(p *fleet.Preset) error {
 	if err != nil {
 		return err
 	}
+	if err := fleet.ValidateHistory(p.History); err != nil {
+		return &Error{Preset: p.Name, Field: "history", Err: fmt.Errorf("%w: %w", ErrInvalid, err)}
+	}
 	run := provision.NewRun(provision.Options{Now: time.Unix(0, 0)})
 	col, err := run.Channel(c.Channel)
 	if err != nil {

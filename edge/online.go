@@ -1,0 +1,103 @@
+package edge
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeacs/edgeacs/fleet"
+)
+
+// Online state (fleet.OnlineState): each device's last Inform against its
+// ManagementServer.PeriodicInformInterval as the cached tree has it (the
+// default inform preset reads and bounds it, so it is usually there).
+
+// informInterval is d's periodic inform interval from the cached tree,
+// 0 when unknown.
+func informInterval(txn *badger.Txn, d *Device) time.Duration {
+	if d.Root == "" {
+		return 0
+	}
+	var r paramRec
+	if err := getCBOR(txn, pParam+d.ID+"/"+d.Root+fleet.InformIntervalSuffix[1:], &r); err != nil {
+		return 0
+	}
+	return fleet.ParseInformInterval(r.Value)
+}
+
+// withStates fills the State of each view from its device's last Inform
+// and cached interval, at now.
+func (c *Cache) withStates(views []fleet.DeviceView, ds []*Device, now time.Time) {
+	_ = c.db.View(func(txn *badger.Txn) error {
+		for i, d := range ds {
+			views[i].State = fleet.OnlineState(d.LastInform, informInterval(txn, d), now)
+		}
+		return nil
+	})
+}
+
+// DeviceStates counts the devices in each online state at now: a scan of
+// every device record (and one parameter read each).
+func (c *Cache) DeviceStates(now time.Time) (map[string]int, error) {
+	out := map[string]int{}
+	err := c.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pDevice), PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var d Device
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &d) }); err != nil {
+				return fmt.Errorf("decode device %s: %w", it.Item().Key(), err)
+			}
+			out[fleet.OnlineState(d.LastInform, informInterval(txn, &d), now)]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("device states: %w", err)
+	}
+	return out, nil
+}
+
+// stateCollector exports edgeacs_edge_devices{state}. Counting scans
+// every device, so a scrape reuses a count younger than maxAge.
+type stateCollector struct {
+	desc   *prometheus.Desc
+	count  func(time.Time) (map[string]int, error)
+	maxAge time.Duration
+
+	mu   sync.Mutex
+	at   time.Time
+	last map[string]int
+}
+
+// statesMaxAge is how long a device-state count serves scrapes: a state
+// changes on the scale of inform intervals (minutes).
+const statesMaxAge = 15 * time.Second
+
+func newStateCollector(count func(time.Time) (map[string]int, error)) *stateCollector {
+	return &stateCollector{
+		desc: prometheus.NewDesc("edgeacs_edge_devices", "Devices by online state: last inform against the periodic inform interval "+
+			"(online within 1 interval + 30 s, late within 3, offline after).", []string{"state"}, nil),
+		count: count, maxAge: statesMaxAge,
+	}
+}
+
+func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
+
+func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	now := time.Now()
+	if s.last == nil || now.Sub(s.at) >= s.maxAge {
+		if m, err := s.count(now); err == nil {
+			s.last, s.at = m, now
+		}
+	}
+	last := s.last
+	s.mu.Unlock()
+	for _, st := range fleet.DeviceStates {
+		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(last[st]), st)
+	}
+}

@@ -1,0 +1,106 @@
+package fleet
+
+import (
+	"testing"
+	"time"
+)
+
+func TestOnlineState(t *testing.T) {
+	last := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	min := time.Minute
+	cases := []struct {
+		name     string
+		last     time.Time
+		interval time.Duration
+		age      time.Duration
+		want     string
+	}{
+		{"just informed", last, 5 * min, 0, DeviceOnline},
+		{"due, within grace", last, 5 * min, 5*min + OnlineGrace, DeviceOnline},
+		{"one inform missed", last, 5 * min, 5*min + OnlineGrace + time.Second, DeviceLate},
+		{"two missed, still late", last, 5 * min, 15*min + OnlineGrace, DeviceLate},
+		{"three missed", last, 5 * min, 15*min + OnlineGrace + time.Second, DeviceOffline},
+		{"long interval keeps it online", last, 24 * time.Hour, 20 * time.Hour, DeviceOnline},
+		{"unknown interval: the default", last, 0, DefaultInformInterval + OnlineGrace, DeviceOnline},
+		{"unknown interval, late", last, 0, DefaultInformInterval + OnlineGrace + time.Second, DeviceLate},
+		{"never informed", time.Time{}, 5 * min, 0, DeviceOffline},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := OnlineState(c.last, c.interval, last.Add(c.age)); got != c.want {
+				t.Fatalf("OnlineState(age %s, interval %s) = %s, want %s", c.age, c.interval, got, c.want)
+			}
+		})
+	}
+}
+
+func TestParseInformInterval(t *testing.T) {
+	for in, want := range map[string]time.Duration{"300": 300 * time.Second, " 60 ": time.Minute, "": 0, "-5": 0, "x": 0, "0": 0} {
+		if got := ParseInformInterval(in); got != want {
+			t.Errorf("ParseInformInterval(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestTrimHistory(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	pts := func(ages ...time.Duration) []HistorySample {
+		var out []HistorySample
+		for i, a := range ages {
+			out = append(out, HistorySample{Time: t0.Add(-a), Value: string(rune('a' + i))})
+		}
+		return out
+	}
+	vals := func(ps []HistorySample) string {
+		s := ""
+		for _, p := range ps {
+			s += p.Value
+		}
+		return s
+	}
+	cases := []struct {
+		name   string
+		in     []HistorySample
+		max    int
+		maxAge time.Duration
+		want   string
+	}{
+		{"all kept", pts(3*time.Hour, 2*time.Hour, time.Hour), 5, 24 * time.Hour, "abc"},
+		{"count", pts(3*time.Hour, 2*time.Hour, time.Hour, 0), 2, 24 * time.Hour, "cd"},
+		{"age", pts(50*time.Hour, 30*time.Hour, time.Hour), 5, 24 * time.Hour, "c"},
+		{"age then count", pts(50*time.Hour, 3*time.Hour, 2*time.Hour, time.Hour), 2, 24 * time.Hour, "cd"},
+		{"on the edge of the age", pts(24*time.Hour, time.Hour), 5, 24 * time.Hour, "ab"},
+		{"empty", nil, 5, time.Hour, ""},
+	}
+	for _, c := range cases {
+		if got := vals(TrimHistory(c.in, t0, c.max, c.maxAge)); got != c.want {
+			t.Errorf("%s: kept %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestHistoryMatchAndValidate(t *testing.T) {
+	const p = "InternetGatewayDevice.WANDevice.*.WANConnectionDevice.*.WANIPConnection.*.Stats.EthernetBytesSent"
+	for path, want := range map[string]bool{
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent":   true,
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats":                     false,
+		"InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent.X": false,
+		"Device.WANDevice.1.WANConnectionDevice.1.WANIPConnection.2.Stats.EthernetBytesSent":                  false,
+	} {
+		if HistoryMatch(p, path) != want {
+			t.Errorf("HistoryMatch(%s) = %v", path, !want)
+		}
+	}
+	if !HistoryMatch("Device.DeviceInfo.UpTime", "Device.DeviceInfo.UpTime") || HistoryMatch("Device.DeviceInfo.UpTime", "Device.DeviceInfo.UpTim") {
+		t.Error("exact paths")
+	}
+	for _, bad := range [][]string{{"Device.DeviceInfo."}, {""}, {"Device.X*.Y"}, {"Device.WiFi.AccessPoint.1.Security.KeyPassphrase"},
+		{"Device.A", "Device.A"}, {"Device..A"}} {
+		if ValidateHistory(bad) == nil {
+			t.Errorf("ValidateHistory(%q) accepted", bad)
+		}
+	}
+	if err := ValidateHistory([]string{p, "Device.DeviceInfo.UpTime"}); err != nil {
+		t.Error(err)
+	}
+}
