@@ -451,7 +451,8 @@ func TestJoinRemove(t *testing.T) {
 	n4 := startNode(t, cfg)
 	rest := []*testNode{leader, follower, n4}
 	waitFor(t, "n4 to join", 15*time.Second, func() bool { return clusterReady(rest) })
-	mustApplyNode(t, leader, Command{Op: OpPutPreset, Preset: &fleet.Preset{Name: "p", Provisions: [][]any{{"refresh", "A."}}}})
+	// A membership change on a busy box may move the leadership.
+	applyViaLeader(t, rest, 15*time.Second, Command{Op: OpPutPreset, Preset: &fleet.Preset{Name: "p", Provisions: [][]any{{"refresh", "A."}}}})
 	waitFor(t, "n4 to replicate", 10*time.Second, func() bool { _, err := n4.fsm.Preset("p"); return err == nil })
 }
 
