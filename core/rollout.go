@@ -262,8 +262,9 @@ func (q *RolloutRequest) validate() (*Rollout, error) {
 //   - "<cron>/<duration>": a cron expression of five fields (minute hour
 //     day-of-month month day-of-week) or six (seconds first), whose last
 //     field is followed by "/" and a Go duration with a unit: the window
-//     opens at each tick and stays open that long. "0 2 * * */4h" is
-//     02:00 to 06:00 UTC every day; "30 1 * * SAT,SUN/2h30m" weekends
+//     opens at each tick (second 0 of the minute, with five fields) and
+//     stays open that long. "0 2 * * */4h" is 02:00:00 to 05:59:59 UTC
+//     every day; "30 1 * * SAT,SUN/2h30m" weekends
 //     from 01:30 for two and a half hours.
 //   - a preset schedule in GenieACS's form, "<seconds> <cron>"
 //     ("14400 0 2 * * *" is the same window as the first example).
@@ -285,6 +286,12 @@ func ParseWindow(s string) (*preset.Schedule, error) {
 			cron := append(slices.Clone(fields[:len(fields)-1]), last[:i])
 			if len(cron) != 5 && len(cron) != 6 {
 				return nil, fmt.Errorf("window %q: the cron expression has %d fields, want 5 (minute hour day month weekday) or 6 (second first), then /<duration>", s, len(cron))
+			}
+			if len(cron) == 5 {
+				// The window opens at the minute's first second, so
+				// "0 2 * * */4h" closes at 06:00:00 (a preset schedule's
+				// five fields match every second of the minute).
+				cron = append([]string{"0"}, cron...)
 			}
 			return preset.ParseSchedule(strconv.FormatInt(int64(d/time.Second), 10) + " " + strings.Join(cron, " "))
 		}
