@@ -101,7 +101,7 @@ func startRolloutSystem(t *testing.T, perEdge int) *rolloutSystem {
 			// (on a loaded box under -race some first sessions time out
 			// before the edge sets connection-request credentials).
 			InformInterval: 10 * time.Second,
-			Logger: slog.New(slog.DiscardHandler),
+			Logger:         slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
 			t.Fatal(err)
