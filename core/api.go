@@ -141,6 +141,12 @@ func (n *Node) handler() http.Handler {
 	h("POST /api/v1/cluster/join", n.write(n.clusterJoin))
 	h("POST /api/v1/cluster/remove", n.write(n.clusterRemove))
 	h("GET /api/v1/openapi.json", openAPI.ServeHTTP)
+	h("POST /api/v1/rollouts", n.write(n.createRollout))
+	h("GET /api/v1/rollouts", n.read(n.listRollouts))
+	h("GET /api/v1/rollouts/{name}", n.read(n.getRollout))
+	for _, a := range []string{RolloutActionPause, RolloutActionResume, RolloutActionAbort, RolloutActionRetry} {
+		h("POST /api/v1/rollouts/{name}/"+a, n.write(n.controlRollout(a)))
+	}
 
 	// ---- GenieACS NBI: its paths and shapes, registered in nbi.go ----
 	n.nbiRoutes(h)

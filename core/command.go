@@ -58,6 +58,19 @@ const (
 	OpPutVirtualParameter Op = 25
 	// OpDeleteVirtualParameter deletes the virtual parameter Name.
 	OpDeleteVirtualParameter Op = 26
+
+	// Firmware rollouts (40-49, rolloutfsm.go).
+
+	// OpRolloutCreate stores Rollout and its planned RolloutDevices; a
+	// name in use is ErrConflict.
+	OpRolloutCreate Op = 40
+	// OpRolloutStep applies one step the leader decided (RolloutStep) to
+	// the rollout Name; every part is checked against the stored state,
+	// so a step proposed twice (a leader change) changes nothing twice.
+	OpRolloutStep Op = 41
+	// OpRolloutControl applies an operator's Action (pause, resume, abort,
+	// retry) to the rollout Name.
+	OpRolloutControl Op = 42
 )
 
 var opNames = map[Op]string{
@@ -70,6 +83,7 @@ var opNames = map[Op]string{
 	OpPutProvision: "PutProvision", OpDeleteProvision: "DeleteProvision", OpSeedPresets: "SeedPresets",
 	OpDeleteChannelFault: "DeleteChannelFault", OpPutVirtualParameter: "PutVirtualParameter",
 	OpDeleteVirtualParameter: "DeleteVirtualParameter",
+	OpRolloutCreate:          "RolloutCreate", OpRolloutStep: "RolloutStep", OpRolloutControl: "RolloutControl",
 }
 
 // String returns the operation's name for logs and metrics.
@@ -153,6 +167,15 @@ type Command struct {
 	// not let the one behind it apply, or the failed records would be
 	// taken for resends and lost. Zero checks nothing.
 	Prev uint64 `cbor:"33,keyasint,omitempty"`
+
+	// Rollout is the rollout OpRolloutCreate stores, RolloutDevices its
+	// planned devices.
+	Rollout        *Rollout         `cbor:"40,keyasint,omitempty"`
+	RolloutDevices []*RolloutDevice `cbor:"41,keyasint,omitempty"`
+	// RolloutStep is what OpRolloutStep applies.
+	RolloutStep *RolloutStep `cbor:"42,keyasint,omitempty"`
+	// Action is OpRolloutControl's: pause, resume, abort or retry.
+	Action string `cbor:"43,keyasint,omitempty"`
 
 	// rawParams, when set by the apply path's decoder, holds Delta's
 	// parameters undecoded (Delta.Parameters is then empty).

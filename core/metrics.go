@@ -15,6 +15,9 @@ type metrics struct {
 	batchSize prometheus.Histogram
 	apiLat    *prometheus.HistogramVec
 	forwarded prometheus.Counter
+	// Rollouts (rolloutloop.go): set by the leader on each step.
+	rolloutDev   *prometheus.GaugeVec
+	rolloutTasks prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -36,6 +39,13 @@ func newMetrics(n *Node) *metrics {
 			Name: "edgeacs_core_api_forwarded_total", Help: "Requests forwarded to the leader.",
 		}),
 	}
+	m.rolloutDev = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "edgeacs_rollout_devices", Help: "Devices of each live rollout by state, as the leader last saw them.",
+	}, []string{"rollout", "state"})
+	m.rolloutTasks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "edgeacs_rollout_tasks_created_total", Help: "Download tasks rollouts created (on the leader that proposed them).",
+	})
+	m.reg.MustRegister(m.rolloutDev, m.rolloutTasks)
 	state := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "edgeacs_core_raft_state", Help: "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.",
 	}, func() float64 {
@@ -63,4 +73,26 @@ func newMetrics(n *Node) *metrics {
 func (m *metrics) observeBatch(size int, d time.Duration) {
 	m.batchSize.Observe(float64(size))
 	m.applyLat.Observe(d.Seconds())
+}
+
+// rolloutDevices sets the rollout's device gauges as they stand after
+// step s.
+func (m *metrics) rolloutDevices(r *Rollout, devs []*RolloutDevice, s *RolloutStep) {
+	counts := map[string]int{RDPending: 0, RDDownloading: 0, RDNotBack: 0, RDDone: 0, RDFaulted: 0, RDCancelled: 0}
+	moved := make(map[string]string, len(s.Moves))
+	for _, mv := range s.Moves {
+		moved[mv.Device] = mv.To
+	}
+	for _, d := range devs {
+		st := d.State
+		if to, ok := moved[d.Device]; ok {
+			st = to
+		}
+		counts[st]++
+	}
+	counts[RDPending] -= len(s.Dispatch)
+	counts[RDDownloading] += len(s.Dispatch)
+	for st, n := range counts {
+		m.rolloutDev.WithLabelValues(r.Name, st).Set(float64(n))
+	}
 }

@@ -124,6 +124,10 @@ type Config struct {
 	APIHeaderTimeout time.Duration `yaml:"apiHeaderTimeout"`
 	APIBodyTimeout   time.Duration `yaml:"apiBodyTimeout"`
 	APIIdleTimeout   time.Duration `yaml:"apiIdleTimeout"`
+
+	// RolloutTick is how often the leader advances firmware rollouts
+	// (rolloutloop.go); default 1 s.
+	RolloutTick time.Duration `yaml:"rolloutTick"`
 }
 
 // DefaultConfig returns production defaults: raft's own timeouts, fsync'd log.
@@ -146,6 +150,7 @@ func DefaultConfig() Config {
 		APIHeaderTimeout:   10 * time.Second,
 		APIBodyTimeout:     30 * time.Second,
 		APIIdleTimeout:     2 * time.Minute,
+		RolloutTick:        time.Second,
 	}
 }
 
@@ -168,6 +173,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.APIHeaderTimeout, d.APIHeaderTimeout)
 	setDur(&c.APIBodyTimeout, d.APIBodyTimeout)
 	setDur(&c.APIIdleTimeout, d.APIIdleTimeout)
+	setDur(&c.RolloutTick, d.RolloutTick)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}
@@ -555,6 +561,7 @@ func (n *Node) Run(ctx context.Context) error {
 	})
 	n.goBG(n.leaderLoop)
 	n.goBG(n.blobLoop)
+	n.goBG(n.rolloutLoop)
 	n.goBG(func(ctx context.Context) { n.fsm.RunGC(ctx, 5*time.Minute) })
 	n.goBG(func(ctx context.Context) { _ = n.logs.RunGC(ctx) })
 	switch {

@@ -399,6 +399,12 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		return nil, p.putRecord(w, key(pNode, c.Node.ID), c.Node)
 	case OpRemoveNode:
 		return nil, p.deleteExisting(w, key(pNode, c.Name), "server "+c.Name)
+	case OpRolloutCreate:
+		return nil, p.rolloutCreate(w, c)
+	case OpRolloutStep:
+		return p.rolloutStep(w, c)
+	case OpRolloutControl:
+		return nil, p.rolloutControl(w, c)
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", ErrBadRequest, c.Op)
 	}

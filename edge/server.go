@@ -262,6 +262,12 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, name string) 
 	if meta.SHA256 != "" {
 		w.Header().Set("ETag", `"`+meta.SHA256+`"`)
 	}
+	if meta.Version != "" {
+		// The version the file installs, as uploaded: the simulator (and
+		// any test CPE) installs it, so a rollout sees the device come back
+		// on it whatever the file is called.
+		w.Header().Set("X-Firmware-Version", meta.Version)
+	}
 	http.ServeContent(w, r, name, meta.Uploaded, f)
 }
 

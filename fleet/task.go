@@ -215,6 +215,11 @@ type Task struct {
 	Updated  time.Time   `json:"updated,omitzero" cbor:"31,keyasint,omitzero"`
 	Result   *TaskResult `json:"result,omitempty" cbor:"32,keyasint,omitempty"`
 	Fault    *TaskFault  `json:"fault,omitempty" cbor:"33,keyasint,omitempty"`
+
+	// Rollout names the firmware rollout that created the task (core
+	// rollouts), so its result maps back to the rollout's device; empty
+	// for any other task. Edges carry it without acting on it.
+	Rollout string `json:"rollout,omitempty" cbor:"40,keyasint,omitempty"`
 }
 
 // taskRequest is the JSON a client posts; only the arguments, plus

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/url"
 	"strconv"
@@ -111,6 +112,12 @@ func (d *Device) Index() int { return d.index }
 
 // Serial returns the device's serial number.
 func (d *Device) Serial() string { return d.tree.Serial() }
+
+// FaultsDownloads reports whether the device fails its downloads at the
+// fleet's current DownloadFaultRate.
+func (d *Device) FaultsDownloads() bool {
+	return d.f.downloadFaultPoint(d.tree.Serial()) < math.Float64frombits(d.f.dlFaultRate.Load())
+}
 
 // Model returns the device's data model name ("tr098", "tr181" or "voip").
 func (d *Device) Model() string { return d.tree.m.Name }

@@ -3,8 +3,10 @@ package sim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,6 +91,12 @@ type Config struct {
 	NoDiagnosticsComplete bool
 	// Logger receives debug logs of failures; default slog.Default().
 	Logger *slog.Logger
+	// DownloadFaultRate (0..1) makes that share of the devices fail every
+	// Download with 9010 after fetching the file, as a firmware the device
+	// refuses to install. Which devices is decided by a hash of Seed and
+	// the serial number alone (Device.FaultsDownloads), so a test knows
+	// them in advance; Fleet.SetDownloadFaultRate changes it while running.
+	DownloadFaultRate float64
 }
 
 // Fleet runs simulated devices, each in its own goroutine, sharing one
@@ -108,6 +117,9 @@ type Fleet struct {
 	udpAddr string
 	seen    *recentIDs
 
+	// dlFaultRate is Config.DownloadFaultRate as math.Float64bits.
+	dlFaultRate atomic.Uint64
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -122,6 +134,7 @@ func New(cfg Config) (*Fleet, error) {
 		return nil, err
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger, stats: newStats(), byToken: map[string]*Device{}, seen: newRecentIDs()}
+	f.dlFaultRate.Store(math.Float64bits(cfg.DownloadFaultRate))
 	f.nonceKey = make([]byte, 32)
 	if _, err := rand.Read(f.nonceKey); err != nil {
 		return nil, fmt.Errorf("nonce key: %w", err)
@@ -198,6 +211,9 @@ func (c *Config) defaults() error {
 		default:
 			return fmt.Errorf("%w: model %q: want tr098, tr181, voip, mixed or a comma-separated list of models", ErrBadConfig, c.Model)
 		}
+	}
+	if c.DownloadFaultRate < 0 || c.DownloadFaultRate > 1 || math.IsNaN(c.DownloadFaultRate) {
+		return fmt.Errorf("%w: download fault rate %v must be between 0 and 1", ErrBadConfig, c.DownloadFaultRate)
 	}
 	if c.InformInterval < 0 {
 		return fmt.Errorf("%w: inform interval %s is negative", ErrBadConfig, c.InformInterval)
@@ -330,4 +346,24 @@ func (f *Fleet) retryWait(n uint32, rng *mrand.Rand) time.Duration {
 	hi := 5 * math.Pow(2, e)
 	secs := lo + rng.Float64()*(hi-lo)
 	return f.scaled(time.Duration(secs * float64(time.Second)))
+}
+
+// SetDownloadFaultRate changes Config.DownloadFaultRate for downloads that
+// start from now on (a test "fixes" the firmware). Values outside 0..1
+// are clamped.
+func (f *Fleet) SetDownloadFaultRate(rate float64) {
+	if math.IsNaN(rate) {
+		rate = 0
+	}
+	f.dlFaultRate.Store(math.Float64bits(min(max(rate, 0), 1)))
+}
+
+// downloadFaultPoint places a device in [0, 1) for DownloadFaultRate: a
+// device faults while its point is below the rate, so raising the rate
+// only adds devices.
+func (f *Fleet) downloadFaultPoint(serial string) float64 {
+	// A cryptographic hash: FNV's high bits hardly move when only the
+	// last characters differ, as serial numbers do.
+	h := sha256.Sum256(fmt.Appendf(nil, "%d\x00%s", f.cfg.Seed, serial))
+	return float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
 }

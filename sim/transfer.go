@@ -109,6 +109,9 @@ func (d *Device) download(ctx context.Context, r cwmp.Download) (uint32, string,
 	if r.FileType != fileTypeFirmware {
 		return 0, "", false
 	}
+	if d.FaultsDownloads() {
+		return cwmp.FaultDownloadFailure, "simulated: the device refuses this firmware (DownloadFaultRate)", false
+	}
 	v := firmwareVersion(resp.Header, r.TargetFileName, req.URL.Path)
 	if v == "" {
 		return 0, "", false

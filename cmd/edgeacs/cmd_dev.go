@@ -86,6 +86,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Value: defaultDevData, Usage: "data directory (core/, edge/, ca/, cli.yaml, dev.yaml)"},
 			&cli.IntFlag{Name: "sim", Value: 200, Usage: "number of simulated CPEs (0 for none)"},
 			&cli.StringFlag{Name: "model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs: tr098, tr181, voip (a SIP adapter), mixed (tr098 and tr181 alternating) or a comma-separated rotation such as tr098,tr181,voip"},
+			&cli.Float64Flag{Name: "sim-download-faults", Usage: "share (0..1) of the simulated CPEs that fail every firmware download with 9010, to try rollouts' fault handling"},
 			&cli.StringFlag{Name: "api-addr", Value: defaultDevAPIAddr, Usage: "core REST API listen address (loopback: plain HTTP)"},
 			&cli.StringFlag{Name: "cwmp-addr", Value: defaultDevCWMPAddr, Usage: "edge CWMP listen address, for the CPEs"},
 			&cli.StringFlag{Name: "edge-api-addr", Usage: "edge local API listen address", DefaultText: "a free port, kept in dev.yaml"},
@@ -147,6 +148,8 @@ type devOptions struct {
 	edgeAPIAddr, raftAddr    string
 	syncAddr, stunAddr       string
 	cpeUsername, cpePassword string
+	// dlFaultRate is the simulated CPEs' sim.Config.DownloadFaultRate.
+	dlFaultRate float64
 }
 
 // addrFree reports whether addr can be bound now on network "tcp" or
@@ -197,7 +200,7 @@ func devOptionsFromFlags(c *cli.Context, log *slog.Logger) (devOptions, error) {
 		return usage("%v", err)
 	}
 	o := devOptions{data: c.String("data"), sims: c.Int("sim"), model: c.String("model"),
-		apiAddr: c.String("api-addr"), cwmpAddr: c.String("cwmp-addr")}
+		apiAddr: c.String("api-addr"), cwmpAddr: c.String("cwmp-addr"), dlFaultRate: c.Float64("sim-download-faults")}
 	switch {
 	case o.data == "":
 		return usage("--data must not be empty")
@@ -397,7 +400,7 @@ func startDevSystem(ctx context.Context, o devOptions, log *slog.Logger) (_ *dev
 		}
 		o = d.opts
 		d.fleet, err = sim.New(sim.Config{
-			ACSURL: d.acsURL, Count: o.sims, Model: o.model, Seed: 1,
+			ACSURL: d.acsURL, Count: o.sims, Model: o.model, Seed: 1, DownloadFaultRate: o.dlFaultRate,
 			Username: o.cpeUsername, Password: o.cpePassword, PoolConnections: true, Logger: log,
 		})
 		if err != nil {

@@ -31,6 +31,7 @@ func simCommand() *cli.Command {
 			&cli.IntFlag{Name: "count", Value: 1, Usage: "number of devices"},
 			&cli.StringFlag{Name: "model", Value: sim.ModelTR098, Usage: "data model: tr098, tr181, voip (a SIP adapter), mixed (tr098 and tr181 alternating) or a comma-separated rotation such as tr098,tr181,voip"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "seed for serial numbers, MACs and other values"},
+			&cli.Float64Flag{Name: "download-fault-rate", Usage: "share (0..1) of the devices, picked by seed and serial, that fail every firmware download with 9010"},
 			&cli.DurationFlag{Name: "inform-interval", Usage: "periodic inform interval (default: the template's 300s)"},
 			&cli.StringFlag{Name: "cr-addr", Value: "127.0.0.1:0", Usage: "HTTP connection-request listener, shared by all devices"},
 			&cli.StringFlag{Name: "udp-cr-addr", Usage: "UDP (TR-111) connection-request socket; empty disables"},
@@ -54,6 +55,7 @@ func simCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("edgeacs sim: "+err.Error(), 2)
 			}
+			cfg.DownloadFaultRate = c.Float64("download-fault-rate")
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			live := c.Bool("stats") || isTerminal(os.Stderr)
