@@ -4,8 +4,12 @@ BIN       := bin/edgeacs
 VERSION   := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Every package runs under the race detector except the end-to-end tests,
-# which build and drive the whole binary (-race would triple their time).
+# which build and drive the whole binary (-race would triple their time),
+# and PLAIN_TESTS, whole systems in one process that skip themselves under
+# -race for the same reason.
 PLAIN_PKGS := ./test/...
+PLAIN_TESTS := '^TestRollouts$$'
+
 RACE_PKGS  = $(shell $(GO) list ./... | grep -v '/test/')
 TEST_TIMEOUT ?= 12m
 FUZZTIME  ?= 30s
@@ -26,6 +30,7 @@ run: build
 test:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 	$(GO) test -timeout $(TEST_TIMEOUT) $(PLAIN_PKGS)
+	$(GO) test -timeout $(TEST_TIMEOUT) -run $(PLAIN_TESTS) ./cmd/edgeacs
 	@[ -n "$$EDGEACS_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	command -v google-chrome >/dev/null 2>&1 || command -v google-chrome-stable >/dev/null 2>&1 || \
 	echo "NOTICE: no Chromium found: the web console's browser tests (test/e2e TestConsoleInBrowser) were SKIPPED. Install it (apt-get install chromium) or set EDGEACS_CHROMIUM to run them."

@@ -130,6 +130,12 @@ func newFakeAPI(t *testing.T) (*fakeAPI, http.Handler) {
 	h("GET /api/v1/edges", func(w http.ResponseWriter, r *http.Request) {
 		js(w, 200, []map[string]any{{"id": "edge1", "status": "connected", "connected": true, "lastSeen": now}})
 	})
+	h("GET /api/v1/rollouts", func(w http.ResponseWriter, r *http.Request) {
+		js(w, 200, []map[string]any{
+			{"name": "fw-wave", "state": "paused", "reason": "wave 1 of 3: 2 of 10 devices faulted", "total": 10, "done": 8},
+			{"name": "fw-old", "state": "done", "total": 5, "done": 5},
+		})
+	})
 	h("GET /api/v1/presets", func(w http.ResponseWriter, r *http.Request) {
 		js(w, 200, []map[string]any{{"_id": "inform", "weight": 0, "channel": "default", "provisions": [][]any{{"refresh", "X."}}}})
 	})
@@ -264,6 +270,7 @@ var pages = []struct {
 	writeOnly  bool
 }{
 	{"/console/", "Faults in the last hour", false},
+	{"/console/", "fw-wave (paused: wave 1 of 3", false},
 	{"/console/devices", "HG-2000", false},
 	{"/console/devices?sort=model&dir=desc", "HG-2000", false},
 	{"/console/devices?sort=software", "2.4.1", false},

@@ -25,7 +25,7 @@ type overviewData struct {
 	InFlight map[string]int
 	Running  []client.Task
 	Faults   []faultCount
-	// Rollouts is filled by rolloutsHook; nil shows the placeholder.
+	// Rollouts are those still running or paused.
 	Rollouts []RolloutSummary
 	Now      time.Time
 }
@@ -48,14 +48,26 @@ type RolloutSummary struct {
 	Done, Total     int
 }
 
-// RolloutsHook lists the running rollouts for the overview.
-//
-// LEAD: placeholder. /api/v1/rollouts is being added in parallel; when it
-// lands, set this (or replace its body) to call it through api, e.g.
-// api.Do(ctx, "GET", "/api/v1/rollouts?state=running", nil, &out), and map
-// each to a RolloutSummary. nil (the default) shows "rollouts: not
-// available on this node".
-var RolloutsHook func(ctx context.Context, api *client.Client) ([]RolloutSummary, error)
+// unfinishedRollouts lists the rollouts still under way (running or
+// paused) for the overview, with their progress.
+func unfinishedRollouts(ctx context.Context, api *client.Client) ([]RolloutSummary, error) {
+	rs, err := api.Rollouts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []RolloutSummary
+	for _, r := range rs {
+		if r.Finished() {
+			continue
+		}
+		state := r.State
+		if r.Reason != "" {
+			state += ": " + r.Reason
+		}
+		out = append(out, RolloutSummary{ID: r.Name, Name: r.Name, State: state, Done: r.Done, Total: r.Total})
+	}
+	return out, nil
+}
 
 // overview is the fleet at a glance. The device counts scan the device
 // list once (no parameters); at 100k devices that is ten pages of 10 000.
@@ -105,10 +117,8 @@ func (c *Console) overview(w http.ResponseWriter, q *req) error {
 		d.Faults = append(d.Faults, faultCount{Code: code, Meaning: faultMeaning(code), Count: n})
 	}
 	slices.SortFunc(d.Faults, func(a, b faultCount) int { return b.Count - a.Count })
-	if RolloutsHook != nil {
-		if d.Rollouts, err = RolloutsHook(q.ctx, q.api); err != nil {
-			return err
-		}
+	if d.Rollouts, err = unfinishedRollouts(q.ctx, q.api); err != nil {
+		return err
 	}
 	return c.render(w, q, http.StatusOK, "overview", "Overview", "overview", d)
 }
