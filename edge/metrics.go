@@ -44,6 +44,8 @@ type Metrics struct {
 	// follow-up task (Server.linger), by outcome: "task" (one came and ran
 	// in the session) or "idle" (none came; the session ended).
 	SessionLingers *prometheus.CounterVec
+	// Storm counts admission control and store failures (admission.go).
+	Storm *StormMetrics
 }
 
 // NewMetrics builds the edge metrics on a fresh registry. outbox, when not
@@ -95,6 +97,7 @@ func NewMetrics(outbox func() float64) *Metrics {
 	m.reg.MustRegister(m.Sessions, m.SessionDuration, m.TaskRPCs, m.Tasks, m.ConnectionRequests,
 		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests, m.SessionLingers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Storm = newStormMetrics(m.reg)
 	if outbox != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "edgeacs", Subsystem: "edge", Name: "outbox_length",
