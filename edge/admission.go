@@ -110,6 +110,13 @@ type admission struct {
 	retryMax time.Duration
 	metrics  *StormMetrics
 
+	// pending counts sessions admitted and not yet in the session table
+	// (their Inform is being recorded): admission counts them with the
+	// open ones, under pendingMu, so a burst of Informs cannot all pass
+	// the check before any of them is counted open.
+	pendingMu sync.Mutex
+	pending   int64
+
 	mu    sync.Mutex
 	woken map[string]time.Time // devices sent a connection request lately
 }
@@ -181,29 +188,45 @@ func (a *admission) retryAfter() string {
 }
 
 // admit decides whether an Inform for deviceID may open a session (before
-// anything is recorded); on refusal it has answered 503.
-func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string, replacing bool, now time.Time) bool {
+// anything is recorded); on refusal it has answered 503. An admitted
+// session holds a slot until the returned release is called, once it is
+// in the session table (counted open) or given up.
+func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string, replacing bool, now time.Time) (release func(), ok bool) {
 	a := s.adm
 	outcome := admitNormal
 	switch {
 	case replacing:
 		// The old session is ended first: no new slot is taken.
-		outcome = admitReplacing
+		a.metrics.Admission.WithLabelValues(admitReplacing).Inc()
+		return func() {}, true
 	case s.draining.Load():
 		s.refuseBusy(w, rejectDraining, "shutting down, retry later")
-		return false
-	case a.limit > 0:
-		open := s.open.Load()
-		if open >= a.limit-a.reserved {
-			if open >= a.limit || !a.priority(inf, deviceID, now) {
-				s.refuseBusy(w, rejectFull, "too many sessions, retry later")
-				return false
-			}
-			outcome = admitPriority
-		}
+		return nil, false
+	case a.limit <= 0:
+		a.metrics.Admission.WithLabelValues(outcome).Inc()
+		return func() {}, true
 	}
+	a.pendingMu.Lock()
+	if used := s.open.Load() + a.pending; used >= a.limit-a.reserved {
+		// priority may take the woken mark: only ask when it matters.
+		if used >= a.limit || !a.priority(inf, deviceID, now) {
+			a.pendingMu.Unlock()
+			s.refuseBusy(w, rejectFull, "too many sessions, retry later")
+			return nil, false
+		}
+		outcome = admitPriority
+	}
+	a.pending++
+	a.pendingMu.Unlock()
 	a.metrics.Admission.WithLabelValues(outcome).Inc()
-	return true
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.pendingMu.Lock()
+			a.pending--
+			a.pendingMu.Unlock()
+		})
+	}, true
 }
 
 // refuseBusy answers 503 with a jittered Retry-After and closes the

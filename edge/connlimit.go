@@ -25,8 +25,14 @@ type limitListener struct {
 }
 
 // evictPoll is how often a full listener looks again for idle connections
-// to close while it waits for a slot.
-const evictPoll = 100 * time.Millisecond
+// to close while it waits for a slot; evictMinIdle is how long a
+// connection must have been idle to be closed: a CPE in a session sends
+// its next request on it at once, and cutting that would fail the
+// session the storm most needs to finish.
+const (
+	evictPoll    = 100 * time.Millisecond
+	evictMinIdle = 5 * time.Second
+)
 
 func newLimitListener(ln net.Listener, n int, m *StormMetrics) *limitListener {
 	m.ConnectionLimit.Set(float64(n))
@@ -68,13 +74,14 @@ func (l *limitListener) acquire() bool {
 	}
 }
 
-// evictIdle closes the idle keep-alive connection idle longest.
+// evictIdle closes the keep-alive connection idle longest, if it has been
+// idle for evictMinIdle.
 func (l *limitListener) evictIdle() {
 	l.mu.Lock()
 	var oldest net.Conn
-	var at time.Time
+	at := time.Now().Add(-evictMinIdle)
 	for c, t := range l.idle {
-		if oldest == nil || t.Before(at) {
+		if t.Before(at) {
 			oldest, at = c, t
 		}
 	}

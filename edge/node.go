@@ -448,8 +448,8 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 	}
 	capacity := resolveCapacity(&cfg, logger)
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
-		StoreFailureLimit: cfg.StoreFailureLimit,
-		OnStoreFailure:    func(op string) { metrics.Storm.StoreFailures.WithLabelValues(op).Inc() },
+		StoreFailureLimit:   cfg.StoreFailureLimit,
+		OnStoreFailure:      func(op string) { metrics.Storm.StoreFailures.WithLabelValues(op).Inc() },
 		SyncWrites:          cfg.SyncWrites,
 		Logger:              logger,
 		EdgeID:              cfg.ID,

@@ -469,9 +469,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 	// abandoned by the CPE. End it first so its work cannot overwrite what
 	// the new session records.
 	old, replacing := s.byDevice.load(deviceID)
-	if !s.admit(w, inf, deviceID, replacing, now) {
+	release, ok := s.admit(w, inf, deviceID, replacing, now)
+	if !ok {
 		return
 	}
+	defer release() // the session is counted open by then, or given up
 
 	cs := cwmp.NewSession(s.sessCfg)
 	step, err := cs.Receive(env)
