@@ -124,6 +124,10 @@ type Config struct {
 	APIHeaderTimeout time.Duration `yaml:"apiHeaderTimeout"`
 	APIBodyTimeout   time.Duration `yaml:"apiBodyTimeout"`
 	APIIdleTimeout   time.Duration `yaml:"apiIdleTimeout"`
+	// MaxAPIRequests bounds the API requests served at once; the others
+	// get 503 with a jittered Retry-After (default DefaultMaxAPIRequests;
+	// negative: no bound).
+	MaxAPIRequests int `yaml:"maxAPIRequests"`
 }
 
 // DefaultConfig returns production defaults: raft's own timeouts, fsync'd log.
@@ -185,6 +189,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = d.MaxFileBytes
+	}
+	if c.MaxAPIRequests == 0 {
+		c.MaxAPIRequests = DefaultMaxAPIRequests
 	}
 	return c
 }
