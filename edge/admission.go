@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,8 @@ func newStormMetrics(reg *prometheus.Registry) *StormMetrics {
 // admission is the session side of admission control.
 type admission struct {
 	limit    int64 // sessions; 0 = unbounded
+	maxBusy  int64 // requests in progress; 0 = unbounded
+	busy     atomic.Int64
 	reserved int64 // of limit, only for priority sessions
 	retryMin time.Duration
 	retryMax time.Duration
@@ -121,8 +124,8 @@ type admission struct {
 	woken map[string]time.Time // devices sent a connection request lately
 }
 
-func newAdmission(limit int, retryMin, retryMax time.Duration, m *StormMetrics) *admission {
-	a := &admission{limit: int64(limit), retryMin: retryMin, retryMax: retryMax, metrics: m, woken: map[string]time.Time{}}
+func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *StormMetrics) *admission {
+	a := &admission{limit: int64(limit), maxBusy: int64(max(maxBusy, 0)), retryMin: retryMin, retryMax: retryMax, metrics: m, woken: map[string]time.Time{}}
 	if limit >= 10 {
 		a.reserved = int64(limit / 10)
 	}
@@ -202,14 +205,16 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	case s.draining.Load():
 		s.refuseBusy(w, rejectDraining, "shutting down, retry later")
 		return nil, false
-	case a.limit <= 0:
+	case a.limit <= 0 && a.maxBusy <= 0:
 		a.metrics.Admission.WithLabelValues(outcome).Inc()
 		return func() {}, true
 	}
 	a.pendingMu.Lock()
-	if used := s.open.Load() + a.pending; used >= a.limit-a.reserved {
+	used := s.open.Load() + a.pending
+	busy := a.maxBusy > 0 && a.busy.Load() > a.maxBusy
+	if busy || (a.limit > 0 && used >= a.limit-a.reserved) {
 		// priority may take the woken mark: only ask when it matters.
-		if used >= a.limit || !a.priority(inf, deviceID, now) {
+		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
 			a.pendingMu.Unlock()
 			s.refuseBusy(w, rejectFull, "too many sessions, retry later")
 			return nil, false
@@ -227,6 +232,31 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 			a.pendingMu.Unlock()
 		})
 	}, true
+}
+
+// full reports whether no session can be admitted but one replacing a
+// device's own: a request that would open one is then refused before its
+// body is read (a storm's refusals cost headers only).
+//
+// Past twice the busy bound too: a few priority sessions still get their
+// bodies read between the bound and twice it.
+func (s *Server) full() bool {
+	a := s.adm
+	if a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy {
+		return true
+	}
+	if a.limit <= 0 {
+		return false
+	}
+	a.pendingMu.Lock()
+	defer a.pendingMu.Unlock()
+	return s.open.Load()+a.pending >= a.limit
+}
+
+// enter counts a CWMP request in progress until the returned func runs.
+func (s *Server) enter() func() {
+	s.adm.busy.Add(1)
+	return func() { s.adm.busy.Add(-1) }
 }
 
 // refuseBusy answers 503 with a jittered Retry-After and closes the

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -18,10 +19,15 @@ type Capacity struct {
 	// MemoryBytes is the memory the derivation assumed (the box's, or the
 	// cgroup's limit when lower; 0: unknown).
 	MemoryBytes uint64
+	// CPUs is GOMAXPROCS at start.
+	CPUs int
 	// Connections bounds the CWMP connections held (0: unbounded);
 	// Sessions the concurrent sessions (0: unbounded).
 	Connections int
 	Sessions    int
+	// Busy bounds the CWMP requests in progress before new sessions are
+	// refused (0: unbounded): busyPerCPU per CPU.
+	Busy int
 }
 
 // Sizing of the derivation.
@@ -38,14 +44,30 @@ const (
 	// work), generously; sessions may use a quarter of memory.
 	sessionMemory = 128 << 10
 	memShare      = 4
+	// sessionsPerCPU bounds the sessions in flight by CPU: past a few
+	// hundred per core, more concurrency only makes every session slower
+	// (a 20,000-CPE storm on two cores admitted 12,000 sessions by fds
+	// alone and completed none within the CPEs' 30 s timeout). Real CPEs
+	// spend most of a session on round trips, hence the generous share;
+	// busyPerCPU is the finer bound.
+	sessionsPerCPU = 512
+	// busyPerCPU bounds the CWMP requests being processed at once (not
+	// sessions waiting for their CPE) before new sessions are refused.
+	// Sessions share the CPU: 1,000 of them on two busy cores each took
+	// over a minute, completing together. Requests in progress measure
+	// that load whatever the CPEs' round-trip time: on loopback every
+	// session is always in a request, behind a slow access network
+	// hardly any, and so the bound admits many sessions there and few
+	// here.
+	busyPerCPU = 64
 )
 
 // deriveCapacity computes the bounds. conns and sessions are the
 // configured ones (0: derive). Sessions are three quarters of the
 // connections, so the connections above them carry the 503s quickly
 // instead of waiting in the kernel's backlog.
-func deriveCapacity(conns, sessions int, fdLimit, mem uint64) Capacity {
-	c := Capacity{FDLimit: fdLimit, MemoryBytes: mem, Connections: conns, Sessions: sessions}
+func deriveCapacity(conns, sessions int, fdLimit, mem uint64, cpus int) Capacity {
+	c := Capacity{FDLimit: fdLimit, MemoryBytes: mem, CPUs: cpus, Connections: conns, Sessions: sessions, Busy: cpus * busyPerCPU}
 	if c.Connections == 0 && fdLimit > 0 {
 		reserve := max(fdLimit/fdReserveShare, min(fdReserveMin, fdLimit/2))
 		c.Connections = int(min(fdLimit-reserve, 1<<30))
@@ -59,6 +81,9 @@ func deriveCapacity(conns, sessions int, fdLimit, mem uint64) Capacity {
 			if c.Sessions == 0 || byMem < c.Sessions {
 				c.Sessions = max(byMem, 1)
 			}
+		}
+		if byCPU := cpus * sessionsPerCPU; byCPU > 0 && (c.Sessions == 0 || byCPU < c.Sessions) {
+			c.Sessions = byCPU
 		}
 		if c.Sessions == 0 {
 			c.Sessions = DefaultMaxSessions
@@ -109,13 +134,17 @@ func resolveCapacity(cfg *Config, log *slog.Logger) Capacity {
 	if cfg.capacityFDLimit > 0 {
 		fds = cfg.capacityFDLimit
 	}
-	c := deriveCapacity(cfg.MaxConnections, cfg.MaxConcurrentSessions, fds, memoryBytes())
+	c := deriveCapacity(cfg.MaxConnections, cfg.MaxConcurrentSessions, fds, memoryBytes(), runtime.GOMAXPROCS(0))
 	if cfg.MaxConnections == 0 && c.Connections > 0 && cfg.MaxConcurrentSessions > c.Connections {
 		log.Warn("max concurrent sessions is above the connections the fd limit allows: sessions past it wait for a connection instead of getting 503",
 			"max_sessions", cfg.MaxConcurrentSessions, "max_connections", c.Connections)
 	}
 	cfg.MaxConnections, cfg.MaxConcurrentSessions = c.Connections, c.Sessions
-	log.Info("admission control", "fd_limit", c.FDLimit, "memory_mib", c.MemoryBytes>>20,
-		"max_connections", c.Connections, "max_sessions", c.Sessions)
+	if cfg.maxBusy == 0 {
+		cfg.maxBusy = c.Busy
+	}
+	c.Busy = cfg.maxBusy
+	log.Info("admission control", "fd_limit", c.FDLimit, "memory_mib", c.MemoryBytes>>20, "cpus", c.CPUs,
+		"max_connections", c.Connections, "max_sessions", c.Sessions, "max_busy_requests", c.Busy)
 	return c
 }

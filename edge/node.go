@@ -178,6 +178,9 @@ type Config struct {
 	// capacityFDLimit replaces the process's fd limit in the derivation
 	// (tests).
 	capacityFDLimit uint64
+	// maxBusy bounds the CWMP requests in progress before new sessions
+	// are refused (Capacity.Busy; derived from the CPUs; negative: none).
+	maxBusy int
 }
 
 // httpTimeouts are an http.Server's read-side timeouts.

@@ -135,7 +135,7 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 		s.preauth.max = DefaultMaxUnauthenticatedPerIP
 	}
 	s.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }
-	s.adm = newAdmission(cfg.MaxConcurrentSessions, cfg.retryAfterMin, cfg.retryAfterMax, m.Storm)
+	s.adm = newAdmission(cfg.MaxConcurrentSessions, cfg.maxBusy, cfg.retryAfterMin, cfg.retryAfterMax, m.Storm)
 	return s
 }
 
@@ -262,6 +262,7 @@ func (s *Server) refuseBlocked(w http.ResponseWriter) {
 
 // serveCWMP handles one POST of a CWMP session.
 func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
+	defer s.enter()()
 	now := time.Now()
 	ip := remoteIP(r.RemoteAddr)
 	if s.auth.blocked(ip, now) {
@@ -269,6 +270,10 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.lookup(r)
+	if sess == nil && s.full() {
+		s.refuseBusy(w, rejectFull, "too many sessions, retry later")
+		return
+	}
 
 	// Authenticate from the headers alone, before a byte of the body is
 	// read: a client without credentials costs no body, no decompression

@@ -61,19 +61,20 @@ func (e *testEdge) metricValue(series string) float64 {
 func TestDeriveCapacity(t *testing.T) {
 	for _, tt := range []struct {
 		name                string
-		conns, sess         int
+		conns, sess, cpus   int
 		fds, mem            uint64
 		wantConns, wantSess int
 	}{
-		{"the reported box", 0, 0, 20000, 24 << 30, 16000, 12000},
-		{"tiny limit", 0, 0, 64, 24 << 30, 32, 24},
-		{"default soft limit", 0, 0, 1024, 24 << 30, 512, 384},
-		{"huge limit, memory bounds sessions", 0, 0, 1 << 20, 1 << 30, 838861, 2048},
-		{"configured", 100, 50, 20000, 24 << 30, 100, 50},
-		{"nothing known", 0, 0, 0, 0, 0, DefaultMaxSessions},
+		{"the reported box, by fds", 0, 0, 64, 20000, 24 << 30, 16000, 12000},
+		{"the reported box, by CPU", 0, 0, 2, 20000, 24 << 30, 16000, 1024},
+		{"tiny limit", 0, 0, 2, 64, 24 << 30, 32, 24},
+		{"default soft limit", 0, 0, 2, 1024, 24 << 30, 512, 384},
+		{"huge limit, memory bounds sessions", 0, 0, 64, 1 << 20, 1 << 30, 838861, 2048},
+		{"configured", 100, 50, 2, 20000, 24 << 30, 100, 50},
+		{"nothing known", 0, 0, 0, 0, 0, 0, DefaultMaxSessions},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := deriveCapacity(tt.conns, tt.sess, tt.fds, tt.mem)
+			c := deriveCapacity(tt.conns, tt.sess, tt.fds, tt.mem, tt.cpus)
 			if c.Connections != tt.wantConns || c.Sessions != tt.wantSess {
 				t.Fatalf("got %d connections, %d sessions; want %d, %d", c.Connections, c.Sessions, tt.wantConns, tt.wantSess)
 			}
@@ -160,7 +161,7 @@ func TestStorm(t *testing.T) {
 // TestRetryAfterSpread: refused CPEs are told to come back at different
 // times, within the window.
 func TestRetryAfterSpread(t *testing.T) {
-	a := newAdmission(10, 10*time.Second, 60*time.Second, NewMetrics(nil).Storm)
+	a := newAdmission(10, 0, 10*time.Second, 60*time.Second, NewMetrics(nil).Storm)
 	seen := map[int]bool{}
 	for range 200 {
 		v, err := strconv.Atoi(a.retryAfter())
@@ -196,9 +197,10 @@ func TestAdmissionPriority(t *testing.T) {
 	if code := informCode(tc, cwmp.EventTransferComplete, cwmp.EventMDownload); code != http.StatusOK {
 		t.Fatalf("TransferComplete into the reserved slice: %d, want 200", code)
 	}
-	// Full now (10). A device already in a session replaces it.
-	if code := informCode(tc, cwmp.EventTransferComplete); code != http.StatusOK {
-		t.Fatalf("a new Inform of a device in a session at the cap: %d, want 200", code)
+	// Full now (10). A device already in a session (its cookie) replaces
+	// it; without the cookie it is refused before its body is read.
+	if code, _, _ := tc.post(tc.informBody([]string{cwmp.EventTransferComplete})); code != http.StatusOK {
+		t.Fatalf("a new Inform of a device in a session, with its cookie, at the cap: %d, want 200", code)
 	}
 	woken := newCPE(t, e, "WOKEN")
 	e.node.Server().woke(woken.id())
@@ -385,5 +387,33 @@ func TestStoreUnusableErrors(t *testing.T) {
 	err := g.Sync()
 	if err == nil || unusableReason(err) == "" {
 		t.Fatalf("panicking sync: %v", err)
+	}
+}
+
+// TestAdmissionBusy: with more CWMP requests in progress than the busy
+// bound, new sessions are refused but priority ones; past twice the bound,
+// every new session is refused before its body is read.
+func TestAdmissionBusy(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.maxBusy = 2 })
+	busy := &e.node.Server().adm.busy
+	busy.Add(2) // with the request itself, 3 in progress
+	inform := func(serial string, events ...string) int {
+		c := newCPE(t, e, serial)
+		code, _, _ := c.post(c.informBody(events))
+		return code
+	}
+	if code := inform("BUSY1", cwmp.EventBootstrap); code != http.StatusServiceUnavailable {
+		t.Fatalf("bootstrap above the busy bound: %d, want 503", code)
+	}
+	if code := inform("BUSY2", cwmp.EventTransferComplete); code != http.StatusOK {
+		t.Fatalf("TransferComplete above the busy bound: %d, want 200", code)
+	}
+	busy.Add(2) // 5 > 2×2
+	if code := inform("BUSY3", cwmp.EventTransferComplete); code != http.StatusServiceUnavailable {
+		t.Fatalf("TransferComplete above twice the busy bound: %d, want 503", code)
+	}
+	busy.Add(-4)
+	if code := inform("BUSY4", cwmp.EventBootstrap); code != http.StatusOK {
+		t.Fatalf("bootstrap once the load fell: %d, want 200", code)
 	}
 }
