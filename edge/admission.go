@@ -52,6 +52,36 @@ const (
 	DefaultRetryAfterMax = 60 * time.Second
 )
 
+// defaultLatencyTarget is the average time of a request inside a session
+// above which new sessions are refused: the admitted ones are then
+// sharing the CPU (or the store) so thinly that each CPE waits seconds per
+// exchange, and more would push them past their HTTP timeouts (the
+// sessions' work then wasted). latencyFresh is how recent the average
+// must be to count: with no request finishing, nothing is slow.
+const (
+	defaultLatencyTarget = time.Second
+	latencyFresh         = time.Second
+)
+
+// observe adds a finished in-session request that began at start to the
+// moving average (1/16 weight: a burst of slow requests moves it in
+// tens of requests, not one).
+func (a *admission) observe(start time.Time) {
+	now := time.Now()
+	d := int64(now.Sub(start))
+	old := a.lat.Load()
+	a.lat.Store(old + (d-old)/16)
+	a.latAt.Store(now.UnixNano())
+}
+
+// slow reports whether sessions are slowing each other down: requests
+// take on average over factor times the target, measured within the last
+// latencyFresh.
+func (a *admission) slow(factor int64, now time.Time) bool {
+	return a.latTarget > 0 && now.UnixNano()-a.latAt.Load() < int64(latencyFresh) &&
+		a.lat.Load() > factor*int64(a.latTarget)
+}
+
 // wakeMemory is how long a device counts as just woken after the edge sent
 // it a connection request; wakeMemoryMax bounds how many are remembered.
 const (
@@ -108,6 +138,12 @@ type admission struct {
 	limit    int64 // sessions; 0 = unbounded
 	maxBusy  int64 // requests in progress; 0 = unbounded
 	busy     atomic.Int64
+	// lat is a moving average of how long requests inside sessions take
+	// (ns), latAt when it last moved (unix ns): while it is above
+	// latTarget, sessions are slowing each other down and new ones are
+	// refused (see slow).
+	lat, latAt atomic.Int64
+	latTarget  time.Duration
 	reserved int64 // of limit, only for priority sessions
 	retryMin time.Duration
 	retryMax time.Duration
@@ -129,6 +165,7 @@ func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *Storm
 	if limit >= 10 {
 		a.reserved = int64(limit / 10)
 	}
+	a.latTarget = defaultLatencyTarget
 	if a.retryMin <= 0 {
 		a.retryMin = DefaultRetryAfterMin
 	}
@@ -205,13 +242,13 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	case s.draining.Load():
 		s.refuseBusy(w, rejectDraining, "shutting down, retry later")
 		return nil, false
-	case a.limit <= 0 && a.maxBusy <= 0:
+	case a.limit <= 0 && a.maxBusy <= 0 && a.latTarget <= 0:
 		a.metrics.Admission.WithLabelValues(outcome).Inc()
 		return func() {}, true
 	}
 	a.pendingMu.Lock()
 	used := s.open.Load() + a.pending
-	busy := a.maxBusy > 0 && a.busy.Load() > a.maxBusy
+	busy := (a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(1, now)
 	if busy || (a.limit > 0 && used >= a.limit-a.reserved) {
 		// priority may take the woken mark: only ask when it matters.
 		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
@@ -242,7 +279,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 // bodies read between the bound and twice it.
 func (s *Server) full() bool {
 	a := s.adm
-	if a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy {
+	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(2, time.Now()) {
 		return true
 	}
 	if a.limit <= 0 {

@@ -50,7 +50,7 @@ const (
 	// alone and completed none within the CPEs' 30 s timeout). Real CPEs
 	// spend most of a session on round trips, hence the generous share;
 	// busyPerCPU is the finer bound.
-	sessionsPerCPU = 512
+	sessionsPerCPU = 256
 	// busyPerCPU bounds the CWMP requests being processed at once (not
 	// sessions waiting for their CPE) before new sessions are refused.
 	// Sessions share the CPU: 1,000 of them on two busy cores each took
@@ -59,7 +59,7 @@ const (
 	// session is always in a request, behind a slow access network
 	// hardly any, and so the bound admits many sessions there and few
 	// here.
-	busyPerCPU = 64
+	busyPerCPU = 32
 )
 
 // deriveCapacity computes the bounds. conns and sessions are the

@@ -270,6 +270,9 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := s.lookup(r)
+	if sess != nil {
+		defer s.adm.observe(now)
+	}
 	if sess == nil && s.full() {
 		s.refuseBusy(w, rejectFull, "too many sessions, retry later")
 		return

@@ -66,7 +66,7 @@ func TestDeriveCapacity(t *testing.T) {
 		wantConns, wantSess int
 	}{
 		{"the reported box, by fds", 0, 0, 64, 20000, 24 << 30, 16000, 12000},
-		{"the reported box, by CPU", 0, 0, 2, 20000, 24 << 30, 16000, 1024},
+		{"the reported box, by CPU", 0, 0, 2, 20000, 24 << 30, 16000, 512},
 		{"tiny limit", 0, 0, 2, 64, 24 << 30, 32, 24},
 		{"default soft limit", 0, 0, 2, 1024, 24 << 30, 512, 384},
 		{"huge limit, memory bounds sessions", 0, 0, 64, 1 << 20, 1 << 30, 838861, 2048},
@@ -415,5 +415,38 @@ func TestAdmissionBusy(t *testing.T) {
 	busy.Add(-4)
 	if code := inform("BUSY4", cwmp.EventBootstrap); code != http.StatusOK {
 		t.Fatalf("bootstrap once the load fell: %d, want 200", code)
+	}
+}
+
+// TestAdmissionSlow: while requests inside sessions take over the latency
+// target on average, new sessions are refused but priority ones (past
+// twice the target, those too); an average nobody refreshed lately does
+// not count.
+func TestAdmissionSlow(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone })
+	a := e.node.Server().adm
+	set := func(lat time.Duration, at time.Time) {
+		a.lat.Store(int64(lat))
+		a.latAt.Store(at.UnixNano())
+	}
+	inform := func(serial string, events ...string) int {
+		c := newCPE(t, e, serial)
+		code, _, _ := c.post(c.informBody(events))
+		return code
+	}
+	set(3*a.latTarget/2, time.Now().Add(time.Hour)) // fresh for the test's length
+	if code := inform("SLOW1", cwmp.EventBootstrap); code != http.StatusServiceUnavailable {
+		t.Fatalf("bootstrap while sessions are slow: %d, want 503", code)
+	}
+	if code := inform("SLOW2", cwmp.EventTransferComplete); code != http.StatusOK {
+		t.Fatalf("TransferComplete while sessions are slow: %d, want 200", code)
+	}
+	set(3*a.latTarget, time.Now().Add(time.Hour))
+	if code := inform("SLOW3", cwmp.EventTransferComplete); code != http.StatusServiceUnavailable {
+		t.Fatalf("TransferComplete while sessions are very slow: %d, want 503", code)
+	}
+	set(3*a.latTarget, time.Now().Add(-time.Minute))
+	if code := inform("SLOW4", cwmp.EventBootstrap); code != http.StatusOK {
+		t.Fatalf("bootstrap with a stale average: %d, want 200", code)
 	}
 }
