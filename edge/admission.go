@@ -135,19 +135,19 @@ func newStormMetrics(reg *prometheus.Registry) *StormMetrics {
 
 // admission is the session side of admission control.
 type admission struct {
-	limit    int64 // sessions; 0 = unbounded
-	maxBusy  int64 // requests in progress; 0 = unbounded
-	busy     atomic.Int64
+	limit   int64 // sessions; 0 = unbounded
+	maxBusy int64 // requests in progress; 0 = unbounded
+	busy    atomic.Int64
 	// lat is a moving average of how long requests inside sessions take
 	// (ns), latAt when it last moved (unix ns): while it is above
 	// latTarget, sessions are slowing each other down and new ones are
 	// refused (see slow).
 	lat, latAt atomic.Int64
 	latTarget  time.Duration
-	reserved int64 // of limit, only for priority sessions
-	retryMin time.Duration
-	retryMax time.Duration
-	metrics  *StormMetrics
+	reserved   int64 // of limit, only for priority sessions
+	retryMin   time.Duration
+	retryMax   time.Duration
+	metrics    *StormMetrics
 
 	// pending counts sessions admitted and not yet in the session table
 	// (their Inform is being recorded): admission counts them with the
