@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/httpapi"
 )
 
 // Sentinel errors of the cache's store. The CWMP server answers a session
@@ -17,12 +19,13 @@ import (
 // it was told was delivered never depended on the failed write), and the
 // node stops on ErrStoreUnusable.
 var (
-	// ErrStoreFailed wraps a Badger write or fsync that failed.
-	ErrStoreFailed = errors.New("edge: cache store write failed")
+	// ErrStoreFailed wraps a Badger write or fsync that failed. The API
+	// answers it 503, as the CWMP server does.
+	ErrStoreFailed = httpapi.Mark(errors.New("edge: cache store write failed"), httpapi.ErrUnavailable)
 	// ErrStoreUnusable means the store must not be touched again: Badger
 	// refused all writes (closed, blocked), lost its memtable, or writes
 	// kept failing for StoreFailureLimit. The node stops with it.
-	ErrStoreUnusable = errors.New("edge: cache store unusable")
+	ErrStoreUnusable = httpapi.Mark(errors.New("edge: cache store unusable"), httpapi.ErrUnavailable)
 )
 
 // Store-failure policy defaults.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -282,6 +283,15 @@ func TestStoreFaults(t *testing.T) {
 			t.Fatalf("Inform while writes fail: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 		refused = append(refused, c)
+	}
+	// The API's writes fail the same way: 503, not 500.
+	resp, err := http.Post(e.api+"/devices/"+url.PathEscape(acked[0])+"/tasks", "application/json", strings.NewReader(`{"name":"reboot"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("API task while writes fail: %d, want 503", resp.StatusCode)
 	}
 	code, body := healthz(t, e)
 	if code != http.StatusServiceUnavailable || body["status"] != "unhealthy" || !strings.Contains(fmt.Sprint(body["store"]), "no space left") {
