@@ -59,8 +59,9 @@ const (
 // sessions' work then wasted). latencyFresh is how recent the average
 // must be to count: with no request finishing, nothing is slow.
 const (
-	defaultLatencyTarget = time.Second
-	latencyFresh         = time.Second
+	defaultLatencyTarget  = time.Second
+	defaultLatencyMinOpen = 64
+	latencyFresh          = time.Second
 )
 
 // observe adds a finished in-session request that began at start to the
@@ -74,11 +75,11 @@ func (a *admission) observe(start time.Time) {
 	a.latAt.Store(now.UnixNano())
 }
 
-// slow reports whether sessions are slowing each other down: requests
-// take on average over factor times the target, measured within the last
-// latencyFresh.
-func (a *admission) slow(factor int64, now time.Time) bool {
-	return a.latTarget > 0 && now.UnixNano()-a.latAt.Load() < int64(latencyFresh) &&
+// slow reports whether sessions are slowing each other down: with at
+// least latMinOpen open, requests take on average over factor times the
+// target, measured within the last latencyFresh.
+func (a *admission) slow(open, factor int64, now time.Time) bool {
+	return a.latTarget > 0 && open >= a.latMinOpen.Load() && now.UnixNano()-a.latAt.Load() < int64(latencyFresh) &&
 		a.lat.Load() > factor*int64(a.latTarget)
 }
 
@@ -144,6 +145,10 @@ type admission struct {
 	// refused (see slow).
 	lat, latAt atomic.Int64
 	latTarget  time.Duration
+	// latMinOpen is how many sessions must be open for the latency to
+	// count: with a few, slow requests are not theirs to cause (a slow
+	// disk, a busy neighbour), and refusing more would not help.
+	latMinOpen atomic.Int64
 	reserved   int64 // of limit, only for priority sessions
 	retryMin   time.Duration
 	retryMax   time.Duration
@@ -166,6 +171,7 @@ func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *Storm
 		a.reserved = int64(limit / 10)
 	}
 	a.latTarget = defaultLatencyTarget
+	a.latMinOpen.Store(defaultLatencyMinOpen)
 	if a.retryMin <= 0 {
 		a.retryMin = DefaultRetryAfterMin
 	}
@@ -248,7 +254,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	}
 	a.pendingMu.Lock()
 	used := s.open.Load() + a.pending
-	busy := (a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(1, now)
+	busy := (a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(used, 1, now)
 	if busy || (a.limit > 0 && used >= a.limit-a.reserved) {
 		// priority may take the woken mark: only ask when it matters.
 		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
@@ -279,7 +285,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 // bodies read between the bound and twice it.
 func (s *Server) full() bool {
 	a := s.adm
-	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(2, time.Now()) {
+	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(s.open.Load(), 2, time.Now()) {
 		return true
 	}
 	if a.limit <= 0 {

@@ -435,6 +435,7 @@ func TestAdmissionBusy(t *testing.T) {
 func TestAdmissionSlow(t *testing.T) {
 	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone })
 	a := e.node.Server().adm
+	a.latMinOpen.Store(0)
 	set := func(lat time.Duration, at time.Time) {
 		a.lat.Store(int64(lat))
 		a.latAt.Store(at.UnixNano())
