@@ -160,7 +160,7 @@ func (n *Node) handler() http.Handler {
 	// work is done; a follower checks the token before it forwards, and
 	// the leader checks it again (tokens are replicated to every node).
 	auth := apiauth.New(apiauth.Config{Store: n, Policy: apiauth.DefaultPolicy(!n.cfg.MetricsAuth), Logger: n.log})
-	return auth.Wrap(n.instrument(n.boundBody(mux)))
+	return limitInFlight(auth.Wrap(n.instrument(n.boundBody(mux))), n.cfg.MaxAPIRequests, newAPIRejected(n.met.reg))
 }
 
 // statusWriter records the status code for metrics; Unwrap lets

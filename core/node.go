@@ -128,6 +128,11 @@ type Config struct {
 	// RolloutTick is how often the leader advances firmware rollouts
 	// (rolloutloop.go); default 1 s.
 	RolloutTick time.Duration `yaml:"rolloutTick"`
+
+	// MaxAPIRequests bounds the API requests served at once; the others
+	// get 503 with a jittered Retry-After (default DefaultMaxAPIRequests;
+	// negative: no bound).
+	MaxAPIRequests int `yaml:"maxAPIRequests"`
 }
 
 // DefaultConfig returns production defaults: raft's own timeouts, fsync'd log.
@@ -191,6 +196,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = d.MaxFileBytes
+	}
+	if c.MaxAPIRequests == 0 {
+		c.MaxAPIRequests = DefaultMaxAPIRequests
 	}
 	return c
 }

@@ -38,6 +38,9 @@ type APIConfig struct {
 	// Health, when set, adds the edge's health (sessions/s, outbox
 	// backlog and its age, devices) to /healthz.
 	Health func() fleet.EdgeHealth
+	// Store, when set, reports the cache's write health (nil: healthy);
+	// a failing store turns /healthz into 503 "unhealthy".
+	Store func() error
 	// Sync, when set and not nil-valued, adds the link to the core to
 	// /healthz under "sync".
 	Sync   func() any
@@ -259,11 +262,23 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	httpapi.WriteError(w, err)
 }
 
-// healthz is always 200 while the process serves; its body says how far
-// behind the core the edge is, for an operator during a backhaul outage.
+// healthz is 200 while the process serves and its store takes writes,
+// 503 "unhealthy" with the store's error while cache writes fail; its
+// body says how far behind the core the edge is, for an operator during a
+// backhaul outage.
 func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
+	status, code, storeErr := "ok", http.StatusOK, ""
+	if a.cfg.Store != nil {
+		if err := a.cfg.Store(); err != nil {
+			status, code, storeErr = "unhealthy", http.StatusServiceUnavailable, err.Error()
+		}
+	}
 	if a.cfg.Health == nil {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		body := map[string]string{"status": status}
+		if storeErr != "" {
+			body["store"] = storeErr
+		}
+		writeJSON(w, code, body)
 		return
 	}
 	h := a.cfg.Health()
@@ -271,12 +286,14 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 	if a.cfg.Sync != nil {
 		link = a.cfg.Sync()
 	}
-	writeJSON(w, http.StatusOK, struct {
+	writeJSON(w, code, struct {
 		Status string `json:"status"`
+		// Store is the cache's write failure, when writes fail.
+		Store string `json:"store,omitempty"`
 		fleet.EdgeHealth
 		OldestUnsentSeconds float64 `json:"oldestUnsentSeconds"`
 		Sync                any     `json:"sync,omitempty"`
-	}{"ok", h, h.OldestUnsent.Seconds(), link})
+	}{status, storeErr, h, h.OldestUnsent.Seconds(), link})
 }
 
 func (a *api) ready(w http.ResponseWriter, r *http.Request) {

@@ -105,6 +105,13 @@ type CacheOptions struct {
 	// out. It runs on the session's goroutine and must be quick and must
 	// not modify the task.
 	OnTaskFinal func(*fleet.Task)
+	// StoreFailureLimit is how long writes may keep failing with no
+	// success before the store is declared unusable (StoreFailed closes);
+	// zero means DefaultStoreFailureLimit.
+	StoreFailureLimit time.Duration
+	// OnStoreFailure, when set, counts a failed write by operation
+	// ("update", "sync"); it must be quick.
+	OnStoreFailure func(op string)
 	// tune adjusts Badger's options (tests: a small memtable makes
 	// ErrTxnTooBig reachable with a small backlog).
 	tune func(badger.Options) badger.Options
@@ -276,6 +283,9 @@ type Cache struct {
 	sessions rateMeter // sessions begun, for Health
 
 	gsync *groupSync // coalesced fsyncs for promised writes when SyncWrites is off
+	// guard turns failed writes into ErrStoreFailed and stops every
+	// write once the store is unusable (storeguard.go).
+	guard *storeGuard
 
 	mu       sync.Mutex
 	waiters  map[string]chan struct{} // task ID → closed when the task becomes final or is deleted
@@ -351,7 +361,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 		opts.HistoryMaxAge = fleet.HistoryMaxAge
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
-	c.gsync = newGroupSync(db.Sync)
+	c.gsync = newGroupSync(func() error { return syncRecovered(db.Sync) })
+	c.guard = newStoreGuard(log, opts.StoreFailureLimit)
+	c.guard.onFailure = opts.OnStoreFailure
 	if err := c.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
@@ -437,9 +449,16 @@ func (c *Cache) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	werr := c.db.Update(func(txn *badger.Txn) error {
-		return txn.Set([]byte(kCount), []byte(strconv.FormatInt(c.devices.Load(), 10)))
-	})
+	c.guard.closing.Store(true)
+	var werr error
+	if !c.unusable() {
+		// A store declared unusable gets no write: after a lost memtable
+		// Badger's next write exits the process. The counter is only a
+		// shortcut; the next open counts the devices instead.
+		werr = c.db.Update(func(txn *badger.Txn) error {
+			return txn.Set([]byte(kCount), []byte(strconv.FormatInt(c.devices.Load(), 10)))
+		})
+	}
 	if err := c.db.Close(); err != nil {
 		return fmt.Errorf("close cache: %w", err)
 	}
@@ -458,7 +477,12 @@ func (c *Cache) runGC(ctx context.Context, every time.Duration) {
 	if c.opts.InMemory {
 		return
 	}
-	badgergc.Run(ctx, every, c.db.RunValueLogGC, c.log)
+	badgergc.Run(ctx, every, func(ratio float64) error {
+		if c.unusable() {
+			return ErrStoreUnusable
+		}
+		return c.db.RunValueLogGC(ratio)
+	}, c.log)
 }
 
 // DeviceCount is the number of cached devices.
@@ -519,7 +543,10 @@ func (c *Cache) durable() error {
 	if c.opts.SyncWrites || c.opts.InMemory {
 		return nil
 	}
-	if err := c.gsync.Sync(); err != nil {
+	if err := c.guard.before("sync"); err != nil {
+		return err
+	}
+	if err := c.guard.after("sync", c.gsync.Sync()); err != nil {
 		return fmt.Errorf("sync cache: %w", err)
 	}
 	return nil
@@ -527,15 +554,38 @@ func (c *Cache) durable() error {
 
 // update runs fn in a read-write transaction, retrying on conflicts with
 // concurrent sessions (fn must be safe to rerun from scratch).
+//
+// A failed commit is a storage failure (ErrStoreFailed, see storeGuard);
+// fn's own errors come back as they are.
 func (c *Cache) update(fn func(txn *badger.Txn) error) error {
-	var err error
+	if err := c.guard.before("update"); err != nil {
+		return err
+	}
+	var err, fnErr error
 	for range 20 {
-		err = c.db.Update(fn)
+		err = c.db.Update(func(txn *badger.Txn) error {
+			fnErr = fn(txn)
+			return fnErr
+		})
 		if !errors.Is(err, badger.ErrConflict) {
-			return err
+			break
 		}
 	}
-	return err
+	return c.settle("update", err, fnErr)
+}
+
+// settle reports a read-write transaction's outcome to the guard: err is
+// what db.Update returned, fnErr what the closure returned on the last
+// attempt. Only an error of the commit itself is the store's.
+func (c *Cache) settle(op string, err, fnErr error) error {
+	switch {
+	case err == nil:
+		c.guard.ok()
+		return nil
+	case fnErr != nil && err == fnErr, errors.Is(err, badger.ErrConflict):
+		return err
+	}
+	return c.guard.after(op, err)
 }
 
 func getCBOR(txn *badger.Txn, key string, v any) error {

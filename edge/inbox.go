@@ -111,6 +111,9 @@ type downEffects struct {
 // After each commit, waiters of the tasks touched are woken and OnWake is
 // called for each device with a new or pending DownTask marked Wake.
 func (c *Cache) StoreDownlink(recs []fleet.DownRecord) error {
+	if err := c.refuseUnusable(); err != nil {
+		return err
+	}
 	if len(recs) == 0 {
 		return nil
 	}

@@ -54,6 +54,8 @@ type Metrics struct {
 	// that were otherwise used, by reason ("invalid_boolean",
 	// "invalid_int", "missing_name", "name_too_long", ...).
 	SkippedEntries *prometheus.CounterVec
+	// Storm counts admission control and store failures (admission.go).
+	Storm *StormMetrics
 }
 
 // NewMetrics builds the edge metrics on a fresh registry. outbox, when not
@@ -114,6 +116,7 @@ func NewMetrics(outbox func() float64) *Metrics {
 		m.AuthFailures, m.OpenSessions, m.HTTPErrors, m.STUNRequests, m.SessionLingers,
 		m.RejectedMessages, m.SkippedEntries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Storm = newStormMetrics(m.reg)
 	if outbox != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "edgeacs", Subsystem: "edge", Name: "outbox_length",

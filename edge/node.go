@@ -97,9 +97,21 @@ type Config struct {
 	// cwmp:SessionTimeout header may shorten it for its session, never
 	// lengthen it.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
-	// MaxConcurrentSessions refuses new sessions with 503 beyond this
-	// number (0 = unlimited; default 100000).
+	// MaxConcurrentSessions refuses new sessions with 503 and a jittered
+	// Retry-After beyond this number; a tenth of it is kept for priority
+	// sessions (admission.go). 0 derives it at start: three quarters of
+	// MaxConnections, at most what a quarter of memory holds.
 	MaxConcurrentSessions int `yaml:"max_concurrent_sessions"`
+	// MaxConnections bounds the CWMP connections held; beyond it the
+	// listener accepts no more until one closes, and closes idle
+	// keep-alive ones to make room. 0 derives it at start from the file
+	// descriptor limit (raised to the hard limit), keeping a fifth (at
+	// least 1024) for Badger, the API and the sync link.
+	MaxConnections int `yaml:"max_connections"`
+	// StoreFailureLimit is how long cache writes may keep failing with no
+	// success before the edge stops (default 30 s). Meanwhile sessions get
+	// 503 and /healthz reports the failure.
+	StoreFailureLimit time.Duration `yaml:"store_failure_limit"`
 	// HoldRequests asks CPEs not to send requests of their own.
 	HoldRequests bool `yaml:"hold_requests"`
 	// FilesBaseURL is the URL prefix put in Download requests; empty means
@@ -182,6 +194,15 @@ type Config struct {
 	apiTimeouts httpTimeouts
 	// challengeGrace overrides the authenticator's challengeGrace (tests).
 	challengeGrace time.Duration
+	// retryAfterMin and retryAfterMax bound the Retry-After of a refused
+	// session (defaults DefaultRetryAfterMin/Max; tests shorten them).
+	retryAfterMin, retryAfterMax time.Duration
+	// capacityFDLimit replaces the process's fd limit in the derivation
+	// (tests).
+	capacityFDLimit uint64
+	// maxBusy bounds the CWMP requests in progress before new sessions
+	// are refused (Capacity.Busy; derived from the CPUs; negative: none).
+	maxBusy int
 }
 
 // httpTimeouts are an http.Server's read-side timeouts.
@@ -251,9 +272,6 @@ func (c *Config) SetDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.MaxConcurrentSessions == 0 {
-		c.MaxConcurrentSessions = DefaultMaxSessions
 	}
 	if c.AuthFailuresPerMinute == 0 {
 		c.AuthFailuresPerMinute = defaultFailures
@@ -363,7 +381,7 @@ func (c *Config) Validate() error {
 	if c.SessionTimeout < time.Second {
 		return bad("session timeout %s is below 1s", c.SessionTimeout)
 	}
-	if c.MaxConcurrentSessions < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 || c.CRBurst < 0 {
+	if c.MaxConcurrentSessions < 0 || c.MaxConnections < 0 || c.StoreFailureLimit < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 || c.CRBurst < 0 {
 		return bad("negative limits")
 	}
 	if c.CPEAuth == AuthDigest {
@@ -443,6 +461,9 @@ type Node struct {
 	// with Wake) from the cache's OnWake to the wake workers.
 	wakeQ chan string
 
+	// capacity is what admission control allows (admission.go).
+	capacity Capacity
+
 	ready   chan struct{}
 	mu      sync.Mutex
 	addrs   Addrs
@@ -491,7 +512,10 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		// fresh cluster gets.
 		interim = preset.Defaults(!cfg.ManualCRCredentials)
 	}
+	capacity := resolveCapacity(&cfg, logger)
 	cache, err := OpenCache(filepath.Join(cfg.DataDir, "cache"), CacheOptions{
+		StoreFailureLimit:   cfg.StoreFailureLimit,
+		OnStoreFailure:      func(op string) { metrics.Storm.StoreFailures.WithLabelValues(op).Inc() },
 		SyncWrites:          cfg.SyncWrites,
 		Logger:              logger,
 		EdgeID:              cfg.ID,
@@ -524,7 +548,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		cache.Close()
 		return nil, fmt.Errorf("open file store in %s: %w", cfg.DataDir, err)
 	}
-	n := &Node{cfg: cfg, log: logger, cache: cache, files: files, wakeQ: wakeQ, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, cache: cache, files: files, wakeQ: wakeQ, ready: make(chan struct{}), capacity: capacity}
 	n.metrics = metrics
 	n.server = newServer(cfg, cache, files, n.metrics, logger)
 	n.reach = NewReacher(ReacherConfig{
@@ -545,6 +569,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		Metrics: n.metrics.Handler(),
 		Ready:   n.readyErr,
 		Health:  cache.Health,
+		Store:   cache.StoreHealth,
 		Sync: func() any {
 			if n.uplink == nil {
 				return nil
@@ -656,6 +681,10 @@ func (n *Node) SetBlobFetcher(f BlobFetcher) {
 // Cache is the node's device cache.
 func (n *Node) Cache() *Cache { return n.cache }
 
+// Capacity is what admission control allows (derived at start unless
+// configured).
+func (n *Node) Capacity() Capacity { return n.capacity }
+
 // Files is the node's file store.
 func (n *Node) Files() *FileStore { return n.files }
 
@@ -709,6 +738,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	cwmpLn, err := net.Listen("tcp", n.cfg.CWMPAddr)
 	if err != nil {
 		return fmt.Errorf("listen for CWMP on %s: %w", n.cfg.CWMPAddr, err)
+	}
+	var connLimit *limitListener
+	if n.capacity.Connections > 0 {
+		connLimit = newLimitListener(cwmpLn, n.capacity.Connections, n.metrics.Storm)
+		cwmpLn = connLimit
 	}
 	apiLn, err := net.Listen("tcp", n.cfg.APIAddr)
 	if err != nil {
@@ -769,6 +803,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		// keep-alive connection (see connTrack).
 		ConnContext: n.server.connContext,
 		ConnState:   n.server.connState,
+	}
+	if connLimit != nil {
+		cwmpSrv.ConnState = connLimit.connState
 	}
 	// The API is an operator's, but a client stuck mid-request (or one
 	// trickling a body a byte at a time) must not hold a connection and a
@@ -833,6 +870,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		n.log.Error("edge server failed; shutting down", "err", runErr)
 	case runErr = <-upErr:
 		n.log.Error("uplink failed; shutting down", "err", runErr)
+	case <-n.cache.StoreFailed():
+		runErr = fmt.Errorf("edge %s stops: %w; what was committed is on disk and the edge may be restarted once the cause is fixed", n.cfg.ID, n.cache.StoreHealth())
 	}
 
 	// Graceful shutdown, bounded by ShutdownTimeout as a whole: stop new

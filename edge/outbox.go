@@ -300,24 +300,31 @@ func (c *Cache) updateOutbox(fn func(txn *badger.Txn, ob *outboxTxn) error) erro
 		}
 		c.ob.finish(ob.seqs, records, ob.now)
 	}()
-	var err error
+	if err := c.guard.before("update"); err != nil {
+		return err
+	}
+	var err, fnErr error
 	for range 20 {
 		err = c.db.Update(func(txn *badger.Txn) error {
 			ob.txn, ob.used, ob.now = txn, 0, time.Now()
-			return fn(txn, ob)
+			fnErr = fn(txn, ob)
+			return fnErr
 		})
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}
 	}
 	committed = err == nil
-	return err
+	return c.settle("update", err, fnErr)
 }
 
 // ReadOutbox returns up to n records with a sequence above after,
 // oldest first. Every record it returns is committed, and no record with
 // a lower sequence can appear later (see the outbox comment).
 func (c *Cache) ReadOutbox(after uint64, n int) ([]fleet.SeqRecord, error) {
+	if err := c.refuseUnusable(); err != nil {
+		return nil, err
+	}
 	o := c.ob
 	if n <= 0 {
 		return nil, nil
@@ -365,6 +372,9 @@ func (c *Cache) ReadOutbox(after uint64, n int) ([]fleet.SeqRecord, error) {
 // AckOutbox deletes every record up to and including upTo: the core has
 // applied them. It deletes in bounded chunks, each persisting the mark.
 func (c *Cache) AckOutbox(upTo uint64) error {
+	if err := c.refuseUnusable(); err != nil {
+		return err
+	}
 	if err := c.ob.ack(upTo, "ack"); err != nil {
 		return fmt.Errorf("ack outbox through %d: %w", upTo, err)
 	}
@@ -375,6 +385,9 @@ func (c *Cache) AckOutbox(upTo uint64) error {
 // when the link (re)connects: records at or below coreAcked are deleted,
 // and new records get sequences above it even if this edge lost its data.
 func (c *Cache) ResumeOutbox(coreAcked uint64) error {
+	if err := c.refuseUnusable(); err != nil {
+		return err
+	}
 	if err := c.ob.ack(coreAcked, "resume"); err != nil {
 		return fmt.Errorf("resume outbox at %d: %w", coreAcked, err)
 	}

@@ -325,6 +325,9 @@ func (r *Reacher) deliver(ctx context.Context, deviceID string) error {
 // the same time; the first success wins.
 func (r *Reacher) send(ctx context.Context, d *Device) error {
 	deviceID := d.ID
+	if w, ok := r.cfg.Sessions.(wakeRecorder); ok {
+		w.woke(deviceID) // its Inform may come before the request returns
+	}
 	udpFromTree(r.cfg.Cache, d)
 	useUDP := d.UDPConnectionRequestAddress != "" && d.STUNEnable
 	useHTTP := d.ConnectionRequestURL != ""

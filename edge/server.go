@@ -78,6 +78,8 @@ type Server struct {
 	// preauth bounds each source address's requests in flight before
 	// they are authenticated (Config.MaxUnauthenticatedPerIP).
 	preauth inflightLimiter
+	// adm admits or refuses new sessions (admission.go).
+	adm *admission
 
 	bufs sync.Pool // *bytes.Buffer for request bodies
 
@@ -190,6 +192,7 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 		s.preauth.max = DefaultMaxUnauthenticatedPerIP
 	}
 	s.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }
+	s.adm = newAdmission(cfg.MaxConcurrentSessions, cfg.maxBusy, cfg.retryAfterMin, cfg.retryAfterMax, m.Storm)
 	return s
 }
 
@@ -322,6 +325,7 @@ func (s *Server) refuseBlocked(w http.ResponseWriter) {
 
 // serveCWMP handles one POST of a CWMP session.
 func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
+	defer s.enter()()
 	now := time.Now()
 	ip := remoteIP(r.RemoteAddr)
 	if s.auth.blocked(ip, now) {
@@ -338,6 +342,13 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 				sess, byConn = cs, true
 			}
 		}
+	}
+	if sess != nil {
+		defer s.adm.observe(now)
+	}
+	if sess == nil && s.full() {
+		s.refuseBusy(w, rejectFull, "too many sessions, retry later")
+		return
 	}
 
 	// Authenticate from the headers alone, before a byte of the body is
@@ -452,9 +463,8 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 	}
 	if step.Request != nil {
 		if err := sess.work.CPERequest(step.Request); err != nil {
-			s.log.Error("record CPE request", "device", sess.deviceID, "method", step.Request.Method(), "err", err)
 			s.finishLocked(sess, false, outcomeError, now)
-			s.httpError(w, http.StatusInternalServerError, "cannot record request")
+			s.storeFailure(w, err, "cannot record request", "device", sess.deviceID, "method", step.Request.Method())
 			return
 		}
 	}
@@ -482,7 +492,7 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 	out := sess.cs.Next(next)
 	if out == nil {
 		if err := s.finishLocked(sess, true, outcomeCompleted, now); err != nil {
-			s.httpError(w, http.StatusInternalServerError, "cannot commit session")
+			s.storeFailure(w, err, "cannot commit session")
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -555,11 +565,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 	// abandoned by the CPE. End it first so its work cannot overwrite what
 	// the new session records.
 	old, replacing := s.byDevice.load(deviceID)
-	if !replacing && (s.draining.Load() || (s.cfg.MaxConcurrentSessions > 0 && s.open.Load() >= int64(s.cfg.MaxConcurrentSessions))) {
-		w.Header()["Retry-After"] = hdrRetryAfter
-		s.httpError(w, http.StatusServiceUnavailable, "too many sessions, retry later")
+	release, ok := s.admit(w, inf, deviceID, replacing, now)
+	if !ok {
 		return
 	}
+	defer release() // the session is counted open by then, or given up
 
 	cs := cwmp.NewSession(s.sessCfg)
 	step, err := cs.Receive(env)
@@ -582,8 +592,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 
 	work, err := s.cache.BeginSession(inf, InformMeta{RemoteAddr: r.RemoteAddr, FilesBaseURL: s.filesBaseURL(r), SignFileURLs: s.cfg.FilesAuthOn(), Now: now})
 	if err != nil {
-		s.log.Error("record inform", "device", deviceID, "err", err)
-		s.httpError(w, http.StatusInternalServerError, "cannot record inform")
+		s.storeFailure(w, err, "cannot record inform", "device", deviceID)
 		return
 	}
 	// The CPE may ask for a shorter idle timeout, never a longer one: a
@@ -700,7 +709,9 @@ func (s *Server) finishLocked(sess *session, completed bool, outcome string, now
 	// sessions (shutdown, tests) then sees every result stored.
 	s.metrics.OpenSessions.Set(float64(s.open.Add(-1)))
 	if err != nil {
-		s.log.Error("end session", "device", sess.deviceID, "completed", completed, "err", err)
+		if !isStoreError(err) { // the store guard logs those, once per interval
+			s.log.Error("end session", "device", sess.deviceID, "completed", completed, "err", err)
+		}
 		outcome = outcomeError
 	}
 	s.metrics.Sessions.WithLabelValues(outcome).Inc()

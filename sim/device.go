@@ -246,7 +246,14 @@ func (d *Device) run(ctx context.Context, startDelay time.Duration) {
 				// 6 CONNECTION REQUEST is not retried (REFERENCE.md §2.6).
 				d.dropEvent(cwmp.EventConnectionRequest)
 				d.mu.Unlock()
-				if !sleepCtx(ctx, d.f.retryWait(n, rng)) {
+				wait := d.f.retryWait(n, rng)
+				var busy *busyError
+				if errors.As(err, &busy) && busy.after > 0 {
+					// The ACS said when to come back (its jitter spreads
+					// the fleet out): honour it rather than the back-off.
+					wait = d.f.scaled(busy.after)
+				}
+				if !sleepCtx(ctx, wait) {
 					return
 				}
 				continue

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,28 @@ import (
 
 // ErrUnauthorized means the ACS refused the device's credentials.
 var ErrUnauthorized = errors.New("sim: ACS refused the credentials")
+
+// ErrBusy means the ACS answered 503 (overloaded or shutting down); the
+// device retries after the Retry-After the ACS gave, as CPEs do.
+var ErrBusy = errors.New("sim: ACS busy (503)")
+
+// busyError is ErrBusy with the ACS's Retry-After (0: none given).
+type busyError struct{ after time.Duration }
+
+func (e *busyError) Error() string {
+	return fmt.Sprintf("%v, retry after %s", ErrBusy, e.after)
+}
+func (e *busyError) Unwrap() error { return ErrBusy }
+
+// retryAfter parses a Retry-After in seconds (the HTTP-date form is not
+// what an ACS sends); 0 when absent or not understood.
+func retryAfter(v string) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}
 
 // maxRequestsPerSession stops a runaway ACS from keeping a device busy forever.
 const maxRequestsPerSession = 10000
@@ -86,6 +109,8 @@ func (c *sessionClient) post(ctx context.Context, env *cwmp.Envelope) (*cwmp.Env
 		return nil, fmt.Errorf("post to %s: %w", c.url, ErrUnauthorized)
 	case resp.StatusCode == http.StatusNoContent:
 		return nil, nil
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return nil, &busyError{after: retryAfter(resp.Header.Get("Retry-After"))}
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("post to %s: HTTP %s", c.url, resp.Status)
 	case len(data) > maxReplySize:
@@ -121,7 +146,10 @@ func (d *Device) session(ctx context.Context) (err error) {
 		d.mu.Unlock()
 		if err != nil {
 			// A session cut short by shutdown is not the ACS's failure.
-			if ctx.Err() == nil {
+			switch {
+			case errors.Is(err, ErrBusy):
+				st.busy.Add(1)
+			case ctx.Err() == nil:
 				st.errors.Add(1)
 			}
 			err = fmt.Errorf("device %s: %w", d.id, err)

@@ -18,6 +18,9 @@ type Stats struct {
 	SessionsStarted   uint64
 	SessionsCompleted uint64
 	SessionErrors     uint64
+	// SessionsBusy counts sessions the ACS refused with 503 (not in
+	// SessionErrors): the device came back after its Retry-After.
+	SessionsBusy uint64
 	// Faults counts CWMP faults the devices answered ACS requests with.
 	Faults uint64
 	// Retries counts sessions started with RetryCount > 0.
@@ -44,7 +47,7 @@ const (
 
 // stats is the fleet's live counters; safe for concurrent use.
 type stats struct {
-	started, completed, errors, faults, retries, crs atomic.Uint64
+	started, completed, errors, faults, retries, crs, busy atomic.Uint64
 
 	mu     sync.Mutex
 	rpcs   map[string]uint64
@@ -107,6 +110,7 @@ func (s *stats) snapshot(devices int) Stats {
 		SessionsStarted:    s.started.Load(),
 		SessionsCompleted:  s.completed.Load(),
 		SessionErrors:      s.errors.Load(),
+		SessionsBusy:       s.busy.Load(),
 		Faults:             s.faults.Load(),
 		Retries:            s.retries.Load(),
 		ConnectionRequests: s.crs.Load(),

@@ -19,6 +19,7 @@ const (
 	codeLeader   quic.ApplicationErrorCode = 3 // this core is not (or no longer) the leader
 	codeReplaced quic.ApplicationErrorCode = 4 // a newer connection of the same edge took over
 	codeInternal quic.ApplicationErrorCode = 5 // the core could not apply (storage, raft)
+	codeBusy     quic.ApplicationErrorCode = 6 // the core is at its connection limit; back off
 )
 
 // Link timing. A dead link is noticed within DeadAfter by both sides:

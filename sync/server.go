@@ -40,7 +40,17 @@ type ServerConfig struct {
 	// yet applied; while that many are, the server reads no further batch
 	// (QUIC flow control then holds the edge). Zero means 8.
 	UpInflight int
+	// MaxConns bounds the edge connections served at once (one per edge,
+	// plus handshakes of edges reconnecting); more are closed at once
+	// with codeBusy and the edges back off. Zero means DefaultMaxConns.
+	MaxConns int
 }
+
+// DefaultMaxConns is ServerConfig.MaxConns's default: far more edges than
+// a cluster serves, yet a bound on the goroutines and descriptors a flood
+// of connections (a misbehaving fleet of edges, a reconnect storm) can
+// take from the core.
+const DefaultMaxConns = 4096
 
 // Server accepts edges' QUIC connections on a core node. Only the Raft
 // leader serves them; a follower tells an edge where the leader is.
@@ -58,6 +68,8 @@ type Server struct {
 	// Refused counts connections refused before a session started, by reason
 	// class; tests and metrics read it.
 	refused atomic.Int64
+	// active counts the connections being served (MaxConns).
+	active atomic.Int64
 }
 
 type serverSession struct {
@@ -84,6 +96,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.UpInflight <= 0 {
 		cfg.UpInflight = 8
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	udpAddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
@@ -176,6 +191,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.udp.Close()
 	}()
 	for {
+		// quic-go's Accept fails only once the listener is closed: a
+		// connection costs no descriptor (one UDP socket serves all), so
+		// there is no EMFILE to ride out here.
 		conn, err := s.ln.Accept(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -183,9 +201,15 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			return fmt.Errorf("sync server: accept: %w", err)
 		}
+		if s.active.Load() >= int64(s.cfg.MaxConns) {
+			s.refuse(conn, codeBusy, "", fmt.Sprintf("core at its limit of %d edge connections; retry later", s.cfg.MaxConns))
+			continue
+		}
+		s.active.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.active.Add(-1)
 			s.handle(ctx, conn)
 		}()
 	}

@@ -54,8 +54,10 @@ func edgeCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-body-bytes", Usage: "largest CWMP request body", DefaultText: "4 MiB", EnvVars: env("MAX_BODY_BYTES")},
 			&cli.DurationFlag{Name: "session-timeout", Usage: "idle time that ends a CWMP session", DefaultText: "30s", EnvVars: env("SESSION_TIMEOUT")},
 			&cli.DurationFlag{Name: "shutdown-timeout", Usage: "grace on SIGTERM: open CPE sessions get this long to finish, then the edge exits (their tasks stay pending)", DefaultText: "3s", EnvVars: env("SHUTDOWN_TIMEOUT")},
-			&cli.IntFlag{Name: "max-sessions", Usage: "concurrent sessions before new ones get 503", DefaultText: "100000", EnvVars: env("MAX_SESSIONS")},
+			&cli.IntFlag{Name: "max-sessions", Usage: "concurrent sessions before new ones get 503 with a jittered Retry-After (0: derived from the fd limit and memory)", DefaultText: "derived", EnvVars: env("MAX_SESSIONS")},
 			&cli.StringFlag{Name: "files-base-url", Usage: "URL prefix CPEs download files from (default: this listener)", EnvVars: env("FILES_BASE_URL")},
+			&cli.IntFlag{Name: "max-connections", Usage: "CWMP connections held at once (0: derived from the fd limit, keeping a fifth for the store, the API and the sync link)", DefaultText: "derived", EnvVars: env("MAX_CONNECTIONS")},
+			&cli.DurationFlag{Name: "store-failure-limit", Usage: "how long cache writes may keep failing before the edge stops", DefaultText: "30s", EnvVars: env("STORE_FAILURE_LIMIT")},
 			// Hidden convenience for `make run`: an in-process simulated fleet.
 			&cli.IntFlag{Name: "sim", Usage: "also run N simulated CPEs against this edge", Hidden: true},
 			&cli.StringFlag{Name: "sim-model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs", Hidden: true},
@@ -124,6 +126,10 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	if c.IsSet("max-sessions") {
 		cfg.MaxConcurrentSessions = c.Int("max-sessions")
 	}
+	if c.IsSet("max-connections") {
+		cfg.MaxConnections = c.Int("max-connections")
+	}
+	set.duration("store-failure-limit", &cfg.StoreFailureLimit)
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return cfg, err

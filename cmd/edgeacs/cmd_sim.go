@@ -138,9 +138,9 @@ func runSim(ctx context.Context, cfg sim.Config, duration time.Duration, live bo
 		case <-tick.C:
 			if live {
 				st := f.Stats()
-				fmt.Fprintf(errw, "%6.0fs  sessions %d (%d/s)  errors %d  faults %d  CRs %d  p99 %s\n",
+				fmt.Fprintf(errw, "%6.0fs  sessions %d (%d/s)  errors %d  busy %d  faults %d  CRs %d  p99 %s\n",
 					time.Since(start).Seconds(), st.SessionsCompleted, st.SessionsCompleted-last.SessionsCompleted,
-					st.SessionErrors, st.Faults, st.ConnectionRequests, st.SessionP99.Round(time.Microsecond))
+					st.SessionErrors, st.SessionsBusy, st.Faults, st.ConnectionRequests, st.SessionP99.Round(time.Microsecond))
 				last = st
 			}
 		}
@@ -160,6 +160,7 @@ func printSimSummary(w io.Writer, st sim.Stats, elapsed time.Duration) {
 	fmt.Fprintf(w, "duration:            %s\n", elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "sessions completed:  %d (%.1f/s)\n", st.SessionsCompleted, float64(st.SessionsCompleted)/secs)
 	fmt.Fprintf(w, "sessions started:    %d, failed %d, retries %d\n", st.SessionsStarted, st.SessionErrors, st.Retries)
+	fmt.Fprintf(w, "refused busy (503):  %d (retried after the ACS's Retry-After)\n", st.SessionsBusy)
 	fmt.Fprintf(w, "session time:        p50 %s  p99 %s\n", st.SessionP50.Round(time.Microsecond), st.SessionP99.Round(time.Microsecond))
 	fmt.Fprintf(w, "CPE faults answered: %d\n", st.Faults)
 	fmt.Fprintf(w, "connection requests: %d\n", st.ConnectionRequests)

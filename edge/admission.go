@@ -1,0 +1,333 @@
+package edge
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+)
+
+// Admission control: what keeps an edge standing when every CPE of a POP
+// informs at once (a power cut ends). Two bounds, both derived at start
+// from the process's file-descriptor limit and the box's memory unless
+// configured (capacity.go):
+//
+//   - connections (Config.MaxConnections): the CWMP listener accepts no
+//     more (limitListener); the kernel's backlog holds the rest, and idle
+//     keep-alive connections are closed to make room. This is what keeps
+//     Badger's files openable: the reported crash was Badger failing to
+//     open a memtable at the fd limit.
+//   - sessions (Config.MaxConcurrentSessions): an Inform above it gets 503
+//     with a Retry-After spread at random over a window, so the refused
+//     CPEs come back spread out rather than as the same wave.
+//
+// A slice of the sessions (a tenth) is kept for priority sessions: the
+// device already has a session (a new Inform replaces it and takes no new
+// slot), the edge has just sent it a connection request (an operator or
+// the core is waiting), or it reports a transfer (TransferComplete, or a
+// Download/Upload it was told to do: the CPE is mid-firmware-upgrade and a
+// refusal costs a retry of the whole transfer report). A first-time
+// bootstrap or a periodic Inform waits for capacity; it loses nothing by
+// coming back.
+
+// Admission outcomes, the reason label of StormMetrics.Admission.
+const (
+	admitNormal    = "admitted"
+	admitPriority  = "admitted_priority"
+	admitReplacing = "admitted_replacing"
+	rejectFull     = "rejected_full"
+	rejectDraining = "rejected_draining"
+	rejectStore    = "rejected_store"
+)
+
+// Retry-After window of a refused session (Config.RetryAfterMin/Max).
+const (
+	DefaultRetryAfterMin = 10 * time.Second
+	DefaultRetryAfterMax = 60 * time.Second
+)
+
+// defaultLatencyTarget is the average time of a request inside a session
+// above which new sessions are refused: the admitted ones are then
+// sharing the CPU (or the store) so thinly that each CPE waits seconds per
+// exchange, and more would push them past their HTTP timeouts (the
+// sessions' work then wasted). latencyFresh is how recent the average
+// must be to count: with no request finishing, nothing is slow.
+const (
+	defaultLatencyTarget  = time.Second
+	defaultLatencyMinOpen = 64
+	latencyFresh          = time.Second
+)
+
+// observe adds a finished in-session request that began at start to the
+// moving average (1/16 weight: a burst of slow requests moves it in
+// tens of requests, not one).
+func (a *admission) observe(start time.Time) {
+	now := time.Now()
+	d := int64(now.Sub(start))
+	old := a.lat.Load()
+	a.lat.Store(old + (d-old)/16)
+	a.latAt.Store(now.UnixNano())
+}
+
+// slow reports whether sessions are slowing each other down: with at
+// least latMinOpen open, requests take on average over factor times the
+// target, measured within the last latencyFresh.
+func (a *admission) slow(open, factor int64, now time.Time) bool {
+	return a.latTarget > 0 && open >= a.latMinOpen.Load() && now.UnixNano()-a.latAt.Load() < int64(latencyFresh) &&
+		a.lat.Load() > factor*int64(a.latTarget)
+}
+
+// wakeMemory is how long a device counts as just woken after the edge sent
+// it a connection request; wakeMemoryMax bounds how many are remembered.
+const (
+	wakeMemory    = 2 * time.Minute
+	wakeMemoryMax = 1 << 16
+)
+
+// StormMetrics count what admission control and the store guard did.
+type StormMetrics struct {
+	// Admission counts Informs by admission outcome: admitted,
+	// admitted_priority, admitted_replacing, rejected_full,
+	// rejected_draining, rejected_store (a store failure refused the
+	// session after admission).
+	Admission *prometheus.CounterVec
+	// StoreFailures counts failed cache writes by operation (update,
+	// sync).
+	StoreFailures *prometheus.CounterVec
+	// SessionLimit and ConnectionLimit are the bounds in force.
+	SessionLimit    prometheus.Gauge
+	ConnectionLimit prometheus.Gauge
+	// OpenConnections is the number of CWMP connections held.
+	OpenConnections prometheus.Gauge
+}
+
+func newStormMetrics(reg *prometheus.Registry) *StormMetrics {
+	m := &StormMetrics{
+		Admission: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "edgeacs", Subsystem: "edge", Name: "admission_total",
+			Help: "CWMP Informs by admission outcome (admitted, admitted_priority, admitted_replacing, rejected_full, rejected_draining, rejected_store).",
+		}, []string{"outcome"}),
+		StoreFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "edgeacs", Subsystem: "edge", Name: "store_failures_total",
+			Help: "Cache writes or fsyncs that failed, by operation.",
+		}, []string{"op"}),
+		SessionLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "edgeacs", Subsystem: "edge", Name: "session_limit",
+			Help: "Concurrent CWMP sessions admitted before new ones get 503.",
+		}),
+		ConnectionLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "edgeacs", Subsystem: "edge", Name: "connection_limit",
+			Help: "Concurrent CWMP connections accepted (0: unbounded).",
+		}),
+		OpenConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "edgeacs", Subsystem: "edge", Name: "open_connections",
+			Help: "CWMP connections currently held.",
+		}),
+	}
+	reg.MustRegister(m.Admission, m.StoreFailures, m.SessionLimit, m.ConnectionLimit, m.OpenConnections)
+	return m
+}
+
+// admission is the session side of admission control.
+type admission struct {
+	limit   int64 // sessions; 0 = unbounded
+	maxBusy int64 // requests in progress; 0 = unbounded
+	busy    atomic.Int64
+	// lat is a moving average of how long requests inside sessions take
+	// (ns), latAt when it last moved (unix ns): while it is above
+	// latTarget, sessions are slowing each other down and new ones are
+	// refused (see slow).
+	lat, latAt atomic.Int64
+	latTarget  time.Duration
+	// latMinOpen is how many sessions must be open for the latency to
+	// count: with a few, slow requests are not theirs to cause (a slow
+	// disk, a busy neighbour), and refusing more would not help.
+	latMinOpen atomic.Int64
+	reserved   int64 // of limit, only for priority sessions
+	retryMin   time.Duration
+	retryMax   time.Duration
+	metrics    *StormMetrics
+
+	// pending counts sessions admitted and not yet in the session table
+	// (their Inform is being recorded): admission counts them with the
+	// open ones, under pendingMu, so a burst of Informs cannot all pass
+	// the check before any of them is counted open.
+	pendingMu sync.Mutex
+	pending   int64
+
+	mu    sync.Mutex
+	woken map[string]time.Time // devices sent a connection request lately
+}
+
+func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *StormMetrics) *admission {
+	a := &admission{limit: int64(limit), maxBusy: int64(max(maxBusy, 0)), retryMin: retryMin, retryMax: retryMax, metrics: m, woken: map[string]time.Time{}}
+	if limit >= 10 {
+		a.reserved = int64(limit / 10)
+	}
+	a.latTarget = defaultLatencyTarget
+	a.latMinOpen.Store(defaultLatencyMinOpen)
+	if a.retryMin <= 0 {
+		a.retryMin = DefaultRetryAfterMin
+	}
+	if a.retryMax < a.retryMin {
+		a.retryMax = max(a.retryMin, DefaultRetryAfterMax)
+	}
+	m.SessionLimit.Set(float64(limit))
+	return a
+}
+
+// woke records that the edge is sending deviceID a connection request: its
+// next Inform is one an operator or the core waits for.
+func (a *admission) woke(deviceID string) {
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.woken) >= wakeMemoryMax {
+		for id, at := range a.woken {
+			if now.Sub(at) > wakeMemory {
+				delete(a.woken, id)
+			}
+		}
+		if len(a.woken) >= wakeMemoryMax {
+			clear(a.woken) // a flood of wake-ups: none is special any more
+		}
+	}
+	a.woken[deviceID] = now
+}
+
+// wokenLately reports (and forgets) a recent connection request to deviceID.
+func (a *admission) wokenLately(deviceID string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.woken[deviceID]
+	if ok {
+		delete(a.woken, deviceID)
+	}
+	return ok && now.Sub(at) <= wakeMemory
+}
+
+// priority reports whether an Inform may use the reserved slice.
+func (a *admission) priority(inf *cwmp.Inform, deviceID string, now time.Time) bool {
+	woke := false
+	for _, e := range inf.Event {
+		switch e.Code {
+		case cwmp.EventTransferComplete, cwmp.EventMDownload, cwmp.EventMUpload, cwmp.EventMScheduleDownload, cwmp.EventAutonomousTransferComplete:
+			return true
+		case cwmp.EventConnectionRequest:
+			woke = true
+		}
+	}
+	return woke && a.wokenLately(deviceID, now)
+}
+
+// retryAfter is a Retry-After value in whole seconds drawn uniformly from
+// the window, so refused CPEs come back spread out.
+func (a *admission) retryAfter() string {
+	lo, hi := a.retryMin.Seconds(), a.retryMax.Seconds()
+	return strconv.Itoa(int(lo + rand.Float64()*(hi-lo+1)))
+}
+
+// admit decides whether an Inform for deviceID may open a session (before
+// anything is recorded); on refusal it has answered 503. An admitted
+// session holds a slot until the returned release is called, once it is
+// in the session table (counted open) or given up.
+func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string, replacing bool, now time.Time) (release func(), ok bool) {
+	a := s.adm
+	outcome := admitNormal
+	switch {
+	case replacing:
+		// The old session is ended first: no new slot is taken.
+		a.metrics.Admission.WithLabelValues(admitReplacing).Inc()
+		return func() {}, true
+	case s.draining.Load():
+		s.refuseBusy(w, rejectDraining, "shutting down, retry later")
+		return nil, false
+	case a.limit <= 0 && a.maxBusy <= 0 && a.latTarget <= 0:
+		a.metrics.Admission.WithLabelValues(outcome).Inc()
+		return func() {}, true
+	}
+	a.pendingMu.Lock()
+	used := s.open.Load() + a.pending
+	busy := (a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(used, 1, now)
+	if busy || (a.limit > 0 && used >= a.limit-a.reserved) {
+		// priority may take the woken mark: only ask when it matters.
+		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
+			a.pendingMu.Unlock()
+			s.refuseBusy(w, rejectFull, "too many sessions, retry later")
+			return nil, false
+		}
+		outcome = admitPriority
+	}
+	a.pending++
+	a.pendingMu.Unlock()
+	a.metrics.Admission.WithLabelValues(outcome).Inc()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			a.pendingMu.Lock()
+			a.pending--
+			a.pendingMu.Unlock()
+		})
+	}, true
+}
+
+// full reports whether no session can be admitted but one replacing a
+// device's own: a request that would open one is then refused before its
+// body is read (a storm's refusals cost headers only).
+//
+// Past twice the busy bound too: a few priority sessions still get their
+// bodies read between the bound and twice it.
+func (s *Server) full() bool {
+	a := s.adm
+	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(s.open.Load(), 2, time.Now()) {
+		return true
+	}
+	if a.limit <= 0 {
+		return false
+	}
+	a.pendingMu.Lock()
+	defer a.pendingMu.Unlock()
+	return s.open.Load()+a.pending >= a.limit
+}
+
+// enter counts a CWMP request in progress until the returned func runs.
+func (s *Server) enter() func() {
+	s.adm.busy.Add(1)
+	return func() { s.adm.busy.Add(-1) }
+}
+
+// refuseBusy answers 503 with a jittered Retry-After and closes the
+// connection: a refused CPE should not hold a descriptor while it waits.
+func (s *Server) refuseBusy(w http.ResponseWriter, outcome, msg string) {
+	s.adm.metrics.Admission.WithLabelValues(outcome).Inc()
+	h := w.Header()
+	h["Retry-After"] = []string{s.adm.retryAfter()}
+	h["Connection"] = hdrClose
+	s.httpError(w, http.StatusServiceUnavailable, msg)
+}
+
+// storeFailure answers a request whose write failed. A store failure is
+// 503 with Retry-After (the store guard logged it, once per interval, and
+// counted it); anything else is logged here and answered 500, as before.
+func (s *Server) storeFailure(w http.ResponseWriter, err error, msg string, logArgs ...any) {
+	if isStoreError(err) {
+		s.refuseBusy(w, rejectStore, msg+": store unavailable, retry later")
+		return
+	}
+	s.log.Error(msg, append(logArgs, "err", err)...)
+	s.httpError(w, http.StatusInternalServerError, msg)
+}
+
+// woke is the Reacher's hook (wakeRecorder): a connection request is going
+// to deviceID.
+func (s *Server) woke(deviceID string) { s.adm.woke(deviceID) }
+
+// wakeRecorder is told of every connection request the Reacher sends; the
+// Server is one, so the woken device's Inform gets priority.
+type wakeRecorder interface{ woke(deviceID string) }

@@ -1,0 +1,463 @@
+package edge
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/sim"
+)
+
+// Hooks for the storm tests: a tiny fd limit for the capacity derivation,
+// a short Retry-After window, and fault injection around the cache.
+
+func setTinyFDLimit(c *Config, fds uint64) { c.capacityFDLimit = fds }
+func setRetryAfter(c *Config, lo, hi time.Duration) {
+	c.retryAfterMin, c.retryAfterMax = lo, hi
+}
+
+// injectStoreFault makes every cache write fail with err before it
+// reaches Badger (nil clears it).
+func injectStoreFault(c *Cache, err error) {
+	if err == nil {
+		c.guard.inject.Store(nil)
+		return
+	}
+	f := func(string) error { return err }
+	c.guard.inject.Store(&f)
+}
+
+func (e *testEdge) admissions(outcome string) float64 {
+	return e.metricValue(`edgeacs_edge_admission_total{outcome="` + outcome + `"}`)
+}
+
+// metricValue is the value of the sample name{labels} on /metrics, 0 when
+// absent.
+func (e *testEdge) metricValue(series string) float64 {
+	e.t.Helper()
+	l := e.metric(series + " ")
+	if l == "" {
+		return 0
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(l, series)), 64)
+	if err != nil {
+		e.t.Fatalf("metric line %q: %v", l, err)
+	}
+	return v
+}
+
+// TestDeriveCapacity: the bounds follow the fd limit (a fifth, at least
+// 1024 or half a tiny limit, kept back) and memory; configured ones win.
+func TestDeriveCapacity(t *testing.T) {
+	for _, tt := range []struct {
+		name                string
+		conns, sess, cpus   int
+		fds, mem            uint64
+		wantConns, wantSess int
+	}{
+		{"the reported box, by fds", 0, 0, 64, 20000, 24 << 30, 16000, 12000},
+		{"the reported box, by CPU", 0, 0, 2, 20000, 24 << 30, 16000, 512},
+		{"tiny limit", 0, 0, 2, 64, 24 << 30, 32, 24},
+		{"default soft limit", 0, 0, 2, 1024, 24 << 30, 512, 384},
+		{"huge limit, memory bounds sessions", 0, 0, 64, 1 << 20, 1 << 30, 838861, 2048},
+		{"configured", 100, 50, 2, 20000, 24 << 30, 100, 50},
+		{"nothing known", 0, 0, 0, 0, 0, 0, DefaultMaxSessions},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := deriveCapacity(tt.conns, tt.sess, tt.fds, tt.mem, tt.cpus)
+			if c.Connections != tt.wantConns || c.Sessions != tt.wantSess {
+				t.Fatalf("got %d connections, %d sessions; want %d, %d", c.Connections, c.Sessions, tt.wantConns, tt.wantSess)
+			}
+		})
+	}
+	if fds, err := raiseFDLimit(); err != nil {
+		t.Fatalf("raise fd limit: %v", err)
+	} else if fds == 0 {
+		t.Log("fd limit unknown on this platform")
+	}
+}
+
+// TestStorm: an edge whose fd limit allows 16 CWMP connections and 12
+// sessions, and ten times as many CPEs bootstrapping at once, each on its
+// own connection as real CPEs do. The edge answers 503s with a spread
+// Retry-After, never holds more sessions than its cap, the CPEs come back
+// when told, and every device registers once the storm passes.
+func TestStorm(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) {
+		c.CPEAuth = AuthNone
+		setTinyFDLimit(c, 32)
+		setRetryAfter(c, time.Second, 5*time.Second)
+	})
+	capa := e.node.Capacity()
+	if capa.Connections != 16 || capa.Sessions != 12 {
+		t.Fatalf("capacity from a 32-fd limit: %+v", capa)
+	}
+	n := 10 * capa.Sessions
+	// The default bootstrap preset refreshes the whole tree (eight RPCs, a
+	// quarter of a second per session under -race): this test is about
+	// admission, so sessions are Inform, credentials, end.
+	if err := e.node.Cache().DeletePreset("bootstrap"); err != nil {
+		t.Fatal(err)
+	}
+
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			if o := int64(e.node.Server().OpenSessions()); o > peak.Load() {
+				peak.Store(o)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	start := time.Now()
+	f := startFleet(t, e, n, func(c *sim.Config) {
+		c.Username, c.Password = "", ""
+		c.PoolConnections = false
+		// Retry-After 1-5 s becomes 0.2-1 s; the back-off of a real
+		// failure 1-2 s.
+		c.TimeScale = 0.2
+	})
+	waitFor(t, 120*time.Second, "every device to register", func() bool { return e.node.Cache().DeviceCount() == n })
+	took := time.Since(start)
+	close(stop)
+	wg.Wait()
+
+	st := f.Stats()
+	rejected := e.admissions(rejectFull)
+	t.Logf("%d CPEs, cap %d sessions / %d connections: all registered in %s; %.0f Informs refused (503), peak %d sessions, sim: %d busy, %d errors, p50 %s",
+		n, capa.Sessions, capa.Connections, took.Round(time.Millisecond), rejected, peak.Load(), st.SessionsBusy, st.SessionErrors, st.SessionP50)
+	if rejected == 0 || st.SessionsBusy == 0 {
+		t.Fatalf("no 503 under a storm of %d CPEs against a cap of %d (edge %v, sim %d)", n, capa.Sessions, rejected, st.SessionsBusy)
+	}
+	if p := peak.Load(); p > int64(capa.Sessions) {
+		t.Fatalf("%d sessions open at the peak, above the cap of %d", p, capa.Sessions)
+	}
+	if st.SessionErrors != 0 {
+		t.Errorf("%d sessions failed other than by 503", st.SessionErrors)
+	}
+	if strings.Contains(e.logs.String(), "panic") {
+		t.Fatalf("the edge logged a panic:\n%s", e.logs.String())
+	}
+}
+
+// TestRetryAfterSpread: refused CPEs are told to come back at different
+// times, within the window.
+func TestRetryAfterSpread(t *testing.T) {
+	a := newAdmission(10, 0, 10*time.Second, 60*time.Second, NewMetrics(nil).Storm)
+	seen := map[int]bool{}
+	for range 200 {
+		v, err := strconv.Atoi(a.retryAfter())
+		if err != nil || v < 10 || v > 60 {
+			t.Fatalf("Retry-After %d (%v) outside 10-60", v, err)
+		}
+		seen[v] = true
+	}
+	if len(seen) < 20 {
+		t.Fatalf("200 refusals got only %d distinct Retry-After values", len(seen))
+	}
+}
+
+// TestAdmissionPriority: with the session table full but for the reserved
+// tenth, a bootstrap is refused while a TransferComplete, a device the edge
+// just woke and a device already in a session get in; at the full cap only
+// the last does.
+func TestAdmissionPriority(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.MaxConcurrentSessions = 10 })
+	for i := range 9 {
+		newCPE(t, e, fmt.Sprintf("FILL%02d", i)).open()
+	}
+	informCode := func(c *cpe, events ...string) int {
+		c.cookie = ""
+		code, _, _ := c.post(c.informBody(events))
+		return code
+	}
+	boot := newCPE(t, e, "BOOTSTRAPPER")
+	if code := informCode(boot, cwmp.EventBootstrap, cwmp.EventBoot); code != http.StatusServiceUnavailable {
+		t.Fatalf("bootstrap into the reserved slice: %d, want 503", code)
+	}
+	tc := newCPE(t, e, "TRANSFERRER")
+	if code := informCode(tc, cwmp.EventTransferComplete, cwmp.EventMDownload); code != http.StatusOK {
+		t.Fatalf("TransferComplete into the reserved slice: %d, want 200", code)
+	}
+	// Full now (10). A device already in a session (its cookie) replaces
+	// it; without the cookie it is refused before its body is read.
+	if code, _, _ := tc.post(tc.informBody([]string{cwmp.EventTransferComplete})); code != http.StatusOK {
+		t.Fatalf("a new Inform of a device in a session, with its cookie, at the cap: %d, want 200", code)
+	}
+	woken := newCPE(t, e, "WOKEN")
+	e.node.Server().woke(woken.id())
+	if code := informCode(woken, cwmp.EventConnectionRequest); code != http.StatusServiceUnavailable {
+		t.Fatalf("a woken device above the cap: %d, want 503", code)
+	}
+	// Make room in the reserved slice: end one filler's session.
+	e.node.Server().sessions.each(func(s *session) {
+		if s.deviceID == newCPE(t, e, "FILL00").id() {
+			s.mu.Lock()
+			e.node.Server().finishLocked(s, false, outcomeDropped, time.Now())
+			s.mu.Unlock()
+		}
+	})
+	stranger := newCPE(t, e, "STRANGER")
+	if code := informCode(stranger, cwmp.EventConnectionRequest); code != http.StatusServiceUnavailable {
+		t.Fatalf("a connection-request Inform the edge did not ask for, in the reserved slice: %d, want 503", code)
+	}
+	e.node.Server().woke(woken.id())
+	if code := informCode(woken, cwmp.EventConnectionRequest); code != http.StatusOK {
+		t.Fatalf("a device the edge just woke, in the reserved slice: %d, want 200", code)
+	}
+	if e.admissions(admitPriority) != 2 || e.admissions(admitReplacing) != 1 || e.admissions(rejectFull) != 3 {
+		t.Fatalf("admissions: priority %v replacing %v rejected %v", e.admissions(admitPriority), e.admissions(admitReplacing), e.admissions(rejectFull))
+	}
+}
+
+func healthz(t *testing.T, e *testEdge) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(e.api, "/api/v1") + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+var errDiskGone = errors.New("injected: no space left on device")
+
+// TestStoreFaults: the cache starts failing writes. Sessions fail cleanly
+// (503 with Retry-After, nothing recorded), /healthz goes red, the cause
+// is logged once per interval rather than per request, and nothing
+// panics; once writes succeed again, so do sessions, and the CPEs refused
+// meanwhile register. When writes keep failing past the limit the edge
+// stops with a clear error, and a restart finds every device it had
+// acknowledged.
+func TestStoreFaults(t *testing.T) {
+	dir := t.TempDir()
+	e := startEdge(t, dir, func(c *Config) {
+		c.CPEAuth = AuthNone
+		c.StoreFailureLimit = time.Hour
+		setRetryAfter(c, time.Second, 2*time.Second)
+	})
+	var acked []string
+	for i := range 5 {
+		c := newCPE(t, e, fmt.Sprintf("BEFORE%02d", i))
+		c.open(cwmp.EventBootstrap, cwmp.EventBoot)
+		acked = append(acked, c.id())
+	}
+	if code, _ := healthz(t, e); code != http.StatusOK {
+		t.Fatalf("healthz before the fault: %d", code)
+	}
+
+	injectStoreFault(e.node.Cache(), errDiskGone)
+	var refused []*cpe
+	for i := range 20 {
+		c := newCPE(t, e, fmt.Sprintf("DURING%02d", i))
+		req, _ := http.NewRequest(http.MethodPost, e.acs, strings.NewReader(string(c.informBody([]string{cwmp.EventBootstrap}))))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("Inform while writes fail: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		refused = append(refused, c)
+	}
+	// The API's writes fail the same way: 503, not 500.
+	resp, err := http.Post(e.api+"/devices/"+url.PathEscape(acked[0])+"/tasks", "application/json", strings.NewReader(`{"name":"reboot"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("API task while writes fail: %d, want 503", resp.StatusCode)
+	}
+	code, body := healthz(t, e)
+	if code != http.StatusServiceUnavailable || body["status"] != "unhealthy" || !strings.Contains(fmt.Sprint(body["store"]), "no space left") {
+		t.Fatalf("healthz while writes fail: %d %v", code, body)
+	}
+	if n := strings.Count(e.logs.String(), "cache store write failed"); n != 1 {
+		t.Fatalf("%d log lines for 20 failed writes within one interval, want 1", n)
+	}
+	if v := e.metricValue(`edgeacs_edge_store_failures_total{op="update"}`); v < 20 {
+		t.Fatalf("store_failures_total{op=update} = %v after 20 failed Informs", v)
+	}
+	for _, c := range refused {
+		if _, err := e.node.Cache().Device(c.id()); err == nil {
+			t.Fatalf("%s was recorded though its Inform was refused", c.id())
+		}
+	}
+
+	// A fleet arriving during the fault keeps being refused until it clears.
+	f := startFleet(t, e, 20, func(c *sim.Config) {
+		c.Username, c.Password = "", ""
+		c.TimeScale = 0.2 // Retry-After 1-2 s → 0.2-0.4 s
+	})
+	waitFor(t, 10*time.Second, "the fleet to be refused", func() bool { return f.Stats().SessionsBusy >= 20 })
+	injectStoreFault(e.node.Cache(), nil)
+	for _, c := range refused {
+		c.open(cwmp.EventBootstrap)
+	}
+	waitFor(t, 30*time.Second, "every device to register after the fault", func() bool {
+		return e.node.Cache().DeviceCount() == len(acked)+len(refused)+f.Len()
+	})
+	if code, _ := healthz(t, e); code != http.StatusOK {
+		t.Fatalf("healthz after the fault cleared: %d", code)
+	}
+	if !strings.Contains(e.logs.String(), "cache store writes succeed again") {
+		t.Fatal("the recovery was not logged")
+	}
+	if st := f.Stats(); st.SessionErrors != 0 {
+		t.Fatalf("%d fleet sessions failed other than by 503", st.SessionErrors)
+	}
+	f.Close()
+
+	// Writes that keep failing past the limit stop the edge cleanly.
+	e.node.Cache().guard.limit = 200 * time.Millisecond
+	injectStoreFault(e.node.Cache(), errDiskGone)
+	late := newCPE(t, e, "LATE")
+	deadline := time.Now().Add(10 * time.Second)
+	var runErr error
+	for runErr == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the edge did not stop while its writes kept failing")
+		}
+		req, _ := http.NewRequest(http.MethodPost, e.acs, strings.NewReader(string(late.informBody([]string{cwmp.EventBootstrap}))))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		select {
+		case runErr = <-e.done:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	e.cancel()
+	e.cancel = nil // stopped already
+	if !errors.Is(runErr, ErrStoreUnusable) || !strings.Contains(runErr.Error(), "no space left") {
+		t.Fatalf("Run returned %v, want ErrStoreUnusable naming the cause", runErr)
+	}
+	if strings.Contains(e.logs.String(), "panic") {
+		t.Fatalf("the edge logged a panic:\n%s", e.logs.String())
+	}
+
+	// Restarted on the same data, it has every device it acknowledged.
+	e2 := startEdge(t, dir, func(c *Config) { c.CPEAuth = AuthNone })
+	for _, id := range append(acked, refused[0].id(), f.Device(0).ID()) {
+		if _, err := e2.node.Cache().Device(id); err != nil {
+			t.Fatalf("after restart, %s: %v", id, err)
+		}
+	}
+	late.url = e2.acs
+	late.open(cwmp.EventBootstrap)
+}
+
+// TestStoreUnusableErrors: which Badger failures stop the node at once.
+func TestStoreUnusableErrors(t *testing.T) {
+	for _, tt := range []struct {
+		err   error
+		fatal bool
+	}{
+		{errors.New("writeRequests: cannot create new mem table: open 000042.mem: too many open files"), true},
+		{fmt.Errorf("commit: %w", badger.ErrDBClosed), true},
+		{errors.New("write: no space left on device"), false},
+	} {
+		if got := unusableReason(tt.err) != ""; got != tt.fatal {
+			t.Errorf("%v: fatal %v, want %v", tt.err, got, tt.fatal)
+		}
+	}
+	// A Sync that panics (Badger without a memtable) is an error, and a
+	// fatal one.
+	g := newGroupSync(func() error {
+		return syncRecovered(func() error {
+			var m map[string]*int
+			return fmt.Errorf("%d", *m["x"])
+		})
+	})
+	err := g.Sync()
+	if err == nil || unusableReason(err) == "" {
+		t.Fatalf("panicking sync: %v", err)
+	}
+}
+
+// TestAdmissionBusy: with more CWMP requests in progress than the busy
+// bound, new sessions are refused but priority ones; past twice the bound,
+// every new session is refused before its body is read.
+func TestAdmissionBusy(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.maxBusy = 2 })
+	busy := &e.node.Server().adm.busy
+	busy.Add(2) // with the request itself, 3 in progress
+	inform := func(serial string, events ...string) int {
+		c := newCPE(t, e, serial)
+		code, _, _ := c.post(c.informBody(events))
+		return code
+	}
+	if code := inform("BUSY1", cwmp.EventBootstrap); code != http.StatusServiceUnavailable {
+		t.Fatalf("bootstrap above the busy bound: %d, want 503", code)
+	}
+	if code := inform("BUSY2", cwmp.EventTransferComplete); code != http.StatusOK {
+		t.Fatalf("TransferComplete above the busy bound: %d, want 200", code)
+	}
+	busy.Add(2) // 5 > 2×2
+	if code := inform("BUSY3", cwmp.EventTransferComplete); code != http.StatusServiceUnavailable {
+		t.Fatalf("TransferComplete above twice the busy bound: %d, want 503", code)
+	}
+	busy.Add(-4)
+	if code := inform("BUSY4", cwmp.EventBootstrap); code != http.StatusOK {
+		t.Fatalf("bootstrap once the load fell: %d, want 200", code)
+	}
+}
+
+// TestAdmissionSlow: while requests inside sessions take over the latency
+// target on average, new sessions are refused but priority ones (past
+// twice the target, those too); an average nobody refreshed lately does
+// not count.
+func TestAdmissionSlow(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone })
+	a := e.node.Server().adm
+	a.latMinOpen.Store(0)
+	set := func(lat time.Duration, at time.Time) {
+		a.lat.Store(int64(lat))
+		a.latAt.Store(at.UnixNano())
+	}
+	inform := func(serial string, events ...string) int {
+		c := newCPE(t, e, serial)
+		code, _, _ := c.post(c.informBody(events))
+		return code
+	}
+	set(3*a.latTarget/2, time.Now().Add(time.Hour)) // fresh for the test's length
+	if code := inform("SLOW1", cwmp.EventBootstrap); code != http.StatusServiceUnavailable {
+		t.Fatalf("bootstrap while sessions are slow: %d, want 503", code)
+	}
+	if code := inform("SLOW2", cwmp.EventTransferComplete); code != http.StatusOK {
+		t.Fatalf("TransferComplete while sessions are slow: %d, want 200", code)
+	}
+	set(3*a.latTarget, time.Now().Add(time.Hour))
+	if code := inform("SLOW3", cwmp.EventTransferComplete); code != http.StatusServiceUnavailable {
+		t.Fatalf("TransferComplete while sessions are very slow: %d, want 503", code)
+	}
+	set(3*a.latTarget, time.Now().Add(-time.Minute))
+	if code := inform("SLOW4", cwmp.EventBootstrap); code != http.StatusOK {
+		t.Fatalf("bootstrap with a stale average: %d, want 200", code)
+	}
+}
