@@ -805,7 +805,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		ConnState:   n.server.connState,
 	}
 	if connLimit != nil {
-		cwmpSrv.ConnState = connLimit.connState
+		cwmpSrv.ConnState = func(c net.Conn, st http.ConnState) {
+			n.server.connState(c, st)
+			connLimit.connState(c, st)
+		}
 	}
 	// The API is an operator's, but a client stuck mid-request (or one
 	// trickling a body a byte at a time) must not hold a connection and a
