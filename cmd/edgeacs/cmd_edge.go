@@ -54,6 +54,7 @@ func edgeCommand() *cli.Command {
 			&cli.DurationFlag{Name: "session-timeout", Usage: "idle time that ends a CWMP session", DefaultText: "30s", EnvVars: env("SESSION_TIMEOUT")},
 			&cli.IntFlag{Name: "max-sessions", Usage: "concurrent sessions before new ones get 503", DefaultText: "100000", EnvVars: env("MAX_SESSIONS")},
 			&cli.StringFlag{Name: "files-base-url", Usage: "URL prefix CPEs download files from (default: this listener)", EnvVars: env("FILES_BASE_URL")},
+			&cli.StringFlag{Name: "cache-memory", Usage: "memory budget of the device cache's store (Badger memtables, block and index cache), e.g. 256MiB, 1GiB", DefaultText: edge.DefaultCacheMemory.String(), EnvVars: env("CACHE_MEMORY")},
 			// Hidden convenience for `make run`: an in-process simulated fleet.
 			&cli.IntFlag{Name: "sim", Usage: "also run N simulated CPEs against this edge", Hidden: true},
 			&cli.StringFlag{Name: "sim-model", Value: sim.ModelMixed, Usage: "data model of the simulated CPEs", Hidden: true},
@@ -112,6 +113,13 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 	set.duration("session-timeout", &cfg.SessionTimeout)
 	if c.IsSet("max-sessions") {
 		cfg.MaxConcurrentSessions = c.Int("max-sessions")
+	}
+	if c.IsSet("cache-memory") {
+		v, err := edge.ParseByteSize(c.String("cache-memory"))
+		if err != nil {
+			return cfg, fmt.Errorf("--cache-memory: %w", err)
+		}
+		cfg.CacheMemory = v
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
