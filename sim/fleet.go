@@ -33,6 +33,12 @@ type Config struct {
 	ACSURL string
 	// Count is the number of devices (≥ 1).
 	Count int
+	// Offset is the index of the first device: fleets started with the
+	// same Seed and disjoint [Offset, Offset+Count) ranges simulate
+	// disjoint devices (serial numbers, MACs, passwords and the model
+	// rotation derive from the index), so one fleet can be split over
+	// processes or machines.
+	Offset int
 	// Model is "tr098", "tr181", "voip", "mixed" (tr098 and tr181
 	// alternating) or a comma-separated rotation such as
 	// "tr098,tr181,voip" (device i gets the (i mod n)-th); default tr098.
@@ -104,6 +110,9 @@ type Fleet struct {
 	udpAddr string
 	seen    *recentIDs
 
+	tlsMu     sync.Mutex
+	tlsByHost map[string]*tls.Config // connTransport's, per ACS or file server host
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -148,7 +157,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	var err error
 	rotation := modelRotation(cfg.Model)
-	for i := range cfg.Count {
+	for i := cfg.Offset; i < cfg.Offset+cfg.Count; i++ {
 		m, lerr := LoadModel(rotation[i%len(rotation)])
 		if lerr != nil {
 			err = lerr
@@ -184,6 +193,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Count < 1 {
 		return fmt.Errorf("%w: count %d must be at least 1", ErrBadConfig, c.Count)
+	}
+	if c.Offset < 0 || c.Offset > math.MaxInt32-c.Count {
+		return fmt.Errorf("%w: offset %d must be between 0 and %d", ErrBadConfig, c.Offset, math.MaxInt32-c.Count)
 	}
 	if c.Model == "" {
 		c.Model = ModelTR098
@@ -302,15 +314,16 @@ func (f *Fleet) UDPConnectionRequestAddr() string {
 	return f.udpAddr
 }
 
-// sessionTransport returns the transport for one session (or transfer)
-// and how to release it.
-func (f *Fleet) sessionTransport() (http.RoundTripper, func()) {
+// sessionTransport returns the transport for one session (or transfer),
+// how to release it, and the http.Client timeout to use with it: zero when
+// the transport bounds each exchange by timeout itself (connTransport's
+// deadlines; a client timeout would cost a goroutine per request).
+func (f *Fleet) sessionTransport(timeout time.Duration) (http.RoundTripper, func(), time.Duration) {
 	if f.cfg.PoolConnections {
-		return f.transport, func() {}
+		return f.transport, func() {}, timeout
 	}
-	t := f.transport.Clone()
-	t.MaxIdleConnsPerHost = 1
-	return t, t.CloseIdleConnections
+	t := &connTransport{f: f, timeout: timeout}
+	return t, t.Close, 0
 }
 
 func (f *Fleet) scaled(d time.Duration) time.Duration {
