@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // Sentinel errors of the fleet.
@@ -90,6 +92,10 @@ type Config struct {
 	MaxIdleConnsPerHost int
 	// Logger receives debug logs of failures; default slog.Default().
 	Logger *slog.Logger
+	// Booted starts the devices as already known to the ACS (the
+	// simulator restarted against an ACS that holds their trees): their
+	// first Inform carries 1 BOOT instead of 0 BOOTSTRAP + 1 BOOT.
+	Booted bool
 }
 
 // Fleet runs simulated devices, each in its own goroutine, sharing one
@@ -339,4 +345,17 @@ func (f *Fleet) retryWait(n uint32, rng *mrand.Rand) time.Duration {
 	hi := 5 * math.Pow(2, e)
 	secs := lo + rng.Float64()*(hi-lo)
 	return f.scaled(time.Duration(secs * float64(time.Second)))
+}
+
+// DeviceIDAt returns the device ID of the device at index in a fleet of
+// this model rotation (Config.Model) and seed, without building the
+// device: what a load generator needs to queue tasks for simulated devices
+// it does not run itself.
+func DeviceIDAt(model string, seed int64, index int) (string, error) {
+	rotation := modelRotation(model)
+	m, err := LoadModel(rotation[index%len(rotation)])
+	if err != nil {
+		return "", err
+	}
+	return fleet.DeviceID(m.OUI, m.ProductClass, serialFor(m, seed, index))
 }

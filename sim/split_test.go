@@ -25,6 +25,11 @@ func TestOffsetSplitsFleet(t *testing.T) {
 				i, p.ID(), p.Model(), p.Index(), w.ID(), w.Model(), w.Index())
 		}
 	}
+	for i := range 7 {
+		if id, err := DeviceIDAt(ModelMixed, 3, i); err != nil || id != whole.Device(i).ID() {
+			t.Errorf("DeviceIDAt(mixed, 3, %d) = %q, %v; the fleet's device is %s", i, id, err, whole.Device(i).ID())
+		}
+	}
 	if _, err := New(Config{ACSURL: "http://127.0.0.1:1/", Count: 1, Offset: -1}); err == nil {
 		t.Fatal("negative offset accepted")
 	}

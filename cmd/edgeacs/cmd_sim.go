@@ -47,6 +47,7 @@ func simCommand() *cli.Command {
 			&cli.BoolFlag{Name: "pool-conns", Usage: "share keep-alive connections across devices (faster; not for ACSes keying sessions by TCP connection)"},
 			&cli.IntFlag{Name: "offset", Usage: "index of the first device; serial numbers, MACs and passwords derive from --seed and the index, so runs with disjoint ranges simulate disjoint devices (split a fleet over machines)"},
 			&cli.IntFlag{Name: "processes", Value: 1, Usage: "split the devices over N child processes (each its share of --count at its own --offset, its own file descriptors and connection-request listener: port+i when --cr-addr/--udp-cr-addr name a port); their statistics are merged"},
+			&cli.BoolFlag{Name: "booted", Usage: "the devices have bootstrapped with this ACS before (the simulator restarts against an ACS that holds them): the first Inform carries 1 BOOT, not 0 BOOTSTRAP"},
 			&cli.BoolFlag{Name: "stats-json", Hidden: true, Usage: "write the statistics as a JSON line every second and at the end, on stdout (the children of --processes)"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
@@ -117,6 +118,7 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 		TimeScale:       c.Float64("time-scale"),
 		RebootDelay:     c.Duration("reboot-delay"),
 		PoolConnections: c.Bool("pool-conns"),
+		Booted:          c.Bool("booted"),
 	}, nil
 }
 
