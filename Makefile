@@ -58,3 +58,11 @@ lint:
 
 clean:
 	rm -rf bin
+
+# The bootstrap-storm benchmark (issue 15): the real binary as an edge and
+# as simulators in child processes, STORM devices (comma-separated sizes);
+# see cmd/edgeacs/storm_bench_test.go for the EDGEACS_BENCH_* knobs.
+STORM ?= 10000
+.PHONY: bench-storm
+bench-storm:
+	EDGEACS_BENCH_STORM=$(STORM) $(GO) test -run '^$$' -bench BootstrapStorm -benchtime 1x -timeout 60m ./cmd/edgeacs

@@ -148,6 +148,9 @@ type CacheOptions struct {
 	// passwords (preset.CRPasswordPath reads NULL for a device whose
 	// password it does not know).
 	ManualCRCredentials bool
+	// Memory is the budget Badger's memtables, block cache and index cache
+	// are sized from (budgetOptions); zero means DefaultCacheMemory.
+	Memory ByteSize
 }
 
 // DefaultDownloadTimeout is CacheOptions.DownloadTimeout's default, the
@@ -335,6 +338,10 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 		log = slog.Default()
 	}
 	bo := badger.DefaultOptions(dir).WithSyncWrites(opts.SyncWrites).WithLogger(badgerLogger{log})
+	if opts.Memory == 0 {
+		opts.Memory = DefaultCacheMemory
+	}
+	bo = budgetOptions(bo, opts.Memory)
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("").WithInMemory(true)
 	}

@@ -188,6 +188,11 @@ type Config struct {
 	// (<id>.crt, <id>.key), made by `edgeacs ca`. Required unless
 	// Standalone.
 	CADir string `yaml:"ca_dir"`
+	// CacheMemory is the memory budget of the device cache's store:
+	// Badger's memtables, block cache and index cache are sized from it
+	// (default 256 MiB, at least 64 MiB; see DESIGN.md, "Memory"). The
+	// sessions in flight and the Go runtime come on top.
+	CacheMemory ByteSize `yaml:"cache_memory"`
 
 	// apiTimeouts bound the local API's connections (defaults in
 	// SetDefaults; tests shorten them).
@@ -319,6 +324,9 @@ func (c *Config) SetDefaults() {
 	if c.DownloadTimeout == 0 {
 		c.DownloadTimeout = DefaultDownloadTimeout
 	}
+	if c.CacheMemory == 0 {
+		c.CacheMemory = DefaultCacheMemory
+	}
 }
 
 // TLS reports whether the CWMP listener serves HTTPS.
@@ -337,6 +345,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return bad("data directory is required (--data)")
+	}
+	if c.CacheMemory != 0 && c.CacheMemory < MinCacheMemory {
+		return bad("cache memory %s is below the minimum %s (--cache-memory)", c.CacheMemory, MinCacheMemory)
 	}
 	for name, addr := range map[string]string{"cwmp address": c.CWMPAddr, "api address": c.APIAddr, "stun address": c.STUNAddr} {
 		if addr == "" && name == "stun address" {
@@ -528,6 +539,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
 		InterimPresets:      interim,
 		ScriptLimits:        script.Limits{Time: cfg.ScriptTimeout},
+		Memory:              cfg.CacheMemory,
 		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,
 		OnWake: func(deviceID string) {

@@ -74,6 +74,9 @@ func newDevice(f *Fleet, m *Model, index int) *Device {
 	d.id, _ = fleet.DeviceID(m.OUI, m.ProductClass, d.tree.Serial())
 	d.applyConfig()
 	d.events = []cwmp.Event{{Code: cwmp.EventBootstrap}, {Code: cwmp.EventBoot}}
+	if f.cfg.Booted {
+		d.events = d.events[1:]
+	}
 	return d
 }
 

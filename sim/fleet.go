@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgeacs/edgeacs/fleet"
 )
 
 // Sentinel errors of the fleet.
@@ -36,6 +38,12 @@ type Config struct {
 	ACSURL string
 	// Count is the number of devices (≥ 1).
 	Count int
+	// Offset is the index of the first device: fleets started with the
+	// same Seed and disjoint [Offset, Offset+Count) ranges simulate
+	// disjoint devices (serial numbers, MACs, passwords and the model
+	// rotation derive from the index), so one fleet can be split over
+	// processes or machines.
+	Offset int
 	// Model is "tr098", "tr181", "voip", "mixed" (tr098 and tr181
 	// alternating) or a comma-separated rotation such as
 	// "tr098,tr181,voip" (device i gets the (i mod n)-th); default tr098.
@@ -97,6 +105,10 @@ type Config struct {
 	// the serial number alone (Device.FaultsDownloads), so a test knows
 	// them in advance; Fleet.SetDownloadFaultRate changes it while running.
 	DownloadFaultRate float64
+	// Booted starts the devices as already known to the ACS (the
+	// simulator restarted against an ACS that holds their trees): their
+	// first Inform carries 1 BOOT instead of 0 BOOTSTRAP + 1 BOOT.
+	Booted bool
 }
 
 // Fleet runs simulated devices, each in its own goroutine, sharing one
@@ -119,6 +131,9 @@ type Fleet struct {
 
 	// dlFaultRate is Config.DownloadFaultRate as math.Float64bits.
 	dlFaultRate atomic.Uint64
+
+	tlsMu     sync.Mutex
+	tlsByHost map[string]*tls.Config // connTransport's, per ACS or file server host
 
 	mu      sync.Mutex
 	started bool
@@ -165,7 +180,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	var err error
 	rotation := modelRotation(cfg.Model)
-	for i := range cfg.Count {
+	for i := cfg.Offset; i < cfg.Offset+cfg.Count; i++ {
 		m, lerr := LoadModel(rotation[i%len(rotation)])
 		if lerr != nil {
 			err = lerr
@@ -201,6 +216,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Count < 1 {
 		return fmt.Errorf("%w: count %d must be at least 1", ErrBadConfig, c.Count)
+	}
+	if c.Offset < 0 || c.Offset > math.MaxInt32-c.Count {
+		return fmt.Errorf("%w: offset %d must be between 0 and %d", ErrBadConfig, c.Offset, math.MaxInt32-c.Count)
 	}
 	if c.Model == "" {
 		c.Model = ModelTR098
@@ -322,15 +340,16 @@ func (f *Fleet) UDPConnectionRequestAddr() string {
 	return f.udpAddr
 }
 
-// sessionTransport returns the transport for one session (or transfer)
-// and how to release it.
-func (f *Fleet) sessionTransport() (http.RoundTripper, func()) {
+// sessionTransport returns the transport for one session (or transfer),
+// how to release it, and the http.Client timeout to use with it: zero when
+// the transport bounds each exchange by timeout itself (connTransport's
+// deadlines; a client timeout would cost a goroutine per request).
+func (f *Fleet) sessionTransport(timeout time.Duration) (http.RoundTripper, func(), time.Duration) {
 	if f.cfg.PoolConnections {
-		return f.transport, func() {}
+		return f.transport, func() {}, timeout
 	}
-	t := f.transport.Clone()
-	t.MaxIdleConnsPerHost = 1
-	return t, t.CloseIdleConnections
+	t := &connTransport{f: f, timeout: timeout}
+	return t, t.Close, 0
 }
 
 func (f *Fleet) scaled(d time.Duration) time.Duration {
@@ -366,4 +385,17 @@ func (f *Fleet) downloadFaultPoint(serial string) float64 {
 	// last characters differ, as serial numbers do.
 	h := sha256.Sum256(fmt.Appendf(nil, "%d\x00%s", f.cfg.Seed, serial))
 	return float64(binary.BigEndian.Uint64(h[:8])>>11) / (1 << 53)
+}
+
+// DeviceIDAt returns the device ID of the device at index in a fleet of
+// this model rotation (Config.Model) and seed, without building the
+// device: what a load generator needs to queue tasks for simulated devices
+// it does not run itself.
+func DeviceIDAt(model string, seed int64, index int) (string, error) {
+	rotation := modelRotation(model)
+	m, err := LoadModel(rotation[index%len(rotation)])
+	if err != nil {
+		return "", err
+	}
+	return fleet.DeviceID(m.OUI, m.ProductClass, serialFor(m, seed, index))
 }

@@ -66,11 +66,11 @@ func (d *Device) newSessionClient() (*sessionClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cookie jar: %w", err)
 	}
-	base, closeFn := d.f.sessionTransport()
+	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.SessionTimeout)
 	rt := &cwmp.DigestTransport{Username: user, Password: pass, Base: base, AllowBasic: true}
 	return &sessionClient{
 		url:    acsURL,
-		client: &http.Client{Transport: rt, Jar: jar, Timeout: d.f.cfg.SessionTimeout},
+		client: &http.Client{Transport: rt, Jar: jar, Timeout: timeout},
 		close:  closeFn,
 	}, nil
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,50 @@ type Stats struct {
 	// logarithmic histogram: within 5 %.
 	SessionP50 time.Duration
 	SessionP99 time.Duration
+	// Histogram is the completed sessions' duration histogram (400
+	// logarithmic buckets of 5 % from 10 µs), so that the Stats of fleets
+	// run apart (processes of `edgeacs sim --processes`) merge into exact
+	// quantiles (Merge).
+	Histogram []uint64 `json:",omitempty"`
+}
+
+// Merge returns the sum of s and o: counters and histograms added,
+// quantiles recomputed from the merged histogram.
+func (s Stats) Merge(o Stats) Stats {
+	m := Stats{
+		Devices:            s.Devices + o.Devices,
+		SessionsStarted:    s.SessionsStarted + o.SessionsStarted,
+		SessionsCompleted:  s.SessionsCompleted + o.SessionsCompleted,
+		SessionErrors:      s.SessionErrors + o.SessionErrors,
+		Faults:             s.Faults + o.Faults,
+		Retries:            s.Retries + o.Retries,
+		ConnectionRequests: s.ConnectionRequests + o.ConnectionRequests,
+		RPCs:               map[string]uint64{},
+		Events:             map[string]uint64{},
+	}
+	for _, src := range []Stats{s, o} {
+		for k, v := range src.RPCs {
+			m.RPCs[k] += v
+		}
+		for k, v := range src.Events {
+			m.Events[k] += v
+		}
+	}
+	h := &stats{}
+	for _, src := range [][]uint64{s.Histogram, o.Histogram} {
+		for i, c := range src {
+			if i < histBuckets {
+				h.hist[i] += c
+				h.n += c
+			}
+		}
+	}
+	if h.n > 0 {
+		m.Histogram = slices.Clone(h.hist[:])
+	}
+	m.SessionP50 = h.quantile(0.50)
+	m.SessionP99 = h.quantile(0.99)
+	return m
 }
 
 // histogram buckets: bucket i holds durations in [base·g^i, base·g^(i+1)).
@@ -127,6 +172,9 @@ func (s *stats) snapshot(devices int) Stats {
 	}
 	st.SessionP50 = s.quantile(0.50)
 	st.SessionP99 = s.quantile(0.99)
+	if s.n > 0 {
+		st.Histogram = slices.Clone(s.hist[:])
+	}
 	return st
 }
 

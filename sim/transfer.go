@@ -63,12 +63,12 @@ func (d *Device) runTransfer(ctx context.Context, tr transfer) (cwmp.TransferCom
 // transferClient returns a client for one file transfer and how to
 // release its connections.
 func (d *Device) transferClient(user, pass string) (*http.Client, func()) {
-	base, closeFn := d.f.sessionTransport()
+	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.TransferTimeout)
 	rt := base
 	if user != "" {
 		rt = &cwmp.DigestTransport{Username: user, Password: pass, Base: base, AllowBasic: true}
 	}
-	return &http.Client{Transport: rt, Timeout: d.f.cfg.TransferTimeout}, closeFn
+	return &http.Client{Transport: rt, Timeout: timeout}, closeFn
 }
 
 // download fetches the file and "installs" it. Fault codes follow

@@ -46,6 +46,10 @@ func simCommand() *cli.Command {
 			&cli.Float64Flag{Name: "time-scale", Value: 1, Usage: "multiply retry back-off and scheduled delays (0.01 = 100x faster)"},
 			&cli.DurationFlag{Name: "reboot-delay", Value: time.Second, Usage: "how long a reboot keeps a device offline"},
 			&cli.BoolFlag{Name: "pool-conns", Usage: "share keep-alive connections across devices (faster; not for ACSes keying sessions by TCP connection)"},
+			&cli.IntFlag{Name: "offset", Usage: "index of the first device; serial numbers, MACs and passwords derive from --seed and the index, so runs with disjoint ranges simulate disjoint devices (split a fleet over machines)"},
+			&cli.IntFlag{Name: "processes", Value: 1, Usage: "split the devices over N child processes (each its share of --count at its own --offset, its own file descriptors and connection-request listener: port+i when --cr-addr/--udp-cr-addr name a port); their statistics are merged"},
+			&cli.BoolFlag{Name: "booted", Usage: "the devices have bootstrapped with this ACS before (the simulator restarts against an ACS that holds them): the first Inform carries 1 BOOT, not 0 BOOTSTRAP"},
+			&cli.BoolFlag{Name: "stats-json", Hidden: true, Usage: "write the statistics as a JSON line every second and at the end, on stdout (the children of --processes)"},
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return cli.Exit("edgeacs sim: "+err.Error(), 2)
@@ -59,6 +63,12 @@ func simCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			live := c.Bool("stats") || isTerminal(os.Stderr)
+			if n := c.Int("processes"); n > 1 {
+				return runSimProcesses(ctx, c, cfg, n, live)
+			}
+			if c.Bool("stats-json") {
+				return runSimJSON(ctx, cfg, c.Duration("duration"), c.App.Writer)
+			}
 			return runSim(ctx, cfg, c.Duration("duration"), live, c.App.Writer, c.App.ErrWriter)
 		},
 	}
@@ -82,6 +92,12 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 	if (c.String("username") == "") != (c.String("password") == "") {
 		return sim.Config{}, errors.New("--username and --password go together")
 	}
+	if n := c.Int("processes"); n < 1 || (c.Int("count") >= 1 && n > c.Int("count")) {
+		return sim.Config{}, fmt.Errorf("--processes %d must be between 1 and --count (%d)", n, c.Int("count"))
+	}
+	if c.Int("offset") < 0 {
+		return sim.Config{}, fmt.Errorf("--offset %d is negative", c.Int("offset"))
+	}
 	ramp := c.Duration("ramp")
 	if c.IsSet("ramp") && ramp == 0 {
 		ramp = -1 // explicitly no ramp
@@ -89,6 +105,7 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 	return sim.Config{
 		ACSURL:          c.String("acs"),
 		Count:           c.Int("count"),
+		Offset:          c.Int("offset"),
 		Model:           c.String("model"),
 		Seed:            c.Int64("seed"),
 		InformInterval:  c.Duration("inform-interval"),
@@ -103,6 +120,7 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 		TimeScale:       c.Float64("time-scale"),
 		RebootDelay:     c.Duration("reboot-delay"),
 		PoolConnections: c.Bool("pool-conns"),
+		Booted:          c.Bool("booted"),
 	}, nil
 }
 

@@ -79,6 +79,10 @@ func TestSimBadFlags(t *testing.T) {
 		{"--acs", "http://127.0.0.1:1/", "--time-scale", "0"},
 		{"--acs", "http://127.0.0.1:1/", "--no-such-flag"},
 		{"--acs", "http://127.0.0.1:1/", "extra"},
+		{"--acs", "http://127.0.0.1:1/", "--processes", "0"},
+		{"--acs", "http://127.0.0.1:1/", "--count", "2", "--processes", "3"},
+		{"--acs", "http://127.0.0.1:1/", "--offset", "-1"},
+		{"--acs", "http://127.0.0.1:1/", "--count", "4", "--processes", "2", "--cr-addr", "127.0.0.1:x"},
 	}
 	for _, args := range tests {
 		code := -1
