@@ -56,6 +56,13 @@ func startDev(t *testing.T, bin, dir string, run int, args ...string) *devProc {
 			b, _ := os.ReadFile(p.out)
 			l, _ := os.ReadFile(p.log)
 			t.Logf("---- edgeacs dev run %d stdout ----\n%s\n---- its log ----\n%s", run, b, tail(string(l), 6000))
+			if dir := os.Getenv("EDGEACS_ARTIFACTS"); dir != "" {
+				// The whole log, for what the tail above leaves out.
+				name := filepath.Join(dir, fmt.Sprintf("%s-dev-%d.log", strings.ReplaceAll(t.Name(), "/", "_"), run))
+				if err := os.WriteFile(name, l, 0o644); err == nil {
+					t.Logf("whole log: %s", name)
+				}
+			}
 		}
 	})
 	coreWait(t, "edgeacs dev to print ready", 30*time.Second, func() bool {
