@@ -37,8 +37,6 @@ func TestTypesMatchOpenAPI(t *testing.T) {
 		"FileMeta": FileMeta{}, "Preset": Preset{}, "Provision": Provision{}, "EdgeView": Edge{},
 		"EdgeHealth": EdgeHealth{}, "ClusterStatus": ClusterStatus{}, "ClusterServer": ClusterServer{},
 		"JoinRequest": JoinRequest{}, "Status": ClusterChange{}, "Token": TokenInfo{}, "TokenCreated": NewToken{},
-		"RolloutView": Rollout{}, "RolloutWaveView": RolloutWave{}, "RolloutDevice": RolloutDevice{}, "RolloutCounts": RolloutCounts{},
-		"RolloutRequest": RolloutRequest{}, "RolloutWaveSpec": RolloutWaveSpec{},
 	} {
 		s, ok := doc.Components.Schemas[schema]
 		if !ok {

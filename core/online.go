@@ -2,7 +2,6 @@ package core
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -84,12 +83,8 @@ func (f *FSM) DeviceStates(now time.Time) (map[EdgeState]int, error) {
 // node's FSM. Counting scans every device, so scrapes share a count
 // younger than statesMaxAge.
 type stateCollector struct {
-	desc  *prometheus.Desc
-	count func(time.Time) (map[EdgeState]int, error)
-
-	mu   sync.Mutex
-	at   time.Time
-	last map[EdgeState]int
+	desc   *prometheus.Desc
+	counts fleet.StateCounts[EdgeState]
 }
 
 // statesMaxAge is how long a device-state count serves scrapes: states
@@ -97,23 +92,18 @@ type stateCollector struct {
 const statesMaxAge = 15 * time.Second
 
 func newStateCollector(count func(time.Time) (map[EdgeState]int, error)) *stateCollector {
-	return &stateCollector{count: count, desc: prometheus.NewDesc("edgeacs_core_devices",
-		"Devices by home edge and online state: last inform against the periodic inform interval "+
-			"(online within 1 interval + 30 s, late within 3, offline after).", []string{"edge", "state"}, nil)}
+	return &stateCollector{
+		desc: prometheus.NewDesc("edgeacs_core_devices",
+			"Devices by home edge and online state: last inform against the periodic inform interval "+
+				"(online within 1 interval + 30 s, late within 3, offline after).", []string{"edge", "state"}, nil),
+		counts: fleet.StateCounts[EdgeState]{Count: count, MaxAge: statesMaxAge},
+	}
 }
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	now := time.Now()
-	if s.last == nil || now.Sub(s.at) >= statesMaxAge {
-		if m, err := s.count(now); err == nil {
-			s.last, s.at = m, now
-		}
-	}
-	last := s.last
-	s.mu.Unlock()
+	last := s.counts.Get(time.Now())
 	edges := map[string]bool{}
 	for k := range last {
 		edges[k.Edge] = true

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/provision/preset"
 )
 
@@ -116,63 +117,14 @@ type Rollout struct {
 	Updated   time.Time `json:"updated" cbor:"23,keyasint"`
 }
 
-// RolloutDevice is one device of a rollout (rd/<rollout>\0<device>).
-type RolloutDevice struct {
-	Device string `json:"device" cbor:"1,keyasint"`
-	Wave   int    `json:"wave" cbor:"2,keyasint"`
-	// Order is the device's place in the plan: waves are cut from it and
-	// devices are dispatched in it.
-	Order int `json:"-" cbor:"3,keyasint"`
-	// Edge is the device's home when it was dispatched (or planned).
-	Edge  string `json:"edge,omitempty" cbor:"4,keyasint,omitempty"`
-	State string `json:"state" cbor:"5,keyasint"`
-	// From is the version the device was on when the rollout was created.
-	From     string `json:"from,omitempty" cbor:"6,keyasint,omitempty"`
-	Task     string `json:"task,omitempty" cbor:"7,keyasint,omitempty"`
-	Attempts int    `json:"attempts,omitempty" cbor:"8,keyasint,omitempty"`
-	// Dispatched is when the current task was created; Transferred when
-	// it ended without a fault.
-	Dispatched  time.Time `json:"dispatched,omitzero" cbor:"9,keyasint,omitzero"`
-	Transferred time.Time `json:"transferred,omitzero" cbor:"10,keyasint,omitzero"`
-	Fault       string    `json:"fault,omitempty" cbor:"11,keyasint,omitempty"`
-	Message     string    `json:"message,omitempty" cbor:"12,keyasint,omitempty"`
-	Updated     time.Time `json:"updated,omitzero" cbor:"13,keyasint,omitzero"`
-}
+// RolloutDevice is one device of a rollout (rd/<rollout>\0<device>); the
+// type is fleet's because the API shows it as stored.
+type RolloutDevice = fleet.RolloutDevice
 
-// terminal reports whether the device is out of its wave's work: done,
+// rdTerminal reports whether the device is out of its wave's work: done,
 // faulted or cancelled.
-func (d *RolloutDevice) terminal() bool {
+func rdTerminal(d *RolloutDevice) bool {
 	return d.State == RDDone || d.State == RDFaulted || d.State == RDCancelled
-}
-
-// RolloutRequest is the body of POST /api/v1/rollouts.
-type RolloutRequest struct {
-	Name         string             `json:"name"`
-	File         string             `json:"file"`
-	Filter       string             `json:"filter"`
-	Waves        []RolloutWaveSpec  `json:"waves"`
-	MaxFaultRate float64            `json:"maxFaultRate"`
-	MinWaveSize  int                `json:"minWaveSize"`
-	Soak         string             `json:"soak"`
-	Window       string             `json:"window"`
-	Concurrency  RolloutConcurrency `json:"concurrency"`
-	Mode         string             `json:"mode"`
-	// Timeout bounds each device's attempt, from its task's creation to
-	// being seen on the new version; default 30m.
-	Timeout string `json:"timeout"`
-}
-
-// RolloutWaveSpec is one wave of a request: the cumulative share of the
-// devices it brings the rollout to.
-type RolloutWaveSpec struct {
-	Percent float64 `json:"percent"`
-}
-
-// RolloutConcurrency caps how many devices download at once.
-type RolloutConcurrency struct {
-	// PerEdge caps the devices of one edge downloading at once (0: no cap),
-	// so a POP's uplink is not flooded.
-	PerEdge int `json:"perEdge"`
 }
 
 // parseRolloutDuration reads a Go duration ("30m", "90s"); empty is def.
@@ -187,9 +139,9 @@ func parseRolloutDuration(field, s string, def time.Duration) (time.Duration, er
 	return d, nil
 }
 
-// validate checks a request and returns the rollout it describes,
+// validateRollout checks a request and returns the rollout it describes,
 // without devices, file or plan.
-func (q *RolloutRequest) validate() (*Rollout, error) {
+func validateRollout(q *fleet.RolloutRequest) (*Rollout, error) {
 	if err := checkName("rollout name", q.Name); err != nil {
 		return nil, err
 	}
@@ -200,7 +152,7 @@ func (q *RolloutRequest) validate() (*Rollout, error) {
 		return nil, fmt.Errorf("%w: filter: an expression must select the devices (\"true\" selects all)", ErrBadRequest)
 	}
 	if len(q.Waves) == 0 {
-		q.Waves = []RolloutWaveSpec{{Percent: 100}}
+		q.Waves = []fleet.RolloutWaveSpec{{Percent: 100}}
 	}
 	if len(q.Waves) > maxRolloutWaves {
 		return nil, fmt.Errorf("%w: waves: at most %d", ErrBadRequest, maxRolloutWaves)
@@ -224,8 +176,12 @@ func (q *RolloutRequest) validate() (*Rollout, error) {
 	if q.MinWaveSize < 0 {
 		return nil, fmt.Errorf("%w: minWaveSize %d: must not be negative", ErrBadRequest, q.MinWaveSize)
 	}
-	if q.Concurrency.PerEdge < 0 {
-		return nil, fmt.Errorf("%w: concurrency.perEdge %d: must not be negative (0: no cap)", ErrBadRequest, q.Concurrency.PerEdge)
+	var perEdge int
+	if q.Concurrency != nil {
+		perEdge = q.Concurrency.PerEdge
+	}
+	if perEdge < 0 {
+		return nil, fmt.Errorf("%w: concurrency.perEdge %d: must not be negative (0: no cap)", ErrBadRequest, perEdge)
 	}
 	soak, err := parseRolloutDuration("soak", q.Soak, 0)
 	if err != nil {
@@ -252,7 +208,7 @@ func (q *RolloutRequest) validate() (*Rollout, error) {
 	return &Rollout{
 		Name: q.Name, File: q.File, Filter: q.Filter, Percents: pcts, MaxFaultRate: q.MaxFaultRate,
 		MinWaveSize: max(q.MinWaveSize, 1), Soak: soak, Window: strings.Join(strings.Fields(q.Window), " "),
-		PerEdge: q.Concurrency.PerEdge, Mode: mode, Timeout: timeout, State: RolloutRunning, Wave: -1,
+		PerEdge: perEdge, Mode: mode, Timeout: timeout, State: RolloutRunning, Wave: -1,
 	}, nil
 }
 

@@ -335,7 +335,7 @@ func TestRolloutFSM(t *testing.T) {
 		}
 	}
 
-	var v RolloutView
+	var v fleet.RolloutView
 	if code := do(t, "POST", api(n, "/rollouts"), `{"name": "r1", "file": "fw.bin", "filter": "true", "waves": [{"percent": 50}, {"percent": 100}],
 		"maxFaultRate": 0.5, "concurrency": {"perEdge": 2}, "mode": "next-inform", "timeout": "1m"}`, &v); code != 201 {
 		t.Fatalf("create: %d", code)
@@ -426,7 +426,7 @@ func TestRolloutFSM(t *testing.T) {
 	if code := do(t, "POST", api(n, "/rollouts/r1/resume"), nil, nil); code != 409 {
 		t.Fatalf("resume after abort: %d, want 409", code)
 	}
-	var list []RolloutView
+	var list []fleet.RolloutView
 	if code := do(t, "GET", api(n, "/rollouts"), nil, &list); code != 200 || len(list) != 1 || list[0].Devices != nil {
 		t.Fatalf("list: %d %+v", code, list)
 	}

@@ -7,22 +7,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/httpapi"
 )
 
-// RolloutCounts counts a rollout's devices (or a wave's, or an edge's) by
-// state.
-type RolloutCounts struct {
-	Total       int `json:"total"`
-	Pending     int `json:"pending"`
-	Downloading int `json:"downloading"`
-	NotBack     int `json:"notBack"`
-	Done        int `json:"done"`
-	Faulted     int `json:"faulted"`
-	Cancelled   int `json:"cancelled"`
-}
-
-func (c *RolloutCounts) add(state string) {
+// countRollout counts a device in state into c.
+func countRollout(c *fleet.RolloutCounts, state string) {
 	c.Total++
 	switch state {
 	case RDPending:
@@ -40,64 +30,14 @@ func (c *RolloutCounts) add(state string) {
 	}
 }
 
-// RolloutWaveView is one wave in a rollout's status.
-type RolloutWaveView struct {
-	// Wave counts from 1.
-	Wave    int     `json:"wave"`
-	Percent float64 `json:"percent"`
-	// State is waiting, running, soaking (finished, the soak not over) or
-	// finished.
-	State    string    `json:"state"`
-	Started  time.Time `json:"started,omitzero"`
-	Finished time.Time `json:"finished,omitzero"`
-	// FaultRate is faulted / total, the share the pause rule compares
-	// with maxFaultRate (less the faults a resume accepted: Tolerated).
-	FaultRate float64 `json:"faultRate"`
-	Tolerated int     `json:"tolerated,omitempty"`
-	RolloutCounts
-}
-
-// RolloutView is a rollout as the API shows it.
-type RolloutView struct {
-	Name         string    `json:"name"`
-	File         string    `json:"file"`
-	Version      string    `json:"version"`
-	Filter       string    `json:"filter"`
-	State        string    `json:"state"`
-	Reason       string    `json:"reason,omitempty"`
-	Mode         string    `json:"mode"`
-	Window       string    `json:"window,omitempty"`
-	Soak         string    `json:"soak"`
-	Timeout      string    `json:"timeout"`
-	MaxFaultRate float64   `json:"maxFaultRate"`
-	MinWaveSize  int       `json:"minWaveSize"`
-	PerEdge      int       `json:"perEdge"`
-	Created      time.Time `json:"created"`
-	Updated      time.Time `json:"updated"`
-	// Wave is the latest wave started, from 1; 0 before the first.
-	Wave int `json:"wave"`
-	// Skipped counts the devices the filter selected that were already on
-	// the version.
-	Skipped int `json:"skipped"`
-	RolloutCounts
-	Waves []RolloutWaveView `json:"waves"`
-	// Edges counts devices by the edge they were dispatched to (or were
-	// homed at when planned); "" for devices with no home.
-	Edges map[string]RolloutCounts `json:"edges"`
-	// Faults counts faulted devices by fault code.
-	Faults map[string]int `json:"faults"`
-	// Devices lists the devices by state (only for a single rollout).
-	Devices map[string][]*RolloutDevice `json:"devices,omitempty"`
-}
-
 // rolloutView summarises r and its devices at now; withDevices lists them.
-func rolloutView(r *Rollout, devs []*RolloutDevice, withDevices bool, now time.Time) RolloutView {
-	v := RolloutView{
+func rolloutView(r *Rollout, devs []*RolloutDevice, withDevices bool, now time.Time) fleet.RolloutView {
+	v := fleet.RolloutView{
 		Name: r.Name, File: r.File, Version: r.Version, Filter: r.Filter, State: r.State, Reason: r.Reason,
 		Mode: r.Mode, Window: r.Window, Soak: r.Soak.String(), Timeout: r.Timeout.String(),
 		MaxFaultRate: r.MaxFaultRate, MinWaveSize: r.MinWaveSize, PerEdge: r.PerEdge,
 		Created: r.Created, Updated: r.Updated, Wave: r.Wave + 1, Skipped: r.Skipped,
-		Waves: make([]RolloutWaveView, len(r.WaveSizes)), Edges: map[string]RolloutCounts{}, Faults: map[string]int{},
+		Waves: make([]fleet.RolloutWaveView, len(r.WaveSizes)), Edges: map[string]fleet.RolloutCounts{}, Faults: map[string]int{},
 	}
 	for i := range v.Waves {
 		w := &v.Waves[i]
@@ -124,12 +64,12 @@ func rolloutView(r *Rollout, devs []*RolloutDevice, withDevices bool, now time.T
 		v.Devices = map[string][]*RolloutDevice{}
 	}
 	for _, d := range devs {
-		v.RolloutCounts.add(d.State)
+		countRollout(&v.RolloutCounts, d.State)
 		if d.Wave >= 0 && d.Wave < len(v.Waves) {
-			v.Waves[d.Wave].add(d.State)
+			countRollout(&v.Waves[d.Wave].RolloutCounts, d.State)
 		}
 		e := v.Edges[d.Edge]
-		e.add(d.State)
+		countRollout(&e, d.State)
 		v.Edges[d.Edge] = e
 		if d.State == RDFaulted {
 			v.Faults[d.Fault]++
@@ -156,12 +96,12 @@ func (n *Node) createRollout(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var req RolloutRequest
+	var req fleet.RolloutRequest
 	if err := decodeStrict(body, &req); err != nil {
 		writeError(w, err)
 		return
 	}
-	ro, err := req.validate()
+	ro, err := validateRollout(&req)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -238,7 +178,7 @@ func (n *Node) listRollouts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := make([]RolloutView, 0, len(rs))
+	out := make([]fleet.RolloutView, 0, len(rs))
 	now := time.Now()
 	for _, ro := range rs {
 		_, devs, err := n.fsm.Rollout(ro.Name)

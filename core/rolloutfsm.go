@@ -294,7 +294,7 @@ func (p processor) rolloutOpen(w *wtx, name string, wave int) (bool, error) {
 		if err := decodeRecord(v, &d); err != nil {
 			return false, storageError{err}
 		}
-		if (wave < 0 || d.Wave == wave) && !d.terminal() {
+		if (wave < 0 || d.Wave == wave) && !rdTerminal(&d) {
 			return true, nil
 		}
 	}

@@ -59,7 +59,7 @@ func (n *Node) advanceRollout(ctx context.Context, name string) error {
 	var watch []*RolloutDevice
 	for _, d := range devs {
 		// Pending devices beyond the next wave need nothing read yet.
-		if !d.terminal() && (d.State != RDPending || d.Wave <= r.Wave+1) {
+		if !rdTerminal(d) && (d.State != RDPending || d.Wave <= r.Wave+1) {
 			watch = append(watch, d)
 		}
 	}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -62,15 +61,10 @@ func (c *Cache) DeviceStates(now time.Time) (map[string]int, error) {
 }
 
 // stateCollector exports edgeacs_edge_devices{state}. Counting scans
-// every device, so a scrape reuses a count younger than maxAge.
+// every device, so a scrape reuses a count younger than statesMaxAge.
 type stateCollector struct {
 	desc   *prometheus.Desc
-	count  func(time.Time) (map[string]int, error)
-	maxAge time.Duration
-
-	mu   sync.Mutex
-	at   time.Time
-	last map[string]int
+	counts fleet.StateCounts[string]
 }
 
 // statesMaxAge is how long a device-state count serves scrapes: a state
@@ -81,22 +75,14 @@ func newStateCollector(count func(time.Time) (map[string]int, error)) *stateColl
 	return &stateCollector{
 		desc: prometheus.NewDesc("edgeacs_edge_devices", "Devices by online state: last inform against the periodic inform interval "+
 			"(online within 1 interval + 30 s, late within 3, offline after).", []string{"state"}, nil),
-		count: count, maxAge: statesMaxAge,
+		counts: fleet.StateCounts[string]{Count: count, MaxAge: statesMaxAge},
 	}
 }
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- s.desc }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	s.mu.Lock()
-	now := time.Now()
-	if s.last == nil || now.Sub(s.at) >= s.maxAge {
-		if m, err := s.count(now); err == nil {
-			s.last, s.at = m, now
-		}
-	}
-	last := s.last
-	s.mu.Unlock()
+	last := s.counts.Get(time.Now())
 	for _, st := range fleet.DeviceStates {
 		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.GaugeValue, float64(last[st]), st)
 	}

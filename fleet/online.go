@@ -3,6 +3,7 @@ package fleet
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -62,4 +63,33 @@ func OnlineState(lastInform time.Time, interval time.Duration, now time.Time) st
 		return DeviceLate
 	}
 	return DeviceOffline
+}
+
+// StateCounts serves metrics scrapes a count of devices by online state
+// (keyed as the caller likes: the core adds the edge). Counting scans
+// every device record, so scrapes within MaxAge share one count; a failed
+// count keeps the last good one. The core and the edges both export such
+// a gauge.
+type StateCounts[K comparable] struct {
+	// Count counts at now; MaxAge is how long a count serves.
+	Count  func(now time.Time) (map[K]int, error)
+	MaxAge time.Duration
+
+	mu   sync.Mutex
+	at   time.Time
+	last map[K]int
+}
+
+// Get returns the count at now, counting again when the last is older
+// than MaxAge (or there is none); nil while no count has succeeded. The
+// map is shared: callers read it only.
+func (c *StateCounts[K]) Get(now time.Time) map[K]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil || now.Sub(c.at) >= c.MaxAge {
+		if m, err := c.Count(now); err == nil {
+			c.last, c.at = m, now
+		}
+	}
+	return c.last
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -102,5 +103,38 @@ func TestHistoryMatchAndValidate(t *testing.T) {
 	}
 	if err := ValidateHistory([]string{p, "Device.DeviceInfo.UpTime"}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestStateCounts: a count serves until MaxAge, is redone after it, and a
+// failed count keeps the last good one.
+func TestStateCounts(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	calls, fail := 0, false
+	c := StateCounts[string]{MaxAge: 15 * time.Second, Count: func(time.Time) (map[string]int, error) {
+		calls++
+		if fail {
+			return nil, errors.New("scan failed")
+		}
+		return map[string]int{DeviceOnline: calls}, nil
+	}}
+	steps := []struct {
+		at        time.Duration
+		fail      bool
+		want      int
+		wantCalls int
+	}{
+		{0, false, 1, 1},
+		{14 * time.Second, false, 1, 1},
+		{15 * time.Second, false, 2, 2},
+		{40 * time.Second, true, 2, 3},
+		{41 * time.Second, false, 4, 4},
+	}
+	for i, st := range steps {
+		fail = st.fail
+		got := c.Get(t0.Add(st.at))[DeviceOnline]
+		if got != st.want || calls != st.wantCalls {
+			t.Errorf("step %d at %v: count %d after %d calls; want %d after %d", i, st.at, got, calls, st.want, st.wantCalls)
+		}
 	}
 }

@@ -127,23 +127,11 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 // runSim runs the fleet until ctx ends or duration elapses, printing live
 // lines to errw and the summary to out.
 func runSim(ctx context.Context, cfg sim.Config, duration time.Duration, live bool, out, errw io.Writer) error {
-	f, err := sim.New(cfg)
+	f, ctx, start, stop, err := startSim(ctx, cfg, duration)
 	if err != nil {
-		if errors.Is(err, sim.ErrBadConfig) || errors.Is(err, sim.ErrUnknownModel) {
-			return cli.Exit("edgeacs sim: "+err.Error(), 2)
-		}
-		return fmt.Errorf("start simulator: %w", err)
+		return err
 	}
-	defer f.Close()
-	if duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
-		defer cancel()
-	}
-	start := time.Now()
-	if err := f.Start(ctx); err != nil {
-		return fmt.Errorf("start simulator: %w", err)
-	}
+	defer stop()
 	fmt.Fprintf(errw, "edgeacs sim: %d %s devices → %s; connection requests at http://%s/<serial>\n",
 		f.Len(), cfg.Model, cfg.ACSURL, f.ConnectionRequestAddr())
 	tick := time.NewTicker(time.Second)
@@ -169,6 +157,35 @@ func runSim(ctx context.Context, cfg sim.Config, duration time.Duration, live bo
 	}
 	printSimSummary(out, f.Stats(), elapsed)
 	return nil
+}
+
+// startSim builds cfg's fleet and starts it, for runSim and runSimJSON.
+// The fleet runs until runCtx ends: when ctx does or, if duration > 0,
+// after it; start is when it started. A bad configuration is a usage
+// error (exit 2). The caller defers stop (it cancels runCtx and closes
+// the fleet; closing again before it is harmless).
+func startSim(ctx context.Context, cfg sim.Config, duration time.Duration) (f *sim.Fleet, runCtx context.Context, start time.Time, stop func(), err error) {
+	f, err = sim.New(cfg)
+	if err != nil {
+		if errors.Is(err, sim.ErrBadConfig) || errors.Is(err, sim.ErrUnknownModel) {
+			return nil, nil, time.Time{}, nil, cli.Exit("edgeacs sim: "+err.Error(), 2)
+		}
+		return nil, nil, time.Time{}, nil, fmt.Errorf("start simulator: %w", err)
+	}
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if duration > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, duration)
+	}
+	stop = func() {
+		cancel()
+		f.Close()
+	}
+	start = time.Now()
+	if err := f.Start(runCtx); err != nil {
+		stop()
+		return nil, nil, time.Time{}, nil, fmt.Errorf("start simulator: %w", err)
+	}
+	return f, runCtx, start, stop, nil
 }
 
 // printSimSummary writes the end-of-run report.

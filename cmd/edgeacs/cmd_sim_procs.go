@@ -216,22 +216,11 @@ func nthAddr(addr string, i int) (string, error) {
 // runSimJSON is runSim for a child of --processes: no banner, no live
 // lines; the statistics as a JSON line every second and once at the end.
 func runSimJSON(ctx context.Context, cfg sim.Config, duration time.Duration, out io.Writer) error {
-	f, err := sim.New(cfg)
+	f, ctx, _, stop, err := startSim(ctx, cfg, duration)
 	if err != nil {
-		if errors.Is(err, sim.ErrBadConfig) || errors.Is(err, sim.ErrUnknownModel) {
-			return cli.Exit("edgeacs sim: "+err.Error(), 2)
-		}
-		return fmt.Errorf("start simulator: %w", err)
+		return err
 	}
-	defer f.Close()
-	if duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, duration)
-		defer cancel()
-	}
-	if err := f.Start(ctx); err != nil {
-		return fmt.Errorf("start simulator: %w", err)
-	}
+	defer stop()
 	enc := json.NewEncoder(out)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

@@ -455,6 +455,8 @@ func TestOpenAPISchemasMatchFleet(t *testing.T) {
 		"TaskResult": fleet.TaskResult{}, "Token": fleet.Token{}, "TokenCreated": fleet.TokenCreated{},
 		"Provision": fleet.Provision{}, "Preset": fleet.Preset{}, "EdgeHealth": fleet.EdgeHealth{},
 		"ClusterServer": core.ClusterServer{}, "ClusterStatus": core.ClusterStatus{}, "JoinRequest": core.JoinRequest{},
+		"RolloutView": fleet.RolloutView{}, "RolloutWaveView": fleet.RolloutWaveView{}, "RolloutDevice": fleet.RolloutDevice{},
+		"RolloutCounts": fleet.RolloutCounts{}, "RolloutRequest": fleet.RolloutRequest{}, "RolloutWaveSpec": fleet.RolloutWaveSpec{},
 	} {
 		var s struct {
 			Properties map[string]any `json:"properties"`
