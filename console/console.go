@@ -52,11 +52,39 @@ type Config struct {
 	// MaxSessions bounds the sessions kept (default 10000); the least
 	// recently used goes first.
 	MaxSessions int
+	// Features says which parts of the core's API the node's API has, so
+	// that the console shows only what it can serve; nil is the core's
+	// (all of them). A standalone edge passes &Features{}.
+	Features *Features
 }
+
+// Features are the parts of the core's API a node's API may lack (a
+// standalone edge's has none of them); each one the console's pages use
+// is shown only when it is there.
+type Features struct {
+	// Tags: POST/DELETE /api/v1/devices/{id}/tags/{tag} (a device's tags,
+	// the device list's Tags column).
+	Tags bool
+	// Edges: GET /api/v1/edges (the overview's edges table).
+	Edges bool
+	// Rollouts: GET /api/v1/rollouts (the overview's rollouts).
+	Rollouts bool
+	// Filter: ?filter= expressions on GET /api/v1/devices. Without it the
+	// filter box selects devices by ID prefix (?id=).
+	Filter bool
+	// TaskQuery: ?device= and ?status= on GET /api/v1/tasks. Without it a
+	// device's tasks come from GET /api/v1/devices/{id}/tasks and the
+	// tasks in flight from a scan of GET /api/v1/tasks.
+	TaskQuery bool
+}
+
+// allFeatures is the core's API.
+var allFeatures = Features{Tags: true, Edges: true, Rollouts: true, Filter: true, TaskQuery: true}
 
 // Console is the web console: an http.Handler for everything under Prefix.
 type Console struct {
 	cfg   Config
+	has   Features
 	log   *slog.Logger
 	now   func() time.Time
 	sess  *sessions
@@ -71,7 +99,10 @@ func New(cfg Config) (*Console, error) {
 	if cfg.API == nil || cfg.Tokens == nil {
 		return nil, errors.New("console: Config.API and Config.Tokens are required")
 	}
-	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	c := &Console{cfg: cfg, log: cfg.Logger, now: cfg.Now, has: allFeatures}
+	if cfg.Features != nil {
+		c.has = *cfg.Features
+	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,8 +179,10 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+Prefix+"devices", c.page(c.devices))
 	mux.HandleFunc("GET "+Prefix+"devices/{id}", c.page(c.device))
 	mux.HandleFunc("GET "+Prefix+"devices/{id}/tree", c.page(c.deviceTree))
-	mux.HandleFunc("POST "+Prefix+"devices/{id}/tags", c.post(true, c.addTag))
-	mux.HandleFunc("POST "+Prefix+"devices/{id}/tags/{tag}/delete", c.post(true, c.removeTag))
+	if c.has.Tags {
+		mux.HandleFunc("POST "+Prefix+"devices/{id}/tags", c.post(true, c.addTag))
+		mux.HandleFunc("POST "+Prefix+"devices/{id}/tags/{tag}/delete", c.post(true, c.removeTag))
+	}
 	mux.HandleFunc("POST "+Prefix+"devices/{id}/tasks", c.post(true, c.deviceAction))
 	mux.HandleFunc("GET "+Prefix+"tasks/{id}", c.page(c.task))
 	mux.HandleFunc("GET "+Prefix+"presets", c.page(c.presets))
@@ -332,13 +365,15 @@ type view struct {
 	CSRF     string
 	Error    string
 	Flash    string
-	Data     any
+	// Has is what the node's API has (Config.Features).
+	Has  Features
+	Data any
 }
 
 // render writes page name (the full layout, or only its "content"
 // template for an htmx request that asks for a fragment).
 func (c *Console) render(w http.ResponseWriter, q *req, status int, name, title, nav string, data any) error {
-	v := view{Title: title, Node: c.cfg.Title, Nav: nav, Data: data}
+	v := view{Title: title, Node: c.cfg.Title, Nav: nav, Has: c.has, Data: data}
 	if q != nil {
 		v.Operator, v.Scope, v.CanWrite, v.CSRF = q.s.name, string(q.s.scope), q.canWrite(), q.s.csrf
 		v.Flash = q.URL.Query().Get("flash")
@@ -389,7 +424,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, statu
 		}
 		return
 	}
-	v := view{Title: http.StatusText(status), Node: c.cfg.Title, Error: msg}
+	v := view{Title: http.StatusText(status), Node: c.cfg.Title, Has: c.has, Error: msg}
 	if s != nil {
 		v.Operator, v.Scope, v.CanWrite, v.CSRF = s.name, string(s.scope), s.scope.Allows(fleet.ScopeWrite), s.csrf
 	}

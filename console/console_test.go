@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,8 @@ const (
 type fakeAPI struct {
 	mu    sync.Mutex
 	calls []string
+	// uris are the calls with their queries.
+	uris  []string
 	body  map[string][]byte
 	store *apiauth.MapStore
 }
@@ -42,6 +45,7 @@ func (f *fakeAPI) record(r *http.Request) {
 	defer f.mu.Unlock()
 	call := r.Method + " " + r.URL.Path
 	f.calls = append(f.calls, call)
+	f.uris = append(f.uris, r.Method+" "+r.URL.RequestURI())
 	f.body[call] = b
 }
 
@@ -119,6 +123,9 @@ func newFakeAPI(t *testing.T) (*fakeAPI, http.Handler) {
 		js(w, 200, task("T1", "pending"))
 	})
 	h("GET /api/v1/tasks", func(w http.ResponseWriter, r *http.Request) { js(w, 200, []any{task("T0", "done")}) })
+	h("GET /api/v1/devices/{id}/tasks", func(w http.ResponseWriter, r *http.Request) {
+		js(w, 200, []any{task("T0", "done"), task("T1", "pending")})
+	})
 	h("GET /api/v1/tasks/{id}", func(w http.ResponseWriter, r *http.Request) {
 		t := task(r.PathValue("id"), "fault")
 		t["fault"] = map[string]any{"code": "9007", "message": "bad value"}
@@ -718,5 +725,56 @@ func TestTreeFragments(t *testing.T) {
 	code, h, _ := b.get(base + "?path=InternetGatewayDevice.")
 	if code != http.StatusSeeOther || !strings.Contains(h.Get("Location"), "?path=InternetGatewayDevice.") {
 		t.Fatalf("tree without htmx: %d to %q", code, h.Get("Location"))
+	}
+}
+
+// TestEdgeFeatures: over an API without the core's tags, edges, rollouts,
+// filter expressions and task queries (a standalone edge's), the console
+// never asks for them, shows none of them, and reads a device's tasks
+// from the device's own list.
+func TestEdgeFeatures(t *testing.T) {
+	f, api := newFakeAPI(t)
+	c, err := New(Config{API: api, Tokens: f.store, Title: "edge pop1", Features: &Features{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	b := newBrowser(t, srv)
+	b.signIn(writeSecret)
+	dev := "/console/devices/" + url.PathEscape(testDevice)
+	for _, p := range []struct{ path, want string }{
+		{"/console/", `id="tasks-pending">0<`}, // the fake's /api/v1/tasks holds one done task
+		{"/console/devices?filter=00D09E", "HG-2000"},
+		{"/console/devices?sort=model", "HG-2000"},
+		{dev, "Recent tasks"},
+	} {
+		code, _, page := b.get(p.path)
+		if code != http.StatusOK || !strings.Contains(page, p.want) {
+			t.Errorf("GET %s: %d, want %q:\n%.2000s", p.path, code, p.want, page)
+			continue
+		}
+		for _, absent := range []string{`id="h-edges"`, `id="h-rollouts"`, `id="h-tags"`, ">Tags</a>", "preset preconditions"} {
+			if strings.Contains(page, absent) {
+				t.Errorf("GET %s shows %s", p.path, absent)
+			}
+		}
+	}
+	if code, _, page := b.get(dev); !strings.Contains(page, "status-pending") {
+		t.Errorf("device page %d: the tasks of GET /api/v1/devices/{id}/tasks are not listed:\n%.3000s", code, page)
+	}
+	if code, _, _ := b.post(dev+"/tags", url.Values{"tag": {"x"}}, true); code != http.StatusNotFound {
+		t.Errorf("POST tags: %d, want 404", code)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.uris {
+		if strings.Contains(u, "/api/v1/edges") || strings.Contains(u, "/api/v1/rollouts") || strings.Contains(u, "/tags") ||
+			strings.Contains(u, "filter=") || strings.Contains(u, "status=") || strings.Contains(u, "device=") && strings.HasPrefix(u, "GET /api/v1/tasks") {
+			t.Errorf("the console asked the API for %s, which it does not have", u)
+		}
+	}
+	if !slices.Contains(f.uris, "GET /api/v1/devices?id=00D09E&limit=50") {
+		t.Errorf("the filter box did not select by ID prefix: %v", f.uris)
 	}
 }

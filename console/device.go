@@ -81,7 +81,7 @@ func (c *Console) device(w http.ResponseWriter, q *req) error {
 		d.Tree = treeSearch(dev.ID, dev.Parameters, s, now)
 	}
 	d.Tree.session(q.canWrite(), q.s.csrf)
-	if d.Tasks, err = deviceTasks(q, id); err != nil {
+	if d.Tasks, err = c.deviceTasks(q, id); err != nil {
 		return err
 	}
 	if d.Faults, err = q.api.Faults(q.ctx, id); err != nil {
@@ -104,8 +104,19 @@ func (c *Console) device(w http.ResponseWriter, q *req) error {
 }
 
 // deviceTasks is the device's most recent tasks, newest first.
-func deviceTasks(q *req, id string) ([]client.Task, error) {
+func (c *Console) deviceTasks(q *req, id string) ([]client.Task, error) {
 	var all []client.Task
+	if !c.has.TaskQuery {
+		// The device's own list (a standalone edge's API): all of them.
+		if err := q.api.Do(q.ctx, http.MethodGet, "/api/v1/devices/"+url.PathEscape(id)+"/tasks", nil, &all); err != nil {
+			return nil, err
+		}
+		if len(all) > recentTasks {
+			all = all[len(all)-recentTasks:]
+		}
+		slices.Reverse(all)
+		return all, nil
+	}
 	for t, err := range q.api.AllTasks(q.ctx, client.TaskQuery{Device: id}) {
 		if err != nil {
 			return nil, err

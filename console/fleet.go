@@ -81,27 +81,21 @@ func (c *Console) overview(w http.ResponseWriter, q *req) error {
 		d.Total++
 		d.Devices[DeviceState(dev, now)]++
 	}
-	edges, err := q.api.Edges(q.ctx)
-	if err != nil {
+	if c.has.Edges {
+		edges, err := q.api.Edges(q.ctx)
+		if err != nil {
+			return err
+		}
+		for _, e := range edges {
+			r := edgeRow{Edge: e, Heard: e.Heard()}
+			if e.Health != nil {
+				r.OutboxLen, r.Lag = e.Health.OutboxLen, e.Health.OldestUnsent
+			}
+			d.Edges = append(d.Edges, r)
+		}
+	}
+	if err := c.inFlight(q, &d); err != nil {
 		return err
-	}
-	for _, e := range edges {
-		r := edgeRow{Edge: e, Heard: e.Heard()}
-		if e.Health != nil {
-			r.OutboxLen, r.Lag = e.Health.OutboxLen, e.Health.OldestUnsent
-		}
-		d.Edges = append(d.Edges, r)
-	}
-	for _, st := range []fleet.TaskStatus{fleet.StatusPending, fleet.StatusRunning} {
-		for t, err := range q.api.AllTasks(q.ctx, client.TaskQuery{Status: st}) {
-			if err != nil {
-				return err
-			}
-			d.InFlight[string(st)]++
-			if len(d.Running) < 10 {
-				d.Running = append(d.Running, t)
-			}
-		}
 	}
 	faults, err := q.api.Faults(q.ctx, "")
 	if err != nil {
@@ -117,10 +111,44 @@ func (c *Console) overview(w http.ResponseWriter, q *req) error {
 		d.Faults = append(d.Faults, faultCount{Code: code, Meaning: faultMeaning(code), Count: n})
 	}
 	slices.SortFunc(d.Faults, func(a, b faultCount) int { return b.Count - a.Count })
-	if d.Rollouts, err = unfinishedRollouts(q.ctx, q.api); err != nil {
-		return err
+	if c.has.Rollouts {
+		if d.Rollouts, err = unfinishedRollouts(q.ctx, q.api); err != nil {
+			return err
+		}
 	}
 	return c.render(w, q, http.StatusOK, "overview", "Overview", "overview", d)
+}
+
+// inFlight counts the pending and running tasks and keeps the first ten.
+// An API without TaskQuery (a standalone edge's) lists every task it
+// keeps; the statuses are picked here.
+func (c *Console) inFlight(q *req, d *overviewData) error {
+	add := func(t client.Task) {
+		d.InFlight[string(t.Status)]++
+		if len(d.Running) < 10 {
+			d.Running = append(d.Running, t)
+		}
+	}
+	if !c.has.TaskQuery {
+		for t, err := range q.api.AllTasks(q.ctx, client.TaskQuery{}) {
+			if err != nil {
+				return err
+			}
+			if t.Status == fleet.StatusPending || t.Status == fleet.StatusRunning {
+				add(t)
+			}
+		}
+		return nil
+	}
+	for _, st := range []fleet.TaskStatus{fleet.StatusPending, fleet.StatusRunning} {
+		for t, err := range q.api.AllTasks(q.ctx, client.TaskQuery{Status: st}) {
+			if err != nil {
+				return err
+			}
+			add(t)
+		}
+	}
+	return nil
 }
 
 // ---- devices ----
@@ -162,13 +190,17 @@ type column struct {
 func (c *Console) devices(w http.ResponseWriter, q *req) error {
 	v := q.URL.Query()
 	d := devicesData{Filter: v.Get("filter"), Sort: v.Get("sort"), Desc: v.Get("dir") == "desc", Total: -1, Now: c.now()}
-	if _, ok := sortColumns[d.Sort]; !ok {
+	if _, ok := sortColumns[d.Sort]; !ok || d.Sort == "tags" && !c.has.Tags {
 		d.Sort = "id"
 	}
 	page, _ := strconv.Atoi(v.Get("page"))
 	d.Page = max(page, 1)
-	d.Columns = columns(d)
+	d.Columns = columns(d, c.has.Tags)
 	f := client.DeviceFilter{Expr: d.Filter}
+	if !c.has.Filter {
+		// The box is an ID prefix where expressions are not understood.
+		f = client.DeviceFilter{IDPrefix: d.Filter}
+	}
 	status := http.StatusOK
 	var devs []client.Device
 	var err error
@@ -232,9 +264,13 @@ func (c *Console) devices(w http.ResponseWriter, q *req) error {
 
 // columns are the table's headers, each a link that sorts by it (again:
 // reverses).
-func columns(d devicesData) []column {
+// Without tags (an API that has none) there is no Tags column.
+func columns(d devicesData, tags bool) []column {
 	cols := []column{{Key: "id", Label: "ID"}, {Key: "model", Label: "Model"}, {Key: "software", Label: "Software"},
 		{Key: "lastInform", Label: "Last inform"}, {Key: "edge", Label: "Edge"}, {Key: "tags", Label: "Tags"}}
+	if !tags {
+		cols = cols[:len(cols)-1]
+	}
 	for i := range cols {
 		col := &cols[i]
 		col.Active = col.Key == d.Sort

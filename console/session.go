@@ -189,7 +189,7 @@ func (c *Console) showSignIn(w http.ResponseWriter, r *http.Request, status int,
 	if !safeNext(next) {
 		next = ""
 	}
-	v := view{Title: "Sign in", Node: c.cfg.Title, Data: signInData{CSRF: tok, Next: next, Error: msg}}
+	v := view{Title: "Sign in", Node: c.cfg.Title, Has: c.has, Data: signInData{CSRF: tok, Next: next, Error: msg}}
 	if err := c.write(w, status, "signin", "layout", v); err != nil {
 		c.log.Error("console: render sign-in", "err", err)
 	}

@@ -150,6 +150,8 @@ type api struct {
 //	POST   /api/v1/devices/{id}/tasks    ?connection_request&wait=30s|timeout=<ms>
 //	GET    /api/v1/devices/{id}/tasks
 //	GET    /api/v1/devices/{id}/faults
+//	GET    /api/v1/devices/{id}/params   the parameters GET /api/v1/devices/{id} carries, alone (as the core's)
+//	GET    /api/v1/faults                ?device=: every device's faults, or one's (as the core's)
 //	GET    /api/v1/devices/{id}/last-bad-message  the last CWMP message of the device the edge could not fully read (BadMessage)
 //	DELETE /api/v1/faults/{id}           a preset channel's fault, "<device>:<channel>": its presets run again
 //	PUT    /api/v1/devices/{id}/credentials  {"username": "...", "password": "..."}: the CPE's own ACS credentials
@@ -208,6 +210,8 @@ func newAPI(cfg APIConfig) (*apiauth.Mux, http.Handler) {
 	route("/api/v1/devices/{id}", map[string]http.HandlerFunc{"GET": a.getDevice, "DELETE": a.deleteDevice})
 	route("/api/v1/devices/{id}/tasks", map[string]http.HandlerFunc{"GET": a.deviceTasks, "POST": a.postTask(0)})
 	route("/api/v1/devices/{id}/faults", map[string]http.HandlerFunc{"GET": a.deviceFaults})
+	route("/api/v1/devices/{id}/params", map[string]http.HandlerFunc{"GET": a.deviceParams})
+	route("/api/v1/faults", map[string]http.HandlerFunc{"GET": a.listFaults})
 	route("/api/v1/devices/{id}/last-bad-message", map[string]http.HandlerFunc{"GET": a.lastBadMessage})
 	route("/api/v1/devices/{id}/history", map[string]http.HandlerFunc{"GET": a.deviceHistory})
 	route("/api/v1/faults/{id}", map[string]http.HandlerFunc{"DELETE": a.deleteFault})
@@ -470,6 +474,40 @@ func (a *api) deviceTasks(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) deviceFaults(w http.ResponseWriter, r *http.Request) {
 	fs, err := a.cfg.Cache.Faults(r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := make([]fleet.FaultView, len(fs))
+	for i, f := range fs {
+		out[i] = f.view()
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// deviceParams answers the device's parameter tree alone, secrets hidden,
+// as the core's GET /api/v1/devices/{id}/params: the web console reads it
+// to expand one level without the rest of the device.
+func (a *api) deviceParams(w http.ResponseWriter, r *http.Request) {
+	params, err := a.cfg.Cache.Parameters(r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, fleet.PublicParameters(params))
+}
+
+// listFaults answers every device's faults, or one device's with
+// ?device=, as the core's GET /api/v1/faults (the console's overview
+// counts the last hour's by code).
+func (a *api) listFaults(w http.ResponseWriter, r *http.Request) {
+	var fs []DeviceFault
+	var err error
+	if id := r.URL.Query().Get("device"); id != "" {
+		fs, err = a.cfg.Cache.Faults(id)
+	} else {
+		fs, err = a.cfg.Cache.AllFaults()
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -944,6 +944,37 @@ func (c *Cache) Faults(id string) ([]DeviceFault, error) {
 	return out, nil
 }
 
+// maxFaultList bounds the faults AllFaults returns: a fleet in trouble
+// must not turn one API call into an unbounded answer.
+const maxFaultList = 100000
+
+// AllFaults returns every device's faults, in device and fault ID order
+// (at most maxFaultList: more is ErrBadRequest-wrapped, narrow by device).
+func (c *Cache) AllFaults() ([]DeviceFault, error) {
+	var out []DeviceFault
+	err := c.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = []byte(pFault)
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if len(out) == maxFaultList {
+				return fmt.Errorf("%w: more than %d faults; ask for one device's", errBadRequest, maxFaultList)
+			}
+			var f DeviceFault
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &f) }); err != nil {
+				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+			}
+			out = append(out, f)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("faults: %w", err)
+	}
+	return out, nil
+}
+
 // ---- tasks ----
 
 // AddTask validates and queues a task created at this edge (its local API,

@@ -597,6 +597,12 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		MetricsAuth:       cfg.MetricsAuth,
 	})
 	if cfg.Standalone {
+		// The web console, for the edge's own devices (a synced edge's are
+		// the core's console's).
+		if n.api, err = n.withConsole(n.api); err != nil {
+			cache.Close()
+			return nil, err
+		}
 		if err := ensureAdminToken(cache, n.AdminTokenPath(), logger); err != nil {
 			cache.Close()
 			return nil, fmt.Errorf("edge admin token: %w", err)

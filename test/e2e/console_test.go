@@ -4,15 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/edgeacs/edgeacs/sim"
 )
 
 // chromium finds a Chromium to drive: $EDGEACS_CHROMIUM, else the first of
@@ -249,4 +254,141 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("header says %q, want the read token's name and scope", who)
 	}
 	shot(t, ctx, shots, "console-device-read.png")
+}
+
+// TestConsoleEdgeInBrowser: a standalone edge serves the console for its
+// own devices: sign in with the admin token it wrote, the overview without
+// the core's edges and rollouts, the device list without tags, a TR-098
+// device's SSID set from the tree and followed live; a read token sees no
+// write control.
+func TestConsoleEdgeInBrowser(t *testing.T) {
+	exe := chromium()
+	if exe == "" {
+		t.Skip("SKIPPED: no Chromium found (apt-get install chromium, or set EDGEACS_CHROMIUM): the console's browser tests did not run")
+	}
+	shots := artifactsDir(t)
+	bin := coreBuild(t)
+	dir := t.TempDir()
+	cwmpAddr, apiAddr := coreFreeAddr(t), coreFreeAddr(t)
+	logPath := filepath.Join(dir, "edge.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, "edge", "--standalone", "--id", "pop1", "--data", filepath.Join(dir, "data"),
+		"--cwmp-addr", cwmpAddr, "--api-addr", apiAddr, "--stun-addr", freeUDPAddr(t), "--username", "cpe", "--password", "cpe-secret")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-waited
+		if t.Failed() {
+			out, _ := os.ReadFile(logPath)
+			t.Logf("edge log:\n%s", tail(string(out), 4000))
+		}
+	}()
+	api := "http://" + apiAddr
+	admin := readAdminToken(t, filepath.Join(dir, "data"))
+	useToken(apiAddr, admin)
+	fl, err := sim.New(sim.Config{ACSURL: "http://" + cwmpAddr + "/", Count: 2, Model: sim.ModelTR098, Seed: 3,
+		Username: "cpe", Password: "cpe-secret", PoolConnections: true, TimeScale: 0.01, Ramp: -1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Close()
+	waitUntil(t, 30*time.Second, "the edge to serve its API", func() bool {
+		resp, err := http.Get(api + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == http.StatusOK
+	})
+	if err := fl.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "2 devices in the edge", func() bool {
+		resp, err := http.Get(api + "/api/v1/devices?limit=1")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.Header.Get("X-Total-Count") == "2"
+	})
+	resp, err := http.Post(api+"/api/v1/tokens", "application/json", strings.NewReader(`{"name":"viewer","scope":"read"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viewer struct{ Token string }
+	err = json.NewDecoder(resp.Body).Decode(&viewer)
+	resp.Body.Close()
+	if err != nil || viewer.Token == "" {
+		t.Fatalf("read token: %d %v", resp.StatusCode, err)
+	}
+
+	base := api + "/console/"
+	ctx := newBrowser(t, exe)
+	signIn := func(token string) {
+		t.Helper()
+		run(t, ctx, "sign in",
+			chromedp.Navigate(base),
+			chromedp.WaitVisible(chromedp.CSS(`#token`)),
+			chromedp.SendKeys(chromedp.CSS(`#token`), token),
+			chromedp.Submit(chromedp.CSS(`#token`)),
+			chromedp.WaitVisible(chromedp.CSS(`#count-total`)),
+		)
+	}
+	signIn(admin)
+	waitJS(t, ctx, "the overview counts 2 devices, without edges or rollouts",
+		`document.querySelector('#count-total').innerText === '2' && !document.querySelector('#h-edges') && !document.querySelector('#h-rollouts')`, 5*time.Second)
+	shot(t, ctx, shots, "console-edge-overview.png")
+
+	run(t, ctx, "list the devices", chromedp.Navigate(base+"devices"), chromedp.WaitVisible(chromedp.CSS(`table.devices`)))
+	heads := value(t, ctx, "read the headers", chromedp.Evaluate[[]string](`[...document.querySelectorAll('table.devices thead th')].map(th => th.innerText.trim())`))
+	if slices.Contains(heads, "Tags") || len(heads) != 6 {
+		t.Fatalf("device table headers %v: want no Tags", heads)
+	}
+	run(t, ctx, "open a device",
+		chromedp.Click(chromedp.CSS(`table.devices tbody tr td a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#param-search`)),
+	)
+	ssid := "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"
+	leaf := fmt.Sprintf(`li.leaf[data-path=%q]`, ssid)
+	run(t, ctx, "set the SSID",
+		chromedp.SendKeys(chromedp.CSS(`#param-search`), "WLANConfiguration.1.SSID"),
+		chromedp.Submit(chromedp.CSS(`#param-search`)),
+		chromedp.WaitVisible(chromedp.CSS(leaf)),
+		chromedp.Click(chromedp.CSS(leaf+` details.edit summary`)),
+		chromedp.WaitVisible(chromedp.CSS(leaf+` input[name=value]`)),
+		chromedp.SetValue(chromedp.CSS(leaf+` input[name=value]`), "edge-ssid"),
+		chromedp.Click(chromedp.CSS(leaf+` details.edit form button[type=submit]`)),
+	)
+	waitJS(t, ctx, "the set task to finish",
+		`(() => { const e = document.querySelector('#task-area .task'); return !!e && ['done','fault','expired'].includes(e.dataset.status) })()`, 30*time.Second)
+	words := value(t, ctx, "read the task", chromedp.Text(chromedp.CSS(`#task-area .task`)))
+	if !strings.Contains(words, "is now edge-ssid") {
+		t.Fatalf("the set task: %s", words)
+	}
+	devURL := value(t, ctx, "read the URL", chromedp.Location())
+	u, _ := url.Parse(devURL)
+	u.RawQuery = url.Values{"path": {"InternetGatewayDevice.LANDevice.1.WLANConfiguration.1."}}.Encode()
+	run(t, ctx, "reload the device", chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS(leaf)))
+	if v := value(t, ctx, "read the SSID", chromedp.Text(chromedp.CSS(leaf+` .pvalue`))); strings.TrimSpace(v) != "edge-ssid" {
+		t.Fatalf("the device page shows SSID %q, want edge-ssid", v)
+	}
+	shot(t, ctx, shots, "console-edge-device.png")
+
+	run(t, ctx, "sign out", chromedp.Click(chromedp.CSS(`.who button`)), chromedp.WaitVisible(chromedp.CSS(`#token`)))
+	signIn(viewer.Token)
+	run(t, ctx, "open the device read-only", chromedp.Navigate(u.String()), chromedp.WaitVisible(chromedp.CSS(leaf)))
+	writes := value(t, ctx, "count write controls", chromedp.Evaluate[int](
+		`document.querySelectorAll('#h-actions, details.edit, form[action*="/tags"], form[action*="/tasks"], button.danger').length`))
+	if writes != 0 {
+		t.Fatalf("a read token's device page shows %d write controls", writes)
+	}
 }
