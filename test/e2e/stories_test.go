@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,10 +157,18 @@ func TestStories(t *testing.T) {
 	began := time.Now()
 	bin := coreBuild(t)
 	dir := t.TempDir()
+	edgeAPI := coreFreeAddr(t)
 	p := startDev(t, bin, dir, 1, "--data", "data", "--sim", "60", "--model", "tr098,tr181,voip",
-		"--api-addr", coreFreeAddr(t), "--cwmp-addr", coreFreeAddr(t), "--edge-api-addr", coreFreeAddr(t),
+		"--api-addr", coreFreeAddr(t), "--cwmp-addr", coreFreeAddr(t), "--edge-api-addr", edgeAPI,
 		"--raft-addr", coreFreeAddr(t), "--sync-addr", freeUDPAddr(t), "--stun-addr", freeUDPAddr(t))
 	t.Logf("built and ready after %v", time.Since(began).Round(time.Millisecond))
+	// The stories expect each operation to wake its device into a session
+	// of its own: first let the 60 bootstrap sessions end (a device still
+	// in one would run the story's tasks there, with no connection
+	// request, and it lingers for follow-ups).
+	coreWait(t, "the CPEs' first sessions to end", 90*time.Second, func() bool {
+		return edgeOpenSessions(t, edgeAPI) == 0
+	})
 	s := &storyCLI{bin: bin, dir: dir}
 
 	byClass := map[string][]string{}
@@ -470,4 +480,28 @@ func storyFirmware(t *testing.T, s *storyCLI, lab []string) {
 	coreWait(t, "all 60 devices to report SoftwareVersion "+version, 15*time.Second, func() bool {
 		return len(s.deviceIDs(t, upgraded)) == 60
 	})
+}
+
+// edgeOpenSessions reads the edge's open CWMP sessions from its /metrics
+// (-1 when it does not answer).
+func edgeOpenSessions(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	m := regexp.MustCompile(`(?m)^edgeacs_edge_open_sessions (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return -1
+	}
+	n, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return -1
+	}
+	return int(n)
 }
