@@ -112,7 +112,9 @@ func HTTPConnectionRequest(ctx context.Context, client *http.Client, rawURL, use
 	case http.StatusOK, http.StatusNoContent:
 		return nil
 	case http.StatusUnauthorized:
-		return fmt.Errorf("%w: %s answered 401", ErrCRAuthFailed, u.Redacted())
+		// The username (never the password) tells a wrong username from a
+		// wrong password when an operator reads the log.
+		return fmt.Errorf("%w: %s answered 401 to username %q", ErrCRAuthFailed, u.Redacted(), username)
 	case http.StatusServiceUnavailable:
 		return fmt.Errorf("%w: %s answered 503", ErrDeviceOffline, u.Redacted())
 	}
