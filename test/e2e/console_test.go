@@ -77,10 +77,13 @@ func newBrowser(t *testing.T, exe string) context.Context {
 // run runs browser actions, failing the test with what it was doing.
 func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err := chromedp.Do(actx, actions...); err != nil {
+		// Read the page on a context of its own: actx may be what ran out.
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		body, _ := chromedp.Run(rctx, chromedp.Evaluate[string](`location.href + "\n" + (document.body ? document.body.innerText : "")`))
 		t.Fatalf("browser: %s: %v; the page says:\n%s", what, err, tail(body, 3000))
 	}
 }
