@@ -196,7 +196,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	leaf := fmt.Sprintf(`li.leaf[data-path=%q]`, ssid)
 	run(t, ctx, "search the tree",
 		chromedp.SendKeys(chromedp.CSS(`#param-search`), "WLANConfiguration.1.SSID"),
-		chromedp.Submit(chromedp.CSS(`#param-search`)),
+		// Click the button, as a person does: a real submit event, which
+		// htmx turns into a swap of the tree. (Submit calls form.submit(),
+		// which skips the event: a whole-page navigation the next wait
+		// could straddle.)
+		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(leaf)),
 		chromedp.Click(chromedp.CSS(leaf+` details.edit summary`)),
 		chromedp.WaitVisible(chromedp.CSS(leaf+` input[name=value]`)),
@@ -364,7 +368,11 @@ func TestConsoleEdgeInBrowser(t *testing.T) {
 	leaf := fmt.Sprintf(`li.leaf[data-path=%q]`, ssid)
 	run(t, ctx, "set the SSID",
 		chromedp.SendKeys(chromedp.CSS(`#param-search`), "WLANConfiguration.1.SSID"),
-		chromedp.Submit(chromedp.CSS(`#param-search`)),
+		// Click the button, as a person does: a real submit event, which
+		// htmx turns into a swap of the tree. (Submit calls form.submit(),
+		// which skips the event: a whole-page navigation the next wait
+		// could straddle.)
+		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
 		chromedp.WaitVisible(chromedp.CSS(leaf)),
 		chromedp.Click(chromedp.CSS(leaf+` details.edit summary`)),
 		chromedp.WaitVisible(chromedp.CSS(leaf+` input[name=value]`)),
