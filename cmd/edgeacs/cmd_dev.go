@@ -563,6 +563,15 @@ func (d *devSystem) waitReady(ctx context.Context) error {
 		for i := range d.fleet.Len() {
 			pending[d.fleet.Device(i).ID()] = true
 		}
+		// The CPEs bootstrap only once the edge has the core's presets: a
+		// device whose first session ran before them got no
+		// connection-request credentials (the default inform preset sets
+		// them), and could not be woken until its next periodic Inform.
+		if err := d.waitUntil(ctx, d.edgeHasPresets, func() {
+			d.log.Info("waiting for the edge to receive the core's presets")
+		}); err != nil {
+			return err
+		}
 		if err := d.fleet.Start(context.Background()); err != nil {
 			return fmt.Errorf("simulated CPEs: %w", err)
 		}
@@ -581,6 +590,33 @@ func (d *devSystem) waitReady(ctx context.Context) error {
 		d.log.Info("waiting for the simulated CPEs to inform and reach the core", "at_core", total-len(pending), "cpes", total,
 			"link_connected", st.Connected, "link_error", st.LastError)
 	})
+}
+
+// edgeHasPresets reports whether the edge holds every preset the core has
+// (the default ones once the core seeded them).
+func (d *devSystem) edgeHasPresets() (bool, error) {
+	fsm := d.core.node.FSM()
+	if !fsm.PresetsSeeded() {
+		return false, nil
+	}
+	want, err := fsm.Presets()
+	if err != nil {
+		return false, fmt.Errorf("core presets: %w", err)
+	}
+	have, err := d.edge.Cache().Presets()
+	if err != nil {
+		return false, fmt.Errorf("edge presets: %w", err)
+	}
+	names := make(map[string]bool, len(have))
+	for _, p := range have {
+		names[p.Name] = true
+	}
+	for _, p := range want {
+		if !names[p.Name] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // printReady tells the user where everything is and what to type.
