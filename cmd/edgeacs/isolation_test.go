@@ -458,6 +458,94 @@ func isoWait(t *testing.T, what string, d time.Duration, cond func() bool) time.
 	return time.Since(start)
 }
 
+// isoCA writes a CA with certificates for three core nodes (n1, n2, n3)
+// and two edges (popA, popB) into a temporary directory.
+func isoCA(t *testing.T) string {
+	t.Helper()
+	caDir := filepath.Join(t.TempDir(), "ca")
+	if err := fleetsync.InitCA(caDir); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if err := fleetsync.IssueCert(caDir, id, fleetsync.RoleCore, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"popA", "popB"} {
+		if err := fleetsync.IssueCert(caDir, id, fleetsync.RoleEdge, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return caDir
+}
+
+// startIsoCores starts a three-voter cluster in this process with loopback
+// timings: n1 founds it, n2 and n3 join through it. tweak, if not nil,
+// adjusts each node's configuration before it starts; started, if not nil,
+// sees each node as soon as it runs (to keep its log for a failure). It
+// returns once the three voters have registered their addresses and hold
+// the test token.
+func startIsoCores(t *testing.T, caDir string, tweak func(*core.Config), started func(*isoCore)) []*isoCore {
+	t.Helper()
+	var cores []*isoCore
+	for i, id := range []string{"n1", "n2", "n3"} {
+		cfg := core.DefaultConfig()
+		cfg.ID, cfg.DataDir, cfg.CADir = id, t.TempDir(), caDir
+		cfg.RaftAddr, cfg.APIAddr, cfg.SyncAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
+		cfg.RaftNoSync, cfg.RaftLogLevel = true, "warn"
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		if i == 0 {
+			cfg.Bootstrap = true
+			stageSecret(t, cfg.DataDir)
+		} else {
+			cfg.Join = cores[0].node.RaftAddr()
+		}
+		c := startIsoCore(t, cfg)
+		cores = append(cores, c)
+		if started != nil {
+			started(c)
+		}
+		if i == 0 {
+			if _, err := c.node.WaitForLeader(15 * time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	isoWait(t, "three voters with registered addresses", 30*time.Second, func() bool {
+		l := isoLeader(cores)
+		if l == nil {
+			return false
+		}
+		st, err := l.node.Status()
+		if err != nil || len(st.Servers) != 3 {
+			return false
+		}
+		for _, srv := range st.Servers {
+			if srv.APIAddr == "" || srv.SyncAddr == "" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, c := range cores {
+		waitSecret(t, c.node)
+	}
+	return cores
+}
+
+// isoLeader is the node of cores that believes it leads, or nil.
+func isoLeader(cores []*isoCore) *isoCore {
+	for _, c := range cores {
+		if c.node.IsLeader() {
+			return c
+		}
+	}
+	return nil
+}
+
 // isoTask is a task as the core's and the edge's APIs show it.
 type isoTask struct {
 	ID     string `json:"_id"`
@@ -810,65 +898,10 @@ func startIsoSystem(t *testing.T) *isoSystem {
 		}
 	})
 
-	// A CA, three core certificates and two edge certificates.
-	caDir := filepath.Join(t.TempDir(), "ca")
-	if err := fleetsync.InitCA(caDir); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if err := fleetsync.IssueCert(caDir, id, fleetsync.RoleCore, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, id := range []string{"popA", "popB"} {
-		if err := fleetsync.IssueCert(caDir, id, fleetsync.RoleEdge, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	// n1 founds the cluster, n2 and n3 join through it; Raft runs over
-	// rn, with loopback timings.
-	for i, id := range []string{"n1", "n2", "n3"} {
-		cfg := core.DefaultConfig()
-		cfg.ID, cfg.DataDir, cfg.CADir = id, t.TempDir(), caDir
-		cfg.RaftAddr, cfg.APIAddr, cfg.SyncAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
-		cfg.RaftNoSync, cfg.RaftLogLevel = true, "warn"
-		cfg.RaftLayer = s.rn.wrap
-		if i == 0 {
-			cfg.Bootstrap = true
-			stageSecret(t, cfg.DataDir)
-		} else {
-			cfg.Join = s.cores[0].node.RaftAddr()
-		}
-		c := startIsoCore(t, cfg)
-		s.cores = append(s.cores, c)
-		s.logs = append(s.logs, c.log)
-		if i == 0 {
-			if _, err := c.node.WaitForLeader(15 * time.Second); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	isoWait(t, "three voters with registered addresses", 30*time.Second, func() bool {
-		l := s.leader()
-		if l == nil {
-			return false
-		}
-		st, err := l.node.Status()
-		if err != nil || len(st.Servers) != 3 {
-			return false
-		}
-		for _, srv := range st.Servers {
-			if srv.APIAddr == "" || srv.SyncAddr == "" {
-				return false
-			}
-		}
-		return true
-	})
-	for _, c := range s.cores {
-		waitSecret(t, c.node)
-	}
+	caDir := isoCA(t)
+	// Raft runs over rn.
+	s.cores = startIsoCores(t, caDir, func(cfg *core.Config) { cfg.RaftLayer = s.rn.wrap },
+		func(c *isoCore) { s.logs = append(s.logs, c.log) })
 
 	// Each edge is given every core's sync address: B the cores' own, A
 	// its relays to them, so that the test can leave A on the isolated
@@ -930,14 +963,7 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	return s
 }
 
-func (s *isoSystem) leader() *isoCore {
-	for _, c := range s.cores {
-		if c.node.IsLeader() {
-			return c
-		}
-	}
-	return nil
-}
+func (s *isoSystem) leader() *isoCore { return isoLeader(s.cores) }
 
 func (s *isoSystem) byID(id string) *isoCore {
 	for _, c := range s.cores {

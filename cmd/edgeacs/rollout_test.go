@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/edgeacs/edgeacs/core"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/sim"
-	fleetsync "github.com/edgeacs/edgeacs/sync"
 )
 
 // rolloutSystem is three core nodes, two edges and 100 simulated devices
@@ -30,60 +28,8 @@ type rolloutSystem struct {
 func startRolloutSystem(t *testing.T, perEdge int) *rolloutSystem {
 	t.Helper()
 	s := &rolloutSystem{t: t, devs: map[string]*sim.Device{}}
-	caDir := filepath.Join(t.TempDir(), "ca")
-	if err := fleetsync.InitCA(caDir); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{"n1", "n2", "n3"} {
-		if err := fleetsync.IssueCert(caDir, id, fleetsync.RoleCore, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, id := range []string{"popA", "popB"} {
-		if err := fleetsync.IssueCert(caDir, id, fleetsync.RoleEdge, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i, id := range []string{"n1", "n2", "n3"} {
-		cfg := core.DefaultConfig()
-		cfg.ID, cfg.DataDir, cfg.CADir = id, t.TempDir(), caDir
-		cfg.RaftAddr, cfg.APIAddr, cfg.SyncAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
-		cfg.RaftNoSync, cfg.RaftLogLevel = true, "warn"
-		cfg.RolloutTick = 100 * time.Millisecond
-		if i == 0 {
-			cfg.Bootstrap = true
-			stageSecret(t, cfg.DataDir)
-		} else {
-			cfg.Join = s.cores[0].node.RaftAddr()
-		}
-		c := startIsoCore(t, cfg)
-		s.cores = append(s.cores, c)
-		if i == 0 {
-			if _, err := c.node.WaitForLeader(15 * time.Second); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	isoWait(t, "three voters with registered addresses", 30*time.Second, func() bool {
-		l := s.leader()
-		if l == nil {
-			return false
-		}
-		st, err := l.node.Status()
-		if err != nil || len(st.Servers) != 3 {
-			return false
-		}
-		for _, srv := range st.Servers {
-			if srv.APIAddr == "" || srv.SyncAddr == "" {
-				return false
-			}
-		}
-		return true
-	})
-	for _, c := range s.cores {
-		waitSecret(t, c.node)
-	}
+	caDir := isoCA(t)
+	s.cores = startIsoCores(t, caDir, func(cfg *core.Config) { cfg.RolloutTick = 100 * time.Millisecond }, nil)
 	coreAt := map[string]string{}
 	var syncAddrs []string
 	for _, c := range s.cores {
@@ -148,14 +94,7 @@ func startRolloutSystem(t *testing.T, perEdge int) *rolloutSystem {
 	return s
 }
 
-func (s *rolloutSystem) leader() *isoCore {
-	for _, c := range s.cores {
-		if c.node.IsLeader() {
-			return c
-		}
-	}
-	return nil
-}
+func (s *rolloutSystem) leader() *isoCore { return isoLeader(s.cores) }
 
 // client is an API client of core c.
 func (s *rolloutSystem) client(c *isoCore) *client.Client {
