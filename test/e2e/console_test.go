@@ -188,30 +188,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot(t, ctx, shots, "console-devices.png")
 
 	// Open the first TR-098 device and set its SSID.
-	run(t, ctx, "open a device",
-		chromedp.Click(chromedp.CSS(`table.devices tbody tr td a`)),
-		chromedp.WaitVisible(chromedp.CSS(`#param-search`)),
-	)
 	ssid := "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"
 	leaf := fmt.Sprintf(`li.leaf[data-path=%q]`, ssid)
-	run(t, ctx, "search the tree",
-		chromedp.SendKeys(chromedp.CSS(`#param-search`), "WLANConfiguration.1.SSID"),
-		// Click the button, as a person does: a real submit event, which
-		// htmx turns into a swap of the tree. (Submit calls form.submit(),
-		// which skips the event: a whole-page navigation the next wait
-		// could straddle.)
-		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(leaf)),
-		chromedp.Click(chromedp.CSS(leaf+` details.edit summary`)),
-		chromedp.WaitVisible(chromedp.CSS(leaf+` input[name=value]`)),
-		chromedp.SetValue(chromedp.CSS(leaf+` input[name=value]`), "console-ssid"),
-		chromedp.Click(chromedp.CSS(leaf+` details.edit form button[type=submit]`)),
-	)
-	// The live status polls until the task is final.
-	waitJS(t, ctx, "the set task to finish",
-		`(() => { const e = document.querySelector('#task-area .task'); return !!e && ['done','fault','expired'].includes(e.dataset.status) })()`, 30*time.Second)
-	status := value(t, ctx, "read the task", chromedp.Evaluate[string](`document.querySelector('#task-area .task').dataset.status`))
-	words := value(t, ctx, "read the task", chromedp.Text(chromedp.CSS(`#task-area .task`)))
+	status, words := consoleSetSSID(t, ctx, leaf, "console-ssid")
 	if status != "done" || !strings.Contains(words, "is now console-ssid") {
 		t.Fatalf("the set task ended %s: %s", status, words)
 	}
@@ -360,30 +339,11 @@ func TestConsoleEdgeInBrowser(t *testing.T) {
 	if slices.Contains(heads, "Tags") || len(heads) != 6 {
 		t.Fatalf("device table headers %v: want no Tags", heads)
 	}
-	run(t, ctx, "open a device",
-		chromedp.Click(chromedp.CSS(`table.devices tbody tr td a`)),
-		chromedp.WaitVisible(chromedp.CSS(`#param-search`)),
-	)
 	ssid := "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID"
 	leaf := fmt.Sprintf(`li.leaf[data-path=%q]`, ssid)
-	run(t, ctx, "set the SSID",
-		chromedp.SendKeys(chromedp.CSS(`#param-search`), "WLANConfiguration.1.SSID"),
-		// Click the button, as a person does: a real submit event, which
-		// htmx turns into a swap of the tree. (Submit calls form.submit(),
-		// which skips the event: a whole-page navigation the next wait
-		// could straddle.)
-		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS(leaf)),
-		chromedp.Click(chromedp.CSS(leaf+` details.edit summary`)),
-		chromedp.WaitVisible(chromedp.CSS(leaf+` input[name=value]`)),
-		chromedp.SetValue(chromedp.CSS(leaf+` input[name=value]`), "edge-ssid"),
-		chromedp.Click(chromedp.CSS(leaf+` details.edit form button[type=submit]`)),
-	)
-	waitJS(t, ctx, "the set task to finish",
-		`(() => { const e = document.querySelector('#task-area .task'); return !!e && ['done','fault','expired'].includes(e.dataset.status) })()`, 30*time.Second)
-	words := value(t, ctx, "read the task", chromedp.Text(chromedp.CSS(`#task-area .task`)))
-	if !strings.Contains(words, "is now edge-ssid") {
-		t.Fatalf("the set task: %s", words)
+	status, words := consoleSetSSID(t, ctx, leaf, "edge-ssid")
+	if status != "done" || !strings.Contains(words, "is now edge-ssid") {
+		t.Fatalf("the set task ended %s: %s", status, words)
 	}
 	devURL := value(t, ctx, "read the URL", chromedp.Location())
 	u, _ := url.Parse(devURL)
@@ -402,4 +362,35 @@ func TestConsoleEdgeInBrowser(t *testing.T) {
 	if writes != 0 {
 		t.Fatalf("a read token's device page shows %d write controls", writes)
 	}
+}
+
+// consoleSetSSID opens the first device of the device table on the page,
+// finds the SSID parameter (leaf, a selector) by searching the tree, sets
+// it to v through its edit form and waits for the live task status to
+// turn final. It returns that status and the task's text.
+func consoleSetSSID(t *testing.T, ctx context.Context, leaf, v string) (status, words string) {
+	t.Helper()
+	run(t, ctx, "open a device",
+		chromedp.Click(chromedp.CSS(`table.devices tbody tr td a`)),
+		chromedp.WaitVisible(chromedp.CSS(`#param-search`)),
+	)
+	run(t, ctx, "set the SSID",
+		chromedp.SendKeys(chromedp.CSS(`#param-search`), "WLANConfiguration.1.SSID"),
+		// Click the button, as a person does: a real submit event, which
+		// htmx turns into a swap of the tree. (Submit calls form.submit(),
+		// which skips the event: a whole-page navigation the next wait
+		// could straddle.)
+		chromedp.Click(chromedp.CSS(`form[role=search] button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(leaf)),
+		chromedp.Click(chromedp.CSS(leaf+` details.edit summary`)),
+		chromedp.WaitVisible(chromedp.CSS(leaf+` input[name=value]`)),
+		chromedp.SetValue(chromedp.CSS(leaf+` input[name=value]`), v),
+		chromedp.Click(chromedp.CSS(leaf+` details.edit form button[type=submit]`)),
+	)
+	// The live status polls until the task is final.
+	waitJS(t, ctx, "the set task to finish",
+		`(() => { const e = document.querySelector('#task-area .task'); return !!e && ['done','fault','expired'].includes(e.dataset.status) })()`, 30*time.Second)
+	status = value(t, ctx, "read the task", chromedp.Evaluate[string](`document.querySelector('#task-area .task').dataset.status`))
+	words = value(t, ctx, "read the task", chromedp.Text(chromedp.CSS(`#task-area .task`)))
+	return status, words
 }
