@@ -14,33 +14,27 @@ import (
 // Parameter history (fleet.HistoryPoint): the edges record the points and
 // send them on their DeviceDeltas; the core keeps the same bounded series
 // under y/<device>\0<path> (a record of [unix ns, value] pairs, oldest
-// first), trimmed at every apply to fleet.HistoryPoints points no older
-// than fleet.HistoryMaxAge before the newest (the entry's own times, so
-// every node trims alike).
+// first, fleet.HistoryRecord), trimmed at every apply by
+// fleet.AppendHistory to fleet.HistoryPoints points no older than
+// fleet.HistoryMaxAge before the newest (the entry's own times, so every
+// node trims alike; a delta applied again adds no point twice).
 
 // pHistory is the prefix of the series.
 const pHistory = "y/"
 
-// histPoint is a stored point.
-type histPoint struct {
-	_     struct{} `cbor:",toarray"`
-	At    int64
-	Value string
-}
-
 // applyHistory appends a delta's points to the device's series.
 func (p processor) applyHistory(w *wtx, id string, pts []fleet.HistoryPoint) error {
-	byPath := map[string][]fleet.HistoryPoint{}
+	byPath := map[string][]fleet.HistorySample{}
 	var order []string
 	for _, hp := range pts {
 		if _, ok := byPath[hp.Path]; !ok {
 			order = append(order, hp.Path)
 		}
-		byPath[hp.Path] = append(byPath[hp.Path], hp)
+		byPath[hp.Path] = append(byPath[hp.Path], fleet.HistorySample{Time: hp.Time, Value: hp.Value})
 	}
 	for _, path := range order {
 		k := key(pHistory, id, path)
-		var recs []histPoint
+		var recs []fleet.HistoryRecord
 		b, ok, err := w.get(k)
 		if err != nil {
 			return storageError{err}
@@ -50,22 +44,7 @@ func (p processor) applyHistory(w *wtx, id string, pts []fleet.HistoryPoint) err
 				return storageError{err}
 			}
 		}
-		series := make([]fleet.HistorySample, 0, len(recs)+len(byPath[path]))
-		for _, r := range recs {
-			series = append(series, fleet.HistorySample{Time: time.Unix(0, r.At), Value: r.Value})
-		}
-		newest := time.Time{}
-		for _, hp := range byPath[path] {
-			series = append(series, fleet.HistorySample{Time: hp.Time, Value: hp.Value})
-			if hp.Time.After(newest) {
-				newest = hp.Time
-			}
-		}
-		series = fleet.TrimHistory(series, newest, fleet.HistoryPoints, fleet.HistoryMaxAge)
-		recs = recs[:0]
-		for _, s := range series {
-			recs = append(recs, histPoint{At: s.Time.UnixNano(), Value: s.Value})
-		}
+		recs = fleet.AppendHistory(recs, byPath[path], fleet.HistoryPoints, fleet.HistoryMaxAge)
 		if err := p.putRecord(w, k, recs); err != nil {
 			return err
 		}
@@ -91,17 +70,11 @@ func (f *FSM) History(id, path string) ([]fleet.HistorySeries, error) {
 	cut := time.Now().Add(-fleet.HistoryMaxAge)
 	out := []fleet.HistorySeries{}
 	add := func(p string, b []byte) error {
-		var recs []histPoint
+		var recs []fleet.HistoryRecord
 		if err := decodeRecord(b, &recs); err != nil {
 			return err
 		}
-		s := fleet.HistorySeries{Path: p, Points: []fleet.HistorySample{}}
-		for _, r := range recs {
-			if t := time.Unix(0, r.At).UTC(); !t.Before(cut) {
-				s.Points = append(s.Points, fleet.HistorySample{Time: t, Value: r.Value})
-			}
-		}
-		if len(s.Points) > 0 {
+		if s, ok := fleet.SeriesSince(p, recs, cut); ok {
 			out = append(out, s)
 		}
 		return nil

@@ -23,13 +23,6 @@ import (
 // pHistory is the prefix of the series: y/<device>/<path>.
 const pHistory = "y/"
 
-// histRec is a stored point.
-type histRec struct {
-	_     struct{} `cbor:",toarray"`
-	At    int64
-	Value string
-}
-
 // historySet is the presets' history patterns at a preset generation.
 type historySet struct {
 	gen      uint64
@@ -72,20 +65,11 @@ func (c *Cache) recordHistory(txn *badger.Txn, delta *fleet.DeviceDelta, now tim
 			continue
 		}
 		k := pHistory + delta.Device + "/" + pv.Name
-		var recs []histRec
+		var recs []fleet.HistoryRecord
 		if err := getCBOR(txn, k, &recs); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("history of %s: %w", pv.Name, err)
 		}
-		pts := make([]fleet.HistorySample, 0, len(recs)+1)
-		for _, r := range recs {
-			pts = append(pts, fleet.HistorySample{Time: time.Unix(0, r.At), Value: r.Value})
-		}
-		pts = append(pts, fleet.HistorySample{Time: now, Value: pv.Value})
-		pts = fleet.TrimHistory(pts, now, c.opts.HistoryPoints, c.opts.HistoryMaxAge)
-		recs = recs[:0]
-		for _, p := range pts {
-			recs = append(recs, histRec{At: p.Time.UnixNano(), Value: p.Value})
-		}
+		recs = fleet.AppendHistory(recs, []fleet.HistorySample{{Time: now, Value: pv.Value}}, c.opts.HistoryPoints, c.opts.HistoryMaxAge)
 		if err := setCBOR(txn, k, &recs); err != nil {
 			return fmt.Errorf("history of %s: %w", pv.Name, err)
 		}
@@ -104,17 +88,11 @@ func (c *Cache) History(id, path string) ([]fleet.HistorySeries, error) {
 	cut := time.Now().Add(-c.opts.HistoryMaxAge)
 	out := []fleet.HistorySeries{}
 	add := func(p string, b []byte) error {
-		var recs []histRec
+		var recs []fleet.HistoryRecord
 		if err := cborDec.Unmarshal(b, &recs); err != nil {
 			return fmt.Errorf("decode history %s: %w", p, err)
 		}
-		s := fleet.HistorySeries{Path: p, Points: []fleet.HistorySample{}}
-		for _, r := range recs {
-			if t := time.Unix(0, r.At).UTC(); !t.Before(cut) {
-				s.Points = append(s.Points, fleet.HistorySample{Time: t, Value: r.Value})
-			}
-		}
-		if len(s.Points) > 0 {
+		if s, ok := fleet.SeriesSince(p, recs, cut); ok {
 			out = append(out, s)
 		}
 		return nil

@@ -109,3 +109,54 @@ func TrimHistory(pts []HistorySample, now time.Time, max int, maxAge time.Durati
 	}
 	return pts[i:]
 }
+
+// HistoryRecord is a stored point of a series, as the edge and the core
+// keep it (a CBOR array: unix nanoseconds, value).
+type HistoryRecord struct {
+	_     struct{} `cbor:",toarray"`
+	At    int64
+	Value string
+}
+
+// AppendHistory adds pts to a stored series (oldest first) and trims it
+// with TrimHistory at its newest point's time, so that every node that
+// applies the same points keeps the same series. The result is in time
+// order whatever order the points come in, and a point the series already
+// holds (same time, same value: the same report applied again) is not
+// added twice.
+func AppendHistory(recs []HistoryRecord, pts []HistorySample, max int, maxAge time.Duration) []HistoryRecord {
+	series := make([]HistorySample, 0, len(recs)+len(pts))
+	for _, r := range recs {
+		series = append(series, HistorySample{Time: time.Unix(0, r.At), Value: r.Value})
+	}
+	for _, p := range pts {
+		dup := slices.ContainsFunc(series, func(s HistorySample) bool {
+			return s.Time.Equal(p.Time) && s.Value == p.Value
+		})
+		if !dup {
+			series = append(series, p)
+		}
+	}
+	slices.SortStableFunc(series, func(a, b HistorySample) int { return a.Time.Compare(b.Time) })
+	if len(series) == 0 {
+		return recs[:0]
+	}
+	series = TrimHistory(series, series[len(series)-1].Time, max, maxAge)
+	out := make([]HistoryRecord, len(series))
+	for i, s := range series {
+		out[i] = HistoryRecord{At: s.Time.UnixNano(), Value: s.Value}
+	}
+	return out
+}
+
+// SeriesSince is path's series as the APIs show it: the stored points no
+// older than cut, in UTC. ok is false when none is left.
+func SeriesSince(path string, recs []HistoryRecord, cut time.Time) (s HistorySeries, ok bool) {
+	s = HistorySeries{Path: path, Points: []HistorySample{}}
+	for _, r := range recs {
+		if t := time.Unix(0, r.At).UTC(); !t.Before(cut) {
+			s.Points = append(s.Points, HistorySample{Time: t, Value: r.Value})
+		}
+	}
+	return s, len(s.Points) > 0
+}

@@ -80,6 +80,46 @@ func TestTrimHistory(t *testing.T) {
 	}
 }
 
+func TestAppendHistory(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(h int, v string) HistorySample { return HistorySample{Time: t0.Add(time.Duration(h) * time.Hour), Value: v} }
+	vals := func(recs []HistoryRecord) string {
+		s := ""
+		for _, r := range recs {
+			s += r.Value
+		}
+		return s
+	}
+	var recs []HistoryRecord
+	recs = AppendHistory(recs, []HistorySample{at(1, "a"), at(2, "b")}, 3, 24*time.Hour)
+	if got := vals(recs); got != "ab" {
+		t.Fatalf("first points: %q", got)
+	}
+	// The same report applied again adds nothing.
+	if got := vals(AppendHistory(recs, []HistorySample{at(1, "a"), at(2, "b")}, 3, 24*time.Hour)); got != "ab" {
+		t.Fatalf("the same points again: %q, want ab", got)
+	}
+	// A late point goes in time order; the same time with another value is a point.
+	recs = AppendHistory(recs, []HistorySample{at(3, "d"), at(0, "z"), at(2, "c")}, 10, 24*time.Hour)
+	if got := vals(recs); got != "zabcd" {
+		t.Fatalf("late points: %q, want zabcd", got)
+	}
+	// Trimmed at the newest point's time: by count, then by age.
+	if got := vals(AppendHistory(recs, nil, 2, 24*time.Hour)); got != "cd" {
+		t.Fatalf("count: %q, want cd", got)
+	}
+	if got := vals(AppendHistory(recs, []HistorySample{at(26, "e")}, 10, 24*time.Hour)); got != "bcde" {
+		t.Fatalf("age: %q, want bcde (b and c at the cut)", got)
+	}
+	s, ok := SeriesSince("P", recs, t0.Add(2*time.Hour))
+	if !ok || len(s.Points) != 3 || s.Points[0].Value != "b" || s.Path != "P" {
+		t.Fatalf("SeriesSince: %+v %v", s, ok)
+	}
+	if _, ok := SeriesSince("P", recs, t0.Add(4*time.Hour)); ok {
+		t.Fatal("SeriesSince past the newest point found points")
+	}
+}
+
 func TestHistoryMatchAndValidate(t *testing.T) {
 	const p = "InternetGatewayDevice.WANDevice.*.WANConnectionDevice.*.WANIPConnection.*.Stats.EthernetBytesSent"
 	for path, want := range map[string]bool{
