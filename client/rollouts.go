@@ -55,3 +55,8 @@ func (c *Client) RolloutAction(ctx context.Context, name, action string) (Rollou
 	err := c.Do(ctx, http.MethodPost, "/api/v1/rollouts/"+url.PathEscape(name)+"/"+url.PathEscape(action), nil, &out)
 	return out, err
 }
+
+// DeleteRollout removes a done or aborted rollout.
+func (c *Client) DeleteRollout(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/rollouts/"+url.PathEscape(name), nil, nil)
+}

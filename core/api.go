@@ -144,6 +144,7 @@ func (n *Node) handler() http.Handler {
 	h("POST /api/v1/rollouts", n.write(n.createRollout))
 	h("GET /api/v1/rollouts", n.read(n.listRollouts))
 	h("GET /api/v1/rollouts/{name}", n.read(n.getRollout))
+	h("DELETE /api/v1/rollouts/{name}", n.write(n.deleteRollout))
 	for _, a := range []string{RolloutActionPause, RolloutActionResume, RolloutActionAbort, RolloutActionRetry} {
 		h("POST /api/v1/rollouts/{name}/"+a, n.write(n.controlRollout(a)))
 	}

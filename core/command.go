@@ -71,6 +71,9 @@ const (
 	// OpRolloutControl applies an operator's Action (pause, resume, abort,
 	// retry) to the rollout Name.
 	OpRolloutControl Op = 42
+	// OpRolloutDelete removes the rollout Name and its devices' records;
+	// only a done or aborted rollout can go (ErrConflict otherwise).
+	OpRolloutDelete Op = 43
 )
 
 var opNames = map[Op]string{
@@ -84,6 +87,7 @@ var opNames = map[Op]string{
 	OpDeleteChannelFault: "DeleteChannelFault", OpPutVirtualParameter: "PutVirtualParameter",
 	OpDeleteVirtualParameter: "DeleteVirtualParameter",
 	OpRolloutCreate:          "RolloutCreate", OpRolloutStep: "RolloutStep", OpRolloutControl: "RolloutControl",
+	OpRolloutDelete: "RolloutDelete",
 }
 
 // String returns the operation's name for logs and metrics.

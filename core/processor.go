@@ -405,6 +405,8 @@ func (p processor) dispatch(w *wtx, c *Command) (any, error) {
 		return p.rolloutStep(w, c)
 	case OpRolloutControl:
 		return nil, p.rolloutControl(w, c)
+	case OpRolloutDelete:
+		return nil, p.rolloutDelete(w, c)
 	default:
 		return nil, fmt.Errorf("%w: unknown op %d", ErrBadRequest, c.Op)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
@@ -420,6 +422,9 @@ func TestRolloutFSM(t *testing.T) {
 	if code := do(t, "POST", api(n, "/rollouts/r1/pause"), nil, &v); code != 200 || v.State != RolloutPaused {
 		t.Fatalf("pause: %d %+v", code, v)
 	}
+	if code, _, body := httpDo(t, "DELETE", api(n, "/rollouts/r1"), "", nil); code != 409 || !strings.Contains(body, "abort it first") {
+		t.Fatalf("delete a paused rollout: %d %s, want 409 saying to abort it", code, body)
+	}
 	if code := do(t, "POST", api(n, "/rollouts/r1/abort"), nil, &v); code != 200 || v.State != RolloutAborted || v.Cancelled != 1 {
 		t.Fatalf("abort: %d %+v", code, v)
 	}
@@ -442,6 +447,29 @@ func TestRolloutFSM(t *testing.T) {
 	r2, devs2, err := g.Rollout("r1")
 	if err != nil || r2.State != RolloutAborted || len(devs2) != 9 {
 		t.Fatalf("restored rollout: %+v, %d devices, %v", r2, len(devs2), err)
+	}
+
+	// An aborted rollout can be deleted, devices and all; its tasks stay.
+	if code, _, body := httpDo(t, "DELETE", api(n, "/rollouts/r1"), "", nil); code != 204 {
+		t.Fatalf("delete: %d %s", code, body)
+	}
+	if code := do(t, "GET", api(n, "/rollouts/r1"), nil, nil); code != 404 {
+		t.Fatalf("deleted rollout: %d, want 404", code)
+	}
+	if code := do(t, "DELETE", api(n, "/rollouts/r1"), nil, nil); code != 404 {
+		t.Fatalf("second delete: %d, want 404", code)
+	}
+	if err := n.fsm.view(func(txn *badger.Txn) error {
+		return scan(txn, []byte(pRolloutDev), nil, func(k, _ []byte) (bool, error) {
+			return false, fmt.Errorf("left behind: %q", k)
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for id := range answered {
+		if tk, err := n.fsm.Task(id); err != nil || tk.Rollout != "r1" {
+			t.Fatalf("task %s after the delete: %+v %v", id, tk, err)
+		}
 	}
 }
 

@@ -216,3 +216,12 @@ func (n *Node) controlRollout(action string) http.HandlerFunc {
 		writeJSON(w, http.StatusOK, rolloutView(ro, devs, false, time.Now()))
 	}
 }
+
+// deleteRollout answers DELETE /api/v1/rollouts/{name}.
+func (n *Node) deleteRollout(w http.ResponseWriter, r *http.Request) {
+	if res := n.Apply(r.Context(), Command{Op: OpRolloutDelete, Name: r.PathValue("name")}); res.Err != nil {
+		writeError(w, res.Err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

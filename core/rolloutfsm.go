@@ -401,6 +401,27 @@ func (p processor) rolloutControl(w *wtx, c *Command) error {
 	return p.putRecord(w, key(pRollout, r.Name), r)
 }
 
+// rolloutDelete removes a finished rollout: its record and its devices'.
+// The download tasks it made stay (they are the devices' history).
+// Deleting a rollout already gone is ErrNotFound, as for any record, so
+// a retried DELETE says so rather than succeeding twice.
+func (p processor) rolloutDelete(w *wtx, c *Command) error {
+	r, err := p.rollout(w, c.Name)
+	if err != nil {
+		return err
+	}
+	if r.State == RolloutRunning || r.State == RolloutPaused {
+		return fmt.Errorf("rollout %s is %s: %w: abort it first (only a done or aborted rollout can be deleted)", r.Name, r.State, ErrConflict)
+	}
+	if err := w.delPrefix(key(pRolloutDev, r.Name, "")); err != nil {
+		return storageError{err}
+	}
+	if err := w.del(key(pRollout, r.Name)); err != nil {
+		return storageError{err}
+	}
+	return nil
+}
+
 // rolloutTolerate records each started wave's current faults as accepted.
 func (p processor) rolloutTolerate(w *wtx, r *Rollout) error {
 	counts := make([]int, len(r.WaveSizes))

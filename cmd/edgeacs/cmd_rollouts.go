@@ -65,6 +65,9 @@ func rolloutsCommand() *cli.Command {
 			rolloutAction("abort", "abort a rollout: pending devices and unfinished downloads are cancelled", "Examples:\n  edgeacs rollouts abort fw-2.5"),
 			rolloutAction("retry", "put a rollout's faulted devices back to pending (then resume it if paused)",
 				"Examples:\n  edgeacs rollouts retry fw-2.5 && edgeacs rollouts resume fw-2.5"),
+			resCommand("delete", "delete a done or aborted rollout (its download tasks stay)", "NAME",
+				"A running or paused rollout must be aborted first.\n\n"+
+					"Examples:\n  edgeacs rollouts delete fw-2.5", rolloutsDelete),
 		},
 	}
 }
@@ -85,6 +88,17 @@ func rolloutAction(action, usage, desc string) *cli.Command {
 		fmt.Fprintf(c.App.Writer, "rollout %s: %s\n", r.Name, rolloutStateText(r))
 		return nil
 	})
+}
+
+func rolloutsDelete(c *cli.Context, cl *client.Client) error {
+	name, err := resOneArg(c, "rollout NAME")
+	if err != nil {
+		return err
+	}
+	if err := cl.DeleteRollout(c.Context, name); err != nil {
+		return apiFail(c, err)
+	}
+	return resDone(c, map[string]string{"deleted": name}, "deleted rollout %s", name)
 }
 
 func rolloutsCreate(c *cli.Context, cl *client.Client) error {
