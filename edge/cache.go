@@ -53,6 +53,7 @@ const (
 	pProv   = "pr/" // pr/<name> → fleet record of a Provision (from the core)
 	pVParam = "vp/" // vp/<name> → fleet record of a VirtualParameter (from the core)
 	pRevoke = "r/"  // r/<edge name> → "" (edges the core revoked)
+	pLocal  = "l/"  // l/<key of a preset, provision or virtual parameter> → "": made at this edge (localprov.go)
 	kCount  = "m/devcount"
 	// kCredIndex marks that every c/ record is in the u/ index (written
 	// by the first Open that built it); kFileKey is the HMAC key of signed

@@ -330,22 +330,22 @@ func (c *Cache) applyDown(txn *badger.Txn, ob *outboxTxn, r *fleet.DownRecord, c
 		}
 	case fleet.DownPreset:
 		eff.presets = true
-		return setRecord(txn, pPreset+r.Preset.Name, r.Preset)
+		return setCoreRecord(txn, pPreset+r.Preset.Name, r.Preset)
 	case fleet.DownPresetDelete:
 		eff.presets = true
-		return txn.Delete([]byte(pPreset + r.Name))
+		return deleteCoreRecord(txn, pPreset+r.Name)
 	case fleet.DownProvision:
 		eff.provisions = true
-		return setRecord(txn, pProv+r.Provision.Name, r.Provision)
+		return setCoreRecord(txn, pProv+r.Provision.Name, r.Provision)
 	case fleet.DownProvisionDelete:
 		eff.provisions = true
-		return txn.Delete([]byte(pProv + r.Name))
+		return deleteCoreRecord(txn, pProv+r.Name)
 	case fleet.DownVirtualParameter:
 		eff.provisions = true
-		return setRecord(txn, pVParam+r.VirtualParameter.Name, r.VirtualParameter)
+		return setCoreRecord(txn, pVParam+r.VirtualParameter.Name, r.VirtualParameter)
 	case fleet.DownVirtualParameterDelete:
 		eff.provisions = true
-		return txn.Delete([]byte(pVParam + r.Name))
+		return deleteCoreRecord(txn, pVParam+r.Name)
 	case fleet.DownFaultClear:
 		return clearChannelFault(txn, r.Fault)
 	case fleet.DownFile:

@@ -623,6 +623,15 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 			logger.Warn("removed the API tokens this edge made while standalone: synced to a core, it accepts only the core's",
 				"tokens", dropped, "admin_token_file", n.AdminTokenPath())
 		}
+		local, err := cache.DropLocalProvisioning()
+		if err != nil {
+			cache.Close()
+			return nil, err
+		}
+		if len(local) > 0 {
+			logger.Warn("removed the presets, provision scripts and virtual parameters this edge made while standalone: synced to a core, it runs only the core's",
+				"records", local)
+		}
 	}
 	return n, nil
 }

@@ -28,7 +28,7 @@ func (c *Cache) PutPreset(p *fleet.Preset) error {
 	if !fleet.ValidProvisionName(p.Name) {
 		return fmt.Errorf("store preset %q: %w: bad name", p.Name, errBadRequest)
 	}
-	if err := c.update(func(txn *badger.Txn) error { return setRecord(txn, pPreset+p.Name, p) }); err != nil {
+	if err := c.update(func(txn *badger.Txn) error { return setLocalRecord(txn, pPreset+p.Name, p) }); err != nil {
 		return fmt.Errorf("store preset %s: %w", p.Name, err)
 	}
 	c.presetsChanged()
@@ -62,7 +62,7 @@ func (c *Cache) PutProvision(p *fleet.Provision) error {
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("store provision: %w: %w", errBadRequest, err)
 	}
-	if err := c.update(func(txn *badger.Txn) error { return setRecord(txn, pProv+p.Name, p) }); err != nil {
+	if err := c.update(func(txn *badger.Txn) error { return setLocalRecord(txn, pProv+p.Name, p) }); err != nil {
 		return fmt.Errorf("store provision %s: %w", p.Name, err)
 	}
 	c.provisionsChanged()
@@ -99,7 +99,7 @@ func (c *Cache) SeedDefaultPresets(presets []fleet.Preset) (made bool, err error
 			} else if !errors.Is(err, badger.ErrKeyNotFound) {
 				return err
 			}
-			if err := setRecord(txn, pPreset+p.Name, p); err != nil {
+			if err := setLocalRecord(txn, pPreset+p.Name, p); err != nil {
 				return err
 			}
 		}
@@ -158,7 +158,7 @@ func (c *Cache) PutVirtualParameter(v *fleet.VirtualParameter) error {
 	if err := v.Validate(); err != nil {
 		return fmt.Errorf("store virtual parameter: %w: %w", errBadRequest, err)
 	}
-	if err := c.update(func(txn *badger.Txn) error { return setRecord(txn, pVParam+v.Name, v) }); err != nil {
+	if err := c.update(func(txn *badger.Txn) error { return setLocalRecord(txn, pVParam+v.Name, v) }); err != nil {
 		return fmt.Errorf("store virtual parameter %s: %w", v.Name, err)
 	}
 	c.provisionsChanged()
@@ -188,6 +188,9 @@ func (c *Cache) deleteRecord(prefix, name string) error {
 		if _, err := txn.Get(key); errors.Is(err, badger.ErrKeyNotFound) {
 			return ErrNotFound
 		} else if err != nil {
+			return err
+		}
+		if err := txn.Delete([]byte(pLocal + string(key))); err != nil {
 			return err
 		}
 		return txn.Delete(key)
