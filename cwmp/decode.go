@@ -51,6 +51,18 @@ func (d Decoder) decode(data []byte, httpCharset string) (*Envelope, error) {
 		data = transcode(data, httpCharset)
 	}
 
+	doc, ok := fastParse(data, maxDepth)
+	if !ok {
+		var err error
+		if doc, err = etreeParse(data, maxDepth); err != nil {
+			return nil, err
+		}
+	}
+	return decodeDoc(doc)
+}
+
+// etreeParse is the general parse: etree over encoding/xml, permissive.
+func etreeParse(data []byte, maxDepth int) (*etree.Document, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings = etree.ReadSettings{
 		CharsetReader: charsetReader,
@@ -66,6 +78,11 @@ func (d Decoder) decode(data []byte, httpCharset string) (*Envelope, error) {
 		}
 		return nil, fmt.Errorf("decode envelope: %w: %v", ErrMalformed, err)
 	}
+	return doc, nil
+}
+
+// decodeDoc reads the Envelope out of a parsed document.
+func decodeDoc(doc *etree.Document) (*Envelope, error) {
 	root := doc.Root()
 	if root == nil {
 		return nil, fmt.Errorf("decode envelope: no root element: %w", ErrMalformed)

@@ -46,10 +46,25 @@ const (
 	rejectStore    = "rejected_store"
 )
 
-// Retry-After window of a refused session (Config.RetryAfterMin/Max).
+// Retry-After window of a refused session (Config.RetryAfterMin/Max):
+// the floor of every Retry-After, and the window of those not sent by the
+// calendar (shutting down, a store failure).
 const (
 	DefaultRetryAfterMin = 10 * time.Second
 	DefaultRetryAfterMax = 60 * time.Second
+)
+
+// The retry calendar (retryCalendar): how far ahead it books returns
+// (calendarHorizon times the window's top: 10 min by default; a 100k
+// storm at 500 sessions/s needs 200 s), its ring of one-second slots, the
+// overbooking of the measured rate (so the rate it books can rise to
+// what the edge can do, rather than stay at what it was offered) and the
+// fewest returns a second it books.
+const (
+	calendarHorizon  = 10
+	calendarSlots    = 1024
+	calendarOverbook = 2
+	calendarMinRate  = 16
 )
 
 // defaultLatencyTarget is the average time of a request inside a session
@@ -163,6 +178,77 @@ type admission struct {
 
 	mu    sync.Mutex
 	woken map[string]time.Time // devices sent a connection request lately
+
+	// admitted counts sessions admitted, for the calendar's rate.
+	admitted atomic.Int64
+	cal      retryCalendar
+}
+
+// retryCalendar books the return of refused CPEs one second at a time,
+// at most twice the rate the edge admits sessions at per second, from the Retry-After floor on. A storm's refused CPEs then
+// come back as fast as the edge takes them and no faster: a uniform
+// window (the 10-60 s it replaces) sent 100k CPEs back within 50 s to an
+// edge that takes a few hundred a second, and left it idle between
+// waves when the storm was smaller than its window.
+type retryCalendar struct {
+	mu    sync.Mutex
+	slots [calendarSlots]calSlot
+	// next is the earliest second that may have room.
+	next int64
+	// rate is a moving average of sessions admitted per second, measured
+	// at refusals at least calendarSample apart (rateAt, rateN: when and
+	// at what count it was last measured); before the first measurement
+	// it is the prior the caller gives.
+	rate   float64
+	rateAt int64
+	rateN  int64
+}
+
+type calSlot struct {
+	sec int64 // the unix second the count is for
+	n   int
+}
+
+// calendarSample is the shortest interval the admission rate is measured
+// over.
+const calendarSample = 250 * time.Millisecond
+
+// book returns the Retry-After (seconds) of a CPE refused at now, given
+// the sessions admitted so far and a prior rate (per second) for before
+// the first measurement: the first second from now+floor with room for
+// one more at the measured rate, or a uniform draw within the horizon
+// when every second up to it is booked.
+func (c *retryCalendar) book(now time.Time, admitted int64, prior float64, floor, horizon time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sec, ns := now.Unix(), now.UnixNano()
+	switch {
+	case c.rateAt == 0:
+		c.rate, c.rateAt, c.rateN = prior, ns, admitted
+	case ns-c.rateAt >= int64(calendarSample):
+		// Peak-hold, slow decay: the rate admitted while refusing is
+		// what the edge can do at most (less the refusals' own cost, which
+		// the storm's first seconds are full of), and booking too few
+		// returns leaves the edge idle later, while booking too many
+		// costs a second 503.
+		inst := float64(admitted-c.rateN) / (float64(ns-c.rateAt) / float64(time.Second))
+		c.rate = max(inst, c.rate*0.9+inst*0.1)
+		c.rateAt, c.rateN = ns, admitted
+	}
+	perSec := max(int(c.rate*calendarOverbook), calendarMinRate)
+	lo, hi := int64(floor/time.Second), int64(horizon/time.Second)
+	for s := max(c.next, sec+lo); s <= sec+hi; s++ {
+		slot := &c.slots[s%calendarSlots]
+		if slot.sec != s {
+			slot.sec, slot.n = s, 0
+		}
+		if slot.n < perSec {
+			slot.n++
+			c.next = s
+			return int(s - sec)
+		}
+	}
+	return int(lo + rand.Int64N(hi-lo+1))
 }
 
 func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *StormMetrics) *admission {
@@ -226,6 +312,15 @@ func (a *admission) priority(inf *cwmp.Inform, deviceID string, now time.Time) b
 	return woke && a.wokenLately(deviceID, now)
 }
 
+// retryAfterFull is the Retry-After of a CPE refused for capacity: booked
+// in the calendar.
+func (a *admission) retryAfterFull(now time.Time) string {
+	// Before a measurement, the rate is guessed from the busy bound: a
+	// core finishes tens of sessions a second.
+	prior := float64(max(a.maxBusy, calendarMinRate))
+	return strconv.Itoa(a.cal.book(now, a.admitted.Load(), prior, a.retryMin, calendarHorizon*a.retryMax))
+}
+
 // retryAfter is a Retry-After value in whole seconds drawn uniformly from
 // the window, so refused CPEs come back spread out.
 func (a *admission) retryAfter() string {
@@ -266,6 +361,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	}
 	a.pending++
 	a.pendingMu.Unlock()
+	a.admitted.Add(1)
 	a.metrics.Admission.WithLabelValues(outcome).Inc()
 	var once sync.Once
 	return func() {
@@ -302,12 +398,17 @@ func (s *Server) enter() func() {
 	return func() { s.adm.busy.Add(-1) }
 }
 
-// refuseBusy answers 503 with a jittered Retry-After and closes the
+// refuseBusy answers 503 with a Retry-After (booked in the calendar when
+// the edge is full, jittered otherwise) and closes the
 // connection: a refused CPE should not hold a descriptor while it waits.
 func (s *Server) refuseBusy(w http.ResponseWriter, outcome, msg string) {
 	s.adm.metrics.Admission.WithLabelValues(outcome).Inc()
 	h := w.Header()
-	h["Retry-After"] = []string{s.adm.retryAfter()}
+	if outcome == rejectFull {
+		h["Retry-After"] = []string{s.adm.retryAfterFull(time.Now())}
+	} else {
+		h["Retry-After"] = []string{s.adm.retryAfter()}
+	}
 	h["Connection"] = hdrClose
 	s.httpError(w, http.StatusServiceUnavailable, msg)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -289,4 +290,36 @@ func benchSequence(b *testing.B, e *testEdge, d *sim.Device, f *sim.Fleet) {
 	st := f.Stats()
 	b.ReportMetric(float64(st.ConnectionRequests-st0.ConnectionRequests)/float64(b.N), "crs/op")
 	b.ReportMetric(float64(st.SessionsCompleted-st0.SessionsCompleted)/float64(b.N), "sessions/op")
+}
+
+// BenchmarkBootstrapSessions: b.N simulated devices (mixed TR-098 and
+// TR-181) bootstrap once each against a standalone edge with its default
+// presets (bootstrap refresh, inform credentials), 256 at a time: what one
+// bootstrap session costs the edge and the simulator in CPU and in RPCs.
+// The in-process counterpart of cmd/edgeacs BenchmarkBootstrapStorm, for
+// profiles (-cpuprofile).
+func BenchmarkBootstrapSessions(b *testing.B) {
+	e := startEdge(b, "", func(c *Config) { c.CPEAuth = AuthNone })
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	f := startFleet(b, e, b.N, func(c *sim.Config) {
+		c.InformInterval = time.Hour
+		c.Ramp = time.Duration(b.N) * time.Second / 2000
+		c.PoolConnections = false
+		c.Logger = slog.New(slog.DiscardHandler)
+	})
+	for f.Stats().SessionsCompleted < uint64(b.N) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.StopTimer()
+	st := f.Stats()
+	var rpcs uint64
+	for _, v := range st.RPCs {
+		rpcs += v
+	}
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/session")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
+	b.ReportMetric(float64(rpcs)/float64(b.N), "rpcs/session")
+	b.ReportMetric(float64(st.SessionErrors), "errors")
+	b.Logf("RPCs %v, p50 %s p99 %s", st.RPCs, st.SessionP50, st.SessionP99)
 }

@@ -133,6 +133,9 @@ type CacheOptions struct {
 	// ScriptLimits bound each run of a provision script in a session
 	// (zero fields: the sandbox's defaults, 50 ms and 64 MiB).
 	ScriptLimits script.Limits
+	// GPVBatchSize bounds the names of the presets' GetParameterValues
+	// and SetParameterValues (zero: provision.DefaultBatchSize).
+	GPVBatchSize int
 	// InterimPresets are the presets an edge synced to a core runs until
 	// its first fleet-wide downlink record arrives: the defaults
 	// (preset.Defaults), so that CPEs informing at a new edge that has not

@@ -149,6 +149,13 @@ type Config struct {
 	// (default 50 ms, GenieACS's; at most 1 s). Past it the preset's
 	// channel faults "timeout".
 	ScriptTimeout time.Duration `yaml:"script_timeout"`
+	// GPVBatchSize bounds the names of one GetParameterValues or
+	// SetParameterValues the presets send (default 128,
+	// provision.DefaultBatchSize; GenieACS's cwmp.gpvBatchSize is 32). A
+	// CPE that faults a large GetParameterValues with 9002 or 9004 is
+	// asked again 32 names at a time. Lower it for a fleet whose CPEs
+	// drop the session instead of faulting (see DESIGN.md, "Storms").
+	GPVBatchSize int `yaml:"gpv_batch_size"`
 
 	// DownloadTimeout ends as fault "timeout" a Download or Upload the CPE
 	// accepted (status 1) but never reported with TransferComplete; it is
@@ -392,7 +399,7 @@ func (c *Config) Validate() error {
 	if c.SessionTimeout < time.Second {
 		return bad("session timeout %s is below 1s", c.SessionTimeout)
 	}
-	if c.MaxConcurrentSessions < 0 || c.MaxConnections < 0 || c.StoreFailureLimit < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 || c.CRBurst < 0 {
+	if c.MaxConcurrentSessions < 0 || c.MaxConnections < 0 || c.StoreFailureLimit < 0 || c.CRRetries < 0 || c.AuthFailuresPerMinute < 0 || c.MaxUnauthenticatedPerIP < 0 || c.CRBurst < 0 || c.GPVBatchSize < 0 {
 		return bad("negative limits")
 	}
 	if c.CPEAuth == AuthDigest {
@@ -539,6 +546,7 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		ProvisionRetryDelay: cfg.ProvisionRetryDelay,
 		InterimPresets:      interim,
 		ScriptLimits:        script.Limits{Time: cfg.ScriptTimeout},
+		GPVBatchSize:        cfg.GPVBatchSize,
 		Memory:              cfg.CacheMemory,
 		// Standalone, nothing drains the outbox: it would grow without bound.
 		DisableOutbox: cfg.Standalone,

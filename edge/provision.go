@@ -170,7 +170,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 		vruns:    map[string]int{},
 	}
 	p.tree.setSynth(w.dev)
-	p.run = provision.NewRun(provision.Options{Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile,
+	p.run = provision.NewRun(provision.Options{BatchSize: w.c.opts.GPVBatchSize, Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile,
 		VirtualParameters: w.c.virtualNames()})
 	if paths := preset.Prefetch(all, s); len(paths) > 0 {
 		col, _ := p.run.Channel(prefetchChannel)
@@ -179,8 +179,44 @@ func (w *SessionWork) startProvisioning() *provSession {
 			// fetch: the precondition reads it as it is.
 			_ = col.Declare(path, provision.Timestamps{Value: provision.Ever}, provision.Values{})
 		}
+		p.prefetchRefreshes(col, s)
 	}
 	return p
+}
+
+// prefetchRefreshes declares on the prefetch channel the refreshes the
+// first cycle will declare whatever the prefetch reads: those of the
+// candidates without a precondition whose arguments read no parameter
+// (the default bootstrap preset's whole-tree refresh). Planned with the
+// prefetch, the refresh's listing and reads cover the prefetch's, instead
+// of the prefetch first listing and reading a few parameters the refresh
+// then lists and reads again (two round trips of a bootstrap). A read
+// only: if the preset does not run after all (a script faults its
+// channel first), the values read are fresh, nothing else.
+func (p *provSession) prefetchRefreshes(col *provision.Collector, s preset.Session) {
+	env := p.env()
+	for _, ps := range preset.Candidates(p.all, s) {
+		if ps.Precondition != nil {
+			continue
+		}
+	provisions:
+		for _, pr := range ps.Provisions {
+			if pr.Name != "refresh" {
+				continue
+			}
+			for _, a := range pr.Args {
+				if len(a.Paths()) > 0 {
+					continue provisions
+				}
+			}
+			vals := pr.Values(env)
+			args := make([]any, len(vals))
+			for i, v := range vals {
+				args[i] = v.Any()
+			}
+			_ = col.Provision(pr.Name, args...)
+		}
+	}
 }
 
 // flushOps commits the parameter changes of the tasks run so far, so the

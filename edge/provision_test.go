@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
+	"github.com/edgeacs/edgeacs/provision"
 	"github.com/edgeacs/edgeacs/provision/preset"
 	"github.com/edgeacs/edgeacs/sim"
 )
@@ -662,9 +663,9 @@ func TestE2EPresetOnBootstrap(t *testing.T) {
 }
 
 // TestPresetOtherDataModelSettles: a preset written for both data models
-// (GenieACS configurations often are) names a root the device lacks; once
-// the top level has been listed, later sessions know it is absent and
-// send nothing.
+// (GenieACS configurations often are) names a root the device lacks. The
+// Inform's parameters name the device's root, so no session lists the top
+// level or asks for the other root, and later sessions send nothing.
 func TestPresetOtherDataModelSettles(t *testing.T) {
 	for _, model := range []string{sim.ModelTR098, sim.ModelTR181} {
 		t.Run(model, func(t *testing.T) {
@@ -674,14 +675,29 @@ func TestPresetOtherDataModelSettles(t *testing.T) {
 				{"value", "Device.Time.NTPServer1", "ntp.example"},
 			}})
 			cpe := newSimCPE(t, c, model, 3)
+			other := "Device."
+			if model == sim.ModelTR181 {
+				other = "InternetGatewayDevice."
+			}
+			noOther := func(what string, log []string) {
+				t.Helper()
+				for _, l := range log {
+					if strings.HasPrefix(l, "GPN  ") || strings.Contains(l, " "+other) {
+						t.Fatalf("%s sent %q: %v", what, l, log)
+					}
+				}
+			}
 			first := cpe.session(cwmp.EventBootstrap)
+			noOther("bootstrap session", first)
 			if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
 				t.Fatalf("second session sent %v (first %v)", log, first)
 			}
-			// A new life forgets the listing with the tree.
-			if log := cpe.session(cwmp.EventBootstrap); len(log) == 0 || log[0] != "GPN  next" {
-				t.Fatalf("bootstrap session %v", log)
+			// A new life forgets the tree: its own root is read again.
+			log := cpe.session(cwmp.EventBootstrap)
+			if len(log) == 0 {
+				t.Fatalf("bootstrap session sent nothing")
 			}
+			noOther("second bootstrap session", log)
 		})
 	}
 }
@@ -749,5 +765,57 @@ func TestPresetBuiltins(t *testing.T) {
 	// A reboot is the session's last RPC.
 	if log := cpe.session(cwmp.EventBoot, cwmp.EventMReboot); len(log) == 0 || log[len(log)-1] != "Reboot" || slices.Contains(log[:len(log)-1], "Reboot") {
 		t.Fatalf("reboot session %v", log)
+	}
+}
+
+// TestBootstrapRoundTrips: the default presets' bootstrap of a TR-098 and
+// a TR-181 device costs four RPCs: one GetParameterNames of the device's
+// own root (none of the top level or of the other root: the Inform names
+// the root), its values in batches of provision.DefaultBatchSize (the
+// precondition prefetch planned with the refresh, not before it), and the
+// connection-request credentials. The next periodic session sends
+// nothing, and every parameter of the device is cached.
+func TestBootstrapRoundTrips(t *testing.T) {
+	for _, model := range []string{sim.ModelTR098, sim.ModelTR181} {
+		t.Run(model, func(t *testing.T) {
+			c := openTestCache(t, "")
+			if made, err := c.SeedDefaultPresets(preset.Defaults(true)); err != nil || !made {
+				t.Fatalf("SeedDefaultPresets: %v %v", made, err)
+			}
+			cpe := newSimCPE(t, c, model, 5)
+			log := cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
+			gpvs := (cpe.dev.Len() + provision.DefaultBatchSize - 1) / provision.DefaultBatchSize
+			want := []string{"GPN " + cpe.root() + " all"}
+			for range gpvs {
+				want = append(want, "GPV")
+			}
+			want = append(want, "SPV")
+			got := make([]string, len(log))
+			for i, l := range log {
+				got[i] = l
+				if !strings.HasPrefix(l, "GPN") {
+					got[i], _, _ = strings.Cut(l, " ")
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("bootstrap RPCs %v, want %v", log, want)
+			}
+			if log := cpe.session(cwmp.EventPeriodic); len(log) != 0 {
+				t.Fatalf("periodic session after the bootstrap sent %v", log)
+			}
+			params, err := c.Parameters(cpe.id())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for path := range params {
+				if !strings.HasSuffix(path, ".") {
+					n++
+				}
+			}
+			if n < cpe.dev.Len() {
+				t.Errorf("%d parameters cached, the device has %d", n, cpe.dev.Len())
+			}
+		})
 	}
 }

@@ -133,7 +133,34 @@ func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inf
 		t.informed[pv.Name] = true
 	}
 	t.rootListed = rootListed
+	if rootListed.IsZero() && informRoot(inform) != "" {
+		// A CPE has one root object (TR-106), and its Inform's
+		// parameters name it: the top level counts as listed now, so a
+		// declaration under the other data model's root (the default
+		// presets name both) costs no GetParameterNames "" round trip.
+		// In memory only: End stores a listing the session really made.
+		t.rootListed = now
+	}
 	return t
+}
+
+// informRoot is the root object every parameter of an Inform is under,
+// InternetGatewayDevice. (TR-098) or Device. (TR-181), or "" when they
+// name none, both or another (then the top level is listed as before).
+func informRoot(inform []cwmp.ParameterValue) string {
+	root := ""
+	for _, pv := range inform {
+		r, _, ok := strings.Cut(pv.Name, ".")
+		if !ok || (r != "InternetGatewayDevice" && r != "Device") {
+			return ""
+		}
+		r += "."
+		if root != "" && r != root {
+			return ""
+		}
+		root = r
+	}
+	return root
 }
 
 // begin opens the read transaction of one engine step.

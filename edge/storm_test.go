@@ -104,7 +104,7 @@ func TestStorm(t *testing.T) {
 		t.Fatalf("capacity from a 32-fd limit: %+v", capa)
 	}
 	n := 10 * capa.Sessions
-	// The default bootstrap preset refreshes the whole tree (eight RPCs, a
+	// The default bootstrap preset refreshes the whole tree (four RPCs, a
 	// quarter of a second per session under -race): this test is about
 	// admission, so sessions are Inform, credentials, end.
 	if err := e.node.Cache().DeletePreset("bootstrap"); err != nil {
@@ -173,6 +173,61 @@ func TestRetryAfterSpread(t *testing.T) {
 	}
 	if len(seen) < 20 {
 		t.Fatalf("200 refusals got only %d distinct Retry-After values", len(seen))
+	}
+}
+
+// TestRetryCalendar: refused CPEs are booked back from the floor on, at
+// most twice the admission rate per second (the prior before a
+// measurement, then the measured, peak-held rate), and drawn uniformly
+// within the horizon once it is full.
+func TestRetryCalendar(t *testing.T) {
+	var c retryCalendar
+	now := time.Unix(1_000_000, 0)
+	floor, horizon := 10*time.Second, 600*time.Second
+	perSec := map[int]int{}
+	for range 1000 {
+		perSec[c.book(now, 0, 100, floor, horizon)]++
+	}
+	// Prior 100/s, overbooked twice: 200 a second from +10 s.
+	for s := 10; s < 15; s++ {
+		if perSec[s] != 200 {
+			t.Fatalf("second +%d booked %d, want 200 (all: %v)", s, perSec[s], perSec)
+		}
+	}
+	if len(perSec) != 5 {
+		t.Fatalf("bookings %v, want seconds +10..+14", perSec)
+	}
+	// A second later 400 were admitted: the rate rises to 400/s at once
+	// (peak-hold), the next bookings follow the last booked second.
+	now = now.Add(time.Second)
+	got := map[int]int{}
+	for range 1600 {
+		got[c.book(now, 400, 100, floor, horizon)]++
+	}
+	// The last booked second (+13 now) had 200: 600 more fit.
+	if got[13] != 600 || got[14] != 800 || got[15] != 200 || len(got) != 3 {
+		t.Fatalf("after 400 admissions a second: %v, want 800 a second, the last booked second filled first", got)
+	}
+	// Then nothing admitted for 10 s: the rate decays slowly, not to 0.
+	now = now.Add(10 * time.Second)
+	if ra := c.book(now, 400, 100, floor, horizon); ra < 10 {
+		t.Fatalf("Retry-After %d below the floor", ra)
+	}
+	if c.rate < 300 {
+		t.Fatalf("rate %.0f after a quiet 10 s, want a slow decay from 400", c.rate)
+	}
+	// A horizon booked full: uniform within it.
+	var small retryCalendar
+	seen := map[int]bool{}
+	for range 500 {
+		ra := small.book(now, 0, 1, time.Second, 5*time.Second)
+		if ra < 1 || ra > 5 {
+			t.Fatalf("Retry-After %d outside 1-5 s", ra)
+		}
+		seen[ra] = true
+	}
+	if len(seen) != 5 {
+		t.Fatalf("a full calendar spread its refusals over %v", seen)
 	}
 }
 

@@ -93,6 +93,22 @@ type Values struct {
 	Instances *Instances
 }
 
+// DefaultBatchSize is Options.BatchSize's default: 128 names per
+// GetParameterValues or SetParameterValues. A bootstrap refreshes a whole
+// data model (TR-098 or TR-181 gateways: 150-300 parameters; bigger
+// trees exist), and every round trip costs the CPE and the ACS a
+// request, a planning pass and a store transaction; GenieACS's 32 makes
+// a 250-parameter refresh eight of them. The reply to 128 names is
+// 15-25 KB, the size of the GetParameterNames reply of the same tree the
+// CPE already sent; what chokes sloppy CPEs is a whole-tree partial path
+// (hundreds of KB), which the engine never asks. SmallBatchSize is the
+// fallback for a CPE that faults all the same.
+const DefaultBatchSize = 128
+
+// SmallBatchSize is the GetParameterValues batch after a CPE faulted a
+// larger one with 9002 or 9004 (GenieACS's gpvBatchSize default).
+const SmallBatchSize = 32
+
 // Options configure a Run.
 type Options struct {
 	// Now is the session's start, the time declarations are clamped to
@@ -102,7 +118,11 @@ type Options struct {
 	// scheduling variance does), so a fleet does not refresh in step.
 	DeviceID string
 	// BatchSize bounds the names of one GetParameterValues or
-	// SetParameterValues (default 64).
+	// SetParameterValues (default DefaultBatchSize). A CPE that answers
+	// a GetParameterValues of more than SmallBatchSize names with fault
+	// 9002 or 9004 (internal error, resources exceeded: its reply did not
+	// fit) is asked again, for the rest of the run, SmallBatchSize names
+	// at a time.
 	BatchSize int
 	// MaxIterations bounds, per channel, the rounds of RPCs (calls of
 	// Next that plan some) sent for the channel (default 64); a channel
@@ -137,7 +157,7 @@ func (o *Options) defaults() {
 	}
 	o.Now = o.Now.Truncate(time.Millisecond)
 	if o.BatchSize <= 0 {
-		o.BatchSize = 64
+		o.BatchSize = DefaultBatchSize
 	}
 	if o.MaxIterations <= 0 {
 		o.MaxIterations = 64
@@ -181,6 +201,9 @@ type Run struct {
 	// suspect are names in a GetParameterValues the CPE refused with
 	// 9005: read one at a time from then on.
 	suspect map[string]bool
+	// small: the CPE could not answer a large GetParameterValues; the
+	// run's batches are SmallBatchSize names from then on.
+	small bool
 
 	// vset records the virtual parameters whose script ran with a value
 	// to set ("<name>\x00<value>"): see SetVirtual.

@@ -171,6 +171,14 @@ func (r *Run) Answer(t MutableTree, a *cwmp.Answer, at time.Time) error {
 }
 
 func (r *Run) answerFault(t MutableTree, info *rpcInfo, req cwmp.Message, f *cwmp.Fault) {
+	if gpv, ok := req.(*cwmp.GetParameterValues); ok && len(gpv.ParameterNames) > SmallBatchSize &&
+		(f.Code == cwmp.FaultInternalError || f.Code == cwmp.FaultResourcesExceeded) {
+		// The reply did not fit the CPE: the names are still wanted and
+		// are planned again in small batches; nothing faults. (Once
+		// small, no batch this large is planned again: no loop.)
+		r.small = true
+		return
+	}
 	if gpv, ok := req.(*cwmp.GetParameterValues); ok && f.Code == cwmp.FaultInvalidParameterName && len(gpv.ParameterNames) > 1 {
 		for _, n := range gpv.ParameterNames {
 			r.suspect[n] = true

@@ -811,8 +811,12 @@ func (p *plan) emitGPV() []cwmp.Message {
 			return true
 		})
 	}
+	batch := p.r.opts.BatchSize
+	if p.r.small {
+		batch = min(batch, SmallBatchSize)
+	}
 	for len(names) > 0 {
-		k := min(len(names), p.r.opts.BatchSize)
+		k := min(len(names), batch)
 		var chans uint64
 		for _, n := range names[:k] {
 			chans |= p.gpv[n]

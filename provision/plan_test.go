@@ -3,6 +3,7 @@ package provision
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -717,5 +718,76 @@ func TestRunReopenAndReset(t *testing.T) {
 	}
 	if out := r.Outcome(); !slices.Equal(out.Channels, []string{"task_1", "task_2"}) || len(out.Faults) != 0 {
 		t.Errorf("Channels %v, Faults %+v", out.Channels, out.Faults)
+	}
+}
+
+// TestGPVBatchFallback: a CPE that cannot answer a large
+// GetParameterValues (9002 or 9004, its reply does not fit) is asked the
+// same names again SmallBatchSize at a time, and the refresh completes
+// without a fault; a CPE that faults a small batch too faults the channel
+// as before.
+func TestGPVBatchFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		code  uint32
+		limit int // the CPE faults GPVs of more names than this
+		fault bool
+	}{
+		{"resources exceeded", cwmp.FaultResourcesExceeded, SmallBatchSize, false},
+		{"internal error", cwmp.FaultInternalError, SmallBatchSize, false},
+		{"small batches fault too", cwmp.FaultInternalError, 8, true},
+		{"request denied is no size problem", cwmp.FaultRequestDenied, SmallBatchSize, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "tr098")
+			h.inform(t0.Add(-time.Hour))
+			h.answer = func(m cwmp.Message) cwmp.Message {
+				if gpv, ok := m.(*cwmp.GetParameterValues); ok && len(gpv.ParameterNames) > tc.limit {
+					return cwmp.NewFault(tc.code, "reply too large")
+				}
+				return nil
+			}
+			r := h.newRun(Options{})
+			provisions(t, r, "boot", p("refresh", igd))
+			got := h.drive(r)
+			out := r.Outcome()
+			if tc.fault {
+				if _, ok := out.Faults["boot"]; !ok {
+					t.Fatalf("no fault after %q", got)
+				}
+				return
+			}
+			if len(out.Faults) != 0 {
+				t.Fatalf("faults %+v after %q", out.Faults, got)
+			}
+			// The first round's large batches refused, then the tree in
+			// small ones.
+			large := (h.dev.Len() + DefaultBatchSize - 1) / DefaultBatchSize
+			gpvs := 0
+			for _, l := range got {
+				n, ok := strings.CutPrefix(l, "GPV ")
+				if !ok {
+					continue
+				}
+				gpvs++
+				k, _ := strconv.Atoi(n)
+				if gpvs > large && k > SmallBatchSize {
+					t.Errorf("GPV %d of %d names after the fault: %q", gpvs, k, got)
+				}
+			}
+			if want := large + (h.dev.Len()+SmallBatchSize-1)/SmallBatchSize; gpvs != want {
+				t.Errorf("%d GPVs, want %d: %q", gpvs, want, got)
+			}
+			fresh := 0
+			h.cache.Walk("", func(e Entry) bool {
+				if !e.Object && !isVirtual(e.Path) && !e.ValueTime.Before(t0) {
+					fresh++
+				}
+				return true
+			})
+			if fresh != h.dev.Len() {
+				t.Errorf("%d parameters refreshed, device has %d", fresh, h.dev.Len())
+			}
+		})
 	}
 }

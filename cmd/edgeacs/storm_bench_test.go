@@ -302,6 +302,9 @@ func runStorm(b *testing.B, bin string, n int) {
 	var peak procSample
 	var registered int64
 	var registerTime time.Duration
+	// Progress every 10 s: devices registered, sessions, the edge's CPU
+	// (cores) and admission outcomes since the last line.
+	lastLog, lastCPU, lastAdm := start, int64(0), map[string]float64{}
 	for {
 		select {
 		case err := <-edgeDone:
@@ -313,6 +316,17 @@ func runStorm(b *testing.B, bin string, n int) {
 		if s, ok := readProc(pid); ok {
 			peak.fds = max(peak.fds, s.fds)
 			peak.hwmKiB = max(peak.hwmKiB, s.hwmKiB)
+			if el := time.Since(lastLog); el >= 10*time.Second {
+				adm := admissionCounts(apiAddr)
+				var parts []string
+				for _, k := range []string{"admitted", "rejected_full"} {
+					parts = append(parts, fmt.Sprintf("%s %+.0f", k, adm[k]-lastAdm[k]))
+				}
+				st := sp.merged()
+				b.Logf("%4.0fs: %d registered, %d sessions, edge %.2f cores, %d fds; %s", time.Since(start).Seconds(),
+					registered, st.SessionsCompleted, float64(s.cpuTicks-lastCPU)/100/el.Seconds(), s.fds, strings.Join(parts, ", "))
+				lastLog, lastCPU, lastAdm = time.Now(), s.cpuTicks, adm
+			}
 		}
 		// Registered: the edge counts the device and the device has had
 		// its first Inform answered (a prefilled edge counts them all from
@@ -336,9 +350,15 @@ func runStorm(b *testing.B, bin string, n int) {
 	b.ReportMetric(float64(int64(n)-registered), "lost-devices")
 	b.ReportMetric(float64(peak.fds), "peak-fds")
 	b.ReportMetric(float64(peak.hwmKiB)/1024, "peak-RSS-MiB")
-	b.Logf("storm: %d/%d devices in %s, %d sessions (%d failed, %d retries), p50 %s p99 %s; edge peak %d fds, %d MiB RSS",
-		registered, n, registerTime.Round(time.Millisecond), storm.SessionsCompleted, storm.SessionErrors, storm.Retries,
-		storm.SessionP50, storm.SessionP99, peak.fds, peak.hwmKiB/1024)
+	var rpcs uint64
+	for _, v := range storm.RPCs {
+		rpcs += v
+	}
+	b.ReportMetric(float64(rpcs)/float64(max(storm.SessionsCompleted, 1)), "rpcs/session")
+	adm := admissionCounts(apiAddr)
+	b.Logf("storm: %d/%d devices in %s, %d sessions (%d failed, %d retries, %d refused with 503), p50 %s p99 %s; edge peak %d fds, %d MiB RSS; RPCs %v; admission %v",
+		registered, n, registerTime.Round(time.Millisecond), storm.SessionsCompleted, storm.SessionErrors, storm.Retries, storm.SessionsBusy,
+		storm.SessionP50, storm.SessionP99, peak.fds, peak.hwmKiB/1024, storm.RPCs, adm)
 	if steady <= 0 {
 		return
 	}
@@ -418,6 +438,34 @@ func runStorm(b *testing.B, bin string, n int) {
 	b.Logf("steady %s: %.0f sessions/s, p50 %s p99 %s, %d tasks queued (%d refused), %d new failures; edge %.2f cores, RSS %d MiB",
 		elapsed.Round(time.Second), sessions, window.SessionP50, window.SessionP99, tasks, taskErrs,
 		after.SessionErrors-before.SessionErrors, cpu, s1.rssKiB/1024)
+}
+
+// admissionCounts reads edgeacs_edge_admission_total by outcome from the
+// edge's /metrics.
+func admissionCounts(apiAddr string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := http.Get("http://" + apiAddr + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	const head = `edgeacs_edge_admission_total{outcome="`
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), head)
+		if !ok {
+			continue
+		}
+		name, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // prefillCache stores n simulated devices (mixed models, seed 1, as the
