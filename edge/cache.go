@@ -200,6 +200,13 @@ type Device struct {
 	// preset naming the other data model's root learns it is absent
 	// without asking in every session. 0 BOOTSTRAP clears it.
 	RootListed time.Time `json:"-" cbor:"19,keyasint,omitzero"`
+	// SmallGPV: the CPE could not take a GetParameterValues of more than
+	// provision.SmallBatchSize names (it faulted 9002/9004, or hung up or
+	// went silent with one outstanding). Its GetParameterValues are that
+	// many names at most from then on, in every session: a CPE that
+	// chokes on a large reply does so again, and one that drops the
+	// session would never register. A bootstrap keeps it (same firmware).
+	SmallGPV bool `json:"-" cbor:"50,keyasint,omitempty"`
 }
 
 // Parameter is one node of a device's cached parameter tree, in the

@@ -152,9 +152,9 @@ type Config struct {
 	// GPVBatchSize bounds the names of one GetParameterValues or
 	// SetParameterValues the presets send (default 128,
 	// provision.DefaultBatchSize; GenieACS's cwmp.gpvBatchSize is 32). A
-	// CPE that faults a large GetParameterValues with 9002 or 9004 is
-	// asked again 32 names at a time. Lower it for a fleet whose CPEs
-	// drop the session instead of faulting (see DESIGN.md, "Storms").
+	// CPE that faults a large GetParameterValues with 9002 or 9004, or
+	// hangs up or times out with one outstanding, is asked 32 names at a
+	// time from then on (Device.SmallGPV, stored with the device).
 	GPVBatchSize int `yaml:"gpv_batch_size"`
 
 	// DownloadTimeout ends as fault "timeout" a Download or Upload the CPE

@@ -170,7 +170,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 		vruns:    map[string]int{},
 	}
 	p.tree.setSynth(w.dev)
-	p.run = provision.NewRun(provision.Options{BatchSize: w.c.opts.GPVBatchSize, Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile,
+	p.run = provision.NewRun(provision.Options{BatchSize: w.gpvBatch(w.c.opts.GPVBatchSize), Now: p.now, DeviceID: w.dev.ID, Files: w.provisionFile,
 		VirtualParameters: w.c.virtualNames()})
 	if paths := preset.Prefetch(all, s); len(paths) > 0 {
 		col, _ := p.run.Channel(prefetchChannel)

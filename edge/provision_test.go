@@ -819,3 +819,89 @@ func TestBootstrapRoundTrips(t *testing.T) {
 		})
 	}
 }
+
+// TestBigGPVDropped: a CPE that, instead of faulting 9002/9004, hangs up
+// (its next Inform replaces the session) or goes silent (the session
+// times out) while a GetParameterValues of more than
+// provision.SmallBatchSize names is outstanding is marked SmallGPV; its
+// next bootstrap asks at most that many names at a time and registers
+// the whole tree. Over HTTP against a standalone edge with the default
+// presets.
+func TestBigGPVDropped(t *testing.T) {
+	for _, how := range []string{"hangup", "timeout"} {
+		t.Run(how, func(t *testing.T) {
+			e := startEdge(t, "", func(c *Config) { c.SessionTimeout = time.Second })
+			m, err := sim.LoadModel(sim.ModelTR098)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dev := sim.NewTree(m, sim.Identity{Seed: 7, Index: 1, ConnectionRequestURL: "http://127.0.0.1:1/cr"})
+			c := newCPE(t, e, dev.Serial())
+			c.oui, c.pc = m.OUI, m.ProductClass
+			inform := func() {
+				t.Helper()
+				c.cookie = ""
+				inf := &cwmp.Inform{DeviceId: cwmp.DeviceID{Manufacturer: m.Manufacturer, OUI: m.OUI, ProductClass: m.ProductClass, SerialNumber: dev.Serial()},
+					MaxEnvelopes: 1, CurrentTime: time.Now().UTC().Truncate(time.Second), ParameterList: dev.Forced(),
+					Event: []cwmp.Event{{Code: cwmp.EventBootstrap}, {Code: cwmp.EventBoot}}}
+				code, env, raw := c.post(envelope(t, "inform", inf))
+				if code != http.StatusOK || env == nil || env.Body.Method() != cwmp.MethodInformResponse {
+					t.Fatalf("Inform: %d %s", code, raw)
+				}
+			}
+			// run drives a session; with hangUp it stops at the first
+			// large GetParameterValues and reports whether it did.
+			run := func(hangUp bool) (maxGPV int, hung bool) {
+				t.Helper()
+				var body []byte
+				for range 100 {
+					code, env, raw := c.post(body)
+					if code == http.StatusNoContent {
+						return maxGPV, false
+					}
+					if code != http.StatusOK || env == nil {
+						t.Fatalf("session: %d %s", code, raw)
+					}
+					if g, ok := env.Body.(*cwmp.GetParameterValues); ok {
+						maxGPV = max(maxGPV, len(g.ParameterNames))
+						if hangUp && len(g.ParameterNames) > provision.SmallBatchSize {
+							return maxGPV, true
+						}
+					}
+					body = envelope(t, env.ID, simAnswer(dev, env.Body))
+				}
+				t.Fatal("session does not end")
+				return 0, false
+			}
+			inform()
+			if big, hung := run(true); !hung {
+				t.Fatalf("the bootstrap sent no GetParameterValues over %d names (largest %d)", provision.SmallBatchSize, big)
+			}
+			if how == "timeout" {
+				waitFor(t, 10*time.Second, "the silent session to time out", func() bool { return e.node.Server().OpenSessions() == 0 })
+			}
+			// The CPE comes back (a new connection) and bootstraps again.
+			c.client.CloseIdleConnections()
+			inform()
+			if big, _ := run(false); big > provision.SmallBatchSize {
+				t.Fatalf("after the drop a GetParameterValues of %d names", big)
+			}
+			if d := e.device(c.id()); d == nil || !d.SmallGPV {
+				t.Fatalf("device %+v not marked SmallGPV", d)
+			}
+			params, err := e.node.Cache().Parameters(c.id())
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for path := range params {
+				if !strings.HasSuffix(path, ".") {
+					n++
+				}
+			}
+			if n < dev.Len() {
+				t.Fatalf("%d parameters registered, the device has %d", n, dev.Len())
+			}
+		})
+	}
+}

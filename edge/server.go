@@ -698,6 +698,9 @@ func (s *Server) finishLocked(sess *session, completed bool, outcome string, now
 	if s.beforeEnd != nil {
 		s.beforeEnd(sess.deviceID)
 	}
+	if outcome == outcomeTimeout || outcome == outcomeReplaced {
+		sess.work.cpeLost()
+	}
 	err := sess.work.End(completed)
 	// The device's session stays findable (AfterSession) until its results
 	// are committed, the connection-request credentials it set among them:

@@ -112,7 +112,7 @@ func (w *SessionWork) startVirtualTask(t *fleet.Task) error {
 		task:     t,
 	}
 	p.tree.setSynth(w.dev)
-	p.run = provision.NewRun(provision.Options{BatchSize: w.c.opts.GPVBatchSize, Now: now, DeviceID: w.dev.ID, Files: w.provisionFile,
+	p.run = provision.NewRun(provision.Options{BatchSize: w.gpvBatch(w.c.opts.GPVBatchSize), Now: now, DeviceID: w.dev.ID, Files: w.provisionFile,
 		VirtualParameters: w.c.virtualNames()})
 	col, err := p.run.Channel(provision.TaskChannel(t.ID))
 	if err != nil {

@@ -64,6 +64,8 @@ type SessionWork struct {
 	// after it stay pending (the session's presets still run).
 	held  bool
 	ended bool
+	// lost: the CPE ended the session early (cpeLost).
+	lost bool
 
 	// informed is the Inform's ParameterList: values the CPE just sent.
 	informed []cwmp.ParameterValue
@@ -652,7 +654,7 @@ func (w *SessionWork) provNext() cwmp.Message {
 }
 
 func (w *SessionWork) sendRefreshBatch() cwmp.Message {
-	n := min(len(w.cur.leaves), refreshBatch)
+	n := min(len(w.cur.leaves), w.gpvBatch(refreshBatch))
 	req := &cwmp.GetParameterValues{ParameterNames: w.cur.leaves[:n:n]}
 	w.cur.leaves = w.cur.leaves[n:]
 	w.cur.req = req
@@ -1017,6 +1019,7 @@ func (w *SessionWork) End(completed bool) error {
 	}
 	w.ended = true
 	defer w.c.release(w.claimed)
+	small := w.needSmallGPV()
 	if w.cur != nil {
 		w.requeue(w.cur.t)
 		w.cur = nil
@@ -1030,7 +1033,82 @@ func (w *SessionWork) End(completed bool) error {
 	if _, err := w.commit(); err != nil {
 		return fmt.Errorf("end session of %s (completed=%v): %w", w.dev.ID, completed, err)
 	}
+	if small {
+		if err := w.c.markSmallGPV(w.dev.ID); err != nil {
+			return fmt.Errorf("end session of %s: %w", w.dev.ID, err)
+		}
+		w.dev.SmallGPV = true
+	}
 	return nil
+}
+
+// cpeLost tells End that the CPE, not the edge, ended the session early:
+// it hung up (a new Inform replaced the session) or went silent (the
+// session timed out). Not said at shutdown: the CPE did nothing wrong.
+func (w *SessionWork) cpeLost() { w.lost = true }
+
+// gpvBatch is the names per GetParameterValues for this device: def
+// (0: provision.DefaultBatchSize), at most provision.SmallBatchSize for
+// a CPE known not to take more (Device.SmallGPV).
+func (w *SessionWork) gpvBatch(def int) int {
+	if def <= 0 {
+		def = provision.DefaultBatchSize
+	}
+	if w.dev.SmallGPV {
+		return min(def, provision.SmallBatchSize)
+	}
+	return def
+}
+
+// needSmallGPV reports (before End forgets what was outstanding) whether
+// the device is to be marked SmallGPV: a run fell back to small batches
+// after a 9002/9004, or the CPE was lost with a large GetParameterValues
+// unanswered: a CPE that drops the connection or times out instead of
+// faulting would otherwise fail every bootstrap the same way.
+func (w *SessionWork) needSmallGPV() bool {
+	if w.dev.SmallGPV {
+		return false
+	}
+	for _, p := range []*provSession{w.prov, w.vtask} {
+		if p == nil {
+			continue
+		}
+		if p.run != nil && p.run.Small() {
+			return true
+		}
+		if w.lost && bigGPV(p.sent) {
+			return true
+		}
+	}
+	return w.lost && w.cur != nil && bigGPV(w.cur.req)
+}
+
+// bigGPV: m is a GetParameterValues of more than provision.SmallBatchSize
+// names.
+func bigGPV(m cwmp.Message) bool {
+	g, ok := m.(*cwmp.GetParameterValues)
+	return ok && len(g.ParameterNames) > provision.SmallBatchSize
+}
+
+// markSmallGPV sets the device's SmallGPV flag. Not synced to disk at
+// once: lost in a crash, the flag is learnt again at the next drop.
+func (c *Cache) markSmallGPV(id string) error {
+	return c.update(func(txn *badger.Txn) error {
+		var dev Device
+		switch err := getCBOR(txn, pDevice+id, &dev); {
+		case errors.Is(err, ErrNotFound):
+			return nil // deleted through the API meanwhile
+		case err != nil:
+			return fmt.Errorf("load device: %w", err)
+		case dev.SmallGPV:
+			return nil
+		}
+		dev.SmallGPV = true
+		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
+			return fmt.Errorf("store device: %w", err)
+		}
+		return nil
+	})
 }
 
 // Lingering reports whether the session, having nothing left to send,

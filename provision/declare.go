@@ -238,6 +238,11 @@ func NewRun(opts Options) *Run {
 // Now is the run's clock: its start, truncated to the millisecond.
 func (r *Run) Now() time.Time { return r.opts.Now }
 
+// Small reports whether the CPE faulted a GetParameterValues of more than
+// SmallBatchSize names with 9002 or 9004, so that the run fell back to
+// SmallBatchSize: the caller may remember it for the device's next runs.
+func (r *Run) Small() bool { return r.small }
+
 // Collector declares on one channel of a run. A script sandbox binds its
 // declare() and clear() to one; built-in provisions use Provision.
 type Collector struct {
