@@ -159,7 +159,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 	p := &provSession{
 		w:        w,
 		all:      all,
-		tree:     newCacheTree(w.c.db, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed),
+		tree:     newCacheTree(w.c.db, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed, w.freshTree),
 		now:      w.meta.Now.UTC(),
 		started:  time.Now(),
 		faulted:  faulted,

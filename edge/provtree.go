@@ -80,6 +80,17 @@ type cacheTree struct {
 	// overlay and the deletions are applied on top of the memo.
 	stored     map[string]storedNode
 	storedKids map[string][]storedKid
+	// preload: the first begin reads every stored record of the device
+	// in one scan (preloadAll), set when the session's store holds few
+	// (a bootstrap cleared it, or the device is new). A bootstrap's
+	// refresh then Puts a whole tree the store does not have; one Badger
+	// read per name, nearly all misses, cost more than the rest of the
+	// tree's work. complete: the scan ran; stored, storedKids and recs
+	// hold all the store has, and a path they lack is absent.
+	preload, complete bool
+	// recs are the paths with a stored record (complete only): commit
+	// reads back only those.
+	recs map[string]bool
 
 	// synth are the nodes the device record stands for, as GenieACS's
 	// tree has them: DeviceID.* (identity) and Events.* (when the
@@ -117,8 +128,9 @@ type ovEntry struct {
 	report bool
 }
 
-func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue) *cacheTree {
+func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue, preload bool) *cacheTree {
 	t := &cacheTree{
+		preload:    preload,
 		db:         db,
 		base:       pParam + deviceID + "/",
 		now:        now,
@@ -167,7 +179,68 @@ func informRoot(inform []cwmp.ParameterValue) string {
 func (t *cacheTree) begin() {
 	if t.txn == nil {
 		t.txn = t.db.NewTransaction(false)
+		if t.preload && !t.complete {
+			t.preloadAll()
+		}
 	}
+}
+
+// preloadAll reads every stored record of the device (see preload) into
+// the memos: each record's entry, each object without a record of its
+// own as of its first stored descendant (as firstDescendant finds it:
+// nothing is hidden or deleted yet), and the children of every object in
+// key order (as scanChildren lists them). On a read error it leaves the
+// tree incomplete, reading record by record as without preload.
+func (t *cacheTree) preloadAll() {
+	t.preload = false
+	prefix := []byte(t.base)
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = false
+	o.Prefix = prefix
+	it := t.txn.NewIterator(o)
+	defer it.Close()
+	stored := map[string]storedNode{}
+	kids := map[string][]storedKid{}
+	recs := map[string]bool{}
+	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
+		path := string(it.Item().Key()[len(prefix):])
+		var r paramRec
+		if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
+			return
+		}
+		e := t.entry(path, &r)
+		stored[path], recs[path] = storedNode{e, true}, true
+		if !isObjectPath(path) {
+			kids[parentOf(path)] = append(kids[parentOf(path)], storedKid{path: path, e: e})
+		} else if _, ok := kids[path]; !ok {
+			kids[path] = nil
+		}
+		// The ancestors (and an object with a record, itself) become
+		// their parents' object children when first seen.
+		ts := t.now
+		if r.Timestamp != 0 {
+			ts = time.Unix(0, r.Timestamp)
+		}
+		for obj := path; obj != ""; {
+			if !isObjectPath(obj) {
+				obj = parentOf(obj)
+				continue
+			}
+			if _, ok := stored[obj]; !ok {
+				stored[obj] = storedNode{provision.Entry{Path: obj, Object: true, PathTime: ts}, true}
+			}
+			parent := parentOf(obj)
+			if seen := kids[parent]; len(seen) > 0 && seen[len(seen)-1].path == obj {
+				break // and so were its ancestors
+			}
+			kids[parent] = append(kids[parent], storedKid{path: obj, obj: true})
+			if _, ok := kids[obj]; !ok {
+				kids[obj] = nil
+			}
+			obj = parent
+		}
+	}
+	t.stored, t.storedKids, t.recs, t.complete = stored, kids, recs, true
 }
 
 // end discards it.
@@ -317,7 +390,7 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 	if n, ok := t.stored[path]; ok {
 		return n.e, n.ok
 	}
-	if t.txn == nil {
+	if t.txn == nil || t.complete {
 		return provision.Entry{}, false
 	}
 	var n storedNode
@@ -403,7 +476,7 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 
 func (t *cacheTree) storedChildren(path string, fn func(provision.Entry) bool) bool {
 	kids, ok := t.storedKids[path]
-	if !ok {
+	if !ok && !t.complete {
 		kids = t.scanChildren(path)
 		t.storedKids[path] = kids
 	}
@@ -607,7 +680,10 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			continue
 		}
 		var r paramRec
-		if err := getCBOR(txn, key, &r); err != nil && !errors.Is(err, ErrNotFound) {
+		if t.complete && !t.recs[p] {
+			// Not stored when the session began, and only the session
+			// writes its device's parameters: nothing to read back.
+		} else if err := getCBOR(txn, key, &r); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		r.Flags &= flagAttrKnown // attributes are not the engine's

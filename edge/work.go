@@ -69,6 +69,10 @@ type SessionWork struct {
 
 	// informed is the Inform's ParameterList: values the CPE just sent.
 	informed []cwmp.ParameterValue
+	// freshTree: the device's stored tree is no more than the Inform's
+	// values (a bootstrap cleared it, or the device is new), so the
+	// presets' tree reads it whole at once (cacheTree.preload).
+	freshTree bool
 	// prov runs the device's presets once its tasks are done (provision.go);
 	// provDone: they ran, or none applies.
 	prov     *provSession
@@ -268,7 +272,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	}
 	d := dev
 	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
-		informed: inf.ParameterList, diagComplete: diagDone}, nil
+		informed: inf.ParameterList, diagComplete: diagDone, freshTree: bootstrap || created}, nil
 }
 
 // informNeedsSync reports whether an Inform carries an event the CPE will
