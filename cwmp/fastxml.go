@@ -169,6 +169,10 @@ func fastParse(data []byte, maxDepth int) (*etree.Document, bool) {
 type fastParser struct {
 	data []byte
 	i    int
+	// names interns the document's element and attribute names: a
+	// GetParameterValuesResponse repeats the same few hundreds of times,
+	// and a string allocation each cost more than the lookup.
+	names map[string]string
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -209,7 +213,15 @@ func (p *fastParser) name() (string, bool) {
 	if len(n) == 0 || colons > 1 || n[0] == ':' || n[len(n)-1] == ':' {
 		return "", false
 	}
-	return string(n), true
+	if s, ok := p.names[string(n)]; ok {
+		return s, true
+	}
+	if p.names == nil {
+		p.names = make(map[string]string, 16)
+	}
+	s := string(n)
+	p.names[s] = s
+	return s, true
 }
 
 func splitName(n string) (space, local string) {

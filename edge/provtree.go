@@ -64,6 +64,10 @@ type cacheTree struct {
 
 	over map[string]*ovEntry
 	kids map[string]map[string]struct{} // overlay children (not deleted) by parent path
+	// kidsSorted memoizes Children's sorted list of kids[parent] (the
+	// engine walks the refreshed tree after every answer); a change of
+	// kids[parent] drops it.
+	kidsSorted map[string][]string
 	// gone are the objects deleted in this session: stored nodes at and
 	// below them are hidden (the overlay may hold new ones).
 	gone map[string]bool
@@ -137,6 +141,7 @@ func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inf
 		informed:   make(map[string]bool, len(inform)),
 		over:       map[string]*ovEntry{},
 		kids:       map[string]map[string]struct{}{},
+		kidsSorted: map[string][]string{},
 		gone:       map[string]bool{},
 		stored:     map[string]storedNode{},
 		storedKids: map[string][]storedKid{},
@@ -456,15 +461,15 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 	if t.txn != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
 		return
 	}
-	kids := t.kids[path]
-	if len(kids) == 0 {
-		return
+	names, ok := t.kidsSorted[path]
+	if !ok {
+		kids := t.kids[path]
+		if len(kids) == 0 {
+			return
+		}
+		names = slices.Sorted(maps.Keys(kids))
+		t.kidsSorted[path] = names
 	}
-	names := make([]string, 0, len(kids))
-	for k := range kids {
-		names = append(names, k)
-	}
-	slices.Sort(names)
 	for _, k := range names {
 		if o := t.over[k]; o != nil && !o.deleted {
 			if !fn(o.e) {
@@ -580,7 +585,10 @@ func (t *cacheTree) own(path string) *ovEntry {
 			k = map[string]struct{}{}
 			t.kids[parent] = k
 		}
-		k[path] = struct{}{}
+		if _, ok := k[path]; !ok {
+			k[path] = struct{}{}
+			delete(t.kidsSorted, parent)
+		}
 	}
 	return o
 }
@@ -595,10 +603,12 @@ func (t *cacheTree) Delete(path string) {
 		o := t.own(path)
 		o.deleted, o.dirty, o.report = true, false, false
 		delete(t.kids[parentOf(path)], path)
+		delete(t.kidsSorted, parentOf(path))
 		return
 	}
 	if path != "" {
 		delete(t.kids[parentOf(path)], path)
+		delete(t.kidsSorted, parentOf(path))
 	}
 	t.dropOverlay(path)
 	t.gone[path] = true
@@ -616,6 +626,7 @@ func (t *cacheTree) dropOverlay(obj string) {
 		delete(t.over, k)
 	}
 	delete(t.kids, obj)
+	delete(t.kidsSorted, obj)
 	delete(t.over, obj)
 }
 
