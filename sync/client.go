@@ -295,6 +295,10 @@ func (c *Client) heartbeat(ctx context.Context, ctl *quic.Stream, r *frameReader
 	}
 }
 
+// ackDeleteDelay is how long the uplink's deleter lets acknowledgements
+// gather before it deletes what they cover.
+const ackDeleteDelay = 200 * time.Millisecond
+
 // uplink sends the outbox oldest first, at most UpInflight batches ahead
 // of the core's acknowledgements, and deletes what the core acknowledged.
 // An ack frees its batch's slot as soon as it arrives; the deletes run on
@@ -316,6 +320,17 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 			case <-dctx.Done():
 				return
 			case <-deleteNow:
+			}
+			// Let the acks of a drain gather: one delete transaction per
+			// ackDeleteDelay instead of one per batch. Each commit holds up
+			// every read transaction a CPE session opens meanwhile (Badger
+			// makes a reader wait for the commits before it), and a late
+			// delete loses nothing: the core applied those records, and a
+			// resend of one is a no-op there.
+			select {
+			case <-dctx.Done():
+				return
+			case <-time.After(ackDeleteDelay):
 			}
 			if x := toDelete.Swap(0); x > 0 {
 				if err := c.cfg.Outbox.AckOutbox(x); err != nil {
