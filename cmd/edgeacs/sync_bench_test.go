@@ -27,7 +27,8 @@ package main
 // EDGEACS_BENCH_IDLE sets the idle measurement window (default 5s);
 // EDGEACS_BENCH_SESSIONS=0 drains with no session load (to see the link's
 // own rate); EDGEACS_BENCH_DRAIN_PROFILE=FILE writes a CPU profile of the
-// drain window alone to FILE.<sub-benchmark> (not with -cpuprofile);
+// drain window alone to FILE.<sub-benchmark>.1 (first half of the
+// backlog) and .2 (second half) (not with -cpuprofile);
 // EDGEACS_BENCH_DRAIN_TRACE=FILE writes an execution trace of it to
 // FILE.<sub-benchmark>;
 // EDGEACS_BENCH_LOG=1 sends the nodes' logs to stderr. Goroutines carry
@@ -724,7 +725,8 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			}
 			last := lastOutboxSeq(b, cache)
 			acked0 := acked()
-			stopProfile, stopTrace := drainProfile(b), drainTrace(b)
+			halfway, stopProfile := drainProfile(b)
+			stopTrace := drainTrace(b)
 
 			var idx0 uint64
 			var ap0 applyStats
@@ -752,7 +754,14 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			} else {
 				poll = 20 * time.Millisecond // each poll is an API call
 			}
-			for acked() < last {
+			for {
+				a := acked()
+				if a >= last {
+					break
+				}
+				if a >= acked0+(last-acked0)/2 {
+					halfway()
+				}
 				if time.Now().After(deadline) {
 					b.Fatalf("drain: uplinkAcked %d of %d after %v", acked(), last, time.Since(start))
 				}
@@ -849,27 +858,54 @@ func cpuTime() time.Duration {
 }
 
 // drainProfile starts a CPU profile of the drain window when
-// EDGEACS_BENCH_DRAIN_PROFILE names a file; the returned func stops it.
-func drainProfile(b *testing.B) func() {
+// EDGEACS_BENCH_DRAIN_PROFILE names a file, in two halves: FILE.<sub>.1
+// until half of the backlog is acknowledged (halfway), FILE.<sub>.2 from
+// there, so that what grows with the backlog shows as the difference.
+// stop ends it.
+func drainProfile(b *testing.B) (halfway, stop func()) {
 	path := os.Getenv("EDGEACS_BENCH_DRAIN_PROFILE")
 	if path == "" {
-		return func() {}
+		return func() {}, func() {}
 	}
 	path += "." + filepath.Base(b.Name())
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
+	var f *os.File
+	part := 0
+	next := func() bool {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			b.Logf("drain CPU profile in %s.%d", path, part)
+			f = nil
+		}
+		if part == 2 {
+			return false
+		}
+		part++
+		var err error
+		if f, err = os.Create(fmt.Sprintf("%s.%d", path, part)); err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			f = nil
+			b.Logf("no drain profile: %v", err)
+			return false
+		}
+		return true
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		b.Logf("no drain profile: %v", err)
-		return func() {}
+	if !next() {
+		return func() {}, func() {}
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-		b.Logf("drain CPU profile in %s", path)
-	}
+			if part == 1 && f != nil {
+				next()
+			}
+		}, func() {
+			if f != nil {
+				part = 2
+				next()
+			}
+		}
 }
 
 // drainTrace starts an execution trace of the drain window when
