@@ -34,6 +34,9 @@ type ClientConfig struct {
 	UpBatch      int
 	UpBatchBytes int
 	UpInflight   int
+	// UpPlain sends uplink batches uncompressed even to a core that reads
+	// S2-compressed ones (tests of the plain form).
+	UpPlain bool
 	// BackoffMin and BackoffMax bound the jittered exponential wait between
 	// connection attempts. Zero means 100 ms and 30 s.
 	BackoffMin time.Duration
@@ -242,7 +245,8 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 		}()
 	}
 	run(func(ctx context.Context) error { return c.heartbeat(ctx, ctl, ctlR) })
-	run(func(ctx context.Context) error { return c.uplink(ctx, up, f.Seq) })
+	compress := f.ReadsS2 && !c.cfg.UpPlain
+	run(func(ctx context.Context) error { return c.uplink(ctx, up, f.Seq, compress) })
 	run(func(ctx context.Context) error { return c.downlink(ctx, down) })
 	select {
 	case <-sctx.Done():
@@ -304,7 +308,7 @@ const ackDeleteDelay = 200 * time.Millisecond
 // An ack frees its batch's slot as soon as it arrives; the deletes run on
 // their own goroutine, one for all the acks that came in while the last
 // one ran, so the next batch does not wait for the edge's disk.
-func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error {
+func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64, compress bool) error {
 	slots := make(chan struct{}, c.cfg.UpInflight)
 	errc := make(chan error, 3) // ack reader, deleter, producer
 	// toDelete holds the highest sequence acknowledged and not yet
@@ -383,7 +387,7 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 	go func() {
 		defer close(producerDone)
 		if err := c.produceUplink(pctx, acked, func(b []fleet.SeqRecord) error {
-			fr, err := encodeFrame(&frame{T: fUpBatch, Up: b})
+			fr, err := encodeUpBatch(b, compress)
 			if err != nil {
 				return err
 			}
