@@ -31,6 +31,8 @@ package main
 // backlog) and .2 (second half) (not with -cpuprofile);
 // EDGEACS_BENCH_DRAIN_TRACE=FILE writes an execution trace of it to
 // FILE.<sub-benchmark>;
+// EDGEACS_BENCH_CORE=proc runs the three core nodes in a child process,
+// optionally pinned (EDGEACS_BENCH_CORE_CPUS; see sync_bench_proc_test.go);
 // EDGEACS_BENCH_LOG=1 sends the nodes' logs to stderr. Goroutines carry
 // the pprof label side=core|edge|cpe|fill, so `go tool pprof -tags` splits
 // any CPU profile of these benchmarks by who spent it.
