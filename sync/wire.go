@@ -96,7 +96,7 @@ type frame struct {
 
 // encodeUpBatch is the frame of one uplink batch, its records
 // S2-compressed when compress is set. Deltas repeat the same long
-// parameter names, so a batch shrinks several times over: that many fewer
+// parameter names, so a batch shrinks about tenfold: that many fewer
 // QUIC packets to encrypt, pace, send, acknowledge and decrypt on both
 // sides, and on a loaded machine the edge's paced QUIC sends were what
 // bounded a drain.
