@@ -301,7 +301,7 @@ func (c *Client) heartbeat(ctx context.Context, ctl *quic.Stream, r *frameReader
 
 // ackDeleteDelay is how long the uplink's deleter lets acknowledgements
 // gather before it deletes what they cover.
-const ackDeleteDelay = 200 * time.Millisecond
+const ackDeleteDelay = 50 * time.Millisecond
 
 // uplink sends the outbox oldest first, at most UpInflight batches ahead
 // of the core's acknowledgements, and deletes what the core acknowledged.
