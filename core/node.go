@@ -395,7 +395,15 @@ func New(cfg Config, logger *slog.Logger) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("check raft state: %w", err)
 	}
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snaps, n.trans); err != nil {
+	// Recent entries are kept decoded in memory: the leader reads each
+	// entry back to replicate it and a follower to apply it, and from the
+	// store that is a Badger read and an S2 decode of up to a MiB per
+	// entry, on every node, for every uplink batch of a drain.
+	cached, err := raft.NewLogCache(raftLogCacheEntries, n.logs)
+	if err != nil {
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
+	if n.raft, err = raft.NewRaft(rc, n.fsm, cached, n.logs, n.snaps, n.trans); err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	undo = append(undo, func() { n.raft.Shutdown().Error() })
@@ -673,6 +681,13 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// raftLogCacheEntries is how many of the newest raft entries each node
+// keeps in memory (raft.LogCache): more than the uplink batches of a link
+// in flight and a replication round, so replicating and applying an entry
+// never reads it back from the store. At up to about a MiB per entry it
+// bounds the cache at tens of MiB.
+const raftLogCacheEntries = 32
 
 // Apply proposes one command through the batcher. It must run on the leader.
 func (n *Node) Apply(ctx context.Context, cmd Command) Result {

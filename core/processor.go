@@ -659,10 +659,12 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if err := checkName("device ID", dd.Device); err != nil {
 		return err
 	}
-	err := deltaParams(c, func(name, _, _ []byte) error {
+	encSize := 0 // of the parameters' encodeParamParts forms, all together
+	err := deltaParams(c, func(name, value, typ []byte) error {
 		if len(name) == 0 || name[len(name)-1] == '.' {
 			return fmt.Errorf("%w: delta for %s: bad parameter name %q", ErrBadRequest, dd.Device, name)
 		}
+		encSize += 10 + min(len(typ), 255) + len(value)
 		return nil
 	})
 	if err != nil {
@@ -734,8 +736,13 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 			return storageError{err}
 		}
 	}
+	// One buffer for every parameter's encoded form (one allocation per
+	// delta, not one per parameter); each entry is capped at its end.
+	encBuf := make([]byte, 0, encSize)
 	_ = deltaParams(c, func(name, value, typ []byte) error {
-		ov = ov.set(name, encodeParamParts(stamp, typ, value))
+		start := len(encBuf)
+		encBuf = appendParamParts(encBuf, stamp, typ, value)
+		ov = ov.set(name, encBuf[start:len(encBuf):len(encBuf)])
 		return nil
 	})
 	if len(dd.History) > 0 {

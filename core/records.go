@@ -120,10 +120,14 @@ func encodeParam(p Param) []byte {
 // encodeParamParts encodes a parameter from strings or from bytes still
 // in a log entry.
 func encodeParamParts[S ~string | ~[]byte](updated time.Time, typ, value S) []byte {
+	return appendParamParts(make([]byte, 0, 10+min(len(typ), 255)+len(value)), updated, typ, value)
+}
+
+// appendParamParts appends encodeParamParts's form to b.
+func appendParamParts[S ~string | ~[]byte](b []byte, updated time.Time, typ, value S) []byte {
 	if len(typ) > 255 {
 		typ = typ[:255]
 	}
-	b := make([]byte, 0, 10+len(typ)+len(value))
 	b = append(b, paramFormat)
 	b = binary.BigEndian.AppendUint64(b, uint64(updated.UnixNano()))
 	b = append(b, byte(len(typ)))
@@ -374,7 +378,20 @@ func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	if !withOverlay {
 		return nil, nil
 	}
+	// Counted first, so that the overlay is one allocation: growing it
+	// entry by entry was most of what decoding a device cost, and every
+	// delta decodes one.
+	count := devReader{b: r.b}
+	n := 0
+	for len(count.b) > 0 && !count.bad {
+		count.bytes()
+		count.bytes()
+		n++
+	}
 	var ov overlay
+	if n > 0 {
+		ov = make(overlay, 0, n)
+	}
 	for len(r.b) > 0 && !r.bad {
 		name := r.bytes()
 		ov = append(ov, overlayParam{name: name, enc: r.bytes()})

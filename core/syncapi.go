@@ -140,7 +140,7 @@ func (n *Node) SubmitUplink(ctx context.Context, edge string, prev uint64, recs 
 		c := chunk{recs: recs[start:min(start+n.cfg.MaxBatch, len(recs))]}
 		cmds := make([]Command, len(c.recs))
 		for i, r := range c.recs {
-			cmds[i] = Command{Op: OpUplink, Time: now, Edge: edge, Seq: r.Seq, Prev: prev, Record: r.Data}
+			cmds[i] = Command{Op: OpUplink, Time: now, Edge: edge, Seq: r.Seq, Prev: prev, Record: r.Data, uplinkOnly: true}
 			prev = r.Seq
 		}
 		if c.p, err = n.batch.submit(ctx, cmds); err != nil {

@@ -341,7 +341,11 @@ func (c *Cache) ReadOutbox(after uint64, n int) ([]fleet.SeqRecord, error) {
 	err := o.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = []byte(pOutbox)
-		opts.PrefetchSize = min(n, 100)
+		// No prefetching: it copies each value once more (ValueCopy
+		// below is the one copy needed), and records are inline in the
+		// LSM tree (the value log holds only values over 1 MiB), so
+		// there is hardly a value-log read to overlap.
+		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Seek(outboxKey(after + 1)); it.Valid() && len(out) < n; it.Next() {

@@ -34,6 +34,9 @@ type ClientConfig struct {
 	UpBatch      int
 	UpBatchBytes int
 	UpInflight   int
+	// UpPlain sends uplink batches uncompressed even to a core that reads
+	// S2-compressed ones (tests of the plain form).
+	UpPlain bool
 	// BackoffMin and BackoffMax bound the jittered exponential wait between
 	// connection attempts. Zero means 100 ms and 30 s.
 	BackoffMin time.Duration
@@ -242,7 +245,8 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 		}()
 	}
 	run(func(ctx context.Context) error { return c.heartbeat(ctx, ctl, ctlR) })
-	run(func(ctx context.Context) error { return c.uplink(ctx, up, f.Seq) })
+	compress := f.ReadsS2 && !c.cfg.UpPlain
+	run(func(ctx context.Context) error { return c.uplink(ctx, up, f.Seq, compress) })
 	run(func(ctx context.Context) error { return c.downlink(ctx, down) })
 	select {
 	case <-sctx.Done():
@@ -295,12 +299,16 @@ func (c *Client) heartbeat(ctx context.Context, ctl *quic.Stream, r *frameReader
 	}
 }
 
+// ackDeleteDelay is how long the uplink's deleter lets acknowledgements
+// gather before it deletes what they cover.
+const ackDeleteDelay = 50 * time.Millisecond
+
 // uplink sends the outbox oldest first, at most UpInflight batches ahead
 // of the core's acknowledgements, and deletes what the core acknowledged.
 // An ack frees its batch's slot as soon as it arrives; the deletes run on
 // their own goroutine, one for all the acks that came in while the last
 // one ran, so the next batch does not wait for the edge's disk.
-func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error {
+func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64, compress bool) error {
 	slots := make(chan struct{}, c.cfg.UpInflight)
 	errc := make(chan error, 3) // ack reader, deleter, producer
 	// toDelete holds the highest sequence acknowledged and not yet
@@ -316,6 +324,17 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 			case <-dctx.Done():
 				return
 			case <-deleteNow:
+			}
+			// Let the acks of a drain gather: one delete transaction per
+			// ackDeleteDelay instead of one per batch. Each commit holds up
+			// every read transaction a CPE session opens meanwhile (Badger
+			// makes a reader wait for the commits before it), and a late
+			// delete loses nothing: the core applied those records, and a
+			// resend of one is a no-op there.
+			select {
+			case <-dctx.Done():
+				return
+			case <-time.After(ackDeleteDelay):
 			}
 			if x := toDelete.Swap(0); x > 0 {
 				if err := c.cfg.Outbox.AckOutbox(x); err != nil {
@@ -368,7 +387,7 @@ func (c *Client) uplink(ctx context.Context, s *quic.Stream, acked uint64) error
 	go func() {
 		defer close(producerDone)
 		if err := c.produceUplink(pctx, acked, func(b []fleet.SeqRecord) error {
-			fr, err := encodeFrame(&frame{T: fUpBatch, Up: b})
+			fr, err := encodeUpBatch(b, compress)
 			if err != nil {
 				return err
 			}

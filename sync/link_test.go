@@ -771,6 +771,11 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 		f.Add(b.Bytes())
 	}
+	packed, err := encodeUpBatch([]fleet.SeqRecord{{Seq: 1, Data: []byte("x")}, {Seq: 2, Data: []byte("xx")}}, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(packed)
 	f.Add([]byte{0, 0, 0, 1, 0xff})
 	f.Add([]byte{0x7f, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {

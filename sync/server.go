@@ -289,7 +289,7 @@ func (s *Server) handle(ctx context.Context, conn *quic.Conn) {
 		s.log.Warn("could not record the edge's address", "edge", name, "err", err)
 	}
 	acancel()
-	if err := writeFrame(ctl, &frame{T: fWelcome, Seq: st.UplinkAcked}); err != nil {
+	if err := writeFrame(ctl, &frame{T: fWelcome, Seq: st.UplinkAcked, ReadsS2: true}); err != nil {
 		s.log.Warn("edge welcome failed", "edge", name, "err", err)
 		_ = conn.CloseWithError(codeClosed, "")
 		return

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/edgeacs/edgeacs/fleet"
 )
 
@@ -83,6 +85,30 @@ type frame struct {
 	Offset  int64              `cbor:"12,keyasint,omitempty"` // where a blob fetch starts
 	Size    int64              `cbor:"13,keyasint,omitempty"` // a blob's whole size
 	Missing bool               `cbor:"14,keyasint,omitempty"` // error frame: the core has no such blob
+	// UpS2 is an uplink batch's records (Up) as their CBOR array,
+	// S2-compressed (see encodeUpBatch); decodeFrame restores Up from it.
+	UpS2 []byte `cbor:"55,keyasint,omitempty"`
+	// ReadsS2 is the welcome's: this core reads UpS2 batches. An edge
+	// sends them only to a core that says so (an older one would close
+	// the link on a frame with no records).
+	ReadsS2 bool `cbor:"56,keyasint,omitempty"`
+}
+
+// encodeUpBatch is the frame of one uplink batch, its records
+// S2-compressed when compress is set. Deltas repeat the same long
+// parameter names, so a batch shrinks about tenfold: that many fewer
+// QUIC packets to encrypt, pace, send, acknowledge and decrypt on both
+// sides, and on a loaded machine the edge's paced QUIC sends were what
+// bounded a drain.
+func encodeUpBatch(recs []fleet.SeqRecord, compress bool) ([]byte, error) {
+	if !compress {
+		return encodeFrame(&frame{T: fUpBatch, Up: recs})
+	}
+	raw, err := fleet.CBOR.Enc.Marshal(recs)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s records: %w", fUpBatch, err)
+	}
+	return encodeFrame(&frame{T: fUpBatch, UpS2: s2.Encode(nil, raw)})
 }
 
 // writeFrame encodes f and writes it with its length prefix in one Write.
@@ -157,6 +183,27 @@ func decodeFrame(b []byte) (*frame, error) {
 	}
 	if f.Offset < 0 || f.Size < 0 {
 		return nil, fmt.Errorf("%w: negative blob offset %d or size %d", ErrProtocol, f.Offset, f.Size)
+	}
+	if len(f.UpS2) > 0 {
+		if f.T != fUpBatch || len(f.Up) > 0 {
+			return nil, fmt.Errorf("%w: compressed records in a %s frame that has %d plain ones", ErrProtocol, f.T, len(f.Up))
+		}
+		// Bounded like a frame before anything is allocated for it.
+		n, err := s2.DecodedLen(f.UpS2)
+		if err != nil {
+			return nil, fmt.Errorf("%w: compressed uplink records: %v", ErrProtocol, err)
+		}
+		if n > MaxFrame {
+			return nil, fmt.Errorf("%w: compressed uplink records of %d bytes over the %d limit", ErrProtocol, n, MaxFrame)
+		}
+		raw, err := s2.Decode(nil, f.UpS2)
+		if err != nil {
+			return nil, fmt.Errorf("%w: compressed uplink records: %v", ErrProtocol, err)
+		}
+		if err := fleet.CBOR.Dec.Unmarshal(raw, &f.Up); err != nil {
+			return nil, fmt.Errorf("%w: undecodable compressed uplink records: %v", ErrProtocol, err)
+		}
+		f.UpS2 = nil
 	}
 	for _, r := range f.Up {
 		if r.Seq == 0 {

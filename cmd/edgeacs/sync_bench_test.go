@@ -27,9 +27,12 @@ package main
 // EDGEACS_BENCH_IDLE sets the idle measurement window (default 5s);
 // EDGEACS_BENCH_SESSIONS=0 drains with no session load (to see the link's
 // own rate); EDGEACS_BENCH_DRAIN_PROFILE=FILE writes a CPU profile of the
-// drain window alone to FILE.<sub-benchmark> (not with -cpuprofile);
+// drain window alone to FILE.<sub-benchmark>.1 (first half of the
+// backlog) and .2 (second half) (not with -cpuprofile);
 // EDGEACS_BENCH_DRAIN_TRACE=FILE writes an execution trace of it to
 // FILE.<sub-benchmark>;
+// EDGEACS_BENCH_CORE=proc runs the three core nodes in a child process,
+// optionally pinned (EDGEACS_BENCH_CORE_CPUS; see sync_bench_proc_test.go);
 // EDGEACS_BENCH_LOG=1 sends the nodes' logs to stderr. Goroutines carry
 // the pprof label side=core|edge|cpe|fill, so `go tool pprof -tags` splits
 // any CPU profile of these benchmarks by who spent it.
@@ -65,6 +68,7 @@ import (
 	"github.com/edgeacs/edgeacs/edge"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/leakcheck"
+	"github.com/edgeacs/edgeacs/provision/preset"
 	"github.com/edgeacs/edgeacs/sim"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
 )
@@ -148,7 +152,7 @@ func (t *timedCore) stats() applyStats {
 	return applyStats{t.calls.Load(), t.records.Load(), t.nanos.Load()}
 }
 
-func startBenchCore(b *testing.B, cfg core.Config, log *slog.Logger) *benchCore {
+func startBenchCore(b testing.TB, cfg core.Config, log *slog.Logger) *benchCore {
 	b.Helper()
 	defer profileSide("core", "node", cfg.ID)()
 	var np atomic.Pointer[core.Node]
@@ -229,7 +233,7 @@ func (c *benchCluster) leaderID() string {
 // startBenchCluster makes a cluster CA with certificates for three cores
 // and the edge, bootstraps n1 and joins n2 and n3 through its API, with
 // production raft settings (fsync on unless noSync).
-func startBenchCluster(b *testing.B, noSync bool, log *slog.Logger) *benchCluster {
+func startBenchCluster(b testing.TB, noSync bool, log *slog.Logger) *benchCluster {
 	b.Helper()
 	caDir := filepath.Join(b.TempDir(), "ca")
 	if err := fleetsync.InitCA(caDir); err != nil {
@@ -287,7 +291,33 @@ func startBenchCluster(b *testing.B, noSync bool, log *slog.Logger) *benchCluste
 	for _, n := range c.nodes {
 		waitSecret(b, n.node)
 	}
+	// Plain sessions are an Inform and an empty POST, nothing more (as in
+	// edge's BenchmarkPlainSessions): the cluster's default presets would
+	// make every first session a provisioning conversation the
+	// hand-rolled CPEs do not hold. startBenchEdge hands the edge this
+	// state of the fleet-wide log.
+	benchWait(b, "default presets seeded", 30*time.Second, c.leader.node.FSM().PresetsSeeded)
+	for _, name := range []string{preset.DefaultBootstrap, preset.DefaultInform} {
+		if r := c.leader.node.Apply(context.Background(), core.Command{Op: core.OpDeletePreset, Name: name}); r.Err != nil {
+			b.Fatalf("delete preset %s: %v", name, r.Err)
+		}
+	}
 	return c
+}
+
+// edgeStart is what an edge needs from the cluster before its link comes
+// up: the leader's sync address, the CA, and the fleet-wide downlink the
+// link would deliver first (the presets deleted, the tokens), which
+// startBenchEdge stores as the sync client does, so that the edge runs
+// the core's presets (none) rather than its interim defaults while its
+// link is down.
+func (c *benchCluster) edgeStart(b testing.TB) (coreSync, caDir string, down []fleet.DownRecord) {
+	b.Helper()
+	down, err := c.leader.node.Downlink(benchEdgeID, 0, 0, 1<<16)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c.leader.sync, c.caDir, down
 }
 
 // ---- the edge --------------------------------------------------------------
@@ -320,14 +350,14 @@ type benchEdge struct {
 // startBenchEdge runs an edge (not standalone) wired as `edgeacs edge`
 // wires it: edgeSyncTLS, newEdgeUplink, SetUplink. Its link stays down
 // until openLink.
-func startBenchEdge(b *testing.B, c *benchCluster, log *slog.Logger) *benchEdge {
+func startBenchEdge(b *testing.B, coreSync, caDir string, down []fleet.DownRecord, log *slog.Logger) *benchEdge {
 	b.Helper()
 	defer profileSide("edge")()
 	cfg := edge.Config{
 		ID: benchEdgeID, DataDir: b.TempDir(),
 		CWMPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		CPEAuth: edge.AuthDigest, Username: benchUser, Password: benchPass,
-		Core: []string{c.leader.sync}, CADir: c.caDir,
+		Core: []string{coreSync}, CADir: caDir,
 		ShutdownTimeout: 2 * time.Second,
 	}
 	tlsConf, err := edgeSyncTLS(cfg)
@@ -371,6 +401,9 @@ func startBenchEdge(b *testing.B, c *benchCluster, log *slog.Logger) *benchEdge 
 		})
 	}
 	b.Cleanup(e.stop)
+	if err := node.Cache().StoreDownlink(down); err != nil {
+		b.Fatal(err)
+	}
 	return e
 }
 
@@ -651,8 +684,31 @@ func BenchmarkUplinkDrain(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			benchNoLeaks(b)
 			log := benchLog()
-			c := startBenchCluster(b, mode.noSync, log)
-			e := startBenchEdge(b, c, log)
+			// c is the in-process cluster; with EDGEACS_BENCH_CORE=proc
+			// the cluster is a child process (pc) and only its API and
+			// its CPU time are seen from here.
+			var (
+				c        *benchCluster
+				pc       *procCluster
+				coreSync string
+				caDir    string
+				down     []fleet.DownRecord
+				acked    func() uint64
+				apiAddr  string
+				childCPU = func() time.Duration { return 0 }
+			)
+			if os.Getenv("EDGEACS_BENCH_CORE") == "proc" {
+				pc = startProcCluster(b, mode.noSync)
+				coreSync, caDir, down, apiAddr = pc.info.LeaderSync, pc.info.CADir, pc.down, pc.info.LeaderAPI
+				acked = func() uint64 { return procAcked(b, apiAddr) }
+				childCPU = pc.cpuTime
+			} else {
+				c = startBenchCluster(b, mode.noSync, log)
+				coreSync, caDir, down = c.edgeStart(b)
+				apiAddr = c.nodes[0].node.APIAddr() // a follower forwards to the leader
+				acked = func() uint64 { return benchAcked(b, c) }
+			}
+			e := startBenchEdge(b, coreSync, caDir, down, log)
 			cache := e.node.Cache()
 
 			p := newPlainCPEs(b, e.acs, benchSessDevs)
@@ -670,12 +726,17 @@ func BenchmarkUplinkDrain(b *testing.B) {
 				idleRate = load.rate(idle)
 			}
 			last := lastOutboxSeq(b, cache)
-			acked0 := benchAcked(b, c)
-			stopProfile, stopTrace := drainProfile(b), drainTrace(b)
+			acked0 := acked()
+			halfway, stopProfile := drainProfile(b)
+			stopTrace := drainTrace(b)
 
-			idx0, ap0 := c.leader.node.FSM().AppliedIndex(), c.applyStats()
+			var idx0 uint64
+			var ap0 applyStats
+			if c != nil {
+				idx0, ap0 = c.leader.node.FSM().AppliedIndex(), c.applyStats()
+			}
 			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0, childCPU0 := time.Now(), cpuTime(), childCPU()
 			var s0 int64
 			if withLoad {
 				s0 = load.done.Load()
@@ -685,24 +746,44 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			// Leader changes during the drain are counted: under this
 			// load on two cores, with production raft timeouts, an
 			// election can happen, and it costs the drain seconds.
-			leader, leaderChanges := c.leaderID(), 0
-			if leader != c.leader.node.ID() {
-				b.Logf("leader changed from %s to %q before the drain (during the fill or the idle window)", c.leader.node.ID(), leader)
-			}
-			for benchAcked(b, c) < last {
-				if time.Now().After(deadline) {
-					b.Fatalf("drain: uplinkAcked %d of %d after %v", benchAcked(b, c), last, time.Since(start))
+			// (Not tracked with the cluster in a child process.)
+			leader, leaderChanges, poll := "", 0, 5*time.Millisecond
+			if c != nil {
+				leader = c.leaderID()
+				if leader != c.leader.node.ID() {
+					b.Logf("leader changed from %s to %q before the drain (during the fill or the idle window)", c.leader.node.ID(), leader)
 				}
-				time.Sleep(5 * time.Millisecond)
+			} else {
+				poll = 20 * time.Millisecond // each poll is an API call
+			}
+			for {
+				a := acked()
+				if a >= last {
+					break
+				}
+				if a >= acked0+(last-acked0)/2 {
+					halfway()
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("drain: uplinkAcked %d of %d after %v", acked(), last, time.Since(start))
+				}
+				time.Sleep(poll)
+				if c == nil {
+					continue
+				}
 				if l := c.leaderID(); l != "" && l != leader {
 					b.Logf("leader changed from %q to %q after %v of the drain", leader, l, time.Since(start).Round(time.Millisecond))
 					leader = l
 					leaderChanges++
 				}
 			}
-			took, cpu := time.Since(start), cpuTime()-cpu0
-			entries, ap := c.leader.node.FSM().AppliedIndex()-idx0, c.applyStats()
-			ap.calls, ap.records, ap.nanos = ap.calls-ap0.calls, ap.records-ap0.records, ap.nanos-ap0.nanos
+			took, cpu, coreCPU := time.Since(start), cpuTime()-cpu0, childCPU()-childCPU0
+			var entries uint64
+			var ap applyStats
+			if c != nil {
+				entries, ap = c.leader.node.FSM().AppliedIndex()-idx0, c.applyStats()
+				ap.calls, ap.records, ap.nanos = ap.calls-ap0.calls, ap.records-ap0.records, ap.nanos-ap0.nanos
+			}
 			during := 0.0
 			if withLoad {
 				during = float64(load.done.Load()-s0) / took.Seconds()
@@ -715,7 +796,7 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			}
 
 			// The same answer through the API the operator uses.
-			ev := benchEdgeView(b, c.nodes[0].node.APIAddr()) // a follower forwards to the leader
+			ev := benchEdgeView(b, apiAddr)
 			if ev.UplinkAcked < last {
 				b.Errorf("GET /api/v1/edges: uplinkAcked %d, want ≥ %d", ev.UplinkAcked, last)
 			}
@@ -729,10 +810,16 @@ func BenchmarkUplinkDrain(b *testing.B) {
 			// CPU of the whole process (3 cores, the edge, the CPE
 			// clients) over the drain, in cores: 2 is all of this box.
 			b.ReportMetric(cpu.Seconds()/took.Seconds(), "cpu-cores")
+			if pc != nil {
+				// This process is then the edge and the CPEs; the
+				// cluster's CPU is its child's.
+				b.ReportMetric(coreCPU.Seconds()/took.Seconds(), "core-cpu-cores")
+				b.Logf("core cluster process: %.2f cores busy over the drain", coreCPU.Seconds()/took.Seconds())
+			}
 			if !withLoad {
 				// All of it is the drain's: the link, the edge's outbox
 				// and the three nodes' raft, FSM and Badger.
-				b.ReportMetric(float64(cpu.Microseconds())/float64(backlog), "cpu-us/record")
+				b.ReportMetric(float64((cpu+coreCPU).Microseconds())/float64(backlog), "cpu-us/record")
 			}
 			// Where the drain's time went: the uplink batches the core
 			// applied, their mean time from submission to applied, and
@@ -773,27 +860,54 @@ func cpuTime() time.Duration {
 }
 
 // drainProfile starts a CPU profile of the drain window when
-// EDGEACS_BENCH_DRAIN_PROFILE names a file; the returned func stops it.
-func drainProfile(b *testing.B) func() {
+// EDGEACS_BENCH_DRAIN_PROFILE names a file, in two halves: FILE.<sub>.1
+// until half of the backlog is acknowledged (halfway), FILE.<sub>.2 from
+// there, so that what grows with the backlog shows as the difference.
+// stop ends it.
+func drainProfile(b *testing.B) (halfway, stop func()) {
 	path := os.Getenv("EDGEACS_BENCH_DRAIN_PROFILE")
 	if path == "" {
-		return func() {}
+		return func() {}, func() {}
 	}
 	path += "." + filepath.Base(b.Name())
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
+	var f *os.File
+	part := 0
+	next := func() bool {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+			b.Logf("drain CPU profile in %s.%d", path, part)
+			f = nil
+		}
+		if part == 2 {
+			return false
+		}
+		part++
+		var err error
+		if f, err = os.Create(fmt.Sprintf("%s.%d", path, part)); err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			f = nil
+			b.Logf("no drain profile: %v", err)
+			return false
+		}
+		return true
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		b.Logf("no drain profile: %v", err)
-		return func() {}
+	if !next() {
+		return func() {}, func() {}
 	}
 	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-		b.Logf("drain CPU profile in %s", path)
-	}
+			if part == 1 && f != nil {
+				next()
+			}
+		}, func() {
+			if f != nil {
+				part = 2
+				next()
+			}
+		}
 }
 
 // drainTrace starts an execution trace of the drain window when
@@ -863,7 +977,7 @@ func benchEdgeView(b *testing.B, apiAddr string) benchEdgeRecord {
 	return benchEdgeRecord{}
 }
 
-func benchWait(b *testing.B, what string, d time.Duration, cond func() bool) {
+func benchWait(b testing.TB, what string, d time.Duration, cond func() bool) {
 	b.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -903,7 +1017,8 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 			benchNoLeaks(b)
 			log := benchLog()
 			c := startBenchCluster(b, mode.noSync, log)
-			e := startBenchEdge(b, c, log)
+			coreSync, caDir, down := c.edgeStart(b)
+			e := startBenchEdge(b, coreSync, caDir, down, log)
 			e.openLink()
 			resetSide := profileSide("cpe")
 			f, err := sim.New(sim.Config{
