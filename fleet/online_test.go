@@ -82,7 +82,9 @@ func TestTrimHistory(t *testing.T) {
 
 func TestAppendHistory(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	at := func(h int, v string) HistorySample { return HistorySample{Time: t0.Add(time.Duration(h) * time.Hour), Value: v} }
+	at := func(h int, v string) HistorySample {
+		return HistorySample{Time: t0.Add(time.Duration(h) * time.Hour), Value: v}
+	}
 	vals := func(recs []HistoryRecord) string {
 		s := ""
 		for _, r := range recs {
