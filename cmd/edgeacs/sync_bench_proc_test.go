@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,19 +168,6 @@ func (pc *procCluster) cpuTime() time.Duration {
 // procAcked is the edge's uplinkAcked as the cluster's API says (0 until
 // the core has heard of the edge).
 func procAcked(b *testing.B, apiAddr string) uint64 {
-	resp, err := http.Get("http://" + apiAddr + "/api/v1/edges")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var es []benchEdgeRecord
-	if err := json.NewDecoder(resp.Body).Decode(&es); err != nil {
-		b.Fatal(err)
-	}
-	for _, e := range es {
-		if e.ID == benchEdgeID {
-			return e.UplinkAcked
-		}
-	}
-	return 0
+	e, _ := findBenchEdge(b, apiAddr)
+	return e.UplinkAcked
 }
