@@ -174,8 +174,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#filter`)),
 		chromedp.SendKeys(chromedp.CSS(`#filter`), "DeviceID.ProductClass = 'HG-2000'"),
 		chromedp.Submit(chromedp.CSS(`#filter`)),
-		chromedp.WaitVisible(chromedp.CSS(`table.devices`)),
 	)
+	// The submit is a whole-page GET: the unfiltered page's table stays
+	// visible until the new page replaces it, so wait for the page whose
+	// URL carries the filter, fully loaded, not just for a table.
+	waitJS(t, ctx, "the filtered device page",
+		`new URLSearchParams(location.search).get('filter') === "DeviceID.ProductClass = 'HG-2000'" && document.readyState === 'complete' && !!document.querySelector('table.devices')`, 10*time.Second)
 	models := value(t, ctx, "read the table", chromedp.Evaluate[[]string](`[...document.querySelectorAll('table.devices tbody tr td:nth-child(2)')].map(td => td.innerText)`))
 	if len(models) != 3 {
 		t.Fatalf("the filter shows %d devices (%v), want the 3 TR-098 ones", len(models), models)
