@@ -2,7 +2,6 @@ package core
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -352,6 +351,7 @@ func TestRolloutFSM(t *testing.T) {
 	// Play the edges until the rollout settles; dev3 comes back on 1.0.
 	answered := map[string]bool{}
 	maxInflight := map[string]int{}
+	var late *fleet.DeviceDelta
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		r, devs, err := n.fsm.Rollout("r1")
@@ -369,6 +369,13 @@ func TestRolloutFSM(t *testing.T) {
 			if d.State == RDDownloading {
 				inflight[d.Edge]++
 			}
+			if d.State == RDNotBack && late != nil && late.Device == d.Device {
+				// The inform on the old version comes after the transfer
+				// the rollout recorded, however long the loop took to see it.
+				late.LastInform = d.Transferred.Add(time.Second)
+				mustApplyNode(t, n, Command{Op: OpDeviceDelta, Delta: late})
+				late = nil
+			}
 			if d.State != RDDownloading || answered[d.Task] {
 				continue
 			}
@@ -385,12 +392,7 @@ func TestRolloutFSM(t *testing.T) {
 			dl.LastInform = time.Now().UTC()
 			mustApplyNode(t, n, Command{Op: OpTaskResult, TaskID: d.Task, Status: fleet.StatusDone})
 			if d.Device == "dev3" {
-				// The inform on the old version comes after the transfer.
-				go func() {
-					time.Sleep(100 * time.Millisecond)
-					dl.LastInform = time.Now().UTC().Add(time.Second)
-					n.Apply(context.Background(), Command{Op: OpDeviceDelta, Delta: dl})
-				}()
+				late = dl // informs once the rollout saw the transfer
 				continue
 			}
 			mustApplyNode(t, n, Command{Op: OpDeviceDelta, Delta: dl})
