@@ -1,7 +1,8 @@
 // Package udprelay is a test network path for UDP (the sync link's QUIC):
 // it forwards datagrams both ways between its clients and one target until
 // cut, then drops everything until restored. Tests use it as a backhaul
-// they can cut.
+// they can cut, or narrow (a rate limit on the clients' direction) so that
+// a transfer lasts long enough to act in the middle of it.
 package udprelay
 
 import (
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Relay listens on a loopback UDP port and relays to one target address.
@@ -18,6 +20,7 @@ type Relay struct {
 	ln      *net.UDPConn
 	target  *net.UDPAddr
 	cut     atomic.Bool
+	rate    atomic.Int64 // client→target datagrams per second; 0 is unlimited
 	mu      sync.Mutex
 	clients map[string]*net.UDPConn // client address → socket towards the target
 	wg      sync.WaitGroup
@@ -48,15 +51,49 @@ func (r *Relay) Addr() string { return r.ln.LocalAddr().String() }
 // SetCut drops every datagram, both ways, while cut is true.
 func (r *Relay) SetCut(cut bool) { r.cut.Store(cut) }
 
+// SetUplinkRate polices the clients' direction to perSecond datagrams a
+// second, as a congested backhaul does: what exceeds the rate (after a
+// burst of a tenth of a second's worth) is dropped, and QUIC's congestion
+// control settles near the rate. Replies are not limited. 0 lifts the
+// limit.
+func (r *Relay) SetUplinkRate(perSecond int) { r.rate.Store(int64(max(perSecond, 0))) }
+
+// policer is a token bucket owned by the forwarding goroutine.
+type policer struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow reports whether one more datagram fits rate (per second) now.
+func (p *policer) allow(rate int64, now time.Time) bool {
+	if rate <= 0 {
+		p.last = time.Time{}
+		return true
+	}
+	burst := max(float64(rate)/10, 4)
+	if p.last.IsZero() {
+		p.tokens = burst
+	} else {
+		p.tokens = min(burst, p.tokens+now.Sub(p.last).Seconds()*float64(rate))
+	}
+	p.last = now
+	if p.tokens < 1 {
+		return false
+	}
+	p.tokens--
+	return true
+}
+
 func (r *Relay) forward() {
 	defer r.wg.Done()
 	buf := make([]byte, 64<<10)
+	var pol policer
 	for {
 		n, from, err := r.ln.ReadFromUDP(buf)
 		if err != nil {
 			return
 		}
-		if r.cut.Load() {
+		if r.cut.Load() || !pol.allow(r.rate.Load(), time.Now()) {
 			continue
 		}
 		r.mu.Lock()

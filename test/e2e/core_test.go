@@ -117,6 +117,27 @@ func coreHTTP(method, url, body string, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// coreWrite sends an idempotent write (a PUT, or a task creation whose
+// identical repeat is answered with the first) until it gets want, as a
+// client of a cluster should: a 502/503/504 or a refused connection is an
+// election in progress (a busy box can miss a heartbeat and re-elect), so
+// it retries for up to 30 s. Any other answer ends it.
+func coreWrite(t *testing.T, method, url, body string, out any, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, err := coreHTTP(method, url, body, out)
+		if code == want {
+			return
+		}
+		retry := err != nil || code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+		if !retry || time.Now().After(deadline) {
+			t.Fatalf("%s %s: %d %v, want %d", method, url, code, err, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func coreWait(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -211,19 +232,13 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	}
 	base := func(p *coreProc) string { return "http://" + p.api + "/api/v1" }
 
-	if code, err := coreHTTP("PUT", base(via)+"/devices/00AA11-CPE-0001", `{"oui": "00AA11", "productClass": "CPE", "serialNumber": "0001"}`, nil); code != 200 {
-		t.Fatalf("register device: %d %v", code, err)
-	}
+	coreWrite(t, "PUT", base(via)+"/devices/00AA11-CPE-0001", `{"oui": "00AA11", "productClass": "CPE", "serialNumber": "0001"}`, nil, 200)
 	preset := `{"weight": 0, "channel": "", "events": {"1 BOOT": true}, "precondition": "", "provisions": [["refresh", "InternetGatewayDevice.DeviceInfo"]]}`
-	if code, err := coreHTTP("PUT", base(via)+"/presets/boot-refresh", preset, nil); code != 200 {
-		t.Fatalf("put preset: %d %v", code, err)
-	}
+	coreWrite(t, "PUT", base(via)+"/presets/boot-refresh", preset, nil, 200)
 	var first struct {
 		ID string `json:"_id"`
 	}
-	if code, err := coreHTTP("POST", base(via)+"/devices/00AA11-CPE-0001/tasks", `{"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.DeviceInfo.SoftwareVersion"]}`, &first); code != 202 {
-		t.Fatalf("create task: %d %v", code, err)
-	}
+	coreWrite(t, "POST", base(via)+"/devices/00AA11-CPE-0001/tasks", `{"name": "getParameterValues", "parameterNames": ["InternetGatewayDevice.DeviceInfo.SoftwareVersion"]}`, &first, 202)
 	for _, p := range procs {
 		coreWait(t, "task and preset on "+p.id, 10*time.Second, func() bool {
 			c1, _ := coreHTTP("GET", base(p)+"/tasks/"+first.ID, "", nil)
@@ -266,6 +281,12 @@ func TestCoreClusterFromCLI(t *testing.T) {
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
 	coreWait(t, "writes before the kill", 20*time.Second, func() bool { return count() > 30 })
+	// The leader now, which a re-election on a busy box may have moved.
+	coreWait(t, "the current leader", 30*time.Second, func() bool {
+		out, err := exec.Command(bin, "cluster", "status", "--api", procs[0].api, "--json").Output()
+		return err == nil && json.Unmarshal(out, &st) == nil && byID[st.Leader] != nil
+	})
+	leader = byID[st.Leader]
 	leader.kill()
 	killedAt := count()
 	var survivors []*coreProc

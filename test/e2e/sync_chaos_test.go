@@ -783,8 +783,17 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 		}
 	}
 
-	const backlog = 3000
+	const (
+		backlog   = 3000
+		drainRate = 50 // datagrams/s from the edge while it drains before the kill
+	)
 	for round := 1; round <= 3; round++ {
+		// The last round's drain is over at the edge too (acknowledged
+		// records deleted), so the backlog below is this round's own.
+		coreWait(t, fmt.Sprintf("round %d: the edge's outbox drained", round), 60*time.Second, func() bool {
+			h, err := healthOf(e)
+			return err == nil && h.Sync.Connected && h.OutboxLen < backlog/10
+		})
 		before := edgeAtCore(t, core, "pop").UplinkAcked
 		relay.SetCut(true)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -806,8 +815,12 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 		h, _ := healthOf(e)
 		peak := h.OutboxLen
 
-		// Restore the backhaul and SIGKILL the edge mid-drain.
+		// Restore the backhaul, narrowed so that the drain takes seconds
+		// whatever this box's speed (a drain at full speed can finish
+		// between two polls of a busy test), and SIGKILL the edge mid-drain.
+		relay.SetUplinkRate(drainRate)
 		relay.SetCut(false)
+		restored := time.Now()
 		var at edgeHealthz
 		drainDeadline := time.Now().Add(30 * time.Second)
 		for {
@@ -828,9 +841,10 @@ func TestSyncChaosEdgeKill(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 		e.kill()
+		relay.SetUplinkRate(0)
 		ackedAtKill := edgeAtCore(t, core, "pop").UplinkAcked
-		t.Logf("round %d: backlog peak %d (core acked %d before the cut); SIGKILL at outboxLen %d, core acked %d",
-			round, peak, before, at.OutboxLen, ackedAtKill)
+		t.Logf("round %d: backlog peak %d (core acked %d before the cut); SIGKILL %v after the restore at outboxLen %d, core acked %d",
+			round, peak, before, time.Since(restored).Round(time.Millisecond), at.OutboxLen, ackedAtKill)
 		if at.OutboxLen <= 0 || at.OutboxLen >= peak {
 			t.Fatalf("round %d: killed at outboxLen %d, not mid-drain of %d", round, at.OutboxLen, peak)
 		}
