@@ -124,15 +124,20 @@ func coreHTTP(method, url, body string, out any) (int, error) {
 // it retries for up to 30 s. Any other answer ends it.
 func coreWrite(t *testing.T, method, url, body string, out any, want int) {
 	t.Helper()
+	if code, err := coreRetry(method, url, body, out); code != want {
+		t.Fatalf("%s %s: %d %v, want %d", method, url, code, err, want)
+	}
+}
+
+// coreRetry is coreWrite's loop: the first answer that is not an election
+// in progress, or the last one after 30 s.
+func coreRetry(method, url, body string, out any) (int, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, err := coreHTTP(method, url, body, out)
-		if code == want {
-			return
-		}
-		retry := err != nil || code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
-		if !retry || time.Now().After(deadline) {
-			t.Fatalf("%s %s: %d %v, want %d", method, url, code, err, want)
+		transient := err != nil || code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+		if !transient || time.Now().After(deadline) {
+			return code, err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -62,7 +62,7 @@ func TestSyncFileToCPE(t *testing.T) {
 	d := f.Device(0)
 	body := fmt.Sprintf(`{"name": "download", "fileType": "1 Firmware Upgrade Image", "fileName": %q}`, name)
 	var task coreTask
-	code, err := coreHTTP("POST", "http://"+other.api+devicePath(d.ID())+"/tasks?connection_request&wait=30s", body, &task)
+	code, err := coreRetry("POST", "http://"+other.api+devicePath(d.ID())+"/tasks?connection_request&wait=30s", body, &task)
 	if err != nil || (code != 200 && code != 202) || task.ID == "" {
 		t.Fatalf("create download task: %d %v %+v", code, err, task)
 	}

@@ -246,7 +246,7 @@ func TestSyncCoreEdgeCPE(t *testing.T) {
 		value := fmt.Sprintf("via-%s-%d", c.id, i)
 		start := time.Now()
 		var task coreTask
-		code, err := coreHTTP("POST", "http://"+c.api+devicePath(d.ID())+"/tasks?connection_request&wait=20s", spv(d, value), &task)
+		code, err := coreRetry("POST", "http://"+c.api+devicePath(d.ID())+"/tasks?connection_request&wait=20s", spv(d, value), &task)
 		lat = append(lat, time.Since(start))
 		if err != nil || code != 200 || task.Status != "done" {
 			t.Fatalf("task %d through %s for %s: %d %v %+v", i, c.id, d.ID(), code, err, task)
