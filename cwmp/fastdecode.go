@@ -47,8 +47,7 @@ const (
 // rawAttr is one attribute of the current start tag, its value still
 // escaped (checked already).
 type rawAttr struct {
-	space, key string
-	raw        []byte
+	space, key, raw []byte
 }
 
 // scanner is a pull tokenizer with fastParse's lexical rules; it checks
@@ -57,11 +56,14 @@ type rawAttr struct {
 type scanner struct {
 	fastParser
 	maxDepth int
-	stack    []string // open element names, prefix included
+	// stack holds the open elements' names, prefix included. Names are
+	// the bytes of data, never strings: a string per tag (or a lookup in
+	// fastParse's intern table) was a fifth of the decode.
+	stack    [][]byte
 	rootSeen bool
 
 	kind        tokKind
-	name        string // prefixed name of a start or end tag
+	name        []byte // prefixed name of a start or end tag
 	selfClosing bool
 	attrs       []rawAttr
 	text        []byte
@@ -77,7 +79,9 @@ func (s *scanner) prolog() bool {
 			return false
 		}
 		decl := s.data[s.i+5 : s.i+end]
-		if len(decl) > 0 && !isSpace(decl[0]) || !plainDecl(decl) {
+		// No '<' inside either: decode runs refuseDirectives only when
+		// this path refuses, so nothing it accepts may hold a "<!".
+		if len(decl) > 0 && !isSpace(decl[0]) || !plainDecl(decl) || bytes.IndexByte(decl, '<') >= 0 {
 			return false
 		}
 		s.i += end + 2
@@ -162,7 +166,7 @@ func (s *scanner) next() bool {
 	switch c := s.data[s.i]; {
 	case c == '/':
 		s.i++
-		name, ok := s.fastParser.name()
+		name, ok := s.rawName()
 		if !ok || len(s.stack) == 0 {
 			return false
 		}
@@ -171,7 +175,7 @@ func (s *scanner) next() bool {
 			return false
 		}
 		s.i++
-		if s.stack[len(s.stack)-1] != name {
+		if !bytes.Equal(s.stack[len(s.stack)-1], name) {
 			return false
 		}
 		s.stack = s.stack[:len(s.stack)-1]
@@ -183,7 +187,7 @@ func (s *scanner) next() bool {
 	if len(s.stack) == 0 && s.rootSeen || len(s.stack)+1 > s.maxDepth {
 		return false
 	}
-	name, ok := s.fastParser.name()
+	name, ok := s.rawName()
 	if !ok {
 		return false
 	}
@@ -210,7 +214,7 @@ func (s *scanner) next() bool {
 		if !sp {
 			return false
 		}
-		key, ok := s.fastParser.name()
+		key, ok := s.rawName()
 		if !ok {
 			return false
 		}
@@ -224,12 +228,12 @@ func (s *scanner) next() bool {
 		if !ok {
 			return false
 		}
-		space, local := splitName(key)
+		space, local := splitRaw(key)
 		for _, a := range s.attrs {
 			// fastParse's duplicate test is etree's SelectAttr, where an
 			// unprefixed key matches that key under any prefix (so
 			// `p:s="" s=""` is refused but `s="" p:s=""` is not).
-			if a.key == local && (space == "" || a.space == space) {
+			if bytes.Equal(a.key, local) && (len(space) == 0 || bytes.Equal(a.space, space)) {
 				return false
 			}
 		}
@@ -300,12 +304,14 @@ type fastDecoder struct {
 }
 
 // isNSDecl reports whether a declares a namespace.
-func (a rawAttr) isNSDecl() bool { return a.space == "xmlns" || a.space == "" && a.key == "xmlns" }
+func (a rawAttr) isNSDecl() bool {
+	return string(a.space) == "xmlns" || len(a.space) == 0 && string(a.key) == "xmlns"
+}
 
 // uri resolves the prefix of the element named name.
-func (d *fastDecoder) uri(name string) string {
-	space, _ := splitName(name)
-	return d.ns[space]
+func (d *fastDecoder) uri(name []byte) string {
+	space, _ := splitRaw(name)
+	return d.ns[string(space)]
 }
 
 // noNSDecl reports whether the current start tag declares no namespace:
@@ -319,14 +325,22 @@ func (d *fastDecoder) noNSDecl() bool {
 	return true
 }
 
-func localName(name string) string {
-	_, local := splitName(name)
+// splitRaw is splitName on bytes.
+func splitRaw(n []byte) (space, local []byte) {
+	if i := bytes.IndexByte(n, ':'); i >= 0 {
+		return n[:i], n[i+1:]
+	}
+	return nil, n
+}
+
+func localName(name []byte) []byte {
+	_, local := splitRaw(name)
 	return local
 }
 
 func (d *fastDecoder) envelope() (*Envelope, bool) {
 	s := &d.s
-	if !s.prolog() || !s.next() || s.kind != tokStart || localName(s.name) != "Envelope" || s.selfClosing {
+	if !s.prolog() || !s.next() || s.kind != tokStart || string(localName(s.name)) != "Envelope" || s.selfClosing {
 		return nil, false
 	}
 	for _, a := range s.attrs {
@@ -340,8 +354,8 @@ func (d *fastDecoder) envelope() (*Envelope, bool) {
 		if d.ns == nil {
 			d.ns = make(map[string]string, 4)
 		}
-		prefix := a.key
-		if a.space == "" {
+		prefix := string(a.key)
+		if len(a.space) == 0 {
 			prefix = ""
 		}
 		if _, dup := d.ns[prefix]; dup {
@@ -375,7 +389,7 @@ func (d *fastDecoder) envelope() (*Envelope, bool) {
 		if !d.noNSDecl() {
 			return nil, false
 		}
-		switch localName(s.name) {
+		switch string(localName(s.name)) {
 		case "Header":
 			if hasHeader || hasBody {
 				return nil, false
@@ -432,10 +446,11 @@ func (d *fastDecoder) header(env *Envelope) (string, bool) {
 			return "", false
 		}
 		v := strings.TrimSpace(textOf(raw))
-		switch strings.ToLower(localName(tag)) {
+		switch strings.ToLower(string(localName(tag))) {
 		case "id":
 			if !env.HasID {
-				idSpace, _ = splitName(tag)
+				space, _ := splitRaw(tag)
+				idSpace = string(space)
 				env.ID, env.HasID = v, true
 			}
 		case "holdrequests":
@@ -516,21 +531,23 @@ func (d *fastDecoder) body(env *Envelope, idSpace string) bool {
 		break
 	}
 	rpc := s.name
-	method := localName(rpc)
-	d.r = reader{method: method}
 	var msg Message
 	ok := false
-	switch method {
+	switch string(localName(rpc)) {
 	case MethodInform:
+		d.r.method = MethodInform
 		m := new(Inform)
 		msg, ok = m, d.inform(m)
 	case MethodGetParameterNamesResponse:
+		d.r.method = MethodGetParameterNamesResponse
 		m := new(GetParameterNamesResponse)
 		msg, ok = m, d.gpnResponse(m)
 	case MethodGetParameterValuesResponse:
+		d.r.method = MethodGetParameterValuesResponse
 		m := new(GetParameterValuesResponse)
 		msg, ok = m, d.parameterValuesOf(&m.ParameterList)
 	case MethodGetParameterValues:
+		d.r.method = MethodGetParameterValues
 		m := new(GetParameterValues)
 		msg, ok = m, d.parameterNamesOf(&m.ParameterNames)
 	}
@@ -571,7 +588,7 @@ func (d *fastDecoder) body(env *Envelope, idSpace string) bool {
 // fields reads the children of the element just started (a struct):
 // fn is called at each child's start tag and must consume the child
 // (leaf or skip). Text between children is ignored, as decodeDoc does.
-func (d *fastDecoder) fields(fn func(local string) bool) bool {
+func (d *fastDecoder) fields(fn func(local []byte) bool) bool {
 	s := &d.s
 	if s.selfClosing {
 		return true
@@ -598,7 +615,7 @@ func (d *fastDecoder) fields(fn func(local string) bool) bool {
 // items is fields for a SOAP-ENC array: every child element is an entry.
 func (d *fastDecoder) items(fn func(i int) bool) (int, bool) {
 	n := 0
-	ok := d.fields(func(string) bool {
+	ok := d.fields(func([]byte) bool {
 		n++
 		return fn(n - 1)
 	})
@@ -626,16 +643,16 @@ func trimmed(raw []byte) string {
 
 func (d *fastDecoder) gpnResponse(m *GetParameterNamesResponse) bool {
 	seen := false
-	return d.fields(func(local string) bool {
-		if local != "ParameterList" || seen {
+	return d.fields(func(local []byte) bool {
+		if string(local) != "ParameterList" || seen {
 			return d.skip()
 		}
 		seen = true
 		n, ok := d.items(func(i int) bool {
 			var name, writable []byte
 			var hasName, hasWritable bool
-			ok := d.fields(func(local string) bool {
-				switch local {
+			ok := d.fields(func(local []byte) bool {
+				switch string(local) {
 				case "Name":
 					return d.leafField(&name, &hasName)
 				case "Writable":
@@ -665,8 +682,8 @@ func (d *fastDecoder) gpnResponse(m *GetParameterNamesResponse) bool {
 // ParameterValueStructs into *list, as reader.parameterValues does.
 func (d *fastDecoder) parameterValuesOf(list *[]ParameterValue) bool {
 	seen := false
-	return d.fields(func(local string) bool {
-		if local != "ParameterList" || seen {
+	return d.fields(func(local []byte) bool {
+		if string(local) != "ParameterList" || seen {
 			return d.skip()
 		}
 		seen = true
@@ -680,14 +697,14 @@ func (d *fastDecoder) parameterValueList(list *[]ParameterValue) bool {
 		var name, value []byte
 		var hasName, hasValue bool
 		typ := TypeString
-		ok := d.fields(func(local string) bool {
-			switch local {
+		ok := d.fields(func(local []byte) bool {
+			switch string(local) {
 			case "Name":
 				return d.leafField(&name, &hasName)
 			case "Value":
 				if !hasValue {
 					for _, a := range d.s.attrs {
-						if a.key == "type" && a.space != "xmlns" {
+						if string(a.key) == "type" && string(a.space) != "xmlns" {
 							typ = NormalizeType(d.s.intern(a.raw))
 							break
 						}
@@ -725,8 +742,8 @@ func (d *fastDecoder) parameterValueList(list *[]ParameterValue) bool {
 // parameterNamesOf reads GetParameterValues' ParameterNames.
 func (d *fastDecoder) parameterNamesOf(names *[]string) bool {
 	seen := false
-	return d.fields(func(local string) bool {
-		if local != "ParameterNames" || seen {
+	return d.fields(func(local []byte) bool {
+		if string(local) != "ParameterNames" || seen {
 			return d.skip()
 		}
 		seen = true
@@ -747,8 +764,8 @@ func (d *fastDecoder) parameterNamesOf(names *[]string) bool {
 func (d *fastDecoder) inform(m *Inform) bool {
 	var seenDev, seenEvent, seenMax, seenTime, seenRetry, seenList bool
 	var maxEnv, curTime, retry []byte
-	ok := d.fields(func(local string) bool {
-		switch local {
+	ok := d.fields(func(local []byte) bool {
+		switch string(local) {
 		case "DeviceId":
 			if seenDev {
 				return d.skip()
@@ -756,8 +773,8 @@ func (d *fastDecoder) inform(m *Inform) bool {
 			seenDev = true
 			var man, oui, pc, sn []byte
 			var hMan, hOUI, hPC, hSN bool
-			ok := d.fields(func(local string) bool {
-				switch local {
+			ok := d.fields(func(local []byte) bool {
+				switch string(local) {
 				case "Manufacturer":
 					return d.leafField(&man, &hMan)
 				case "OUI":
@@ -782,8 +799,8 @@ func (d *fastDecoder) inform(m *Inform) bool {
 			n, ok := d.items(func(i int) bool {
 				var code, key []byte
 				var hCode, hKey bool
-				ok := d.fields(func(local string) bool {
-					switch local {
+				ok := d.fields(func(local []byte) bool {
+					switch string(local) {
 					case "EventCode":
 						return d.leafField(&code, &hCode)
 					case "CommandKey":

@@ -48,6 +48,13 @@ var fastDecodeCases = []string{
 	`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><GetParameterValuesResponse/></s:Body></s:Envelope><x/>`,
 	`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><GetParameterValuesResponse></s:Body></s:Envelope>`,
 	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\">\r\n<s:Body>\r\n<GetParameterValuesResponse>\r\n<ParameterList>\r\n<P><Name>A</Name><Value>a\r\nb</Value></P>\r\n</ParameterList></GetParameterValuesResponse></s:Body></s:Envelope>\r\n",
+	`<?xml version="1.0" <!DOCTYPE x> ?><Envelope><Body><GetParameterValuesResponse/></Body></Envelope>`,
+	`<!DOCTYPE x><Envelope><Body><GetParameterValuesResponse/></Body></Envelope>`,
+	`<Envelope><Body><GetParameterValuesResponse><!-- <!DOCTYPE x> --><ParameterList/></GetParameterValuesResponse></Body></Envelope>`,
+	`<Envelope><Body><GetParameterValuesResponse><![CDATA[x]]></GetParameterValuesResponse></Body></Envelope>`,
+	`<Envelope xmlns:a="urn:x" a:s="1" s="2"><Body><GetParameterValuesResponse/></Body></Envelope>`,
+	`<Envelope xmlns:a="urn:x" s="2" a:s="1"><Body><GetParameterValuesResponse/></Body></Envelope>`,
+	`<Envelope><Body><GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value type="int" xsi:type="xsd:string">1</Value></P><P><Name>B</Name><Value xsi:type="xsd:boolean" type="int">1</Value></P></ParameterList></GetParameterValuesResponse></Body></Envelope>`,
 	`<Envelope><Body><GetParameterValuesResponse><ParameterList>` + strings.Repeat(`<P><Name/></P>`, 70) + `</ParameterList></GetParameterValuesResponse></Body></Envelope>`,
 }
 
@@ -95,6 +102,10 @@ func checkFastDecode(t *testing.T, in []byte) bool {
 	env, ok := fastDecode(in, DefaultMaxDepth)
 	if !ok {
 		return false
+	}
+	if err := refuseDirectives(in); err != nil {
+		// decode checks for them only when the fast path refuses.
+		t.Fatalf("typed fast path accepted a markup declaration:\n%q", in)
 	}
 	doc, ok := fastParse(in, DefaultMaxDepth)
 	if !ok {
