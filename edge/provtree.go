@@ -65,7 +65,9 @@ type cacheTree struct {
 	informed map[string]bool
 
 	over map[string]*ovEntry
-	kids map[string]map[string]struct{} // overlay children (not deleted) by parent path
+	// ovSlab is where own takes new overlay entries from.
+	ovSlab []ovEntry
+	kids   map[string]map[string]struct{} // overlay children (not deleted) by parent path
 	// kidsSorted memoizes Children's list of kids[parent]'s overlay
 	// entries, sorted by path (the engine walks the refreshed tree after
 	// every answer, and a map lookup per child was most of a walk); a
@@ -582,7 +584,12 @@ func (t *cacheTree) Put(e provision.Entry) {
 func (t *cacheTree) own(path string) *ovEntry {
 	o, existed := t.over[path]
 	if !existed {
-		o = &ovEntry{}
+		// From a slab: a bootstrap's refresh makes a few hundred, all
+		// kept until the session ends.
+		if len(t.ovSlab) == 0 {
+			t.ovSlab = make([]ovEntry, 64)
+		}
+		o, t.ovSlab = &t.ovSlab[0], t.ovSlab[1:]
 		t.over[path] = o
 	}
 	if path != "" {
