@@ -554,12 +554,19 @@ func (t *cacheTree) scanChildren(path string) []storedKid {
 // Put implements provision.MutableTree.
 func (t *cacheTree) Put(e provision.Entry) {
 	e.Object = isObjectPath(e.Path)
-	prev, existed := t.Get(e.Path)
+	// What was there matters only to a value's report: a listing (a
+	// bootstrap's GetParameterNames answer is hundreds of Puts) skips the
+	// read.
+	report := false
+	if !e.Object && !e.ValueTime.IsZero() {
+		prev, existed := t.Get(e.Path)
+		report = !existed || !e.ValueTime.Equal(prev.ValueTime)
+	}
 	o := t.own(e.Path)
 	o.e, o.deleted = e, false
 	// The root has no record: its listing lives for the session only.
 	o.dirty = e.Path != ""
-	if !e.Object && !e.ValueTime.IsZero() && (!existed || !e.ValueTime.Equal(prev.ValueTime)) {
+	if report {
 		o.report = true
 	}
 	for p := e.Path; p != ""; {
