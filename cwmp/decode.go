@@ -572,7 +572,11 @@ func (r *reader) parseUint32(name, s string) uint32 {
 }
 
 func (r *reader) int(e *etree.Element, name string) int {
-	s := r.str(e, name)
+	return r.parseInt(name, r.str(e, name))
+}
+
+// parseInt reads s, the trimmed text of field name, as an int.
+func (r *reader) parseInt(name, s string) int {
 	if s == "" {
 		return 0
 	}

@@ -8,11 +8,13 @@ import (
 )
 
 // fastDecode reads the messages a bootstrap storm is made of (the Inform,
-// GetParameterNamesResponse, GetParameterValuesResponse, and the
-// simulator's GetParameterValues) straight from the bytes into the typed
-// structs, without building the etree document fastParse builds and
-// decodeDoc then walks: for a 25 KB answer that document was ~1,500
-// elements, most of a bootstrap's parse time and allocations.
+// GetParameterNamesResponse, GetParameterValuesResponse and
+// SetParameterValuesResponse, and the simulator's InformResponse,
+// GetParameterNames, GetParameterValues and SetParameterValues) straight
+// from the bytes into the typed structs, without building the etree
+// document fastParse builds and decodeDoc then walks: for a 25 KB answer
+// that document was ~1,500 elements, most of a bootstrap's parse time and
+// allocations.
 //
 // It accepts a subset of what fastParse accepts (same lexical rules: the
 // same names, attribute values, text and entities), narrowed to the plain
@@ -550,6 +552,28 @@ func (d *fastDecoder) body(env *Envelope, idSpace string) bool {
 		d.r.method = MethodGetParameterValues
 		m := new(GetParameterValues)
 		msg, ok = m, d.parameterNamesOf(&m.ParameterNames)
+	case MethodGetParameterNames:
+		d.r.method = MethodGetParameterNames
+		var raw [2][]byte
+		if ok = d.scalars([]string{"ParameterPath", "NextLevel"}, raw[:]); ok {
+			msg = &GetParameterNames{ParameterPath: trimmed(raw[0]), NextLevel: d.r.parseBool("NextLevel", trimmed(raw[1]))}
+		}
+	case MethodInformResponse:
+		d.r.method = MethodInformResponse
+		var raw [1][]byte
+		if ok = d.scalars([]string{"MaxEnvelopes"}, raw[:]); ok {
+			msg = &InformResponse{MaxEnvelopes: d.r.parseUint32("MaxEnvelopes", trimmed(raw[0]))}
+		}
+	case MethodSetParameterValuesResponse:
+		d.r.method = MethodSetParameterValuesResponse
+		var raw [1][]byte
+		if ok = d.scalars([]string{"Status"}, raw[:]); ok {
+			msg = &SetParameterValuesResponse{Status: d.r.parseInt("Status", trimmed(raw[0]))}
+		}
+	case MethodSetParameterValues:
+		d.r.method = MethodSetParameterValues
+		m := new(SetParameterValues)
+		msg, ok = m, d.setParameterValues(m)
 	}
 	if !ok || d.r.err != nil {
 		return false
@@ -759,6 +783,40 @@ func (d *fastDecoder) parameterNamesOf(names *[]string) bool {
 		}
 		return ok
 	})
+}
+
+// scalars reads the RPC's text fields names into raws (the first of
+// each name, as child finds it), skipping every other child.
+func (d *fastDecoder) scalars(names []string, raws [][]byte) bool {
+	var seen [4]bool
+	return d.fields(func(local []byte) bool {
+		for i, n := range names {
+			if string(local) == n {
+				return d.leafField(&raws[i], &seen[i])
+			}
+		}
+		return d.skip()
+	})
+}
+
+func (d *fastDecoder) setParameterValues(m *SetParameterValues) bool {
+	var key []byte
+	var seenList, seenKey bool
+	ok := d.fields(func(local []byte) bool {
+		switch string(local) {
+		case "ParameterList":
+			if seenList {
+				return d.skip()
+			}
+			seenList = true
+			return d.parameterValueList(&m.ParameterList)
+		case "ParameterKey":
+			return d.leafField(&key, &seenKey)
+		}
+		return d.skip()
+	})
+	m.ParameterKey = trimmed(key)
+	return ok
 }
 
 func (d *fastDecoder) inform(m *Inform) bool {

@@ -29,6 +29,16 @@ var fastDecodeCases = []string{
 	fdHead + `<cwmp:Inform><MaxEnvelopes>x</MaxEnvelopes></cwmp:Inform>` + fdTail,
 	fdHead + `<cwmp:Inform><RetryCount>99999999999</RetryCount><CurrentTime>garbage</CurrentTime></cwmp:Inform>` + fdTail,
 	fdHead + `<cwmp:Inform><DeviceId><OUI>1</OUI><OUI>2</OUI></DeviceId><DeviceId><OUI>3</OUI></DeviceId></cwmp:Inform>` + fdTail,
+	fdHead + `<cwmp:GetParameterNames><ParameterPath> InternetGatewayDevice. </ParameterPath><NextLevel>0</NextLevel></cwmp:GetParameterNames>` + fdTail,
+	fdHead + `<cwmp:GetParameterNames><NextLevel>maybe</NextLevel></cwmp:GetParameterNames>` + fdTail,
+	fdHead + `<cwmp:GetParameterNames><NextLevel>7</NextLevel><ParameterPath>A.</ParameterPath><ParameterPath>B.</ParameterPath><x><y/></x></cwmp:GetParameterNames>` + fdTail,
+	fdHead + `<cwmp:InformResponse><MaxEnvelopes>1</MaxEnvelopes></cwmp:InformResponse>` + fdTail,
+	fdHead + `<cwmp:InformResponse><MaxEnvelopes>-1</MaxEnvelopes></cwmp:InformResponse>` + fdTail,
+	fdHead + `<cwmp:InformResponse/>` + fdTail,
+	fdHead + `<cwmp:SetParameterValuesResponse><Status>1</Status></cwmp:SetParameterValuesResponse>` + fdTail,
+	fdHead + `<cwmp:SetParameterValuesResponse><Status>x</Status></cwmp:SetParameterValuesResponse>` + fdTail,
+	fdHead + `<cwmp:SetParameterValues><ParameterList><P><Name>A.B</Name><Value xsi:type="xsd:boolean">1</Value></P><P><Value>2</Value></P></ParameterList><ParameterKey> k </ParameterKey><ParameterKey>j</ParameterKey></cwmp:SetParameterValues>` + fdTail,
+	fdHead + `<cwmp:SetParameterValues><ParameterKey>k</ParameterKey></cwmp:SetParameterValues>` + fdTail,
 	// Header variants.
 	`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:cwmp="urn:dslforum-org:cwmp-1-0"><soap:Header><cwmp:id>1</cwmp:id><cwmp:ID>2</cwmp:ID><cwmp:HoldRequests>true</cwmp:HoldRequests><cwmp:NoMoreRequests>1</cwmp:NoMoreRequests><cwmp:sessionTimeout>99999999999</cwmp:sessionTimeout><cwmp:SupportedCWMPVersions>1.0,1.4</cwmp:SupportedCWMPVersions></soap:Header><soap:Body><cwmp:GetParameterValuesResponse/></soap:Body></soap:Envelope>`,
 	`<Envelope><Body><GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value>1</Value></P></ParameterList></GetParameterValuesResponse></Body></Envelope>`,
@@ -79,13 +89,18 @@ func TestFastDecodeMatches(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d inputs took the typed fast path", fast, len(inputs))
-	for _, f := range []string{"gpn-response.xml", "gpv-response-300.xml", "gpv-response.xml", "inform-tr098-bootstrap.xml", "inform-tr181.xml", "gpv-request.xml"} {
+	for _, f := range []string{"gpn-response.xml", "gpv-response-300.xml", "gpv-response.xml", "inform-tr098-bootstrap.xml", "inform-tr181.xml", "gpv-request.xml", "gpn-request.xml", "inform-response.xml", "spv-request.xml", "spv-response.xml"} {
 		b, err := os.ReadFile(filepath.Join("testdata", f))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := fastDecode(b, DefaultMaxDepth); !ok {
 			t.Errorf("%s did not take the typed fast path", f)
+		}
+	}
+	for i, in := range fastDecodeCases[14:24] {
+		if _, ok := fastDecode([]byte(in), DefaultMaxDepth); ok != (i != 1 && i != 4 && i != 7) { // bad NextLevel, MaxEnvelopes, Status fall back
+			t.Errorf("case %d: took the typed fast path: %v", 14+i, ok)
 		}
 	}
 	for i, in := range fastDecodeCases[:14] {
