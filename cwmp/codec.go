@@ -47,4 +47,9 @@ func (d Decoder) DecodeCharset(data []byte, charset string) (*Envelope, error) {
 
 // Encode serializes env as a SOAP envelope with the conventional prefixes.
 // See encode.go.
-func Encode(env *Envelope) ([]byte, error) { return encode(env) }
+func Encode(env *Envelope) ([]byte, error) { return encode(nil, env) }
+
+// AppendEncode is Encode appending to dst (nil on error), for a caller
+// that reuses its buffers: a simulated fleet encodes tens of KB per
+// session.
+func AppendEncode(dst []byte, env *Envelope) ([]byte, error) { return encode(dst, env) }

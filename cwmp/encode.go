@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -25,11 +26,11 @@ const envelopeOpen = `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
 // Booleans: header flags are written "true" (they are only written when
 // true); RPC booleans (NextLevel, NotificationChange, ...) are written 1/0,
 // see FormatBool for why.
-func encode(env *Envelope) ([]byte, error) {
+func encode(dst []byte, env *Envelope) ([]byte, error) {
 	if env == nil {
 		return nil, errNilEnvelope
 	}
-	w := writer{b: make([]byte, 0, sizeHint(env.Body))}
+	w := writer{b: slices.Grow(dst, sizeHint(env.Body))}
 	w.raw(envelopeOpen)
 	ns := env.Namespace
 	if ns == "" {

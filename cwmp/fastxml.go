@@ -198,6 +198,23 @@ func (p *fastParser) skipSpace() bool {
 // name reads an ASCII XML name with at most one colon, not at either
 // end (encoding/xml splits others differently from etree).
 func (p *fastParser) name() (string, bool) {
+	n, ok := p.rawName()
+	if !ok {
+		return "", false
+	}
+	if s, ok := p.names[string(n)]; ok {
+		return s, true
+	}
+	if p.names == nil {
+		p.names = make(map[string]string, 16)
+	}
+	s := string(n)
+	p.names[s] = s
+	return s, true
+}
+
+// rawName is name without the string: the bytes of the name in data.
+func (p *fastParser) rawName() ([]byte, bool) {
 	start := p.i
 	colons := 0
 	for p.i < len(p.data) {
@@ -211,17 +228,9 @@ func (p *fastParser) name() (string, bool) {
 	}
 	n := p.data[start:p.i]
 	if len(n) == 0 || colons > 1 || n[0] == ':' || n[len(n)-1] == ':' {
-		return "", false
+		return nil, false
 	}
-	if s, ok := p.names[string(n)]; ok {
-		return s, true
-	}
-	if p.names == nil {
-		p.names = make(map[string]string, 16)
-	}
-	s := string(n)
-	p.names[s] = s
-	return s, true
+	return n, true
 }
 
 func splitName(n string) (space, local string) {

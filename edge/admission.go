@@ -182,6 +182,10 @@ type admission struct {
 	// admitted counts sessions admitted, for the calendar's rate.
 	admitted atomic.Int64
 	cal      retryCalendar
+
+	// refusedFull and refused503 are the counters a storm's refusal
+	// bumps, looked up once (a label lookup hashes the values each time).
+	refusedFull, refused503 prometheus.Counter
 }
 
 // retryCalendar books the return of refused CPEs one second at a time,
@@ -265,6 +269,7 @@ func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *Storm
 		a.retryMax = max(a.retryMin, DefaultRetryAfterMax)
 	}
 	m.SessionLimit.Set(float64(limit))
+	a.refusedFull = m.Admission.WithLabelValues(rejectFull)
 	return a
 }
 
@@ -312,13 +317,13 @@ func (a *admission) priority(inf *cwmp.Inform, deviceID string, now time.Time) b
 	return woke && a.wokenLately(deviceID, now)
 }
 
-// retryAfterFull is the Retry-After of a CPE refused for capacity: booked
-// in the calendar.
-func (a *admission) retryAfterFull(now time.Time) string {
+// retryAfterFullSec is the Retry-After (seconds) of a CPE refused for
+// capacity: booked in the calendar.
+func (a *admission) retryAfterFullSec(now time.Time) int {
 	// Before a measurement, the rate is guessed from the busy bound: a
 	// core finishes tens of sessions a second.
 	prior := float64(max(a.maxBusy, calendarMinRate))
-	return strconv.Itoa(a.cal.book(now, a.admitted.Load(), prior, a.retryMin, calendarHorizon*a.retryMax))
+	return a.cal.book(now, a.admitted.Load(), prior, a.retryMin, calendarHorizon*a.retryMax)
 }
 
 // retryAfter is a Retry-After value in whole seconds drawn uniformly from
@@ -354,7 +359,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 		// priority may take the woken mark: only ask when it matters.
 		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
 			a.pendingMu.Unlock()
-			s.refuseBusy(w, rejectFull, "too many sessions, retry later")
+			s.refuseFull(w)
 			return nil, false
 		}
 		outcome = admitPriority
@@ -398,19 +403,56 @@ func (s *Server) enter() func() {
 	return func() { s.adm.busy.Add(-1) }
 }
 
-// refuseBusy answers 503 with a Retry-After (booked in the calendar when
-// the edge is full, jittered otherwise) and closes the
+// refuseBusy answers 503 with a jittered Retry-After (shutting down, a
+// store failure; a full edge answers with refuseFull) and closes the
 // connection: a refused CPE should not hold a descriptor while it waits.
 func (s *Server) refuseBusy(w http.ResponseWriter, outcome, msg string) {
 	s.adm.metrics.Admission.WithLabelValues(outcome).Inc()
 	h := w.Header()
-	if outcome == rejectFull {
-		h["Retry-After"] = []string{s.adm.retryAfterFull(time.Now())}
-	} else {
-		h["Retry-After"] = []string{s.adm.retryAfter()}
-	}
+	h["Retry-After"] = []string{s.adm.retryAfter()}
 	h["Connection"] = hdrClose
 	s.httpError(w, http.StatusServiceUnavailable, msg)
+}
+
+// msgFull is the body of a refusal for capacity.
+const msgFull = "too many sessions, retry later"
+
+// Canned parts of refuseFull's response, shared (net/http only reads
+// header values).
+var (
+	bodyFull         = []byte(msgFull + "\n")
+	hdrTextPlain     = []string{"text/plain; charset=utf-8"}
+	hdrNosniff       = []string{"nosniff"}
+	hdrRetryAfterSec [calendarSlots][]string
+)
+
+func init() {
+	for i := range hdrRetryAfterSec {
+		hdrRetryAfterSec[i] = []string{strconv.Itoa(i)}
+	}
+}
+
+// refuseFull answers a request the edge has no capacity for: 503 with a
+// Retry-After booked in the calendar, and the connection closed. It is the
+// response a storm's CPEs get by the thousand, so it writes what
+// http.Error would without allocating: the Retry-After comes from a table
+// of the calendar's seconds, the counters are looked up once.
+func (s *Server) refuseFull(w http.ResponseWriter) {
+	a := s.adm
+	a.refusedFull.Inc()
+	a.refused503.Inc()
+	h := w.Header()
+	if sec := a.retryAfterFullSec(time.Now()); sec >= 0 && sec < len(hdrRetryAfterSec) {
+		h["Retry-After"] = hdrRetryAfterSec[sec]
+	} else {
+		h["Retry-After"] = []string{strconv.Itoa(sec)}
+	}
+	h["Connection"] = hdrClose
+	delete(h, "Content-Length")
+	h["Content-Type"] = hdrTextPlain
+	h["X-Content-Type-Options"] = hdrNosniff
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(bodyFull)
 }
 
 // storeFailure answers a request whose write failed. A store failure is

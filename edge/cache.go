@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/fxamacker/cbor/v2"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -74,6 +75,9 @@ const (
 var (
 	cborEnc = fleet.CBOR.Enc
 	cborDec = fleet.CBOR.Dec
+	// cborBufEnc is cborEnc writing into a caller's buffer, for End's
+	// batch of records (cacheTree.commit).
+	cborBufEnc = fleet.CBOR.Enc.(cbor.UserBufferEncMode)
 )
 
 // CacheOptions configures OpenCache.

@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -63,11 +65,15 @@ type cacheTree struct {
 	informed map[string]bool
 
 	over map[string]*ovEntry
-	kids map[string]map[string]struct{} // overlay children (not deleted) by parent path
-	// kidsSorted memoizes Children's sorted list of kids[parent] (the
-	// engine walks the refreshed tree after every answer); a change of
-	// kids[parent] drops it.
-	kidsSorted map[string][]string
+	// ovSlab is where own takes new overlay entries from.
+	ovSlab []ovEntry
+	kids   map[string]map[string]struct{} // overlay children (not deleted) by parent path
+	// kidsSorted memoizes Children's list of kids[parent]'s overlay
+	// entries, sorted by path (the engine walks the refreshed tree after
+	// every answer, and a map lookup per child was most of a walk); a
+	// change of kids[parent], or a new overlay entry for one of them,
+	// drops it.
+	kidsSorted map[string][]*ovEntry
 	// gone are the objects deleted in this session: stored nodes at and
 	// below them are hidden (the overlay may hold new ones).
 	gone map[string]bool
@@ -141,7 +147,7 @@ func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inf
 		informed:   make(map[string]bool, len(inform)),
 		over:       map[string]*ovEntry{},
 		kids:       map[string]map[string]struct{}{},
-		kidsSorted: map[string][]string{},
+		kidsSorted: map[string][]*ovEntry{},
 		gone:       map[string]bool{},
 		stored:     map[string]storedNode{},
 		storedKids: map[string][]storedKid{},
@@ -461,20 +467,23 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 	if t.txn != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
 		return
 	}
-	names, ok := t.kidsSorted[path]
+	ents, ok := t.kidsSorted[path]
 	if !ok {
 		kids := t.kids[path]
 		if len(kids) == 0 {
 			return
 		}
-		names = slices.Sorted(maps.Keys(kids))
-		t.kidsSorted[path] = names
-	}
-	for _, k := range names {
-		if o := t.over[k]; o != nil && !o.deleted {
-			if !fn(o.e) {
-				return
+		ents = make([]*ovEntry, 0, len(kids))
+		for _, k := range slices.Sorted(maps.Keys(kids)) {
+			if o := t.over[k]; o != nil {
+				ents = append(ents, o)
 			}
+		}
+		t.kidsSorted[path] = ents
+	}
+	for _, o := range ents {
+		if !o.deleted && !fn(o.e) {
+			return
 		}
 	}
 }
@@ -545,12 +554,19 @@ func (t *cacheTree) scanChildren(path string) []storedKid {
 // Put implements provision.MutableTree.
 func (t *cacheTree) Put(e provision.Entry) {
 	e.Object = isObjectPath(e.Path)
-	prev, existed := t.Get(e.Path)
+	// What was there matters only to a value's report: a listing (a
+	// bootstrap's GetParameterNames answer is hundreds of Puts) skips the
+	// read.
+	report := false
+	if !e.Object && !e.ValueTime.IsZero() {
+		prev, existed := t.Get(e.Path)
+		report = !existed || !e.ValueTime.Equal(prev.ValueTime)
+	}
 	o := t.own(e.Path)
 	o.e, o.deleted = e, false
 	// The root has no record: its listing lives for the session only.
 	o.dirty = e.Path != ""
-	if !e.Object && !e.ValueTime.IsZero() && (!existed || !e.ValueTime.Equal(prev.ValueTime)) {
+	if report {
 		o.report = true
 	}
 	for p := e.Path; p != ""; {
@@ -573,9 +589,14 @@ func (t *cacheTree) Put(e provision.Entry) {
 // own returns the overlay entry of path, created (and linked under its
 // parent) if need be.
 func (t *cacheTree) own(path string) *ovEntry {
-	o, ok := t.over[path]
-	if !ok {
-		o = &ovEntry{}
+	o, existed := t.over[path]
+	if !existed {
+		// From a slab: a bootstrap's refresh makes a few hundred, all
+		// kept until the session ends.
+		if len(t.ovSlab) == 0 {
+			t.ovSlab = make([]ovEntry, 64)
+		}
+		o, t.ovSlab = &t.ovSlab[0], t.ovSlab[1:]
 		t.over[path] = o
 	}
 	if path != "" {
@@ -585,7 +606,7 @@ func (t *cacheTree) own(path string) *ovEntry {
 			k = map[string]struct{}{}
 			t.kids[parent] = k
 		}
-		if _, ok := k[path]; !ok {
+		if _, ok := k[path]; !ok || !existed {
 			k[path] = struct{}{}
 			delete(t.kidsSorted, parent)
 		}
@@ -672,19 +693,36 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			delta.Removed = append(delta.Removed, p)
 		}
 	}
-	paths := make([]string, 0, len(t.over))
+	type written struct {
+		path string
+		o    *ovEntry
+	}
+	ws := make([]written, 0, len(t.over))
 	for p, o := range t.over {
 		if o.dirty && !o.deleted {
-			paths = append(paths, p)
+			ws = append(ws, written{p, o})
 		}
 	}
-	slices.Sort(paths)
-	for _, p := range paths {
-		e := t.over[p].e
-		key := t.base + p
+	slices.SortFunc(ws, func(a, b written) int { return strings.Compare(a.path, b.path) })
+	// A bootstrap writes a few hundred records: their keys and values
+	// are cut from two slabs rather than allocated one by one (the
+	// transaction keeps the slices until it commits; a slab that grows
+	// leaves the earlier slices on the old array, which nothing writes).
+	n := 0
+	for _, w := range ws {
+		n += len(t.base) + len(w.path)
+	}
+	keys := make([]byte, 0, n)
+	var vals bytes.Buffer
+	vals.Grow(len(ws) * 48)
+	for _, w := range ws {
+		p, e := w.path, w.o.e
+		start := len(keys)
+		keys = append(append(keys, t.base...), p...)
+		key := keys[start:len(keys):len(keys)]
 		if e.PathTime.IsZero() {
 			// Forgotten: the CPE said there is no such name.
-			if err := txn.Delete([]byte(key)); err != nil {
+			if err := txn.Delete(key); err != nil {
 				return err
 			}
 			delta.Removed = append(delta.Removed, p)
@@ -694,7 +732,7 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 		if t.complete && !t.recs[p] {
 			// Not stored when the session began, and only the session
 			// writes its device's parameters: nothing to read back.
-		} else if err := getCBOR(txn, key, &r); err != nil && !errors.Is(err, ErrNotFound) {
+		} else if err := getCBOR(txn, t.base+p, &r); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		r.Flags &= flagAttrKnown // attributes are not the engine's
@@ -719,10 +757,14 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			}
 		}
 		r.Timestamp = ts.UnixNano()
-		if err := setCBOR(txn, key, &r); err != nil {
+		vstart := vals.Len()
+		if err := cborBufEnc.MarshalToBuffer(&r, &vals); err != nil {
+			return fmt.Errorf("encode %s: %w", p, err)
+		}
+		if err := txn.Set(key, vals.Bytes()[vstart:vals.Len():vals.Len()]); err != nil {
 			return err
 		}
-		if t.over[p].report && !e.Object {
+		if w.o.report && !e.Object {
 			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: p, Value: e.Value, Type: e.Type})
 		}
 	}

@@ -193,6 +193,7 @@ func newServer(cfg Config, cache *Cache, files *FileStore, m *Metrics, log *slog
 	}
 	s.bufs.New = func() any { return bytes.NewBuffer(make([]byte, 0, 16<<10)) }
 	s.adm = newAdmission(cfg.MaxConcurrentSessions, cfg.maxBusy, cfg.retryAfterMin, cfg.retryAfterMax, m.Storm)
+	s.adm.refused503 = m.HTTPErrors.WithLabelValues(strconv.Itoa(http.StatusServiceUnavailable))
 	return s
 }
 
@@ -347,7 +348,7 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		defer s.adm.observe(now)
 	}
 	if sess == nil && s.full() {
-		s.refuseBusy(w, rejectFull, "too many sessions, retry later")
+		s.refuseFull(w)
 		return
 	}
 

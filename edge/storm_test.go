@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -514,5 +515,63 @@ func TestAdmissionSlow(t *testing.T) {
 	set(3*a.latTarget, time.Now().Add(-time.Minute))
 	if code := inform("SLOW4", cwmp.EventBootstrap); code != http.StatusOK {
 		t.Fatalf("bootstrap with a stale average: %d, want 200", code)
+	}
+}
+
+// headerOnly is a ResponseWriter that keeps its header map between
+// responses and discards the rest, for counting a handler's allocations.
+type headerOnly struct{ h http.Header }
+
+func (w *headerOnly) Header() http.Header         { return w.h }
+func (w *headerOnly) Write(p []byte) (int, error) { return len(p), nil }
+func (w *headerOnly) WriteHeader(int)             {}
+
+// TestRefuseFull: a refusal for capacity is a 503 with a booked
+// Retry-After, Connection: close and http.Error's headers and body,
+// counted as rejected_full and as a 503; and it allocates nothing, since
+// a storm's CPEs get thousands a second.
+func TestRefuseFull(t *testing.T) {
+	m := NewMetrics(nil)
+	s := &Server{metrics: m, adm: newAdmission(10, 0, 10*time.Second, 60*time.Second, m.Storm)}
+	s.adm.refused503 = m.HTTPErrors.WithLabelValues("503")
+	rec := httptest.NewRecorder()
+	s.refuseFull(rec)
+	res := rec.Result()
+	ra, err := strconv.Atoi(res.Header.Get("Retry-After"))
+	for _, c := range []struct{ name, got, want string }{
+		{"status", strconv.Itoa(res.StatusCode), "503"},
+		{"Connection", res.Header.Get("Connection"), "close"},
+		{"Content-Type", res.Header.Get("Content-Type"), "text/plain; charset=utf-8"},
+		{"X-Content-Type-Options", res.Header.Get("X-Content-Type-Options"), "nosniff"},
+		{"body", rec.Body.String(), "too many sessions, retry later\n"},
+		{"Retry-After in 10-600 s", strconv.FormatBool(err == nil && ra >= 10 && ra <= 600), "true"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	w := &headerOnly{h: http.Header{}}
+	if n := testing.AllocsPerRun(200, func() { s.refuseFull(w) }); n != 0 {
+		t.Errorf("refuseFull allocates %.1f times per refusal, want 0", n)
+	}
+	// One refusal above, and AllocsPerRun's 200 runs after a warm-up.
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			series := mf.GetName()
+			for _, l := range mt.GetLabel() {
+				series += "," + l.GetName() + "=" + l.GetValue()
+			}
+			counted[series] = mt.GetCounter().GetValue()
+		}
+	}
+	for _, series := range []string{"edgeacs_edge_admission_total,outcome=rejected_full", "edgeacs_edge_cwmp_http_errors_total,code=503"} {
+		if counted[series] != 202 {
+			t.Errorf("%s = %v, want 202", series, counted[series])
+		}
 	}
 }

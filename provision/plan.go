@@ -456,9 +456,13 @@ func (p *plan) deepRefresh(d *decl, o Entry, bit uint64) {
 		p.needList(o.Path, true, bit)
 		return
 	}
+	// The closure must not capture o: it escapes (Children is an
+	// interface call), and o with it, a heap copy of the Entry per object
+	// per walk (a fifth of a bootstrap's planner garbage).
+	top := o.Path == ""
 	p.t.Children(o.Path, func(c Entry) bool {
 		switch {
-		case o.Path == "" && isVirtual(c.Path):
+		case top && isVirtual(c.Path):
 		case c.Object:
 			p.deepRefresh(d, c, bit)
 		case !d.ts.Value.IsZero() && !p.fresh(c.Path, c.ValueTime, d.ts.Value):

@@ -28,6 +28,15 @@ const bufSize = 4 << 10
 // writers are the write buffers, held only while a request is written.
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
 
+// writeOnly hides the connection's ReadFrom from bufio.Writer: a request
+// body longer than the buffer would otherwise go to net.TCPConn.ReadFrom,
+// which (no file to splice from) copies through a fresh 32 KB buffer, for
+// every GetParameterNames and GetParameterValues answer a device sends:
+// the simulator's largest allocation in a bootstrap storm.
+type writeOnly struct{ w io.Writer }
+
+func (w writeOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
 // errTransportClosed is returned for a request after Close.
 var errTransportClosed = errors.New("sim: session connection closed")
 
@@ -97,7 +106,7 @@ func (t *connTransport) roundTrip(req *http.Request) (*http.Response, bool, erro
 		return nil, reused, err
 	}
 	bw := writers.Get().(*bufio.Writer)
-	bw.Reset(conn)
+	bw.Reset(writeOnly{conn})
 	err = req.Write(bw)
 	if err == nil {
 		err = bw.Flush()

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
@@ -52,7 +53,17 @@ type sessionClient struct {
 	url    string
 	client *http.Client
 	close  func()
+	// reuseBodies: the transport has written a request's body by the
+	// time the client returns (connTransport; not http.Transport, whose
+	// write loop may outlive the exchange), so the body's buffer can go
+	// back to bodyBufs.
+	reuseBodies bool
 }
+
+// bodyBufs holds request body buffers: the answers to a bootstrap's
+// GetParameterNames and GetParameterValues are 20-45 KB each, a large
+// share of the simulator's garbage.
+var bodyBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func (d *Device) newSessionClient() (*sessionClient, error) {
 	d.mu.Lock()
@@ -68,10 +79,12 @@ func (d *Device) newSessionClient() (*sessionClient, error) {
 	}
 	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.SessionTimeout)
 	rt := &cwmp.DigestTransport{Username: user, Password: pass, Base: base, AllowBasic: true}
+	_, own := base.(*connTransport)
 	return &sessionClient{
-		url:    acsURL,
-		client: &http.Client{Transport: rt, Jar: jar, Timeout: timeout},
-		close:  closeFn,
+		url:         acsURL,
+		client:      &http.Client{Transport: rt, Jar: jar, Timeout: timeout},
+		close:       closeFn,
+		reuseBodies: own,
 	}, nil
 }
 
@@ -80,8 +93,17 @@ func (d *Device) newSessionClient() (*sessionClient, error) {
 func (c *sessionClient) post(ctx context.Context, env *cwmp.Envelope) (*cwmp.Envelope, error) {
 	var body []byte
 	if env != nil {
+		var buf []byte
+		if c.reuseBodies {
+			bp := bodyBufs.Get().(*[]byte)
+			buf = (*bp)[:0]
+			defer func() {
+				*bp = body[:0]
+				bodyBufs.Put(bp)
+			}()
+		}
 		var err error
-		if body, err = cwmp.Encode(env); err != nil {
+		if body, err = cwmp.AppendEncode(buf, env); err != nil {
 			return nil, fmt.Errorf("encode %s: %w", env.Body.Method(), err)
 		}
 	}
@@ -100,7 +122,14 @@ func (c *sessionClient) post(ctx context.Context, env *cwmp.Envelope) (*cwmp.Env
 		return nil, fmt.Errorf("post to %s: %w", c.url, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxReplySize+1))
+	// Sized from Content-Length when the ACS sends one (the edge does):
+	// io.ReadAll grows from 512 bytes, five copies for a 10 KB request.
+	var buf bytes.Buffer
+	if resp.ContentLength > 0 && resp.ContentLength <= maxReplySize {
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+	}
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxReplySize+1))
+	data := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("read reply from %s: %w", c.url, err)
 	}
