@@ -276,6 +276,34 @@ const (
 	typeRaw = 0xff
 )
 
+// typeCode is typ's index in paramTypes, or typeLiteral.
+func typeCode(typ []byte) byte {
+	for i := 1; i < len(paramTypes); i++ {
+		if string(typ) == paramTypes[i] {
+			return byte(i)
+		}
+	}
+	return typeLiteral
+}
+
+// appendParamNanos is appendParamParts with the time as Unix nanoseconds
+// and the value as bytes (no conversions on the decoding path).
+func appendParamNanos[S ~string | ~[]byte](b []byte, nanos int64, typ S, value []byte) []byte {
+	if len(typ) > 255 {
+		typ = typ[:255]
+	}
+	b = append(b, paramFormat)
+	b = binary.BigEndian.AppendUint64(b, uint64(nanos))
+	b = append(b, byte(len(typ)))
+	b = append(b, typ...)
+	return append(b, value...)
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
 // stampBase is what format 4 stamps are relative to: every delta rewrites
 // its device with its own inform time, so the entries it wrote cost one
 // byte of stamp.
@@ -303,25 +331,24 @@ func appendOverlayV4(b []byte, ov overlay, base int64) []byte {
 			shared++
 		}
 		b = binary.AppendUvarint(b, uint64(shared))
-		b = appendString(b, string(p.name[shared:]))
+		b = appendBytes(b, p.name[shared:])
 		prev = p.name
 		enc := p.enc
 		if len(enc) < 10 || enc[0] != paramFormat || len(enc) < 10+int(enc[9]) {
 			b = binary.AppendVarint(b, 0)
 			b = append(b, typeRaw)
-			b = appendString(b, string(enc))
+			b = appendBytes(b, enc)
 			continue
 		}
 		b = binary.AppendVarint(b, int64(binary.BigEndian.Uint64(enc[1:9]))-base)
 		typ := enc[10 : 10+int(enc[9])]
-		code := slices.Index(paramTypes[1:], string(typ)) + 1
-		if code > 0 {
-			b = append(b, byte(code))
+		if code := typeCode(typ); code != typeLiteral {
+			b = append(b, code)
 		} else {
 			b = append(b, typeLiteral)
-			b = appendString(b, string(typ))
+			b = appendBytes(b, typ)
 		}
-		b = appendString(b, string(enc[10+int(enc[9]):]))
+		b = appendBytes(b, enc[10+int(enc[9]):])
 	}
 	return b
 }
@@ -384,9 +411,9 @@ func decodeOverlayV4(r devReader, base int64) (overlay, error) {
 			buf = append(buf, r.bytes()...)
 		case typeLiteral:
 			typ := r.bytes()
-			buf = appendParamParts(buf, time.Unix(0, stamp), typ, r.bytes())
+			buf = appendParamNanos(buf, stamp, typ, r.bytes())
 		default:
-			buf = appendParamParts(buf, time.Unix(0, stamp), []byte(paramTypes[code]), r.bytes())
+			buf = appendParamNanos(buf, stamp, paramTypes[code], r.bytes())
 		}
 		ov = append(ov, overlayParam{name: name, enc: buf[start:len(buf):len(buf)]})
 	}
