@@ -764,9 +764,9 @@ const coldSpillBytes = 256
 // spillCold moves to per-parameter keys the overlay entries that neither
 // this delta nor the one before it wrote (stamped before the device's
 // previous inform, before), once they add up to coldSpillBytes. Every
-// delta rewrites the device's value, overlay included, and the bytes
-// written were most of a drain's apply cost (WAL, memtable, flush): a
-// bootstrap's static parameters (versions, connection-request URL and
+// delta rewrites the device's value, overlay included, and Badger copies
+// those bytes through its WAL, memtable, level-0 tables and compactions:
+// a bootstrap's static parameters (versions, connection-request URL and
 // credentials) rode along in every later periodic delta. After this a
 // delta rewrites what it and its predecessor changed plus at most
 // coldSpillBytes, not the device's tree. Waiting for a second delta keeps

@@ -315,10 +315,10 @@ func stampBase(lastInform time.Time) int64 {
 }
 
 // appendOverlayV4 appends the overlay in format 4. Every delta rewrites its
-// device, overlay included, and those bytes (WAL, memtable, level-0
-// flush) were most of what a drain's apply cost; a parameter's name and
-// type took most of an entry (TR-069 names repeat long prefixes, types are
-// a handful of xsd names). Each entry is: the length of the prefix its
+// device, overlay included, and Badger copies those bytes through its WAL,
+// memtable, level-0 tables and compactions; a parameter's name and type
+// took most of an entry (TR-069 names repeat long prefixes, types are a
+// handful of xsd names). Each entry is: the length of the prefix its
 // name shares with the previous entry's and the rest of the name; its
 // stamp as a signed varint from base; a type code (an index in
 // paramTypes, typeLiteral then the type, or typeRaw then the whole
