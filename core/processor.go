@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/edgeacs/edgeacs/fleet"
@@ -684,7 +685,7 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 	if stamp.IsZero() {
 		stamp = c.Time
 	}
-	home := d.Edge
+	home, prevInform := d.Edge, d.LastInform
 	if dd.Edge != "" && dd.Edge != home {
 		if ok && home != "" && !dd.LastInform.After(d.LastInform) {
 			return p.staleDelta(w, c, d, ov, stamp)
@@ -750,7 +751,58 @@ func (p processor) deviceDelta(w *wtx, c *Command) error {
 			return err
 		}
 	}
+	if ov, err = p.spillCold(w, d, ov, prevInform); err != nil {
+		return err
+	}
 	return p.putDevSpill(w, d, ov)
+}
+
+// coldSpillBytes is how large the overlay's cold part (see spillCold) may
+// grow before it is moved to per-parameter keys.
+const coldSpillBytes = 256
+
+// spillCold moves to per-parameter keys the overlay entries that neither
+// this delta nor the one before it wrote (stamped before the device's
+// previous inform, before), once they add up to coldSpillBytes. Every
+// delta rewrites the device's value, overlay included, and Badger copies
+// those bytes through its WAL, memtable, level-0 tables and compactions:
+// a bootstrap's static parameters (versions, connection-request URL and
+// credentials) rode along in every later periodic delta. After this a
+// delta rewrites what it and its predecessor changed plus at most
+// coldSpillBytes, not the device's tree. Waiting for a second delta keeps
+// devices whose deltas alternate between two sets of parameters from
+// spilling every time. Where an entry lives never changes a read (the
+// overlay is newer than a per-parameter key, and a spill overwrites the
+// key with the entry), so the choice may differ between code versions.
+func (p processor) spillCold(w *wtx, d *Device, ov overlay, before time.Time) (overlay, error) {
+	if before.IsZero() || len(ov) == 0 {
+		return ov, nil
+	}
+	cold := func(e overlayParam) bool {
+		at, ok := paramTime(e.enc)
+		return ok && at.Before(before)
+	}
+	n := 0
+	for _, e := range ov {
+		if cold(e) {
+			n += len(e.name) + len(e.enc) + 4
+		}
+	}
+	if n < coldSpillBytes {
+		return ov, nil
+	}
+	keep := ov[:0]
+	for _, e := range ov {
+		if !cold(e) {
+			keep = append(keep, e)
+			continue
+		}
+		if err := w.set(key(pParam, d.ID, string(e.name)), e.enc); err != nil {
+			return nil, storageError{err}
+		}
+	}
+	d.flags |= devSpilled
+	return keep, nil
 }
 
 // putDevSpill writes the device, first spilling its overlay to

@@ -183,12 +183,19 @@ func decodeRecord(b []byte, v any) error {
 // same few parameters again and again, so the overlay rarely grows; when it
 // passes overlayMaxParams or overlayMaxBytes it is spilled to the
 // per-parameter keys (p/<device>\0<name>), so a device's value stays small
-// and a delta never rewrites a whole tree. An overlay entry is newer than
-// the per-parameter key of the same name.
+// and a delta never rewrites a whole tree; entries the last two deltas did
+// not write go there too (spillCold). An overlay entry is newer than the
+// per-parameter key of the same name.
 //
 // Format 3 adds the device's flags (one uvarint after LastEvents); format
-// 2 records are still read, with every flag set.
-const deviceFormat = 3
+// 2 records are still read, with every flag set. Format 4 (deviceFormat)
+// stores the overlay compactly (see appendOverlayV4); format 3 records are
+// still read.
+const deviceFormat = 4
+
+// deviceFormatV3 is the format whose overlay entries are a name and an
+// encodeParam form, each length-prefixed.
+const deviceFormatV3 = 3
 
 // deviceFormatV2 is the format before the flags.
 const deviceFormatV2 = 2
@@ -253,13 +260,164 @@ func encodeDevice(d *Device, ov overlay) ([]byte, error) {
 	b = appendStrings(b, d.Tags)
 	b = appendStrings(b, d.LastEvents)
 	b = binary.AppendUvarint(b, uint64(d.flags))
-	for _, p := range ov {
-		b = binary.AppendUvarint(b, uint64(len(p.name)))
-		b = append(b, p.name...)
-		b = binary.AppendUvarint(b, uint64(len(p.enc)))
-		b = append(b, p.enc...)
+	return appendOverlayV4(b, ov, stampBase(d.LastInform)), nil
+}
+
+// paramTypes are the parameter types a format 4 overlay entry names by
+// their index (1 on); the list is part of the format and only grows.
+var paramTypes = [...]string{"", "xsd:string", "xsd:unsignedInt", "xsd:int", "xsd:boolean", "xsd:dateTime",
+	"xsd:unsignedLong", "xsd:long", "xsd:base64", "xsd:hexBinary"}
+
+const (
+	// typeLiteral: the type's length and bytes follow.
+	typeLiteral = 0
+	// typeRaw: the entry's encodeParam form follows whole (length and
+	// bytes), for a form appendOverlayV4 does not understand.
+	typeRaw = 0xff
+)
+
+// typeCode is typ's index in paramTypes, or typeLiteral.
+func typeCode(typ []byte) byte {
+	for i := 1; i < len(paramTypes); i++ {
+		if string(typ) == paramTypes[i] {
+			return byte(i)
+		}
 	}
-	return b, nil
+	return typeLiteral
+}
+
+// appendParamNanos is appendParamParts with the time as Unix nanoseconds
+// and the value as bytes (no conversions on the decoding path).
+func appendParamNanos[S ~string | ~[]byte](b []byte, nanos int64, typ S, value []byte) []byte {
+	if len(typ) > 255 {
+		typ = typ[:255]
+	}
+	b = append(b, paramFormat)
+	b = binary.BigEndian.AppendUint64(b, uint64(nanos))
+	b = append(b, byte(len(typ)))
+	b = append(b, typ...)
+	return append(b, value...)
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// stampBase is what format 4 stamps are relative to: every delta rewrites
+// its device with its own inform time, so the entries it wrote cost one
+// byte of stamp.
+func stampBase(lastInform time.Time) int64 {
+	if lastInform.IsZero() {
+		return 0
+	}
+	return lastInform.UnixNano()
+}
+
+// appendOverlayV4 appends the overlay in format 4. Every delta rewrites its
+// device, overlay included, and Badger copies those bytes through its WAL,
+// memtable, level-0 tables and compactions; a parameter's name and type
+// took most of an entry (TR-069 names repeat long prefixes, types are a
+// handful of xsd names). Each entry is: the length of the prefix its
+// name shares with the previous entry's and the rest of the name; its
+// stamp as a signed varint from base; a type code (an index in
+// paramTypes, typeLiteral then the type, or typeRaw then the whole
+// encodeParam form); the value.
+func appendOverlayV4(b []byte, ov overlay, base int64) []byte {
+	var prev []byte
+	for _, p := range ov {
+		shared := 0
+		for shared < len(prev) && shared < len(p.name) && prev[shared] == p.name[shared] {
+			shared++
+		}
+		b = binary.AppendUvarint(b, uint64(shared))
+		b = appendBytes(b, p.name[shared:])
+		prev = p.name
+		enc := p.enc
+		if len(enc) < 10 || enc[0] != paramFormat || len(enc) < 10+int(enc[9]) {
+			b = binary.AppendVarint(b, 0)
+			b = append(b, typeRaw)
+			b = appendBytes(b, enc)
+			continue
+		}
+		b = binary.AppendVarint(b, int64(binary.BigEndian.Uint64(enc[1:9]))-base)
+		typ := enc[10 : 10+int(enc[9])]
+		if code := typeCode(typ); code != typeLiteral {
+			b = append(b, code)
+		} else {
+			b = append(b, typeLiteral)
+			b = appendBytes(b, typ)
+		}
+		b = appendBytes(b, enc[10+int(enc[9]):])
+	}
+	return b
+}
+
+// maxOverlayDecoded bounds what a format 4 overlay may decode to: shared
+// name prefixes let a small record claim a large one, and an overlay is
+// written at most overlayMaxBytes large (putDevSpill).
+const maxOverlayDecoded = 1 << 20
+
+// decodeOverlayV4 reads appendOverlayV4's form. Names and encodeParam forms
+// are rebuilt in one buffer, sized by a first pass.
+func decodeOverlayV4(r devReader, base int64) (overlay, error) {
+	count := r
+	n, size := 0, 0
+	var prevLen uint64
+	for len(count.b) > 0 && !count.bad {
+		shared := count.uvarint()
+		name := count.bytes()
+		if shared > prevLen {
+			return nil, fmt.Errorf("bad overlay name")
+		}
+		prevLen = shared + uint64(len(name))
+		count.varint()
+		switch code := count.byte(); {
+		case code == typeRaw:
+			size += len(count.bytes())
+		case code == typeLiteral:
+			size += 10 + len(count.bytes()) + len(count.bytes())
+		case int(code) < len(paramTypes):
+			size += 10 + len(paramTypes[code]) + len(count.bytes())
+		default:
+			return nil, fmt.Errorf("bad overlay type code %d", code)
+		}
+		size += int(prevLen)
+		n++
+		if size > maxOverlayDecoded {
+			return nil, fmt.Errorf("bad overlay: decodes to more than %d bytes", maxOverlayDecoded)
+		}
+	}
+	if count.bad {
+		return nil, fmt.Errorf("bad overlay")
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	ov := make(overlay, 0, n)
+	buf := make([]byte, 0, size)
+	var prev []byte
+	for range n {
+		shared := r.uvarint()
+		start := len(buf)
+		buf = append(buf, prev[:shared]...)
+		buf = append(buf, r.bytes()...)
+		name := buf[start:len(buf):len(buf)]
+		prev = name
+		stamp := base + r.varint()
+		start = len(buf)
+		switch code := r.byte(); code {
+		case typeRaw:
+			buf = append(buf, r.bytes()...)
+		case typeLiteral:
+			typ := r.bytes()
+			buf = appendParamNanos(buf, stamp, typ, r.bytes())
+		default:
+			buf = appendParamNanos(buf, stamp, paramTypes[code], r.bytes())
+		}
+		ov = append(ov, overlayParam{name: name, enc: buf[start:len(buf):len(buf)]})
+	}
+	return ov, nil
 }
 
 func appendString(b []byte, s string) []byte {
@@ -299,6 +457,26 @@ func (r *devReader) uvarint() uint64 {
 		return 0
 	}
 	r.b = r.b[w:]
+	return v
+}
+
+func (r *devReader) varint() int64 {
+	v, w := binary.Varint(r.b)
+	if w <= 0 {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	r.b = r.b[w:]
+	return v
+}
+
+func (r *devReader) byte() byte {
+	if len(r.b) == 0 {
+		r.bad = true
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
 	return v
 }
 
@@ -355,13 +533,13 @@ func (r *devReader) time() time.Time {
 }
 
 // decodeDevice reads a stored device; the overlay is parsed only when
-// withOverlay is set, and its values alias b.
+// withOverlay is set; a format 3 overlay aliases b, a format 4 one is rebuilt.
 func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	if len(b) > 0 && b[0] == recordVersion {
 		d.flags = devFlagsUnknown
 		return nil, decodeRecord(b, d)
 	}
-	if len(b) < 1 || (b[0] != deviceFormat && b[0] != deviceFormatV2) {
+	if len(b) < 1 || (b[0] != deviceFormat && b[0] != deviceFormatV3 && b[0] != deviceFormatV2) {
 		return nil, fmt.Errorf("decode device: unknown record format")
 	}
 	r := devReader{b: b[1:]}
@@ -369,7 +547,7 @@ func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	d.LastInform, d.Registered = r.time(), r.time()
 	d.Tags, d.LastEvents = r.strings(), r.strings()
 	d.flags = devFlagsUnknown
-	if b[0] == deviceFormat {
+	if b[0] != deviceFormatV2 {
 		d.flags = devFlags(r.uvarint())
 	}
 	if r.bad {
@@ -377,6 +555,13 @@ func decodeDevice(b []byte, d *Device, withOverlay bool) (overlay, error) {
 	}
 	if !withOverlay {
 		return nil, nil
+	}
+	if b[0] == deviceFormat {
+		ov, err := decodeOverlayV4(r, stampBase(d.LastInform))
+		if err != nil {
+			return nil, fmt.Errorf("decode device %s: %w", d.ID, err)
+		}
+		return ov, nil
 	}
 	// Counted first, so that the overlay is one allocation: growing it
 	// entry by entry was most of what decoding a device cost, and every
