@@ -338,17 +338,8 @@ func decodeHeader(h *etree.Element, env *Envelope) *etree.Element {
 				idElem = e
 				env.ID, env.HasID = v, true
 			}
-		case "holdrequests":
-			env.HoldRequests, _ = ParseBool(v)
-		case "nomorerequests":
-			env.NoMoreRequests, _ = ParseBool(v)
-		case "sessiontimeout":
-			n, _ := strconv.ParseUint(v, 10, 32)
-			env.SessionTimeout = uint32(n)
-		case "supportedcwmpversions":
-			env.SupportedCWMPVersions = v
-		case "usecwmpversion":
-			env.UseCWMPVersion = v
+		default:
+			setHeaderField(env, strings.ToLower(e.Tag), v)
 		}
 	}
 	return idElem
@@ -1039,4 +1030,23 @@ func childText(e *etree.Element) string {
 		return ""
 	}
 	return e.Text()
+}
+
+// setHeaderField stores the SOAP header field named lname (its local name,
+// lower case) other than ID, whose first occurrence the callers keep; an
+// unknown field or an unreadable value is ignored, as CPEs send both.
+func setHeaderField(env *Envelope, lname, v string) {
+	switch lname {
+	case "holdrequests":
+		env.HoldRequests, _ = ParseBool(v)
+	case "nomorerequests":
+		env.NoMoreRequests, _ = ParseBool(v)
+	case "sessiontimeout":
+		n, _ := strconv.ParseUint(v, 10, 32)
+		env.SessionTimeout = uint32(n)
+	case "supportedcwmpversions":
+		env.SupportedCWMPVersions = v
+	case "usecwmpversion":
+		env.UseCWMPVersion = v
+	}
 }

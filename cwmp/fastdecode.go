@@ -2,7 +2,6 @@ package cwmp
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -448,24 +447,15 @@ func (d *fastDecoder) header(env *Envelope) (string, bool) {
 			return "", false
 		}
 		v := strings.TrimSpace(textOf(raw))
-		switch strings.ToLower(string(localName(tag))) {
+		switch lname := strings.ToLower(string(localName(tag))); lname {
 		case "id":
 			if !env.HasID {
 				space, _ := splitRaw(tag)
 				idSpace = string(space)
 				env.ID, env.HasID = v, true
 			}
-		case "holdrequests":
-			env.HoldRequests, _ = ParseBool(v)
-		case "nomorerequests":
-			env.NoMoreRequests, _ = ParseBool(v)
-		case "sessiontimeout":
-			n, _ := strconv.ParseUint(v, 10, 32)
-			env.SessionTimeout = uint32(n)
-		case "supportedcwmpversions":
-			env.SupportedCWMPVersions = v
-		case "usecwmpversion":
-			env.UseCWMPVersion = v
+		default:
+			setHeaderField(env, lname, v)
 		}
 	}
 }

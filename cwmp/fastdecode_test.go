@@ -73,15 +73,7 @@ var fastDecodeCases = []string{
 // included; the fixtures and the cases above go through it, and the
 // bootstrap's shapes must take it.
 func TestFastDecodeMatches(t *testing.T) {
-	inputs := append([]string(nil), fastDecodeCases...)
-	files, _ := filepath.Glob("testdata/*.xml")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, string(b))
-	}
+	inputs, _ := withFixtures(t, fastDecodeCases)
 	fast := 0
 	for _, in := range inputs {
 		if checkFastDecode(t, []byte(in)) {

@@ -58,15 +58,7 @@ var fastParseCases = []string{
 // document is etree's; the fixtures, the cases above and real simulator
 // answers go through it.
 func TestFastParseMatchesEtree(t *testing.T) {
-	inputs := append([]string(nil), fastParseCases...)
-	files, _ := filepath.Glob("testdata/*.xml")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inputs = append(inputs, string(b))
-	}
+	inputs, files := withFixtures(t, fastParseCases)
 	fast := 0
 	for _, in := range inputs {
 		if checkFastParse(t, []byte(in)) {
@@ -138,4 +130,20 @@ func FuzzFastParse(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, in []byte) { checkFastParse(t, in) })
+}
+
+// withFixtures is cases followed by every testdata/*.xml fixture's text,
+// and the fixtures' names.
+func withFixtures(t *testing.T, cases []string) (inputs, files []string) {
+	t.Helper()
+	inputs = append([]string(nil), cases...)
+	files, _ = filepath.Glob("testdata/*.xml")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, string(b))
+	}
+	return inputs, files
 }
