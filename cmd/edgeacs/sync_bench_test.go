@@ -68,6 +68,7 @@ import (
 	"github.com/edgeacs/edgeacs/edge"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/internal/leakcheck"
+	"github.com/edgeacs/edgeacs/internal/testauth"
 	"github.com/edgeacs/edgeacs/provision/preset"
 	"github.com/edgeacs/edgeacs/sim"
 	fleetsync "github.com/edgeacs/edgeacs/sync"
@@ -1027,6 +1028,13 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 			benchNoLeaks(b)
 			log := benchLog()
 			c := startBenchCluster(b, mode.noSync, log)
+			// The cluster's inform preset back (startBenchCluster drops it
+			// for the drain's hand-rolled CPEs): it gives each simulated
+			// CPE the connection-request credentials a round trip needs.
+			inform := preset.Defaults(true)[1]
+			if r := c.leader.node.Apply(context.Background(), core.Command{Op: core.OpPutPreset, Preset: &inform}); r.Err != nil {
+				b.Fatalf("put preset %s: %v", inform.Name, r.Err)
+			}
 			coreSync, caDir, down := c.edgeStart(b)
 			e := startBenchEdge(b, coreSync, caDir, down, log)
 			e.openLink()
@@ -1061,7 +1069,8 @@ func BenchmarkTaskRoundTrip(b *testing.B) {
 				}
 				return true
 			})
-			client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}}
+			client := &http.Client{Transport: testauth.Transport{Base: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4},
+				Token: func(*http.Request) string { return testSecret }}}
 			b.Cleanup(client.CloseIdleConnections)
 			coreAPI := "http://" + c.leader.node.APIAddr() + "/api/v1/devices/"
 			edgeAPI := "http://" + e.node.Addrs().API + "/api/v1/devices/"
