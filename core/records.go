@@ -125,26 +125,38 @@ func encodeParamParts[S ~string | ~[]byte](updated time.Time, typ, value S) []by
 
 // appendParamParts appends encodeParamParts's form to b.
 func appendParamParts[S ~string | ~[]byte](b []byte, updated time.Time, typ, value S) []byte {
+	return appendParamNanos(b, updated.UnixNano(), typ, value)
+}
+
+// appendParamNanos is appendParamParts with the time as Unix nanoseconds
+// (no conversions on format 4's decoding path, which rebuilds the form).
+func appendParamNanos[T, V ~string | ~[]byte](b []byte, nanos int64, typ T, value V) []byte {
 	if len(typ) > 255 {
 		typ = typ[:255]
 	}
 	b = append(b, paramFormat)
-	b = binary.BigEndian.AppendUint64(b, uint64(updated.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, uint64(nanos))
 	b = append(b, byte(len(typ)))
 	b = append(b, typ...)
 	return append(b, value...)
 }
 
+// splitParam reads an encodeParam form into its parts, aliasing enc; ok
+// is false for anything else.
+func splitParam(enc []byte) (nanos int64, typ, value []byte, ok bool) {
+	if len(enc) < 10 || enc[0] != paramFormat || len(enc) < 10+int(enc[9]) {
+		return 0, nil, nil, false
+	}
+	n := int(enc[9])
+	return int64(binary.BigEndian.Uint64(enc[1:9])), enc[10 : 10+n], enc[10+n:], true
+}
+
 func decodeParam(b []byte) (Param, error) {
-	if len(b) < 10 || b[0] != paramFormat || len(b) < 10+int(b[9]) {
+	nanos, typ, value, ok := splitParam(b)
+	if !ok {
 		return Param{}, fmt.Errorf("decode parameter: bad record")
 	}
-	n := int(b[9])
-	return Param{
-		Updated: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9]))).UTC(),
-		Type:    string(b[10 : 10+n]),
-		Value:   string(b[10+n:]),
-	}, nil
+	return Param{Updated: time.Unix(0, nanos).UTC(), Type: string(typ), Value: string(value)}, nil
 }
 
 // recordVersion prefixes every core-only record stored in Badger.
@@ -286,24 +298,6 @@ func typeCode(typ []byte) byte {
 	return typeLiteral
 }
 
-// appendParamNanos is appendParamParts with the time as Unix nanoseconds
-// and the value as bytes (no conversions on the decoding path).
-func appendParamNanos[S ~string | ~[]byte](b []byte, nanos int64, typ S, value []byte) []byte {
-	if len(typ) > 255 {
-		typ = typ[:255]
-	}
-	b = append(b, paramFormat)
-	b = binary.BigEndian.AppendUint64(b, uint64(nanos))
-	b = append(b, byte(len(typ)))
-	b = append(b, typ...)
-	return append(b, value...)
-}
-
-func appendBytes(b, s []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // stampBase is what format 4 stamps are relative to: every delta rewrites
 // its device with its own inform time, so the entries it wrote cost one
 // byte of stamp.
@@ -331,24 +325,23 @@ func appendOverlayV4(b []byte, ov overlay, base int64) []byte {
 			shared++
 		}
 		b = binary.AppendUvarint(b, uint64(shared))
-		b = appendBytes(b, p.name[shared:])
+		b = appendString(b, p.name[shared:])
 		prev = p.name
-		enc := p.enc
-		if len(enc) < 10 || enc[0] != paramFormat || len(enc) < 10+int(enc[9]) {
+		nanos, typ, value, ok := splitParam(p.enc)
+		if !ok {
 			b = binary.AppendVarint(b, 0)
 			b = append(b, typeRaw)
-			b = appendBytes(b, enc)
+			b = appendString(b, p.enc)
 			continue
 		}
-		b = binary.AppendVarint(b, int64(binary.BigEndian.Uint64(enc[1:9]))-base)
-		typ := enc[10 : 10+int(enc[9])]
+		b = binary.AppendVarint(b, nanos-base)
 		if code := typeCode(typ); code != typeLiteral {
 			b = append(b, code)
 		} else {
 			b = append(b, typeLiteral)
-			b = appendBytes(b, typ)
+			b = appendString(b, typ)
 		}
-		b = appendBytes(b, enc[10+int(enc[9]):])
+		b = appendString(b, value)
 	}
 	return b
 }
@@ -420,7 +413,7 @@ func decodeOverlayV4(r devReader, base int64) (overlay, error) {
 	return ov, nil
 }
 
-func appendString(b []byte, s string) []byte {
+func appendString[S ~string | ~[]byte](b []byte, s S) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
