@@ -383,7 +383,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 		opts.HistoryMaxAge = fleet.HistoryMaxAge
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
-	c.gsync = newGroupSync(func() error { return syncRecovered(db.Sync) })
+	// Not Badger's own Sync, which stops the store while it runs (see
+	// logSync); durable never syncs an in-memory or always-synced store.
+	c.gsync = newGroupSync(logSync(dir))
 	c.guard = newStoreGuard(log, opts.StoreFailureLimit)
 	c.guard.onFailure = opts.OnStoreFailure
 	if err := c.loadCounters(); err != nil {

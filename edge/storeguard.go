@@ -202,17 +202,6 @@ func isStoreError(err error) bool {
 	return errors.Is(err, ErrStoreFailed) || errors.Is(err, ErrStoreUnusable)
 }
 
-// syncRecovered runs fn (Badger's DB.Sync) and turns a panic into an
-// error: a DB that lost its memtable dereferences nil in Sync.
-func syncRecovered(fn func() error) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("badger sync panicked (memtable lost?): %v", r)
-		}
-	}()
-	return fn()
-}
-
 // StoreHealth is nil while the cache's writes succeed; otherwise the
 // failure /healthz reports (ErrStoreFailed, or ErrStoreUnusable once the
 // node must stop).
