@@ -65,6 +65,12 @@ const (
 	calendarSlots    = 1024
 	calendarOverbook = 2
 	calendarMinRate  = 16
+	// calendarRatePerBusy is the admission rate the calendar assumes at
+	// least, per request the busy bound lets run at once (busyPerCPU per
+	// CPU): 96 sessions a second per CPU, about 10 ms of CPU per
+	// bootstrap, where this edge needs 3-4 ms on a shared core. A slower
+	// box re-refuses some CPEs, which costs it little (see book).
+	calendarRatePerBusy = 3
 )
 
 // defaultLatencyTarget is the average time of a request inside a session
@@ -165,9 +171,17 @@ type admission struct {
 	// disk, a busy neighbour), and refusing more would not help.
 	latMinOpen atomic.Int64
 	reserved   int64 // of limit, only for priority sessions
-	retryMin   time.Duration
-	retryMax   time.Duration
-	metrics    *StormMetrics
+
+	// queue holds new sessions' first requests while the busy bound is
+	// reached, in arrival order, each for at most queueWait (see
+	// waitSlot); nqueued mirrors its length for the exit path's check.
+	queueMu   sync.Mutex
+	queue     []chan struct{}
+	nqueued   atomic.Int64
+	queueWait time.Duration
+	retryMin  time.Duration
+	retryMax  time.Duration
+	metrics   *StormMetrics
 
 	// pending counts sessions admitted and not yet in the session table
 	// (their Inform is being recorded): admission counts them with the
@@ -218,17 +232,26 @@ type calSlot struct {
 const calendarSample = 250 * time.Millisecond
 
 // book returns the Retry-After (seconds) of a CPE refused at now, given
-// the sessions admitted so far and a prior rate (per second) for before
-// the first measurement: the first second from now+floor with room for
-// one more at the measured rate, or a uniform draw within the horizon
-// when every second up to it is booked.
-func (c *retryCalendar) book(now time.Time, admitted int64, prior float64, floor, horizon time.Duration) int {
+// the sessions admitted so far and a rate (per second) the booking never
+// goes below, also the rate before the first measurement: the first
+// second from now+floor with room for one more at the measured rate, or
+// a uniform draw within the horizon when every second up to it is booked.
+//
+// Why a floor: a storm's first seconds are spent refusing the flood
+// (10,000 connections a second at 100k devices over 10 s), so the rate
+// admitted then is a fraction of what the edge does once the flood has
+// passed, and the whole storm is booked in those seconds. Booked at that
+// rate, a 100k storm was spread over the 10-minute horizon and the edge
+// sat 70 % idle from its third minute on. Booking above the edge's rate
+// costs a second refusal (headers only, tens of µs); below it, idle time
+// that nothing gets back.
+func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, floor, horizon time.Duration) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sec, ns := now.Unix(), now.UnixNano()
 	switch {
 	case c.rateAt == 0:
-		c.rate, c.rateAt, c.rateN = prior, ns, admitted
+		c.rate, c.rateAt, c.rateN = minRate, ns, admitted
 	case ns-c.rateAt >= int64(calendarSample):
 		// Peak-hold, slow decay: the rate admitted while refusing is
 		// what the edge can do at most (less the refusals' own cost, which
@@ -239,7 +262,7 @@ func (c *retryCalendar) book(now time.Time, admitted int64, prior float64, floor
 		c.rate = max(inst, c.rate*0.9+inst*0.1)
 		c.rateAt, c.rateN = ns, admitted
 	}
-	perSec := max(int(c.rate*calendarOverbook), calendarMinRate)
+	perSec := max(int(max(c.rate, minRate)*calendarOverbook), calendarMinRate)
 	lo, hi := int64(floor/time.Second), int64(horizon/time.Second)
 	for s := max(c.next, sec+lo); s <= sec+hi; s++ {
 		slot := &c.slots[s%calendarSlots]
@@ -261,6 +284,7 @@ func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *Storm
 		a.reserved = int64(limit / 10)
 	}
 	a.latTarget = defaultLatencyTarget
+	a.queueWait = defaultQueueWait
 	a.latMinOpen.Store(defaultLatencyMinOpen)
 	if a.retryMin <= 0 {
 		a.retryMin = DefaultRetryAfterMin
@@ -320,10 +344,8 @@ func (a *admission) priority(inf *cwmp.Inform, deviceID string, now time.Time) b
 // retryAfterFullSec is the Retry-After (seconds) of a CPE refused for
 // capacity: booked in the calendar.
 func (a *admission) retryAfterFullSec(now time.Time) int {
-	// Before a measurement, the rate is guessed from the busy bound: a
-	// core finishes tens of sessions a second.
-	prior := float64(max(a.maxBusy, calendarMinRate))
-	return a.cal.book(now, a.admitted.Load(), prior, a.retryMin, calendarHorizon*a.retryMax)
+	minRate := float64(max(a.maxBusy*calendarRatePerBusy, calendarMinRate))
+	return a.cal.book(now, a.admitted.Load(), minRate, a.retryMin, calendarHorizon*a.retryMax)
 }
 
 // retryAfter is a Retry-After value in whole seconds drawn uniformly from
@@ -397,10 +419,105 @@ func (s *Server) full() bool {
 	return s.open.Load()+a.pending >= a.limit
 }
 
+// Admission queue: how long a new session's first request waits for a
+// request slot before it is judged as before (refused unless priority),
+// and how many may wait, per request of the busy bound.
+const (
+	defaultQueueWait = time.Second
+	queuePerBusy     = 8
+)
+
 // enter counts a CWMP request in progress until the returned func runs.
 func (s *Server) enter() func() {
 	s.adm.busy.Add(1)
-	return func() { s.adm.busy.Add(-1) }
+	return s.adm.exit
+}
+
+// enterNew counts the first request of a new session in progress, after
+// waiting in the queue for a request slot if the busy bound is reached.
+// Without the queue, CPEs returning at their booked second arrived as a
+// burst: the first few dozen took every slot and the rest were refused in
+// the same millisecond, to come back 10 s later, while the edge went idle
+// for the rest of the second (a 100k storm ran with the box two-thirds
+// idle). Queued, the burst is served at the edge's pace. A request that
+// waited queueWait in vain goes on all the same, to be judged by admit as
+// before (only a priority session gets in past the bound).
+func (s *Server) enterNew(r *http.Request) func() {
+	a := s.adm
+	if !a.waitSlot(r) {
+		a.busy.Add(1)
+	}
+	return a.exit
+}
+
+// exit ends a request counted in progress and hands its slot to the
+// longest-waiting new session, if any.
+func (a *admission) exit() {
+	a.busy.Add(-1)
+	if a.nqueued.Load() > 0 {
+		a.queueMu.Lock()
+		a.handoffLocked()
+		a.queueMu.Unlock()
+	}
+}
+
+// handoffLocked gives free request slots to queued requests, oldest first,
+// counting each in progress. The caller holds queueMu.
+func (a *admission) handoffLocked() {
+	for len(a.queue) > 0 && a.busy.Load() < a.maxBusy {
+		ch := a.queue[0]
+		a.queue[0] = nil
+		a.queue = a.queue[1:]
+		a.nqueued.Add(-1)
+		a.busy.Add(1)
+		close(ch)
+	}
+}
+
+// waitSlot waits until the request holds a request slot (counted in
+// busy) and reports true, or reports false with nothing counted: the
+// busy bound is off, the queue is full, the wait ran out, or the client
+// went away.
+func (a *admission) waitSlot(r *http.Request) bool {
+	if a.maxBusy <= 0 || a.queueWait <= 0 {
+		return false
+	}
+	a.queueMu.Lock()
+	if len(a.queue) == 0 && a.busy.Load() < a.maxBusy {
+		a.busy.Add(1)
+		a.queueMu.Unlock()
+		return true
+	}
+	if int64(len(a.queue)) >= a.maxBusy*queuePerBusy {
+		a.queueMu.Unlock()
+		return false
+	}
+	ch := make(chan struct{})
+	a.queue = append(a.queue, ch)
+	a.nqueued.Add(1)
+	// A slot freed between the check above and the append found no one
+	// queued: look again, now that this request is.
+	a.handoffLocked()
+	a.queueMu.Unlock()
+	t := time.NewTimer(a.queueWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+	a.queueMu.Lock()
+	defer a.queueMu.Unlock()
+	for i, c := range a.queue {
+		if c == ch {
+			a.queue = append(a.queue[:i], a.queue[i+1:]...)
+			a.nqueued.Add(-1)
+			return false
+		}
+	}
+	// Handed a slot as the wait ran out.
+	return true
 }
 
 // refuseBusy answers 503 with a jittered Retry-After (shutting down, a

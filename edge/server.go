@@ -326,7 +326,6 @@ func (s *Server) refuseBlocked(w http.ResponseWriter) {
 
 // serveCWMP handles one POST of a CWMP session.
 func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
-	defer s.enter()()
 	now := time.Now()
 	ip := remoteIP(r.RemoteAddr)
 	if s.auth.blocked(ip, now) {
@@ -345,7 +344,11 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if sess != nil {
+		defer s.enter()()
 		defer s.adm.observe(now)
+	} else {
+		defer s.enterNew(r)()
+		now = time.Now() // after its wait in the queue
 	}
 	if sess == nil && s.full() {
 		s.refuseFull(w)

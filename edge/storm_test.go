@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,6 +217,19 @@ func TestRetryCalendar(t *testing.T) {
 	}
 	if c.rate < 300 {
 		t.Fatalf("rate %.0f after a quiet 10 s, want a slow decay from 400", c.rate)
+	}
+	// A flood's measured rate below the minimum (10 admitted in a second)
+	// books at the minimum: the rate admitted while refusing thousands a
+	// second is not what the edge does once they are gone.
+	var flood retryCalendar
+	t0 := time.Unix(2_000_000, 0)
+	flood.book(t0, 0, 100, floor, horizon)
+	got = map[int]int{}
+	for range 400 {
+		got[flood.book(t0.Add(time.Second), 10, 100, floor, horizon)]++
+	}
+	if got[10] != 200 || got[11] != 200 || len(got) != 2 {
+		t.Fatalf("after a measured 10/s with a minimum of 100/s: %v, want 200 a second", got)
 	}
 	// A horizon booked full: uniform within it.
 	var small retryCalendar
@@ -442,17 +456,34 @@ func TestStoreUnusableErrors(t *testing.T) {
 			t.Errorf("%v: fatal %v, want %v", tt.err, got, tt.fatal)
 		}
 	}
-	// A Sync that panics (Badger without a memtable) is an error, and a
-	// fatal one.
-	g := newGroupSync(func() error {
-		return syncRecovered(func() error {
-			var m map[string]*int
-			return fmt.Errorf("%d", *m["x"])
-		})
-	})
-	err := g.Sync()
-	if err == nil || unusableReason(err) == "" {
-		t.Fatalf("panicking sync: %v", err)
+}
+
+// TestLogSync: the group fsync syncs the store's logs through its own
+// descriptors, never taking Badger's lock: it succeeds beside a commit in
+// progress, skips a log flushed away since the listing, and fails (a store
+// failure for the guard) when the directory is gone.
+func TestLogSync(t *testing.T) {
+	dir := t.TempDir()
+	c, err := OpenCache(dir, CacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("x/1"), []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if len(mems) == 0 {
+		t.Fatalf("no memtable log in %s: logSync would sync nothing", dir)
+	}
+	if err := c.durable(); err != nil {
+		t.Fatalf("durable: %v", err)
+	}
+	if err := syncFile(filepath.Join(dir, "000999.mem")); err != nil {
+		t.Fatalf("a log flushed away since the listing: %v", err)
+	}
+	if err := logSync(filepath.Join(dir, "gone"))(); err == nil {
+		t.Fatal("logSync of a missing directory succeeded")
 	}
 }
 
@@ -481,6 +512,53 @@ func TestAdmissionBusy(t *testing.T) {
 	busy.Add(-4)
 	if code := inform("BUSY4", cwmp.EventBootstrap); code != http.StatusOK {
 		t.Fatalf("bootstrap once the load fell: %d, want 200", code)
+	}
+}
+
+// TestAdmissionQueue: a new session arriving at the busy bound waits for
+// a request slot instead of being refused at once, and gets it when one is
+// freed; past the queue's wait it is judged as before (refused, not
+// priority). Sessions already open never queue.
+func TestAdmissionQueue(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.maxBusy = 1 })
+	adm := e.node.Server().adm
+	adm.queueWait = 30 * time.Second
+	adm.busy.Add(1) // the bound is reached
+	done := make(chan int, 1)
+	go func() {
+		c := newCPE(t, e, "QUEUED1")
+		code, _, _ := c.post(c.informBody([]string{cwmp.EventBootstrap}))
+		done <- code
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for adm.nqueued.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the bootstrap did not queue at the busy bound")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("the queued bootstrap was answered %d while the bound held", code)
+	default:
+	}
+	adm.exit() // the request holding the slot ends
+	if code := <-done; code != http.StatusOK {
+		t.Fatalf("the queued bootstrap once a slot was free: %d, want 200", code)
+	}
+	if n := adm.nqueued.Load(); n != 0 {
+		t.Fatalf("%d still queued", n)
+	}
+	// A wait that runs out: refused as a bootstrap above the bound was.
+	adm.queueWait = 50 * time.Millisecond
+	adm.busy.Add(1)
+	defer adm.busy.Add(-1)
+	c := newCPE(t, e, "QUEUED2")
+	if code, _, _ := c.post(c.informBody([]string{cwmp.EventBootstrap})); code != http.StatusServiceUnavailable {
+		t.Fatalf("bootstrap after the queue's wait ran out: %d, want 503", code)
+	}
+	if n := adm.nqueued.Load(); n != 0 {
+		t.Fatalf("%d left queued after the wait ran out", n)
 	}
 }
 
