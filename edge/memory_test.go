@@ -2,6 +2,7 @@ package edge
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -101,5 +102,35 @@ func TestConfigCacheMemory(t *testing.T) {
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("default budget: %v", err)
+	}
+}
+
+// TestMemoryLimit: the derived soft limit is twice the budget plus 256 MiB,
+// at most three quarters of the memory the process may use; a configured
+// limit that leaves no room beside the budget is a configuration error
+// naming the flag.
+func TestMemoryLimit(t *testing.T) {
+	for _, tt := range []struct {
+		budget ByteSize
+		mem    uint64
+		want   ByteSize
+	}{
+		{DefaultCacheMemory, 0, 768 << 20},
+		{0, 0, 768 << 20},
+		{1 << 30, 64 << 30, 2<<30 + 256<<20},
+		{DefaultCacheMemory, 512 << 20, 384 << 20},
+	} {
+		if got := DeriveMemoryLimit(tt.budget, Capacity{MemoryBytes: tt.mem}); got != tt.want {
+			t.Errorf("budget %s, memory %d: %s, want %s", tt.budget, tt.mem, got, tt.want)
+		}
+	}
+	cfg := Config{ID: "e", DataDir: t.TempDir(), Standalone: true, CPEAuth: AuthNone, MemoryLimit: 300 << 20}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "--memory-limit") {
+		t.Fatalf("a 300 MiB limit beside a 256 MiB budget: %v, want ErrConfig naming --memory-limit", err)
+	}
+	cfg.MemoryLimit = 512 << 20
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("a 512 MiB limit: %v", err)
 	}
 }

@@ -200,6 +200,10 @@ type Config struct {
 	// (default 256 MiB, at least 64 MiB; see DESIGN.md, "Memory"). The
 	// sessions in flight and the Go runtime come on top.
 	CacheMemory ByteSize `yaml:"cache_memory"`
+	// MemoryLimit is the soft limit on the Go runtime's memory that the
+	// edge command sets (GOMEMLIMIT's; GOMEMLIMIT in the environment
+	// wins). Zero derives it from the cache budget (DeriveMemoryLimit).
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 
 	// apiTimeouts bound the local API's connections (defaults in
 	// SetDefaults; tests shorten them).
@@ -355,6 +359,10 @@ func (c *Config) Validate() error {
 	}
 	if c.CacheMemory != 0 && c.CacheMemory < MinCacheMemory {
 		return bad("cache memory %s is below the minimum %s (--cache-memory)", c.CacheMemory, MinCacheMemory)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < max(c.CacheMemory, MinCacheMemory)+64<<20 {
+		return bad("memory limit %s leaves nothing beside the cache budget %s: give it at least the budget plus 64MiB (--memory-limit)",
+			c.MemoryLimit, max(c.CacheMemory, MinCacheMemory))
 	}
 	for name, addr := range map[string]string{"cwmp address": c.CWMPAddr, "api address": c.APIAddr, "stun address": c.STUNAddr} {
 		if addr == "" && name == "stun address" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -58,6 +59,7 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "files-base-url", Usage: "URL prefix CPEs download files from (default: this listener)", EnvVars: env("FILES_BASE_URL")},
 			&cli.IntFlag{Name: "max-connections", Usage: "CWMP connections held at once (0: derived from the fd limit, keeping a fifth for the store, the API and the sync link)", DefaultText: "derived", EnvVars: env("MAX_CONNECTIONS")},
 			&cli.DurationFlag{Name: "store-failure-limit", Usage: "how long cache writes may keep failing before the edge stops", DefaultText: "30s", EnvVars: env("STORE_FAILURE_LIMIT")},
+			&cli.StringFlag{Name: "memory-limit", Usage: "soft limit on the process's Go memory (GOMEMLIMIT, which wins when set): the collector runs sooner near it and returns freed memory to the OS", DefaultText: "twice --cache-memory plus 256MiB", EnvVars: env("MEMORY_LIMIT")},
 			&cli.StringFlag{Name: "cache-memory", Usage: "memory budget of the device cache's store (Badger memtables, block and index cache), e.g. 256MiB, 1GiB", DefaultText: edge.DefaultCacheMemory.String(), EnvVars: env("CACHE_MEMORY")},
 			// Hidden convenience for `make run`: an in-process simulated fleet.
 			&cli.IntFlag{Name: "sim", Usage: "also run N simulated CPEs against this edge", Hidden: true},
@@ -131,12 +133,18 @@ func loadEdgeConfig(c *cli.Context) (edge.Config, error) {
 		cfg.MaxConnections = c.Int("max-connections")
 	}
 	set.duration("store-failure-limit", &cfg.StoreFailureLimit)
-	if c.IsSet("cache-memory") {
-		v, err := edge.ParseByteSize(c.String("cache-memory"))
-		if err != nil {
-			return cfg, fmt.Errorf("--cache-memory: %w", err)
+	for _, f := range []struct {
+		name string
+		dst  *edge.ByteSize
+	}{{"cache-memory", &cfg.CacheMemory}, {"memory-limit", &cfg.MemoryLimit}} {
+		if !c.IsSet(f.name) {
+			continue
 		}
-		cfg.CacheMemory = v
+		v, err := edge.ParseByteSize(c.String(f.name))
+		if err != nil {
+			return cfg, fmt.Errorf("--%s: %w", f.name, err)
+		}
+		*f.dst = v
 	}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -154,8 +162,10 @@ func runEdge(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
+	setMemoryLimit(cfg, node.Capacity(), slog.Default())
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	startPprof(ctx, slog.Default())
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- node.Run(ctx) }()
@@ -249,4 +259,20 @@ Ctrl-C stops the edge and the simulator.
 `, node.Cache().DeviceCount(), cfg.ID, tokenPath, tokenPath, api, api, path, api, path, ssid, os.Args[0], strings.TrimSuffix(api, "/api/v1"))
 	<-ctx.Done()
 	return nil
+}
+
+// setMemoryLimit sets the Go runtime's soft memory limit from the
+// configuration, or derives it (edge.DeriveMemoryLimit), unless GOMEMLIMIT
+// is set: the runtime has read it already, and the operator's word wins.
+func setMemoryLimit(cfg edge.Config, c edge.Capacity, log *slog.Logger) {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		log.Info("memory limit", "source", "GOMEMLIMIT", "soft_limit", v)
+		return
+	}
+	lim, source := cfg.MemoryLimit, "memory_limit"
+	if lim == 0 {
+		lim, source = edge.DeriveMemoryLimit(cfg.CacheMemory, c), "derived from cache_memory"
+	}
+	debug.SetMemoryLimit(int64(lim))
+	log.Info("memory limit", "source", source, "soft_limit", lim.String(), "cache_memory", cfg.CacheMemory.String())
 }
