@@ -129,6 +129,7 @@ func runCore(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	startPprof(ctx, slog.Default())
 	if err := runCoreNode(ctx, cfg); err != nil {
 		return cli.Exit("edgeacs core: "+err.Error(), 1)
 	}

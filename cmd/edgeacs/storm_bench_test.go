@@ -126,8 +126,12 @@ func freeAddr(b *testing.B) string {
 // procSample is one reading of a process's /proc entries.
 type procSample struct {
 	rssKiB, hwmKiB int64
-	fds            int
-	cpuTicks       int64 // utime + stime, in clock ticks (100 per second on Linux)
+	// anonKiB and fileKiB split rssKiB: the heap and other private memory,
+	// and file-backed pages (Badger's memory-mapped tables), which the
+	// kernel can drop under pressure.
+	anonKiB, fileKiB int64
+	fds              int
+	cpuTicks         int64 // utime + stime, in clock ticks (100 per second on Linux)
 }
 
 func readProc(pid int) (procSample, bool) {
@@ -146,6 +150,10 @@ func readProc(pid int) (procSample, bool) {
 			s.rssKiB, _ = strconv.ParseInt(f[1], 10, 64)
 		case "VmHWM:":
 			s.hwmKiB, _ = strconv.ParseInt(f[1], 10, 64)
+		case "RssAnon:":
+			s.anonKiB, _ = strconv.ParseInt(f[1], 10, 64)
+		case "RssFile:":
+			s.fileKiB, _ = strconv.ParseInt(f[1], 10, 64)
 		}
 	}
 	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
@@ -323,7 +331,7 @@ func runStorm(b *testing.B, bin string, n int) {
 					parts = append(parts, fmt.Sprintf("%s %+.0f", k, adm[k]-lastAdm[k]))
 				}
 				st := sp.merged()
-				b.Logf("%4.0fs: %d registered, %d sessions, edge %.2f cores, %d fds; %s", time.Since(start).Seconds(),
+				progressf(b, "%4.0fs: %d registered, %d sessions, edge %.2f cores, %d fds; %s", time.Since(start).Seconds(),
 					registered, st.SessionsCompleted, float64(s.cpuTicks-lastCPU)/100/el.Seconds(), s.fds, strings.Join(parts, ", "))
 				lastLog, lastCPU, lastAdm = time.Now(), s.cpuTicks, adm
 			}
@@ -371,7 +379,7 @@ func runStorm(b *testing.B, bin string, n int) {
 	}
 	b.ReportMetric(float64(rpcs)/float64(max(storm.SessionsCompleted, 1)), "rpcs/session")
 	adm := admissionCounts(apiAddr)
-	b.Logf("storm: %d/%d devices in %s, %d sessions (%d failed, %d retries, %d refused with 503), p50 %s p99 %s; edge peak %d fds, %d MiB RSS; RPCs %v; admission %v",
+	progressf(b, "storm: %d/%d devices in %s, %d sessions (%d failed, %d retries, %d refused with 503), p50 %s p99 %s; edge peak %d fds, %d MiB RSS; RPCs %v; admission %v",
 		registered, n, registerTime.Round(time.Millisecond), storm.SessionsCompleted, storm.SessionErrors, storm.Retries, storm.SessionsBusy,
 		storm.SessionP50, storm.SessionP99, peak.fds, peak.hwmKiB/1024, storm.RPCs, adm)
 	if steady <= 0 {
@@ -447,12 +455,23 @@ func runStorm(b *testing.B, bin string, n int) {
 	cpu := float64(s1.cpuTicks-s0.cpuTicks) / 100 / elapsed.Seconds()
 	sessions := float64(after.SessionsCompleted-before.SessionsCompleted) / elapsed.Seconds()
 	b.ReportMetric(float64(s1.rssKiB)/1024, "steady-RSS-MiB")
+	b.ReportMetric(float64(s1.anonKiB)/1024, "steady-anon-MiB")
+	b.ReportMetric(float64(s1.fileKiB)/1024, "steady-file-MiB")
 	b.ReportMetric(cpu/float64(runtime.NumCPU()), "edge-cpu-share")
 	b.ReportMetric(sessions, "steady-sessions/s")
 	b.ReportMetric(float64(window.SessionP99.Microseconds())/1000, "session-p99-ms")
-	b.Logf("steady %s: %.0f sessions/s, p50 %s p99 %s, %d tasks queued (%d refused), %d new failures; edge %.2f cores, RSS %d MiB",
+	progressf(b, "steady %s: %.0f sessions/s, p50 %s p99 %s, %d tasks queued (%d refused), %d new failures; edge %.2f cores, RSS %d MiB (anon %d, file %d)",
 		elapsed.Round(time.Second), sessions, window.SessionP50, window.SessionP99, tasks, taskErrs,
-		after.SessionErrors-before.SessionErrors, cpu, s1.rssKiB/1024)
+		after.SessionErrors-before.SessionErrors, cpu, s1.rssKiB/1024, s1.anonKiB/1024, s1.fileKiB/1024)
+}
+
+// progressf logs a line of the run as it happens: on stderr, since the
+// testing package holds a benchmark's log until it ends and keeps only
+// its first lines, and in the log too.
+func progressf(b *testing.B, format string, args ...any) {
+	b.Helper()
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	b.Logf(format, args...)
 }
 
 // admissionCounts reads edgeacs_edge_admission_total by outcome from the
