@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -955,5 +957,71 @@ func TestDiagnosticsAndReboot(t *testing.T) {
 				t.Errorf("UpTime %d after the reboot, want it counted from the reboot", up)
 			}
 		})
+	}
+}
+
+// TestSourceAddresses: toward an ACS on loopback each device connects from
+// its own 127.x.y.z (Linux), as CPEs come from their own addresses;
+// SingleSource keeps the system's choice.
+func TestSourceAddresses(t *testing.T) {
+	seen := map[string]bool{}
+	for i := range 200_000 {
+		ip := loopbackSource(i)
+		if !ip.IsLoopback() || ip.Equal(net.IPv4(127, 0, 0, 1)) || ip[15] == 0 || ip[15] == 255 {
+			t.Fatalf("device %d: source %s", i, ip)
+		}
+		if seen[ip.String()] {
+			t.Fatalf("device %d: source %s used twice", i, ip)
+		}
+		seen[ip.String()] = true
+	}
+	for _, tt := range []struct {
+		url    string
+		single bool
+		want   bool
+	}{
+		{"http://127.0.0.1:7547/", false, runtime.GOOS == "linux"},
+		{"http://127.0.0.1:7547/", true, false},
+		{"http://[::1]:7547/", false, false},
+		{"http://acs.example.net:7547/", false, false},
+		{"http://10.0.0.1:7547/", false, false},
+	} {
+		if got := spreadSources(Config{ACSURL: tt.url, SingleSource: tt.single}); got != tt.want {
+			t.Errorf("%s single=%v: spread %v, want %v", tt.url, tt.single, got, tt.want)
+		}
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	for _, single := range []bool{false, true} {
+		var mu sync.Mutex
+		var from []string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			mu.Lock()
+			from = append(from, host)
+			mu.Unlock()
+			w.Header().Set("Retry-After", "3600")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		}))
+		startFleet(t, Config{ACSURL: srv.URL, Count: 3, Offset: 7, SingleSource: single})
+		waitFor(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(from) >= 3
+		})
+		srv.Close()
+		mu.Lock()
+		addrs := map[string]bool{}
+		for _, a := range from {
+			addrs[a] = true
+		}
+		mu.Unlock()
+		if single && (len(addrs) != 1 || !addrs["127.0.0.1"]) {
+			t.Errorf("single source: connected from %v", addrs)
+		}
+		if !single && (len(addrs) != 3 || addrs["127.0.0.1"] || !addrs[loopbackSource(7).String()]) {
+			t.Errorf("spread sources: connected from %v, want 3 devices' own (first %s)", addrs, loopbackSource(7))
+		}
 	}
 }

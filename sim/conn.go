@@ -50,6 +50,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type connTransport struct {
 	f       *Fleet
 	timeout time.Duration // per exchange: request written and response body read
+	src     net.IP        // local address to connect from (nil: the system's choice)
 
 	mu     sync.Mutex // guards conn against Close from another goroutine
 	conn   net.Conn
@@ -156,7 +157,11 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", hostport)
+	var dialer net.Dialer
+	if t.src != nil {
+		dialer.LocalAddr = &net.TCPAddr{IP: t.src}
+	}
+	conn, err := dialer.DialContext(dctx, "tcp", hostport)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"sync"
@@ -41,6 +42,7 @@ type scheduled struct {
 type Device struct {
 	f     *Fleet
 	index int
+	src   net.IP // the address it connects from (nil: the system's choice; Config.SingleSource)
 	id    string
 	token string
 
@@ -65,6 +67,9 @@ type Device struct {
 
 func newDevice(f *Fleet, m *Model, index int) *Device {
 	d := &Device{f: f, index: index, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1)}
+	if f.spread {
+		d.src = loopbackSource(index)
+	}
 	d.token = serialFor(m, f.cfg.Seed, index)
 	crURL := ""
 	if f.crAddr != "" {

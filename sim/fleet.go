@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,15 @@ type Config struct {
 	// (edgeacs); an ACS that keys sessions by TCP connection (GenieACS)
 	// needs the default: one connection per session, as a real CPE.
 	PoolConnections bool
+	// SingleSource makes every device connect from the one address the
+	// system picks. By default, on Linux, devices talking to an ACS on a
+	// loopback address each connect from their own (127.a.b.c, from the
+	// device's index), as real CPEs come from their own addresses: from
+	// one, a fleet has one address's ~28,000 ephemeral ports toward the
+	// ACS's one port, each held a minute in TIME_WAIT, so past ~470 new
+	// connections a second every connect searched the port space (over a
+	// third of the simulator's CPU in a 100k storm) and then failed.
+	SingleSource bool
 	// MaxIdleConnsPerHost bounds idle pooled connections; default 64.
 	MaxIdleConnsPerHost int
 	// NoDiagnosticsComplete makes every device run the diagnostics it is
@@ -115,6 +125,7 @@ type Config struct {
 // HTTP transport and one connection-request listener.
 type Fleet struct {
 	cfg       Config
+	spread    bool // devices connect from addresses of their own (spreadSources)
 	log       *slog.Logger
 	stats     *stats
 	devices   []*Device
@@ -148,7 +159,7 @@ func New(cfg Config) (*Fleet, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	f := &Fleet{cfg: cfg, log: cfg.Logger, stats: newStats(), byToken: map[string]*Device{}, seen: newRecentIDs()}
+	f := &Fleet{cfg: cfg, log: cfg.Logger, stats: newStats(), byToken: map[string]*Device{}, seen: newRecentIDs(), spread: spreadSources(cfg)}
 	f.dlFaultRate.Store(math.Float64bits(cfg.DownloadFaultRate))
 	f.nonceKey = make([]byte, 32)
 	if _, err := rand.Read(f.nonceKey); err != nil {
@@ -344,11 +355,11 @@ func (f *Fleet) UDPConnectionRequestAddr() string {
 // how to release it, and the http.Client timeout to use with it: zero when
 // the transport bounds each exchange by timeout itself (connTransport's
 // deadlines; a client timeout would cost a goroutine per request).
-func (f *Fleet) sessionTransport(timeout time.Duration) (http.RoundTripper, func(), time.Duration) {
+func (f *Fleet) sessionTransport(timeout time.Duration, src net.IP) (http.RoundTripper, func(), time.Duration) {
 	if f.cfg.PoolConnections {
 		return f.transport, func() {}, timeout
 	}
-	t := &connTransport{f: f, timeout: timeout}
+	t := &connTransport{f: f, timeout: timeout, src: src}
 	return t, t.Close, 0
 }
 
@@ -398,4 +409,29 @@ func DeviceIDAt(model string, seed int64, index int) (string, error) {
 		return "", err
 	}
 	return fleet.DeviceID(m.OUI, m.ProductClass, serialFor(m, seed, index))
+}
+
+// spreadSources reports whether devices connect from addresses of their
+// own (Config.SingleSource): on Linux, which accepts any 127.0.0.0/8
+// address as a local one, toward an ACS on a loopback address.
+func spreadSources(cfg Config) bool {
+	if cfg.SingleSource || runtime.GOOS != "linux" {
+		return false
+	}
+	u, err := url.Parse(cfg.ACSURL)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback() && ip.To4() != nil
+}
+
+// loopbackSource is device index i's own source address: 127.a.b.c with
+// c in 1..254 and a from 1, so no device uses 127.0.0.1 (the ACS's usual
+// address) nor a .0 or .255 one.
+func loopbackSource(i int) net.IP {
+	c := 1 + i%254
+	b := (i / 254) % 256
+	a := 1 + (i/254/256)%254
+	return net.IPv4(127, byte(a), byte(b), byte(c))
 }

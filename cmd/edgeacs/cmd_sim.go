@@ -45,6 +45,7 @@ func simCommand() *cli.Command {
 			&cli.DurationFlag{Name: "ramp", Usage: "spread the first informs over this long (default: 1s per 1000 devices)"},
 			&cli.Float64Flag{Name: "time-scale", Value: 1, Usage: "multiply retry back-off and scheduled delays (0.01 = 100x faster)"},
 			&cli.DurationFlag{Name: "reboot-delay", Value: time.Second, Usage: "how long a reboot keeps a device offline"},
+			&cli.BoolFlag{Name: "single-source", Usage: "connect every device from one address even to an ACS on loopback (by default, on Linux, each device there connects from its own 127.x.y.z, as CPEs come from their own addresses: one address's ephemeral ports run out past ~470 new connections a second)"},
 			&cli.BoolFlag{Name: "pool-conns", Usage: "share keep-alive connections across devices (faster; not for ACSes keying sessions by TCP connection)"},
 			&cli.IntFlag{Name: "offset", Usage: "index of the first device; serial numbers, MACs and passwords derive from --seed and the index, so runs with disjoint ranges simulate disjoint devices (split a fleet over machines)"},
 			&cli.IntFlag{Name: "processes", Value: 1, Usage: "split the devices over N child processes (each its share of --count at its own --offset, its own file descriptors and connection-request listener: port+i when --cr-addr/--udp-cr-addr name a port); their statistics are merged"},
@@ -120,6 +121,7 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 		TimeScale:       c.Float64("time-scale"),
 		RebootDelay:     c.Duration("reboot-delay"),
 		PoolConnections: c.Bool("pool-conns"),
+		SingleSource:    c.Bool("single-source"),
 		Booted:          c.Bool("booted"),
 	}, nil
 }
