@@ -139,8 +139,8 @@ func budgetOptions(bo badger.Options, budget ByteSize) badger.Options {
 
 // DeriveMemoryLimit is the soft limit on the Go runtime's memory the edge
 // command sets (runtime/debug.SetMemoryLimit, GOMEMLIMIT's setting) when
-// neither Config.MemoryLimit nor GOMEMLIMIT gives one: twice the cache
-// budget plus 256 MiB (768 MiB at the default budget), at most three
+// neither Config.MemoryLimit nor GOMEMLIMIT gives one: three times the
+// cache budget plus 256 MiB (1 GiB at the default budget), at most three
 // quarters of the memory the process may use.
 //
 // Why: the Go collector lets the heap grow to twice what is live before
@@ -148,15 +148,18 @@ func budgetOptions(bo badger.Options, budget ByteSize) badger.Options {
 // memory, so the heap sat at about twice the budget whatever the fleet;
 // after a storm, the runtime handed the sessions' memory back to the OS
 // over minutes. Near the limit the collector runs sooner and returns
-// freed memory promptly. The budget's twice leaves room for Badger's
+// freed memory promptly. Three budgets leave room for Badger's
 // compaction buffers (table builders, about half the budget during a
-// storm) and the sessions in flight: the limit is soft, and a heap that
-// needs more gets it at the cost of more frequent collections.
+// storm) and the sessions in flight, with headroom: at twice the budget
+// plus 256 MiB a 100k storm's live heap (~620 MB) sat so close to the
+// limit that collection took 15-18 % of the edge's CPU. The limit is
+// soft: a heap that needs more gets it, at the cost of more frequent
+// collections.
 func DeriveMemoryLimit(budget ByteSize, c Capacity) ByteSize {
 	if budget <= 0 {
 		budget = DefaultCacheMemory
 	}
-	l := 2*budget + 256<<20
+	l := 3*budget + 256<<20
 	if c.MemoryBytes > 0 {
 		l = min(l, ByteSize(c.MemoryBytes/4*3))
 	}

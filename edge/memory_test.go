@@ -105,7 +105,7 @@ func TestConfigCacheMemory(t *testing.T) {
 	}
 }
 
-// TestMemoryLimit: the derived soft limit is twice the budget plus 256 MiB,
+// TestMemoryLimit: the derived soft limit is three budgets plus 256 MiB,
 // at most three quarters of the memory the process may use; a configured
 // limit that leaves no room beside the budget is a configuration error
 // naming the flag.
@@ -115,9 +115,9 @@ func TestMemoryLimit(t *testing.T) {
 		mem    uint64
 		want   ByteSize
 	}{
-		{DefaultCacheMemory, 0, 768 << 20},
-		{0, 0, 768 << 20},
-		{1 << 30, 64 << 30, 2<<30 + 256<<20},
+		{DefaultCacheMemory, 0, 1 << 30},
+		{0, 0, 1 << 30},
+		{1 << 30, 64 << 30, 3<<30 + 256<<20},
 		{DefaultCacheMemory, 512 << 20, 384 << 20},
 	} {
 		if got := DeriveMemoryLimit(tt.budget, Capacity{MemoryBytes: tt.mem}); got != tt.want {

@@ -59,7 +59,7 @@ func edgeCommand() *cli.Command {
 			&cli.StringFlag{Name: "files-base-url", Usage: "URL prefix CPEs download files from (default: this listener)", EnvVars: env("FILES_BASE_URL")},
 			&cli.IntFlag{Name: "max-connections", Usage: "CWMP connections held at once (0: derived from the fd limit, keeping a fifth for the store, the API and the sync link)", DefaultText: "derived", EnvVars: env("MAX_CONNECTIONS")},
 			&cli.DurationFlag{Name: "store-failure-limit", Usage: "how long cache writes may keep failing before the edge stops", DefaultText: "30s", EnvVars: env("STORE_FAILURE_LIMIT")},
-			&cli.StringFlag{Name: "memory-limit", Usage: "soft limit on the process's Go memory (GOMEMLIMIT, which wins when set): the collector runs sooner near it and returns freed memory to the OS", DefaultText: "twice --cache-memory plus 256MiB", EnvVars: env("MEMORY_LIMIT")},
+			&cli.StringFlag{Name: "memory-limit", Usage: "soft limit on the process's Go memory (GOMEMLIMIT, which wins when set): the collector runs sooner near it and returns freed memory to the OS", DefaultText: "three times --cache-memory plus 256MiB", EnvVars: env("MEMORY_LIMIT")},
 			&cli.StringFlag{Name: "cache-memory", Usage: "memory budget of the device cache's store (Badger memtables, block and index cache), e.g. 256MiB, 1GiB", DefaultText: edge.DefaultCacheMemory.String(), EnvVars: env("CACHE_MEMORY")},
 			// Hidden convenience for `make run`: an in-process simulated fleet.
 			&cli.IntFlag{Name: "sim", Usage: "also run N simulated CPEs against this edge", Hidden: true},
