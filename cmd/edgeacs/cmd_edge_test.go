@@ -84,6 +84,9 @@ func TestEdgeConfigErrors(t *testing.T) {
 		{"basic over http", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "basic", "--username", "u", "--password", "p"}, "clear"},
 		{"unknown yaml key", []string{"--config", badYAML}, "no_such_key"},
 		{"missing yaml file", []string{"--config", filepath.Join(dir, "none.yaml")}, "read config"},
+		{"bad memory limit", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none", "--memory-limit", "lots"}, "--memory-limit: edge: bad size"},
+		{"memory limit below the budget", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none", "--memory-limit", "100MiB"}, "at least the budget plus 64MiB (--memory-limit)"},
+		{"bad cache memory", []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none", "--cache-memory", "1.5 lots"}, "--cache-memory: edge: bad size"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
