@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -986,8 +987,13 @@ func TestSourceAddresses(t *testing.T) {
 		{"http://acs.example.net:7547/", false, false},
 		{"http://10.0.0.1:7547/", false, false},
 	} {
-		if got := spreadSources(Config{ACSURL: tt.url, SingleSource: tt.single}); got != tt.want {
-			t.Errorf("%s single=%v: spread %v, want %v", tt.url, tt.single, got, tt.want)
+		var src net.IP
+		if spreadSources(Config{ACSURL: tt.url, SingleSource: tt.single}) {
+			src = loopbackSource(0)
+		}
+		u, _ := url.Parse(tt.url)
+		if got := dialSource(src, u.Hostname()) != nil; got != tt.want {
+			t.Errorf("%s single=%v: own source %v, want %v", tt.url, tt.single, got, tt.want)
 		}
 	}
 	if runtime.GOOS != "linux" {

@@ -50,7 +50,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 type connTransport struct {
 	f       *Fleet
 	timeout time.Duration // per exchange: request written and response body read
-	src     net.IP        // local address to connect from (nil: the system's choice)
+	src     net.IP        // the device's own address, for loopback destinations (dialSource; nil: none)
 
 	mu     sync.Mutex // guards conn against Close from another goroutine
 	conn   net.Conn
@@ -158,8 +158,8 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var dialer net.Dialer
-	if t.src != nil {
-		dialer.LocalAddr = &net.TCPAddr{IP: t.src}
+	if src := dialSource(t.src, host); src != nil {
+		dialer.LocalAddr = src
 	}
 	conn, err := dialer.DialContext(dctx, "tcp", hostport)
 	if err != nil {

@@ -42,7 +42,6 @@ type scheduled struct {
 type Device struct {
 	f     *Fleet
 	index int
-	src   net.IP // the address it connects from (nil: the system's choice; Config.SingleSource)
 	id    string
 	token string
 
@@ -65,11 +64,17 @@ type Device struct {
 	noDiagComplete bool
 }
 
+// source is the address the device connects to a loopback ACS from
+// (dialSource): its own, from its index, unless Config.SingleSource.
+func (d *Device) source() net.IP {
+	if !d.f.spread {
+		return nil
+	}
+	return loopbackSource(d.index)
+}
+
 func newDevice(f *Fleet, m *Model, index int) *Device {
 	d := &Device{f: f, index: index, wake: make(chan struct{}, 1), notify: make(chan struct{}, 1)}
-	if f.spread {
-		d.src = loopbackSource(index)
-	}
 	d.token = serialFor(m, f.cfg.Seed, index)
 	crURL := ""
 	if f.crAddr != "" {

@@ -64,8 +64,8 @@
 // Each session uses its own cookie jar and, unless PoolConnections is set,
 // its own TCP connection, as real CPEs do (GenieACS ties sessions to
 // connections). ACS credentials are answered with cwmp.DigestTransport
-// (Digest or Basic). Toward an ACS on a loopback address (Linux), each
-// device connects from an address of its own, 127.a.b.c from its index,
+// (Digest or Basic). To a loopback address (Linux), each device
+// connects from an address of its own, 127.a.b.c from its index,
 // as CPEs do from theirs: one source address has ~28,000 ephemeral ports
 // toward the ACS's port, each held a minute in TIME_WAIT, which caps a
 // fleet near 470 new connections a second (Config.SingleSource turns it

@@ -93,8 +93,8 @@ type Config struct {
 	// needs the default: one connection per session, as a real CPE.
 	PoolConnections bool
 	// SingleSource makes every device connect from the one address the
-	// system picks. By default, on Linux, devices talking to an ACS on a
-	// loopback address each connect from their own (127.a.b.c, from the
+	// system picks. By default, on Linux, devices connecting to a
+	// loopback address each do so from their own (127.a.b.c, from the
 	// device's index), as real CPEs come from their own addresses: from
 	// one, a fleet has one address's ~28,000 ephemeral ports toward the
 	// ACS's one port, each held a minute in TIME_WAIT, so past ~470 new
@@ -125,7 +125,7 @@ type Config struct {
 // HTTP transport and one connection-request listener.
 type Fleet struct {
 	cfg       Config
-	spread    bool // devices connect from addresses of their own (spreadSources)
+	spread    bool // devices may connect from addresses of their own (spreadSources)
 	log       *slog.Logger
 	stats     *stats
 	devices   []*Device
@@ -411,19 +411,27 @@ func DeviceIDAt(model string, seed int64, index int) (string, error) {
 	return fleet.DeviceID(m.OUI, m.ProductClass, serialFor(m, seed, index))
 }
 
-// spreadSources reports whether devices connect from addresses of their
-// own (Config.SingleSource): on Linux, which accepts any 127.0.0.0/8
-// address as a local one, toward an ACS on a loopback address.
+// spreadSources reports whether devices may connect from addresses of
+// their own (Config.SingleSource): on Linux, which accepts any
+// 127.0.0.0/8 address as a local one. Each dial decides whether it applies
+// (dialSource): the ACS may move a device (ManagementServer.URL) and a
+// download may be elsewhere.
 func spreadSources(cfg Config) bool {
-	if cfg.SingleSource || runtime.GOOS != "linux" {
-		return false
+	return !cfg.SingleSource && runtime.GOOS == "linux"
+}
+
+// dialSource is the local address for a connection to host from a device
+// whose own address is src: src when both are IPv4 loopback (an address
+// of 127.0.0.0/8 cannot reach beyond the host), else nil, the system's
+// choice.
+func dialSource(src net.IP, host string) *net.TCPAddr {
+	if src == nil {
+		return nil
 	}
-	u, err := url.Parse(cfg.ACSURL)
-	if err != nil {
-		return false
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil
 	}
-	ip := net.ParseIP(u.Hostname())
-	return ip != nil && ip.IsLoopback() && ip.To4() != nil
+	return &net.TCPAddr{IP: src}
 }
 
 // loopbackSource is device index i's own source address: 127.a.b.c with

@@ -77,7 +77,7 @@ func (d *Device) newSessionClient() (*sessionClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cookie jar: %w", err)
 	}
-	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.SessionTimeout, d.src)
+	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.SessionTimeout, d.source())
 	rt := &cwmp.DigestTransport{Username: user, Password: pass, Base: base, AllowBasic: true}
 	_, own := base.(*connTransport)
 	return &sessionClient{

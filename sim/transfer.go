@@ -63,7 +63,7 @@ func (d *Device) runTransfer(ctx context.Context, tr transfer) (cwmp.TransferCom
 // transferClient returns a client for one file transfer and how to
 // release its connections.
 func (d *Device) transferClient(user, pass string) (*http.Client, func()) {
-	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.TransferTimeout, d.src)
+	base, closeFn, timeout := d.f.sessionTransport(d.f.cfg.TransferTimeout, d.source())
 	rt := base
 	if user != "" {
 		rt = &cwmp.DigestTransport{Username: user, Password: pass, Base: base, AllowBasic: true}
