@@ -41,7 +41,7 @@ var ErrTaskExists = httpapi.Mark(errors.New("edge: task already exists"), httpap
 // percent-encodes it, so "<prefix>/<device>/" bounds one device's keys.
 const (
 	pDevice = "d/"  // d/<device> → Device (CBOR)
-	pParam  = "p/"  // p/<device>/<path> → paramRec (CBOR array)
+	pTree   = "P/"  // P/<device> → the device's parameter tree, one record (params.go)
 	pTask   = "t/"  // t/<ulid> → fleet record of a Task
 	pOpen   = "q/"  // q/<device>/<ulid> → "" for pending and running tasks, FIFO by ULID
 	pDone   = "h/"  // h/<device>/<ulid> → "" for finished tasks
@@ -391,6 +391,10 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	if err := c.loadCounters(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if err := migrateParamKeys(db, log); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open cache %s: %w", dir, err)
 	}
 	if c.ob, err = openOutbox(db, log, opts.DisableOutbox); err != nil {
 		db.Close()
@@ -768,17 +772,12 @@ func (c *Cache) Parameters(id string) (map[string]Parameter, error) {
 		} else if err != nil {
 			return err
 		}
-		prefix := pParam + id + "/"
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(prefix)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var r paramRec
-			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
-				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-			}
-			out[string(it.Item().Key()[len(prefix):])] = r.public()
+		p, err := loadParams(txn, id)
+		if err != nil {
+			return err
+		}
+		for i := range p.ents {
+			out[p.ents[i].path] = p.ents[i].rec.public()
 		}
 		return nil
 	})
@@ -794,7 +793,7 @@ func (c *Cache) Parameter(id, path string) (Parameter, error) {
 	if !validID(id) {
 		return Parameter{}, fmt.Errorf("parameter %s of %q: %w", path, id, ErrNotFound)
 	}
-	if err := c.db.View(func(txn *badger.Txn) error { return getCBOR(txn, pParam+id+"/"+path, &r) }); err != nil {
+	if err := c.db.View(func(txn *badger.Txn) (err error) { r, err = getParam(txn, id, path); return err }); err != nil {
 		return Parameter{}, fmt.Errorf("parameter %s of %s: %w", path, id, err)
 	}
 	return r.public(), nil
@@ -841,8 +840,7 @@ func (c *Cache) ListDevices(q DeviceQuery) ([]*Device, string, error) {
 		for it.Seek(start); it.Valid(); it.Next() {
 			id := string(it.Item().Key()[len(pDevice):])
 			if q.Param != "" {
-				var r paramRec
-				err := getCBOR(txn, pParam+id+"/"+q.Param, &r)
+				r, err := getParam(txn, id, q.Param)
 				if errors.Is(err, ErrNotFound) || (err == nil && r.Value != q.Value) {
 					continue
 				}
@@ -903,10 +901,13 @@ func (c *Cache) DeleteDevice(id string) error {
 				}
 			}
 		}
-		for _, p := range []string{pParam, pFault, pHistory, pAwait} {
+		for _, p := range []string{pFault, pHistory, pAwait} {
 			if _, err := deletePrefix(txn, p+id+"/"); err != nil {
 				return err
 			}
+		}
+		if err := txn.Delete([]byte(pTree + id)); err != nil {
+			return err
 		}
 		var cr credRec
 		switch err := getCBOR(txn, pCred+id, &cr); {

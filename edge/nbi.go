@@ -182,8 +182,8 @@ func (d *nbiDevice) LastBoot() time.Time      { return d.d.LastBoot }
 func (d *nbiDevice) LastBootstrap() time.Time { return d.d.LastBootstrap }
 func (d *nbiDevice) DeviceID() nbi.DeviceID   { return nbiMeta(&d.d).DeviceID }
 func (d *nbiDevice) Param(path string) (value, xsdType string, ok bool) {
-	var r paramRec
-	switch err := getCBOR(d.txn, pParam+d.d.ID+"/"+path, &r); {
+	r, err := getParam(d.txn, d.d.ID, path)
+	switch {
 	case errors.Is(err, ErrNotFound):
 		return "", "", false
 	case err != nil:

@@ -20,8 +20,8 @@ func informInterval(txn *badger.Txn, d *Device) time.Duration {
 	if d.Root == "" {
 		return 0
 	}
-	var r paramRec
-	if err := getCBOR(txn, pParam+d.ID+"/"+d.Root+fleet.InformIntervalSuffix[1:], &r); err != nil {
+	r, err := getParam(txn, d.ID, d.Root+fleet.InformIntervalSuffix[1:])
+	if err != nil {
 		return 0
 	}
 	return fleet.ParseInformInterval(r.Value)

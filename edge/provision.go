@@ -159,7 +159,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 	p := &provSession{
 		w:        w,
 		all:      all,
-		tree:     newCacheTree(w.c.db, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed, w.freshTree),
+		tree:     newCacheTree(w.c, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed),
 		now:      w.meta.Now.UTC(),
 		started:  time.Now(),
 		faulted:  faulted,
@@ -228,10 +228,8 @@ func (w *SessionWork) flushOps() error {
 	now := w.meta.Now.UTC()
 	err := w.c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
 		delta := &fleet.DeviceDelta{Device: w.dev.ID, Edge: w.c.opts.EdgeID}
-		for _, op := range w.ops {
-			if err := applyOp(txn, w.dev.ID, op, now, delta); err != nil {
-				return fmt.Errorf("parameter %s: %w", op.path, err)
-			}
+		if err := w.c.storeOps(txn, w.dev.ID, w.ops, now, delta); err != nil {
+			return err
 		}
 		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
 			if err := w.c.recordHistory(txn, delta, now); err != nil {

@@ -1,9 +1,7 @@
 package edge
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -18,12 +16,11 @@ import (
 )
 
 // cacheTree is one device's cached parameter tree as the provisioning
-// engine reads and writes it (provision.MutableTree): the stored records
-// under p/<device>/, read through a read-only Badger transaction, with the
-// session's changes in an overlay that End writes back in its one
-// transaction. Reads cost what the engine asks for: a Get is one key
-// read, Children one prefix scan that seeks past each child's subtree, so
-// a preset that names ten parameters reads ten records, not the tree.
+// engine reads and writes it (provision.MutableTree): the device's stored
+// record (P/<device>, params.go), read once when the engine first asks,
+// with the session's changes in an overlay that End writes back in its
+// one transaction. A Get is a binary search of the sorted nodes, Children
+// a range that skips each child's subtree.
 //
 // The engine keeps four times per node (existence, writable flag, value,
 // child list); a stored record has one Timestamp and flags. The mapping,
@@ -52,13 +49,18 @@ import (
 // answer's own times; the store keeps the conservative one (a value's
 // time, a listing's time) as the record's Timestamp.
 //
-// Not safe for concurrent use: one session drives it. Every read needs
-// an open transaction (begin/end around each engine call), so no Badger
-// transaction outlives one HTTP exchange of the session.
+// Not safe for concurrent use: one session drives it. The engine's calls
+// are bracketed by begin and end; the record is read in the first begin,
+// in a transaction of its own, so no Badger transaction outlives one HTTP
+// exchange of the session.
 type cacheTree struct {
-	db   *badger.DB
-	txn  *badger.Txn
-	base string // "p/<device>/"
+	c  *Cache
+	id string
+	// ps is the stored tree as the session's first read found it; nil
+	// before that read, or when it failed (the store's nodes are then
+	// absent, and the engine asks the CPE).
+	ps     *devParams
+	loaded bool
 	// now is the session's start; informed are the names the Inform
 	// carried, fresh at now.
 	now      time.Time
@@ -84,23 +86,12 @@ type cacheTree struct {
 
 	// stored and storedKids memoize what the store holds, for the
 	// session: the engine replans from the tree after every answer and
-	// asks for the same ancestors over and over, and a Badger read costs
-	// microseconds. The store does not change under a session (its
-	// device's parameters are written by the session alone); the
-	// overlay and the deletions are applied on top of the memo.
+	// asks for the same ancestors over and over. The store does not
+	// change under a session (its device's parameters are written by
+	// the session alone); the overlay and the deletions are applied on
+	// top of the memo.
 	stored     map[string]storedNode
 	storedKids map[string][]storedKid
-	// preload: the first begin reads every stored record of the device
-	// in one scan (preloadAll), set when the session's store holds few
-	// (a bootstrap cleared it, or the device is new). A bootstrap's
-	// refresh then Puts a whole tree the store does not have; one Badger
-	// read per name, nearly all misses, cost more than the rest of the
-	// tree's work. complete: the scan ran; stored, storedKids and recs
-	// hold all the store has, and a path they lack is absent.
-	preload, complete bool
-	// recs are the paths with a stored record (complete only): commit
-	// reads back only those.
-	recs map[string]bool
 
 	// synth are the nodes the device record stands for, as GenieACS's
 	// tree has them: DeviceID.* (identity) and Events.* (when the
@@ -138,11 +129,10 @@ type ovEntry struct {
 	report bool
 }
 
-func newCacheTree(db *badger.DB, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue, preload bool) *cacheTree {
+func newCacheTree(c *Cache, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue) *cacheTree {
 	t := &cacheTree{
-		preload:    preload,
-		db:         db,
-		base:       pParam + deviceID + "/",
+		c:          c,
+		id:         deviceID,
 		now:        now,
 		informed:   make(map[string]bool, len(inform)),
 		over:       map[string]*ovEntry{},
@@ -186,81 +176,30 @@ func informRoot(inform []cwmp.ParameterValue) string {
 	return root
 }
 
-// begin opens the read transaction of one engine step.
+// begin readies the tree for one engine step: the first reads the
+// device's stored record.
 func (t *cacheTree) begin() {
-	if t.txn == nil {
-		t.txn = t.db.NewTransaction(false)
-		if t.preload && !t.complete {
-			t.preloadAll()
+	if t.loaded {
+		return
+	}
+	t.loaded = true
+	err := t.c.db.View(func(txn *badger.Txn) error {
+		ps, err := loadParams(txn, t.id)
+		if errors.Is(err, errCorruptParams) {
+			// Dropped at End (loadParamsForWrite); meanwhile the
+			// engine asks the CPE.
+			ps, err = &devParams{}, nil
 		}
+		t.ps = ps
+		return err
+	})
+	if err != nil {
+		t.c.log.Warn("reading the device's cached parameters", "device", t.id, "err", err)
 	}
 }
 
-// preloadAll reads every stored record of the device (see preload) into
-// the memos: each record's entry, each object without a record of its
-// own as of its first stored descendant (as firstDescendant finds it:
-// nothing is hidden or deleted yet), and the children of every object in
-// key order (as scanChildren lists them). On a read error it leaves the
-// tree incomplete, reading record by record as without preload.
-func (t *cacheTree) preloadAll() {
-	t.preload = false
-	prefix := []byte(t.base)
-	o := badger.DefaultIteratorOptions
-	o.PrefetchValues = false
-	o.Prefix = prefix
-	it := t.txn.NewIterator(o)
-	defer it.Close()
-	stored := map[string]storedNode{}
-	kids := map[string][]storedKid{}
-	recs := map[string]bool{}
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		path := string(it.Item().Key()[len(prefix):])
-		var r paramRec
-		if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
-			return
-		}
-		e := t.entry(path, &r)
-		stored[path], recs[path] = storedNode{e, true}, true
-		if !isObjectPath(path) {
-			kids[parentOf(path)] = append(kids[parentOf(path)], storedKid{path: path, e: e})
-		} else if _, ok := kids[path]; !ok {
-			kids[path] = nil
-		}
-		// The ancestors (and an object with a record, itself) become
-		// their parents' object children when first seen.
-		ts := t.now
-		if r.Timestamp != 0 {
-			ts = time.Unix(0, r.Timestamp)
-		}
-		for obj := path; obj != ""; {
-			if !isObjectPath(obj) {
-				obj = parentOf(obj)
-				continue
-			}
-			if _, ok := stored[obj]; !ok {
-				stored[obj] = storedNode{provision.Entry{Path: obj, Object: true, PathTime: ts}, true}
-			}
-			parent := parentOf(obj)
-			if seen := kids[parent]; len(seen) > 0 && seen[len(seen)-1].path == obj {
-				break // and so were its ancestors
-			}
-			kids[parent] = append(kids[parent], storedKid{path: obj, obj: true})
-			if _, ok := kids[obj]; !ok {
-				kids[obj] = nil
-			}
-			obj = parent
-		}
-	}
-	t.stored, t.storedKids, t.recs, t.complete = stored, kids, recs, true
-}
-
-// end discards it.
-func (t *cacheTree) end() {
-	if t.txn != nil {
-		t.txn.Discard()
-		t.txn = nil
-	}
-}
+// end closes an engine step.
+func (t *cacheTree) end() {}
 
 func isObjectPath(path string) bool { return path == "" || strings.HasSuffix(path, ".") }
 
@@ -292,18 +231,14 @@ func (t *cacheTree) hidden(path string) bool {
 
 // load reads the stored record at path.
 func (t *cacheTree) load(path string) (paramRec, bool) {
-	var r paramRec
-	if t.txn == nil {
-		return r, false
+	if t.ps == nil {
+		return paramRec{}, false
 	}
-	item, err := t.txn.Get([]byte(t.base + path))
-	if err != nil {
-		return r, false
+	r, ok := t.ps.get(path)
+	if !ok {
+		return paramRec{}, false
 	}
-	if err := item.Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
-		return r, false
-	}
-	return r, true
+	return *r, true
 }
 
 // entry is the engine's view of a stored record (see cacheTree).
@@ -401,7 +336,7 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 	if n, ok := t.stored[path]; ok {
 		return n.e, n.ok
 	}
-	if t.txn == nil || t.complete {
+	if t.ps == nil {
 		return provision.Entry{}, false
 	}
 	var n storedNode
@@ -419,25 +354,16 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 // firstDescendant finds a visible stored node below obj and returns its
 // time: what an object without a record of its own is known by.
 func (t *cacheTree) firstDescendant(obj string) (time.Time, bool) {
-	if t.txn == nil {
+	if t.ps == nil {
 		return time.Time{}, false
 	}
-	prefix := []byte(t.base + obj)
-	o := badger.DefaultIteratorOptions
-	o.PrefetchValues = false
-	o.Prefix = prefix
-	it := t.txn.NewIterator(o)
-	defer it.Close()
-	for it.Seek(prefix); it.ValidForPrefix(prefix); it.Next() {
-		name := string(it.Item().Key()[len(t.base):])
+	lo, hi := t.ps.prefixRange(obj)
+	for i := lo; i < hi; i++ {
+		name, r := t.ps.ents[i].path, &t.ps.ents[i].rec
 		if t.hidden(name) {
 			continue
 		}
 		if ov, ok := t.over[name]; ok && ov.deleted {
-			continue
-		}
-		var r paramRec
-		if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
 			continue
 		}
 		if r.Timestamp == 0 {
@@ -464,7 +390,7 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 		}
 		return
 	}
-	if t.txn != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
+	if t.ps != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
 		return
 	}
 	ents, ok := t.kidsSorted[path]
@@ -490,7 +416,7 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 
 func (t *cacheTree) storedChildren(path string, fn func(provision.Entry) bool) bool {
 	kids, ok := t.storedKids[path]
-	if !ok && !t.complete {
+	if !ok {
 		kids = t.scanChildren(path)
 		t.storedKids[path] = kids
 	}
@@ -515,38 +441,28 @@ func (t *cacheTree) storedChildren(path string, fn func(provision.Entry) bool) b
 	return true
 }
 
-// scanChildren reads the stored children of path: one prefix scan that
-// seeks past each object child's subtree.
+// scanChildren lists the stored children of path: its range of the
+// sorted nodes, each object child once (its subtree skipped).
 func (t *cacheTree) scanChildren(path string) []storedKid {
 	var kids []storedKid
-	prefix := []byte(t.base + path)
-	o := badger.DefaultIteratorOptions
-	o.PrefetchValues = false
-	o.Prefix = prefix
-	it := t.txn.NewIterator(o)
-	defer it.Close()
-	it.Seek(prefix)
-	for it.ValidForPrefix(prefix) {
-		key := it.Item().Key()
-		rest := string(key[len(prefix):])
+	lo, hi := t.ps.prefixRange(path)
+	for i := lo; i < hi; {
+		e := &t.ps.ents[i]
+		rest := e.path[len(path):]
 		dot := strings.IndexByte(rest, '.')
-		if rest == "" {
-			it.Next() // the object's own record
-			continue
-		}
-		if dot < 0 {
-			name := path + rest
-			var r paramRec
-			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err == nil {
-				kids = append(kids, storedKid{path: name, e: t.entry(name, &r)})
+		switch {
+		case rest == "":
+			i++ // the object's own record
+		case dot < 0:
+			kids = append(kids, storedKid{path: e.path, e: t.entry(e.path, &e.rec)})
+			i++
+		default:
+			child := path + rest[:dot+1]
+			kids = append(kids, storedKid{path: child, obj: true})
+			for i < hi && strings.HasPrefix(t.ps.ents[i].path, child) {
+				i++
 			}
-			it.Next()
-			continue
 		}
-		child := path + rest[:dot+1]
-		kids = append(kids, storedKid{path: child, obj: true})
-		// Past every key starting with child: '/' follows '.'.
-		it.Seek([]byte(t.base + child[:len(child)-1] + "/"))
 	}
 	return kids
 }
@@ -680,14 +596,15 @@ func (t *cacheTree) changed() bool {
 // (deletions first, then every written node) and adds what the core
 // tracks to delta: the values read or written, the nodes removed.
 func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
+	tree, err := t.c.loadParamsForWrite(txn, t.id)
+	if err != nil {
+		return err
+	}
 	for _, p := range t.deleted {
-		key := t.base + p
 		if isObjectPath(p) {
-			if _, err := deletePrefix(txn, key); err != nil {
-				return err
-			}
-		} else if err := txn.Delete([]byte(key)); err != nil {
-			return err
+			tree.removePrefix(p)
+		} else {
+			tree.remove(p)
 		}
 		if p != "" {
 			delta.Removed = append(delta.Removed, p)
@@ -703,37 +620,19 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			ws = append(ws, written{p, o})
 		}
 	}
+	// In path order: a tree that is new to the store is appended.
 	slices.SortFunc(ws, func(a, b written) int { return strings.Compare(a.path, b.path) })
-	// A bootstrap writes a few hundred records: their keys and values
-	// are cut from two slabs rather than allocated one by one (the
-	// transaction keeps the slices until it commits; a slab that grows
-	// leaves the earlier slices on the old array, which nothing writes).
-	n := 0
-	for _, w := range ws {
-		n += len(t.base) + len(w.path)
-	}
-	keys := make([]byte, 0, n)
-	var vals bytes.Buffer
-	vals.Grow(len(ws) * 48)
 	for _, w := range ws {
 		p, e := w.path, w.o.e
-		start := len(keys)
-		keys = append(append(keys, t.base...), p...)
-		key := keys[start:len(keys):len(keys)]
 		if e.PathTime.IsZero() {
 			// Forgotten: the CPE said there is no such name.
-			if err := txn.Delete(key); err != nil {
-				return err
-			}
+			tree.remove(p)
 			delta.Removed = append(delta.Removed, p)
 			continue
 		}
 		var r paramRec
-		if t.complete && !t.recs[p] {
-			// Not stored when the session began, and only the session
-			// writes its device's parameters: nothing to read back.
-		} else if err := getCBOR(txn, t.base+p, &r); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
+		if old, ok := tree.get(p); ok {
+			r = *old
 		}
 		r.Flags &= flagAttrKnown // attributes are not the engine's
 		ts := e.PathTime
@@ -757,16 +656,10 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			}
 		}
 		r.Timestamp = ts.UnixNano()
-		vstart := vals.Len()
-		if err := cborBufEnc.MarshalToBuffer(&r, &vals); err != nil {
-			return fmt.Errorf("encode %s: %w", p, err)
-		}
-		if err := txn.Set(key, vals.Bytes()[vstart:vals.Len():vals.Len()]); err != nil {
-			return err
-		}
+		tree.set(p, r)
 		if w.o.report && !e.Object {
 			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: p, Value: e.Value, Type: e.Type})
 		}
 	}
-	return nil
+	return saveParams(txn, t.id, tree)
 }

@@ -53,12 +53,6 @@ func dump(t provision.Tree) []string {
 // the session's writes in its overlay until End, and reads back from the
 // store what the conservative one-timestamp mapping keeps.
 func TestCacheTree(t *testing.T) {
-	for _, preload := range []bool{false, true} {
-		t.Run(map[bool]string{false: "by-record", true: "preloaded"}[preload], func(t *testing.T) { testCacheTree(t, preload) })
-	}
-}
-
-func testCacheTree(t *testing.T, preload bool) {
 	c := openTestCache(t, "")
 	m, err := sim.LoadModel(sim.ModelTR098)
 	if err != nil {
@@ -74,7 +68,7 @@ func testCacheTree(t *testing.T, preload bool) {
 	id := w.DeviceID()
 	at := t0.Add(time.Minute)
 
-	ct := newCacheTree(c.db, id, at, time.Time{}, nil, preload)
+	ct := newCacheTree(c, id, at, time.Time{}, nil)
 	ct.begin()
 	mem := provision.NewMemTree()
 	provision.RecordValues(mem, dev.Forced(), t0)
@@ -128,7 +122,7 @@ func testCacheTree(t *testing.T, preload bool) {
 	}
 	// Read back by a new session's tree: the same nodes, values, flags
 	// and listings (times collapse to one per record).
-	back := newCacheTree(c.db, id, at.Add(time.Hour), at, nil, preload)
+	back := newCacheTree(c, id, at.Add(time.Hour), at, nil)
 	back.begin()
 	defer back.end()
 	if got := dump(back); !slices.Equal(got, want) {

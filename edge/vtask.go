@@ -100,7 +100,7 @@ func (w *SessionWork) startVirtualTask(t *fleet.Task) error {
 	now := w.meta.Now.UTC()
 	p := &provSession{
 		w:        w,
-		tree:     newCacheTree(w.c.db, w.dev.ID, now, w.dev.RootListed, w.informed, false),
+		tree:     newCacheTree(w.c, w.dev.ID, now, w.dev.RootListed, w.informed),
 		now:      now,
 		started:  time.Now(),
 		faulted:  map[string]bool{},

@@ -69,10 +69,6 @@ type SessionWork struct {
 
 	// informed is the Inform's ParameterList: values the CPE just sent.
 	informed []cwmp.ParameterValue
-	// freshTree: the device's stored tree is no more than the Inform's
-	// values (a bootstrap cleared it, or the device is new), so the
-	// presets' tree reads it whole at once (cacheTree.preload).
-	freshTree bool
 	// prov runs the device's presets once its tasks are done (provision.go);
 	// provDone: they ran, or none applies.
 	prov     *provSession
@@ -179,10 +175,8 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 			return fmt.Errorf("load device: %w", err)
 		}
 		if bootstrap && !created {
-			for _, p := range []string{pParam, pFault} {
-				if _, err := deletePrefix(txn, p+id+"/"); err != nil {
-					return fmt.Errorf("bootstrap clear: %w", err)
-				}
+			if _, err := deletePrefix(txn, pFault+id+"/"); err != nil {
+				return fmt.Errorf("bootstrap clear: %w", err)
 			}
 			keys, err := deletePrefix(txn, pDone+id+"/")
 			if err != nil {
@@ -215,31 +209,40 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		delta := &fleet.DeviceDelta{Device: id, Edge: c.opts.EdgeID, OUI: dev.OUI, ProductClass: dev.ProductClass,
 			SerialNumber: dev.SerialNumber, Manufacturer: dev.Manufacturer, LastInform: now, Events: events,
 			Bootstrap: bootstrap}
-		fresh := created || bootstrap
+		// A bootstrap starts the tree afresh (a factory-reset CPE has
+		// lost what the old one knew): the Inform's values are all of it.
+		tree := &devParams{}
+		if !created && !bootstrap {
+			if tree, err = c.loadParamsForWrite(txn, id); err != nil {
+				return fmt.Errorf("load parameters: %w", err)
+			}
+		}
+		changed := bootstrap && !created
 		for _, pv := range inf.ParameterList {
 			if pv.Name == "" || strings.HasSuffix(pv.Name, ".") {
 				continue
 			}
 			applyInformParam(&dev, pv)
-			key := pParam + id + "/" + pv.Name
-			var rec paramRec
-			if !fresh {
-				err := getCBOR(txn, key, &rec)
-				if err != nil && !errors.Is(err, ErrNotFound) {
-					return fmt.Errorf("load parameter %s: %w", pv.Name, err)
-				}
-				// An unchanged value is not rewritten: periodic Informs
-				// then cost reads only. LastInform says it is current.
-				if err == nil && rec.Value == pv.Value && rec.Type == pv.Type {
-					continue
-				}
+			rec, ok := tree.get(pv.Name)
+			// An unchanged value is not rewritten: periodic Informs
+			// then cost one read. LastInform says it is current.
+			if ok && rec.Value == pv.Value && rec.Type == pv.Type {
+				continue
 			}
-			rec.Value, rec.Type, rec.Timestamp = pv.Value, pv.Type, now.UnixNano()
-			rec.Flags |= flagValue
-			if err := setCBOR(txn, key, &rec); err != nil {
-				return fmt.Errorf("store parameter %s: %w", pv.Name, err)
+			r := paramRec{}
+			if ok {
+				r = *rec
 			}
+			r.Value, r.Type, r.Timestamp = pv.Value, pv.Type, now.UnixNano()
+			r.Flags |= flagValue
+			tree.set(pv.Name, r)
+			changed = true
 			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type})
+		}
+		if changed {
+			if err := saveParams(txn, id, tree); err != nil {
+				return fmt.Errorf("store parameters: %w", err)
+			}
 		}
 		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
 			return fmt.Errorf("store device: %w", err)
@@ -272,7 +275,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	}
 	d := dev
 	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
-		informed: inf.ParameterList, diagComplete: diagDone, freshTree: bootstrap || created}, nil
+		informed: inf.ParameterList, diagComplete: diagDone}, nil
 }
 
 // informNeedsSync reports whether an Inform carries an event the CPE will
@@ -1241,10 +1244,8 @@ func (w *SessionWork) commit() ([]string, error) {
 			return fmt.Errorf("connection-request credentials: %w", err)
 		}
 		delta := &fleet.DeviceDelta{Device: id, Edge: w.c.opts.EdgeID}
-		for _, op := range w.ops {
-			if err := applyOp(txn, id, op, now, delta); err != nil {
-				return fmt.Errorf("parameter %s: %w", op.path, err)
-			}
+		if err := w.c.storeOps(txn, id, w.ops, now, delta); err != nil {
+			return err
 		}
 		if len(delta.Parameters) > 0 || len(delta.Removed) > 0 {
 			if err := w.c.recordHistory(txn, delta, now); err != nil {
@@ -1342,41 +1343,55 @@ func (c *Cache) storeCRCredentials(txn *badger.Txn, id string, order []string, c
 	return nil
 }
 
-func applyOp(txn *badger.Txn, id string, op paramOp, now time.Time, delta *fleet.DeviceDelta) error {
-	base := pParam + id + "/"
-	switch {
-	case op.del:
-		var keys []string
-		var err error
-		if strings.HasSuffix(op.path, ".") {
-			keys, err = deletePrefix(txn, base+op.path)
-		} else {
-			keys, err = []string{base + op.path}, txn.Delete([]byte(base+op.path))
-		}
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			delta.Removed = append(delta.Removed, op.path)
-		}
-		return nil
-	case op.prune:
-		for _, k := range keysWithPrefix(txn, base+op.path) {
-			name := k[len(base):]
-			if op.keep[name] {
-				continue
-			}
-			if err := txn.Delete([]byte(k)); err != nil {
-				return err
-			}
-			delta.Removed = append(delta.Removed, name)
-		}
+// storeOps applies the parameter changes of the tasks run to the
+// device's stored tree in txn, adding what changed to delta.
+func (c *Cache) storeOps(txn *badger.Txn, id string, ops []paramOp, now time.Time, delta *fleet.DeviceDelta) error {
+	if len(ops) == 0 {
 		return nil
 	}
-	key := base + op.path
+	tree, err := c.loadParamsForWrite(txn, id)
+	if err != nil {
+		return fmt.Errorf("load parameters: %w", err)
+	}
+	for _, op := range ops {
+		applyOp(tree, op, now, delta)
+	}
+	if err := saveParams(txn, id, tree); err != nil {
+		return fmt.Errorf("store parameters: %w", err)
+	}
+	return nil
+}
+
+// applyOp applies one parameter change to tree, adding it to delta.
+func applyOp(tree *devParams, op paramOp, now time.Time, delta *fleet.DeviceDelta) {
+	switch {
+	case op.del:
+		removed := false
+		if strings.HasSuffix(op.path, ".") {
+			removed = len(tree.removePrefix(op.path)) > 0
+		} else {
+			removed = tree.remove(op.path)
+		}
+		if removed {
+			delta.Removed = append(delta.Removed, op.path)
+		}
+		return
+	case op.prune:
+		lo, hi := tree.prefixRange(op.path)
+		kept := tree.ents[:lo]
+		for _, e := range tree.ents[lo:hi] {
+			if op.keep[e.path] {
+				kept = append(kept, e)
+			} else {
+				delta.Removed = append(delta.Removed, e.path)
+			}
+		}
+		tree.ents = append(kept, tree.ents[hi:]...)
+		return
+	}
 	var rec paramRec
-	if err := getCBOR(txn, key, &rec); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
+	if r, ok := tree.get(op.path); ok {
+		rec = *r
 	}
 	if op.object || strings.HasSuffix(op.path, ".") {
 		rec.Flags |= flagObject
@@ -1403,5 +1418,5 @@ func applyOp(txn *badger.Txn, id string, op paramOp, now time.Time, delta *fleet
 	} else if rec.Timestamp == 0 {
 		rec.Timestamp = now.UnixNano()
 	}
-	return setCBOR(txn, key, &rec)
+	tree.set(op.path, rec)
 }

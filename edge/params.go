@@ -1,0 +1,516 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// One device's cached parameter tree is one record, P/<device> (see
+// DESIGN.md "Key layout"). It was one key per node (p/<device>/<path>)
+// until the 100k-device storm measured where a bootstrap's time went: a
+// device is ~150 nodes, so a bootstrap wrote ~150 keys, and Badger copied
+// every one through its memtable, level-0 tables and each compaction
+// level; at 100,000 devices compaction took a third of the edge's CPU. As
+// one record, a bootstrap writes one key of a few kilobytes (names share
+// long prefixes, types are a handful of xsd names), a session that reads
+// its tree reads one key, and a single parameter is found by walking the
+// record without decoding the rest.
+
+// paramsFormat is the first byte of a P/ record.
+const paramsFormat = 1
+
+// maxParamsDecoded bounds the names a record may decode to: shared name
+// prefixes let a small record claim a large tree.
+const maxParamsDecoded = 16 << 20
+
+// errCorruptParams means a P/ record could not be decoded.
+var errCorruptParams = errors.New("corrupt parameter record")
+
+// paramTypeNames are the types a record names by index (1 on); the list
+// is part of the format and only grows.
+var paramTypeNames = [...]string{"", "xsd:string", "xsd:unsignedInt", "xsd:int", "xsd:boolean", "xsd:dateTime",
+	"xsd:unsignedLong", "xsd:long", "xsd:base64", "xsd:hexBinary"}
+
+// flagAttrs marks, in a record only, that the entry's notification and
+// access list follow. Flags' own bits stay below it.
+const flagAttrs = 1 << 7
+
+// paramEntry is one node of a devParams.
+type paramEntry struct {
+	path string
+	rec  paramRec
+}
+
+// devParams is one device's parameter tree as stored: entries sorted by
+// path, each path once. Prefix operations (a subtree) are ranges.
+type devParams struct {
+	ents []paramEntry
+}
+
+func comparePath(e paramEntry, path string) int { return strings.Compare(e.path, path) }
+
+// get returns the record at path.
+func (p *devParams) get(path string) (*paramRec, bool) {
+	i, ok := slices.BinarySearchFunc(p.ents, path, comparePath)
+	if !ok {
+		return nil, false
+	}
+	return &p.ents[i].rec, true
+}
+
+// set stores r at path. Sorted input appends.
+func (p *devParams) set(path string, r paramRec) {
+	if n := len(p.ents); n == 0 || p.ents[n-1].path < path {
+		p.ents = append(p.ents, paramEntry{path, r})
+		return
+	}
+	i, ok := slices.BinarySearchFunc(p.ents, path, comparePath)
+	if ok {
+		p.ents[i].rec = r
+		return
+	}
+	p.ents = slices.Insert(p.ents, i, paramEntry{path, r})
+}
+
+// remove deletes the record at path and reports whether there was one.
+func (p *devParams) remove(path string) bool {
+	i, ok := slices.BinarySearchFunc(p.ents, path, comparePath)
+	if ok {
+		p.ents = slices.Delete(p.ents, i, i+1)
+	}
+	return ok
+}
+
+// prefixRange is the range of entries whose path starts with prefix.
+func (p *devParams) prefixRange(prefix string) (lo, hi int) {
+	lo, _ = slices.BinarySearchFunc(p.ents, prefix, comparePath)
+	hi = lo
+	for hi < len(p.ents) && strings.HasPrefix(p.ents[hi].path, prefix) {
+		hi++
+	}
+	return lo, hi
+}
+
+// removePrefix deletes the entries under prefix and returns their paths.
+func (p *devParams) removePrefix(prefix string) []string {
+	lo, hi := p.prefixRange(prefix)
+	if lo == hi {
+		return nil
+	}
+	paths := make([]string, 0, hi-lo)
+	for _, e := range p.ents[lo:hi] {
+		paths = append(paths, e.path)
+	}
+	p.ents = slices.Delete(p.ents, lo, hi)
+	return paths
+}
+
+// appendParams appends the record form of ents (sorted, unique): the
+// format byte, the entry count, then per entry the length of the prefix
+// its path shares with the previous one and the rest of the path, its
+// flags, its timestamp as a signed varint from the previous entry's (a
+// session stamps what it writes alike, so mostly one byte), its type (an
+// index in paramTypeNames, or 0 and the type), its value and, with
+// flagAttrs, its notification and access list.
+func appendParams(b []byte, ents []paramEntry) []byte {
+	b = append(b, paramsFormat)
+	b = appendUvarint(b, uint64(len(ents)))
+	prev, prevTS := "", int64(0)
+	for i := range ents {
+		e := &ents[i]
+		shared := 0
+		for shared < len(prev) && shared < len(e.path) && prev[shared] == e.path[shared] {
+			shared++
+		}
+		b = appendUvarint(b, uint64(shared))
+		b = appendStr(b, e.path[shared:])
+		prev = e.path
+		flags := e.rec.Flags &^ flagAttrs
+		attrs := e.rec.Notify != 0 || len(e.rec.AccessList) > 0 || flags&flagAttrKnown != 0
+		if attrs {
+			flags |= flagAttrs
+		}
+		b = append(b, flags)
+		b = appendVarint(b, e.rec.Timestamp-prevTS)
+		prevTS = e.rec.Timestamp
+		if code := paramTypeCode(e.rec.Type); code != 0 {
+			b = append(b, code)
+		} else {
+			b = append(b, 0)
+			b = appendStr(b, e.rec.Type)
+		}
+		b = appendStr(b, e.rec.Value)
+		if attrs {
+			b = append(b, byte(e.rec.Notify))
+			b = appendUvarint(b, uint64(len(e.rec.AccessList)))
+			for _, a := range e.rec.AccessList {
+				b = appendStr(b, a)
+			}
+		}
+	}
+	return b
+}
+
+func paramTypeCode(typ string) byte {
+	for i := 1; i < len(paramTypeNames); i++ {
+		if typ == paramTypeNames[i] {
+			return byte(i)
+		}
+	}
+	return 0
+}
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func appendVarint(b []byte, v int64) []byte {
+	return appendUvarint(b, uint64(v<<1)^uint64(v>>63))
+}
+
+func appendStr(b []byte, s string) []byte {
+	return append(appendUvarint(b, uint64(len(s))), s...)
+}
+
+// paramsReader walks a record's entries in order, over the record's bytes
+// or a string of them (the decoder's entries then slice that string).
+type paramsReader[S ~string | ~[]byte] struct {
+	s    S
+	bad  bool
+	left uint64 // entries still to read
+	ts   int64
+	// name is the current entry's path (rebuilt from the shared prefix),
+	// valid until the next call.
+	name []byte
+}
+
+// rawParam is one entry as read: strings are slices of the record.
+type rawParam[S ~string | ~[]byte] struct {
+	flags   byte
+	ts      int64
+	typCode byte
+	typ     S // the type when typCode is 0
+	value   S
+	notify  int8
+	access  []S
+}
+
+func newParamsReader[S ~string | ~[]byte](s S) (*paramsReader[S], error) {
+	r := &paramsReader[S]{s: s}
+	if len(s) == 0 || s[0] != paramsFormat {
+		return nil, fmt.Errorf("%w: unknown format", errCorruptParams)
+	}
+	r.s = r.s[1:]
+	r.left = r.uvarint()
+	// Every entry takes at least five bytes.
+	if r.bad || r.left > uint64(len(r.s)/5) {
+		return nil, fmt.Errorf("%w: bad entry count", errCorruptParams)
+	}
+	return r, nil
+}
+
+func (r *paramsReader[S]) uvarint() uint64 {
+	var x uint64
+	for i, shift := 0, uint(0); i < len(r.s) && shift < 64; i, shift = i+1, shift+7 {
+		c := r.s[i]
+		x |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			r.s = r.s[i+1:]
+			return x
+		}
+	}
+	r.bad = true
+	return 0
+}
+
+func (r *paramsReader[S]) byte1() byte {
+	if len(r.s) == 0 {
+		r.bad = true
+		return 0
+	}
+	c := r.s[0]
+	r.s = r.s[1:]
+	return c
+}
+
+func (r *paramsReader[S]) str() S {
+	n := r.uvarint()
+	if r.bad || n > uint64(len(r.s)) {
+		r.bad = true
+		return r.s[:0]
+	}
+	v := r.s[:n]
+	r.s = r.s[n:]
+	return v
+}
+
+// next reads the next entry into e (its path into r.name); false at the
+// end or on a malformed entry (then r.bad).
+func (r *paramsReader[S]) next(e *rawParam[S]) bool {
+	if r.left == 0 || r.bad {
+		return false
+	}
+	r.left--
+	shared := r.uvarint()
+	if shared > uint64(len(r.name)) {
+		r.bad = true
+		return false
+	}
+	r.name = append(r.name[:shared], r.str()...)
+	e.flags = r.byte1()
+	d := r.uvarint()
+	r.ts += int64(d>>1) ^ -int64(d&1)
+	e.ts = r.ts
+	e.typCode = r.byte1()
+	e.typ = r.s[:0]
+	if e.typCode == 0 {
+		e.typ = r.str()
+	} else if int(e.typCode) >= len(paramTypeNames) {
+		r.bad = true
+	}
+	e.value = r.str()
+	e.notify, e.access = 0, e.access[:0]
+	if e.flags&flagAttrs != 0 {
+		e.notify = int8(r.byte1())
+		n := r.uvarint()
+		if n > uint64(len(r.s)) {
+			r.bad = true
+		}
+		for i := uint64(0); i < n && !r.bad; i++ {
+			e.access = append(e.access, r.str())
+		}
+	}
+	return !r.bad
+}
+
+// typeName is e's type.
+func (e *rawParam[S]) typeName() string {
+	if e.typCode != 0 {
+		return paramTypeNames[e.typCode]
+	}
+	return string(e.typ)
+}
+
+// record converts e to a paramRec, copying its strings.
+func (e *rawParam[S]) record() paramRec {
+	r := paramRec{Value: string(e.value), Type: e.typeName(), Flags: e.flags &^ flagAttrs, Timestamp: e.ts, Notify: e.notify}
+	for _, a := range e.access {
+		r.AccessList = append(r.AccessList, string(a))
+	}
+	return r
+}
+
+// decodeParams reads a whole record. Values and types are slices of one
+// copy of b; paths are cut from one string.
+func decodeParams(b []byte) (*devParams, error) {
+	s := string(b)
+	r, err := newParamsReader(s)
+	if err != nil {
+		return nil, err
+	}
+	ents := make([]paramEntry, 0, r.left)
+	ends := make([]int, 0, r.left)
+	var names []byte
+	var e rawParam[string]
+	for r.next(&e) {
+		if len(names)+len(r.name) > maxParamsDecoded {
+			return nil, fmt.Errorf("%w: decodes to over %d bytes of names", errCorruptParams, maxParamsDecoded)
+		}
+		names = append(names, r.name...)
+		ends = append(ends, len(names))
+		rec := paramRec{Value: e.value, Type: e.typeName(), Flags: e.flags &^ flagAttrs, Timestamp: e.ts, Notify: e.notify}
+		if len(e.access) > 0 {
+			rec.AccessList = slices.Clone(e.access)
+		}
+		ents = append(ents, paramEntry{rec: rec})
+	}
+	if r.bad || r.left != 0 || len(r.s) != 0 {
+		return nil, fmt.Errorf("%w: malformed entry %d", errCorruptParams, len(ents))
+	}
+	all, start := string(names), 0
+	for i := range ents {
+		ents[i].path = all[start:ends[i]]
+		start = ends[i]
+		if i > 0 && ents[i-1].path >= ents[i].path {
+			return nil, fmt.Errorf("%w: paths out of order at %q", errCorruptParams, ents[i].path)
+		}
+	}
+	return &devParams{ents: ents}, nil
+}
+
+// lookupParam finds path in a record without decoding the rest.
+func lookupParam(b []byte, path string) (paramRec, bool, error) {
+	r, err := newParamsReader(b)
+	if err != nil {
+		return paramRec{}, false, err
+	}
+	var e rawParam[[]byte]
+	for r.next(&e) {
+		switch c := strings.Compare(string(r.name), path); {
+		case c == 0:
+			return e.record(), true, nil
+		case c > 0:
+			return paramRec{}, false, nil // sorted: not there
+		}
+	}
+	if r.bad {
+		return paramRec{}, false, fmt.Errorf("%w: malformed entry", errCorruptParams)
+	}
+	return paramRec{}, false, nil
+}
+
+// loadParams reads a device's tree in txn (empty when it has none).
+func loadParams(txn *badger.Txn, id string) (*devParams, error) {
+	item, err := txn.Get([]byte(pTree + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return &devParams{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var p *devParams
+	err = item.Value(func(b []byte) error {
+		p, err = decodeParams(b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("parameters of %s: %w", id, err)
+	}
+	return p, nil
+}
+
+// loadParamsForWrite is loadParams for a transaction that will store the
+// tree: a record that cannot be decoded is dropped with a warning (the
+// tree is a cache of what the CPE has, read again when presets ask), not
+// a failure of every session the device ever opens.
+func (c *Cache) loadParamsForWrite(txn *badger.Txn, id string) (*devParams, error) {
+	p, err := loadParams(txn, id)
+	if errors.Is(err, errCorruptParams) {
+		c.log.Warn("dropping the device's cached parameters", "device", id, "err", err)
+		return &devParams{}, nil
+	}
+	return p, err
+}
+
+// saveParams stores the tree in txn (deletes the record when it is empty).
+func saveParams(txn *badger.Txn, id string, p *devParams) error {
+	if len(p.ents) == 0 {
+		return txn.Delete([]byte(pTree + id))
+	}
+	return txn.Set([]byte(pTree+id), appendParams(make([]byte, 0, 32*len(p.ents)), p.ents))
+}
+
+// getParam reads one parameter of a device in txn, or ErrNotFound.
+func getParam(txn *badger.Txn, id, path string) (paramRec, error) {
+	item, err := txn.Get([]byte(pTree + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return paramRec{}, ErrNotFound
+	}
+	if err != nil {
+		return paramRec{}, err
+	}
+	var (
+		r  paramRec
+		ok bool
+	)
+	err = item.Value(func(b []byte) error {
+		r, ok, err = lookupParam(b, path)
+		return err
+	})
+	if err != nil {
+		return paramRec{}, fmt.Errorf("parameters of %s: %w", id, err)
+	}
+	if !ok {
+		return paramRec{}, ErrNotFound
+	}
+	return r, nil
+}
+
+// migrateParamKeys moves a cache written with one key per parameter
+// (p/<device>/<path>, before the P/ record) to one record per device, in
+// one pass over a snapshot. Each device's record is written before its
+// old keys are deleted, so a crash part-way leaves old keys that the
+// next open merges into the record already written.
+func migrateParamKeys(db *badger.DB, log *slog.Logger) error {
+	const old = "p/"
+	txn := db.NewTransaction(false)
+	defer txn.Discard()
+	o := badger.DefaultIteratorOptions
+	o.Prefix = []byte(old)
+	it := txn.NewIterator(o)
+	defer it.Close()
+	it.Rewind()
+	if !it.Valid() {
+		return nil
+	}
+	start := time.Now()
+	log.Info("moving cached parameters to one record per device (once)")
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	var (
+		dev     string
+		p       *devParams
+		keys    [][]byte
+		devices int
+		skipped int
+	)
+	flush := func() error {
+		if dev == "" {
+			return nil
+		}
+		if len(p.ents) > 0 {
+			if err := wb.Set([]byte(pTree+dev), appendParams(nil, p.ents)); err != nil {
+				return err
+			}
+		}
+		for _, k := range keys {
+			if err := wb.Delete(k); err != nil {
+				return err
+			}
+		}
+		devices++
+		return nil
+	}
+	for ; it.Valid(); it.Next() {
+		key := it.Item().KeyCopy(nil)
+		d, path, ok := strings.Cut(string(key[len(old):]), "/")
+		if !ok {
+			continue // never written: every p/ key names a device and a path
+		}
+		if d != dev {
+			if err := flush(); err != nil {
+				return fmt.Errorf("migrate parameters of %s: %w", dev, err)
+			}
+			dev, keys = d, keys[:0]
+			var err error
+			if p, err = loadParams(txn, d); err != nil {
+				p = &devParams{}
+			}
+		}
+		keys = append(keys, key)
+		var r paramRec
+		if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
+			skipped++
+			continue
+		}
+		p.set(path, r)
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("migrate parameters of %s: %w", dev, err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("migrate parameters: %w", err)
+	}
+	log.Info("cached parameters moved", "devices", devices, "unreadable_records_dropped", skipped, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

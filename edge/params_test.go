@@ -1,0 +1,252 @@
+package edge
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/sim"
+)
+
+// sampleParams is a small tree with every kind of entry the record form
+// distinguishes: objects, known and literal types, attributes, stamps
+// going back and forth, empty values.
+func sampleParams() *devParams {
+	p := &devParams{}
+	for _, e := range []paramEntry{
+		{"InternetGatewayDevice.", paramRec{Flags: flagObject | flagListed, Timestamp: 1_700_000_000_000_000_000}},
+		{"InternetGatewayDevice.DeviceInfo.", paramRec{Flags: flagObject, Timestamp: 1_700_000_000_000_000_000}},
+		{"InternetGatewayDevice.DeviceInfo.SerialNumber", paramRec{Value: "SN1", Type: cwmp.TypeString, Flags: flagValue | flagWritableKnown, Timestamp: 1_700_000_000_000_000_000}},
+		{"InternetGatewayDevice.DeviceInfo.UpTime", paramRec{Value: "42", Type: "xsd:unsignedInt", Flags: flagValue, Timestamp: 1_700_000_300_000_000_000}},
+		{"InternetGatewayDevice.ManagementServer.PeriodicInformInterval", paramRec{Value: "300", Type: "xsd:unsignedInt", Flags: flagValue | flagWritableKnown | flagWritable | flagAttrKnown, Timestamp: 1_600_000_000_000_000_000, Notify: 2, AccessList: []string{"Subscriber", ""}}},
+		{"InternetGatewayDevice.X_VENDOR_Odd", paramRec{Value: "", Type: "vendor:type", Timestamp: 0}},
+		{"InternetGatewayDevice.X_VENDOR_Notify", paramRec{Value: "ü", Type: "", Timestamp: -5, Notify: -1}},
+	} {
+		p.set(e.path, e.rec)
+	}
+	return p
+}
+
+// TestParamsRecord: the record form keeps every field of every entry,
+// finds single entries without decoding the rest, and refuses damaged
+// records with errCorruptParams.
+func TestParamsRecord(t *testing.T) {
+	p := sampleParams()
+	for i := 1; i < len(p.ents); i++ {
+		if p.ents[i-1].path >= p.ents[i].path {
+			t.Fatalf("set left %q before %q", p.ents[i-1].path, p.ents[i].path)
+		}
+	}
+	b := appendParams(nil, p.ents)
+	got, err := decodeParams(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.ents, p.ents) {
+		t.Fatalf("round trip:\n%+v\nwant\n%+v", got.ents, p.ents)
+	}
+	for _, e := range p.ents {
+		r, ok, err := lookupParam(b, e.path)
+		if err != nil || !ok || !reflect.DeepEqual(r, e.rec) {
+			t.Fatalf("lookup %s: %+v %v %v, want %+v", e.path, r, ok, err, e.rec)
+		}
+	}
+	for _, missing := range []string{"", "A", "InternetGatewayDevice.DeviceInfo.Serial", "Z"} {
+		if _, ok, err := lookupParam(b, missing); ok || err != nil {
+			t.Fatalf("lookup %q: found %v, err %v", missing, ok, err)
+		}
+	}
+	if empty, err := decodeParams(appendParams(nil, nil)); err != nil || len(empty.ents) != 0 {
+		t.Fatalf("empty record: %+v %v", empty, err)
+	}
+
+	outOfOrder := appendParams(nil, []paramEntry{{"B", paramRec{}}, {"A", paramRec{}}})
+	bad := map[string][]byte{
+		"empty":        nil,
+		"format":       append([]byte{9}, b[1:]...),
+		"truncated":    b[:len(b)-3],
+		"trailing":     append(append([]byte{}, b...), 0),
+		"count":        {paramsFormat, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"shared":       {paramsFormat, 1, 5, 0, 0, 0, 1, 0},
+		"type code":    {paramsFormat, 1, 0, 1, 'A', 0, 0, 200, 0},
+		"out of order": outOfOrder,
+	}
+	for name, rec := range bad {
+		if _, err := decodeParams(rec); !errors.Is(err, errCorruptParams) {
+			t.Errorf("%s: decode err %v, want errCorruptParams", name, err)
+		}
+	}
+	if _, _, err := lookupParam(b[:len(b)-3], "Z"); !errors.Is(err, errCorruptParams) {
+		t.Errorf("lookup in a truncated record: %v", err)
+	}
+}
+
+// TestDevParamsRanges: the subtree operations the tasks and the engine
+// use (prefix ranges, removals) over the sorted entries.
+func TestDevParamsRanges(t *testing.T) {
+	p := sampleParams()
+	if lo, hi := p.prefixRange("InternetGatewayDevice.DeviceInfo."); hi-lo != 3 {
+		t.Fatalf("DeviceInfo. range %d..%d", lo, hi)
+	}
+	if lo, hi := p.prefixRange("Device."); lo != hi {
+		t.Fatalf("Device. range %d..%d", lo, hi)
+	}
+	gone := p.removePrefix("InternetGatewayDevice.DeviceInfo.")
+	if len(gone) != 3 || gone[0] != "InternetGatewayDevice.DeviceInfo." {
+		t.Fatalf("removed %v", gone)
+	}
+	if _, ok := p.get("InternetGatewayDevice.DeviceInfo.UpTime"); ok {
+		t.Fatal("a removed entry is still there")
+	}
+	if !p.remove("InternetGatewayDevice.X_VENDOR_Odd") || p.remove("InternetGatewayDevice.X_VENDOR_Odd") {
+		t.Fatal("remove reported wrongly")
+	}
+	p.set("InternetGatewayDevice.A", paramRec{Value: "x"})
+	if r, ok := p.get("InternetGatewayDevice.A"); !ok || r.Value != "x" || p.ents[1].path != "InternetGatewayDevice.A" {
+		t.Fatalf("insert in the middle: %+v", p.ents)
+	}
+	if all := p.removePrefix(""); len(all) != 4 || len(p.ents) != 0 {
+		t.Fatalf("remove all: %v left %d", all, len(p.ents))
+	}
+}
+
+// FuzzDecodeParams: a damaged record is an error, never a panic, and
+// what decodes encodes back to a record that decodes to the same.
+func FuzzDecodeParams(f *testing.F) {
+	f.Add(appendParams(nil, sampleParams().ents))
+	f.Add(appendParams(nil, nil))
+	f.Add([]byte{paramsFormat, 1, 0, 1, 'A', flagAttrs, 0, 0, 0, 3, 2, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _ = lookupParam(b, "InternetGatewayDevice.DeviceInfo.UpTime")
+		p, err := decodeParams(b)
+		if err != nil {
+			if !errors.Is(err, errCorruptParams) {
+				t.Fatalf("error not errCorruptParams: %v", err)
+			}
+			return
+		}
+		again, err := decodeParams(appendParams(nil, p.ents))
+		if err != nil {
+			t.Fatalf("re-encoded record: %v", err)
+		}
+		if len(again.ents) != len(p.ents) {
+			t.Fatalf("re-encoded %d entries, want %d", len(again.ents), len(p.ents))
+		}
+		for i := range p.ents {
+			a, b := again.ents[i], p.ents[i]
+			if a.path != b.path || a.rec.Value != b.rec.Value || a.rec.Type != b.rec.Type || a.rec.Timestamp != b.rec.Timestamp {
+				t.Fatalf("entry %d: %+v, want %+v", i, a, b)
+			}
+		}
+	})
+}
+
+// TestMigrateParamKeys: a cache written with one key per parameter opens
+// with each device's parameters in one record, nothing lost, no old key
+// left; a migration cut short (a record already written, old keys still
+// there) merges on the next open.
+func TestMigrateParamKeys(t *testing.T) {
+	dir := t.TempDir()
+	c := openTestCache(t, dir)
+	m, err := sim.LoadModel(sim.ModelTR098)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	want := map[string]map[string]Parameter{}
+	for i := 1; i <= 3; i++ {
+		dev := sim.NewTree(m, sim.Identity{Seed: 1, Index: i})
+		w := mustBegin(t, c, &cwmp.Inform{DeviceId: cwmp.DeviceID{OUI: m.OUI, ProductClass: m.ProductClass, SerialNumber: dev.Serial()},
+			Event: []cwmp.Event{{Code: cwmp.EventBootstrap}}, ParameterList: dev.Forced()}, t0)
+		if err := w.End(true); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, w.DeviceID())
+	}
+	// Rewrite the cache in the old layout by hand: every device's tree
+	// as one key per node, the third device's half moved already.
+	err = c.db.Update(func(txn *badger.Txn) error {
+		for n, id := range ids {
+			p, err := loadParams(txn, id)
+			if err != nil {
+				return err
+			}
+			p.set("InternetGatewayDevice.ManagementServer.", paramRec{Flags: flagObject | flagAttrKnown, Notify: 1, AccessList: []string{"Subscriber"}, Timestamp: t0.UnixNano()})
+			want[id] = map[string]Parameter{}
+			for _, e := range p.ents {
+				want[id][e.path] = e.rec.public()
+			}
+			keep := &devParams{}
+			for i, e := range p.ents {
+				if n == 2 && i%2 == 0 {
+					keep.set(e.path, e.rec)
+					continue
+				}
+				if err := setCBOR(txn, "p/"+id+"/"+e.path, &e.rec); err != nil {
+					return err
+				}
+			}
+			if err := saveParams(txn, id, keep); err != nil {
+				return err
+			}
+		}
+		// An unreadable old record is dropped, not a failed open.
+		return txn.Set([]byte("p/"+ids[0]+"/Broken"), []byte{0xff})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openTestCache(t, dir)
+	for _, id := range ids {
+		got, err := c.Parameters(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want[id]) {
+			t.Fatalf("%s after the move:\n%v\nwant\n%v", id, got, want[id])
+		}
+	}
+	if n, err := c.countKeys("p/"); err != nil || n != 0 {
+		t.Fatalf("%d old keys left (%v)", n, err)
+	}
+	if p, err := c.Parameter(ids[2], "InternetGatewayDevice.ManagementServer."); err != nil || p.Notification == nil || *p.Notification != 1 {
+		t.Fatalf("attributes after the move: %+v %v", p, err)
+	}
+}
+
+// TestCorruptParamsRecord: a device whose parameter record is damaged
+// is an error on the API (not an empty tree), and its next session drops
+// the record and stores what the CPE sends, instead of failing every
+// session the device opens.
+func TestCorruptParamsRecord(t *testing.T) {
+	c := openTestCache(t, "")
+	inf := &cwmp.Inform{DeviceId: cwmp.DeviceID{OUI: "A1B2C3", ProductClass: "R", SerialNumber: "S1"},
+		ParameterList: []cwmp.ParameterValue{pv("Device.DeviceInfo.SoftwareVersion", "1.0")}}
+	w := mustBegin(t, c, inf, t0)
+	if err := w.End(true); err != nil {
+		t.Fatal(err)
+	}
+	id := w.DeviceID()
+	if err := c.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(pTree+id), []byte{paramsFormat, 3, 1}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Parameters(id); err == nil || !strings.Contains(err.Error(), "corrupt parameter record") {
+		t.Fatalf("Parameters of a damaged record: %v", err)
+	}
+	inf.ParameterList = []cwmp.ParameterValue{pv("Device.DeviceInfo.SoftwareVersion", "2.0")}
+	w = mustBegin(t, c, inf, t0.Add(time.Minute))
+	if err := w.End(true); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Parameter(id, "Device.DeviceInfo.SoftwareVersion"); err != nil || p.Value != "2.0" {
+		t.Fatalf("after the next session: %+v %v", p, err)
+	}
+}
