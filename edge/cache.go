@@ -211,6 +211,12 @@ type Device struct {
 	// chokes on a large reply does so again, and one that drops the
 	// session would never register. A bootstrap keeps it (same firmware).
 	SmallGPV bool `json:"-" cbor:"50,keyasint,omitempty"`
+	// InformInterval is the periodic inform interval the cached tree
+	// holds (its root's ManagementServer.PeriodicInformInterval), kept
+	// in step by every write of the tree (saveParams): counting the fleet's
+	// online states reads device records only. -1: the tree has none; 0:
+	// a record older than the field (the tree is read instead).
+	InformInterval time.Duration `json:"-" cbor:"51,keyasint,omitempty"`
 }
 
 // Parameter is one node of a device's cached parameter tree, in the

@@ -14,10 +14,14 @@ import (
 // ManagementServer.PeriodicInformInterval as the cached tree has it (the
 // default inform preset reads and bounds it, so it is usually there).
 
-// informInterval is d's periodic inform interval from the cached tree,
-// 0 when unknown.
+// informInterval is d's periodic inform interval, 0 when unknown: the
+// device record's copy, or for a record older than that copy the cached
+// tree's value.
 func informInterval(txn *badger.Txn, d *Device) time.Duration {
-	if d.Root == "" {
+	switch {
+	case d.InformInterval > 0:
+		return d.InformInterval
+	case d.InformInterval < 0 || d.Root == "":
 		return 0
 	}
 	r, err := getParam(txn, d.ID, d.Root+fleet.InformIntervalSuffix[1:])
@@ -25,6 +29,20 @@ func informInterval(txn *badger.Txn, d *Device) time.Duration {
 		return 0
 	}
 	return fleet.ParseInformInterval(r.Value)
+}
+
+// treeInterval is the InformInterval a device record under root keeps
+// for tree.
+func treeInterval(tree *devParams, root string) time.Duration {
+	if root == "" {
+		return 0
+	}
+	if r, ok := tree.get(root + fleet.InformIntervalSuffix[1:]); ok {
+		if iv := fleet.ParseInformInterval(r.Value); iv > 0 {
+			return iv
+		}
+	}
+	return -1
 }
 
 // withStates fills the State of each view from its device's last Inform

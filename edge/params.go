@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeacs/edgeacs/cwmp"
 )
 
 // One device's cached parameter tree is one record, P/<device> (see
@@ -320,7 +323,9 @@ func decodeParams(b []byte) (*devParams, error) {
 	}
 	ents := make([]paramEntry, 0, r.left)
 	ends := make([]int, 0, r.left)
-	var names []byte
+	// Paths rebuilt from shared prefixes take two to three times the
+	// record; one allocation in the common case.
+	names := make([]byte, 0, 3*len(b))
 	var e rawParam[string]
 	for r.next(&e) {
 		if len(names)+len(r.name) > maxParamsDecoded {
@@ -356,7 +361,7 @@ func lookupParam(b []byte, path string) (paramRec, bool, error) {
 	}
 	var e rawParam[[]byte]
 	for r.next(&e) {
-		switch c := strings.Compare(string(r.name), path); {
+		switch c := compareName(r.name, path); {
 		case c == 0:
 			return e.record(), true, nil
 		case c > 0:
@@ -367,6 +372,60 @@ func lookupParam(b []byte, path string) (paramRec, bool, error) {
 		return paramRec{}, false, fmt.Errorf("%w: malformed entry", errCorruptParams)
 	}
 	return paramRec{}, false, nil
+}
+
+// compareName is strings.Compare(string(b), s) without the copy.
+func compareName(b []byte, s string) int {
+	for i := 0; i < len(b) && i < len(s); i++ {
+		if b[i] != s[i] {
+			return cmp.Compare(b[i], s[i])
+		}
+	}
+	return cmp.Compare(len(b), len(s))
+}
+
+// treeHolds reports whether the device's stored tree has every value of
+// params (names ending in "." and empty ones aside) as they are: the
+// common periodic Inform, which then costs one walk of the record and no
+// decoding. A damaged record holds nothing.
+func treeHolds(txn *badger.Txn, id string, params []cwmp.ParameterValue) (bool, error) {
+	want := make([]*cwmp.ParameterValue, 0, len(params))
+	for i := range params {
+		if n := params[i].Name; n != "" && !strings.HasSuffix(n, ".") {
+			want = append(want, &params[i])
+		}
+	}
+	slices.SortFunc(want, func(a, b *cwmp.ParameterValue) int { return strings.Compare(a.Name, b.Name) })
+	item, err := txn.Get([]byte(pTree + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return len(want) == 0, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	holds := false
+	err = item.Value(func(b []byte) error {
+		r, err := newParamsReader(b)
+		if err != nil {
+			return nil
+		}
+		j := 0
+		var e rawParam[[]byte]
+		for j < len(want) && r.next(&e) {
+			switch c := compareName(r.name, want[j].Name); {
+			case c > 0:
+				return nil // want[j] is not stored
+			case c == 0:
+				if string(e.value) != want[j].Value || e.typeName() != want[j].Type {
+					return nil
+				}
+				j++
+			}
+		}
+		holds = j == len(want) && !r.bad
+		return nil
+	})
+	return holds, err
 }
 
 // loadParams reads a device's tree in txn (empty when it has none).
@@ -402,8 +461,31 @@ func (c *Cache) loadParamsForWrite(txn *badger.Txn, id string) (*devParams, erro
 	return p, err
 }
 
-// saveParams stores the tree in txn (deletes the record when it is empty).
+// saveParams stores the tree in txn (deletes the record when it is
+// empty) and keeps the device record's InformInterval in step with it.
 func saveParams(txn *badger.Txn, id string, p *devParams) error {
+	if err := putParams(txn, id, p); err != nil {
+		return err
+	}
+	var dev Device
+	switch err := getCBOR(txn, pDevice+id, &dev); {
+	case errors.Is(err, ErrNotFound):
+		return nil // deleted through the API meanwhile
+	case err != nil:
+		return fmt.Errorf("load device: %w", err)
+	}
+	if iv := treeInterval(p, dev.Root); iv != dev.InformInterval {
+		dev.InformInterval = iv
+		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
+			return fmt.Errorf("store device: %w", err)
+		}
+	}
+	return nil
+}
+
+// putParams stores the tree alone, for a caller that writes the device
+// record itself (with treeInterval's InformInterval).
+func putParams(txn *badger.Txn, id string, p *devParams) error {
 	if len(p.ents) == 0 {
 		return txn.Delete([]byte(pTree + id))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/edgeacs/edgeacs/cwmp"
+	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/sim"
 )
 
@@ -248,5 +249,105 @@ func TestCorruptParamsRecord(t *testing.T) {
 	}
 	if p, err := c.Parameter(id, "Device.DeviceInfo.SoftwareVersion"); err != nil || p.Value != "2.0" {
 		t.Fatalf("after the next session: %+v %v", p, err)
+	}
+}
+
+// TestInformIntervalKept: the device record's copy of the tree's
+// periodic inform interval follows every write of the tree (an Inform, a
+// task's changes), and a record older than the copy is served from the
+// tree.
+func TestInformIntervalKept(t *testing.T) {
+	c := openTestCache(t, "")
+	const param = "Device.ManagementServer.PeriodicInformInterval"
+	inf := &cwmp.Inform{DeviceId: cwmp.DeviceID{OUI: "A1B2C3", ProductClass: "R", SerialNumber: "S1"},
+		ParameterList: []cwmp.ParameterValue{pv("Device.DeviceInfo.SoftwareVersion", "1.0"), pv(param, "60")}}
+	at := t0
+	session := func(interval string) string {
+		t.Helper()
+		inf.ParameterList[1].Value = interval
+		at = at.Add(time.Minute)
+		w := mustBegin(t, c, inf, at)
+		if err := w.End(true); err != nil {
+			t.Fatal(err)
+		}
+		return w.DeviceID()
+	}
+	interval := func(id string) time.Duration {
+		t.Helper()
+		d, err := c.Device(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.InformInterval
+	}
+	id := session("60")
+	if got := interval(id); got != time.Minute {
+		t.Fatalf("after the first Inform: %v", got)
+	}
+	session("120")
+	if got := interval(id); got != 2*time.Minute {
+		t.Fatalf("after a changed Inform: %v", got)
+	}
+	// A record written before the copy existed: the tree says.
+	err := c.update(func(txn *badger.Txn) error {
+		var d Device
+		if err := getCBOR(txn, pDevice+id, &d); err != nil {
+			return err
+		}
+		d.InformInterval = 0
+		return setCBOR(txn, pDevice+id, &d)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := c.DeviceStates(at.Add(3 * time.Minute))
+	if err != nil || states[fleet.DeviceLate] != 1 {
+		t.Fatalf("states of an old record, 3 min after a 2 min interval: %v %v", states, err)
+	}
+	// A task's deletion of the parameter: the copy says "none".
+	err = c.update(func(txn *badger.Txn) error {
+		return c.storeOps(txn, id, []paramOp{{path: param, del: true}}, at, &fleet.DeviceDelta{})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := interval(id); got != -1 {
+		t.Fatalf("after the parameter's deletion: %v", got)
+	}
+}
+
+// TestTreeHolds: an Inform whose values the tree has as they are is
+// recognised without decoding (and only then).
+func TestTreeHolds(t *testing.T) {
+	c := openTestCache(t, "")
+	p := sampleParams()
+	err := c.update(func(txn *badger.Txn) error { return putParams(txn, "dev", p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn := cwmp.ParameterValue{Name: "InternetGatewayDevice.DeviceInfo.SerialNumber", Value: "SN1", Type: cwmp.TypeString}
+	up := cwmp.ParameterValue{Name: "InternetGatewayDevice.DeviceInfo.UpTime", Value: "42", Type: "xsd:unsignedInt"}
+	odd := cwmp.ParameterValue{Name: "InternetGatewayDevice.X_VENDOR_Odd", Value: "", Type: "vendor:type"}
+	for _, c0 := range []struct {
+		name   string
+		id     string
+		params []cwmp.ParameterValue
+		want   bool
+	}{
+		{"all as stored, out of order", "dev", []cwmp.ParameterValue{up, odd, sn}, true},
+		{"objects and empty names aside", "dev", []cwmp.ParameterValue{{Name: "InternetGatewayDevice."}, {}, sn}, true},
+		{"none", "dev", nil, true},
+		{"a changed value", "dev", []cwmp.ParameterValue{sn, {Name: up.Name, Value: "43", Type: up.Type}}, false},
+		{"a changed type", "dev", []cwmp.ParameterValue{{Name: up.Name, Value: up.Value, Type: "xsd:int"}}, false},
+		{"a name not stored", "dev", []cwmp.ParameterValue{sn, pv("InternetGatewayDevice.DeviceInfo.Unknown", "x")}, false},
+		{"a name after the last", "dev", []cwmp.ParameterValue{pv("Z", "x")}, false},
+		{"no tree", "other", []cwmp.ParameterValue{sn}, false},
+		{"no tree, nothing sent", "other", nil, true},
+	} {
+		var got bool
+		err := c.db.View(func(txn *badger.Txn) (err error) { got, err = treeHolds(txn, c0.id, c0.params); return err })
+		if err != nil || got != c0.want {
+			t.Errorf("%s: %v %v, want %v", c0.name, got, err, c0.want)
+		}
 	}
 }

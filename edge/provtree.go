@@ -620,19 +620,25 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			ws = append(ws, written{p, o})
 		}
 	}
-	// In path order: a tree that is new to the store is appended.
+	// In path order, merged with the stored nodes in one pass.
 	slices.SortFunc(ws, func(a, b written) int { return strings.Compare(a.path, b.path) })
+	merged := make([]paramEntry, 0, len(tree.ents)+len(ws))
+	i := 0
 	for _, w := range ws {
 		p, e := w.path, w.o.e
-		if e.PathTime.IsZero() {
-			// Forgotten: the CPE said there is no such name.
-			tree.remove(p)
-			delta.Removed = append(delta.Removed, p)
-			continue
+		for i < len(tree.ents) && tree.ents[i].path < p {
+			merged = append(merged, tree.ents[i])
+			i++
 		}
 		var r paramRec
-		if old, ok := tree.get(p); ok {
-			r = *old
+		if i < len(tree.ents) && tree.ents[i].path == p {
+			r = tree.ents[i].rec
+			i++
+		}
+		if e.PathTime.IsZero() {
+			// Forgotten: the CPE said there is no such name.
+			delta.Removed = append(delta.Removed, p)
+			continue
 		}
 		r.Flags &= flagAttrKnown // attributes are not the engine's
 		ts := e.PathTime
@@ -656,10 +662,11 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 			}
 		}
 		r.Timestamp = ts.UnixNano()
-		tree.set(p, r)
+		merged = append(merged, paramEntry{p, r})
 		if w.o.report && !e.Object {
 			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: p, Value: e.Value, Type: e.Type})
 		}
 	}
+	tree.ents = append(merged, tree.ents[i:]...)
 	return saveParams(txn, t.id, tree)
 }

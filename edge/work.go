@@ -211,10 +211,17 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 			Bootstrap: bootstrap}
 		// A bootstrap starts the tree afresh (a factory-reset CPE has
 		// lost what the old one knew): the Inform's values are all of it.
-		tree := &devParams{}
+		// An Inform whose values the tree holds (most periodic ones)
+		// neither decodes nor rewrites it.
+		tree, holds := &devParams{}, false
 		if !created && !bootstrap {
-			if tree, err = c.loadParamsForWrite(txn, id); err != nil {
+			if holds, err = treeHolds(txn, id, inf.ParameterList); err != nil {
 				return fmt.Errorf("load parameters: %w", err)
+			}
+			if !holds || dev.InformInterval == 0 {
+				if tree, err = c.loadParamsForWrite(txn, id); err != nil {
+					return fmt.Errorf("load parameters: %w", err)
+				}
 			}
 		}
 		changed := bootstrap && !created
@@ -223,6 +230,9 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 				continue
 			}
 			applyInformParam(&dev, pv)
+			if holds {
+				continue
+			}
 			rec, ok := tree.get(pv.Name)
 			// An unchanged value is not rewritten: periodic Informs
 			// then cost one read. LastInform says it is current.
@@ -240,9 +250,14 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 			delta.Parameters = append(delta.Parameters, fleet.ParameterValue{Name: pv.Name, Value: pv.Value, Type: pv.Type})
 		}
 		if changed {
-			if err := saveParams(txn, id, tree); err != nil {
+			if err := putParams(txn, id, tree); err != nil {
 				return fmt.Errorf("store parameters: %w", err)
 			}
+		}
+		// (A tree that holds the Inform was read only for a record
+		// without the copy: then the copy is 0.)
+		if changed || dev.InformInterval == 0 {
+			dev.InformInterval = treeInterval(tree, dev.Root)
 		}
 		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
 			return fmt.Errorf("store device: %w", err)

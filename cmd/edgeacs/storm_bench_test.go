@@ -46,7 +46,9 @@ package main
 // instead of 55 s).
 // The harness raises its soft file-descriptor limit to the hard one (the
 // children inherit it) unless EDGEACS_BENCH_KEEP_NOFILE=1.
-// EDGEACS_BENCH_BIN names a built binary instead of building one.
+// EDGEACS_BENCH_BIN names a built binary instead of building one;
+// EDGEACS_BENCH_SIM_LOG=debug makes the simulators log each failed
+// session with its cause (to stderr).
 
 import (
 	"bufio"
@@ -66,6 +68,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,6 +299,10 @@ func runStorm(b *testing.B, bin string, n int) {
 			"--inform-interval", interval.String())
 		if prefilled {
 			cmd.Args = append(cmd.Args, "--booted")
+		}
+		if v := os.Getenv("EDGEACS_BENCH_SIM_LOG"); v != "" {
+			// Failed sessions are logged at debug, with their cause.
+			cmd.Args = slices.Insert(cmd.Args, 1, "--log-level", v)
 		}
 		if v := cmp.Or(os.Getenv("EDGEACS_BENCH_SIM_GOMAXPROCS"), "1"); v != "0" {
 			cmd.Env = append(os.Environ(), "GOMAXPROCS="+v)
