@@ -68,6 +68,9 @@ const (
 	// kDefaults marks that the default presets were made (a standalone
 	// edge's first start): they are never made again.
 	kDefaults = "m/defaults"
+	// kLayout marks that no parameter is stored under the old p/ keys
+	// (migrateParamKeys).
+	kLayout = "m/layout"
 	// API tokens live under pToken, "k/" (tokens.go).
 )
 

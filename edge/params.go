@@ -519,12 +519,30 @@ func getParam(txn *badger.Txn, id, path string) (paramRec, error) {
 }
 
 // migrateParamKeys moves a cache written with one key per parameter
-// (p/<device>/<path>, before the P/ record) to one record per device, in
-// one pass over a snapshot. Each device's record is written before its
-// old keys are deleted, so a crash part-way leaves old keys that the
-// next open merges into the record already written.
+// (p/<device>/<path>, before the P/ record) to one record per device: one
+// pass over a snapshot writes every device's record, then the old keys
+// are dropped as a range (Badger's DropPrefix: tombstones for millions of
+// keys would cost more than the move, and every later scan would step
+// over them until compaction). A crash part-way leaves old keys that the
+// next open merges into the records already written. kLayout marks the
+// move done (or never needed), so later opens skip even the check.
 func migrateParamKeys(db *badger.DB, log *slog.Logger) error {
 	const old = "p/"
+	done := false
+	err := db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte(kLayout))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		done = err == nil
+		return err
+	})
+	if err != nil || done {
+		return err
+	}
+	markDone := func() error {
+		return db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(kLayout), []byte{paramsFormat}) })
+	}
 	txn := db.NewTransaction(false)
 	defer txn.Discard()
 	o := badger.DefaultIteratorOptions
@@ -533,7 +551,7 @@ func migrateParamKeys(db *badger.DB, log *slog.Logger) error {
 	defer it.Close()
 	it.Rewind()
 	if !it.Valid() {
-		return nil
+		return markDone()
 	}
 	start := time.Now()
 	log.Info("moving cached parameters to one record per device (once)")
@@ -542,30 +560,21 @@ func migrateParamKeys(db *badger.DB, log *slog.Logger) error {
 	var (
 		dev     string
 		p       *devParams
-		keys    [][]byte
 		devices int
 		skipped int
 	)
 	flush := func() error {
-		if dev == "" {
+		if dev == "" || len(p.ents) == 0 {
 			return nil
 		}
-		if len(p.ents) > 0 {
-			if err := wb.Set([]byte(pTree+dev), appendParams(nil, p.ents)); err != nil {
-				return err
-			}
-		}
-		for _, k := range keys {
-			if err := wb.Delete(k); err != nil {
-				return err
-			}
-		}
 		devices++
-		return nil
+		if devices%100000 == 0 {
+			log.Info("moving cached parameters", "devices", devices)
+		}
+		return wb.Set([]byte(pTree+dev), appendParams(nil, p.ents))
 	}
 	for ; it.Valid(); it.Next() {
-		key := it.Item().KeyCopy(nil)
-		d, path, ok := strings.Cut(string(key[len(old):]), "/")
+		d, path, ok := strings.Cut(string(it.Item().Key()[len(old):]), "/")
 		if !ok {
 			continue // never written: every p/ key names a device and a path
 		}
@@ -573,13 +582,12 @@ func migrateParamKeys(db *badger.DB, log *slog.Logger) error {
 			if err := flush(); err != nil {
 				return fmt.Errorf("migrate parameters of %s: %w", dev, err)
 			}
-			dev, keys = d, keys[:0]
+			dev = d
 			var err error
 			if p, err = loadParams(txn, d); err != nil {
 				p = &devParams{}
 			}
 		}
-		keys = append(keys, key)
 		var r paramRec
 		if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &r) }); err != nil {
 			skipped++
@@ -591,6 +599,14 @@ func migrateParamKeys(db *badger.DB, log *slog.Logger) error {
 		return fmt.Errorf("migrate parameters of %s: %w", dev, err)
 	}
 	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("migrate parameters: %w", err)
+	}
+	it.Close()
+	txn.Discard()
+	if err := db.DropPrefix([]byte(old)); err != nil {
+		return fmt.Errorf("migrate parameters: drop the old keys: %w", err)
+	}
+	if err := markDone(); err != nil {
 		return fmt.Errorf("migrate parameters: %w", err)
 	}
 	log.Info("cached parameters moved", "devices", devices, "unreadable_records_dropped", skipped, "took", time.Since(start).Round(time.Millisecond))

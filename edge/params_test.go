@@ -197,7 +197,11 @@ func TestMigrateParamKeys(t *testing.T) {
 			}
 		}
 		// An unreadable old record is dropped, not a failed open.
-		return txn.Set([]byte("p/"+ids[0]+"/Broken"), []byte{0xff})
+		if err := txn.Set([]byte("p/"+ids[0]+"/Broken"), []byte{0xff}); err != nil {
+			return err
+		}
+		// A cache from before the move has no mark.
+		return txn.Delete([]byte(kLayout))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -217,6 +221,9 @@ func TestMigrateParamKeys(t *testing.T) {
 	}
 	if n, err := c.countKeys("p/"); err != nil || n != 0 {
 		t.Fatalf("%d old keys left (%v)", n, err)
+	}
+	if n, err := c.countKeys(kLayout); err != nil || n != 1 {
+		t.Fatalf("the move is not marked done: %d %v", n, err)
 	}
 	if p, err := c.Parameter(ids[2], "InternetGatewayDevice.ManagementServer."); err != nil || p.Notification == nil || *p.Notification != 1 {
 		t.Fatalf("attributes after the move: %+v %v", p, err)
