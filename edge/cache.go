@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/edgeacs/edgeacs/fleet"
@@ -78,9 +77,6 @@ const (
 var (
 	cborEnc = fleet.CBOR.Enc
 	cborDec = fleet.CBOR.Dec
-	// cborBufEnc is cborEnc writing into a caller's buffer, for End's
-	// batch of records (cacheTree.commit).
-	cborBufEnc = fleet.CBOR.Enc.(cbor.UserBufferEncMode)
 )
 
 // CacheOptions configures OpenCache.
@@ -690,6 +686,26 @@ func deletePrefix(txn *badger.Txn, prefix string) ([]string, error) {
 // validID rejects IDs that could escape their key prefix.
 func validID(id string) bool {
 	return id != "" && len(id) <= 1024 && !strings.ContainsAny(id, "/\x00")
+}
+
+// editDevice changes the device record in txn: fn edits it and reports
+// whether it changed anything to store. A device deleted through the API
+// meanwhile is left deleted.
+func editDevice(txn *badger.Txn, id string, fn func(d *Device) bool) error {
+	var dev Device
+	switch err := getCBOR(txn, pDevice+id, &dev); {
+	case errors.Is(err, ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("load device: %w", err)
+	}
+	if !fn(&dev) {
+		return nil
+	}
+	if err := setCBOR(txn, pDevice+id, &dev); err != nil {
+		return fmt.Errorf("store device: %w", err)
+	}
+	return nil
 }
 
 // ---- devices ----

@@ -467,20 +467,12 @@ func saveParams(txn *badger.Txn, id string, p *devParams) error {
 	if err := putParams(txn, id, p); err != nil {
 		return err
 	}
-	var dev Device
-	switch err := getCBOR(txn, pDevice+id, &dev); {
-	case errors.Is(err, ErrNotFound):
-		return nil // deleted through the API meanwhile
-	case err != nil:
-		return fmt.Errorf("load device: %w", err)
-	}
-	if iv := treeInterval(p, dev.Root); iv != dev.InformInterval {
-		dev.InformInterval = iv
-		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
-			return fmt.Errorf("store device: %w", err)
-		}
-	}
-	return nil
+	return editDevice(txn, id, func(d *Device) bool {
+		iv := treeInterval(p, d.Root)
+		changed := iv != d.InformInterval
+		d.InformInterval = iv
+		return changed
+	})
 }
 
 // putParams stores the tree alone, for a caller that writes the device

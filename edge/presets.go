@@ -182,17 +182,8 @@ func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]p
 		return err
 	}
 	if at, ok := p.tree.listedRoot(); ok {
-		var dev Device
-		switch err := getCBOR(txn, pDevice+id, &dev); {
-		case errors.Is(err, ErrNotFound):
-			// Deleted through the API meanwhile.
-		case err != nil:
-			return fmt.Errorf("load device: %w", err)
-		default:
-			dev.RootListed = at
-			if err := setCBOR(txn, pDevice+id, &dev); err != nil {
-				return fmt.Errorf("store device: %w", err)
-			}
+		if err := editDevice(txn, id, func(d *Device) bool { d.RootListed = at; return true }); err != nil {
+			return err
 		}
 	}
 	for _, ch := range slices.Sorted(maps.Keys(faults)) {

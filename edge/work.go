@@ -1116,20 +1116,11 @@ func bigGPV(m cwmp.Message) bool {
 // once: lost in a crash, the flag is learnt again at the next drop.
 func (c *Cache) markSmallGPV(id string) error {
 	return c.update(func(txn *badger.Txn) error {
-		var dev Device
-		switch err := getCBOR(txn, pDevice+id, &dev); {
-		case errors.Is(err, ErrNotFound):
-			return nil // deleted through the API meanwhile
-		case err != nil:
-			return fmt.Errorf("load device: %w", err)
-		case dev.SmallGPV:
-			return nil
-		}
-		dev.SmallGPV = true
-		if err := setCBOR(txn, pDevice+id, &dev); err != nil {
-			return fmt.Errorf("store device: %w", err)
-		}
-		return nil
+		return editDevice(txn, id, func(d *Device) bool {
+			changed := !d.SmallGPV
+			d.SmallGPV = true
+			return changed
+		})
 	})
 }
 
@@ -1339,23 +1330,15 @@ func (c *Cache) storeCRCredentials(txn *badger.Txn, id string, order []string, c
 	if user == nil && pass == nil {
 		return nil
 	}
-	var dev Device
-	switch err := getCBOR(txn, pDevice+id, &dev); {
-	case errors.Is(err, ErrNotFound):
-		return nil // deleted through the API meanwhile
-	case err != nil:
-		return fmt.Errorf("load device: %w", err)
-	}
-	if user != nil {
-		dev.CRUsername = *user
-	}
-	if pass != nil {
-		dev.CRPassword = *pass
-	}
-	if err := setCBOR(txn, pDevice+id, &dev); err != nil {
-		return fmt.Errorf("store device: %w", err)
-	}
-	return nil
+	return editDevice(txn, id, func(d *Device) bool {
+		if user != nil {
+			d.CRUsername = *user
+		}
+		if pass != nil {
+			d.CRPassword = *pass
+		}
+		return true
+	})
 }
 
 // storeOps applies the parameter changes of the tasks run to the
