@@ -254,8 +254,9 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 				return fmt.Errorf("store parameters: %w", err)
 			}
 		}
-		// (A tree that holds the Inform was read only for a record
-		// without the copy: then the copy is 0.)
+		// The record's copy of the interval follows the tree. When the
+		// tree held the Inform it was read only if the record has no
+		// copy yet (0, a record from before the copy): then it is made.
 		if changed || dev.InformInterval == 0 {
 			dev.InformInterval = treeInterval(tree, dev.Root)
 		}
