@@ -2,6 +2,7 @@ package edge
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -123,7 +124,7 @@ func (p *devParams) removePrefix(prefix string) []string {
 // flagAttrs, its notification and access list.
 func appendParams(b []byte, ents []paramEntry) []byte {
 	b = append(b, paramsFormat)
-	b = appendUvarint(b, uint64(len(ents)))
+	b = binary.AppendUvarint(b, uint64(len(ents)))
 	prev, prevTS := "", int64(0)
 	for i := range ents {
 		e := &ents[i]
@@ -131,7 +132,7 @@ func appendParams(b []byte, ents []paramEntry) []byte {
 		for shared < len(prev) && shared < len(e.path) && prev[shared] == e.path[shared] {
 			shared++
 		}
-		b = appendUvarint(b, uint64(shared))
+		b = binary.AppendUvarint(b, uint64(shared))
 		b = appendStr(b, e.path[shared:])
 		prev = e.path
 		flags := e.rec.Flags &^ flagAttrs
@@ -140,7 +141,7 @@ func appendParams(b []byte, ents []paramEntry) []byte {
 			flags |= flagAttrs
 		}
 		b = append(b, flags)
-		b = appendVarint(b, e.rec.Timestamp-prevTS)
+		b = binary.AppendVarint(b, e.rec.Timestamp-prevTS)
 		prevTS = e.rec.Timestamp
 		if code := paramTypeCode(e.rec.Type); code != 0 {
 			b = append(b, code)
@@ -151,7 +152,7 @@ func appendParams(b []byte, ents []paramEntry) []byte {
 		b = appendStr(b, e.rec.Value)
 		if attrs {
 			b = append(b, byte(e.rec.Notify))
-			b = appendUvarint(b, uint64(len(e.rec.AccessList)))
+			b = binary.AppendUvarint(b, uint64(len(e.rec.AccessList)))
 			for _, a := range e.rec.AccessList {
 				b = appendStr(b, a)
 			}
@@ -169,20 +170,8 @@ func paramTypeCode(typ string) byte {
 	return 0
 }
 
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}
-
-func appendVarint(b []byte, v int64) []byte {
-	return appendUvarint(b, uint64(v<<1)^uint64(v>>63))
-}
-
 func appendStr(b []byte, s string) []byte {
-	return append(appendUvarint(b, uint64(len(s))), s...)
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 // paramsReader walks a record's entries in order, over the record's bytes
