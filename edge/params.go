@@ -385,15 +385,8 @@ func treeHolds(txn *badger.Txn, id string, params []cwmp.ParameterValue) (bool, 
 		}
 	}
 	slices.SortFunc(want, func(a, b *cwmp.ParameterValue) int { return strings.Compare(a.Name, b.Name) })
-	item, err := txn.Get([]byte(pTree + id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return len(want) == 0, nil
-	}
-	if err != nil {
-		return false, err
-	}
 	holds := false
-	err = item.Value(func(b []byte) error {
+	found, err := readParams(txn, id, func(b []byte) error {
 		r, err := newParamsReader(b)
 		if err != nil {
 			return nil
@@ -414,27 +407,39 @@ func treeHolds(txn *badger.Txn, id string, params []cwmp.ParameterValue) (bool, 
 		holds = j == len(want) && !r.bad
 		return nil
 	})
+	if !found && err == nil {
+		return len(want) == 0, nil
+	}
 	return holds, err
 }
 
 // loadParams reads a device's tree in txn (empty when it has none).
 func loadParams(txn *badger.Txn, id string) (*devParams, error) {
-	item, err := txn.Get([]byte(pTree + id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return &devParams{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var p *devParams
-	err = item.Value(func(b []byte) error {
+	p := &devParams{}
+	_, err := readParams(txn, id, func(b []byte) (err error) {
 		p, err = decodeParams(b)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("parameters of %s: %w", id, err)
+		return nil, err
 	}
 	return p, nil
+}
+
+// readParams calls fn with the bytes of the device's record in txn (valid
+// during fn only); false when the device has none.
+func readParams(txn *badger.Txn, id string, fn func(b []byte) error) (bool, error) {
+	item, err := txn.Get([]byte(pTree + id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := item.Value(fn); err != nil {
+		return true, fmt.Errorf("parameters of %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // loadParamsForWrite is loadParams for a transaction that will store the
@@ -475,23 +480,16 @@ func putParams(txn *badger.Txn, id string, p *devParams) error {
 
 // getParam reads one parameter of a device in txn, or ErrNotFound.
 func getParam(txn *badger.Txn, id, path string) (paramRec, error) {
-	item, err := txn.Get([]byte(pTree + id))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return paramRec{}, ErrNotFound
-	}
-	if err != nil {
-		return paramRec{}, err
-	}
 	var (
 		r  paramRec
 		ok bool
 	)
-	err = item.Value(func(b []byte) error {
+	_, err := readParams(txn, id, func(b []byte) (err error) {
 		r, ok, err = lookupParam(b, path)
 		return err
 	})
 	if err != nil {
-		return paramRec{}, fmt.Errorf("parameters of %s: %w", id, err)
+		return paramRec{}, err
 	}
 	if !ok {
 		return paramRec{}, ErrNotFound
