@@ -252,8 +252,6 @@ func (p *provSession) next() cwmp.Message {
 	if p.stage == stageDone {
 		return nil
 	}
-	p.tree.begin()
-	defer p.tree.end()
 	// Each pass sends an RPC or moves the run on (a cycle, a channel
 	// stopped); MaxRPCs and the cycle bound keep the passes few.
 	for range 4 * provision.MaxChannels {
@@ -491,8 +489,6 @@ func (p *provSession) scriptsPending() bool {
 // answer applies the CPE's answer to the RPC next returned last.
 func (p *provSession) answer(a *cwmp.Answer) {
 	p.sent = nil
-	p.tree.begin()
-	defer p.tree.end()
 	if err := p.run.Answer(p.tree, a, p.clock()); err != nil {
 		p.w.c.log.Warn("provisioning answer not applied", "device", p.w.dev.ID, "err", err)
 		return
@@ -770,9 +766,7 @@ func (p *provSession) finish() {
 		return
 	}
 	p.ended = true
-	p.tree.begin()
 	p.applyTags()
-	p.tree.end()
 	for _, wn := range p.run.Outcome().Warnings {
 		if wn.Channel == prefetchChannel {
 			continue
@@ -929,8 +923,6 @@ func (p *provSession) crUsername() (cwmp.ParameterValue, bool) {
 		return cwmp.ParameterValue{}, false
 	}
 	name := p.w.dev.Root + crUserParam
-	p.tree.begin()
-	defer p.tree.end()
 	e, ok := p.tree.Get(name)
 	if !ok || e.Object || e.ValueTime.IsZero() || e.Value == "" {
 		return cwmp.ParameterValue{}, false

@@ -49,16 +49,14 @@ import (
 // answer's own times; the store keeps the conservative one (a value's
 // time, a listing's time) as the record's Timestamp.
 //
-// Not safe for concurrent use: one session drives it. The engine's calls
-// are bracketed by begin and end; the record is read in the first begin,
-// in a transaction of its own, so no Badger transaction outlives one HTTP
-// exchange of the session.
+// Not safe for concurrent use: one session drives it. The record is read
+// when the engine first needs it (store), in a transaction of its own, so
+// no Badger transaction outlives one HTTP exchange of the session.
 type cacheTree struct {
 	c  *Cache
 	id string
-	// ps is the stored tree as the session's first read found it; nil
-	// before that read, or when it failed (the store's nodes are then
-	// absent, and the engine asks the CPE).
+	// ps is the stored tree as the session's first read found it (see
+	// store); loaded: that read was made.
 	ps     *devParams
 	loaded bool
 	// now is the session's start; informed are the names the Inform
@@ -176,11 +174,12 @@ func informRoot(inform []cwmp.ParameterValue) string {
 	return root
 }
 
-// begin readies the tree for one engine step: the first reads the
-// device's stored record.
-func (t *cacheTree) begin() {
+// store is the device's stored tree, read at the first call; nil when
+// that read failed (the store's nodes are then absent, and the engine
+// asks the CPE).
+func (t *cacheTree) store() *devParams {
 	if t.loaded {
-		return
+		return t.ps
 	}
 	t.loaded = true
 	err := t.c.db.View(func(txn *badger.Txn) error {
@@ -196,10 +195,8 @@ func (t *cacheTree) begin() {
 	if err != nil {
 		t.c.log.Warn("reading the device's cached parameters", "device", t.id, "err", err)
 	}
+	return t.ps
 }
-
-// end closes an engine step.
-func (t *cacheTree) end() {}
 
 func isObjectPath(path string) bool { return path == "" || strings.HasSuffix(path, ".") }
 
@@ -227,18 +224,6 @@ func (t *cacheTree) hidden(path string) bool {
 		}
 	}
 	return false
-}
-
-// load reads the stored record at path.
-func (t *cacheTree) load(path string) (paramRec, bool) {
-	if t.ps == nil {
-		return paramRec{}, false
-	}
-	r, ok := t.ps.get(path)
-	if !ok {
-		return paramRec{}, false
-	}
-	return *r, true
 }
 
 // entry is the engine's view of a stored record (see cacheTree).
@@ -336,12 +321,12 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 	if n, ok := t.stored[path]; ok {
 		return n.e, n.ok
 	}
-	if t.ps == nil {
+	if t.store() == nil {
 		return provision.Entry{}, false
 	}
 	var n storedNode
-	if r, ok := t.load(path); ok {
-		n = storedNode{t.entry(path, &r), true}
+	if r, ok := t.ps.get(path); ok {
+		n = storedNode{t.entry(path, r), true}
 	} else if isObjectPath(path) {
 		if ts, ok := t.firstDescendant(path); ok {
 			n = storedNode{provision.Entry{Path: path, Object: true, PathTime: ts}, true}
@@ -354,9 +339,6 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 // firstDescendant finds a visible stored node below obj and returns its
 // time: what an object without a record of its own is known by.
 func (t *cacheTree) firstDescendant(obj string) (time.Time, bool) {
-	if t.ps == nil {
-		return time.Time{}, false
-	}
 	lo, hi := t.ps.prefixRange(obj)
 	for i := lo; i < hi; i++ {
 		name, r := t.ps.ents[i].path, &t.ps.ents[i].rec
@@ -390,7 +372,7 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 		}
 		return
 	}
-	if t.ps != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
+	if t.store() != nil && !t.hidden(path) && !t.storedChildren(path, fn) {
 		return
 	}
 	ents, ok := t.kidsSorted[path]

@@ -69,7 +69,6 @@ func TestCacheTree(t *testing.T) {
 	at := t0.Add(time.Minute)
 
 	ct := newCacheTree(c, id, at, time.Time{}, nil)
-	ct.begin()
 	mem := provision.NewMemTree()
 	provision.RecordValues(mem, dev.Forced(), t0)
 	// The Inform's values: an object without a record exists as of its
@@ -107,7 +106,6 @@ func TestCacheTree(t *testing.T) {
 	if e, _ := ct.Get(wlan); !e.ListTime.Equal(at) {
 		t.Fatalf("listed table %+v", e)
 	}
-	ct.end()
 
 	// Nothing is stored before End.
 	if _, err := c.Parameter(id, wlan+"1.BSSID"); err == nil {
@@ -123,8 +121,6 @@ func TestCacheTree(t *testing.T) {
 	// Read back by a new session's tree: the same nodes, values, flags
 	// and listings (times collapse to one per record).
 	back := newCacheTree(c, id, at.Add(time.Hour), at, nil)
-	back.begin()
-	defer back.end()
 	if got := dump(back); !slices.Equal(got, want) {
 		t.Fatalf("read back:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

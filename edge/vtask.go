@@ -143,7 +143,6 @@ func (w *SessionWork) vtaskNext() cwmp.Message {
 		w.finish(t, fleet.StatusFault, nil, &fleet.TaskFault{Code: f.Code, Message: f.Message, Detail: f.Detail})
 	} else {
 		res := &fleet.TaskResult{}
-		p.tree.begin()
 		for _, name := range virtualTaskNames(t) {
 			ms, _ := provision.Match(p.tree, name)
 			for _, e := range ms {
@@ -152,7 +151,6 @@ func (w *SessionWork) vtaskNext() cwmp.Message {
 				}
 			}
 		}
-		p.tree.end()
 		w.finish(t, fleet.StatusDone, res, nil)
 	}
 	err := w.c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error { return p.commit(txn, ob, nil, nil) })
