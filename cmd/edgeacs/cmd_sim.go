@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
@@ -67,6 +68,8 @@ func simCommand() *cli.Command {
 			if n := c.Int("processes"); n > 1 {
 				return runSimProcesses(ctx, c, cfg, n, live)
 			}
+			// In a split fleet the first child to bind the address has it.
+			startPprof(ctx, slog.Default())
 			if c.Bool("stats-json") {
 				return runSimJSON(ctx, cfg, c.Duration("duration"), c.App.Writer)
 			}

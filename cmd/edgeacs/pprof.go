@@ -12,7 +12,7 @@ import (
 )
 
 // pprofEnv names the address (host:port) of an opt-in profiling listener
-// for `edge` and `core`: Go's net/http/pprof handlers under
+// for `edge`, `core` and `sim`: Go's net/http/pprof handlers under
 // /debug/pprof/, with no authentication, so bind it to loopback. It is
 // how a storm's stalls and CPU were found; nothing listens unless set.
 const pprofEnv = "EDGEACS_PPROF"
