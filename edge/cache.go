@@ -304,6 +304,13 @@ type Cache struct {
 	devices  atomic.Int64
 	ob       *outbox
 	sessions rateMeter // sessions begun, for Health
+	// taskGen counts commits that added tasks (AddTask, the downlink),
+	// bumped after each commit: a session reads the device's open tasks
+	// again only when it moved (SessionWork.nextTask), which spares
+	// every session of a fleet with no new task a read transaction
+	// (Badger's read timestamps queue behind the commits in flight: a
+	// storm's sessions spent their time there).
+	taskGen atomic.Uint64
 
 	gsync *groupSync // coalesced fsyncs for promised writes when SyncWrites is off
 	// guard turns failed writes into ErrStoreFailed and stops every
@@ -1058,6 +1065,7 @@ func (c *Cache) AddTask(t *fleet.Task) error {
 	if err != nil {
 		return fmt.Errorf("add task %s for %s: %w", t.ID, t.Device, err)
 	}
+	c.taskGen.Add(1)
 	// The API answers "queued": the task must outlive a power loss.
 	if err := c.durable(); err != nil {
 		return fmt.Errorf("add task for %s: %w", t.Device, err)

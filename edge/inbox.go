@@ -377,6 +377,9 @@ func (c *Cache) downCommitted(eff downEffects) {
 	if eff.provisions {
 		c.provisionsChanged()
 	}
+	if len(eff.tasks) > 0 {
+		c.taskGen.Add(1)
+	}
 	for _, id := range eff.tasks {
 		c.notify(id)
 	}

@@ -159,7 +159,7 @@ func (w *SessionWork) startProvisioning() *provSession {
 	p := &provSession{
 		w:        w,
 		all:      all,
-		tree:     newCacheTree(w.c, w.dev.ID, w.meta.Now.UTC(), w.dev.RootListed, w.informed),
+		tree:     w.newTree(w.meta.Now.UTC()),
 		now:      w.meta.Now.UTC(),
 		started:  time.Now(),
 		faulted:  faulted,
@@ -242,8 +242,21 @@ func (w *SessionWork) flushOps() error {
 	if err != nil {
 		return fmt.Errorf("store task results of %s: %w", w.dev.ID, err)
 	}
-	w.ops = nil
+	w.ops, w.begun = nil, nil
 	return nil
+}
+
+// newTree is a provisioning tree of the session's device. The first one
+// starts from the tree BeginSession stored, when it decoded it and no
+// write of the session's has changed it since: the engine's first look
+// then costs no read transaction.
+func (w *SessionWork) newTree(now time.Time) *cacheTree {
+	t := newCacheTree(w.c, w.dev.ID, now, w.dev.RootListed, w.informed)
+	if w.begun != nil {
+		t.ps, t.loaded = w.begun, true
+		w.begun = nil
+	}
+	return t
 }
 
 // next returns the next RPC of the session's presets, or nil when they

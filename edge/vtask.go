@@ -100,7 +100,7 @@ func (w *SessionWork) startVirtualTask(t *fleet.Task) error {
 	now := w.meta.Now.UTC()
 	p := &provSession{
 		w:        w,
-		tree:     newCacheTree(w.c, w.dev.ID, now, w.dev.RootListed, w.informed),
+		tree:     w.newTree(now),
 		now:      now,
 		started:  time.Now(),
 		faulted:  map[string]bool{},

@@ -52,8 +52,18 @@ type SessionWork struct {
 	dev  *Device
 	meta InformMeta
 
-	queue   []*fleet.Task
-	seen    map[string]bool
+	queue []*fleet.Task
+	seen  map[string]bool
+	// taskGen is Cache.taskGen as it was before the device's open tasks
+	// were last read (tasksRead): nextTask reads them again only when a
+	// task was added since.
+	taskGen   uint64
+	tasksRead bool
+	// begun is the parameter tree as BeginSession stored it, handed to
+	// the session's first provisioning tree instead of a read of its
+	// own; nil when BeginSession did not decode it, or once a write of
+	// the session's changed the stored tree (flushOps, commit).
+	begun   *devParams
 	claimed []string
 	cur     *taskRun
 	changed map[string]*fleet.Task
@@ -161,12 +171,17 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		diagDone = diagDone || e.Code == cwmp.EventDiagnosticsComplete
 	}
 	var (
-		dev     Device
-		created bool
-		cleared []string
+		dev       Device
+		created   bool
+		cleared   []string
+		cred      credRec
+		open      []*fleet.Task
+		openErr   error
+		begun     *devParams
+		stillOpen = c.taskGen.Load()
 	)
 	err = c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
-		dev, created, cleared = Device{}, false, cleared[:0]
+		dev, created, cleared, cred, begun = Device{}, false, cleared[:0], credRec{}, nil
 		switch err := getCBOR(txn, pDevice+id, &dev); {
 		case errors.Is(err, ErrNotFound):
 			created = true
@@ -213,16 +228,20 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		// lost what the old one knew): the Inform's values are all of it.
 		// An Inform whose values the tree holds (most periodic ones)
 		// neither decodes nor rewrites it.
-		tree, holds := &devParams{}, false
+		tree, holds, decoded := &devParams{}, false, true
 		if !created && !bootstrap {
 			if holds, err = treeHolds(txn, id, inf.ParameterList); err != nil {
 				return fmt.Errorf("load parameters: %w", err)
 			}
-			if !holds || dev.InformInterval == 0 {
+			decoded = !holds || dev.InformInterval == 0
+			if decoded {
 				if tree, err = c.loadParamsForWrite(txn, id); err != nil {
 					return fmt.Errorf("load parameters: %w", err)
 				}
 			}
+		}
+		if decoded {
+			begun = tree
 		}
 		changed := bootstrap && !created
 		for _, pv := range inf.ParameterList {
@@ -266,6 +285,15 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		if err := c.recordHistory(txn, delta, now); err != nil {
 			return err
 		}
+		// What the session reads next, read here rather than in read
+		// transactions of their own: the device's own credentials and
+		// its open tasks. Neither failing fails the Inform: the
+		// credentials then are the shared ones, and the tasks are read
+		// again by nextTask, which reports the error.
+		if err := getCBOR(txn, pCred+id, &cred); err != nil {
+			cred = credRec{}
+		}
+		open, openErr = loadTasks(txn, pOpen+id+"/")
 		return ob.add(delta)
 	})
 	if err != nil {
@@ -286,12 +314,14 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	for _, tid := range cleared {
 		c.notify(tid)
 	}
-	if u, p, err := c.Credentials(id); err == nil {
-		dev.Username, dev.Password = u, p
-	}
+	dev.Username, dev.Password = cred.Username, cred.Password
 	d := dev
-	return &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
-		informed: inf.ParameterList, diagComplete: diagDone}, nil
+	w := &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
+		informed: inf.ParameterList, diagComplete: diagDone, begun: begun}
+	if openErr == nil {
+		w.queue, w.taskGen, w.tasksRead = open, stillOpen, true
+	}
+	return w, nil
 }
 
 // informNeedsSync reports whether an Inform carries an event the CPE will
@@ -529,6 +559,10 @@ func (w *SessionWork) nextTask() *fleet.Task {
 			}
 			return cur
 		}
+		gen := w.c.taskGen.Load()
+		if w.tasksRead && gen == w.taskGen {
+			return nil // no task added since they were read
+		}
 		var fresh []*fleet.Task
 		err := w.c.db.View(func(txn *badger.Txn) error {
 			ts, err := loadTasks(txn, pOpen+w.dev.ID+"/")
@@ -543,6 +577,7 @@ func (w *SessionWork) nextTask() *fleet.Task {
 			w.c.log.Error("load tasks", "device", w.dev.ID, "err", err)
 			return nil
 		}
+		w.taskGen, w.tasksRead = gen, true
 		if len(fresh) == 0 {
 			return nil
 		}
@@ -1268,7 +1303,7 @@ func (w *SessionWork) commit() ([]string, error) {
 	// Stored: a later commit (End after a Checkpoint) must not store the
 	// same again.
 	changed := w.changed
-	w.changed, w.order, w.ops = map[string]*fleet.Task{}, nil, nil
+	w.changed, w.order, w.ops, w.begun = map[string]*fleet.Task{}, nil, nil, nil
 	if p != nil {
 		w.provCommitted = true
 	}

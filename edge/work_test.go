@@ -784,3 +784,48 @@ func TestAddObjectWithValues(t *testing.T) {
 		}
 	})
 }
+
+// TestTaskAddedMidSession: BeginSession reads the device's open tasks and
+// later Nexts read them again only once a task was added (Cache.taskGen).
+// A task queued through the API or the downlink after the session began,
+// even after a Next that found nothing, is still sent in that session,
+// and a task queued before BeginSession is sent without another read.
+func TestTaskAddedMidSession(t *testing.T) {
+	tests := []struct {
+		name string
+		add  func(t *testing.T, c *Cache)
+	}{
+		{"api", func(t *testing.T, c *Cache) { addTask(t, c, `{"name":"reboot"}`) }},
+		{"downlink", func(t *testing.T, c *Cache) { mustStore(t, c, downTask(1, "T1", false)) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newDevice(t)
+			w := mustBegin(t, c, tr098("SN1", cwmp.EventPeriodic), t0.Add(time.Minute))
+			if m := w.Next(); m != nil {
+				t.Fatalf("no task queued, Next = %s", m.Method())
+			}
+			tt.add(t, c)
+			m := w.Next()
+			if m == nil || m.Method() != cwmp.MethodReboot {
+				t.Fatalf("a task added mid-session: Next = %v, want Reboot", m)
+			}
+			w.Answer(&cwmp.Answer{Request: m, Response: &cwmp.RebootResponse{}})
+			if err := w.End(true); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("before", func(t *testing.T) {
+		c := newDevice(t)
+		addTask(t, c, `{"name":"getRPCMethods"}`)
+		w := mustBegin(t, c, tr098("SN1", cwmp.EventPeriodic), t0.Add(time.Minute))
+		if !w.tasksRead || len(w.queue) != 1 {
+			t.Fatalf("BeginSession read %d open tasks (read %v), want the one queued", len(w.queue), w.tasksRead)
+		}
+		sent := runCPE(t, w, func(cwmp.Message) cwmp.Message { return &cwmp.GetRPCMethodsResponse{} }, 1)
+		if fmt.Sprint(methods(sent)) != "[GetRPCMethods]" {
+			t.Fatalf("sent %v", methods(sent))
+		}
+	})
+}
