@@ -22,11 +22,19 @@ import (
 // device's own goroutine instead, one request at a time, on one
 // connection, with deadlines for the timeout and cancellation.
 
-// bufSize is the read and write buffer of a session's connection.
-const bufSize = 4 << 10
+// bufSize is the read buffer of a session's connection; writeBufSize
+// the write buffer, held only while a request is written, so it can hold
+// a whole GetParameterNames or GetParameterValues answer (7-15 KB): one
+// write, one segment, where 4 KB took four writes, each paying the
+// loopback's TCP path on both sides (a fifth of the simulator's CPU in a
+// storm went to writes).
+const (
+	bufSize      = 4 << 10
+	writeBufSize = 32 << 10
+)
 
 // writers are the write buffers, held only while a request is written.
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBufSize) }}
 
 // writeOnly hides the connection's ReadFrom from bufio.Writer: a request
 // body longer than the buffer would otherwise go to net.TCPConn.ReadFrom,
