@@ -61,10 +61,23 @@ const (
 // what the edge can do, rather than stay at what it was offered) and the
 // fewest returns a second it books.
 const (
-	calendarHorizon  = 10
-	calendarSlots    = 1024
-	calendarOverbook = 2
-	calendarMinRate  = 16
+	calendarHorizon = 10
+	calendarSlots   = 1024
+	calendarMinRate = 16
+	// calendarOverbook: a return booked above what the edge then takes is
+	// refused again (tens of µs each side) and booked anew; one booked
+	// below leaves the edge idle. At 2 a 100k storm refused each CPE 2.3
+	// times; at 1.5 the peak-held rate still climbs to what the edge does
+	// (it books half again what was admitted, the admissions follow).
+	calendarOverbook = 1.5
+	// calendarFloor is the soonest a refused CPE is booked back (the
+	// Retry-After window's floor when that is sooner). Returns queue
+	// behind the ones booked already, so a flood's are spread over the
+	// minutes it needs whatever the floor; a short one matters once the
+	// edge has room again: a CPE refused in a passing burst comes back in
+	// seconds, not at the 10 s floor (a 10k storm sat a third idle
+	// waiting for its last returns).
+	calendarFloor = 2 * time.Second
 	// calendarRatePerBusy is the admission rate the calendar assumes at
 	// least, per request the busy bound lets run at once (busyPerCPU per
 	// CPU): 256 sessions a second per CPU, about 4 ms of CPU per
@@ -209,7 +222,8 @@ type admission struct {
 }
 
 // retryCalendar books the return of refused CPEs one second at a time,
-// at most twice the rate the edge admits sessions at per second, from the Retry-After floor on. A storm's refused CPEs then
+// at most half again the rate the edge admits sessions at per second
+// (calendarOverbook), from calendarFloor on. A storm's refused CPEs then
 // come back as fast as the edge takes them and no faster: a uniform
 // window (the 10-60 s it replaces) sent 100k CPEs back within 50 s to an
 // edge that takes a few hundred a second, and left it idle between
@@ -243,7 +257,7 @@ const calendarSample = 250 * time.Millisecond
 // second from now+floor with room for one more at the measured rate, or
 // a uniform draw within the horizon when every second up to it is booked.
 //
-// Why a floor: a storm's first seconds are spent refusing the flood
+// Why a minimum rate: a storm's first seconds are spent refusing the flood
 // (10,000 connections a second at 100k devices over 10 s), so the rate
 // admitted then is a fraction of what the edge does once the flood has
 // passed, and the whole storm is booked in those seconds. Booked at that
@@ -351,7 +365,7 @@ func (a *admission) priority(inf *cwmp.Inform, deviceID string, now time.Time) b
 // capacity: booked in the calendar.
 func (a *admission) retryAfterFullSec(now time.Time) int {
 	minRate := float64(max(a.maxBusy*calendarRatePerBusy, calendarMinRate))
-	return a.cal.book(now, a.admitted.Load(), minRate, a.retryMin, calendarHorizon*a.retryMax)
+	return a.cal.book(now, a.admitted.Load(), minRate, min(a.retryMin, calendarFloor), calendarHorizon*a.retryMax)
 }
 
 // retryAfter is a Retry-After value in whole seconds drawn uniformly from

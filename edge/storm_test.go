@@ -179,7 +179,7 @@ func TestRetryAfterSpread(t *testing.T) {
 }
 
 // TestRetryCalendar: refused CPEs are booked back from the floor on, at
-// most twice the admission rate per second (the prior before a
+// most half again the admission rate per second (the prior before a
 // measurement, then the measured, peak-held rate), and drawn uniformly
 // within the horizon once it is full.
 func TestRetryCalendar(t *testing.T) {
@@ -187,13 +187,13 @@ func TestRetryCalendar(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	floor, horizon := 10*time.Second, 600*time.Second
 	perSec := map[int]int{}
-	for range 1000 {
+	for range 750 {
 		perSec[c.book(now, 0, 100, floor, horizon)]++
 	}
-	// Prior 100/s, overbooked twice: 200 a second from +10 s.
+	// Prior 100/s, overbooked by half: 150 a second from +10 s.
 	for s := 10; s < 15; s++ {
-		if perSec[s] != 200 {
-			t.Fatalf("second +%d booked %d, want 200 (all: %v)", s, perSec[s], perSec)
+		if perSec[s] != 150 {
+			t.Fatalf("second +%d booked %d, want 150 (all: %v)", s, perSec[s], perSec)
 		}
 	}
 	if len(perSec) != 5 {
@@ -203,12 +203,12 @@ func TestRetryCalendar(t *testing.T) {
 	// (peak-hold), the next bookings follow the last booked second.
 	now = now.Add(time.Second)
 	got := map[int]int{}
-	for range 1600 {
+	for range 1200 {
 		got[c.book(now, 400, 100, floor, horizon)]++
 	}
-	// The last booked second (+13 now) had 200: 600 more fit.
-	if got[13] != 600 || got[14] != 800 || got[15] != 200 || len(got) != 3 {
-		t.Fatalf("after 400 admissions a second: %v, want 800 a second, the last booked second filled first", got)
+	// The last booked second (+13 now) had 150: 450 more fit.
+	if got[13] != 450 || got[14] != 600 || got[15] != 150 || len(got) != 3 {
+		t.Fatalf("after 400 admissions a second: %v, want 600 a second, the last booked second filled first", got)
 	}
 	// Then nothing admitted for 10 s: the rate decays slowly, not to 0.
 	now = now.Add(10 * time.Second)
@@ -225,11 +225,11 @@ func TestRetryCalendar(t *testing.T) {
 	t0 := time.Unix(2_000_000, 0)
 	flood.book(t0, 0, 100, floor, horizon)
 	got = map[int]int{}
-	for range 400 {
+	for range 300 {
 		got[flood.book(t0.Add(time.Second), 10, 100, floor, horizon)]++
 	}
-	if got[10] != 200 || got[11] != 200 || len(got) != 2 {
-		t.Fatalf("after a measured 10/s with a minimum of 100/s: %v, want 200 a second", got)
+	if got[10] != 150 || got[11] != 150 || len(got) != 2 {
+		t.Fatalf("after a measured 10/s with a minimum of 100/s: %v, want 150 a second", got)
 	}
 	// A horizon booked full: uniform within it.
 	var small retryCalendar
@@ -243,6 +243,22 @@ func TestRetryCalendar(t *testing.T) {
 	}
 	if len(seen) != 5 {
 		t.Fatalf("a full calendar spread its refusals over %v", seen)
+	}
+}
+
+// TestCalendarFloor: a CPE refused for capacity is booked back from
+// calendarFloor on, not from the 10 s floor of the uniform Retry-After
+// (an edge with room again takes it in seconds), and from the window's
+// floor when that is sooner.
+func TestCalendarFloor(t *testing.T) {
+	now := time.Unix(3_000_000, 0)
+	a := newAdmission(10, 0, 10*time.Second, 60*time.Second, NewMetrics(nil).Storm)
+	if got := a.retryAfterFullSec(now); got != int(calendarFloor/time.Second) {
+		t.Fatalf("first refusal booked at +%d s, want +%d", got, int(calendarFloor/time.Second))
+	}
+	short := newAdmission(10, 0, time.Second, 5*time.Second, NewMetrics(nil).Storm)
+	if got := short.retryAfterFullSec(now); got != 1 {
+		t.Fatalf("with a 1 s window floor: +%d s, want +1", got)
 	}
 }
 
