@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeacs/edgeacs/edge"
+	"github.com/edgeacs/edgeacs/internal/memtrim"
 	"github.com/edgeacs/edgeacs/sim"
 )
 
@@ -166,6 +167,9 @@ func runEdge(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	startPprof(ctx, slog.Default())
+	// After a storm, the heap its sessions used goes back to the OS in
+	// seconds rather than minutes (stopped with ctx).
+	go memtrim.Run(ctx, memtrim.Interval, slog.Default())
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- node.Run(ctx) }()
