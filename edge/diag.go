@@ -411,5 +411,8 @@ func (w *SessionWork) diagEnded() {
 	for _, id := range w.diagDeferred {
 		delete(w.seen, id)
 	}
+	if len(w.diagDeferred) > 0 {
+		w.tasksRead = false // nextTask reads them again
+	}
 	w.diagDeferred = nil
 }

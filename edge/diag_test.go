@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/sim"
 )
@@ -149,4 +150,72 @@ func TestDiagnosticsOneAtATime(t *testing.T) {
 	if tb.Status != fleet.StatusDone || tb.Result.Diagnostic.TraceRoute == nil || tb.Result.Diagnostic.TraceRoute.Host != "b.example.com" {
 		t.Fatalf("traceroute: %s %+v %+v", tb.Status, tb.Fault, tb.Result)
 	}
+}
+
+// TestDeferredDiagnosticSameSession: a diagnostic queued behind another
+// waits while that one runs, and runs in the session that reads the first
+// one's results (8 DIAGNOSTICS COMPLETE), not a session later: ending the
+// first makes the session read the device's open tasks again.
+func TestDeferredDiagnosticSameSession(t *testing.T) {
+	c := openTestCache(t, "")
+	cpe := newSimCPE(t, c, sim.ModelTR181, 3)
+	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
+	for _, body := range []string{`{"name":"ping","host":"a.example.com","count":2}`, `{"name":"traceroute","host":"b.example.com"}`} {
+		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddTask(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := cpe.session(cwmp.EventPeriodic)
+	// The CPE ran the ping.
+	if _, err := cpe.dev.SetLocal("Device.IP.Diagnostics.IPPing.DiagnosticsState", "Complete"); err != nil {
+		t.Fatal(err)
+	}
+	second := cpe.session(cwmp.EventDiagnosticsComplete)
+	if n := countPrefix(first, "SPV"); n != 1 {
+		t.Fatalf("first session %q: want the ping's one SetParameterValues, the traceroute held back", first)
+	}
+	if len(second) < 2 || !strings.HasPrefix(second[0], "GPV") || countPrefix(second, "SPV") != 1 {
+		t.Fatalf("results session %q: want the ping's results read, then the traceroute's SetParameterValues", second)
+	}
+}
+
+// TestDeferredDiagnosticAfterFault: a diagnostic held back behind one the
+// CPE refused in the same session runs in that session.
+func TestDeferredDiagnosticAfterFault(t *testing.T) {
+	c := openTestCache(t, "")
+	cpe := newSimCPE(t, c, sim.ModelTR181, 4)
+	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
+	for _, body := range []string{`{"name":"ping","host":"a.example.com","count":2}`, `{"name":"traceroute","host":"b.example.com"}`} {
+		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddTask(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cpe.answer = func(m cwmp.Message) cwmp.Message {
+		if spv, ok := m.(*cwmp.SetParameterValues); ok && strings.Contains(spv.ParameterList[0].Name, "IPPing") {
+			return cwmp.NewFault(cwmp.FaultRequestDenied, "no ping here")
+		}
+		return nil
+	}
+	log := cpe.session(cwmp.EventPeriodic)
+	if len(log) != 2 || !strings.Contains(log[0], "IPPing") || !strings.Contains(log[1], "TraceRoute") {
+		t.Fatalf("session %q: want the ping refused, then the traceroute sent", log)
+	}
+}
+
+func countPrefix(log []string, prefix string) int {
+	n := 0
+	for _, l := range log {
+		if strings.HasPrefix(l, prefix) {
+			n++
+		}
+	}
+	return n
 }
