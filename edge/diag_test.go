@@ -157,18 +157,7 @@ func TestDiagnosticsOneAtATime(t *testing.T) {
 // one's results (8 DIAGNOSTICS COMPLETE), not a session later: ending the
 // first makes the session read the device's open tasks again.
 func TestDeferredDiagnosticSameSession(t *testing.T) {
-	c := openTestCache(t, "")
-	cpe := newSimCPE(t, c, sim.ModelTR181, 3)
-	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
-	for _, body := range []string{`{"name":"ping","host":"a.example.com","count":2}`, `{"name":"traceroute","host":"b.example.com"}`} {
-		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.AddTask(tk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cpe := pingThenTraceroute(t, 3)
 	first := cpe.session(cwmp.EventPeriodic)
 	// The CPE ran the ping.
 	if _, err := cpe.dev.SetLocal("Device.IP.Diagnostics.IPPing.DiagnosticsState", "Complete"); err != nil {
@@ -186,18 +175,7 @@ func TestDeferredDiagnosticSameSession(t *testing.T) {
 // TestDeferredDiagnosticAfterFault: a diagnostic held back behind one the
 // CPE refused in the same session runs in that session.
 func TestDeferredDiagnosticAfterFault(t *testing.T) {
-	c := openTestCache(t, "")
-	cpe := newSimCPE(t, c, sim.ModelTR181, 4)
-	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
-	for _, body := range []string{`{"name":"ping","host":"a.example.com","count":2}`, `{"name":"traceroute","host":"b.example.com"}`} {
-		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.AddTask(tk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cpe := pingThenTraceroute(t, 4)
 	cpe.answer = func(m cwmp.Message) cwmp.Message {
 		if spv, ok := m.(*cwmp.SetParameterValues); ok && strings.Contains(spv.ParameterList[0].Name, "IPPing") {
 			return cwmp.NewFault(cwmp.FaultRequestDenied, "no ping here")
@@ -208,6 +186,25 @@ func TestDeferredDiagnosticAfterFault(t *testing.T) {
 	if len(log) != 2 || !strings.Contains(log[0], "IPPing") || !strings.Contains(log[1], "TraceRoute") {
 		t.Fatalf("session %q: want the ping refused, then the traceroute sent", log)
 	}
+}
+
+// pingThenTraceroute is a bootstrapped TR-181 device (index) with a ping
+// and then a traceroute queued.
+func pingThenTraceroute(t *testing.T, index int) *simCPE {
+	t.Helper()
+	c := openTestCache(t, "")
+	cpe := newSimCPE(t, c, sim.ModelTR181, index)
+	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
+	for _, body := range []string{`{"name":"ping","host":"a.example.com","count":2}`, `{"name":"traceroute","host":"b.example.com"}`} {
+		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddTask(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cpe
 }
 
 func countPrefix(log []string, prefix string) int {
