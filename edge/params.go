@@ -461,12 +461,16 @@ func saveParams(txn *badger.Txn, id string, p *devParams) error {
 	if err := putParams(txn, id, p); err != nil {
 		return err
 	}
-	return editDevice(txn, id, func(d *Device) bool {
-		iv := treeInterval(p, d.Root)
-		changed := iv != d.InformInterval
-		d.InformInterval = iv
-		return changed
-	})
+	return editDevice(txn, id, func(d *Device) bool { return keepInterval(d, p) })
+}
+
+// keepInterval sets d's copy of the tree's inform interval and reports
+// whether it changed.
+func keepInterval(d *Device, p *devParams) bool {
+	iv := treeInterval(p, d.Root)
+	changed := iv != d.InformInterval
+	d.InformInterval = iv
+	return changed
 }
 
 // putParams stores the tree alone, for a caller that writes the device

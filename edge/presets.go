@@ -181,11 +181,6 @@ func (p *provSession) commit(txn *badger.Txn, ob *outboxTxn, faults map[string]p
 	if err := p.tree.commit(txn, delta); err != nil {
 		return err
 	}
-	if at, ok := p.tree.listedRoot(); ok {
-		if err := editDevice(txn, id, func(d *Device) bool { d.RootListed = at; return true }); err != nil {
-			return err
-		}
-	}
 	for _, ch := range slices.Sorted(maps.Keys(faults)) {
 		f := faults[ch]
 		df := DeviceFault{ID: ChannelFaultID(id, ch), Device: id, Channel: ch, Code: f.Code, Message: f.Message,

@@ -575,8 +575,10 @@ func (t *cacheTree) changed() bool {
 }
 
 // commit writes the session's changes to the store in End's transaction
-// (deletions first, then every written node) and adds what the core
-// tracks to delta: the values read or written, the nodes removed.
+// (deletions first, then every written node), and to the device record
+// its copy of the inform interval and when the top level was listed; it
+// adds what the core tracks to delta: the values read or written, the
+// nodes removed.
 func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 	tree, err := t.c.loadParamsForWrite(txn, t.id)
 	if err != nil {
@@ -650,5 +652,17 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 		}
 	}
 	tree.ents = append(merged, tree.ents[i:]...)
-	return saveParams(txn, t.id, tree)
+	if err := putParams(txn, t.id, tree); err != nil {
+		return err
+	}
+	// The device record's interval copy and the root's listing time, in
+	// one edit of the record.
+	listed, ok := t.listedRoot()
+	return editDevice(txn, t.id, func(d *Device) bool {
+		changed := keepInterval(d, tree)
+		if ok {
+			d.RootListed, changed = listed, true
+		}
+		return changed
+	})
 }
