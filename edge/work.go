@@ -171,14 +171,14 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 		diagDone = diagDone || e.Code == cwmp.EventDiagnosticsComplete
 	}
 	var (
-		dev       Device
-		created   bool
-		cleared   []string
-		cred      credRec
-		open      []*fleet.Task
-		openErr   error
-		begun     *devParams
-		stillOpen = c.taskGen.Load()
+		dev     Device
+		created bool
+		cleared []string
+		cred    credRec
+		open    []*fleet.Task
+		openErr error
+		begun   *devParams
+		gen     = c.taskGen.Load() // before the transaction reads the tasks
 	)
 	err = c.updateOutbox(func(txn *badger.Txn, ob *outboxTxn) error {
 		dev, created, cleared, cred, begun = Device{}, false, cleared[:0], credRec{}, nil
@@ -319,7 +319,7 @@ func (c *Cache) BeginSession(inf *cwmp.Inform, meta InformMeta) (*SessionWork, e
 	w := &SessionWork{c: c, dev: &d, meta: meta, seen: map[string]bool{}, changed: map[string]*fleet.Task{},
 		informed: inf.ParameterList, diagComplete: diagDone, begun: begun}
 	if openErr == nil {
-		w.queue, w.taskGen, w.tasksRead = open, stillOpen, true
+		w.queue, w.taskGen, w.tasksRead = open, gen, true
 	}
 	return w, nil
 }

@@ -39,17 +39,13 @@ func Worth(free, inUse, goal uint64) bool {
 	return free > room && free-room >= MinFree
 }
 
-// sample names the runtime metrics Worth reads.
-var sample = []metrics.Sample{
-	{Name: "/memory/classes/heap/free:bytes"},
-	{Name: "/memory/classes/heap/objects:bytes"},
-	{Name: "/gc/heap/goal:bytes"},
-}
-
 // read returns the free and in-use heap and the heap goal.
 func read() (free, inUse, goal uint64) {
-	s := make([]metrics.Sample, len(sample))
-	copy(s, sample)
+	s := []metrics.Sample{
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/gc/heap/goal:bytes"},
+	}
 	metrics.Read(s)
 	v := func(i int) uint64 {
 		if s[i].Value.Kind() == metrics.KindUint64 {
