@@ -88,7 +88,12 @@ type cacheTree struct {
 	// change under a session (its device's parameters are written by
 	// the session alone); the overlay and the deletions are applied on
 	// top of the memo.
-	stored     map[string]storedNode
+	// stored maps a path to its entry in storedEnts, or to -1 when the
+	// store has no such node: an index, not the Entry, so that a
+	// bootstrap's few hundred lookups of names the store lacks (each put
+	// by the session right after) fill a map of small slots.
+	stored     map[string]int32
+	storedEnts []provision.Entry
 	storedKids map[string][]storedKid
 
 	// synth are the nodes the device record stands for, as GenieACS's
@@ -98,12 +103,6 @@ type cacheTree struct {
 	// the first read of either root (most sessions read neither).
 	synth    map[string]provision.Entry
 	synthDev *Device
-}
-
-// storedNode is a memoized read of one path: its entry, or absent.
-type storedNode struct {
-	e  provision.Entry
-	ok bool
 }
 
 // storedKid is a memoized child of a stored object: a parameter with its
@@ -137,7 +136,7 @@ func newCacheTree(c *Cache, deviceID string, now, rootListed time.Time, inform [
 		kids:       map[string]map[string]struct{}{},
 		kidsSorted: map[string][]*ovEntry{},
 		gone:       map[string]bool{},
-		stored:     map[string]storedNode{},
+		stored:     map[string]int32{},
 		storedKids: map[string][]storedKid{},
 	}
 	for _, pv := range inform {
@@ -318,22 +317,31 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 	if t.hidden(path) {
 		return provision.Entry{}, false
 	}
-	if n, ok := t.stored[path]; ok {
-		return n.e, n.ok
+	if i, ok := t.stored[path]; ok {
+		if i < 0 {
+			return provision.Entry{}, false
+		}
+		return t.storedEnts[i], true
 	}
 	if t.store() == nil {
 		return provision.Entry{}, false
 	}
-	var n storedNode
+	var e provision.Entry
+	found := false
 	if r, ok := t.ps.get(path); ok {
-		n = storedNode{t.entry(path, r), true}
+		e, found = t.entry(path, r), true
 	} else if isObjectPath(path) {
 		if ts, ok := t.firstDescendant(path); ok {
-			n = storedNode{provision.Entry{Path: path, Object: true, PathTime: ts}, true}
+			e, found = provision.Entry{Path: path, Object: true, PathTime: ts}, true
 		}
 	}
-	t.stored[path] = n
-	return n.e, n.ok
+	if !found {
+		t.stored[path] = -1
+		return e, false
+	}
+	t.stored[path] = int32(len(t.storedEnts))
+	t.storedEnts = append(t.storedEnts, e)
+	return e, true
 }
 
 // firstDescendant finds a visible stored node below obj and returns its
