@@ -81,6 +81,11 @@ type cacheTree struct {
 	deleted []string
 	// rootListed is when the top level was listed (Device.RootListed).
 	rootListed time.Time
+	// lowered: a Put gave a node an older PathTime than it had (a
+	// forgotten name, a clock step back), so nodes below it may be newer
+	// than it and the ovEntry.raised marks no longer hold: every Put
+	// walks to the root again.
+	lowered bool
 
 	// stored and storedKids memoize what the store holds, for the
 	// session: the engine replans from the tree after every answer and
@@ -124,6 +129,10 @@ type ovEntry struct {
 	// report: its value was read or written in this session, so it goes
 	// upstream with the session's DeviceDelta.
 	report bool
+	// raised is the newest PathTime (unix ns) a Put has carried past
+	// this node to every ancestor: they are all at least that new, so a
+	// later Put no newer stops its walk up here (see cacheTree.lowered).
+	raised int64
 }
 
 func newCacheTree(c *Cache, deviceID string, now, rootListed time.Time, inform []cwmp.ParameterValue) *cacheTree {
@@ -468,33 +477,50 @@ func (t *cacheTree) Put(e provision.Entry) {
 		prev, existed := t.Get(e.Path)
 		report = !existed || !e.ValueTime.Equal(prev.ValueTime)
 	}
-	o := t.own(e.Path)
+	o, existed := t.own(e.Path)
+	if existed && !o.deleted && e.PathTime.Before(o.e.PathTime) {
+		t.lowered = true
+	}
 	o.e, o.deleted = e, false
 	// The root has no record: its listing lives for the session only.
 	o.dirty = e.Path != ""
 	if report {
 		o.report = true
 	}
+	// Raise the ancestors' PathTime to e's. Every ancestor of a node in
+	// the overlay is in it too; a walk stops at one that an earlier Put
+	// at least as new went past (a bootstrap's listing puts a few
+	// hundred names, each walking up to five ancestors, three-quarters
+	// of them already raised by a sibling).
+	var ts int64
+	if !e.PathTime.IsZero() && !t.lowered {
+		ts = e.PathTime.UnixNano()
+	}
 	for p := e.Path; p != ""; {
 		p = parentOf(p)
 		a, ok := t.over[p]
+		if ok && !a.deleted && ts != 0 && a.raised >= ts {
+			break
+		}
 		if !ok || a.deleted {
 			ae, found := t.Get(p)
 			if !found {
 				ae = provision.Entry{Path: p, Object: true}
 			}
-			a = t.own(p)
+			a, _ = t.own(p)
 			a.e, a.deleted = ae, false
 		}
 		if a.e.PathTime.Before(e.PathTime) {
 			a.e.PathTime = e.PathTime
 		}
+		a.raised = max(a.raised, ts)
 	}
+	o.raised = max(o.raised, ts)
 }
 
 // own returns the overlay entry of path, created (and linked under its
-// parent) if need be.
-func (t *cacheTree) own(path string) *ovEntry {
+// parent) if need be, and whether it was there already.
+func (t *cacheTree) own(path string) (*ovEntry, bool) {
 	o, existed := t.over[path]
 	if !existed {
 		// From a slab: a bootstrap's refresh makes a few hundred, all
@@ -517,7 +543,7 @@ func (t *cacheTree) own(path string) *ovEntry {
 			delete(t.kidsSorted, parent)
 		}
 	}
-	return o
+	return o, existed
 }
 
 // Delete implements provision.MutableTree.
@@ -527,7 +553,7 @@ func (t *cacheTree) Delete(path string) {
 	}
 	t.deleted = append(t.deleted, path)
 	if !isObjectPath(path) {
-		o := t.own(path)
+		o, _ := t.own(path)
 		o.deleted, o.dirty, o.report = true, false, false
 		delete(t.kids[parentOf(path)], path)
 		delete(t.kidsSorted, parentOf(path))

@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +140,80 @@ func TestCacheTree(t *testing.T) {
 	}
 	if _, err := c.Parameter(id, wlan+"1.SSID"); err == nil || !slices.Equal(delta.Removed, []string{wlan + "1.SSID"}) {
 		t.Fatalf("forgotten parameter: %v, removed %v", err, delta.Removed)
+	}
+}
+
+// TestCacheTreePathTimes: random puts and deletes, some with an older or
+// no PathTime, leave every node of the session tree with the PathTime
+// it would have had if every Put had walked to the root: what
+// provision.MemTree gives it (an object no older than anything below it)
+// over an empty store, and what a tree that never stops early gives it
+// over a stored one (whose objects may be older than their children:
+// the store keeps one time per record).
+func TestCacheTreePathTimes(t *testing.T) {
+	c := openTestCache(t, "")
+	paths := []string{
+		"A.", "A.B.", "A.B.c", "A.B.d", "A.B.1.", "A.B.1.x", "A.B.1.y", "A.B.2.", "A.B.2.x",
+		"A.e", "A.F.", "A.F.g", "A.F.H.", "A.F.H.i", "K.", "K.l",
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	// run applies n random operations to got and want, one in del a
+	// delete, and compares every node's PathTime after each.
+	run := func(seed uint64, rng *rand.Rand, n, del int, got, want provision.MutableTree) {
+		t.Helper()
+		var log []string
+		for range n {
+			p := paths[rng.IntN(len(paths))]
+			if rng.IntN(del) == 0 {
+				log = append(log, "delete "+p)
+				for _, tr := range []provision.MutableTree{got, want} {
+					if _, ok := tr.Get(p); ok {
+						tr.Delete(p)
+					}
+				}
+			} else {
+				// Mostly rising times, as a session's answers bring
+				// them; now and then an older one or none (a forgotten
+				// name).
+				var at time.Time
+				switch k := rng.IntN(10); {
+				case k == 0:
+				case k == 1:
+					at = t0.Add(time.Duration(rng.IntN(5)) * time.Second)
+				default:
+					at = t0.Add(time.Duration(len(log)+rng.IntN(3)) * time.Second)
+				}
+				log = append(log, "put "+p+" "+at.Format(time.TimeOnly))
+				got.Put(provision.Entry{Path: p, PathTime: at})
+				want.Put(provision.Entry{Path: p, PathTime: at})
+			}
+			for _, p := range append(paths, "") {
+				w, wok := want.Get(p)
+				g, gok := got.Get(p)
+				if wok != gok || !g.PathTime.Equal(w.PathTime) {
+					t.Fatalf("seed %d: %q: got %v %v, want %v %v after\n%s", seed, p,
+						g.PathTime.Format(time.TimeOnly), gok, w.PathTime.Format(time.TimeOnly), wok, strings.Join(log, "\n"))
+				}
+			}
+		}
+	}
+	for seed := range uint64(200) {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		id := "dev-" + strconv.FormatUint(seed, 10)
+		ct := newCacheTree(c, id, t0, time.Time{}, nil)
+		run(seed, rng, 40, 8, ct, provision.NewMemTree())
+
+		// The same tree stored, with an object older than what is below
+		// it (as a CPE's listing of it alone, or a clock step, leaves
+		// it), then a session over it.
+		ct.Put(provision.Entry{Path: "A.", PathTime: t0})
+		if err := c.db.Update(func(txn *badger.Txn) error { return ct.commit(txn, &fleet.DeviceDelta{}) }); err != nil {
+			t.Fatal(err)
+		}
+		later := t0.Add(time.Hour)
+		full := newCacheTree(c, id, later, time.Time{}, nil)
+		full.lowered = true // walks every Put to the root
+		// Few deletes: one of A. or A.B. hides the stored nodes.
+		run(seed, rng, 40, 30, newCacheTree(c, id, later, time.Time{}, nil), full)
 	}
 }
