@@ -93,10 +93,9 @@ type cacheTree struct {
 	// change under a session (its device's parameters are written by
 	// the session alone); the overlay and the deletions are applied on
 	// top of the memo.
-	// stored maps a path to its entry in storedEnts, or to -1 when the
-	// store has no such node: an index, not the Entry, so that a
-	// bootstrap's few hundred lookups of names the store lacks (each put
-	// by the session right after) fill a map of small slots.
+	// stored maps a path to its entry in storedEnts, or an object to -1
+	// when the store has no such node: an index, not the Entry, a small
+	// slot per lookup.
 	stored     map[string]int32
 	storedEnts []provision.Entry
 	storedKids map[string][]storedKid
@@ -345,7 +344,13 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 		}
 	}
 	if !found {
-		t.stored[path] = -1
+		// Absent objects are remembered (finding one is a range scan);
+		// absent parameters not: a bootstrap asks for a few hundred the
+		// store lacks, each to be put right after, and a binary search
+		// costs less than filling the memo with them.
+		if isObjectPath(path) {
+			t.stored[path] = -1
+		}
 		return e, false
 	}
 	t.stored[path] = int32(len(t.storedEnts))
@@ -516,6 +521,18 @@ func (t *cacheTree) Put(e provision.Entry) {
 		a.raised = max(a.raised, ts)
 	}
 	o.raised = max(o.raised, ts)
+}
+
+// Grow implements provision.Grower: the overlay's index is remade with
+// room for n more nodes when it would otherwise grow on the way (a
+// bootstrap's listing is most of a session's nodes).
+func (t *cacheTree) Grow(n int) {
+	if n < 64 {
+		return
+	}
+	over := make(map[string]*ovEntry, len(t.over)+n)
+	maps.Copy(over, t.over)
+	t.over = over
 }
 
 // own returns the overlay entry of path, created (and linked under its

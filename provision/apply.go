@@ -112,6 +112,9 @@ func applyGPN(t MutableTree, q *cwmp.GetParameterNames, list []cwmp.ParameterInf
 		}
 		return
 	}
+	if g, ok := t.(Grower); ok {
+		g.Grow(len(list))
+	}
 	seen := make(map[string]bool, len(list)+1)
 	seen[root] = true
 	for _, pi := range list {

@@ -68,6 +68,13 @@ type MutableTree interface {
 	Delete(path string)
 }
 
+// Grower is a MutableTree that can make room ahead for n more nodes:
+// applying a listing tells it how many are coming, so that a bootstrap's
+// few hundred puts do not grow its indexes step by step.
+type Grower interface {
+	Grow(n int)
+}
+
 // Roots of GenieACS's virtual parameters: they live in the device record,
 // not on the CPE, so the planner never sends an RPC for them. Tags.<name>
 // holds a device tag, Reboot and FactoryReset the time the last one was
