@@ -313,6 +313,7 @@ type Cache struct {
 	taskGen atomic.Uint64
 
 	gsync *groupSync // coalesced fsyncs for promised writes when SyncWrites is off
+	logs  *logSyncer // what gsync runs
 	// guard turns failed writes into ErrStoreFailed and stops every
 	// write once the store is unusable (storeguard.go).
 	guard *storeGuard
@@ -396,8 +397,9 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	}
 	c := &Cache{db: db, log: log, opts: opts, waiters: map[string]chan struct{}{}, inflight: map[string]bool{}, queueWatch: map[string]chan struct{}{}}
 	// Not Badger's own Sync, which stops the store while it runs (see
-	// logSync); durable never syncs an in-memory or always-synced store.
-	c.gsync = newGroupSync(logSync(dir))
+	// logSyncer); durable never syncs an in-memory or always-synced store.
+	c.logs = newLogSyncer(dir)
+	c.gsync = newGroupSync(c.logs.sync)
 	c.guard = newStoreGuard(log, opts.StoreFailureLimit)
 	c.guard.onFailure = opts.OnStoreFailure
 	if err := c.loadCounters(); err != nil {
@@ -499,7 +501,9 @@ func (c *Cache) Close() error {
 			return txn.Set([]byte(kCount), []byte(strconv.FormatInt(c.devices.Load(), 10)))
 		})
 	}
-	if err := c.db.Close(); err != nil {
+	err := c.db.Close()
+	c.logs.close()
+	if err != nil {
 		return fmt.Errorf("close cache: %w", err)
 	}
 	if werr != nil {

@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -58,55 +59,99 @@ func (g *groupSync) Sync() error {
 	return g.err
 }
 
-// logSync makes every commit made so far durable by fsyncing the store's
-// write-ahead logs (the memtables' .mem files and the value logs) through
-// descriptors of its own, instead of Badger's DB.Sync. DB.Sync holds the
-// DB's lock while it msyncs the memtable's log, and every write takes
-// that lock exclusively (ensureRoomForWrite) while a waiting writer blocks
-// new readers: each group fsync stopped all of the store's reads and
-// writes for its duration, which a storm's bootstraps (all promised
+// logSyncer makes every commit made so far durable by fsyncing the
+// store's write-ahead logs (the memtables' .mem files and the value logs)
+// through descriptors of its own, instead of Badger's DB.Sync. DB.Sync
+// holds the DB's lock while it msyncs the memtable's log, and every write
+// takes that lock exclusively (ensureRoomForWrite) while a waiting writer
+// blocks new readers: each group fsync stopped all of the store's reads
+// and writes for its duration, which a storm's bootstraps (all promised
 // writes) hit back to back. In a bootstrap storm at 100k devices the
 // sessions stood in Badger's read-timestamp wait and admission refused
 // CPEs with the box two-thirds idle.
 //
 // An fsync of the file covers what was written through Badger's shared
-// mapping: both reach the same page cache. A log gone by the time it is
-// opened was flushed to a level-0 table, which Badger msyncs before it
-// deletes the log; one made after the listing holds only later commits.
-func logSync(dir string) func() error {
-	return func() error {
-		ents, err := os.ReadDir(dir)
+// mapping: both reach the same page cache. Every round lists the
+// directory again (a new memtable's log must be synced from its first
+// commit on), but through the directory's descriptor rewound, and each
+// log is opened once and kept while it is listed: a storm runs hundreds
+// of rounds a second, and opening the directory and every log for each
+// one was a third of the cost of durability to the edge (the fsyncs are
+// the rest). A log gone by the time it is listed was flushed to a
+// level-0 table, which Badger msyncs before it deletes the log; one made
+// after the listing holds only later commits. A log deleted after the
+// listing is synced through the kept descriptor, harmlessly, and closed
+// at the next round.
+type logSyncer struct {
+	dir string
+
+	mu    sync.Mutex // sync runs one at a time (groupSync); close may not
+	d     *os.File   // the directory, kept open; nil before the first round
+	logs  map[string]*os.File
+	fresh map[string]bool // scratch: the logs this round listed
+}
+
+func newLogSyncer(dir string) *logSyncer {
+	return &logSyncer{dir: dir, logs: map[string]*os.File{}, fresh: map[string]bool{}}
+}
+
+// sync fsyncs every log the directory holds now.
+func (s *logSyncer) sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.d == nil {
+		d, err := os.Open(s.dir)
 		if err != nil {
 			return fmt.Errorf("sync cache logs: %w", err)
 		}
-		for _, e := range ents {
-			name := e.Name()
-			if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
-				continue
-			}
-			if err := syncFile(filepath.Join(dir, name)); err != nil {
-				return err
-			}
+		s.d = d
+	} else if _, err := s.d.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("sync cache logs: rewind %s: %w", s.dir, err)
+	}
+	names, err := s.d.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("sync cache logs: %w", err)
+	}
+	clear(s.fresh)
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
+			continue
 		}
-		return nil
+		f := s.logs[name]
+		if f == nil {
+			f, err = os.Open(filepath.Join(s.dir, name))
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // flushed away since the listing
+			}
+			if err != nil {
+				return fmt.Errorf("sync cache log: %w", err)
+			}
+			s.logs[name] = f
+		}
+		s.fresh[name] = true
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync cache log %s: %w", name, err)
+		}
 	}
-}
-
-// syncFile fsyncs one file; one that no longer exists is not an error.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("sync cache log: %w", err)
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync cache log %s: %w", filepath.Base(path), err)
+	for name, f := range s.logs {
+		if !s.fresh[name] {
+			f.Close()
+			delete(s.logs, name)
+		}
 	}
 	return nil
+}
+
+// close closes the kept descriptors; a later sync opens them again.
+func (s *logSyncer) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, f := range s.logs {
+		f.Close()
+		delete(s.logs, name)
+	}
+	if s.d != nil {
+		s.d.Close()
+		s.d = nil
+	}
 }

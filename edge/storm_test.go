@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -476,8 +479,9 @@ func TestStoreUnusableErrors(t *testing.T) {
 
 // TestLogSync: the group fsync syncs the store's logs through its own
 // descriptors, never taking Badger's lock: it succeeds beside a commit in
-// progress, skips a log flushed away since the listing, and fails (a store
-// failure for the guard) when the directory is gone.
+// progress, picks up a log made since the last round, lets go of one
+// deleted, and fails (a store failure for the guard) when the directory
+// is gone.
 func TestLogSync(t *testing.T) {
 	dir := t.TempDir()
 	c, err := OpenCache(dir, CacheOptions{})
@@ -490,16 +494,43 @@ func TestLogSync(t *testing.T) {
 	}
 	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
 	if len(mems) == 0 {
-		t.Fatalf("no memtable log in %s: logSync would sync nothing", dir)
+		t.Fatalf("no memtable log in %s: the sync would sync nothing", dir)
 	}
 	if err := c.durable(); err != nil {
 		t.Fatalf("durable: %v", err)
 	}
-	if err := syncFile(filepath.Join(dir, "000999.mem")); err != nil {
-		t.Fatalf("a log flushed away since the listing: %v", err)
+	kept := func() []string {
+		c.logs.mu.Lock()
+		defer c.logs.mu.Unlock()
+		return slices.Sorted(maps.Keys(c.logs.logs))
 	}
-	if err := logSync(filepath.Join(dir, "gone"))(); err == nil {
-		t.Fatal("logSync of a missing directory succeeded")
+	before := kept()
+	if !slices.Contains(before, filepath.Base(mems[0])) {
+		t.Fatalf("kept %v, want %s among them", before, filepath.Base(mems[0]))
+	}
+	// A new memtable's log (as Badger makes one when the last is full),
+	// then gone (flushed).
+	extra := filepath.Join(dir, "000999.mem")
+	if err := os.WriteFile(extra, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.logs.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := kept(); !slices.Contains(got, "000999.mem") {
+		t.Fatalf("a log made since the last round not synced: kept %v", got)
+	}
+	if err := os.Remove(extra); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.logs.sync(); err != nil {
+		t.Fatalf("a log flushed away since the last round: %v", err)
+	}
+	if got := kept(); !slices.Equal(got, before) {
+		t.Fatalf("kept %v after the extra log went, want %v", got, before)
+	}
+	if err := newLogSyncer(filepath.Join(dir, "gone")).sync(); err == nil {
+		t.Fatal("a sync of a missing directory succeeded")
 	}
 }
 
