@@ -21,7 +21,8 @@
 //
 // Other knobs are on Config: UDPCRAddr and STUNServer (TR-111 UDP
 // connection requests), TimeScale (retry back-off and scheduled delays),
-// RebootDelay, Insecure/CAFile/RootCAs for HTTPS, PoolConnections.
+// RebootDelay, Insecure/CAFile/RootCAs for HTTPS, PoolConnections,
+// MaxConnecting (how many devices open a session at once).
 //
 // # Data model
 //

@@ -92,6 +92,16 @@ type Config struct {
 	// (edgeacs); an ACS that keys sessions by TCP connection (GenieACS)
 	// needs the default: one connection per session, as a real CPE.
 	PoolConnections bool
+	// MaxConnecting bounds how many devices are opening a session at
+	// once: connecting, sending their Inform and waiting for its answer
+	// (0: no bound). A simulator that cannot keep up with its own flood
+	// (tens of thousands of devices connecting within seconds, on a core
+	// or two shared with the ACS) otherwise queues the devices already in
+	// session behind every dial in the Go scheduler's run queue: their
+	// exchanges wait seconds, where a real CPE has a CPU of its own, and
+	// the ACS holds their sessions open for nothing. Bounded, the devices
+	// past it wait to start and those in session go on.
+	MaxConnecting int
 	// SingleSource makes every device connect from the one address the
 	// system picks. By default, on Linux, devices connecting to a
 	// loopback address each do so from their own (127.a.b.c, from the
@@ -132,6 +142,9 @@ type Fleet struct {
 	byToken   map[string]*Device
 	transport *http.Transport
 	nonceKey  []byte
+	// connecting holds a token per device opening a session
+	// (Config.MaxConnecting); nil: no bound.
+	connecting chan struct{}
 
 	crLn    net.Listener
 	crSrv   *http.Server
@@ -161,6 +174,9 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger, stats: newStats(), byToken: map[string]*Device{}, seen: newRecentIDs(), spread: spreadSources(cfg)}
 	f.dlFaultRate.Store(math.Float64bits(cfg.DownloadFaultRate))
+	if cfg.MaxConnecting > 0 {
+		f.connecting = make(chan struct{}, cfg.MaxConnecting)
+	}
 	f.nonceKey = make([]byte, 32)
 	if _, err := rand.Read(f.nonceKey); err != nil {
 		return nil, fmt.Errorf("nonce key: %w", err)
@@ -227,6 +243,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Count < 1 {
 		return fmt.Errorf("%w: count %d must be at least 1", ErrBadConfig, c.Count)
+	}
+	if c.MaxConnecting < 0 {
+		return fmt.Errorf("%w: max connecting %d is negative", ErrBadConfig, c.MaxConnecting)
 	}
 	if c.Offset < 0 || c.Offset > math.MaxInt32-c.Count {
 		return fmt.Errorf("%w: offset %d must be between 0 and %d", ErrBadConfig, c.Offset, math.MaxInt32-c.Count)
@@ -442,4 +461,25 @@ func loopbackSource(i int) net.IP {
 	b := (i / 254) % 256
 	a := 1 + (i/254/256)%254
 	return net.IPv4(127, byte(a), byte(b), byte(c))
+}
+
+// startConnecting waits for a token to open a session (Config.MaxConnecting)
+// and reports whether it has one; false when ctx ended first.
+func (f *Fleet) startConnecting(ctx context.Context) bool {
+	if f.connecting == nil {
+		return true
+	}
+	select {
+	case f.connecting <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// doneConnecting returns the token startConnecting took.
+func (f *Fleet) doneConnecting() {
+	if f.connecting != nil {
+		<-f.connecting
+	}
 }

@@ -48,6 +48,7 @@ func simCommand() *cli.Command {
 			&cli.DurationFlag{Name: "reboot-delay", Value: time.Second, Usage: "how long a reboot keeps a device offline"},
 			&cli.BoolFlag{Name: "single-source", Usage: "connect every device from one address even to an ACS on loopback (by default, on Linux, each device there connects from its own 127.x.y.z, as CPEs come from their own addresses: one address's ephemeral ports run out past ~470 new connections a second)"},
 			&cli.BoolFlag{Name: "pool-conns", Usage: "share keep-alive connections across devices (faster; not for ACSes keying sessions by TCP connection)"},
+			&cli.IntFlag{Name: "max-connecting", Usage: "devices (per process) opening a session at once, the rest waiting to start: keeps the sessions under way moving when the simulator cannot keep up with its own flood (0: no bound)"},
 			&cli.IntFlag{Name: "offset", Usage: "index of the first device; serial numbers, MACs and passwords derive from --seed and the index, so runs with disjoint ranges simulate disjoint devices (split a fleet over machines)"},
 			&cli.IntFlag{Name: "processes", Value: 1, Usage: "split the devices over N child processes (each its share of --count at its own --offset, its own file descriptors and connection-request listener: port+i when --cr-addr/--udp-cr-addr name a port); their statistics are merged"},
 			&cli.BoolFlag{Name: "booted", Usage: "the devices have bootstrapped with this ACS before (the simulator restarts against an ACS that holds them): the first Inform carries 1 BOOT, not 0 BOOTSTRAP"},
@@ -99,6 +100,9 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 	if n := c.Int("processes"); n < 1 || (c.Int("count") >= 1 && n > c.Int("count")) {
 		return sim.Config{}, fmt.Errorf("--processes %d must be between 1 and --count (%d)", n, c.Int("count"))
 	}
+	if c.Int("max-connecting") < 0 {
+		return sim.Config{}, fmt.Errorf("--max-connecting %d is negative", c.Int("max-connecting"))
+	}
 	if c.Int("offset") < 0 {
 		return sim.Config{}, fmt.Errorf("--offset %d is negative", c.Int("offset"))
 	}
@@ -124,6 +128,7 @@ func simConfigFromFlags(c *cli.Context) (sim.Config, error) {
 		TimeScale:       c.Float64("time-scale"),
 		RebootDelay:     c.Duration("reboot-delay"),
 		PoolConnections: c.Bool("pool-conns"),
+		MaxConnecting:   c.Int("max-connecting"),
 		SingleSource:    c.Bool("single-source"),
 		Booted:          c.Bool("booted"),
 	}, nil

@@ -1,0 +1,96 @@
+package sim
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeacs/edgeacs/cwmp"
+)
+
+// gatedACS answers an Inform with InformResponse and an empty POST with
+// 204, holding the requests of the kind hold names until release is
+// closed, and counting those held.
+type gatedACS struct {
+	hold    string // "inform" or "empty"
+	release chan struct{}
+	once    sync.Once
+	held    atomic.Int32
+	mu      sync.Mutex
+	maxHeld int32
+}
+
+func newGatedACS(t *testing.T, hold string) (*gatedACS, string) {
+	a := &gatedACS{hold: hold, release: make(chan struct{})}
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	t.Cleanup(a.open) // before the server closes: no handler left waiting
+	return a, srv.URL
+}
+
+// open lets every held request through, and those to come.
+func (a *gatedACS) open() { a.once.Do(func() { close(a.release) }) }
+
+func (a *gatedACS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	inform := strings.Contains(string(body), "Inform")
+	if (inform && a.hold == "inform") || (!inform && a.hold == "empty") {
+		n := a.held.Add(1)
+		a.mu.Lock()
+		a.maxHeld = max(a.maxHeld, n)
+		a.mu.Unlock()
+		<-a.release
+		a.held.Add(-1)
+	}
+	if !inform {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	out, err := cwmp.Encode(&cwmp.Envelope{Namespace: cwmp.NS10, ID: "1", HasID: true, Body: &cwmp.InformResponse{MaxEnvelopes: 1}})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = w.Write(out)
+}
+
+// TestMaxConnecting: with MaxConnecting set, no more devices than that
+// wait for the answer to their Inform at once, the others waiting to start;
+// a device's token goes back once its Inform is answered, so the sessions
+// under way are not bounded by it.
+func TestMaxConnecting(t *testing.T) {
+	t.Run("bound", func(t *testing.T) {
+		acs, url := newGatedACS(t, "inform")
+		f := startFleet(t, Config{ACSURL: url, Count: 8, MaxConnecting: 2})
+		waitFor(t, func() bool { return f.Stats().SessionsStarted == 8 && acs.held.Load() == 2 })
+		// Every device has begun; none past the two may reach the ACS.
+		// (Unbounded, the other six arrive within milliseconds.)
+		for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+			if n := acs.held.Load(); n > 2 {
+				t.Fatalf("%d Informs waiting at the ACS at once, bound 2", n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		acs.open()
+		waitFor(t, func() bool { return f.Stats().SessionsCompleted == 8 })
+		acs.mu.Lock()
+		defer acs.mu.Unlock()
+		if acs.maxHeld != 2 {
+			t.Fatalf("at most %d Informs waited at the ACS at once, want 2", acs.maxHeld)
+		}
+	})
+	t.Run("sessions under way are not bounded", func(t *testing.T) {
+		acs, url := newGatedACS(t, "empty")
+		f := startFleet(t, Config{ACSURL: url, Count: 4, MaxConnecting: 1})
+		// All four past their Inform, each holding its session open.
+		waitFor(t, func() bool { return acs.held.Load() == 4 })
+		acs.open()
+		waitFor(t, func() bool { return f.Stats().SessionsCompleted == 4 })
+	})
+}
