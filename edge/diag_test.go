@@ -195,15 +195,8 @@ func pingThenTraceroute(t *testing.T, index int) *simCPE {
 	c := openTestCache(t, "")
 	cpe := newSimCPE(t, c, sim.ModelTR181, index)
 	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
-	for _, body := range []string{`{"name":"ping","host":"a.example.com","count":2}`, `{"name":"traceroute","host":"b.example.com"}`} {
-		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.AddTask(tk); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addTaskFor(t, c, cpe.id(), `{"name":"ping","host":"a.example.com","count":2}`)
+	addTaskFor(t, c, cpe.id(), `{"name":"traceroute","host":"b.example.com"}`)
 	return cpe
 }
 

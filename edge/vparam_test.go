@@ -114,14 +114,7 @@ func TestVirtualParameterTask(t *testing.T) {
 	sv := "InternetGatewayDevice.DeviceInfo.SoftwareVersion"
 	add := func(body string) *fleet.Task {
 		t.Helper()
-		tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.AddTask(tk); err != nil {
-			t.Fatal(err)
-		}
-		return tk
+		return addTaskFor(t, c, cpe.id(), body)
 	}
 	good := add(`{"name": "getParameterValues", "parameterNames": ["VirtualParameters.MAC", "` + sv + `"]}`)
 	bad := add(`{"name": "getParameterValues", "parameterNames": ["VirtualParameters.Broken"]}`)
@@ -190,14 +183,7 @@ func TestVirtualParameterSetTask(t *testing.T) {
 			cpe.session(cwmp.EventBoot) // registers the device
 			add := func(body string) *fleet.Task {
 				t.Helper()
-				tk, err := fleet.ParseTask([]byte(body), cpe.id(), t0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := c.AddTask(tk); err != nil {
-					t.Fatal(err)
-				}
-				return tk
+				return addTaskFor(t, c, cpe.id(), body)
 			}
 			// The CPE refuses one passphrase, as a real one refuses a
 			// too short key.

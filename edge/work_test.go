@@ -58,7 +58,14 @@ func newDevice(t testing.TB) *Cache {
 
 func addTask(t testing.TB, c *Cache, body string) *fleet.Task {
 	t.Helper()
-	tk, err := fleet.ParseTask([]byte(body), devID, t0)
+	return addTaskFor(t, c, devID, body)
+}
+
+// addTaskFor queues the task body (API JSON) for device id, as the API
+// does.
+func addTaskFor(t testing.TB, c *Cache, id, body string) *fleet.Task {
+	t.Helper()
+	tk, err := fleet.ParseTask([]byte(body), id, t0)
 	if err != nil {
 		t.Fatalf("ParseTask(%s): %v", body, err)
 	}
