@@ -523,9 +523,11 @@ func (t *cacheTree) Put(e provision.Entry) {
 	o.raised = max(o.raised, ts)
 }
 
-// Grow implements provision.Grower: the overlay's index is remade with
-// room for n more nodes when it would otherwise grow on the way (a
-// bootstrap's listing is most of a session's nodes).
+// Grow implements provision.Grower: for a listing of 64 nodes or more,
+// the overlay's index is remade with room for n more (a bootstrap's
+// listing is most of a session's nodes). A second such listing in one
+// session, which names mostly nodes the index holds already, remakes it
+// again: a copy of a few hundred pointers, cheaper than guessing.
 func (t *cacheTree) Grow(n int) {
 	if n < 64 {
 		return
