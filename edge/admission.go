@@ -70,6 +70,20 @@ const (
 	// times; at 1.5 the peak-held rate still climbs to what the edge does
 	// (it books half again what was admitted, the admissions follow).
 	calendarOverbook = 1.5
+	// calendarSteadyOverbook is the overbooking once no flood is being
+	// refused: the rate measured then is the edge's own (it is busy with
+	// sessions, not refusals), so a fifth more is enough for the rate to
+	// climb and returns booked at half again it were refused again by the
+	// third (a 100k storm on a shared 2-core box refused each CPE 3
+	// times, at a prior 2.5 times what the edge admitted).
+	calendarSteadyOverbook = 1.2
+	// calendarFloodRatio: a sample with more refusals than this many
+	// times its admissions is a flood's (first attempts by the
+	// thousand); fewer, and the refusals are returns booked too early.
+	calendarFloodRatio = 4
+	// calendarSteadyTau is the time constant of the steady rate's moving
+	// average: seconds, not one sample, because returns come in bursts.
+	calendarSteadyTau = 2 * time.Second
 	// calendarFloor is the soonest a refused CPE is booked back (the
 	// Retry-After window's floor when that is sooner). Returns queue
 	// behind the ones booked already, so a flood's are spread over the
@@ -223,8 +237,9 @@ type admission struct {
 }
 
 // retryCalendar books the return of refused CPEs one second at a time,
-// at most half again the rate the edge admits sessions at per second
-// (calendarOverbook), from calendarFloor on. A storm's refused CPEs then
+// somewhat above the rate the edge admits sessions at per second (half
+// again while it refuses a flood, a fifth once the refusals are returns:
+// calRate), from calendarFloor on. A storm's refused CPEs then
 // come back as fast as the edge takes them and no faster: a uniform
 // window (the 10-60 s it replaces) sent 100k CPEs back within 50 s to an
 // edge that takes a few hundred a second, and left it idle between
@@ -234,13 +249,21 @@ type retryCalendar struct {
 	slots [calendarSlots]calSlot
 	// next is the earliest second that may have room.
 	next int64
-	// rate is a moving average of sessions admitted per second, measured
-	// at refusals at least calendarSample apart (rateAt, rateN: when and
-	// at what count it was last measured); before the first measurement
-	// it is the prior the caller gives.
-	rate   float64
-	rateAt int64
-	rateN  int64
+	rate calRate
+}
+
+// calRate is the rate the calendar books at: sessions admitted per
+// second, measured at refusals at least calendarSample apart (at, n: when
+// and at what count it was last measured; refusals: refusals since),
+// peak-held while a flood is refused, a moving average once not (flood:
+// the last sample's verdict). Before the first measurement it is the
+// prior the caller gives.
+type calRate struct {
+	perSec   float64
+	at       int64
+	n        int64
+	refusals int64
+	flood    bool
 }
 
 type calSlot struct {
@@ -252,9 +275,13 @@ type calSlot struct {
 // over.
 const calendarSample = 250 * time.Millisecond
 
+// calendarStale is the longest interval without a refusal that still
+// measures the rate: past it, the edge was not full.
+const calendarStale = 2 * time.Second
+
 // book returns the Retry-After (seconds) of a CPE refused at now, given
-// the sessions admitted so far and a rate (per second) the booking never
-// goes below, also the rate before the first measurement: the first
+// the sessions admitted so far and a rate (per second) a flood's booking
+// never goes below, also the rate before the first measurement: the first
 // second from now+floor with room for one more at the measured rate, or
 // a uniform draw within the horizon when every second up to it is booked.
 //
@@ -264,26 +291,20 @@ const calendarSample = 250 * time.Millisecond
 // passed, and the whole storm is booked in those seconds. Booked at that
 // rate, a 100k storm was spread over the 10-minute horizon and the edge
 // sat 70 % idle from its third minute on. Booking above the edge's rate
-// costs a second refusal (headers only, tens of µs); below it, idle time
-// that nothing gets back.
+// costs a second refusal; below it, idle time that nothing gets back.
+//
+// Why only a flood's: an edge sharing its box (or a slower one) admits
+// less than the minimum, and returns booked above what it admits are
+// refused again and booked again. Held at the minimum for a whole storm,
+// a 2-core box shared with its simulated CPEs refused each CPE three
+// times (a refusal costs both sides ~300 µs of CPU, a tenth of a
+// bootstrap). Once the refusals are returns, the rate the edge admits
+// is its own, and the calendar books at that.
 func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, floor, horizon time.Duration) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sec, ns := now.Unix(), now.UnixNano()
-	switch {
-	case c.rateAt == 0:
-		c.rate, c.rateAt, c.rateN = minRate, ns, admitted
-	case ns-c.rateAt >= int64(calendarSample):
-		// Peak-hold, slow decay: the rate admitted while refusing is
-		// what the edge can do at most (less the refusals' own cost, which
-		// the storm's first seconds are full of), and booking too few
-		// returns leaves the edge idle later, while booking too many
-		// costs a second 503.
-		inst := float64(admitted-c.rateN) / (float64(ns-c.rateAt) / float64(time.Second))
-		c.rate = max(inst, c.rate*0.9+inst*0.1)
-		c.rateAt, c.rateN = ns, admitted
-	}
-	perSec := max(int(max(c.rate, minRate)*calendarOverbook), calendarMinRate)
+	perSec := c.rate.refused(ns, admitted, minRate)
 	lo, hi := int64(floor/time.Second), int64(horizon/time.Second)
 	for s := max(c.next, sec+lo); s <= sec+hi; s++ {
 		slot := &c.slots[s%calendarSlots]
@@ -297,6 +318,43 @@ func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, flo
 		}
 	}
 	return int(lo + rand.Int64N(hi-lo+1))
+}
+
+// refused counts a refusal at ns (unix nanoseconds), with admitted
+// sessions admitted so far, and returns how many returns a second to book.
+func (r *calRate) refused(ns, admitted int64, minRate float64) int {
+	r.refusals++
+	switch {
+	case r.at == 0 || ns-r.at > int64(calendarStale):
+		// The first refusal, or the first in seconds: the edge had room
+		// until now, so what it admitted meanwhile is what it was
+		// offered, not what it can do. A burst begins: the prior.
+		*r = calRate{perSec: minRate, at: ns, n: admitted, flood: true}
+	case ns-r.at >= int64(calendarSample):
+		dt := float64(ns-r.at) / float64(time.Second)
+		n := admitted - r.n
+		inst := float64(n) / dt
+		r.flood = r.refusals > calendarFloodRatio*max(n, 1)
+		if r.flood {
+			// Peak-hold, slow decay: the rate admitted while refusing
+			// a flood is what the edge can do at most (less the
+			// refusals' own cost, which the storm's first seconds are
+			// full of), and booking too few returns leaves the edge
+			// idle later, while booking too many costs a second 503.
+			r.perSec = max(inst, r.perSec*0.9+inst*0.1)
+		} else {
+			// The edge is refusing returns it cannot take yet: what it
+			// admits now is what it does. Peak-held, a 250 ms sample's
+			// noise booked a third more than that.
+			w := min(dt/calendarSteadyTau.Seconds(), 1)
+			r.perSec += w * (inst - r.perSec)
+		}
+		r.at, r.n, r.refusals = ns, admitted, 0
+	}
+	if r.flood {
+		return max(int(max(r.perSec, minRate)*calendarOverbook), calendarMinRate)
+	}
+	return max(int(r.perSec*calendarSteadyOverbook), calendarMinRate)
 }
 
 func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *StormMetrics) *admission {

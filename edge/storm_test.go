@@ -182,63 +182,105 @@ func TestRetryAfterSpread(t *testing.T) {
 }
 
 // TestRetryCalendar: refused CPEs are booked back from the floor on, at
-// most half again the admission rate per second (the prior before a
-// measurement, then the measured, peak-held rate), and drawn uniformly
-// within the horizon once it is full.
+// most half again the admission rate per second while a flood is refused
+// (the prior before a measurement and as a floor, then the measured,
+// peak-held rate), a fifth more than the rate admitted (a moving average)
+// once the refusals are returns, and drawn uniformly within the horizon
+// once it is full.
 func TestRetryCalendar(t *testing.T) {
-	var c retryCalendar
-	now := time.Unix(1_000_000, 0)
 	floor, horizon := 10*time.Second, 600*time.Second
-	perSec := map[int]int{}
-	for range 750 {
-		perSec[c.book(now, 0, 100, floor, horizon)]++
+	t0 := time.Unix(1_000_000, 0)
+	book := func(c *retryCalendar, n int, at time.Duration, admitted int64) map[int]int {
+		got := map[int]int{}
+		for range n {
+			got[c.book(t0.Add(at), admitted, 100, floor, horizon)]++
+		}
+		return got
 	}
-	// Prior 100/s, overbooked by half: 150 a second from +10 s.
+	// perSec is what the calendar would book a second for one more
+	// refusal at t0+at, without counting it.
+	perSec := func(c *retryCalendar, at time.Duration, admitted int64) int {
+		probe := c.rate
+		return probe.refused(t0.Add(at).UnixNano(), admitted, 100)
+	}
+
+	// Before a measurement: the prior (100/s), overbooked by half, from
+	// the floor on.
+	var c retryCalendar
+	got := book(&c, 750, 0, 0)
 	for s := 10; s < 15; s++ {
-		if perSec[s] != 150 {
-			t.Fatalf("second +%d booked %d, want 150 (all: %v)", s, perSec[s], perSec)
+		if got[s] != 150 {
+			t.Fatalf("second +%d booked %d, want 150 (all: %v)", s, got[s], got)
 		}
 	}
-	if len(perSec) != 5 {
-		t.Fatalf("bookings %v, want seconds +10..+14", perSec)
+	if len(got) != 5 {
+		t.Fatalf("bookings %v, want seconds +10..+14", got)
 	}
-	// A second later 400 were admitted: the rate rises to 400/s at once
-	// (peak-hold), the next bookings follow the last booked second.
-	now = now.Add(time.Second)
-	got := map[int]int{}
-	for range 1200 {
-		got[c.book(now, 400, 100, floor, horizon)]++
+
+	// A flood: 2,000 more refused within the second, 400 admitted. The
+	// rate rises to 400/s at once (peak-hold), booked at half again; the
+	// next bookings follow the last booked second.
+	book(&c, 2000, 100*time.Millisecond, 0)
+	if got := perSec(&c, time.Second, 400); got != 600 {
+		t.Fatalf("flood at 400 admitted a second: %d a second, want 600", got)
 	}
-	// The last booked second (+13 now) had 150: 450 more fit.
-	if got[13] != 450 || got[14] != 600 || got[15] != 150 || len(got) != 3 {
-		t.Fatalf("after 400 admissions a second: %v, want 600 a second, the last booked second filled first", got)
+	book(&c, 1, time.Second, 400)
+	if !c.rate.flood || c.rate.perSec != 400 {
+		t.Fatalf("after 2,751 refusals and 400 admissions in a second: flood %v, rate %.0f; want a flood at 400/s", c.rate.flood, c.rate.perSec)
 	}
-	// Then nothing admitted for 10 s: the rate decays slowly, not to 0.
-	now = now.Add(10 * time.Second)
-	if ra := c.book(now, 400, 100, floor, horizon); ra < 10 {
-		t.Fatalf("Retry-After %d below the floor", ra)
+	// A flood admitting less than the prior books at the prior's rate:
+	// the rate admitted while refusing thousands a second is not what the
+	// edge does once they are gone.
+	book(&c, 2000, 1100*time.Millisecond, 400)
+	if got := perSec(&c, 2*time.Second, 410); got != 541 {
+		t.Fatalf("flood admitting 10 a second after a 400 peak: %d a second, want 541 (peak-held, a tenth's decay)", got)
 	}
-	if c.rate < 300 {
-		t.Fatalf("rate %.0f after a quiet 10 s, want a slow decay from 400", c.rate)
+	var low retryCalendar
+	book(&low, 1, 0, 0)
+	book(&low, 1000, 100*time.Millisecond, 0)
+	if got := perSec(&low, time.Second, 10); got != 150 {
+		t.Fatalf("flood admitting 10 a second: %d a second, want the prior's 150", got)
 	}
-	// A flood's measured rate below the minimum (10 admitted in a second)
-	// books at the minimum: the rate admitted while refusing thousands a
-	// second is not what the edge does once they are gone.
-	var flood retryCalendar
-	t0 := time.Unix(2_000_000, 0)
-	flood.book(t0, 0, 100, floor, horizon)
-	got = map[int]int{}
-	for range 300 {
-		got[flood.book(t0.Add(time.Second), 10, 100, floor, horizon)]++
+
+	// Returns: fewer refusals than four times the admissions. The edge
+	// admits 300 a second; the rate moves to it (2 s time constant), the
+	// prior no longer a floor, booked at a fifth more.
+	var ret retryCalendar
+	book(&ret, 1, 0, 0)
+	admitted := int64(0)
+	for i := 1; i <= 40; i++ {
+		admitted += 75
+		book(&ret, 100, time.Duration(i)*250*time.Millisecond, admitted)
 	}
-	if got[10] != 150 || got[11] != 150 || len(got) != 2 {
-		t.Fatalf("after a measured 10/s with a minimum of 100/s: %v, want 150 a second", got)
+	if ret.rate.flood || ret.rate.perSec < 290 || ret.rate.perSec > 310 {
+		t.Fatalf("10 s refusing 400 and admitting 300 a second: flood %v, rate %.0f; want no flood, ~300/s", ret.rate.flood, ret.rate.perSec)
 	}
+	if got := perSec(&ret, 10*time.Second+250*time.Millisecond, admitted+75); got < 350 || got > 370 {
+		t.Fatalf("returns at 300 admitted a second: %d a second, want ~360", got)
+	}
+	// The same at 50 a second: below the prior, booked at 60.
+	var slow retryCalendar
+	book(&slow, 1, 0, 0)
+	admitted = 0
+	for i := 1; i <= 40; i++ {
+		admitted += 12
+		book(&slow, 20, time.Duration(i)*250*time.Millisecond, admitted)
+	}
+	if got := perSec(&slow, 10*time.Second+250*time.Millisecond, admitted+12); got < 55 || got > 65 {
+		t.Fatalf("returns at 48 admitted a second, prior 100: %d a second, want ~58, not the prior's 150", got)
+	}
+	// Quiet for 10 s, then a refusal: a new burst, at the prior again
+	// (what the edge admitted while it had room is not what it can do).
+	book(&slow, 1, 20*time.Second, admitted+100)
+	if !slow.rate.flood || slow.rate.perSec != 100 {
+		t.Fatalf("a refusal after 10 s without one: flood %v, rate %.0f; want the prior's flood", slow.rate.flood, slow.rate.perSec)
+	}
+
 	// A horizon booked full: uniform within it.
 	var small retryCalendar
 	seen := map[int]bool{}
 	for range 500 {
-		ra := small.book(now, 0, 1, time.Second, 5*time.Second)
+		ra := small.book(t0, 0, 1, time.Second, 5*time.Second)
 		if ra < 1 || ra > 5 {
 			t.Fatalf("Retry-After %d outside 1-5 s", ra)
 		}
