@@ -297,9 +297,9 @@ const calendarStale = 2 * time.Second
 // less than the minimum, and returns booked above what it admits are
 // refused again and booked again. Held at the minimum for a whole storm,
 // a 2-core box shared with its simulated CPEs refused each CPE three
-// times (a refusal costs both sides ~300 µs of CPU, a tenth of a
-// bootstrap). Once the refusals are returns, the rate the edge admits
-// is its own, and the calendar books at that.
+// times, each a new connection and an exchange for both sides. Once the
+// refusals are returns, the rate the edge admits is its own, and the
+// calendar books at that.
 func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, floor, horizon time.Duration) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
