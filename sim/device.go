@@ -243,6 +243,17 @@ func (d *Device) run(ctx context.Context, startDelay time.Duration) {
 	if !sleepCtx(ctx, startDelay) {
 		return
 	}
+	// The device's own context: every exchange derives a few (the dial's
+	// timeout, the cancellation of a blocked read, the client's deadline),
+	// each registered with and removed from its parent under the
+	// parent's lock. Derived from the fleet's directly, that one lock
+	// was taken by every device of the process several times an
+	// exchange, and in a storm's flood (25,000 devices a process
+	// dialling) the waiters formed a convoy: the sessions already
+	// admitted queued behind thousands of dials for 10-30 s, holding
+	// the ACS's session slots while it sat idle.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	rng := rand.New(rand.NewPCG(uint64(d.f.cfg.Seed), uint64(d.index)))
 	nextPeriodic := d.periodicAfter(rng)
 	for ctx.Err() == nil {
