@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,12 +10,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/edgeacs/edgeacs/cwmp"
 )
 
-// gatedACS answers an Inform with InformResponse and an empty POST with
-// 204, holding the requests of the kind hold names until release is
+// gatedACS answers as responder does (InformResponse to an Inform, 204
+// to an empty POST), holding the requests of the kind hold names until release is
 // closed, and counting those held.
 type gatedACS struct {
 	hold    string // "inform" or "empty"
@@ -47,17 +46,9 @@ func (a *gatedACS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-a.release
 		a.held.Add(-1)
 	}
-	if !inform {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	out, err := cwmp.Encode(&cwmp.Envelope{Namespace: cwmp.NS10, ID: "1", HasID: true, Body: &cwmp.InformResponse{MaxEnvelopes: 1}})
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/xml")
-	_, _ = w.Write(out)
+	// Answered as the plainest ACS would (responder), the body put back.
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	responder().ServeHTTP(w, r)
 }
 
 // TestMaxConnecting: with MaxConnecting set, no more devices than that
