@@ -96,8 +96,8 @@ type Config struct {
 	// once: connecting, sending their Inform and waiting for its answer
 	// (0: no bound). A simulator that cannot keep up with its own flood
 	// (tens of thousands of devices connecting within seconds, on a core
-	// or two shared with the ACS) otherwise queues the devices already in
-	// session behind every dial in the Go scheduler's run queue: their
+	// or two shared with the ACS) otherwise makes the devices already in
+	// session wait behind every dial for the process's CPU: their
 	// exchanges wait seconds, where a real CPE has a CPU of its own, and
 	// the ACS holds their sessions open for nothing. Bounded, the devices
 	// past it wait to start and those in session go on.
