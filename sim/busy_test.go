@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -42,4 +43,37 @@ func TestRetryAfterHeader(t *testing.T) {
 			t.Errorf("retryAfter(%q) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// BenchmarkRefusedFlood measures the simulator's cost of a storm's first
+// attempts: b.N devices start at once against an ACS that refuses every
+// Inform with a Retry-After far beyond the run (each device dials, sends
+// its Inform, reads the 503 and sleeps). ns/op is per device, the
+// in-process ACS included; compare builds, not absolute numbers.
+func BenchmarkRefusedFlood(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3600")
+		w.Header().Set("Connection", "close")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	f, err := New(Config{ACSURL: srv.URL, Count: b.N, Ramp: -1, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ResetTimer()
+	if err := f.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for f.Stats().SessionsBusy < uint64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d devices refused after 5 minutes: %+v", f.Stats().SessionsBusy, b.N, f.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.StopTimer()
 }
