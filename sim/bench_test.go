@@ -63,20 +63,10 @@ func BenchmarkSessions(b *testing.B) {
 	for _, pooled := range []bool{false, true} {
 		b.Run("pooled="+strconv.FormatBool(pooled), func(b *testing.B) {
 			srv := httptest.NewServer(responder())
-			defer srv.Close()
-			f, err := New(Config{ACSURL: srv.URL, Count: 64, InformInterval: time.Millisecond, Ramp: -1,
-				PoolConnections: pooled, Logger: quietLogger()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			b.ResetTimer()
+			b.Cleanup(srv.Close)
 			start := time.Now()
-			if err := f.Start(ctx); err != nil {
-				b.Fatal(err)
-			}
+			f := startBenchFleet(b, Config{ACSURL: srv.URL, Count: 64, InformInterval: time.Millisecond, Ramp: -1,
+				PoolConnections: pooled, Logger: quietLogger()})
 			for f.Stats().SessionsCompleted < uint64(b.N) {
 				time.Sleep(time.Millisecond)
 			}
@@ -90,6 +80,26 @@ func BenchmarkSessions(b *testing.B) {
 			}
 		})
 	}
+}
+
+// startBenchFleet builds cfg's fleet, resets b's timer and starts it; the
+// fleet stops when b ends (before servers b.Cleanup registered earlier).
+func startBenchFleet(b *testing.B, cfg Config) *Fleet {
+	b.Helper()
+	f, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(func() {
+		cancel()
+		f.Close()
+	})
+	b.ResetTimer()
+	if err := f.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return f
 }
 
 // TestFleetMemory builds 10,000 devices and reports the heap they take.

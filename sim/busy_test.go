@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -56,18 +55,8 @@ func BenchmarkRefusedFlood(b *testing.B) {
 		w.Header().Set("Connection", "close")
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
-	defer srv.Close()
-	f, err := New(Config{ACSURL: srv.URL, Count: b.N, Ramp: -1, Logger: quietLogger()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	b.ResetTimer()
-	if err := f.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	b.Cleanup(srv.Close)
+	f := startBenchFleet(b, Config{ACSURL: srv.URL, Count: b.N, Ramp: -1, Logger: quietLogger()})
 	deadline := time.Now().Add(5 * time.Minute)
 	for f.Stats().SessionsBusy < uint64(b.N) {
 		if time.Now().After(deadline) {
