@@ -48,7 +48,9 @@ func TestRetryAfterHeader(t *testing.T) {
 // attempts: b.N devices start at once against an ACS that refuses every
 // Inform with a Retry-After far beyond the run (each device dials, sends
 // its Inform, reads the 503 and sleeps). ns/op is per device, the
-// in-process ACS included; compare builds, not absolute numbers.
+// in-process ACS included; compare builds, not absolute numbers. Give
+// it a count (-benchtime 4000x): every device holds a socket at once, so
+// the file-descriptor limit bounds b.N.
 func BenchmarkRefusedFlood(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "3600")
