@@ -135,7 +135,7 @@ func TestFleetMemory(t *testing.T) {
 	}
 }
 
-func waitForLong(t *testing.T, d time.Duration, cond func() bool) {
+func waitForLong(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

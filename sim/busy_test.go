@@ -59,12 +59,6 @@ func BenchmarkRefusedFlood(b *testing.B) {
 	}))
 	b.Cleanup(srv.Close)
 	f := startBenchFleet(b, Config{ACSURL: srv.URL, Count: b.N, Ramp: -1, Logger: quietLogger()})
-	deadline := time.Now().Add(5 * time.Minute)
-	for f.Stats().SessionsBusy < uint64(b.N) {
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d devices refused after 5 minutes: %+v", f.Stats().SessionsBusy, b.N, f.Stats())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForLong(b, 5*time.Minute, func() bool { return f.Stats().SessionsBusy >= uint64(b.N) })
 	b.StopTimer()
 }
