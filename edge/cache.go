@@ -342,6 +342,10 @@ type Cache struct {
 	scripts scriptCache
 	// history is what the presets' history lists name (history.go).
 	history atomic.Pointer[historySet]
+
+	// afterPresetsListed, set by tests only, runs inside presetsToRun's
+	// view between its two reads.
+	afterPresetsListed func()
 }
 
 // badgerLogger forwards Badger's warnings and errors to slog and drops the

@@ -174,3 +174,44 @@ func TestInterimPresets(t *testing.T) {
 		t.Fatalf("the interim presets still ran after the core spoke: %+v", d)
 	}
 }
+
+// TestInterimPresetsHandOver: the downlink that brings the core's presets
+// lands while a session is deciding which presets to run. The session
+// runs either the interim presets or the core's, never none. It found
+// none when the stored presets and the downlink position were read in
+// two views (a bootstrap lost for good: the device's next session has no
+// 0 BOOTSTRAP, and it got no connection-request credentials).
+func TestInterimPresetsHandOver(t *testing.T) {
+	c, err := OpenCache(t.TempDir(), CacheOptions{Logger: quietLog, EdgeID: "e1", InterimPresets: preset.Defaults(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	landed := false
+	c.afterPresetsListed = func() {
+		if landed {
+			return
+		}
+		landed = true
+		var recs []fleet.DownRecord
+		for i, p := range preset.Defaults(true) {
+			recs = append(recs, fleet.DownRecord{Seq: uint64(i + 1), Shared: true, Kind: fleet.DownPreset, Preset: &p})
+		}
+		mustStore(t, c, recs...)
+	}
+	cpe := newSimCPE(t, c, sim.ModelTR098, 9)
+	cpe.session(cwmp.EventBootstrap, cwmp.EventBoot)
+	if !landed {
+		t.Fatal("the session did not read the presets")
+	}
+	d, err := c.Device(cpe.id())
+	if err != nil || d.CRPassword == "" {
+		t.Fatalf("no credentials from the bootstrap that ran while the core's presets arrived: %+v %v", d, err)
+	}
+	if params, err := c.Parameters(cpe.id()); err != nil || len(params) < 100 {
+		t.Fatalf("the bootstrap's refresh did not run: %d parameters cached (%v)", len(params), err)
+	}
+	if ps, _ := c.Presets(); len(ps) != 2 {
+		t.Fatalf("the core's presets were not stored: %+v", ps)
+	}
+}

@@ -38,6 +38,41 @@ type compiledSet struct {
 // must a local preset route).
 func (c *Cache) presetsChanged() { c.presets.gen.Add(1) }
 
+// presetsToRun returns the stored presets or, on an edge that has never
+// heard from its core, the interim ones (CacheOptions.InterimPresets).
+// Both are read in one view: read apart, the downlink that brings the
+// core's presets could land between the two reads, and a session would
+// find neither the interim presets nor the core's. A bootstrap missed
+// that way is never made good (its next session has no 0 BOOTSTRAP), and
+// a device with no periodic inform never comes back for credentials.
+func (c *Cache) presetsToRun() ([]fleet.Preset, error) {
+	var stored []fleet.Preset
+	err := c.db.View(func(txn *badger.Txn) error {
+		var err error
+		if stored, err = listPresets(txn); err != nil {
+			return err
+		}
+		if c.afterPresetsListed != nil {
+			c.afterPresetsListed()
+		}
+		if len(stored) > 0 || len(c.opts.InterimPresets) == 0 {
+			return nil
+		}
+		shared, err := getSeq(txn, kDownShared)
+		if err != nil {
+			return fmt.Errorf("read shared downlink position: %w", err)
+		}
+		if shared == 0 {
+			stored = c.opts.InterimPresets // never heard from the core yet
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list presets: %w", err)
+	}
+	return stored, nil
+}
+
 // compiledPresets returns the stored presets compiled, in name order. A
 // preset that does not compile (the core checks them at PUT; one from an
 // older core may not pass) is logged and left out.
@@ -53,18 +88,13 @@ func (c *Cache) compiledPresets() []*preset.Compiled {
 	if s := pc.set.Load(); s != nil && s.gen == gen {
 		return s.list
 	}
-	stored, err := c.Presets()
+	stored, err := c.presetsToRun()
 	if err != nil {
 		c.log.Error("presets not loaded", "err", err)
 		if s := pc.set.Load(); s != nil {
 			return s.list
 		}
 		return nil
-	}
-	if len(stored) == 0 && len(c.opts.InterimPresets) > 0 {
-		if _, shared, err := c.DownlinkAcked(); err == nil && shared == 0 {
-			stored = c.opts.InterimPresets // never heard from the core yet
-		}
 	}
 	list := make([]*preset.Compiled, 0, len(stored))
 	for i := range stored {

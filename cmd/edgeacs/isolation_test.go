@@ -395,10 +395,17 @@ const (
 
 func isoFleet(t *testing.T, acs string, n int, seed int64, inform time.Duration) *sim.Fleet {
 	t.Helper()
+	return isoFleetLogged(t, acs, n, seed, inform, slog.New(slog.DiscardHandler))
+}
+
+// isoFleetLogged is isoFleet with the simulator's log (its failed
+// sessions are logged at debug, with their cause) going to log.
+func isoFleetLogged(t *testing.T, acs string, n int, seed int64, inform time.Duration, log *slog.Logger) *sim.Fleet {
+	t.Helper()
 	f, err := sim.New(sim.Config{
 		ACSURL: acs, Count: n, Model: sim.ModelMixed, Seed: seed, InformInterval: inform,
 		Username: isoUser, Password: isoPass, PoolConnections: true, TimeScale: 0.01,
-		Logger: slog.New(slog.DiscardHandler),
+		Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -920,8 +927,12 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	s.client = &http.Client{Timeout: 2 * time.Second, Transport: testauth.Transport{Base: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}, Token: func(*http.Request) string { return testSecret }}}
 	t.Cleanup(s.client.CloseIdleConnections)
 
-	fa, fb := isoFleet(t, s.a.acs, 3, 71, 0), isoFleet(t, s.b.acs, 3, 72, 0)
-	s.mover = isoFleet(t, s.a.acs, 1, isoMoverSeed, 0)
+	simLog := &isoLog{name: "simulators"}
+	s.logs = append(s.logs, simLog)
+	simLogger := slog.New(slog.NewTextHandler(simLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	fa := isoFleetLogged(t, s.a.acs, 3, 71, 0, simLogger.With("fleet", "A"))
+	fb := isoFleetLogged(t, s.b.acs, 3, 72, 0, simLogger.With("fleet", "B"))
+	s.mover = isoFleetLogged(t, s.a.acs, 1, isoMoverSeed, 0, simLogger.With("fleet", "mover"))
 	for i := range 3 {
 		s.devs = append(s.devs, fa.Device(i), fb.Device(i))
 		s.homes[fa.Device(i).ID()], s.homes[fb.Device(i).ID()] = s.a.id, s.b.id
@@ -943,21 +954,55 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	// session over (the edge has set connection-request credentials), so
 	// a task can wake them.
 	edgeOf := map[string]*isoEdge{s.a.id: s.a, s.b.id: s.b}
+	// missing says what the last look found wanting, for the timeout;
+	// missingAt is the device and edge it names, if any.
+	var missing, missingID, missingAt string
+	defer func() {
+		if !t.Failed() || missing == "" {
+			return
+		}
+		t.Logf("at the timeout: %s", missing)
+		if missingID == "" {
+			return
+		}
+		c := edgeOf[missingAt].node.Cache()
+		d, err := c.Device(missingID)
+		t.Logf("its record at %s: %+v (%v)", missingAt, d, err)
+		faults, err := c.Faults(missingID)
+		t.Logf("its faults: %+v (%v)", faults, err)
+		edgeSeq, sharedSeq, err := c.DownlinkAcked()
+		presets, perr := c.Presets()
+		var names []string
+		for _, p := range presets {
+			names = append(names, p.Name)
+		}
+		t.Logf("the edge's downlink at %d/%d (%v), its presets %q (%v)", edgeSeq, sharedSeq, err, names, perr)
+	}()
 	isoWait(t, "devices homed at the core and provisioned at their edges", 60*time.Second, func() bool {
 		l := s.leader()
 		if l == nil {
+			missing = "no core node is the leader"
 			return false
 		}
-		for id, home := range s.homes {
+		for _, id := range s.ids {
+			home := s.homes[id]
 			d, err := edgeOf[home].node.Cache().Device(id)
 			if err != nil || d.CRPassword == "" {
+				missing = fmt.Sprintf("device %s at edge %s: %v (connection-request password set: %v)", id, home, err, err == nil && d.CRPassword != "")
+				missingID, missingAt = id, home
 				return false
 			}
 			cd, err := l.node.FSM().Device(id, false)
-			if err != nil || cd.Edge != home {
+			if err != nil {
+				missing, missingID = fmt.Sprintf("device %s at the leader %s: %v", id, l.id, err), ""
+				return false
+			}
+			if cd.Edge != home {
+				missing, missingID = fmt.Sprintf("device %s at the leader %s: homed at %q, want %q", id, l.id, cd.Edge, home), ""
 				return false
 			}
 		}
+		missing, missingID = "", ""
 		return true
 	})
 	return s
