@@ -12,19 +12,22 @@ import (
 func TestWorth(t *testing.T) {
 	const mib = 1 << 20
 	tests := []struct {
-		name              string
-		free, inUse, goal uint64
-		want              bool
+		name                         string
+		free, inUse, goal, allocated uint64
+		want                         bool
 	}{
-		{"after a storm", 800 * mib, 200 * mib, 400 * mib, true},
-		{"storm: free is the next cycle's room", 300 * mib, 300 * mib, 600 * mib, false},
-		{"storm: a little over the room", 350 * mib, 300 * mib, 600 * mib, false},
-		{"in use over the goal", 100 * mib, 700 * mib, 600 * mib, true},
-		{"small", 40 * mib, 1 * mib, 4 * mib, false},
+		{"after a storm", 800 * mib, 200 * mib, 400 * mib, 150 * mib, true},
+		{"storm: free is the next cycle's room", 300 * mib, 300 * mib, 600 * mib, 3000 * mib, false},
+		{"storm: a little over the room", 350 * mib, 300 * mib, 600 * mib, 3000 * mib, false},
+		{"storm: in use over the goal", 300 * mib, 450 * mib, 400 * mib, 3000 * mib, false},
+		{"idle, in use over the goal", 100 * mib, 700 * mib, 600 * mib, 0, true},
+		{"after a storm, still allocating as much as is free", 800 * mib, 200 * mib, 400 * mib, 800 * mib, false},
+		{"small", 40 * mib, 1 * mib, 4 * mib, 0, false},
 	}
 	for _, tt := range tests {
-		if got := Worth(tt.free, tt.inUse, tt.goal); got != tt.want {
-			t.Errorf("%s: Worth(free %d, in use %d, goal %d MiB) = %v, want %v", tt.name, tt.free/mib, tt.inUse/mib, tt.goal/mib, got, tt.want)
+		if got := Worth(tt.free, tt.inUse, tt.goal, tt.allocated); got != tt.want {
+			t.Errorf("%s: Worth(free %d, in use %d, goal %d, allocated %d MiB) = %v, want %v",
+				tt.name, tt.free/mib, tt.inUse/mib, tt.goal/mib, tt.allocated/mib, got, tt.want)
 		}
 	}
 }
@@ -48,7 +51,7 @@ func TestRunReturnsFreedHeap(t *testing.T) {
 	runtime.GC()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		free, _, _ := read()
+		free, _, _, _ := read()
 		if free < MinFree {
 			return
 		}
