@@ -666,6 +666,23 @@ func getRecord(txn *badger.Txn, key string, v any) error {
 	return item.Value(func(b []byte) error { return fleet.Unmarshal(b, v) })
 }
 
+// listRecords decodes every record under prefix in txn, in key order.
+func listRecords[T any](txn *badger.Txn, prefix string) ([]T, error) {
+	var out []T
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefix)
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var v T
+		if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &v) }); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", it.Item().Key(), err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 func setRecord(txn *badger.Txn, key string, v any) error {
 	b, err := fleet.Marshal(v)
 	if err != nil {
@@ -1427,18 +1444,9 @@ func (c *Cache) deleteFileMeta(name string) (fleet.FileMeta, error) {
 func (c *Cache) ListFiles() ([]fleet.FileMeta, error) {
 	var out []fleet.FileMeta
 	err := c.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.Prefix = []byte(pFile)
-		it := txn.NewIterator(o)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var m fleet.FileMeta
-			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &m) }); err != nil {
-				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-			}
-			out = append(out, m)
-		}
-		return nil
+		var err error
+		out, err = listRecords[fleet.FileMeta](txn, pFile)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list files: %w", err)

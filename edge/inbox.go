@@ -416,28 +416,11 @@ func (c *Cache) Presets() ([]fleet.Preset, error) {
 	var out []fleet.Preset
 	err := c.db.View(func(txn *badger.Txn) error {
 		var err error
-		out, err = listPresets(txn)
+		out, err = listRecords[fleet.Preset](txn, pPreset)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list presets: %w", err)
-	}
-	return out, nil
-}
-
-// listPresets reads the stored presets in txn, in name order.
-func listPresets(txn *badger.Txn) ([]fleet.Preset, error) {
-	var out []fleet.Preset
-	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte(pPreset)
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	for it.Rewind(); it.Valid(); it.Next() {
-		var p fleet.Preset
-		if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &p) }); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-		}
-		out = append(out, p)
 	}
 	return out, nil
 }
@@ -459,18 +442,9 @@ func (c *Cache) Provision(name string) (fleet.Provision, error) {
 func (c *Cache) Provisions() ([]fleet.Provision, error) {
 	var out []fleet.Provision
 	err := c.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(pProv)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var p fleet.Provision
-			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &p) }); err != nil {
-				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-			}
-			out = append(out, p)
-		}
-		return nil
+		var err error
+		out, err = listRecords[fleet.Provision](txn, pProv)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list provisions: %w", err)

@@ -49,7 +49,7 @@ func (c *Cache) presetsToRun() ([]fleet.Preset, error) {
 	var stored []fleet.Preset
 	err := c.db.View(func(txn *badger.Txn) error {
 		var err error
-		if stored, err = listPresets(txn); err != nil {
+		if stored, err = listRecords[fleet.Preset](txn, pPreset); err != nil {
 			return err
 		}
 		if c.afterPresetsListed != nil {

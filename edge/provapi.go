@@ -133,18 +133,9 @@ func (c *Cache) VirtualParameter(name string) (fleet.VirtualParameter, error) {
 func (c *Cache) VirtualParameters() ([]fleet.VirtualParameter, error) {
 	var out []fleet.VirtualParameter
 	err := c.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = []byte(pVParam)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var v fleet.VirtualParameter
-			if err := it.Item().Value(func(b []byte) error { return fleet.Unmarshal(b, &v) }); err != nil {
-				return fmt.Errorf("decode %s: %w", it.Item().Key(), err)
-			}
-			out = append(out, v)
-		}
-		return nil
+		var err error
+		out, err = listRecords[fleet.VirtualParameter](txn, pVParam)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list virtual parameters: %w", err)

@@ -981,7 +981,7 @@ func startIsoSystem(t *testing.T) *isoSystem {
 	isoWait(t, "devices homed at the core and provisioned at their edges", 60*time.Second, func() bool {
 		l := s.leader()
 		if l == nil {
-			missing = "no core node is the leader"
+			missing, missingID = "no core node is the leader", ""
 			return false
 		}
 		for _, id := range s.ids {
