@@ -115,8 +115,13 @@ func applyGPN(t MutableTree, q *cwmp.GetParameterNames, list []cwmp.ParameterInf
 	if g, ok := t.(Grower); ok {
 		g.Grow(len(list))
 	}
+	// What the CPE listed: the names and every object above them up to
+	// root (listing a child proves its parents exist), and the objects
+	// among them, whose listing is complete as of at.
 	seen := make(map[string]bool, len(list)+1)
 	seen[root] = true
+	keep := make([]cwmp.ParameterInfo, 0, len(list))
+	var listed []string
 	for _, pi := range list {
 		name := pi.Name
 		if !strings.HasPrefix(name, root) || !validCPEName(name) || isVirtual(name) {
@@ -125,25 +130,18 @@ func applyGPN(t MutableTree, q *cwmp.GetParameterNames, list []cwmp.ParameterInf
 		if q.NextLevel && (name == root || strings.Contains(strings.TrimSuffix(name[len(root):], "."), ".")) {
 			continue // not a child: a CPE that ignores NextLevel
 		}
-		e, _ := t.Get(name)
-		e.Path, e.Writable, e.WritableTime, e.PathTime = name, pi.Writable, at, at
-		t.Put(e)
+		keep = append(keep, pi)
 		for p := name; p != root && !seen[p]; p = parentPath(p) {
 			seen[p] = true
+			if !q.NextLevel && strings.HasSuffix(p, ".") {
+				listed = append(listed, p)
+			}
 		}
 	}
-	// Drop what the CPE no longer has and stamp the listed objects.
-	e, ok := t.Get(root)
-	if !ok {
-		return // the CPE listed nothing under an object the tree lacks
-	}
-	e.ListTime = at
-	if root != "" {
-		e.PathTime = at
-	}
-	t.Put(e)
+	// Drop what the CPE no longer has, before the listing is written:
+	// the walk then covers the tree as it was (a bootstrap's holds the
+	// Inform's few values), not the hundreds of nodes the listing adds.
 	var gone []string
-	var listed []Entry
 	var visit func(string)
 	visit = func(obj string) {
 		t.Children(obj, func(c Entry) bool {
@@ -152,7 +150,6 @@ func applyGPN(t MutableTree, q *cwmp.GetParameterNames, list []cwmp.ParameterInf
 			case !seen[c.Path]:
 				gone = append(gone, c.Path)
 			case c.Object && !q.NextLevel:
-				listed = append(listed, c)
 				visit(c.Path)
 			}
 			return true
@@ -162,8 +159,23 @@ func applyGPN(t MutableTree, q *cwmp.GetParameterNames, list []cwmp.ParameterInf
 	for _, p := range gone {
 		t.Delete(p)
 	}
-	for _, c := range listed {
-		if c, ok := t.Get(c.Path); ok {
+	for _, pi := range keep {
+		e, _ := t.Get(pi.Name)
+		e.Path, e.Writable, e.WritableTime, e.PathTime = pi.Name, pi.Writable, at, at
+		t.Put(e)
+	}
+	// Stamp the listed objects.
+	e, ok := t.Get(root)
+	if !ok {
+		return // the CPE listed nothing under an object the tree lacks
+	}
+	e.ListTime = at
+	if root != "" {
+		e.PathTime = at
+	}
+	t.Put(e)
+	for _, p := range listed {
+		if c, ok := t.Get(p); ok && c.Object {
 			c.ListTime = at
 			t.Put(c)
 		}

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,54 @@ func TestApplyGPNPrunes(t *testing.T) {
 	}
 	if err := ApplyResponse(h.cache, gpn, &cwmp.GetParameterValuesResponse{}, t0); err == nil {
 		t.Error("mismatched response accepted")
+	}
+}
+
+// TestApplyGPNWholeSubtree: a NextLevel=false listing prunes what the
+// CPE no longer lists at any depth (an instance and everything below it,
+// a lone parameter), adds what is new, and stamps every object under the
+// root as listed, those the CPE named only through their children too.
+// Nothing outside the root, and no value inside it, is touched.
+func TestApplyGPNWholeSubtree(t *testing.T) {
+	before := t0.Add(-time.Hour)
+	h := newHarness(t, "tr098").discover(before)
+	lan := igd + "LANDevice.1."
+	hosts := lan + "Hosts.Host."
+	gpn := &cwmp.GetParameterNames{ParameterPath: lan}
+	all, f := h.dev.GetNames(lan, false)
+	if f != nil {
+		t.Fatal(f)
+	}
+	var list []cwmp.ParameterInfo
+	for _, pi := range all {
+		switch {
+		case strings.HasPrefix(pi.Name, hosts+"3."), pi.Name == wlan+"1.Standard", pi.Name == hosts+"2.":
+		default:
+			list = append(list, pi)
+		}
+	}
+	list = append(list, cwmp.ParameterInfo{Name: hosts + "4.MACAddress"})
+	if err := ApplyResponse(h.cache, gpn, &cwmp.GetParameterNamesResponse{ParameterList: list}, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{hosts + "3.", hosts + "3.MACAddress", wlan + "1.Standard"} {
+		if _, ok := h.cache.Get(gone); ok {
+			t.Errorf("%s survived the listing", gone)
+		}
+	}
+	for _, obj := range []string{lan, hosts, hosts + "2.", hosts + "4.", wlan + "1."} {
+		if e, ok := h.cache.Get(obj); !ok || !e.Object || !e.ListTime.Equal(t0) {
+			t.Errorf("%s: ok %v, entry %+v; want an object listed at t0", obj, ok, e)
+		}
+	}
+	if e, ok := h.cache.Get(hosts + "4.MACAddress"); !ok || !e.PathTime.Equal(t0) || !e.ValueTime.IsZero() {
+		t.Errorf("new parameter: ok %v, entry %+v", ok, e)
+	}
+	if e, _ := h.cache.Get(hosts + "1.MACAddress"); !e.ValueTime.Equal(before) || !e.PathTime.Equal(t0) {
+		t.Errorf("listed parameter: %+v; want its value kept and its path time t0", e)
+	}
+	if e, _ := h.cache.Get(igd + "DeviceInfo.SoftwareVersion"); !e.PathTime.Equal(before) {
+		t.Errorf("a parameter outside the listing changed: %+v", e)
 	}
 }
 
