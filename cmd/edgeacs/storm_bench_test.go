@@ -14,7 +14,7 @@ package main
 // Per size: the edge starts (`edge --standalone --cpe-auth none`, plus
 // EDGEACS_BENCH_EDGE_FLAGS, e.g. "--cache-memory 512MiB"); the simulator
 // starts N mixed TR-098/TR-181 devices spread over EDGEACS_BENCH_RAMP
-// (default 10s) in ⌈N/25,000⌉ processes (EDGEACS_BENCH_SIM_PROCS), with a
+// (default 10s) in ⌈N/50,000⌉ processes (EDGEACS_BENCH_SIM_PROCS), with a
 // periodic interval of EDGEACS_BENCH_INTERVAL (default 300s). Reported:
 //
 //   - s-to-register: until the edge's /healthz counts N devices;
@@ -43,7 +43,11 @@ package main
 // simulator processes of two threads each outnumbered the edge's two in
 // the kernel's scheduler, which gave the edge 0.1-0.3 of a core through
 // a 100k storm's first minute (with one each: the flood passed in 33 s
-// instead of 55 s).
+// instead of 55 s). Two processes of 50,000 rather than four of 25,000
+// at 100k: each process switch costs this VM's kernel dearly, and the
+// two used 13 % less CPU (1.8-1.9 ms per bootstrap against 2.1-2.3)
+// and registered the storm in 297-307 s against 313-343 s, three runs
+// each; one process of 100,000 was no faster (321 s).
 // The harness raises its soft file-descriptor limit to the hard one (the
 // children inherit it) unless EDGEACS_BENCH_KEEP_NOFILE=1.
 // EDGEACS_BENCH_BIN names a built binary instead of building one;
@@ -219,7 +223,7 @@ func runStorm(b *testing.B, bin string, n int) {
 	interval := benchEnvDuration(b, "EDGEACS_BENCH_INTERVAL", 300*time.Second)
 	timeout := benchEnvDuration(b, "EDGEACS_BENCH_TIMEOUT", 10*time.Minute)
 	steady := benchEnvDuration(b, "EDGEACS_BENCH_STEADY", 60*time.Second)
-	procs := (n + 24_999) / 25_000
+	procs := (n + 49_999) / 50_000
 	if v := os.Getenv("EDGEACS_BENCH_SIM_PROCS"); v != "" {
 		procs, _ = strconv.Atoi(v)
 		procs = min(max(procs, 1), n)
