@@ -96,6 +96,8 @@
 // machine or several. `edgeacs sim --processes N` does it on one machine:
 // it runs N children with a share of the range each (their own fds, heap
 // and connection-request listener) and merges their Stats (Stats.Merge, an
-// exact merge of the duration histograms). 100,000 devices run as four
-// processes of 25,000.
+// exact merge of the duration histograms). The storm benchmark runs
+// 100,000 devices as two processes of 50,000: on a 2-vCPU box, four of
+// 25,000 cost more in process switches than they saved (a process past
+// its fd limit in a flood fails those dials, and the devices retry).
 package sim
