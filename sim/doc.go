@@ -97,7 +97,7 @@
 // it runs N children with a share of the range each (their own fds, heap
 // and connection-request listener) and merges their Stats (Stats.Merge, an
 // exact merge of the duration histograms). The storm benchmark runs
-// 100,000 devices as two processes of 50,000: on a 2-vCPU box, four of
-// 25,000 cost more in process switches than they saved (a process past
-// its fd limit in a flood fails those dials, and the devices retry).
+// 100,000 devices on a 2-vCPU box as two processes of 50,000: four of
+// 25,000 cost more in process switches than they saved, and one
+// process per CPU is as many as help.
 package sim

@@ -14,8 +14,9 @@ package main
 // Per size: the edge starts (`edge --standalone --cpe-auth none`, plus
 // EDGEACS_BENCH_EDGE_FLAGS, e.g. "--cache-memory 512MiB"); the simulator
 // starts N mixed TR-098/TR-181 devices spread over EDGEACS_BENCH_RAMP
-// (default 10s) in ⌈N/50,000⌉ processes (EDGEACS_BENCH_SIM_PROCS), with a
-// periodic interval of EDGEACS_BENCH_INTERVAL (default 300s). Reported:
+// (default 10s) in ⌈N/25,000⌉ processes, at most one per CPU
+// (EDGEACS_BENCH_SIM_PROCS), with a periodic interval of
+// EDGEACS_BENCH_INTERVAL (default 300s). Reported:
 //
 //   - s-to-register: until the edge's /healthz counts N devices;
 //   - storm-sessions/s: sessions completed by then, per second;
@@ -43,11 +44,13 @@ package main
 // simulator processes of two threads each outnumbered the edge's two in
 // the kernel's scheduler, which gave the edge 0.1-0.3 of a core through
 // a 100k storm's first minute (with one each: the flood passed in 33 s
-// instead of 55 s). Two processes of 50,000 rather than four of 25,000
-// at 100k: each process switch costs this VM's kernel dearly, and the
-// two used 13 % less CPU (1.8-1.9 ms per bootstrap against 2.1-2.3)
-// and registered the storm in 297-307 s against 313-343 s, three runs
-// each; one process of 100,000 was no faster (321 s).
+// instead of 55 s). At most one process per CPU: each process switch
+// costs this VM's kernel dearly. At 100k on two CPUs, two processes of
+// 50,000 used 13 % less CPU than four of 25,000 (1.8-1.9 ms per
+// bootstrap against 2.1-2.3) and registered the storm in 297-307 s
+// against 313-343 s, three runs each; one process of 100,000 was no
+// faster (321 s), nor was one of 50,000 at 50k (149.9 s and 8,088
+// failed dials against 133.5 s and none with two).
 // The harness raises its soft file-descriptor limit to the hard one (the
 // children inherit it) unless EDGEACS_BENCH_KEEP_NOFILE=1.
 // EDGEACS_BENCH_BIN names a built binary instead of building one;
@@ -223,7 +226,7 @@ func runStorm(b *testing.B, bin string, n int) {
 	interval := benchEnvDuration(b, "EDGEACS_BENCH_INTERVAL", 300*time.Second)
 	timeout := benchEnvDuration(b, "EDGEACS_BENCH_TIMEOUT", 10*time.Minute)
 	steady := benchEnvDuration(b, "EDGEACS_BENCH_STEADY", 60*time.Second)
-	procs := (n + 49_999) / 50_000
+	procs := min((n+24_999)/25_000, max(runtime.NumCPU(), 1))
 	if v := os.Getenv("EDGEACS_BENCH_SIM_PROCS"); v != "" {
 		procs, _ = strconv.Atoi(v)
 		procs = min(max(procs, 1), n)
