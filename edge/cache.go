@@ -683,6 +683,21 @@ func listRecords[T any](txn *badger.Txn, prefix string) ([]T, error) {
 	return out, nil
 }
 
+// viewRecords is listRecords in a read transaction of its own, its
+// error naming what was listed.
+func viewRecords[T any](c *Cache, prefix, what string) ([]T, error) {
+	var out []T
+	err := c.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, err = listRecords[T](txn, prefix)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, nil
+}
+
 func setRecord(txn *badger.Txn, key string, v any) error {
 	b, err := fleet.Marshal(v)
 	if err != nil {
@@ -1442,14 +1457,5 @@ func (c *Cache) deleteFileMeta(name string) (fleet.FileMeta, error) {
 
 // ListFiles returns every file's metadata in name order.
 func (c *Cache) ListFiles() ([]fleet.FileMeta, error) {
-	var out []fleet.FileMeta
-	err := c.db.View(func(txn *badger.Txn) error {
-		var err error
-		out, err = listRecords[fleet.FileMeta](txn, pFile)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list files: %w", err)
-	}
-	return out, nil
+	return viewRecords[fleet.FileMeta](c, pFile, "files")
 }

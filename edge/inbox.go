@@ -413,16 +413,7 @@ func (c *Cache) downCommitted(eff downEffects) {
 
 // Presets returns the presets the core sent, in name order.
 func (c *Cache) Presets() ([]fleet.Preset, error) {
-	var out []fleet.Preset
-	err := c.db.View(func(txn *badger.Txn) error {
-		var err error
-		out, err = listRecords[fleet.Preset](txn, pPreset)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list presets: %w", err)
-	}
-	return out, nil
+	return viewRecords[fleet.Preset](c, pPreset, "presets")
 }
 
 // Provision returns the provision script the core sent under name, or
@@ -440,16 +431,7 @@ func (c *Cache) Provision(name string) (fleet.Provision, error) {
 
 // Provisions returns the provision scripts the core sent, in name order.
 func (c *Cache) Provisions() ([]fleet.Provision, error) {
-	var out []fleet.Provision
-	err := c.db.View(func(txn *badger.Txn) error {
-		var err error
-		out, err = listRecords[fleet.Provision](txn, pProv)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list provisions: %w", err)
-	}
-	return out, nil
+	return viewRecords[fleet.Provision](c, pProv, "provisions")
 }
 
 // Revoked reports whether the core revoked the edge with this name.

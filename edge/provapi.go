@@ -131,16 +131,7 @@ func (c *Cache) VirtualParameter(name string) (fleet.VirtualParameter, error) {
 // VirtualParameters returns the stored virtual parameter scripts, in name
 // order.
 func (c *Cache) VirtualParameters() ([]fleet.VirtualParameter, error) {
-	var out []fleet.VirtualParameter
-	err := c.db.View(func(txn *badger.Txn) error {
-		var err error
-		out, err = listRecords[fleet.VirtualParameter](txn, pVParam)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list virtual parameters: %w", err)
-	}
-	return out, nil
+	return viewRecords[fleet.VirtualParameter](c, pVParam, "virtual parameters")
 }
 
 // PutVirtualParameter stores a virtual parameter script of this edge's
