@@ -226,7 +226,7 @@ func runStorm(b *testing.B, bin string, n int) {
 	interval := benchEnvDuration(b, "EDGEACS_BENCH_INTERVAL", 300*time.Second)
 	timeout := benchEnvDuration(b, "EDGEACS_BENCH_TIMEOUT", 10*time.Minute)
 	steady := benchEnvDuration(b, "EDGEACS_BENCH_STEADY", 60*time.Second)
-	procs := min((n+24_999)/25_000, max(runtime.NumCPU(), 1))
+	procs := min((n+24_999)/25_000, runtime.NumCPU())
 	if v := os.Getenv("EDGEACS_BENCH_SIM_PROCS"); v != "" {
 		procs, _ = strconv.Atoi(v)
 		procs = min(max(procs, 1), n)
