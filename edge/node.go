@@ -150,7 +150,7 @@ type Config struct {
 	// channel faults "timeout".
 	ScriptTimeout time.Duration `yaml:"script_timeout"`
 	// GPVBatchSize bounds the names of one GetParameterValues or
-	// SetParameterValues the presets send (default 128,
+	// SetParameterValues the presets send (default 256,
 	// provision.DefaultBatchSize; GenieACS's cwmp.gpvBatchSize is 32). A
 	// CPE that faults a large GetParameterValues with 9002 or 9004, or
 	// hangs up or times out with one outstanding, is asked 32 names at a

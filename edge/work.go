@@ -29,8 +29,9 @@ const (
 )
 
 // refreshBatch bounds the names of one GetParameterValues a refreshObject
-// sends, so a large subtree does not become one huge CPE response.
-const refreshBatch = 128
+// sends, so a large subtree does not become one huge CPE response: the
+// presets' batch (provision.DefaultBatchSize).
+const refreshBatch = provision.DefaultBatchSize
 
 // InformMeta is what the server knows about the HTTP request that carried an Inform.
 type InformMeta struct {

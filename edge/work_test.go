@@ -368,7 +368,9 @@ func TestRefreshObject(t *testing.T) {
 	const root = "InternetGatewayDevice.LANDevice.1.Hosts."
 	var infos []cwmp.ParameterInfo
 	infos = append(infos, cwmp.ParameterInfo{Name: root}, cwmp.ParameterInfo{Name: root + "Host."})
-	for i := range 200 {
+	// Two batches: the first full, the second not.
+	hosts := refreshBatch + refreshBatch/2
+	for i := range hosts {
 		infos = append(infos, cwmp.ParameterInfo{Name: root + "Host." + strconv.Itoa(i+1) + ".IP", Writable: i%2 == 0})
 	}
 	tk := addTask(t, c, `{"name":"refreshObject","objectName":"`+root+`"}`)
@@ -398,7 +400,8 @@ func TestRefreshObject(t *testing.T) {
 		t.Errorf("refresh task: %+v", got)
 	}
 	params, _ := c.Parameters(devID)
-	if p := params[root+"Host.200.IP"]; p.Value != "v-Host.200.IP" || p.Writable == nil || *p.Writable {
+	last := "Host." + strconv.Itoa(hosts) + ".IP"
+	if p := params[root+last]; p.Value != "v-"+last || p.Writable == nil || *p.Writable {
 		t.Errorf("refreshed leaf: %+v", p)
 	}
 	if p := params[root+"Host."]; !p.Object {
