@@ -24,13 +24,13 @@ import (
 
 // bufSize is the read buffer of a session's connection; writeBufSize
 // the write buffer, held only while a request is written, so it can hold
-// a whole GetParameterNames or GetParameterValues answer (7-15 KB): one
-// write, one segment, where 4 KB took four writes, each paying the
+// a whole GetParameterNames or GetParameterValues answer (35-45 KB for a
+// gateway's whole tree): one write, where 4 KB took ten, each paying the
 // loopback's TCP path on both sides (a fifth of the simulator's CPU in a
-// storm went to writes).
+// storm went to writes), and 32 KB two.
 const (
 	bufSize      = 4 << 10
-	writeBufSize = 32 << 10
+	writeBufSize = 64 << 10
 )
 
 // writers are the write buffers, held only while a request is written.
@@ -165,7 +165,10 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var dialer net.Dialer
+	// No TCP keep-alive: a session's exchanges have their own deadline,
+	// and its four setsockopts were four of the sixteen system calls of
+	// an attempt refused with 503, a storm's flood of them.
+	dialer := net.Dialer{KeepAlive: -1}
 	if src := dialSource(t.src, host); src != nil {
 		dialer.LocalAddr = src
 	}
