@@ -778,7 +778,12 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	cwmpLn, err := net.Listen("tcp", n.cfg.CWMPAddr)
+	// No TCP keep-alive on CPE connections: the server's read and idle
+	// timeouts (60 s, 2 min) close a vanished CPE's connection before
+	// keep-alive would (15 s idle, then 9 probes 15 s apart), and its
+	// four setsockopts per accepted connection were paid by every
+	// refusal of a storm's flood too.
+	cwmpLn, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", n.cfg.CWMPAddr)
 	if err != nil {
 		return fmt.Errorf("listen for CWMP on %s: %w", n.cfg.CWMPAddr, err)
 	}
