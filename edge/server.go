@@ -832,6 +832,12 @@ func (s *Server) badMessage(r *http.Request, sess *session, who identity, env *c
 		ContentType: r.Header.Get("Content-Type"), RemoteAddr: r.RemoteAddr}, body, now)
 }
 
+// bodyPrealloc bounds the buffer readBody sets aside for a body from its
+// Content-Length before a byte of it has come: a CPE's answers are tens of
+// KB, and clients declaring the 4 MiB limit without sending it must not
+// hold that much each.
+const bodyPrealloc = 256 << 10
+
 // readBody reads the request body into buf, decompressing gzip or deflate,
 // within MaxBodyBytes. It returns the HTTP status to answer on error.
 func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) (int, error) {
@@ -870,10 +876,12 @@ func (s *Server) readBody(r *http.Request, buf *bytes.Buffer) (int, error) {
 		return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q", enc)
 	}
 	if r.ContentLength > 0 {
-		// Room for the whole declared body (at most the limit): ReadFrom
-		// otherwise reads a bootstrap's 40 KB GetParameterNames answer in
-		// as many syscalls as the buffer takes doublings to fit it.
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		// Room for the declared body: ReadFrom otherwise reads a
+		// bootstrap's 40 KB GetParameterNames answer in as many syscalls
+		// as the buffer takes doublings to fit it. Up to bodyPrealloc
+		// only: a declared length is a claim, and memory for the rest is
+		// taken as the bytes arrive.
+		buf.Grow(int(min(r.ContentLength, bodyPrealloc)) + bytes.MinRead)
 	}
 	// The decompressed size is bounded too: a small gzip bomb must not
 	// fill memory.
