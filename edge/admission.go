@@ -247,9 +247,14 @@ type admission struct {
 type retryCalendar struct {
 	mu    sync.Mutex
 	slots [calendarSlots]calSlot
-	// next is the earliest second that may have room.
-	next int64
-	rate calRate
+	// next is the earliest second that may have room at a rate of at
+	// most nextRate: every second before it was found full at that rate
+	// (the lowest booked at since the last rescan). A booking at a
+	// higher rate scans again from its floor, so seconds passed while
+	// the rate was low are filled up to the new one.
+	next     int64
+	nextRate int
+	rate     calRate
 }
 
 // calRate is the rate the calendar books at: sessions admitted per
@@ -306,6 +311,14 @@ func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, flo
 	sec, ns := now.Unix(), now.UnixNano()
 	perSec := c.rate.refused(ns, admitted, minRate)
 	lo, hi := int64(floor/time.Second), int64(horizon/time.Second)
+	if perSec > c.nextRate {
+		// The seconds passed at a lower rate have room now. Without the
+		// rescan they stayed at it: a 100k storm's flood, measured for a
+		// moment at 67 admitted a second, booked ten seconds a minute
+		// ahead at 80 returns each, and the edge sat a third busy
+		// through them while the rest waited for later seconds.
+		c.next, c.nextRate = 0, perSec
+	}
 	for s := max(c.next, sec+lo); s <= sec+hi; s++ {
 		slot := &c.slots[s%calendarSlots]
 		if slot.sec != s {
@@ -313,7 +326,9 @@ func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, flo
 		}
 		if slot.n < perSec {
 			slot.n++
-			c.next = s
+			if s > c.next {
+				c.next, c.nextRate = s, min(c.nextRate, perSec)
+			}
 			return int(s - sec)
 		}
 	}

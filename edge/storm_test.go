@@ -291,6 +291,40 @@ func TestRetryCalendar(t *testing.T) {
 	}
 }
 
+// TestCalendarRefillsThinSeconds: seconds booked while the measured rate
+// was low are filled up to a higher one once it rises, rather than left
+// thin while later seconds take the returns (a 100k storm's flood,
+// measured for a moment at 67 a second, left ten seconds at 80 returns
+// each and the edge a third busy through them).
+func TestCalendarRefillsThinSeconds(t *testing.T) {
+	floor, horizon := 10*time.Second, 600*time.Second
+	t0 := time.Unix(2_000_000, 0)
+	var c retryCalendar
+	// Within one sample (no new measurement): the rate set here is the
+	// one booked at, a fifth over it.
+	c.rate = calRate{perSec: 50, at: t0.UnixNano()}
+	book := func(n int) map[int]int {
+		got := map[int]int{}
+		for range n {
+			got[c.book(t0, 0, 100, floor, horizon)]++
+		}
+		return got
+	}
+	if got := book(180); got[10] != 60 || got[11] != 60 || got[12] != 60 || len(got) != 3 {
+		t.Fatalf("at 50 a second: %v, want 60 in each of +10..+12", got)
+	}
+	c.rate.perSec = 200
+	if got := book(500); got[10] != 180 || got[11] != 180 || got[12] != 140 || len(got) != 3 {
+		t.Fatalf("after the rate rose to 200 a second: %v, want +10..+12 filled to 240 (180, 180, 140)", got)
+	}
+	// Falling again books on from the first second with room at the new
+	// rate, not from the floor.
+	c.rate.perSec = 50
+	if got := book(60); got[13] != 60 || len(got) != 1 {
+		t.Fatalf("back at 50 a second: %v, want 60 at +13", got)
+	}
+}
+
 // TestCalendarFloor: a CPE refused for capacity is booked back from
 // calendarFloor on, not from the 10 s floor of the uniform Retry-After
 // (an edge with room again takes it in seconds), and from the window's
