@@ -182,9 +182,9 @@ func TestRetryAfterSpread(t *testing.T) {
 }
 
 // TestRetryCalendar: refused CPEs are booked back from the floor on, at
-// most half again the admission rate per second while a flood is refused
-// (the prior before a measurement and as a floor, then the measured,
-// peak-held rate), a fifth more than the rate admitted (a moving average)
+// the admission rate per second while a flood is refused (the prior
+// before a measurement and as a floor, then the measured, peak-held
+// rate), a fifth more than the rate admitted (a moving average)
 // once the refusals are returns, and drawn uniformly within the horizon
 // once it is full.
 func TestRetryCalendar(t *testing.T) {
@@ -204,13 +204,12 @@ func TestRetryCalendar(t *testing.T) {
 		return probe.refused(t0.Add(at).UnixNano(), admitted, 100)
 	}
 
-	// Before a measurement: the prior (100/s), overbooked by half, from
-	// the floor on.
+	// Before a measurement: the prior (100/s), from the floor on.
 	var c retryCalendar
-	got := book(&c, 750, 0, 0)
+	got := book(&c, 500, 0, 0)
 	for s := 10; s < 15; s++ {
-		if got[s] != 150 {
-			t.Fatalf("second +%d booked %d, want 150 (all: %v)", s, got[s], got)
+		if got[s] != 100 {
+			t.Fatalf("second +%d booked %d, want 100 (all: %v)", s, got[s], got)
 		}
 	}
 	if len(got) != 5 {
@@ -218,11 +217,11 @@ func TestRetryCalendar(t *testing.T) {
 	}
 
 	// A flood: 2,000 more refused within the second, 400 admitted. The
-	// rate rises to 400/s at once (peak-hold), booked at half again; the
-	// next bookings follow the last booked second.
+	// rate rises to 400/s at once (peak-hold); the next bookings refill
+	// the seconds booked at the prior's 100.
 	book(&c, 2000, 100*time.Millisecond, 0)
-	if got := perSec(&c, time.Second, 400); got != 600 {
-		t.Fatalf("flood at 400 admitted a second: %d a second, want 600", got)
+	if got := perSec(&c, time.Second, 400); got != 400 {
+		t.Fatalf("flood at 400 admitted a second: %d a second, want 400", got)
 	}
 	book(&c, 1, time.Second, 400)
 	if !c.rate.flood || c.rate.perSec != 400 {
@@ -232,14 +231,14 @@ func TestRetryCalendar(t *testing.T) {
 	// the rate admitted while refusing thousands a second is not what the
 	// edge does once they are gone.
 	book(&c, 2000, 1100*time.Millisecond, 400)
-	if got := perSec(&c, 2*time.Second, 410); got != 541 {
-		t.Fatalf("flood admitting 10 a second after a 400 peak: %d a second, want 541 (peak-held, a tenth's decay)", got)
+	if got := perSec(&c, 2*time.Second, 410); got != 361 {
+		t.Fatalf("flood admitting 10 a second after a 400 peak: %d a second, want 361 (peak-held, a tenth's decay)", got)
 	}
 	var low retryCalendar
 	book(&low, 1, 0, 0)
 	book(&low, 1000, 100*time.Millisecond, 0)
-	if got := perSec(&low, time.Second, 10); got != 150 {
-		t.Fatalf("flood admitting 10 a second: %d a second, want the prior's 150", got)
+	if got := perSec(&low, time.Second, 10); got != 100 {
+		t.Fatalf("flood admitting 10 a second: %d a second, want the prior's 100", got)
 	}
 
 	// Returns: fewer refusals than four times the admissions. The edge
@@ -267,7 +266,7 @@ func TestRetryCalendar(t *testing.T) {
 		book(&slow, 20, time.Duration(i)*250*time.Millisecond, admitted)
 	}
 	if got := perSec(&slow, 10*time.Second+250*time.Millisecond, admitted+12); got < 55 || got > 65 {
-		t.Fatalf("returns at 48 admitted a second, prior 100: %d a second, want ~58, not the prior's 150", got)
+		t.Fatalf("returns at 48 admitted a second, prior 100: %d a second, want ~58, not the prior's 100", got)
 	}
 	// Quiet for 10 s, then a refusal: a new burst, at the prior again
 	// (what the edge admitted while it had room is not what it can do).
