@@ -217,3 +217,69 @@ func TestCacheTreePathTimes(t *testing.T) {
 		run(seed, rng, 40, 30, newCacheTree(c, id, later, time.Time{}, nil), full)
 	}
 }
+
+// TestWrittenInOrder: commit's nodes to store come in path order, every
+// one of them, whatever the session did: the walk down the overlay's
+// sorted child lists where it reaches them all (a session that only
+// puts, as a bootstrap's), the sort where it does not. The names include
+// what sorts around the separator ('-' and '/' either side of '.') and
+// instance numbers that do not sort as numbers.
+func TestWrittenInOrder(t *testing.T) {
+	c := openTestCache(t, "")
+	paths := []string{
+		"A.", "A.B.", "A.B.c", "A.B-x", "A.B/y", "A.B.1.", "A.B.1.x", "A.B.10.", "A.B.10.x", "A.B.2.",
+		"A.B.2.x", "A.Bc", "A.e", "A.F.", "A.F.g", "A.F.H.", "A.F.H.i", "K.", "K.l", "K.l2",
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	walked := 0
+	for seed := range uint64(300) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		ct := newCacheTree(c, "dev-"+strconv.FormatUint(seed, 10), t0, time.Time{}, nil)
+		del := 0 // no deletes: the walk must reach every node
+		if seed%2 == 1 {
+			del = 6
+		}
+		for i := range 30 {
+			p := paths[rng.IntN(len(paths))]
+			if del > 0 && rng.IntN(del) == 0 {
+				if _, ok := ct.Get(p); ok {
+					ct.Delete(p)
+				}
+				continue
+			}
+			e := provision.Entry{Path: p, PathTime: t0.Add(time.Duration(i) * time.Second)}
+			if !isObjectPath(p) {
+				e.Value, e.ValueTime = "v", e.PathTime
+			}
+			ct.Put(e)
+			if rng.IntN(3) == 0 {
+				ct.Children(parentOf(p), func(provision.Entry) bool { return true }) // memoizes a sorted list
+			}
+		}
+		var want []string
+		for p, o := range ct.over {
+			if o.dirty && !o.deleted {
+				want = append(want, p)
+			}
+		}
+		slices.Sort(want)
+		var got []string
+		for _, w := range ct.writtenInOrder() {
+			if ct.over[w.path] != w.o {
+				t.Fatalf("seed %d: %q paired with another node", seed, w.path)
+			}
+			got = append(got, w.path)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("seed %d: written\n%v\nwant\n%v", seed, got, want)
+		}
+		if _, ok := ct.writtenByWalk(); ok {
+			walked++
+		} else if del == 0 {
+			t.Fatalf("seed %d: a session that only put nodes was not walked in order", seed)
+		}
+	}
+	if walked < 150 {
+		t.Fatalf("the walk served %d of 300 sessions, want at least the 150 without deletes", walked)
+	}
+}
