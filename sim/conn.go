@@ -163,6 +163,11 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 		old.Close()
 	}
 
+	// Room for a descriptor first (Config.MaxSockets): the wait is the
+	// simulator's, so the dial's timeout starts after it.
+	if !t.f.acquireSocket(ctx) {
+		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, ctx.Err())
+	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	// No TCP keep-alive: a session's exchanges have their own deadline,
@@ -174,7 +179,11 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 	}
 	conn, err := dialer.DialContext(dctx, "tcp", hostport)
 	if err != nil {
+		t.f.releaseSocket()
 		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, err)
+	}
+	if t.f.sockets != nil {
+		conn = &socketConn{Conn: conn, f: t.f}
 	}
 	if req.URL.Scheme == "https" {
 		tc := tls.Client(conn, t.f.tlsConfig(host))

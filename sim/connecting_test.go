@@ -85,3 +85,40 @@ func TestMaxConnecting(t *testing.T) {
 		waitFor(t, func() bool { return f.Stats().SessionsCompleted == 4 })
 	})
 }
+
+// TestMaxSockets: with MaxSockets set, no more connections to the ACS are
+// open at once than that, the devices past it waiting for one to close
+// rather than failing their session (a process out of descriptors is the
+// simulator's limit, not the ACS's); by default the bound comes from the
+// process's descriptor limit.
+func TestMaxSockets(t *testing.T) {
+	acs, url := newGatedACS(t, "empty")
+	f := startFleet(t, Config{ACSURL: url, Count: 6, MaxSockets: 2})
+	// Two sessions past their Inform, each holding its connection.
+	waitFor(t, func() bool { return acs.held.Load() == 2 })
+	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+		if n := acs.held.Load(); n > 2 {
+			t.Fatalf("%d sessions held at the ACS at once, bound 2 connections", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	acs.open()
+	waitFor(t, func() bool { return f.Stats().SessionsCompleted == 6 })
+	if st := f.Stats(); st.SessionErrors != 0 {
+		t.Fatalf("%d sessions failed waiting for a socket, want 0", st.SessionErrors)
+	}
+	acs.mu.Lock()
+	defer acs.mu.Unlock()
+	if acs.maxHeld != 2 {
+		t.Fatalf("at most %d sessions held at the ACS at once, want 2", acs.maxHeld)
+	}
+
+	var c Config
+	c.ACSURL, c.Count = url, 1
+	if err := c.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	if lim := fdLimit(); lim > 0 && lim <= 1<<22 && (c.MaxSockets <= 0 || uint64(c.MaxSockets) >= lim) {
+		t.Fatalf("default MaxSockets %d with a descriptor limit of %d", c.MaxSockets, lim)
+	}
+}

@@ -22,7 +22,10 @@
 // Other knobs are on Config: UDPCRAddr and STUNServer (TR-111 UDP
 // connection requests), TimeScale (retry back-off and scheduled delays),
 // RebootDelay, Insecure/CAFile/RootCAs for HTTPS, PoolConnections,
-// MaxConnecting (how many devices open a session at once).
+// MaxConnecting (how many devices open a session at once), MaxSockets
+// (how many connections to the ACS a process holds at once; by default
+// its descriptor limit less a tenth, so a storm's flood waits for
+// descriptors instead of failing sessions on them).
 //
 // # Data model
 //

@@ -102,6 +102,13 @@ type Config struct {
 	// the ACS holds their sessions open for nothing. Bounded, the devices
 	// past it wait to start and those in session go on.
 	MaxConnecting int
+	// MaxSockets bounds the connections to the ACS the process holds at
+	// once, the devices past it waiting for one to close before they dial
+	// (0: the process's descriptor limit less a tenth; negative: no
+	// bound). Running out of descriptors is the simulator's limit, not
+	// the ACS's: unbounded, a process of 50,000 devices dialling in a
+	// storm's flood failed sessions on "too many open files".
+	MaxSockets int
 	// SingleSource makes every device connect from the one address the
 	// system picks. By default, on Linux, devices connecting to a
 	// loopback address each do so from their own (127.a.b.c, from the
@@ -145,6 +152,9 @@ type Fleet struct {
 	// connecting holds a token per device opening a session
 	// (Config.MaxConnecting); nil: no bound.
 	connecting chan struct{}
+	// sockets holds a token per connection to the ACS open
+	// (Config.MaxSockets); nil: no bound.
+	sockets chan struct{}
 
 	crLn    net.Listener
 	crSrv   *http.Server
@@ -176,6 +186,9 @@ func New(cfg Config) (*Fleet, error) {
 	f.dlFaultRate.Store(math.Float64bits(cfg.DownloadFaultRate))
 	if cfg.MaxConnecting > 0 {
 		f.connecting = make(chan struct{}, cfg.MaxConnecting)
+	}
+	if cfg.MaxSockets > 0 {
+		f.sockets = make(chan struct{}, cfg.MaxSockets)
 	}
 	f.nonceKey = make([]byte, 32)
 	if _, err := rand.Read(f.nonceKey); err != nil {
@@ -246,6 +259,9 @@ func (c *Config) defaults() error {
 	}
 	if c.MaxConnecting < 0 {
 		return fmt.Errorf("%w: max connecting %d is negative", ErrBadConfig, c.MaxConnecting)
+	}
+	if c.MaxSockets == 0 {
+		c.MaxSockets = socketBound()
 	}
 	if c.Offset < 0 || c.Offset > math.MaxInt32-c.Count {
 		return fmt.Errorf("%w: offset %d must be between 0 and %d", ErrBadConfig, c.Offset, math.MaxInt32-c.Count)
