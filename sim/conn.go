@@ -165,7 +165,7 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 
 	// Room for a descriptor first (Config.MaxSockets): the wait is the
 	// simulator's, so the dial's timeout starts after it.
-	if !t.f.acquireSocket(ctx) {
+	if !t.f.sockets.enter(ctx) {
 		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, ctx.Err())
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -179,7 +179,7 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 	}
 	conn, err := dialer.DialContext(dctx, "tcp", hostport)
 	if err != nil {
-		t.f.releaseSocket()
+		t.f.sockets.leave()
 		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, err)
 	}
 	if t.f.sockets != nil {

@@ -32,6 +32,18 @@ func newGatedACS(t *testing.T, hold string) (*gatedACS, string) {
 	return a, srv.URL
 }
 
+// holdsAtMost fails the test if more than n requests are held at once
+// over the next 200 ms (what held is made of: what).
+func (a *gatedACS) holdsAtMost(t *testing.T, n int32, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
+		if got := a.held.Load(); got > n {
+			t.Fatalf("%d %s at once, bound %d", got, what, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // open lets every held request through, and those to come.
 func (a *gatedACS) open() { a.once.Do(func() { close(a.release) }) }
 
@@ -62,12 +74,7 @@ func TestMaxConnecting(t *testing.T) {
 		waitFor(t, func() bool { return f.Stats().SessionsStarted == 8 && acs.held.Load() == 2 })
 		// Every device has begun; none past the two may reach the ACS.
 		// (Unbounded, the other six arrive within milliseconds.)
-		for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
-			if n := acs.held.Load(); n > 2 {
-				t.Fatalf("%d Informs waiting at the ACS at once, bound 2", n)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		acs.holdsAtMost(t, 2, "Informs waiting at the ACS")
 		acs.open()
 		waitFor(t, func() bool { return f.Stats().SessionsCompleted == 8 })
 		acs.mu.Lock()
@@ -96,12 +103,7 @@ func TestMaxSockets(t *testing.T) {
 	f := startFleet(t, Config{ACSURL: url, Count: 6, MaxSockets: 2})
 	// Two sessions past their Inform, each holding its connection.
 	waitFor(t, func() bool { return acs.held.Load() == 2 })
-	for deadline := time.Now().Add(200 * time.Millisecond); time.Now().Before(deadline); {
-		if n := acs.held.Load(); n > 2 {
-			t.Fatalf("%d sessions held at the ACS at once, bound 2 connections", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	acs.holdsAtMost(t, 2, "sessions held at the ACS")
 	acs.open()
 	waitFor(t, func() bool { return f.Stats().SessionsCompleted == 6 })
 	if st := f.Stats(); st.SessionErrors != 0 {

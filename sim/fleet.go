@@ -151,10 +151,14 @@ type Fleet struct {
 	nonceKey  []byte
 	// connecting holds a token per device opening a session
 	// (Config.MaxConnecting); nil: no bound.
-	connecting chan struct{}
+	connecting gate
 	// sockets holds a token per connection to the ACS open
-	// (Config.MaxSockets); nil: no bound.
-	sockets chan struct{}
+	// (Config.MaxSockets; socketConn gives it back): a real CPE has a
+	// socket of its own, and a process of 50,000 devices dialling in a
+	// storm's flood ran out of descriptors (26,826 sessions of a 100k
+	// storm failed on "socket: too many open files", backed off as if
+	// the ACS had failed them). nil: no bound.
+	sockets gate
 
 	crLn    net.Listener
 	crSrv   *http.Server
@@ -184,12 +188,7 @@ func New(cfg Config) (*Fleet, error) {
 	}
 	f := &Fleet{cfg: cfg, log: cfg.Logger, stats: newStats(), byToken: map[string]*Device{}, seen: newRecentIDs(), spread: spreadSources(cfg)}
 	f.dlFaultRate.Store(math.Float64bits(cfg.DownloadFaultRate))
-	if cfg.MaxConnecting > 0 {
-		f.connecting = make(chan struct{}, cfg.MaxConnecting)
-	}
-	if cfg.MaxSockets > 0 {
-		f.sockets = make(chan struct{}, cfg.MaxSockets)
-	}
+	f.connecting, f.sockets = newGate(cfg.MaxConnecting), newGate(cfg.MaxSockets)
 	f.nonceKey = make([]byte, 32)
 	if _, err := rand.Read(f.nonceKey); err != nil {
 		return nil, fmt.Errorf("nonce key: %w", err)
@@ -479,23 +478,35 @@ func loopbackSource(i int) net.IP {
 	return net.IPv4(127, byte(a), byte(b), byte(c))
 }
 
-// startConnecting waits for a token to open a session (Config.MaxConnecting)
-// and reports whether it has one; false when ctx ended first.
-func (f *Fleet) startConnecting(ctx context.Context) bool {
-	if f.connecting == nil {
+// gate bounds how many may be inside at once (a token each); nil lets
+// everyone in.
+type gate chan struct{}
+
+// newGate is a gate for n at once; nil (no bound) when n <= 0.
+func newGate(n int) gate {
+	if n <= 0 {
+		return nil
+	}
+	return make(gate, n)
+}
+
+// enter waits for a token and reports whether it got one; false when ctx
+// ended first.
+func (g gate) enter(ctx context.Context) bool {
+	if g == nil {
 		return true
 	}
 	select {
-	case f.connecting <- struct{}{}:
+	case g <- struct{}{}:
 		return true
 	case <-ctx.Done():
 		return false
 	}
 }
 
-// doneConnecting returns the token startConnecting took.
-func (f *Fleet) doneConnecting() {
-	if f.connecting != nil {
-		<-f.connecting
+// leave returns the token enter took.
+func (g gate) leave() {
+	if g != nil {
+		<-g
 	}
 }

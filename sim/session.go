@@ -188,19 +188,19 @@ func (d *Device) session(ctx context.Context) (err error) {
 	// Opening the session waits its turn (Config.MaxConnecting): the
 	// time waited is the simulator's, not the ACS's, so the session's
 	// clock starts after it.
-	if !d.f.startConnecting(ctx) {
+	if !d.f.connecting.enter(ctx) {
 		return ctx.Err()
 	}
 	start := time.Now()
 	c, err := d.newSessionClient()
 	if err != nil {
-		d.f.doneConnecting()
+		d.f.connecting.leave()
 		return err
 	}
 	defer c.close()
 	ns := cwmp.NS10
 	reply, err := c.post(ctx, &cwmp.Envelope{Namespace: ns, ID: "1", HasID: true, Body: inform})
-	d.f.doneConnecting()
+	d.f.connecting.leave()
 	if err != nil {
 		return err
 	}

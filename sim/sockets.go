@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"net"
 	"sync"
 )
@@ -22,31 +21,6 @@ func socketBound() int {
 	return max(int(n)-max(int(n)/10, socketReserve), 1)
 }
 
-// acquireSocket waits for room for one more connection to the ACS
-// (Config.MaxSockets) and reports whether it got it; false when ctx ended
-// first. A real CPE has a socket of its own: a simulator process holding
-// tens of thousands of devices, all dialling in a storm's flood, ran out
-// of descriptors (26,826 sessions of a 100k storm failed on "socket: too
-// many open files" and backed off as if the ACS had failed them).
-func (f *Fleet) acquireSocket(ctx context.Context) bool {
-	if f.sockets == nil {
-		return true
-	}
-	select {
-	case f.sockets <- struct{}{}:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
-// releaseSocket gives back the room acquireSocket took.
-func (f *Fleet) releaseSocket() {
-	if f.sockets != nil {
-		<-f.sockets
-	}
-}
-
 // socketConn is a connection to the ACS counted against the bound until
 // it is closed.
 type socketConn struct {
@@ -57,6 +31,6 @@ type socketConn struct {
 
 func (c *socketConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.f.releaseSocket)
+	c.once.Do(c.f.sockets.leave)
 	return err
 }
