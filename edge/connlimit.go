@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/edgeacs/edgeacs/internal/slotconn"
 )
 
 // limitListener bounds the connections a listener hands out: at the bound
@@ -22,6 +24,9 @@ type limitListener struct {
 
 	done      chan struct{}
 	closeOnce sync.Once
+	// releaseSlot is release, bound once: each accepted connection's
+	// slotconn calls it at its first Close.
+	releaseSlot func()
 }
 
 // evictPoll is how often a full listener looks again for idle connections
@@ -36,8 +41,10 @@ const (
 
 func newLimitListener(ln net.Listener, n int, m *StormMetrics) *limitListener {
 	m.ConnectionLimit.Set(float64(n))
-	return &limitListener{Listener: ln, sem: make(chan struct{}, n), metrics: m,
+	l := &limitListener{Listener: ln, sem: make(chan struct{}, n), metrics: m,
 		idle: map[net.Conn]time.Time{}, done: make(chan struct{})}
+	l.releaseSlot = l.release
+	return l
 }
 
 // Accept waits for a free slot, then accepts.
@@ -51,7 +58,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.metrics.OpenConnections.Set(float64(len(l.sem)))
-	return &limitConn{Conn: c, l: l}, nil
+	return slotconn.New(c, l.releaseSlot), nil
 }
 
 func (l *limitListener) acquire() bool {
@@ -110,17 +117,8 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
-type limitConn struct {
-	net.Conn
-	l    *limitListener
-	once sync.Once
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(func() {
-		<-c.l.sem
-		c.l.metrics.OpenConnections.Set(float64(len(c.l.sem)))
-	})
-	return err
+// release gives back a closed connection's slot.
+func (l *limitListener) release() {
+	<-l.sem
+	l.metrics.OpenConnections.Set(float64(len(l.sem)))
 }

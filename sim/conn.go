@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/edgeacs/edgeacs/internal/slotconn"
 )
 
 // A CPE holds one TCP connection per session. net/http's Transport gives
@@ -183,7 +185,7 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, err)
 	}
 	if t.f.sockets != nil {
-		conn = &socketConn{Conn: conn, f: t.f}
+		conn = slotconn.New(conn, t.f.sockets.leave)
 	}
 	if req.URL.Scheme == "https" {
 		tc := tls.Client(conn, t.f.tlsConfig(host))

@@ -153,7 +153,7 @@ type Fleet struct {
 	// (Config.MaxConnecting); nil: no bound.
 	connecting gate
 	// sockets holds a token per connection to the ACS open
-	// (Config.MaxSockets; socketConn gives it back): a real CPE has a
+	// (Config.MaxSockets; the connection's slotconn gives it back): a real CPE has a
 	// socket of its own, and a process of 50,000 devices dialling in a
 	// storm's flood ran out of descriptors (26,826 sessions of a 100k
 	// storm failed on "socket: too many open files", backed off as if

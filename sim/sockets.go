@@ -1,10 +1,5 @@
 package sim
 
-import (
-	"net"
-	"sync"
-)
-
 // socketReserve is how many of the process's file descriptors the socket
 // bound leaves for everything else (the connection-request listeners and
 // the connections to them, transfers, logs): a tenth, at least this many.
@@ -19,18 +14,4 @@ func socketBound() int {
 		return 0
 	}
 	return max(int(n)-max(int(n)/10, socketReserve), 1)
-}
-
-// socketConn is a connection to the ACS counted against the bound until
-// it is closed.
-type socketConn struct {
-	net.Conn
-	f    *Fleet
-	once sync.Once
-}
-
-func (c *socketConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.f.sockets.leave)
-	return err
 }
