@@ -403,7 +403,7 @@ func OpenCache(dir string, opts CacheOptions) (*Cache, error) {
 	// Not Badger's own Sync, which stops the store while it runs (see
 	// logSyncer); durable never syncs an in-memory or always-synced store.
 	c.logs = newLogSyncer(dir)
-	c.gsync = newGroupSync(c.logs.sync)
+	c.gsync = newGroupSync(c.logs.sync, syncPace)
 	c.guard = newStoreGuard(log, opts.StoreFailureLimit)
 	c.guard.onFailure = opts.OnStoreFailure
 	if err := c.loadCounters(); err != nil {
@@ -584,6 +584,9 @@ func (m *rateMeter) rate(now time.Time) float64 {
 	m.mu.Unlock()
 	return float64(sum) / rateWindow
 }
+
+// SyncRounds is how many fsync rounds durable has run.
+func (c *Cache) SyncRounds() uint64 { return c.gsync.rounds.Load() }
 
 // durable makes the commits made so far survive a power loss. It is free
 // when every commit already fsyncs or nothing is on disk.

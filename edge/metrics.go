@@ -136,6 +136,16 @@ func (m *Metrics) watchOutboxAge(age func() float64) {
 	}, age))
 }
 
+// watchStoreSyncs adds the counter of the cache's fsync rounds, read at
+// scrape time: against the sessions it says how well promised writes
+// share their fsyncs.
+func (m *Metrics) watchStoreSyncs(rounds func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Namespace: "edgeacs", Subsystem: "edge", Name: "store_syncs_total",
+		Help: "Fsync rounds run for writes promised durable (shared by the writes made meanwhile).",
+	}, rounds))
+}
+
 // TaskFinal counts a task that reached a final status; it is the cache's
 // CacheOptions.OnTaskFinal hook.
 func (m *Metrics) TaskFinal(t *fleet.Task) {

@@ -525,6 +525,12 @@ func New(cfg Config, logger *slog.Logger) (*Node, error) {
 		}
 		return cache.OutboxOldest().Seconds()
 	})
+	metrics.watchStoreSyncs(func() float64 {
+		if cache == nil {
+			return 0
+		}
+		return float64(cache.SyncRounds())
+	})
 	metrics.watchDeviceStates(func(now time.Time) (map[string]int, error) {
 		if cache == nil {
 			return nil, nil
