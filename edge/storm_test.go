@@ -162,6 +162,11 @@ func TestStorm(t *testing.T) {
 	if strings.Contains(e.logs.String(), "panic") {
 		t.Fatalf("the edge logged a panic:\n%s", e.logs.String())
 	}
+	// Every new device's Inform waited for a group fsync, and they shared
+	// the rounds: at least one ran, never more than one per promised write.
+	if syncs := e.metricValue("edgeacs_edge_store_syncs_total"); syncs < 1 || syncs > float64(2*n) {
+		t.Errorf("edgeacs_edge_store_syncs_total = %v after %d new devices, want 1..%d", syncs, n, 2*n)
+	}
 }
 
 // TestRetryAfterSpread: refused CPEs are told to come back at different
