@@ -51,9 +51,16 @@ func TestOperatorSequenceRidesOneSession(t *testing.T) {
 	}
 	var session time.Time // the LastInform of the session the tasks ran in
 	for i, st := range steps {
+		posted := time.Now()
 		task := e.postTask(id, st.body, "connection_request&wait=10s")
 		if task.Status != fleet.StatusDone {
 			t.Fatalf("%s: %s %+v", st.name, task.Status, task.Fault)
+		}
+		// A task run by a held session is stamped when it ran, not when
+		// the hold began (before it was posted): a diagnostic's timeout
+		// counts from that time.
+		if task.Updated.Before(posted) {
+			t.Fatalf("%s: updated %s, before it was posted at %s", st.name, task.Updated.Format(time.RFC3339Nano), posted.UTC().Format(time.RFC3339Nano))
 		}
 		d := e.device(id)
 		if i == 0 {

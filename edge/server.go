@@ -667,6 +667,10 @@ func (s *Server) linger(ctx context.Context, sess *session) cwmp.Message {
 	for {
 		// Watch before looking, so a task queued in between is seen.
 		watch := s.cache.watchQueue(sess.deviceID)
+		// A task queued while the session waited starts now, not when
+		// the hold began: its times (a diagnostic's timeout counts from
+		// when it was sent) must not predate its queueing.
+		w.restamp(time.Now())
 		if m := w.Next(); m != nil {
 			s.cache.unwatchQueue(sess.deviceID, watch)
 			s.metrics.SessionLingers.WithLabelValues("task").Inc()

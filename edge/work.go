@@ -1180,6 +1180,10 @@ func (w *SessionWork) Lingering() bool {
 	return w.c.awaited(ids)
 }
 
+// restamp moves the session's clock (InformMeta.Now, the time its tasks
+// are stamped with) to now, for a session held open past its Inform.
+func (w *SessionWork) restamp(now time.Time) { w.meta.Now = now }
+
 // Checkpoint commits what the session has done so far, as End would, and
 // lets it go on: the API clients waiting for its tasks get their results
 // while the session stays open for a follow-up. now moves the session's
