@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -47,8 +48,10 @@ func TestStatsMerge(t *testing.T) {
 	a.started.Add(99)
 	b.started.Add(2)
 	b.errors.Add(1)
+	a.busy.Add(3)
+	b.busy.Add(4)
 	m := a.snapshot(10).Merge(b.snapshot(5))
-	if m.Devices != 15 || m.SessionsStarted != 101 || m.SessionsCompleted != 100 || m.SessionErrors != 1 ||
+	if m.Devices != 15 || m.SessionsStarted != 101 || m.SessionsCompleted != 100 || m.SessionErrors != 1 || m.SessionsBusy != 7 ||
 		m.RPCs["GetParameterValues"] != 2 || m.Events["0 BOOTSTRAP"] != 1 {
 		t.Fatalf("merged %+v", m)
 	}
@@ -61,5 +64,46 @@ func TestStatsMerge(t *testing.T) {
 	}
 	if got := (Stats{}).Merge(Stats{}); got.SessionP99 != 0 || got.Histogram != nil {
 		t.Errorf("empty merge %+v", got)
+	}
+}
+
+// TestStatsMergeAddsEveryCounter sets every counter of two Stats and
+// checks Merge adds each: a counter Merge forgot (SessionsBusy once) read
+// zero in `edgeacs sim --processes`'s summary and the storm benchmark.
+func TestStatsMergeAddsEveryCounter(t *testing.T) {
+	var a, b Stats
+	va, vb := reflect.ValueOf(&a).Elem(), reflect.ValueOf(&b).Elem()
+	typ := va.Type()
+	n := 0
+	for i := range typ.NumField() {
+		f := va.Field(i)
+		switch f.Kind() {
+		case reflect.Uint64:
+			f.SetUint(uint64(10 + i))
+			vb.Field(i).SetUint(uint64(100 * (i + 1)))
+			n++
+		case reflect.Int:
+			f.SetInt(int64(10 + i))
+			vb.Field(i).SetInt(int64(100 * (i + 1)))
+			n++
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d counters in Stats", n)
+	}
+	m := reflect.ValueOf(a.Merge(b))
+	for i := range typ.NumField() {
+		var got, want int64
+		switch m.Field(i).Kind() {
+		case reflect.Uint64:
+			got, want = int64(m.Field(i).Uint()), int64(10+i+100*(i+1))
+		case reflect.Int:
+			got, want = m.Field(i).Int(), int64(10+i+100*(i+1))
+		default:
+			continue
+		}
+		if got != want {
+			t.Errorf("Merge: %s = %d, want %d", typ.Field(i).Name, got, want)
+		}
 	}
 }

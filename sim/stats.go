@@ -52,6 +52,7 @@ func (s Stats) Merge(o Stats) Stats {
 		SessionsStarted:    s.SessionsStarted + o.SessionsStarted,
 		SessionsCompleted:  s.SessionsCompleted + o.SessionsCompleted,
 		SessionErrors:      s.SessionErrors + o.SessionErrors,
+		SessionsBusy:       s.SessionsBusy + o.SessionsBusy,
 		Faults:             s.Faults + o.Faults,
 		Retries:            s.Retries + o.Retries,
 		ConnectionRequests: s.ConnectionRequests + o.ConnectionRequests,
