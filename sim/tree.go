@@ -132,12 +132,12 @@ func (t *Tree) Serial() string { return t.serial }
 func (t *Tree) Reset() {
 	t.Boot()
 	t.l = t.m.layout
-	t.vals = make([]string, len(t.l.nodes))
+	t.vals = slices.Clone(t.m.baseVals)
 	t.attrs = nil
 	t.changed = nil
 	ctx := genCtx{m: t.m, seed: t.id.Seed, index: t.id.Index, serial: t.serial, crURL: t.id.ConnectionRequestURL}
-	for i := range t.l.nodes {
-		t.fill(&ctx, int32(i))
+	for _, i := range t.m.perDevice {
+		t.fill(&ctx, i)
 	}
 }
 

@@ -575,3 +575,70 @@ func TestLiveValues(t *testing.T) {
 		})
 	}
 }
+
+// TestResetGeneratesEveryValue checks Reset's shortcut (the model's
+// device-independent values copied, the rest generated per device)
+// against generating every node's template for the device.
+func TestResetGeneratesEveryValue(t *testing.T) {
+	for _, name := range []string{"tr098", "tr181", "voip"} {
+		m, err := LoadModel(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.perDevice) == 0 || len(m.perDevice) >= len(m.layout.nodes)/2 {
+			t.Errorf("%s: %d of %d nodes generated per device", name, len(m.perDevice), len(m.layout.nodes))
+		}
+		for _, index := range []int{0, 1, 37, 99999} {
+			id := Identity{Seed: 7, Index: index, ConnectionRequestURL: "http://cr.example/x"}
+			tr := NewTree(m, id)
+			ctx := genCtx{m: m, seed: id.Seed, index: id.Index, serial: tr.serial, crURL: id.ConnectionRequestURL}
+			for i, n := range tr.l.nodes {
+				g := &m.gen[n.gen]
+				want := ""
+				if !g.object {
+					ctx.path, ctx.inst = n.name, n.inst
+					want = ctx.expand(g.value)
+				}
+				if strings.Contains(g.value, "{now}") {
+					continue // the clock moved on
+				}
+				if tr.vals[i] != want {
+					t.Errorf("%s device %d: %s = %q, want %q", name, index, n.name, tr.vals[i], want)
+				}
+			}
+		}
+	}
+}
+
+// TestGeneratedValuesStable pins a few generated values: they derive from
+// (seed, index, path) only, and a fleet restarted with the same seed must
+// report the same serials, MACs and passwords as before.
+func TestGeneratedValuesStable(t *testing.T) {
+	for _, tc := range []struct {
+		model string
+		index int
+		name  string
+		want  string
+	}{
+		{"tr098", 0, "InternetGatewayDevice.DeviceInfo.SerialNumber", "ESG000700000000"},
+		{"tr098", 0, "InternetGatewayDevice.DeviceInfo.MemoryStatus.Free", "161486"},
+		{"tr098", 0, "InternetGatewayDevice.ManagementServer.Password", "ec1746f1f415"},
+		{"tr098", 0, "InternetGatewayDevice.LANDevice.1.LANEthernetInterfaceConfig.2.MACAddress", "00:D0:9E:7C:2E:FE"},
+		{"tr098", 0, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.SSID", "EdgeSim-bfbc-1"},
+		{"tr098", 0, "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1.KeyPassphrase", "4afa7c119e3fc4d3"},
+		{"tr181", 37, "Device.Ethernet.Interface.1.MACAddress", "00:D0:9F:AA:A0:CC"},
+	} {
+		m, err := LoadModel(tc.model)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := NewTree(m, Identity{Seed: 7, Index: tc.index})
+		i, ok := tr.lookup(tc.name)
+		if !ok {
+			t.Fatalf("%s has no %s", tc.model, tc.name)
+		}
+		if got := tr.vals[i]; got != tc.want {
+			t.Errorf("%s device %d: %s = %q, want %q", tc.model, tc.index, tc.name, got, tc.want)
+		}
+	}
+}
