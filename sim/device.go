@@ -258,8 +258,8 @@ func (d *Device) run(ctx context.Context, startDelay time.Duration) {
 	nextPeriodic := d.periodicAfter(rng)
 	for ctx.Err() == nil {
 		if d.hasEvents() {
-			growStack()
-			err := d.session(ctx)
+			var err error
+			d.f.workers.run(func() { err = d.session(ctx) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -639,14 +639,14 @@ var errSession = errors.New("sim: session failed")
 const growStackBytes = 8 << 10
 
 // growStack grows the calling goroutine's stack, from a shallow frame,
-// to what a session needs, in one copy. A device sleeps between sessions
-// on a stack the collector has shrunk, and its session otherwise grew it
-// a doubling at a time from deep inside the dial and net/http, each
-// doubling a copy of every frame beneath. In a storm's flood (thousands
-// of first attempts a second, each a dial and a 503) that was a fifth of
-// the simulator's CPU by profile; BenchmarkRefusedFlood: ~15 % less per
-// refused attempt. The byte it returns means nothing: it keeps the
-// frame from being optimised away.
+// to what a session needs, in one copy. A session worker (workers.go)
+// calls it when it starts; its sessions otherwise grew the stack a
+// doubling at a time from deep inside the dial and net/http, each
+// doubling a copy of every frame beneath (when each device grew its own
+// stack for every attempt, a fifth of the simulator's CPU in a storm's
+// flood; BenchmarkRefusedFlood: ~15 % less per refused attempt). The
+// byte it returns means nothing: it keeps the frame from being optimised
+// away.
 //
 //go:noinline
 func growStack() byte {

@@ -159,6 +159,8 @@ type Fleet struct {
 	// storm failed on "socket: too many open files", backed off as if
 	// the ACS had failed them). nil: no bound.
 	sockets gate
+	// workers run the devices' sessions (set by Start).
+	workers *sessionWorkers
 
 	crLn    net.Listener
 	crSrv   *http.Server
@@ -325,17 +327,23 @@ func (f *Fleet) Start(ctx context.Context) error {
 	}
 	f.started = true
 	ctx, f.cancel = context.WithCancel(ctx)
+	f.workers = newSessionWorkers(ctx, &f.wg)
 	f.serve(ctx)
 	n := len(f.devices)
+	// Each device's first Inform is due at a time fixed now, not a delay
+	// counted from when its goroutine first runs: starting 50,000
+	// goroutines on one CPU while the first devices already inform took
+	// seconds, and stretched the ramp by that much.
+	t0 := time.Now()
 	for i, d := range f.devices {
-		var delay time.Duration
+		at := t0
 		if f.cfg.Ramp > 0 && n > 1 {
-			delay = time.Duration(int64(f.cfg.Ramp) * int64(i) / int64(n))
+			at = t0.Add(time.Duration(int64(f.cfg.Ramp) * int64(i) / int64(n)))
 		}
 		f.wg.Add(1)
 		go func() {
 			defer f.wg.Done()
-			d.run(ctx, delay)
+			d.run(ctx, time.Until(at))
 		}()
 	}
 	return nil
