@@ -170,7 +170,13 @@ func (t *connTransport) connect(ctx context.Context, req *http.Request) (net.Con
 	if !t.f.sockets.enter(ctx) {
 		return nil, nil, false, fmt.Errorf("dial %s: %w", hostport, ctx.Err())
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// The dial gets the exchange's timeout (Config.SessionTimeout, 30 s),
+	// not 10 s: an ACS whose accept queue overflows drops SYNs, and a
+	// CPE's TCP stack sends them again after 1, 3, 7 and 15 s (Linux
+	// gives up after ~2 minutes). At 10 s the simulator gave up where a
+	// CPE keeps trying: a 100k storm's flood failed 35-575 sessions on
+	// "dial: i/o timeout" once its devices dialled faster.
+	dctx, cancel := context.WithTimeout(ctx, max(t.timeout, 10*time.Second))
 	defer cancel()
 	// No TCP keep-alive: a session's exchanges have their own deadline,
 	// and its four setsockopts were four of the sixteen system calls of
