@@ -87,9 +87,13 @@
 // request for the client timeout): ~54 KB per device with 15,000 sessions
 // waiting on a silent ACS. That, not the idle cost, is why a fleet whose
 // ACS is slow looked like 44 KB per device at 50,000. Sessions now run on
-// the device's own goroutine (connTransport: one connection, deadlines
-// instead of timers, a pooled write buffer): ~34 KB per device in the same
-// test. The other limit is file descriptors: every session in flight is a
+// one goroutine each (connTransport: one connection, deadlines instead of
+// timers, a pooled write buffer): ~34 KB per device in the same test.
+// That goroutine is a session worker kept between sessions (workers.go),
+// not the device's own, whose stack the collector shrank while it slept
+// and every session grew again on fresh pages. A fleet is built from
+// each model's device-independent values, copied, plus the ~60 values
+// generated per device. The other limit is file descriptors: every session in flight is a
 // socket, so one process can hold at most its fd limit (20,000 here) of
 // sessions waiting at once; more fail to dial and retry.
 //
