@@ -54,13 +54,7 @@ func TestSessionWorkers(t *testing.T) {
 
 	// The fleet stops: every worker exits.
 	cancel()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("workers still running 10 s after the fleet stopped")
-	}
+	waitGroupWithin(t, &wg, 10*time.Second, "workers still running 10 s after the fleet stopped")
 
 	// Idle workers exit on their own.
 	w2 := newSessionWorkers(context.Background(), &wg)
@@ -68,11 +62,17 @@ func TestSessionWorkers(t *testing.T) {
 	wg.Add(1)
 	w2.run(func() {})
 	wg.Done()
-	done2 := make(chan struct{})
-	go func() { wg.Wait(); close(done2) }()
+	waitGroupWithin(t, &wg, 10*time.Second, "an idle worker still running 10 s after its idle time")
+}
+
+// waitGroupWithin fails the test with msg unless wg is done within d.
+func waitGroupWithin(t *testing.T, wg *sync.WaitGroup, d time.Duration, msg string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
 	select {
-	case <-done2:
-	case <-time.After(10 * time.Second):
-		t.Fatal("an idle worker still running 10 s after its idle time")
+	case <-done:
+	case <-time.After(d):
+		t.Fatal(msg)
 	}
 }
