@@ -20,7 +20,7 @@ func TestSessionWorkers(t *testing.T) {
 	w.idle = time.Hour
 
 	// 64 devices at once: every session runs, and run returns only after.
-	var ran atomic.Int64
+	var ran, running atomic.Int64
 	release := make(chan struct{})
 	var devices sync.WaitGroup
 	for range 64 {
@@ -30,12 +30,14 @@ func TestSessionWorkers(t *testing.T) {
 			defer wg.Done()
 			defer devices.Done()
 			w.run(func() {
+				running.Add(1)
 				<-release
 				ran.Add(1)
 			})
 		}()
 	}
-	waitForLong(t, 10*time.Second, func() bool { return runtime.NumGoroutine() >= 128 })
+	// All 64 running at once: 64 workers.
+	waitForLong(t, 10*time.Second, func() bool { return running.Load() == 64 })
 	close(release)
 	devices.Wait()
 	if got := ran.Load(); got != 64 {
