@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -410,11 +411,8 @@ func crPassword(seed int64, index int) string {
 	return fmt.Sprintf("%012x", c.hash(0)>>16)
 }
 
-// Hex digits for generate's mac and hex.
-const (
-	upperHex = "0123456789ABCDEF"
-	lowerHex = "0123456789abcdef"
-)
+// upperHex are the digits of generate's MACs (encoding/hex writes lower case).
+const upperHex = "0123456789ABCDEF"
 
 // expand evaluates the generators in a template value.
 func (c *genCtx) expand(v string) string {
@@ -486,14 +484,10 @@ func (c *genCtx) generate(expr string, k int) string {
 		if err != nil || n <= 0 || n > 32 {
 			n = 8
 		}
-		var b [32]byte
-		for i, h := range [2]uint64{c.hash(k), c.hash(k + 1000)} {
-			for j := 15; j >= 0; j-- {
-				b[16*i+j] = lowerHex[h&15]
-				h >>= 4
-			}
-		}
-		return string(b[:n])
+		var raw [16]byte
+		binary.BigEndian.PutUint64(raw[:8], c.hash(k))
+		binary.BigEndian.PutUint64(raw[8:], c.hash(k+1000))
+		return hex.EncodeToString(raw[:])[:n]
 	case "int":
 		lo, hi, _ := strings.Cut(arg, "-")
 		a, err1 := strconv.ParseInt(lo, 10, 64)
