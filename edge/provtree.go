@@ -67,13 +67,12 @@ type cacheTree struct {
 	over map[string]*ovEntry
 	// ovSlab is where own takes new overlay entries from.
 	ovSlab []ovEntry
-	kids   map[string]map[string]struct{} // overlay children (not deleted) by parent path
-	// kidsSorted memoizes Children's list of kids[parent]'s overlay
-	// entries, sorted by path (the engine walks the refreshed tree after
-	// every answer, and a map lookup per child was most of a walk); a
-	// change of kids[parent], or a new overlay entry for one of them,
-	// drops it.
-	kidsSorted map[string][]*ovEntry
+	// kids are the overlay's live (not deleted) children by parent path,
+	// sorted by path when Children asks (the engine walks the refreshed
+	// tree after every answer). A list, not a set: a listing's names come
+	// in order, appended, and a map per object, grown name by name, was a
+	// third of a bootstrap's Puts.
+	kids map[string]*kidList
 	// gone are the objects deleted in this session: stored nodes at and
 	// below them are hidden (the overlay may hold new ones).
 	gone map[string]bool
@@ -141,8 +140,7 @@ func newCacheTree(c *Cache, deviceID string, now, rootListed time.Time, inform [
 		now:        now,
 		informed:   make(map[string]bool, len(inform)),
 		over:       map[string]*ovEntry{},
-		kids:       map[string]map[string]struct{}{},
-		kidsSorted: map[string][]*ovEntry{},
+		kids:       map[string]*kidList{},
 		gone:       map[string]bool{},
 		stored:     map[string]int32{},
 		storedKids: map[string][]storedKid{},
@@ -404,25 +402,42 @@ func (t *cacheTree) Children(path string, fn func(provision.Entry) bool) {
 	}
 }
 
-// overlayKids is the overlay's children of path, sorted by path
-// (memoized in kidsSorted).
-func (t *cacheTree) overlayKids(path string) []*ovEntry {
-	ents, ok := t.kidsSorted[path]
-	if ok {
-		return ents
+// kidList is an object's live overlay children; unsorted: one was
+// appended out of path order since the last sort.
+type kidList struct {
+	ents     []*ovEntry
+	unsorted bool
+}
+
+// link adds o (not in the list) to it.
+func (l *kidList) link(o *ovEntry) {
+	if n := len(l.ents); n > 0 && l.ents[n-1].e.Path > o.e.Path {
+		l.unsorted = true
 	}
-	kids := t.kids[path]
-	if len(kids) == 0 {
+	l.ents = append(l.ents, o)
+}
+
+// unlink removes o from the list, keeping the order.
+func (l *kidList) unlink(o *ovEntry) {
+	if l == nil {
+		return
+	}
+	if i := slices.Index(l.ents, o); i >= 0 {
+		l.ents = slices.Delete(l.ents, i, i+1)
+	}
+}
+
+// overlayKids is the overlay's live children of path, sorted by path.
+func (t *cacheTree) overlayKids(path string) []*ovEntry {
+	l := t.kids[path]
+	if l == nil {
 		return nil
 	}
-	ents = make([]*ovEntry, 0, len(kids))
-	for _, k := range slices.Sorted(maps.Keys(kids)) {
-		if o := t.over[k]; o != nil {
-			ents = append(ents, o)
-		}
+	if l.unsorted {
+		slices.SortFunc(l.ents, func(a, b *ovEntry) int { return strings.Compare(a.e.Path, b.e.Path) })
+		l.unsorted = false
 	}
-	t.kidsSorted[path] = ents
-	return ents
+	return l.ents
 }
 
 // written is an overlay node commit stores.
@@ -544,15 +559,28 @@ func (t *cacheTree) scanChildren(path string) []storedKid {
 // Put implements provision.MutableTree.
 func (t *cacheTree) Put(e provision.Entry) {
 	e.Object = isObjectPath(e.Path)
+	// A node the overlay holds live (most Puts of a session: a value read
+	// after the listing, an ancestor raised) is found with one lookup; own
+	// links only new or deleted ones under their parent. Paths are long
+	// and a bootstrap makes a few hundred Puts: a map lookup each was a
+	// tenth of the edge's CPU in a storm.
+	o, existed := t.over[e.Path]
+	live := existed && !o.deleted
 	// What was there matters only to a value's report: a listing (a
 	// bootstrap's GetParameterNames answer is hundreds of Puts) skips the
 	// read.
 	report := false
 	if !e.Object && !e.ValueTime.IsZero() {
-		prev, existed := t.Get(e.Path)
-		report = !existed || !e.ValueTime.Equal(prev.ValueTime)
+		if live && (t.synthDev == nil || !synthRoot(e.Path)) {
+			report = !e.ValueTime.Equal(o.e.ValueTime)
+		} else {
+			prev, found := t.Get(e.Path)
+			report = !found || !e.ValueTime.Equal(prev.ValueTime)
+		}
 	}
-	o, existed := t.own(e.Path)
+	if !live {
+		o, existed = t.own(e.Path)
+	}
 	if existed && !o.deleted && e.PathTime.Before(o.e.PathTime) {
 		t.lowered = true
 	}
@@ -620,17 +648,17 @@ func (t *cacheTree) own(path string) (*ovEntry, bool) {
 		o, t.ovSlab = &t.ovSlab[0], t.ovSlab[1:]
 		t.over[path] = o
 	}
-	if path != "" {
+	// A live entry is linked under its parent already (kids holds exactly
+	// the live ones); a new or deleted one is linked now, by its path.
+	if path != "" && (!existed || o.deleted) {
+		o.e.Path = path
 		parent := parentOf(path)
-		k := t.kids[parent]
-		if k == nil {
-			k = map[string]struct{}{}
-			t.kids[parent] = k
+		l := t.kids[parent]
+		if l == nil {
+			l = &kidList{}
+			t.kids[parent] = l
 		}
-		if _, ok := k[path]; !ok || !existed {
-			k[path] = struct{}{}
-			delete(t.kidsSorted, parent)
-		}
+		l.link(o)
 	}
 	return o, existed
 }
@@ -644,13 +672,11 @@ func (t *cacheTree) Delete(path string) {
 	if !isObjectPath(path) {
 		o, _ := t.own(path)
 		o.deleted, o.dirty, o.report = true, false, false
-		delete(t.kids[parentOf(path)], path)
-		delete(t.kidsSorted, parentOf(path))
+		t.kids[parentOf(path)].unlink(o)
 		return
 	}
-	if path != "" {
-		delete(t.kids[parentOf(path)], path)
-		delete(t.kidsSorted, parentOf(path))
+	if o := t.over[path]; path != "" && o != nil && !o.deleted {
+		t.kids[parentOf(path)].unlink(o)
 	}
 	t.dropOverlay(path)
 	t.gone[path] = true
@@ -661,14 +687,15 @@ func (t *cacheTree) Delete(path string) {
 
 // dropOverlay forgets the overlay's nodes at and below obj.
 func (t *cacheTree) dropOverlay(obj string) {
-	for k := range t.kids[obj] {
-		if isObjectPath(k) {
-			t.dropOverlay(k)
+	if l := t.kids[obj]; l != nil {
+		for _, o := range l.ents {
+			if isObjectPath(o.e.Path) {
+				t.dropOverlay(o.e.Path)
+			}
+			delete(t.over, o.e.Path)
 		}
-		delete(t.over, k)
 	}
 	delete(t.kids, obj)
-	delete(t.kidsSorted, obj)
 	delete(t.over, obj)
 }
 
@@ -720,6 +747,9 @@ func (t *cacheTree) commit(txn *badger.Txn, delta *fleet.DeviceDelta) error {
 	// In path order, merged with the stored nodes in one pass.
 	ws := t.writtenInOrder()
 	merged := make([]paramEntry, 0, len(tree.ents)+len(ws))
+	// Room for every value written (a bootstrap reports a few hundred):
+	// grown by appends, the list was copied over and over.
+	delta.Parameters = slices.Grow(delta.Parameters, len(ws))
 	i := 0
 	for _, w := range ws {
 		p, e := w.path, w.o.e

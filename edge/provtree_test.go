@@ -158,8 +158,11 @@ func TestCacheTreePathTimes(t *testing.T) {
 	}
 	t0 := time.Unix(1_700_000_000, 0)
 	// run applies n random operations to got and want, one in del a
-	// delete, and compares every node's PathTime after each.
-	run := func(seed uint64, rng *rand.Rand, n, del int, got, want provision.MutableTree) {
+	// delete, and compares every node's PathTime after each, and with
+	// ordered (got's store is empty) every object's children: the same
+	// as want's, in path order (the engine's walks, and End's, rely on
+	// it).
+	run := func(seed uint64, rng *rand.Rand, n, del int, got, want provision.MutableTree, ordered bool) {
 		t.Helper()
 		var log []string
 		for range n {
@@ -194,6 +197,13 @@ func TestCacheTreePathTimes(t *testing.T) {
 					t.Fatalf("seed %d: %q: got %v %v, want %v %v after\n%s", seed, p,
 						g.PathTime.Format(time.TimeOnly), gok, w.PathTime.Format(time.TimeOnly), wok, strings.Join(log, "\n"))
 				}
+				if !ordered || !isObjectPath(p) {
+					continue
+				}
+				gk, wk := childPaths(got, p), childPaths(want, p)
+				if !slices.IsSorted(gk) || !slices.Equal(gk, slices.Sorted(slices.Values(wk))) {
+					t.Fatalf("seed %d: children of %q: got %v, want %v in path order after\n%s", seed, p, gk, wk, strings.Join(log, "\n"))
+				}
 			}
 		}
 	}
@@ -201,7 +211,7 @@ func TestCacheTreePathTimes(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		id := "dev-" + strconv.FormatUint(seed, 10)
 		ct := newCacheTree(c, id, t0, time.Time{}, nil)
-		run(seed, rng, 40, 8, ct, provision.NewMemTree())
+		run(seed, rng, 40, 8, ct, provision.NewMemTree(), true)
 
 		// The same tree stored, with an object older than what is below
 		// it (as a CPE's listing of it alone, or a clock step, leaves
@@ -214,8 +224,18 @@ func TestCacheTreePathTimes(t *testing.T) {
 		full := newCacheTree(c, id, later, time.Time{}, nil)
 		full.lowered = true // walks every Put to the root
 		// Few deletes: one of A. or A.B. hides the stored nodes.
-		run(seed, rng, 40, 30, newCacheTree(c, id, later, time.Time{}, nil), full)
+		run(seed, rng, 40, 30, newCacheTree(c, id, later, time.Time{}, nil), full, false)
 	}
+}
+
+// childPaths lists the paths Children gives for obj, in its order.
+func childPaths(t provision.Tree, obj string) []string {
+	var out []string
+	t.Children(obj, func(e provision.Entry) bool {
+		out = append(out, e.Path)
+		return true
+	})
+	return out
 }
 
 // TestWrittenInOrder: commit's nodes to store come in path order, every

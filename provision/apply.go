@@ -183,31 +183,34 @@ func applyGPN(t MutableTree, q *cwmp.GetParameterNames, list []cwmp.ParameterInf
 }
 
 func applyGPV(t MutableTree, names []string, list []cwmp.ParameterValue, at time.Time) {
-	asked := make(map[string]bool, len(names))
+	// asked maps each name asked for to its flag in got: one lookup per
+	// value answered (a bootstrap's batch is 256 long names).
+	asked := make(map[string]int, len(names))
+	got := make([]bool, len(names))
 	var partial []string
-	for _, n := range names {
+	for i, n := range names {
 		if n == "" || strings.HasSuffix(n, ".") {
 			partial = append(partial, n)
 		} else {
-			asked[n] = true
+			asked[n] = i
 		}
 	}
-	got := make(map[string]bool, len(list))
 	for _, pv := range list {
 		if !validCPEName(pv.Name) || strings.HasSuffix(pv.Name, ".") || isVirtual(pv.Name) {
 			continue
 		}
-		if !asked[pv.Name] && !under(pv.Name, partial) {
+		if i, ok := asked[pv.Name]; ok {
+			got[i] = true
+		} else if !under(pv.Name, partial) {
 			continue
 		}
-		got[pv.Name] = true
 		e, _ := t.Get(pv.Name)
 		e.Path, e.Value, e.Type = pv.Name, pv.Value, cwmp.NormalizeType(pv.Type)
 		e.ValueTime, e.PathTime = at, at
 		t.Put(e)
 	}
-	for n := range asked {
-		if got[n] || !validCPEName(n) {
+	for n, i := range asked {
+		if got[i] || !validCPEName(n) {
 			continue
 		}
 		e, _ := t.Get(n)

@@ -24,7 +24,8 @@ func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 	if r.done {
 		return nil, true
 	}
-	p := plan{r: r, t: t}
+	clear(r.gpvAtBuf)
+	p := plan{r: r, t: t, gpv: r.gpvBuf[:0], gpvAt: r.gpvAtBuf}
 	for _, d := range r.decls {
 		if r.faulted&(1<<d.ch) == 0 {
 			p.eval(d)
@@ -32,6 +33,8 @@ func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 	}
 	r.settleTags(t)
 	msgs := p.emit()
+	clear(p.gpv) // no names kept alive
+	r.gpvBuf, r.gpvAtBuf = p.gpv[:0], p.gpvAt
 	if len(msgs) == 0 {
 		r.done = true
 		return nil, true
@@ -89,8 +92,12 @@ type plan struct {
 	cur   *decl
 	delBy map[string][]*decl
 
-	gpn    map[string]*gpnNeed
-	gpv    map[string]uint64
+	gpn map[string]*gpnNeed
+	// gpv are the values to read, in the order first needed (a walk's
+	// order, sorted already for a refreshed tree), with the channels
+	// needing each; gpvAt indexes them by name.
+	gpv    []gpvNeed
+	gpvAt  map[string]int
 	keyGPV []keyFetch
 	spv    map[string]*spvNeed
 	del    map[string]uint64
@@ -711,11 +718,22 @@ func (p *plan) needGPV(name string, bit uint64) {
 	if isVirtual(name) {
 		return
 	}
-	if p.gpv == nil {
-		p.gpv = map[string]uint64{}
+	if i, ok := p.gpvAt[name]; ok {
+		p.gpv[i].chans |= bit
+	} else {
+		if p.gpvAt == nil {
+			p.gpvAt = map[string]int{}
+		}
+		p.gpvAt[name] = len(p.gpv)
+		p.gpv = append(p.gpv, gpvNeed{name, bit})
 	}
-	p.gpv[name] |= bit
 	p.need(bit, needRead)
+}
+
+// gpvNeed is a value to read and the channels that need it.
+type gpvNeed struct {
+	name  string
+	chans uint64
 }
 
 func (p *plan) needSPV(name, value, typ string, bit uint64) {
@@ -802,16 +820,20 @@ func (p *plan) emitGPN() []cwmp.Message {
 
 func (p *plan) emitGPV() []cwmp.Message {
 	var out []cwmp.Message
-	names := sortedKeys(p.gpv)
+	byName := func(a, b gpvNeed) int { return strings.Compare(a.name, b.name) }
+	if !slices.IsSortedFunc(p.gpv, byName) {
+		slices.SortFunc(p.gpv, byName)
+	}
+	needs := p.gpv
 	if len(p.r.suspect) > 0 {
 		// Names of a batch the CPE refused (9005) go one per request,
 		// so that one bad name does not hold the others back.
-		names = slices.DeleteFunc(names, func(n string) bool {
-			if !p.r.suspect[n] {
+		needs = slices.DeleteFunc(needs, func(n gpvNeed) bool {
+			if !p.r.suspect[n.name] {
 				return false
 			}
-			m := &cwmp.GetParameterValues{ParameterNames: []string{n}}
-			out = append(out, p.track(m, &rpcInfo{chans: p.gpv[n]}))
+			m := &cwmp.GetParameterValues{ParameterNames: []string{n.name}}
+			out = append(out, p.track(m, &rpcInfo{chans: n.chans}))
 			return true
 		})
 	}
@@ -819,15 +841,17 @@ func (p *plan) emitGPV() []cwmp.Message {
 	if p.r.small {
 		batch = min(batch, SmallBatchSize)
 	}
-	for len(names) > 0 {
-		k := min(len(names), batch)
+	for len(needs) > 0 {
+		k := min(len(needs), batch)
 		var chans uint64
-		for _, n := range names[:k] {
-			chans |= p.gpv[n]
+		names := make([]string, k)
+		for i, n := range needs[:k] {
+			chans |= n.chans
+			names[i] = n.name
 		}
-		m := &cwmp.GetParameterValues{ParameterNames: slices.Clone(names[:k])}
+		m := &cwmp.GetParameterValues{ParameterNames: names}
 		out = append(out, p.track(m, &rpcInfo{chans: chans}))
-		names = names[k:]
+		needs = needs[k:]
 	}
 	for _, kf := range p.keyGPV {
 		m := &cwmp.GetParameterValues{ParameterNames: kf.names}
