@@ -73,6 +73,14 @@ type cacheTree struct {
 	// in order, appended, and a map per object, grown name by name, was a
 	// third of a bootstrap's Puts.
 	kids map[string]*kidList
+	// lastPath and lastO are the overlay lookup of the last Get (lastO
+	// nil: not in the overlay), valid while lastOK: the engine reads a
+	// node and puts it back (a listing's names, a read's values, a few
+	// hundred in a bootstrap), and the Put then hashes its long path
+	// once, not twice. Any change to the overlay's index clears it.
+	lastPath string
+	lastO    *ovEntry
+	lastOK   bool
 	// gone are the objects deleted in this session: stored nodes at and
 	// below them are hidden (the overlay may hold new ones).
 	gone map[string]bool
@@ -311,7 +319,9 @@ func (t *cacheTree) Get(path string) (provision.Entry, bool) {
 		e, ok := t.synth[path]
 		return e, ok
 	}
-	if o, ok := t.over[path]; ok {
+	o, ok := t.over[path]
+	t.lastPath, t.lastO, t.lastOK = path, o, true
+	if ok {
 		if o.deleted {
 			return provision.Entry{}, false
 		}
@@ -564,7 +574,14 @@ func (t *cacheTree) Put(e provision.Entry) {
 	// links only new or deleted ones under their parent. Paths are long
 	// and a bootstrap makes a few hundred Puts: a map lookup each was a
 	// tenth of the edge's CPU in a storm.
-	o, existed := t.over[e.Path]
+	var o *ovEntry
+	var existed bool
+	if t.lastOK && t.lastPath == e.Path {
+		o, existed = t.lastO, t.lastO != nil
+	} else {
+		o, existed = t.over[e.Path]
+	}
+	t.lastOK = false
 	live := existed && !o.deleted
 	// What was there matters only to a value's report: a listing (a
 	// bootstrap's GetParameterNames answer is hundreds of Puts) skips the
@@ -579,7 +596,7 @@ func (t *cacheTree) Put(e provision.Entry) {
 		}
 	}
 	if !live {
-		o, existed = t.own(e.Path)
+		o = t.adopt(e.Path, o, existed)
 	}
 	if existed && !o.deleted && e.PathTime.Before(o.e.PathTime) {
 		t.lowered = true
@@ -639,7 +656,14 @@ func (t *cacheTree) Grow(n int) {
 // parent) if need be, and whether it was there already.
 func (t *cacheTree) own(path string) (*ovEntry, bool) {
 	o, existed := t.over[path]
+	return t.adopt(path, o, existed), existed
+}
+
+// adopt is own for the result of path's lookup in the overlay (o,
+// existed).
+func (t *cacheTree) adopt(path string, o *ovEntry, existed bool) *ovEntry {
 	if !existed {
+		t.lastOK = false
 		// From a slab: a bootstrap's refresh makes a few hundred, all
 		// kept until the session ends.
 		if len(t.ovSlab) == 0 {
@@ -660,7 +684,7 @@ func (t *cacheTree) own(path string) (*ovEntry, bool) {
 		}
 		l.link(o)
 	}
-	return o, existed
+	return o
 }
 
 // Delete implements provision.MutableTree.
@@ -668,6 +692,7 @@ func (t *cacheTree) Delete(path string) {
 	if _, ok := t.Get(path); !ok {
 		return
 	}
+	t.lastOK = false
 	t.deleted = append(t.deleted, path)
 	if !isObjectPath(path) {
 		o, _ := t.own(path)

@@ -186,6 +186,21 @@ func TestCacheTreePathTimes(t *testing.T) {
 				default:
 					at = t0.Add(time.Duration(len(log)+rng.IntN(3)) * time.Second)
 				}
+				if rng.IntN(4) == 0 {
+					// Read the node first, as the engine does before it
+					// puts one back, now and then deleting another in
+					// between.
+					log = append(log, "get "+p)
+					got.Get(p)
+					want.Get(p)
+					if q := paths[rng.IntN(len(paths))]; rng.IntN(2) == 0 {
+						if _, ok := want.Get(q); ok {
+							log = append(log, "delete "+q)
+							got.Delete(q)
+							want.Delete(q)
+						}
+					}
+				}
 				log = append(log, "put "+p+" "+at.Format(time.TimeOnly))
 				got.Put(provision.Entry{Path: p, PathTime: at})
 				want.Put(provision.Entry{Path: p, PathTime: at})
