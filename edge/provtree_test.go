@@ -288,7 +288,7 @@ func TestWrittenInOrder(t *testing.T) {
 			}
 			ct.Put(e)
 			if rng.IntN(3) == 0 {
-				ct.Children(parentOf(p), func(provision.Entry) bool { return true }) // memoizes a sorted list
+				ct.Children(parentOf(p), func(provision.Entry) bool { return true }) // sorts the list
 			}
 		}
 		var want []string
