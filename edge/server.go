@@ -945,8 +945,22 @@ func (s *Server) putBuf(b *bytes.Buffer) {
 	s.bufs.Put(b)
 }
 
+// replyBufs are the buffers replies are encoded into, kept between
+// requests: a bootstrap's five replies are 0.5-16 KB each (the
+// GetParameterValues of 256 names the largest), and a fresh buffer per
+// reply was a twentieth of the edge's allocation in a storm.
+// ResponseWriter.Write keeps nothing of what it is given.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
 func (s *Server) writeEnvelope(w http.ResponseWriter, env *cwmp.Envelope) {
-	b, err := cwmp.Encode(env)
+	bp := replyBufs.Get().(*[]byte)
+	b, err := cwmp.AppendEncode((*bp)[:0], env)
+	defer func() {
+		if b != nil && cap(b) <= 1<<20 { // an outsized one is not kept
+			*bp = b[:0]
+		}
+		replyBufs.Put(bp)
+	}()
 	if err != nil {
 		s.log.Error("encode reply", "err", err)
 		s.httpError(w, http.StatusInternalServerError, "cannot encode reply")

@@ -200,12 +200,11 @@ type Run struct {
 	deleted  map[string]bool
 	tagWant  map[string]bool
 	inflight map[cwmp.Message]*rpcInfo
-	// gpvBuf and gpvAtBuf are the last plan's list and index of values to
-	// read, emptied and kept for the next (a bootstrap's plans each need
-	// a few hundred: the index grown anew each time was most of a plan's
-	// garbage).
-	gpvBuf   []gpvNeed
-	gpvAtBuf map[string]int
+	// gpvBuf is the last plan's list and index of values to read,
+	// emptied and kept for the next, and for the next run once this one
+	// is done (gpvBufs): a bootstrap's plans each need a few hundred, and
+	// the index grown anew each time was most of a plan's garbage.
+	gpvBuf *gpvSet
 	// suspect are names in a GetParameterValues the CPE refused with
 	// 9005: read one at a time from then on.
 	suspect map[string]bool

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/edgeacs/edgeacs/cwmp"
@@ -24,8 +25,10 @@ func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 	if r.done {
 		return nil, true
 	}
-	clear(r.gpvAtBuf)
-	p := plan{r: r, t: t, gpv: r.gpvBuf[:0], gpvAt: r.gpvAtBuf}
+	if r.gpvBuf == nil {
+		r.gpvBuf = gpvBufs.Get().(*gpvSet)
+	}
+	p := plan{r: r, t: t, gpv: r.gpvBuf.list[:0], gpvAt: r.gpvBuf.at}
 	for _, d := range r.decls {
 		if r.faulted&(1<<d.ch) == 0 {
 			p.eval(d)
@@ -33,10 +36,13 @@ func (r *Run) Next(t Tree) (rpcs []cwmp.Message, done bool) {
 	}
 	r.settleTags(t)
 	msgs := p.emit()
-	clear(p.gpv) // no names kept alive
-	r.gpvBuf, r.gpvAtBuf = p.gpv[:0], p.gpvAt
+	r.gpvBuf.reset(p.gpv, p.gpvAt)
 	if len(msgs) == 0 {
 		r.done = true
+		if cap(r.gpvBuf.list) <= maxKeptGPV {
+			gpvBufs.Put(r.gpvBuf)
+		}
+		r.gpvBuf = nil
 		return nil, true
 	}
 	if room := r.opts.MaxRPCs - r.rpcs; room > 0 && len(msgs) > room {
@@ -735,6 +741,27 @@ type gpvNeed struct {
 	name  string
 	chans uint64
 }
+
+// gpvSet is a plan's values to read and their index by name, kept
+// empty between plans (Run.gpvBuf).
+type gpvSet struct {
+	list []gpvNeed
+	at   map[string]int
+}
+
+// reset keeps list's array and the index, emptied: no names stay alive.
+func (g *gpvSet) reset(list []gpvNeed, at map[string]int) {
+	clear(list)
+	clear(at)
+	g.list, g.at = list[:0], at
+}
+
+// gpvBufs are the emptied gpvSets of finished runs, for the next runs (a
+// session's stages and cycles are runs of their own), up to maxKeptGPV
+// values each.
+var gpvBufs = sync.Pool{New: func() any { return &gpvSet{at: map[string]int{}} }}
+
+const maxKeptGPV = 4096
 
 func (p *plan) needSPV(name, value, typ string, bit uint64) {
 	if p.spv == nil {
