@@ -52,6 +52,9 @@ type SessionWork struct {
 	c    *Cache
 	dev  *Device
 	meta InformMeta
+	// stampPick: restamp asked for the clock to move again when the
+	// next task is picked up (picked).
+	stampPick bool
 
 	queue []*fleet.Task
 	seen  map[string]bool
@@ -533,7 +536,7 @@ func (w *SessionWork) nextTask() *fleet.Task {
 				if fleet.IsDiagnostic(t.Name) {
 					// A diagnostic awaiting 8 DIAGNOSTICS COMPLETE.
 					if cur := w.diagAwaiting(t); cur != nil {
-						return cur
+						return w.picked(cur)
 					}
 					continue
 				}
@@ -558,7 +561,7 @@ func (w *SessionWork) nextTask() *fleet.Task {
 			if fleet.IsDiagnostic(cur.Name) {
 				w.diagBusy = true
 			}
-			return cur
+			return w.picked(cur)
 		}
 		gen := w.c.taskGen.Load()
 		if w.tasksRead && gen == w.taskGen {
@@ -640,7 +643,6 @@ func (w *SessionWork) Next() cwmp.Message {
 			return m
 		}
 	}
-	now := w.meta.Now.UTC()
 	for {
 		var t *fleet.Task
 		if !w.held {
@@ -649,6 +651,7 @@ func (w *SessionWork) Next() cwmp.Message {
 		if t == nil {
 			return w.provNext()
 		}
+		now := w.meta.Now.UTC() // after the pick: see restamp
 		if t.Status == fleet.StatusRunning && fleet.IsDiagnostic(t.Name) {
 			// Its 8 DIAGNOSTICS COMPLETE came: read the results.
 			obj, _ := diagObject(t.Name, w.dev.Root)
@@ -1181,8 +1184,20 @@ func (w *SessionWork) Lingering() bool {
 }
 
 // restamp moves the session's clock (InformMeta.Now, the time its tasks
-// are stamped with) to now, for a session held open past its Inform.
-func (w *SessionWork) restamp(now time.Time) { w.meta.Now = now }
+// are stamped with) to now, for a session held open past its Inform, and
+// again to when it picks its next task up: a task queued after now but
+// before the session looked (it is found all the same) must not be
+// stamped as run before it was queued.
+func (w *SessionWork) restamp(now time.Time) { w.meta.Now, w.stampPick = now, true }
+
+// picked is the task nextTask hands out, with the session's clock moved
+// to the moment it was picked when restamp asked for it.
+func (w *SessionWork) picked(t *fleet.Task) *fleet.Task {
+	if w.stampPick {
+		w.meta.Now, w.stampPick = time.Now(), false
+	}
+	return t
+}
 
 // Checkpoint commits what the session has done so far, as End would, and
 // lets it go on: the API clients waiting for its tasks get their results

@@ -839,3 +839,29 @@ func TestTaskAddedMidSession(t *testing.T) {
 		}
 	})
 }
+
+// TestHeldSessionStampsTaskWhenPicked: a session held open restamps its
+// clock when it looks for a follow-up task, and again when it picks one
+// up: a task queued after the look began is found all the same, and must
+// not be stamped as started before it was queued (under load,
+// TestOperatorSequenceRidesOneSession saw a task updated 0.9 ms before it
+// was posted).
+func TestHeldSessionStampsTaskWhenPicked(t *testing.T) {
+	c := newDevice(t)
+	w := mustBegin(t, c, tr098("SN1"), t0)
+	if m := w.Next(); m != nil {
+		t.Fatalf("nothing queued, the session sent %s", m.Method())
+	}
+	w.restamp(time.Now().Add(-time.Second)) // the hold looked a second ago
+	posted := time.Now()
+	tk := addTask(t, c, `{"name":"reboot"}`)
+	if m := w.Next(); m == nil || m.Method() != "Reboot" {
+		t.Fatalf("the held session sent %v, want the queued Reboot", m)
+	}
+	if w.cur == nil || w.cur.t.ID != tk.ID {
+		t.Fatalf("running %+v, want task %s", w.cur, tk.ID)
+	}
+	if got := w.cur.t.Updated; got.Before(posted) {
+		t.Fatalf("task stamped %s, before it was posted at %s", got.Format(time.RFC3339Nano), posted.UTC().Format(time.RFC3339Nano))
+	}
+}
