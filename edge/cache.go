@@ -485,6 +485,13 @@ func (c *Cache) countKeys(prefix string) (int64, error) {
 	return n, err
 }
 
+// cacheCloseTimeout bounds Badger's Close. With its directory gone
+// (removed under a stopping edge) Badger retries writing the memtable out
+// every second for ever, and the edge never exited. Giving up loses
+// nothing acknowledged: that is in the synced logs, replayed at the next
+// open as after a crash (TestCrashDurability).
+var cacheCloseTimeout = 30 * time.Second
+
 // Close writes the device counter for a fast next open and closes Badger.
 // Waiters in WaitTask fall back to their context.
 func (c *Cache) Close() error {
@@ -505,7 +512,15 @@ func (c *Cache) Close() error {
 			return txn.Set([]byte(kCount), []byte(strconv.FormatInt(c.devices.Load(), 10)))
 		})
 	}
-	err := c.db.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- c.db.Close() }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(cacheCloseTimeout):
+		// Badger is left retrying: the process is stopping.
+		err = fmt.Errorf("the store did not close within %s (is %s still there and writable?)", cacheCloseTimeout, c.db.Opts().Dir)
+	}
 	c.logs.close()
 	if err != nil {
 		return fmt.Errorf("close cache: %w", err)

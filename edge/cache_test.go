@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -473,4 +474,53 @@ func TestRunGCStopsOnCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunGC did not stop after cancel")
 	}
+}
+
+// TestCloseWithDirectoryGone: a cache whose directory was removed while
+// it held unflushed writes closes with an error naming the directory
+// within cacheCloseTimeout, where Badger alone retried writing its
+// memtable out every second for ever and the edge never exited. In a
+// child process: the Badger it leaves retrying goes with it.
+func TestCloseWithDirectoryGone(t *testing.T) {
+	if dir := os.Getenv("EDGE_GONE_CHILD_DIR"); dir != "" {
+		goneChild(dir)
+		return
+	}
+	dir := filepath.Join(t.TempDir(), "cache")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestCloseWithDirectoryGone$")
+	cmd.Env = append(os.Environ(), "EDGE_GONE_CHILD_DIR="+dir)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 4 || !strings.Contains(string(out), "did not close") || !strings.Contains(string(out), dir) {
+		t.Fatalf("child: %v (want exit 4 and the close error naming %s)\n%s", err, dir, out)
+	}
+}
+
+func goneChild(dir string) {
+	c, err := OpenCache(dir, CacheOptions{Logger: quietLog})
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+	for i := range 20 {
+		w, err := c.BeginSession(tr098("SN"+strconv.Itoa(i)), InformMeta{Now: t0})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		w.End(true)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+	cacheCloseTimeout = 2 * time.Second
+	err = c.Close()
+	fmt.Println(err)
+	if err == nil {
+		os.Exit(3)
+	}
+	os.Exit(4)
 }
