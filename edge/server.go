@@ -937,8 +937,12 @@ func isZlibHeader(b []byte) bool {
 	return b[0]&0x0f == 8 && b[0]>>4 <= 7 && (uint16(b[0])<<8|uint16(b[1]))%31 == 0
 }
 
+// maxPooledBuf is the largest buffer a pool keeps: an outsized one (a
+// rare big body or reply) goes rather than stay pinned.
+const maxPooledBuf = 1 << 20
+
 func (s *Server) putBuf(b *bytes.Buffer) {
-	if b.Cap() > 1<<20 {
+	if b.Cap() > maxPooledBuf {
 		return // let an outsized buffer go rather than pin it
 	}
 	b.Reset()
@@ -956,7 +960,7 @@ func (s *Server) writeEnvelope(w http.ResponseWriter, env *cwmp.Envelope) {
 	bp := replyBufs.Get().(*[]byte)
 	b, err := cwmp.AppendEncode((*bp)[:0], env)
 	defer func() {
-		if b != nil && cap(b) <= 1<<20 { // an outsized one is not kept
+		if b != nil && cap(b) <= maxPooledBuf {
 			*bp = b[:0]
 		}
 		replyBufs.Put(bp)
