@@ -12,6 +12,8 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,6 +176,88 @@ func TestHTTPSACS(t *testing.T) {
 				if f.Stats().SessionsCompleted != 0 {
 					t.Error("session completed against an untrusted certificate")
 				}
+			}
+		})
+	}
+}
+
+// bootstrapACS answers each session as the edge answers a bootstrap:
+// InformResponse, then GetParameterNames of the whole tree, a
+// GetParameterValues of every parameter (256 names at most, as the
+// edge's batch), a SetParameterValues of the connection-request username, and 204. The requests are
+// encoded once (each with a fresh cwmp:ID) and the step is read from the
+// CPE's message with a substring test, so the ACS's own cost stays small
+// and the same for every build of the simulator.
+func bootstrapACS(tb testing.TB, model string) http.Handler {
+	tb.Helper()
+	m, err := LoadModel(model)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tr := NewTree(m, Identity{Seed: 1})
+	info, f := tr.GetNames(tr.l.nodes[0].name, false)
+	if f != nil {
+		tb.Fatal(f)
+	}
+	var names []string
+	for _, pi := range info {
+		if !strings.HasSuffix(pi.Name, ".") && len(names) < 256 {
+			names = append(names, pi.Name)
+		}
+	}
+	root := tr.l.nodes[0].name
+	var seq atomic.Uint64
+	enc := func(body cwmp.Message) []byte {
+		out, err := cwmp.Encode(&cwmp.Envelope{ID: strconv.FormatUint(seq.Add(1), 10), HasID: true, Body: body})
+		if err != nil {
+			panic(err)
+		}
+		return out
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		var out []byte
+		switch {
+		case bytes.Contains(body, []byte("<cwmp:Inform>")):
+			out = enc(&cwmp.InformResponse{MaxEnvelopes: 1})
+		case len(bytes.TrimSpace(body)) == 0:
+			out = enc(&cwmp.GetParameterNames{ParameterPath: root})
+		case bytes.Contains(body, []byte("GetParameterNamesResponse")):
+			out = enc(&cwmp.GetParameterValues{ParameterNames: names})
+		case bytes.Contains(body, []byte("GetParameterValuesResponse")):
+			out = enc(&cwmp.SetParameterValues{ParameterList: []cwmp.ParameterValue{
+				{Name: root + "ManagementServer.ConnectionRequestUsername", Value: "cr-user", Type: cwmp.TypeString}}})
+		default:
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		w.Header().Set("Content-Type", `text/xml; charset="utf-8"`)
+		_, _ = w.Write(out)
+	})
+}
+
+// BenchmarkBootstrapExchanges measures the simulator's cost of a
+// bootstrap-shaped session (Inform, GetParameterNames of the whole tree,
+// GetParameterValues of every parameter, SetParameterValues, end) against
+// bootstrapACS, 64 devices back to back; ns/op is per session, the
+// in-process ACS included. Run it with -cpu 1 to compare builds.
+func BenchmarkBootstrapExchanges(b *testing.B) {
+	for _, model := range []string{ModelTR098, ModelTR181} {
+		b.Run(model, func(b *testing.B) {
+			srv := httptest.NewServer(bootstrapACS(b, model))
+			b.Cleanup(srv.Close)
+			f := startBenchFleet(b, Config{ACSURL: srv.URL, Model: model, Count: 64, InformInterval: time.Millisecond,
+				Ramp: -1, Logger: quietLogger()})
+			for f.Stats().SessionsCompleted < uint64(b.N) {
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			if st := f.Stats(); st.SessionErrors > 0 || st.RPCs[cwmp.MethodGetParameterValues] == 0 {
+				b.Fatalf("sessions failed or were not bootstraps: %+v", st)
 			}
 		})
 	}

@@ -161,6 +161,8 @@ type Fleet struct {
 	sockets gate
 	// workers run the devices' sessions (set by Start).
 	workers *sessionWorkers
+	// replies remembers the ACS's large requests decoded (replymemo.go).
+	replies replyMemo
 
 	crLn    net.Listener
 	crSrv   *http.Server

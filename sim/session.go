@@ -58,6 +58,8 @@ type sessionClient struct {
 	// write loop may outlive the exchange), so the body's buffer can go
 	// back to bodyBufs.
 	reuseBodies bool
+	// memo decodes the ACS's requests (the fleet's replyMemo).
+	memo *replyMemo
 }
 
 // bodyBufs holds request body buffers: the answers to a bootstrap's
@@ -85,6 +87,7 @@ func (d *Device) newSessionClient() (*sessionClient, error) {
 		client:      &http.Client{Transport: rt, Jar: jar, Timeout: timeout},
 		close:       closeFn,
 		reuseBodies: own,
+		memo:        &d.f.replies,
 	}, nil
 }
 
@@ -147,7 +150,7 @@ func (c *sessionClient) post(ctx context.Context, env *cwmp.Envelope) (*cwmp.Env
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil, nil
 	}
-	reply, err := cwmp.Decode(data)
+	reply, err := c.memo.decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("reply from %s: %w", c.url, err)
 	}

@@ -220,7 +220,8 @@ func (t *Tree) Get(name string) (string, bool) {
 // GetValues answers GetParameterValues: full names and partial paths
 // (ending in "."), "" for the whole tree. An unknown name faults 9005.
 func (t *Tree) GetValues(names []string) ([]cwmp.ParameterValue, *cwmp.Fault) {
-	var out []cwmp.ParameterValue
+	// Sized for names of parameters, what an ACS mostly asks for.
+	out := make([]cwmp.ParameterValue, 0, len(names))
 	for _, name := range names {
 		i, ok := t.resolve(name)
 		if !ok {
