@@ -663,19 +663,21 @@ func (d *fastDecoder) gpnResponse(m *GetParameterNamesResponse) bool {
 		}
 		seen = true
 		n, ok := d.items(func(i int) bool {
-			var name, writable []byte
-			var hasName, hasWritable bool
-			ok := d.fields(func(local []byte) bool {
-				switch string(local) {
-				case "Name":
-					return d.leafField(&name, &hasName)
-				case "Writable":
-					return d.leafField(&writable, &hasWritable)
-				}
-				return d.skip()
-			})
+			name, writable, _, ok := d.s.quickPair("Name", "Writable", false)
 			if !ok {
-				return false
+				var hasName, hasWritable bool
+				ok = d.fields(func(local []byte) bool {
+					switch string(local) {
+					case "Name":
+						return d.leafField(&name, &hasName)
+					case "Writable":
+						return d.leafField(&writable, &hasWritable)
+					}
+					return d.skip()
+				})
+				if !ok {
+					return false
+				}
 			}
 			v, ok := item(&d.r, "ParameterList", i, func() ParameterInfo {
 				return ParameterInfo{Name: d.r.parseName(trimmed(name)), Writable: d.r.parseBool("Writable", trimmed(writable))}
@@ -708,28 +710,34 @@ func (d *fastDecoder) parameterValuesOf(list *[]ParameterValue) bool {
 // parameterValueList reads the ParameterList just started.
 func (d *fastDecoder) parameterValueList(list *[]ParameterValue) bool {
 	n, ok := d.items(func(i int) bool {
-		var name, value []byte
-		var hasName, hasValue bool
 		typ := TypeString
-		ok := d.fields(func(local []byte) bool {
-			switch string(local) {
-			case "Name":
-				return d.leafField(&name, &hasName)
-			case "Value":
-				if !hasValue {
-					for _, a := range d.s.attrs {
-						if string(a.key) == "type" && string(a.space) != "xmlns" {
-							typ = NormalizeType(d.s.intern(a.raw))
-							break
+		name, value, rawType, ok := d.s.quickPair("Name", "Value", true)
+		hasValue := ok
+		if ok && rawType != nil {
+			typ = NormalizeType(d.s.intern(rawType))
+		}
+		if !ok {
+			var hasName bool
+			ok = d.fields(func(local []byte) bool {
+				switch string(local) {
+				case "Name":
+					return d.leafField(&name, &hasName)
+				case "Value":
+					if !hasValue {
+						for _, a := range d.s.attrs {
+							if string(a.key) == "type" && string(a.space) != "xmlns" {
+								typ = NormalizeType(d.s.intern(a.raw))
+								break
+							}
 						}
 					}
+					return d.leafField(&value, &hasValue)
 				}
-				return d.leafField(&value, &hasValue)
+				return d.skip()
+			})
+			if !ok {
+				return false
 			}
-			return d.skip()
-		})
-		if !ok {
-			return false
 		}
 		v, ok := item(&d.r, "ParameterList", i, func() ParameterValue {
 			pv := ParameterValue{Name: d.r.parseName(trimmed(name)), Type: TypeString}

@@ -66,6 +66,15 @@ var fastDecodeCases = []string{
 	`<Envelope xmlns:a="urn:x" s="2" a:s="1"><Body><GetParameterValuesResponse/></Body></Envelope>`,
 	`<Envelope><Body><GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value type="int" xsi:type="xsd:string">1</Value></P><P><Name>B</Name><Value xsi:type="xsd:boolean" type="int">1</Value></P></ParameterList></GetParameterValuesResponse></Body></Envelope>`,
 	`<Envelope><Body><GetParameterValuesResponse><ParameterList>` + strings.Repeat(`<P><Name/></P>`, 70) + `</ParameterList></GetParameterValuesResponse></Body></Envelope>`,
+	// quickPair's shape and its near misses (each must decode as the
+	// token path does).
+	fdHead + "<cwmp:GetParameterValuesResponse><ParameterList>\n <P>\n\t<Name>A.B</Name>\n\t<Value xsi:type=\"xsd:int\">1</Value>\n </P>\n <P><Name></Name><Value></Value></P><P><Name>A.C</Name><Value>x y</Value></P></ParameterList></cwmp:GetParameterValuesResponse>" + fdTail,
+	fdHead + `<cwmp:GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value xsi:type="xsd:int" >1</Value></P><P><Name>B</Name><Value  xsi:type="xsd:int">2</Value></P><P><Name>C</Name><Value xsi:type='xsd:int'>3</Value></P><P><Name>D</Name><Value xsi:type="">4</Value></P><P><Name>E</Name><Value xsi:type="a&amp;b">5</Value></P></ParameterList></cwmp:GetParameterValuesResponse>` + fdTail,
+	fdHead + `<cwmp:GetParameterValuesResponse><ParameterList><P><Name>A</Name ><Value>1</Value></P><P><Name>B</Name><Value>2</Value ></P><P><Name>C</Name><Value>3</Value></P ><P><Name>D]</Name><Value>4]</Value></P><P><Name>E</Name><Value>5</Value><Extra/></P><P><Value>6</Value><Name>F</Name></P></ParameterList></cwmp:GetParameterValuesResponse>` + fdTail,
+	fdHead + `<cwmp:GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value xsi:type="xsd:int">1</Value></Q></ParameterList></cwmp:GetParameterValuesResponse>` + fdTail,
+	fdHead + `<cwmp:GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value xsi:type="xsd:int">1</Value>`,
+	fdHead + `<cwmp:GetParameterValuesResponse><ParameterList><P><Name>A</Name><Value xsi:type="xsd:int">1</Value></P><P><Name>B</Name><Value>` + "\r" + `</Value></P><P><Name>C</Name><Value x:type="xsd:int">3</Value></P><P><Name>D</Name><Valuex>4</Valuex></P></ParameterList></cwmp:GetParameterValuesResponse>` + fdTail,
+	fdHead + `<cwmp:GetParameterNamesResponse><ParameterList><P> <Name>A.</Name> <Writable>0</Writable> </P><P><Name>A.B</Name><Writable xsi:type="xsd:boolean">1</Writable></P><P><Name>A.C</Name><Writable>x</Writable></P><P><Name>A.D</Name><Writable></Writable></P></ParameterList></cwmp:GetParameterNamesResponse>` + fdTail,
 }
 
 // TestFastDecodeMatches: wherever the typed fast path accepts input, its
