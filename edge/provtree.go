@@ -65,6 +65,10 @@ type cacheTree struct {
 	informed map[string]bool
 
 	over map[string]*ovEntry
+	// stores counts the overlay's nodes commit stores (dirty, not
+	// deleted), so that writtenByWalk checks its walk reached them all
+	// without a pass over the map.
+	stores int
 	// ovSlab is where own takes new overlay entries from.
 	ovSlab []ovEntry
 	// kids are the overlay's live (not deleted) children by parent path,
@@ -135,6 +139,10 @@ type ovEntry struct {
 	// report: its value was read or written in this session, so it goes
 	// upstream with the session's DeviceDelta.
 	report bool
+	// dropped: no longer in the overlay (an object above it was
+	// deleted); a child list that still held it would be a bug, which
+	// writtenByWalk checks for.
+	dropped bool
 	// raised is the newest PathTime (unix ns) a Put has carried past
 	// this node to every ancestor: they are all at least that new, so a
 	// later Put no newer stops its walk up here (see cacheTree.lowered).
@@ -481,12 +489,7 @@ func (t *cacheTree) writtenInOrder() []written {
 // writtenByWalk is writtenInOrder's walk, and whether it reached every
 // node to store, in order.
 func (t *cacheTree) writtenByWalk() ([]written, bool) {
-	want := 0
-	for _, o := range t.over {
-		if o.dirty && !o.deleted {
-			want++
-		}
-	}
+	want := t.stores
 	ws := make([]written, 0, want)
 	var visit func(string)
 	visit = func(obj string) {
@@ -508,7 +511,7 @@ func (t *cacheTree) writtenByWalk() ([]written, bool) {
 	visit("")
 	ok := len(ws) == want
 	for i := 0; ok && i < len(ws); i++ {
-		ok = (i == 0 || ws[i-1].path < ws[i].path) && t.over[ws[i].path] == ws[i].o
+		ok = (i == 0 || ws[i-1].path < ws[i].path) && !ws[i].o.dropped
 	}
 	return ws, ok
 }
@@ -601,9 +604,15 @@ func (t *cacheTree) Put(e provision.Entry) {
 	if existed && !o.deleted && e.PathTime.Before(o.e.PathTime) {
 		t.lowered = true
 	}
+	if o.dirty && !o.deleted {
+		t.stores--
+	}
 	o.e, o.deleted = e, false
 	// The root has no record: its listing lives for the session only.
 	o.dirty = e.Path != ""
+	if o.dirty {
+		t.stores++
+	}
 	if report {
 		o.report = true
 	}
@@ -696,6 +705,9 @@ func (t *cacheTree) Delete(path string) {
 	t.deleted = append(t.deleted, path)
 	if !isObjectPath(path) {
 		o, _ := t.own(path)
+		if o.dirty && !o.deleted {
+			t.stores--
+		}
 		o.deleted, o.dirty, o.report = true, false, false
 		t.kids[parentOf(path)].unlink(o)
 		return
@@ -716,12 +728,24 @@ func (t *cacheTree) dropOverlay(obj string) {
 		for _, o := range l.ents {
 			if isObjectPath(o.e.Path) {
 				t.dropOverlay(o.e.Path)
+			} else {
+				t.drop(o.e.Path, o)
 			}
-			delete(t.over, o.e.Path)
 		}
 	}
 	delete(t.kids, obj)
-	delete(t.over, obj)
+	if o := t.over[obj]; o != nil {
+		t.drop(obj, o)
+	}
+}
+
+// drop removes o, the overlay's node at path, from the overlay.
+func (t *cacheTree) drop(path string, o *ovEntry) {
+	if o.dirty && !o.deleted {
+		t.stores--
+	}
+	o.dropped = true
+	delete(t.over, path)
 }
 
 // listedRoot returns when this session listed the top level, if it did.

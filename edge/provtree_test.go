@@ -298,6 +298,9 @@ func TestWrittenInOrder(t *testing.T) {
 			}
 		}
 		slices.Sort(want)
+		if ct.stores != len(want) {
+			t.Fatalf("seed %d: the overlay counts %d nodes to store, holds %d", seed, ct.stores, len(want))
+		}
 		var got []string
 		for _, w := range ct.writtenInOrder() {
 			if ct.over[w.path] != w.o {
