@@ -120,7 +120,10 @@ func splitAtID(data []byte, id string) (pre, suf []byte, ok bool) {
 		}
 		tag := data[start : start+gt]
 		i = start + gt + 1
-		name, _, _ := bytes.Cut(tag, []byte(" "))
+		name := tag
+		if sp := bytes.IndexAny(tag, " \t\r\n"); sp >= 0 {
+			name = tag[:sp]
+		}
 		if len(name) == 0 || name[0] == '/' || name[0] == '?' || name[0] == '!' || name[len(name)-1] == '/' {
 			continue
 		}

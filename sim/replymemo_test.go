@@ -119,6 +119,7 @@ func TestSplitAtID(t *testing.T) {
 		{`<E><H><IDX>7</IDX></H></E>`, "7", "", false},
 		{`<E><H><ID>7 </ID></H></E>`, "7", "", false},
 		{`<E><H><ID/><ID>7</ID></H></E>`, "7", `<E><H><ID/><ID>`, true},
+		{"<E><H><c:ID\n\ta=\"1\">7</c:ID></H><B><ID>7</ID></B></E>", "7", "<E><H><c:ID\n\ta=\"1\">", true},
 	}
 	for _, tc := range tests {
 		pre, suf, ok := splitAtID([]byte(tc.doc), tc.id)
