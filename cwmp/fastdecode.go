@@ -647,6 +647,22 @@ func (d *fastDecoder) leafField(dst *[]byte, seen *bool) bool {
 	return ok
 }
 
+// pairFields reads the children of the struct just started into the
+// text fields named first and second (the first of each name), skipping
+// any other child.
+func (d *fastDecoder) pairFields(first, second string, a, b *[]byte) bool {
+	var hasA, hasB bool
+	return d.fields(func(local []byte) bool {
+		switch string(local) {
+		case first:
+			return d.leafField(a, &hasA)
+		case second:
+			return d.leafField(b, &hasB)
+		}
+		return d.skip()
+	})
+}
+
 // trimmed is r.str's value for a field read raw.
 func trimmed(raw []byte) string {
 	if len(raw) == 0 {
@@ -664,20 +680,8 @@ func (d *fastDecoder) gpnResponse(m *GetParameterNamesResponse) bool {
 		seen = true
 		n, ok := d.items(func(i int) bool {
 			name, writable, _, ok := d.s.quickPair("Name", "Writable", false)
-			if !ok {
-				var hasName, hasWritable bool
-				ok = d.fields(func(local []byte) bool {
-					switch string(local) {
-					case "Name":
-						return d.leafField(&name, &hasName)
-					case "Writable":
-						return d.leafField(&writable, &hasWritable)
-					}
-					return d.skip()
-				})
-				if !ok {
-					return false
-				}
+			if !ok && !d.pairFields("Name", "Writable", &name, &writable) {
+				return false
 			}
 			v, ok := item(&d.r, "ParameterList", i, func() ParameterInfo {
 				return ParameterInfo{Name: d.r.parseName(trimmed(name)), Writable: d.r.parseBool("Writable", trimmed(writable))}
@@ -854,17 +858,7 @@ func (d *fastDecoder) inform(m *Inform) bool {
 			}
 			n, ok := d.items(func(i int) bool {
 				var code, key []byte
-				var hCode, hKey bool
-				ok := d.fields(func(local []byte) bool {
-					switch string(local) {
-					case "EventCode":
-						return d.leafField(&code, &hCode)
-					case "CommandKey":
-						return d.leafField(&key, &hKey)
-					}
-					return d.skip()
-				})
-				if !ok {
+				if !d.pairFields("EventCode", "CommandKey", &code, &key) {
 					return false
 				}
 				v, ok := item(&d.r, "Event", i, func() Event {
