@@ -478,7 +478,7 @@ func (t *cacheTree) writtenInOrder() []written {
 	}
 	var ws []written
 	for p, o := range t.over {
-		if o.dirty && !o.deleted {
+		if o.stored() {
 			ws = append(ws, written{p, o})
 		}
 	}
@@ -505,7 +505,7 @@ func (t *cacheTree) writtenByWalk() ([]written, bool) {
 			}
 		}
 	}
-	if o := t.over[""]; o != nil && o.dirty && !o.deleted {
+	if o := t.over[""]; o != nil && o.stored() {
 		ws = append(ws, written{"", o})
 	}
 	visit("")
@@ -604,15 +604,9 @@ func (t *cacheTree) Put(e provision.Entry) {
 	if existed && !o.deleted && e.PathTime.Before(o.e.PathTime) {
 		t.lowered = true
 	}
-	if o.dirty && !o.deleted {
-		t.stores--
-	}
-	o.e, o.deleted = e, false
+	o.e = e
 	// The root has no record: its listing lives for the session only.
-	o.dirty = e.Path != ""
-	if o.dirty {
-		t.stores++
-	}
+	t.mark(o, e.Path != "", false)
 	if report {
 		o.report = true
 	}
@@ -637,7 +631,8 @@ func (t *cacheTree) Put(e provision.Entry) {
 				ae = provision.Entry{Path: p, Object: true}
 			}
 			a, _ = t.own(p)
-			a.e, a.deleted = ae, false
+			a.e = ae
+			t.mark(a, a.dirty, false)
 		}
 		if a.e.PathTime.Before(e.PathTime) {
 			a.e.PathTime = e.PathTime
@@ -705,10 +700,8 @@ func (t *cacheTree) Delete(path string) {
 	t.deleted = append(t.deleted, path)
 	if !isObjectPath(path) {
 		o, _ := t.own(path)
-		if o.dirty && !o.deleted {
-			t.stores--
-		}
-		o.deleted, o.dirty, o.report = true, false, false
+		t.mark(o, false, true)
+		o.report = false
 		t.kids[parentOf(path)].unlink(o)
 		return
 	}
@@ -739,9 +732,25 @@ func (t *cacheTree) dropOverlay(obj string) {
 	}
 }
 
+// stored reports whether commit stores o: written in the session and
+// not deleted since.
+func (o *ovEntry) stored() bool { return o.dirty && !o.deleted }
+
+// mark sets o's dirty and deleted flags, keeping t.stores (the count of
+// stored nodes) right whatever they were.
+func (t *cacheTree) mark(o *ovEntry, dirty, deleted bool) {
+	if o.stored() {
+		t.stores--
+	}
+	o.dirty, o.deleted = dirty, deleted
+	if o.stored() {
+		t.stores++
+	}
+}
+
 // drop removes o, the overlay's node at path, from the overlay.
 func (t *cacheTree) drop(path string, o *ovEntry) {
-	if o.dirty && !o.deleted {
+	if o.stored() {
 		t.stores--
 	}
 	o.dropped = true
