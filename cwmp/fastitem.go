@@ -71,14 +71,6 @@ func (s *scanner) quickPair(first, second string, typed bool) (a, b, typ []byte,
 	return a, b, typ, true
 }
 
-// skipSpaceAt is the first index at or after i that is not XML whitespace.
-func skipSpaceAt(data []byte, i int) int {
-	for i < len(data) && isSpace(data[i]) {
-		i++
-	}
-	return i
-}
-
 // hasTagName reports whether data[i:] begins "<name" followed by '>' or
 // a space (a start tag, attributes to come).
 func hasTagName(data []byte, i int, name string) bool {
@@ -89,7 +81,7 @@ func hasTagName(data []byte, i int, name string) bool {
 // openTag reads "<name>" at i and returns the index after it.
 func openTag(data []byte, i int, name string) (int, bool) {
 	j := i + 1 + len(name)
-	if j >= len(data) || data[i] != '<' || string(data[i+1:j]) != name || data[j] != '>' {
+	if !hasTagName(data, i, name) || data[j] != '>' {
 		return i, false
 	}
 	return j + 1, true

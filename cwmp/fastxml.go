@@ -189,10 +189,16 @@ func isWhitespaceText(s string) bool {
 // skipSpace skips whitespace and reports whether there was any.
 func (p *fastParser) skipSpace() bool {
 	start := p.i
-	for p.i < len(p.data) && isSpace(p.data[p.i]) {
-		p.i++
-	}
+	p.i = skipSpaceAt(p.data, p.i)
 	return p.i > start
+}
+
+// skipSpaceAt is the first index at or after i that is not XML whitespace.
+func skipSpaceAt(data []byte, i int) int {
+	for i < len(data) && isSpace(data[i]) {
+		i++
+	}
+	return i
 }
 
 // name reads an ASCII XML name with at most one colon, not at either
