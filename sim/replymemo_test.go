@@ -143,3 +143,29 @@ func FuzzReplyMemo(f *testing.F) {
 		checkMemo(t, m, second)
 	})
 }
+
+// TestDecodedRepliesOwnTheirBytes: what a reply decodes to, the memo's
+// copy included, does not change when the buffer it was read from is
+// reused (post reads every reply into a pooled buffer, replyBufs).
+func TestDecodedRepliesOwnTheirBytes(t *testing.T) {
+	var m replyMemo
+	doc := gpvDoc(t, "1", false, 40)
+	buf := bytes.Clone(doc)
+	first, err := m.decode(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := cwmp.Decode(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range buf {
+		buf[i] = 'x'
+	}
+	if !reflect.DeepEqual(first, want) {
+		t.Fatalf("the decode changed with its buffer: %+v, want %+v", first, want)
+	}
+	// The memo's copy answers the same document under another ID.
+	next := gpvDoc(t, "2", false, 40)
+	checkMemo(t, &m, next)
+}
