@@ -444,8 +444,7 @@ func (t *DigestTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	hasBody := req.Body != nil && req.Body != http.NoBody
 
-	first := req.Clone(req.Context())
-	preemptive := t.authorize(first)
+	first, preemptive := t.authorized(req)
 	resp, err := base.RoundTrip(first)
 	if err != nil {
 		return nil, err
@@ -477,7 +476,7 @@ func (t *DigestTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		discard(resp)
 		t.learn(ch, basic)
-		t.authorize(retry)
+		retry, _ = t.authorized(retry)
 		resp, err = base.RoundTrip(retry)
 		if err != nil {
 			return nil, err
@@ -489,22 +488,27 @@ func (t *DigestTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// authorize sets the Authorization header from the cached challenge and
-// reports whether it did.
-func (t *DigestTransport) authorize(req *http.Request) bool {
+// authorized returns a copy of req with the Authorization header from
+// the cached challenge, and true; or req itself, and false, when there is
+// none to send. A RoundTripper must not modify its request, but a client
+// never challenged (an ACS without CPE authentication) then pays no copy
+// of the request and its header per exchange.
+func (t *DigestTransport) authorized(req *http.Request) (*http.Request, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case t.basic:
+		req = req.Clone(req.Context())
 		req.SetBasicAuth(t.Username, t.Password)
-		return true
+		return req, true
 	case t.cache != nil:
 		t.nc++
 		a := ComputeDigestAuthorization(*t.cache, req.Method, req.URL.RequestURI(), t.Username, t.Password, "", t.nc)
+		req = req.Clone(req.Context())
 		req.Header.Set("Authorization", a.String())
-		return true
+		return req, true
 	}
-	return false
+	return req, false
 }
 
 func (t *DigestTransport) learn(ch DigestChallenge, basic bool) {

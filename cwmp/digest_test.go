@@ -304,6 +304,36 @@ func TestDigestTransport(t *testing.T) {
 	}
 }
 
+// TestDigestTransportLeavesRequest: the caller's request never gets the
+// Authorization header, on the challenged first exchange or on the
+// pre-emptive ones after it (a RoundTripper must not modify its request;
+// the transport copies it only when it has credentials to add).
+func TestDigestTransportLeavesRequest(t *testing.T) {
+	d := &digestServer{realm: "edgeacs", alg: "MD5", user: "cpe", password: "pw"}
+	srv := newDigestServer(t, d)
+	tr := &DigestTransport{Username: "cpe", Password: "pw"}
+	for i := range 3 {
+		req, err := http.NewRequest("POST", srv.URL+"/acs", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		discard(resp)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+		if h := req.Header.Get("Authorization"); h != "" {
+			t.Fatalf("request %d: the caller's request was given Authorization %q", i, h)
+		}
+	}
+	if req, authed := d.counts(); req != 4 || authed != 3 {
+		t.Fatalf("%d requests, %d authed; want 4, 3", req, authed)
+	}
+}
+
 func TestDigestTransportWrongPassword(t *testing.T) {
 	d := &digestServer{realm: "edgeacs", alg: "MD5", user: "cpe", password: "pw"}
 	srv := newDigestServer(t, d)
