@@ -261,6 +261,11 @@ func (t *Tree) GetNames(path string, nextLevel bool) ([]cwmp.ParameterInfo, *cwm
 		}
 		return out, nil
 	}
+	if i == 0 {
+		// The whole tree, a bootstrap's listing: sized once, where
+		// growing it by appends made eight copies.
+		out = make([]cwmp.ParameterInfo, 0, len(t.l.nodes))
+	}
 	t.walk(i, func(j int32) { out = append(out, t.info(j)) })
 	return out, nil
 }
