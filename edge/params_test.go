@@ -1,13 +1,17 @@
 package edge
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
@@ -116,13 +120,98 @@ func TestDevParamsRanges(t *testing.T) {
 	}
 }
 
-// FuzzDecodeParams: a damaged record is an error, never a panic, and
-// what decodes encodes back to a record that decodes to the same.
+// bigParams is a tree whose record is stored compressed.
+func bigParams() *devParams {
+	p := sampleParams()
+	for i := 1; i <= 60; i++ {
+		p.set(fmt.Sprintf("InternetGatewayDevice.LANDevice.1.Hosts.Host.%d.IPAddress", i),
+			paramRec{Value: fmt.Sprintf("192.168.1.%d", i), Type: cwmp.TypeString, Flags: flagValue, Timestamp: 1_700_000_000_000_000_000})
+	}
+	return p
+}
+
+// TestParamsCompressed: a large tree is stored compressed (format 2) and
+// reads back whole, by single parameter and by treeHolds; a small one
+// stays format 1; a damaged compressed record is errCorruptParams, and
+// the device's next write drops it.
+func TestParamsCompressed(t *testing.T) {
+	big := bigParams()
+	if rec := encodeParams(big.ents); rec[0] != paramsFormatS2 || len(rec) >= len(appendParams(nil, big.ents)) {
+		t.Fatalf("large record: format %d, %d bytes, %d plain", rec[0], len(rec), len(appendParams(nil, big.ents)))
+	}
+	if rec := encodeParams(sampleParams().ents); rec[0] != paramsFormat {
+		t.Fatalf("small record stored in format %d", rec[0])
+	}
+	c := openTestCache(t, "")
+	const id = "A1B2C3-R-S1"
+	if err := c.db.Update(func(txn *badger.Txn) error { return putParams(txn, id, big) }); err != nil {
+		t.Fatal(err)
+	}
+	err := c.db.View(func(txn *badger.Txn) error {
+		got, err := loadParams(txn, id)
+		if err != nil {
+			return err
+		}
+		if !reflect.DeepEqual(got.ents, big.ents) {
+			t.Fatalf("read back %d entries, not the %d stored", len(got.ents), len(big.ents))
+		}
+		r, err := getParam(txn, id, "InternetGatewayDevice.LANDevice.1.Hosts.Host.37.IPAddress")
+		if err != nil || r.Value != "192.168.1.37" {
+			t.Fatalf("single parameter: %+v %v", r, err)
+		}
+		holds, err := treeHolds(txn, id, []cwmp.ParameterValue{{Name: "InternetGatewayDevice.DeviceInfo.UpTime", Value: "42", Type: "xsd:unsignedInt"}})
+		if err != nil || !holds {
+			t.Fatalf("treeHolds: %v %v", holds, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	good := encodeParams(big.ents)
+	for name, rec := range map[string][]byte{
+		"truncated":       good[:len(good)/2],
+		"length too long": append([]byte{paramsFormatS2}, binary.AppendUvarint(nil, maxParamsRecord+1)...),
+		"garbage":         {paramsFormatS2, 0x10, 0xff, 0xff},
+		"twice":           append([]byte{paramsFormatS2}, s2.Encode(nil, good)...),
+	} {
+		if err := c.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(pTree+id), rec) }); err != nil {
+			t.Fatal(err)
+		}
+		err := c.db.View(func(txn *badger.Txn) error { _, err := loadParams(txn, id); return err })
+		if !errors.Is(err, errCorruptParams) {
+			t.Fatalf("%s: %v, want errCorruptParams", name, err)
+		}
+		err = c.db.Update(func(txn *badger.Txn) error {
+			p, err := c.loadParamsForWrite(txn, id)
+			if err == nil && len(p.ents) != 0 {
+				t.Fatalf("%s: the damaged record was not dropped", name)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: loadParamsForWrite: %v", name, err)
+		}
+	}
+}
+
+// FuzzDecodeParams: a damaged record, compressed or not, is an error,
+// never a panic, and what decodes encodes back to a record that decodes
+// to the same.
 func FuzzDecodeParams(f *testing.F) {
 	f.Add(appendParams(nil, sampleParams().ents))
 	f.Add(appendParams(nil, nil))
 	f.Add([]byte{paramsFormat, 1, 0, 1, 'A', flagAttrs, 0, 0, 0, 3, 2, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add(encodeParams(bigParams().ents))
+	f.Fuzz(func(t *testing.T, stored []byte) {
+		var b []byte
+		if err := withPlainParams(stored, func(plain []byte) error { b = bytes.Clone(plain); return nil }); err != nil {
+			if !errors.Is(err, errCorruptParams) {
+				t.Fatalf("error not errCorruptParams: %v", err)
+			}
+			return
+		}
 		_, _, _ = lookupParam(b, "InternetGatewayDevice.DeviceInfo.UpTime")
 		p, err := decodeParams(b)
 		if err != nil {
