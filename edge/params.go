@@ -35,9 +35,8 @@ const paramsFormat = 1
 // record compressed (S2 block format) after it. Why: Badger copies every
 // value byte through its write-ahead log, its memtable's arena and the
 // level-0 table it flushes to, each from freshly faulted memory in a
-// storm (page faults were over half Badger's, and Badger over half the
-// edge's, on a box where a fault costs ~10 µs), and compresses the
-// tables' blocks only then. A gateway's record of ~230 nodes is ~6.7 KB,
+// storm (over half the edge's page faults were Badger's, on a box where
+// a fault costs ~10 µs), and compresses the tables' blocks only then. A gateway's record of ~230 nodes is ~6.7 KB,
 // ~3.5 KB compressed (14 µs to compress, 10 to expand, on that box).
 // Records under compressParamsMin, or that do not shrink by an eighth,
 // stay format 1; both are read.
