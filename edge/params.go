@@ -484,10 +484,8 @@ func withPlainParams(b []byte, fn func(b []byte) error) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", errCorruptParams, err)
 	}
-	if len(plain) > 0 && plain[0] == paramsFormatS2 {
-		// A record compressed twice is no record this code writes.
-		return fmt.Errorf("%w: compressed twice", errCorruptParams)
-	}
+	// What it expands to is read as format 1: anything else, a record
+	// compressed twice included, is refused there (newParamsReader).
 	return fn(plain)
 }
 
