@@ -99,17 +99,23 @@ const (
 	calendarFloor = 2 * time.Second
 	// calendarRatePerBusy is the admission rate the calendar assumes at
 	// least, per request the busy bound lets run at once (busyPerCPU per
-	// CPU): 256 sessions a second per CPU, about 4 ms of CPU per
-	// bootstrap, where this edge needs 2-3 ms on a shared core. The
-	// prior is what a storm's flood is booked at: the rate admitted
-	// while refusing thousands a second is a fraction of the edge's (a
-	// 100k storm's simulated CPEs, starved of CPU themselves, completed
-	// 50 sessions a second in its first 13 s), and at the old prior of 96
-	// a second per CPU the whole flood was booked over 250 s: the edge
-	// averaged 0.8 of a core, and 60 s in it held no CWMP connection at
-	// all. A slower box re-refuses some CPEs, which costs it little (see
-	// book).
-	calendarRatePerBusy = 8
+	// CPU): 384 sessions a second per CPU, about 2.6 ms of CPU per
+	// bootstrap, where this edge needs 2-3 ms on a shared core and about
+	// 2 on its own. The prior is what a storm's flood is booked at: the
+	// rate admitted while refusing thousands a second is a fraction of
+	// the edge's (a 100k storm's simulated CPEs, starved of CPU
+	// themselves, completed 50 sessions a second in its first 13 s).
+	//
+	// Booking too low costs idle time nothing gets back; too high, one
+	// more refusal of the CPEs booked above what the edge takes, which
+	// the admission queue's overflow refuses before reading a byte of the
+	// body. At the old prior of 96 a second per CPU a 100k storm's flood
+	// was booked over 250 s and the edge averaged 0.8 of a core; at 256
+	// the box (edge and simulated CPEs) was still 15-27 % idle in the
+	// two minutes after the flood, taking ~490 sessions a second. At 384
+	// it was 3-5 % idle and the storm ended ~20 s sooner, for 10-25 %
+	// more refusals (round 19's note).
+	calendarRatePerBusy = 12
 )
 
 // defaultLatencyTarget is the average time of a request inside a session
@@ -520,10 +526,17 @@ func (s *Server) full() bool {
 
 // Admission queue: how long a new session's first request waits for a
 // request slot before it is judged as before (refused unless priority),
-// and how many may wait, per request of the busy bound.
+// and how many may wait, per request of the busy bound. The depth is what
+// absorbs the returns the calendar books for one second, which arrive as
+// bursts (each second's were refused in bursts): at 8 per busy request
+// and a 1 s wait, the queue overflowed in bursts of hundreds while the
+// box sat a tenth idle, and each overflowed CPE was booked again. At 32,
+// a full queue drains in ~3 s at the ~600 sessions a second this shared
+// 2-core box takes, so the wait matches it. A waiting request costs a
+// descriptor and a parked goroutine, no CPU.
 const (
-	defaultQueueWait = time.Second
-	queuePerBusy     = 8
+	defaultQueueWait = 3 * time.Second
+	queuePerBusy     = 32
 )
 
 // enter counts a CWMP request in progress until the returned func runs.
@@ -533,7 +546,9 @@ func (s *Server) enter() func() {
 }
 
 // enterNew counts the first request of a new session in progress, after
-// waiting in the queue for a request slot if the busy bound is reached.
+// waiting in the queue for a request slot if the busy bound is reached,
+// and reports whether the queue was full (overflow: the caller refuses
+// the request before reading its body).
 // Without the queue, CPEs returning at their booked second arrived as a
 // burst: the first few dozen took every slot and the rest were refused in
 // the same millisecond, to come back 10 s later, while the edge went idle
@@ -541,12 +556,23 @@ func (s *Server) enter() func() {
 // idle). Queued, the burst is served at the edge's pace. A request that
 // waited queueWait in vain goes on all the same, to be judged by admit as
 // before (only a priority session gets in past the bound).
-func (s *Server) enterNew(r *http.Request) func() {
+//
+// One that finds the queue full is refused without its body: thousands
+// are waiting already, so the edge is at its busy bound, and reading and
+// decoding an Inform only to refuse it was most of what a storm's flood
+// cost the edge (a 100k storm refused ~5,000 a second that way while it
+// admitted ~160). A priority session loses its priority there, as it does
+// past twice the busy bound (full).
+func (s *Server) enterNew(r *http.Request) (exit func(), overflow bool) {
 	a := s.adm
-	if !a.waitSlot(r) {
-		a.busy.Add(1)
+	switch a.waitSlot(r) {
+	case slotHeld:
+		return a.exit, false
+	case slotOverflow:
+		overflow = true
 	}
-	return a.exit
+	a.busy.Add(1)
+	return a.exit, overflow
 }
 
 // exit ends a request counted in progress and hands its slot to the
@@ -573,23 +599,34 @@ func (a *admission) handoffLocked() {
 	}
 }
 
+// slotWait is how waitSlot ended.
+type slotWait int
+
+const (
+	// slotHeld: the request holds a request slot, counted in busy.
+	slotHeld slotWait = iota
+	// slotNone: nothing counted; the busy bound is off, the wait ran
+	// out or the client went away.
+	slotNone
+	// slotOverflow: nothing counted; the queue was full.
+	slotOverflow
+)
+
 // waitSlot waits until the request holds a request slot (counted in
-// busy) and reports true, or reports false with nothing counted: the
-// busy bound is off, the queue is full, the wait ran out, or the client
-// went away.
-func (a *admission) waitSlot(r *http.Request) bool {
+// busy), or gives up with nothing counted (see slotWait).
+func (a *admission) waitSlot(r *http.Request) slotWait {
 	if a.maxBusy <= 0 || a.queueWait <= 0 {
-		return false
+		return slotNone
 	}
 	a.queueMu.Lock()
 	if len(a.queue) == 0 && a.busy.Load() < a.maxBusy {
 		a.busy.Add(1)
 		a.queueMu.Unlock()
-		return true
+		return slotHeld
 	}
 	if int64(len(a.queue)) >= a.maxBusy*queuePerBusy {
 		a.queueMu.Unlock()
-		return false
+		return slotOverflow
 	}
 	ch := make(chan struct{})
 	a.queue = append(a.queue, ch)
@@ -602,7 +639,7 @@ func (a *admission) waitSlot(r *http.Request) bool {
 	defer t.Stop()
 	select {
 	case <-ch:
-		return true
+		return slotHeld
 	case <-t.C:
 	case <-r.Context().Done():
 	}
@@ -612,11 +649,11 @@ func (a *admission) waitSlot(r *http.Request) bool {
 		if c == ch {
 			a.queue = append(a.queue[:i], a.queue[i+1:]...)
 			a.nqueued.Add(-1)
-			return false
+			return slotNone
 		}
 	}
 	// Handed a slot as the wait ran out.
-	return true
+	return slotHeld
 }
 
 // refuseBusy answers 503 with a jittered Retry-After (shutting down, a

@@ -347,8 +347,13 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		defer s.enter()()
 		defer s.adm.observe(now)
 	} else {
-		defer s.enterNew(r)()
+		exit, overflow := s.enterNew(r)
+		defer exit()
 		now = time.Now() // after its wait in the queue
+		if overflow {
+			s.refuseFull(w)
+			return
+		}
 	}
 	if sess == nil && s.full() {
 		s.refuseFull(w)

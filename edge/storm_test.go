@@ -645,7 +645,8 @@ func TestAdmissionBusy(t *testing.T) {
 // TestAdmissionQueue: a new session arriving at the busy bound waits for
 // a request slot instead of being refused at once, and gets it when one is
 // freed; past the queue's wait it is judged as before (refused, not
-// priority). Sessions already open never queue.
+// priority). Sessions already open never queue. A full queue refuses a
+// new session before its body is read.
 func TestAdmissionQueue(t *testing.T) {
 	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.maxBusy = 1 })
 	adm := e.node.Server().adm
@@ -686,6 +687,26 @@ func TestAdmissionQueue(t *testing.T) {
 	}
 	if n := adm.nqueued.Load(); n != 0 {
 		t.Fatalf("%d left queued after the wait ran out", n)
+	}
+
+	// A full queue: a new session is refused before its body is read, so
+	// a body that does not parse gets the 503 (and a priority event no
+	// priority), where with room in the queue it got a 400.
+	adm.queueMu.Lock()
+	for int64(len(adm.queue)) < adm.maxBusy*queuePerBusy {
+		adm.queue = append(adm.queue, make(chan struct{}))
+	}
+	adm.queueMu.Unlock()
+	c = newCPE(t, e, "OVERFLOW1")
+	code, _, body := c.post([]byte("<not-cwmp " + cwmp.EventTransferComplete))
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), msgFull) {
+		t.Fatalf("unparsable Inform with the queue full: %d %q, want 503 %q", code, body, msgFull)
+	}
+	adm.queueMu.Lock()
+	adm.queue = nil
+	adm.queueMu.Unlock()
+	if code, _, _ := c.post([]byte("<not-cwmp")); code != http.StatusBadRequest {
+		t.Fatalf("unparsable Inform with room in the queue: %d, want 400", code)
 	}
 }
 
