@@ -198,7 +198,7 @@ func TestRetryCalendar(t *testing.T) {
 	book := func(c *retryCalendar, n int, at time.Duration, admitted int64) map[int]int {
 		got := map[int]int{}
 		for range n {
-			got[c.book(t0.Add(at), admitted, 100, floor, horizon)]++
+			got[c.book(t0.Add(at), admitted, 100, floor, horizon, false)]++
 		}
 		return got
 	}
@@ -206,7 +206,7 @@ func TestRetryCalendar(t *testing.T) {
 	// refusal at t0+at, without counting it.
 	perSec := func(c *retryCalendar, at time.Duration, admitted int64) int {
 		probe := c.rate
-		return probe.refused(t0.Add(at).UnixNano(), admitted, 100)
+		return probe.refused(t0.Add(at).UnixNano(), admitted, 100, false)
 	}
 
 	// Before a measurement: the prior (100/s), from the floor on.
@@ -262,6 +262,11 @@ func TestRetryCalendar(t *testing.T) {
 	if got := perSec(&ret, 10*time.Second+250*time.Millisecond, admitted+75); got < 350 || got > 370 {
 		t.Fatalf("returns at 300 admitted a second: %d a second, want ~360", got)
 	}
+	// The same, refused by a full queue: at the rate admitted.
+	queueFull := ret.rate
+	if got := queueFull.refused(t0.Add(10*time.Second+250*time.Millisecond).UnixNano(), admitted+75, 100, true); got < 290 || got > 310 {
+		t.Fatalf("returns refused by a full queue at 300 admitted a second: %d a second, want ~300", got)
+	}
 	// The same at 50 a second: below the prior, booked at 60.
 	var slow retryCalendar
 	book(&slow, 1, 0, 0)
@@ -284,7 +289,7 @@ func TestRetryCalendar(t *testing.T) {
 	var small retryCalendar
 	seen := map[int]bool{}
 	for range 500 {
-		ra := small.book(t0, 0, 1, time.Second, 5*time.Second)
+		ra := small.book(t0, 0, 1, time.Second, 5*time.Second, false)
 		if ra < 1 || ra > 5 {
 			t.Fatalf("Retry-After %d outside 1-5 s", ra)
 		}
@@ -292,6 +297,28 @@ func TestRetryCalendar(t *testing.T) {
 	}
 	if len(seen) != 5 {
 		t.Fatalf("a full calendar spread its refusals over %v", seen)
+	}
+}
+
+// TestCalendarSaturatedGoesBehind: a return refused by a full admission
+// queue is booked behind the returns booked already, while one refused
+// with room in the queue goes into the seconds just ahead that a rate a
+// fifth above what the edge admits leaves room in.
+func TestCalendarSaturatedGoesBehind(t *testing.T) {
+	t0 := time.Unix(1_000_000, 0)
+	floor, horizon := 2*time.Second, 600*time.Second
+	var c retryCalendar
+	for range 4000 { // a flood at the prior: +2..+11 s at 400 each
+		c.book(t0, 0, 400, floor, horizon, false)
+	}
+	// The flood has passed; the edge admits 340 a second.
+	c.rate = calRate{perSec: 340, at: t0.UnixNano()}
+	now := t0.Add(100 * time.Millisecond)
+	if got := c.book(now, 0, 400, floor, horizon, true); got != 12 {
+		t.Fatalf("a return refused by a full queue booked at +%d s, want +12 (behind the flood's)", got)
+	}
+	if got := c.book(now, 0, 400, floor, horizon, false); got != 2 {
+		t.Fatalf("a return refused with room in the queue booked at +%d s, want +2 (408 a second fits one more)", got)
 	}
 }
 
@@ -310,7 +337,7 @@ func TestCalendarRefillsThinSeconds(t *testing.T) {
 	book := func(n int) map[int]int {
 		got := map[int]int{}
 		for range n {
-			got[c.book(t0, 0, 100, floor, horizon)]++
+			got[c.book(t0, 0, 100, floor, horizon, false)]++
 		}
 		return got
 	}
@@ -336,11 +363,11 @@ func TestCalendarRefillsThinSeconds(t *testing.T) {
 func TestCalendarFloor(t *testing.T) {
 	now := time.Unix(3_000_000, 0)
 	a := newAdmission(10, 0, 10*time.Second, 60*time.Second, NewMetrics(nil).Storm)
-	if got := a.retryAfterFullSec(now); got != int(calendarFloor/time.Second) {
+	if got := a.retryAfterFullSec(now, false); got != int(calendarFloor/time.Second) {
 		t.Fatalf("first refusal booked at +%d s, want +%d", got, int(calendarFloor/time.Second))
 	}
 	short := newAdmission(10, 0, time.Second, 5*time.Second, NewMetrics(nil).Storm)
-	if got := short.retryAfterFullSec(now); got != 1 {
+	if got := short.retryAfterFullSec(now, false); got != 1 {
 		t.Fatalf("with a 1 s window floor: +%d s, want +1", got)
 	}
 }
