@@ -317,8 +317,9 @@ const calendarStale = 2 * time.Second
 // refusals are returns, the rate the edge admits is its own, and the
 // calendar books at that.
 //
-// saturated: the CPE was refused because the admission queue was full, so
-// the edge has more waiting than it takes (see calRate.refused).
+// saturated: the CPE was refused while new sessions waited in the
+// admission queue or overflowed it, so the edge has more waiting than it
+// takes (see calRate.refused).
 func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, floor, horizon time.Duration, saturated bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -352,10 +353,10 @@ func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, flo
 // refused counts a refusal at ns (unix nanoseconds), with admitted
 // sessions admitted so far, and returns how many returns a second to book.
 //
-// A return refused because the queue was full (saturated) is booked at
-// what the edge admits, not a fifth above it: the fifth is there so the
-// rate can climb when the edge has room, and a full queue says it has
-// none. Overbooked, such a return went back into the seconds just ahead
+// A return refused while the edge has a backlog (saturated: the queue
+// was full, or new sessions were waiting in it) is booked at what the
+// edge admits, not a fifth above it: the fifth is there so the rate can
+// climb when the edge has room, and a backlog says it has none. Overbooked, such a return went back into the seconds just ahead
 // (the higher rate rescans them), arrived at a queue still full, and was
 // refused again: after a 100k storm's flood, booked above what the shared
 // box took, 200-280 returns a second were refused, and the storm refused
@@ -707,7 +708,11 @@ func init() {
 // response a storm's CPEs get by the thousand, so it writes what
 // http.Error would without allocating: the Retry-After comes from a table
 // of the calendar's seconds, the counters are looked up once.
-func (s *Server) refuseFull(w http.ResponseWriter) { s.refuseCapacity(w, false) }
+//
+// With new sessions waiting in the admission queue, the edge has a
+// backlog: the return is booked as saturated (see calRate.refused), like
+// one refused by the queue's overflow.
+func (s *Server) refuseFull(w http.ResponseWriter) { s.refuseCapacity(w, s.adm.nqueued.Load() > 0) }
 
 // refuseOverflow is refuseFull for a request that found the admission
 // queue full.

@@ -322,6 +322,38 @@ func TestCalendarSaturatedGoesBehind(t *testing.T) {
 	}
 }
 
+// TestRefuseFullWithBacklog: a refusal for capacity while new sessions
+// wait in the admission queue books the return as saturated (behind the
+// returns booked already); without a backlog, a fifth above the rate.
+func TestRefuseFullWithBacklog(t *testing.T) {
+	m := NewMetrics(nil)
+	s := &Server{metrics: m, adm: newAdmission(10, 10, 10*time.Second, 60*time.Second, m.Storm)}
+	s.adm.refused503 = m.HTTPErrors.WithLabelValues("503")
+	a := s.adm
+	now := time.Now()
+	for range 1200 { // a flood at the prior, 120 a second: +2..+11 s
+		a.retryAfterFullSec(now, false)
+	}
+	retryAfter := func() int {
+		a.cal.rate = calRate{perSec: 110, at: time.Now().UnixNano()} // the edge admits 110 a second
+		w := &headerOnly{h: http.Header{}}
+		s.refuseFull(w)
+		ra, err := strconv.Atoi(w.h.Get("Retry-After"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ra
+	}
+	if got := retryAfter(); got > 3 {
+		t.Fatalf("no backlog: Retry-After %d s, want 2 (132 a second fits one more)", got)
+	}
+	a.nqueued.Add(1)
+	defer a.nqueued.Add(-1)
+	if got := retryAfter(); got < 11 {
+		t.Fatalf("with a backlog: Retry-After %d s, want 11-12 (behind the flood's)", got)
+	}
+}
+
 // TestCalendarRefillsThinSeconds: seconds booked while the measured rate
 // was low are filled up to a higher one once it rises, rather than left
 // thin while later seconds take the returns (a 100k storm's flood,
