@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/edgeacs/edgeacs/cwmp"
+
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/sim"
 )
@@ -322,4 +324,34 @@ func BenchmarkBootstrapSessions(b *testing.B) {
 	b.ReportMetric(float64(rpcs)/float64(b.N), "rpcs/session")
 	b.ReportMetric(float64(st.SessionErrors), "errors")
 	b.Logf("RPCs %v, p50 %s p99 %s", st.RPCs, st.SessionP50, st.SessionP99)
+}
+
+// BenchmarkDeviceStates measures counting 10,000 devices by online state
+// (what a /metrics scrape pays at most every statesMaxAge): ns/op is the
+// whole count.
+func BenchmarkDeviceStates(b *testing.B) {
+	c := openTestCache(b, b.TempDir())
+	now := time.Now()
+	err := c.db.Update(func(txn *badger.Txn) error {
+		for i := range 10_000 {
+			d := Device{ID: fmt.Sprintf("00D09E-IGD-SIM%07d", i), OUI: "00D09E", ProductClass: "IGD", SerialNumber: fmt.Sprintf("SIM%07d", i),
+				Manufacturer: "Simulated", Root: "InternetGatewayDevice.", Registered: now, LastInform: now, LastBoot: now, LastBootstrap: now,
+				LastEvents: []string{"0 BOOTSTRAP", "1 BOOT"}, RemoteAddr: "127.0.0.1", ConnectionRequestURL: fmt.Sprintf("http://10.0.%d.%d:7547/cr", i/256, i%256),
+				CRUsername: "cr-user", CRPassword: "secret", SoftwareVersion: "1.0.0", RootListed: now, InformInterval: 300 * time.Second}
+			if err := setCBOR(txn, pDevice+d.ID, &d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		got, err := c.DeviceStates(now)
+		if err != nil || got[fleet.DeviceOnline] != 10_000 {
+			b.Fatalf("states %v, %v", got, err)
+		}
+	}
 }

@@ -56,18 +56,31 @@ func (c *Cache) withStates(views []fleet.DeviceView, ds []*Device, now time.Time
 	})
 }
 
+// deviceStateFields are the fields of a device record (Device, same keys)
+// that DeviceStates reads: decoding the whole record allocated every
+// string of it, and a scrape of a 100k-device edge counts them all.
+type deviceStateFields struct {
+	ID             string        `cbor:"1,keyasint"`
+	Root           string        `cbor:"6,keyasint,omitempty"`
+	LastInform     time.Time     `cbor:"8,keyasint"`
+	InformInterval time.Duration `cbor:"51,keyasint,omitempty"`
+}
+
 // DeviceStates counts the devices in each online state at now: a scan of
-// every device record (and one parameter read each).
+// every device record (and, for a record older than its InformInterval,
+// one parameter read).
 func (c *Cache) DeviceStates(now time.Time) (map[string]int, error) {
 	out := map[string]int{}
 	err := c.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(pDevice), PrefetchValues: true, PrefetchSize: 100})
 		defer it.Close()
+		var f deviceStateFields
 		for it.Rewind(); it.Valid(); it.Next() {
-			var d Device
-			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &d) }); err != nil {
+			f = deviceStateFields{}
+			if err := it.Item().Value(func(b []byte) error { return cborDec.Unmarshal(b, &f) }); err != nil {
 				return fmt.Errorf("decode device %s: %w", it.Item().Key(), err)
 			}
+			d := Device{ID: f.ID, Root: f.Root, LastInform: f.LastInform, InformInterval: f.InformInterval}
 			out[fleet.OnlineState(d.LastInform, informInterval(txn, &d), now)]++
 		}
 		return nil
