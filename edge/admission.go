@@ -356,12 +356,12 @@ func (c *retryCalendar) book(now time.Time, admitted int64, minRate float64, flo
 // A return refused while the edge has a backlog (saturated: the queue
 // was full, or new sessions were waiting in it) is booked at what the
 // edge admits, not a fifth above it: the fifth is there so the rate can
-// climb when the edge has room, and a backlog says it has none. Overbooked, such a return went back into the seconds just ahead
-// (the higher rate rescans them), arrived at a queue still full, and was
-// refused again: after a 100k storm's flood, booked above what the shared
-// box took, 200-280 returns a second were refused, and the storm refused
-// 155,860 times for 100k CPEs. At the admitted rate it goes behind the
-// returns booked already, once.
+// climb when the edge has room, and a backlog says it has none.
+// Overbooked, such a return went back into the seconds just ahead (the
+// higher rate rescans them), met the backlog again and was refused
+// again: after a 100k storm's flood, booked above what the shared box
+// took, 200-450 returns a second were refused. At the admitted rate it
+// goes behind the returns booked already.
 func (r *calRate) refused(ns, admitted int64, minRate float64, saturated bool) int {
 	r.refusals++
 	switch {
@@ -464,8 +464,8 @@ func (a *admission) priority(inf *cwmp.Inform, deviceID string, now time.Time) b
 }
 
 // retryAfterFullSec is the Retry-After (seconds) of a CPE refused for
-// capacity (saturated: by the admission queue's overflow): booked in the
-// calendar.
+// capacity (saturated: with a backlog in the admission queue): booked in
+// the calendar.
 func (a *admission) retryAfterFullSec(now time.Time, saturated bool) int {
 	minRate := float64(max(a.maxBusy*calendarRatePerBusy, calendarMinRate))
 	return a.cal.book(now, a.admitted.Load(), minRate, min(a.retryMin, calendarFloor), calendarHorizon*a.retryMax, saturated)
