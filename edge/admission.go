@@ -709,22 +709,15 @@ func init() {
 // http.Error would without allocating: the Retry-After comes from a table
 // of the calendar's seconds, the counters are looked up once.
 //
-// With new sessions waiting in the admission queue, the edge has a
-// backlog: the return is booked as saturated (see calRate.refused), like
-// one refused by the queue's overflow.
-func (s *Server) refuseFull(w http.ResponseWriter) { s.refuseCapacity(w, s.adm.nqueued.Load() > 0) }
-
-// refuseOverflow is refuseFull for a request that found the admission
-// queue full.
-func (s *Server) refuseOverflow(w http.ResponseWriter) { s.refuseCapacity(w, true) }
-
-// refuseCapacity is refuseFull and refuseOverflow.
-func (s *Server) refuseCapacity(w http.ResponseWriter, saturated bool) {
+// With new sessions waiting in the admission queue (a request that found
+// it full included), the edge has a backlog: the return is booked as
+// saturated (see calRate.refused).
+func (s *Server) refuseFull(w http.ResponseWriter) {
 	a := s.adm
 	a.refusedFull.Inc()
 	a.refused503.Inc()
 	h := w.Header()
-	if sec := a.retryAfterFullSec(time.Now(), saturated); sec >= 0 && sec < len(hdrRetryAfterSec) {
+	if sec := a.retryAfterFullSec(time.Now(), a.nqueued.Load() > 0); sec >= 0 && sec < len(hdrRetryAfterSec) {
 		h["Retry-After"] = hdrRetryAfterSec[sec]
 	} else {
 		h["Retry-After"] = []string{strconv.Itoa(sec)}

@@ -351,7 +351,7 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		defer exit()
 		now = time.Now() // after its wait in the queue
 		if overflow {
-			s.refuseOverflow(w)
+			s.refuseFull(w)
 			return
 		}
 	}
