@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/edgeacs/edgeacs/cwmp"
 
+	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/fleet"
 	"github.com/edgeacs/edgeacs/sim"
 )

@@ -36,8 +36,9 @@ const paramsFormat = 1
 // value byte through its write-ahead log, its memtable's arena and the
 // level-0 table it flushes to, each from freshly faulted memory in a
 // storm (over half the edge's page faults were Badger's, on a box where
-// a fault costs ~10 µs), and compresses the tables' blocks only then. A gateway's record of ~230 nodes is ~6.7 KB,
-// ~3.5 KB compressed (14 µs to compress, 10 to expand, on that box).
+// a fault costs ~10 µs), and compresses the tables' blocks only then. A
+// gateway's record of ~230 nodes is ~6.7 KB, ~3.5 KB compressed (14 µs
+// to compress, 10 to expand, on that box).
 // Records under compressParamsMin, or that do not shrink by an eighth,
 // stay format 1; both are read.
 const paramsFormatS2 = 2
