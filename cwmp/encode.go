@@ -557,7 +557,7 @@ var needsEscape = func() (t [256]bool) {
 // U+FFFD, as encoding/xml does.
 func appendEscaped(b []byte, s string, attr bool) []byte {
 	last := 0
-	for i := 0; i < len(s); {
+	for i := plainMarkupPrefix(s); i < len(s); {
 		c := s[i]
 		if !needsEscape[c] {
 			i++
@@ -608,6 +608,7 @@ func appendEscaped(b []byte, s string, attr bool) []byte {
 		b = append(b, esc...)
 		i += width
 		last = i
+		i += plainMarkupPrefix(s[i:])
 	}
 	return append(b, s[last:]...)
 }

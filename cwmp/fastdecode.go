@@ -270,7 +270,7 @@ func (s *scanner) rawAttrValue() ([]byte, bool) {
 
 // isPlain reports whether raw is text unescape returns as it is.
 func isPlain(raw []byte) bool {
-	for _, c := range raw {
+	for _, c := range raw[plainTextPrefix(raw):] {
 		if c == '&' || c == '\r' || c < 0x20 && c != '\t' && c != '\n' || c == ']' || c >= 0x80 {
 			return false
 		}

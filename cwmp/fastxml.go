@@ -308,7 +308,7 @@ func (p *fastParser) attrValue() (string, bool) {
 // characters and anything else fall back.
 func unescape(raw []byte) (string, bool) {
 	plain := true
-	for _, c := range raw {
+	for _, c := range raw[plainTextPrefix(raw):] {
 		if c == '&' || c == '\r' || c < 0x20 && c != '\t' && c != '\n' || c == ']' || c >= 0x80 {
 			plain = false
 			break
