@@ -307,14 +307,7 @@ func (p *fastParser) attrValue() (string, bool) {
 // turns CR LF and lone CR into LF, as encoding/xml does; control
 // characters and anything else fall back.
 func unescape(raw []byte) (string, bool) {
-	plain := true
-	for _, c := range raw[plainTextPrefix(raw):] {
-		if c == '&' || c == '\r' || c < 0x20 && c != '\t' && c != '\n' || c == ']' || c >= 0x80 {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if isPlain(raw) {
 		return string(raw), true
 	}
 	var b strings.Builder
