@@ -180,3 +180,46 @@ func TestStateCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestStateCountsDuty: a count that took long serves countDuty times as
+// long as it took, past MaxAge, and a slow failed count holds off the
+// next try as long; a fast one changes nothing.
+func TestStateCountsDuty(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	calls, fail := 0, false
+	var took time.Duration // how long the next count takes
+	var clockAt time.Time
+	c := StateCounts[string]{MaxAge: 15 * time.Second, Count: func(time.Time) (map[string]int, error) {
+		calls++
+		clockAt = clockAt.Add(took)
+		if fail {
+			return nil, errors.New("scan failed")
+		}
+		return map[string]int{DeviceOnline: calls}, nil
+	}}
+	c.clock = func() time.Time { return clockAt }
+	steps := []struct {
+		at        time.Duration
+		took      time.Duration
+		fail      bool
+		want      int
+		wantCalls int
+	}{
+		{0, 100 * time.Millisecond, false, 1, 1},     // serves max(15 s, 10 s)
+		{15 * time.Second, time.Second, false, 2, 2}, // took 1 s: serves 100 s
+		{16 * time.Second, 0, false, 2, 2},
+		{114 * time.Second, 0, false, 2, 2},
+		{115 * time.Second, 500 * time.Millisecond, true, 2, 3}, // failed after 0.5 s: no try for 50 s
+		{130 * time.Second, 0, false, 2, 3},
+		{164 * time.Second, 0, false, 2, 3},
+		{165 * time.Second, 0, false, 4, 4},
+		{180 * time.Second, 0, false, 5, 5}, // fast again: MaxAge rules
+	}
+	for i, st := range steps {
+		took, fail = st.took, st.fail
+		got := c.Get(t0.Add(st.at))[DeviceOnline]
+		if got != st.want || calls != st.wantCalls {
+			t.Errorf("step %d at %v: count %d after %d calls; want %d after %d", i, st.at, got, calls, st.want, st.wantCalls)
+		}
+	}
+}
