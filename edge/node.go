@@ -204,6 +204,12 @@ type Config struct {
 	// edge command sets (GOMEMLIMIT's; GOMEMLIMIT in the environment
 	// wins). Zero derives it from the cache budget (DeriveMemoryLimit).
 	MemoryLimit ByteSize `yaml:"memory_limit"`
+	// HugePages, unless false, has the edge command ask Linux for
+	// transparent huge pages for the Go heap where the system leaves them
+	// to each process (transparent_hugepage "madvise"): page faults are
+	// dear in a virtual machine, and a storm takes hundreds of thousands
+	// (internal/hugepages; DESIGN.md, "Round 21").
+	HugePages *bool `yaml:"huge_pages"`
 
 	// apiTimeouts bound the local API's connections (defaults in
 	// SetDefaults; tests shorten them).
@@ -241,6 +247,10 @@ const (
 // FilesAuthOn reports whether /files/ needs a signed URL or CPE
 // credentials (FilesAuth, true unless set to false).
 func (c *Config) FilesAuthOn() bool { return c.FilesAuth == nil || *c.FilesAuth }
+
+// HugePagesOn reports whether the edge command asks for huge pages (unless
+// HugePages is false).
+func (c *Config) HugePagesOn() bool { return c.HugePages == nil || *c.HugePages }
 
 // Defaults.
 const (

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,7 +106,8 @@ func TestExampleEdgeYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.ID != "pop-paris-1" || cfg.SessionTimeout != 30*time.Second || cfg.STUNAddr != "0.0.0.0:3478" ||
-		len(cfg.Core) != 3 || cfg.CADir != "/etc/edgeacs/ca" || cfg.Standalone || !cfg.FilesAuthOn() || cfg.AllowDigestWithoutQOP {
+		len(cfg.Core) != 3 || cfg.CADir != "/etc/edgeacs/ca" || cfg.Standalone || !cfg.FilesAuthOn() || cfg.AllowDigestWithoutQOP ||
+		!cfg.HugePagesOn() {
 		t.Fatalf("%+v", cfg)
 	}
 }
@@ -129,6 +131,52 @@ func TestEdgeFilesAuth(t *testing.T) {
 		cfg, err := loadVia(t, append(append([]string{}, base...), tt.args...)...)
 		if err != nil || cfg.FilesAuthOn() != tt.want {
 			t.Errorf("%v: files auth %v, %v; want %v", tt.args, cfg.FilesAuthOn(), err, tt.want)
+		}
+	}
+}
+
+// TestEdgeHugePages: huge pages are asked for unless turned off, by YAML,
+// flag or environment (the flag wins over YAML).
+func TestEdgeHugePages(t *testing.T) {
+	dir := t.TempDir()
+	off := filepath.Join(dir, "off.yaml")
+	os.WriteFile(off, []byte("huge_pages: false\n"), 0o600)
+	base := []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none"}
+	for _, tt := range []struct {
+		args []string
+		env  string
+		want bool
+	}{
+		{nil, "", true},
+		{[]string{"--config", off}, "", false},
+		{[]string{"--config", off, "--huge-pages"}, "", true},
+		{[]string{"--huge-pages=false"}, "", false},
+		{nil, "false", false},
+	} {
+		if tt.env != "" {
+			t.Setenv("EDGEACS_HUGE_PAGES", tt.env)
+		}
+		cfg, err := loadVia(t, append(append([]string{}, base...), tt.args...)...)
+		if err != nil || cfg.HugePagesOn() != tt.want {
+			t.Errorf("%v %q: huge pages %v, %v; want %v", tt.args, tt.env, cfg.HugePagesOn(), err, tt.want)
+		}
+	}
+}
+
+// TestHeapReserve: the soft limit, capped, or 1 GiB without one.
+func TestHeapReserve(t *testing.T) {
+	for _, tt := range []struct {
+		limit int64
+		want  int
+	}{
+		{math.MaxInt64, 1 << 30},
+		{0, 1 << 30},
+		{1 << 30, 1 << 30},
+		{3 << 29, 3 << 29},
+		{64 << 30, 8 << 30},
+	} {
+		if got := heapReserve(tt.limit); got != tt.want {
+			t.Errorf("heapReserve(%d) = %d; want %d", tt.limit, got, tt.want)
 		}
 	}
 }
