@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/edgeacs/edgeacs/internal/hugepages"
 	"log/slog"
 	"math"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeacs/edgeacs/edge"
+	"github.com/edgeacs/edgeacs/internal/hugepages"
 	"github.com/edgeacs/edgeacs/internal/memtrim"
 	"github.com/edgeacs/edgeacs/sim"
 )

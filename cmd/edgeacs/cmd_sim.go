@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/edgeacs/edgeacs/internal/hugepages"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgeacs/edgeacs/internal/hugepages"
 	"github.com/edgeacs/edgeacs/sim"
 	"github.com/urfave/cli/v2"
 )
