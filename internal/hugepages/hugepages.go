@@ -37,6 +37,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Interval is how often Keep marks new mappings, those the heap grows by
@@ -145,12 +146,21 @@ func Advise() (int, error) {
 // strict overcommit a mapping the system refuses would be a fatal out of
 // memory, not an error.
 func Reserve(n int) (int, error) {
-	b := make([]byte, reservable(n))
+	marked, _, err := reserve(reservable(n))
+	return marked, err
+}
+
+// reserve is Reserve without the cut; it also returns where the n bytes
+// were (tests look at them).
+func reserve(n int) (int, Mapping, error) {
+	b := make([]byte, n)
+	at := Mapping{Start: uintptr(unsafe.Pointer(unsafe.SliceData(b)))}
+	at.End = at.Start + uintptr(n)
 	marked, err := Advise()
 	runtime.KeepAlive(b)
 	b = nil
 	debug.FreeOSMemory()
-	return marked, err
+	return marked, at, err
 }
 
 // reservable is n, or less so that the system surely grants it: nothing
