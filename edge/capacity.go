@@ -1,13 +1,13 @@
 package edge
 
 import (
-	"bufio"
-	"bytes"
 	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
+
+	"github.com/edgeacs/edgeacs/internal/meminfo"
 )
 
 // Capacity is what admission control allows, derived at start from the
@@ -96,21 +96,7 @@ func deriveCapacity(conns, sessions int, fdLimit, mem uint64, cpus int) Capacity
 // (v2, then v1) when set and below the box's, else MemTotal; 0 when
 // unknown (not Linux).
 func memoryBytes() uint64 {
-	var total uint64
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-				f := strings.Fields(rest)
-				if len(f) > 0 {
-					if kb, err := strconv.ParseUint(f[0], 10, 64); err == nil {
-						total = kb << 10
-					}
-				}
-				break
-			}
-		}
-	}
+	total := meminfo.Total()
 	for _, p := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
 		b, err := os.ReadFile(p)
 		if err != nil {

@@ -38,6 +38,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/edgeacs/edgeacs/internal/meminfo"
 )
 
 // Interval is how often Keep marks new mappings, those the heap grows by
@@ -78,15 +80,15 @@ func selected(line string) string {
 	return mode
 }
 
-// Mapping is one line of /proc/self/maps that Advise may mark.
-type Mapping struct{ Start, End uintptr }
+// mapping is one line of /proc/self/maps that Advise may mark.
+type mapping struct{ Start, End uintptr }
 
 // candidates parses /proc/<pid>/maps text and returns the private anonymous
 // writable mappings that can hold a huge page: the Go heap, its stacks and
 // the runtime's other anonymous memory, not files (Badger's write-ahead
 // logs and tables), the process's main stack or the kernel's special ones.
-func candidates(maps []byte) ([]Mapping, error) {
-	var out []Mapping
+func candidates(maps []byte) ([]mapping, error) {
+	var out []mapping
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
 		// address perms offset dev inode [path]
@@ -107,7 +109,7 @@ func candidates(maps []byte) ([]Mapping, error) {
 			return nil, fmt.Errorf("maps line %q: bad address range", sc.Text())
 		}
 		if end-start >= hugePageSize {
-			out = append(out, Mapping{Start: uintptr(start), End: uintptr(end)})
+			out = append(out, mapping{Start: uintptr(start), End: uintptr(end)})
 		}
 	}
 	return out, sc.Err()
@@ -152,9 +154,9 @@ func Reserve(n int) (int, error) {
 
 // reserve is Reserve without the cut; it also returns where the n bytes
 // were (tests look at them).
-func reserve(n int) (int, Mapping, error) {
+func reserve(n int) (int, mapping, error) {
 	b := make([]byte, n)
-	at := Mapping{Start: uintptr(unsafe.Pointer(unsafe.SliceData(b)))}
+	at := mapping{Start: uintptr(unsafe.Pointer(unsafe.SliceData(b)))}
 	at.End = at.Start + uintptr(n)
 	marked, err := Advise()
 	runtime.KeepAlive(b)
@@ -172,25 +174,7 @@ func reservable(n int) int {
 	if b, err := os.ReadFile("/proc/sys/vm/overcommit_memory"); err != nil || strings.TrimSpace(string(b)) == "2" {
 		return 0
 	}
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	return min(n, memTotal(b)/2)
-}
-
-// memTotal is /proc/meminfo's MemTotal in bytes, 0 if it has none.
-func memTotal(meminfo []byte) int {
-	for line := range strings.Lines(string(meminfo)) {
-		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kib, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				return 0
-			}
-			return kib << 10
-		}
-	}
-	return 0
+	return min(n, int(meminfo.Total()/2))
 }
 
 // Keep runs Advise every interval until ctx ends. A failure is logged,
@@ -214,15 +198,14 @@ func Keep(ctx context.Context, interval time.Duration, log *slog.Logger) {
 // Start sets reserve bytes of heap aside for huge pages (Reserve) and
 // marks what the heap grows by beyond them until ctx ends (Keep, on a
 // goroutine ctx stops), when the system leaves huge pages to the process
-// (Wanted); otherwise it does nothing. It reports whether it started.
-func Start(ctx context.Context, reserve int, log *slog.Logger) bool {
+// (Wanted); otherwise it does nothing.
+func Start(ctx context.Context, reserve int, log *slog.Logger) {
 	if !Wanted() {
-		return false
+		return
 	}
 	if _, err := Reserve(reserve); err != nil {
 		log.Warn("huge pages: cannot mark the heap; running with small pages", "err", err)
-		return false
+		return
 	}
 	go Keep(ctx, Interval, log)
-	return true
 }

@@ -41,7 +41,7 @@ c004000000-c008000000 ---p 00000000 00:00 0
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Mapping{
+	want := []mapping{
 		{0xc000000000, 0xc004000000},
 		{0x7f0000000000, 0x7f0000400000},
 		{0x01000000, 0x01400000},
@@ -68,7 +68,7 @@ c004000000-c008000000 ---p 00000000 00:00 0
 // overlapping sums the size and the resident memory of the process's
 // mappings that overlap m, in KiB, and reports whether all of them are
 // marked for huge pages (VmFlags "hg" in smaps).
-func overlapping(t *testing.T, m Mapping) (size, rss int, allMarked bool) {
+func overlapping(t *testing.T, m mapping) (size, rss int, allMarked bool) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
