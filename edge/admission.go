@@ -237,6 +237,17 @@ type admission struct {
 
 	mu    sync.Mutex
 	woken map[string]time.Time // devices sent a connection request lately
+	// wokenIPs are their last known addresses (several devices may share
+	// one behind a NAT): a request from one has its body read while only
+	// the reserved slice is left (bandRead).
+	wokenIPs map[string]time.Time
+
+	// bandMu guards the count of bodies read in the band this second
+	// (bandRead); bandBudget is how many may be.
+	bandMu     sync.Mutex
+	bandSec    int64
+	bandReads  int64
+	bandBudget int64
 
 	// admitted counts sessions admitted, for the calendar's rate.
 	admitted atomic.Int64
@@ -401,10 +412,11 @@ func (r *calRate) refused(ns, admitted int64, minRate float64, saturated bool) i
 }
 
 func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *StormMetrics) *admission {
-	a := &admission{limit: int64(limit), maxBusy: int64(max(maxBusy, 0)), retryMin: retryMin, retryMax: retryMax, metrics: m, woken: map[string]time.Time{}}
+	a := &admission{limit: int64(limit), maxBusy: int64(max(maxBusy, 0)), retryMin: retryMin, retryMax: retryMax, metrics: m, woken: map[string]time.Time{}, wokenIPs: map[string]time.Time{}}
 	if limit >= 10 {
 		a.reserved = int64(limit / 10)
 	}
+	a.bandBudget = max(a.reserved*bandReadsPerReserved, bandReadsMin)
 	a.latTarget = defaultLatencyTarget
 	a.queueWait = defaultQueueWait
 	a.latMinOpen.Store(defaultLatencyMinOpen)
@@ -420,22 +432,43 @@ func newAdmission(limit, maxBusy int, retryMin, retryMax time.Duration, m *Storm
 }
 
 // woke records that the edge is sending deviceID a connection request: its
-// next Inform is one an operator or the core waits for.
-func (a *admission) woke(deviceID string) {
+// next Inform is one an operator or the core waits for. ip is the
+// device's last known address ("" if none).
+func (a *admission) woke(deviceID, ip string) {
 	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.woken) >= wakeMemoryMax {
-		for id, at := range a.woken {
+	remember(a.woken, deviceID, now)
+	if ip != "" {
+		remember(a.wokenIPs, ip, now)
+	}
+}
+
+// remember sets m[key] = now, first forgetting what is older than
+// wakeMemory if m holds wakeMemoryMax keys, and everything if that is not
+// enough: a flood of wake-ups, where none is special any more.
+func remember(m map[string]time.Time, key string, now time.Time) {
+	if len(m) >= wakeMemoryMax {
+		for k, at := range m {
 			if now.Sub(at) > wakeMemory {
-				delete(a.woken, id)
+				delete(m, k)
 			}
 		}
-		if len(a.woken) >= wakeMemoryMax {
-			clear(a.woken) // a flood of wake-ups: none is special any more
+		if len(m) >= wakeMemoryMax {
+			clear(m)
 		}
 	}
-	a.woken[deviceID] = now
+	m[key] = now
+}
+
+// wokenIPLately reports whether a device last seen at ip was sent a
+// connection request lately. Unlike wokenLately it forgets nothing: other
+// devices may share the address.
+func (a *admission) wokenIPLately(ip string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	at, ok := a.wokenIPs[ip]
+	return ok && now.Sub(at) <= wakeMemory
 }
 
 // wokenLately reports (and forgets) a recent connection request to deviceID.
@@ -482,7 +515,16 @@ func (a *admission) retryAfter() string {
 // anything is recorded); on refusal it has answered 503. An admitted
 // session holds a slot until the returned release is called, once it is
 // in the session table (counted open) or given up.
-func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string, replacing bool, now time.Time) (release func(), ok bool) {
+//
+// held: the admission queue handed the request a request slot, so the
+// busy bound has been applied already. Requests inside sessions pass the
+// bound without queueing (finishing a session comes first), so by the time
+// the body was read and decoded they had often pushed the count over it
+// again: a 100k storm refused 60-200 such sessions a second after its
+// flood, each after the queue had chosen it and the edge had parsed its
+// Inform, each booked to come back. The session limit and the latency
+// bound still apply.
+func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string, replacing, held bool, now time.Time) (release func(), ok bool) {
 	a := s.adm
 	outcome := admitNormal
 	switch {
@@ -499,7 +541,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	}
 	a.pendingMu.Lock()
 	used := s.open.Load() + a.pending
-	busy := (a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(used, 1, now)
+	busy := (!held && a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(used, 1, now)
 	if busy || (a.limit > 0 && used >= a.limit-a.reserved) {
 		// priority may take the woken mark: only ask when it matters.
 		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
@@ -523,24 +565,68 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	}, true
 }
 
-// full reports whether no session can be admitted but one replacing a
-// device's own: a request that would open one is then refused before its
-// body is read (a storm's refusals cost headers only).
+// full reports whether a request from ip that would open a session is
+// refused before its body is read (a storm's refusals cost headers only):
+// no session can be admitted but one replacing a device's own, or only
+// the reserved slice is left and the request is unlikely to be a priority
+// session (see bandRead).
 //
 // Past twice the busy bound too: a few priority sessions still get their
 // bodies read between the bound and twice it.
-func (s *Server) full() bool {
+func (s *Server) full(ip string, now time.Time) bool {
 	a := s.adm
-	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(s.open.Load(), 2, time.Now()) {
+	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(s.open.Load(), 2, now) {
 		return true
 	}
 	if a.limit <= 0 {
 		return false
 	}
 	a.pendingMu.Lock()
-	defer a.pendingMu.Unlock()
-	return s.open.Load()+a.pending >= a.limit
+	used := s.open.Load() + a.pending
+	a.pendingMu.Unlock()
+	return used >= a.limit || (used >= a.limit-a.reserved && !a.bandRead(ip, now))
 }
+
+// bandRead reports whether a new session's request from ip may have its
+// body read while only the reserved slice of sessions is left (the band):
+// only a priority session can be admitted then, and which one is priority
+// is in the Inform. Reading and decoding every Inform in the band only to
+// refuse it was most of what a storm's flood cost the edge: the sessions
+// sit in the band while thousands of CPEs a second knock (a 100k storm
+// read and refused ~5,000 Informs a second for 20 s, ten times those its
+// full queue refused before the body). So the edge reads in the band:
+//
+//   - every request from an address it has just sent a connection request
+//     to (the device's last known address: an operator or the core is
+//     waiting for it);
+//   - at most bandReadsPerReserved per reserved session a second of the
+//     others (a CPE reporting a transfer, from an address the edge cannot
+//     expect), the rest refused before the body with a booked return.
+func (a *admission) bandRead(ip string, now time.Time) bool {
+	if a.wokenIPLately(ip, now) {
+		return true
+	}
+	sec := now.Unix()
+	a.bandMu.Lock()
+	defer a.bandMu.Unlock()
+	if a.bandSec != sec {
+		a.bandSec, a.bandReads = sec, 0
+	}
+	if a.bandReads >= a.bandBudget {
+		return false
+	}
+	a.bandReads++
+	return true
+}
+
+// bandReadsPerReserved is the band's reads a second per reserved session
+// (bandRead), bandReadsMin the fewest: a priority session in a storm is
+// read at once or after a few returns, while the flood costs the edge a
+// few dozen Informs a second instead of thousands.
+const (
+	bandReadsPerReserved = 1
+	bandReadsMin         = 8
+)
 
 // Admission queue: how long a new session's first request waits for a
 // request slot before it is judged as before (refused unless priority),
@@ -565,8 +651,9 @@ func (s *Server) enter() func() {
 
 // enterNew counts the first request of a new session in progress, after
 // waiting in the queue for a request slot if the busy bound is reached,
-// and reports whether the queue was full (overflow: the caller refuses
-// the request before reading its body).
+// and reports how the wait ended (slotOverflow: the queue was full, and
+// the caller refuses the request before reading its body; slotHeld: the
+// queue handed it a slot, and admit does not apply the busy bound again).
 // Without the queue, CPEs returning at their booked second arrived as a
 // burst: the first few dozen took every slot and the rest were refused in
 // the same millisecond, to come back 10 s later, while the edge went idle
@@ -581,16 +668,13 @@ func (s *Server) enter() func() {
 // cost the edge (a 100k storm refused ~5,000 a second that way while it
 // admitted ~160). A priority session loses its priority there, as it does
 // past twice the busy bound (full).
-func (s *Server) enterNew(r *http.Request) (exit func(), overflow bool) {
+func (s *Server) enterNew(r *http.Request) (exit func(), wait slotWait) {
 	a := s.adm
-	switch a.waitSlot(r) {
-	case slotHeld:
-		return a.exit, false
-	case slotOverflow:
-		overflow = true
+	wait = a.waitSlot(r)
+	if wait != slotHeld {
+		a.busy.Add(1)
 	}
-	a.busy.Add(1)
-	return a.exit, overflow
+	return a.exit, wait
 }
 
 // exit ends a request counted in progress and hands its slot to the
@@ -744,8 +828,9 @@ func (s *Server) storeFailure(w http.ResponseWriter, err error, msg string, logA
 
 // woke is the Reacher's hook (wakeRecorder): a connection request is going
 // to deviceID.
-func (s *Server) woke(deviceID string) { s.adm.woke(deviceID) }
+func (s *Server) woke(deviceID, ip string) { s.adm.woke(deviceID, ip) }
 
-// wakeRecorder is told of every connection request the Reacher sends; the
-// Server is one, so the woken device's Inform gets priority.
-type wakeRecorder interface{ woke(deviceID string) }
+// wakeRecorder is told of every connection request the Reacher sends, with
+// the device's last known address; the Server is one, so the woken
+// device's Inform gets priority.
+type wakeRecorder interface{ woke(deviceID, ip string) }

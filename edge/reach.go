@@ -326,7 +326,7 @@ func (r *Reacher) deliver(ctx context.Context, deviceID string) error {
 func (r *Reacher) send(ctx context.Context, d *Device) error {
 	deviceID := d.ID
 	if w, ok := r.cfg.Sessions.(wakeRecorder); ok {
-		w.woke(deviceID) // its Inform may come before the request returns
+		w.woke(deviceID, remoteIP(d.RemoteAddr)) // its Inform may come before the request returns
 	}
 	udpFromTree(r.cfg.Cache, d)
 	useUDP := d.UDPConnectionRequestAddress != "" && d.STUNEnable

@@ -343,19 +343,21 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	held := false // a new session's request handed a request slot by the queue
 	if sess != nil {
 		defer s.enter()()
 		defer s.adm.observe(now)
 	} else {
-		exit, overflow := s.enterNew(r)
+		exit, wait := s.enterNew(r)
 		defer exit()
 		now = time.Now() // after its wait in the queue
-		if overflow {
+		if wait == slotOverflow {
 			s.refuseFull(w)
 			return
 		}
+		held = wait == slotHeld
 	}
-	if sess == nil && s.full() {
+	if sess == nil && s.full(ip, now) {
 		s.refuseFull(w)
 		return
 	}
@@ -445,7 +447,7 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 				// new session starts whatever device it is for.
 				sess = nil
 			}
-			s.startSession(w, r, env, inf, sess, who, authed, ip, now)
+			s.startSession(w, r, env, inf, sess, who, authed, held, ip, now)
 			return
 		}
 	}
@@ -518,8 +520,9 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 // DeviceId must be a device those credentials may speak for, so one
 // device's own credentials (or a header captured from its session) cannot
 // open a session as another device, and the shared credentials do not let
-// in a device that has credentials of its own.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.Envelope, inf *cwmp.Inform, prev *session, who identity, authed bool, ip string, now time.Time) {
+// in a device that has credentials of its own. held: the admission queue
+// handed the request a request slot (see admit).
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.Envelope, inf *cwmp.Inform, prev *session, who identity, authed, held bool, ip string, now time.Time) {
 	id := inf.DeviceId
 	deviceID, err := fleet.DeviceID(id.OUI, id.ProductClass, id.SerialNumber)
 	if err != nil {
@@ -574,7 +577,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, env *cwmp.
 	// abandoned by the CPE. End it first so its work cannot overwrite what
 	// the new session records.
 	old, replacing := s.byDevice.load(deviceID)
-	release, ok := s.admit(w, inf, deviceID, replacing, now)
+	release, ok := s.admit(w, inf, deviceID, replacing, held, now)
 	if !ok {
 		return
 	}

@@ -432,7 +432,7 @@ func TestAdmissionPriority(t *testing.T) {
 		t.Fatalf("a new Inform of a device in a session, with its cookie, at the cap: %d, want 200", code)
 	}
 	woken := newCPE(t, e, "WOKEN")
-	e.node.Server().woke(woken.id())
+	e.node.Server().woke(woken.id(), "")
 	if code := informCode(woken, cwmp.EventConnectionRequest); code != http.StatusServiceUnavailable {
 		t.Fatalf("a woken device above the cap: %d, want 503", code)
 	}
@@ -448,13 +448,98 @@ func TestAdmissionPriority(t *testing.T) {
 	if code := informCode(stranger, cwmp.EventConnectionRequest); code != http.StatusServiceUnavailable {
 		t.Fatalf("a connection-request Inform the edge did not ask for, in the reserved slice: %d, want 503", code)
 	}
-	e.node.Server().woke(woken.id())
+	e.node.Server().woke(woken.id(), "")
 	if code := informCode(woken, cwmp.EventConnectionRequest); code != http.StatusOK {
 		t.Fatalf("a device the edge just woke, in the reserved slice: %d, want 200", code)
 	}
 	if e.admissions(admitPriority) != 2 || e.admissions(admitReplacing) != 1 || e.admissions(rejectFull) != 3 {
 		t.Fatalf("admissions: priority %v replacing %v rejected %v", e.admissions(admitPriority), e.admissions(admitReplacing), e.admissions(rejectFull))
 	}
+}
+
+// TestAdmissionBand: while only the reserved slice is left, a new
+// session's body is read only within the second's budget or when it comes
+// from the address of a device the edge just woke; the rest are refused
+// before the body (an unparsable one gets the 503, not a 400), priority or
+// not.
+func TestAdmissionBand(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.MaxConcurrentSessions = 10 })
+	for i := range 9 {
+		newCPE(t, e, fmt.Sprintf("FILL%02d", i)).open()
+	}
+	s := e.node.Server()
+	s.adm.bandMu.Lock()
+	s.adm.bandBudget = 0
+	s.adm.bandMu.Unlock()
+	c := newCPE(t, e, "BANDED")
+	code, _, body := c.post([]byte("<not-cwmp " + cwmp.EventTransferComplete))
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), msgFull) {
+		t.Fatalf("unparsable Inform in the band, budget spent: %d %q, want 503 %q", code, body, msgFull)
+	}
+	if code, _, _ := c.post(c.informBody([]string{cwmp.EventTransferComplete})); code != http.StatusServiceUnavailable {
+		t.Fatalf("TransferComplete in the band from an unexpected address, budget spent: %d, want 503", code)
+	}
+	// The test's CPEs all come from 127.0.0.1: waking one device there
+	// has every request from it read.
+	s.woke(newCPE(t, e, "ELSEWHERE").id(), "127.0.0.1")
+	if code, _, _ := c.post([]byte("<not-cwmp")); code != http.StatusBadRequest {
+		t.Fatalf("unparsable Inform from a woken address, in the band: %d, want 400", code)
+	}
+	if code, _, _ := c.post(c.informBody([]string{cwmp.EventTransferComplete})); code != http.StatusOK {
+		t.Fatalf("TransferComplete from a woken address, in the band: %d, want 200", code)
+	}
+}
+
+// TestBandRead: the band's budget is per second, at least bandReadsMin,
+// and woken addresses are outside it until the wake is old.
+func TestBandRead(t *testing.T) {
+	m := NewMetrics(nil)
+	a := newAdmission(200, 0, time.Second, time.Minute, m.Storm) // 20 reserved
+	if a.bandBudget != 20*bandReadsPerReserved {
+		t.Fatalf("budget %d, want %d", a.bandBudget, 20*bandReadsPerReserved)
+	}
+	if small := newAdmission(10, 0, time.Second, time.Minute, m.Storm); small.bandBudget != bandReadsMin {
+		t.Fatalf("budget with 1 reserved: %d, want %d", small.bandBudget, bandReadsMin)
+	}
+	now := time.Unix(1_000_000, 0)
+	for i := range a.bandBudget {
+		if !a.bandRead("192.0.2.1", now.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("read %d of a budget of %d refused", i+1, a.bandBudget)
+		}
+	}
+	if a.bandRead("192.0.2.1", now.Add(999*time.Millisecond)) {
+		t.Fatal("a read past the second's budget allowed")
+	}
+	a.woke("dev", "192.0.2.7")
+	if !a.bandRead("192.0.2.7", now.Add(999*time.Millisecond)) {
+		t.Fatal("a woken address refused with the budget spent")
+	}
+	if !a.bandRead("192.0.2.1", now.Add(time.Second)) {
+		t.Fatal("the next second's first read refused")
+	}
+	if a.wokenIPLately("192.0.2.7", time.Now().Add(2*wakeMemory)) {
+		t.Fatal("a wake older than wakeMemory still counts")
+	}
+}
+
+// TestAdmitHeld: a new session the admission queue handed a request slot
+// is not refused for the busy bound again (requests inside sessions pushed
+// the count over it while its body was read); one that waited in vain is.
+func TestAdmitHeld(t *testing.T) {
+	e := startEdge(t, "", func(c *Config) { c.CPEAuth = AuthNone; c.maxBusy = 1 })
+	s := e.node.Server()
+	s.adm.busy.Add(5)
+	defer s.adm.busy.Add(-5)
+	inf := &cwmp.Inform{Event: []cwmp.Event{{Code: cwmp.EventBootstrap}}}
+	w := &headerOnly{h: http.Header{}}
+	if _, ok := s.admit(w, inf, "dev-waited", false, false, time.Now()); ok {
+		t.Fatal("a bootstrap above the busy bound, without a slot, admitted")
+	}
+	release, ok := s.admit(w, inf, "dev-held", false, true, time.Now())
+	if !ok {
+		t.Fatal("a bootstrap handed a slot by the queue refused for the busy bound")
+	}
+	release()
 }
 
 func healthz(t *testing.T, e *testEdge) (int, map[string]any) {
