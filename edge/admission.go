@@ -541,7 +541,7 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 	}
 	a.pendingMu.Lock()
 	used := s.open.Load() + a.pending
-	busy := (!held && a.maxBusy > 0 && a.busy.Load() > a.maxBusy) || a.slow(used, 1, now)
+	busy := (!held && a.overBusy()) || a.slow(used, 1, now)
 	if busy || (a.limit > 0 && used >= a.limit-a.reserved) {
 		// priority may take the woken mark: only ask when it matters.
 		if (a.limit > 0 && used >= a.limit) || !a.priority(inf, deviceID, now) {
@@ -585,6 +585,14 @@ func (s *Server) full(ip string, now time.Time) bool {
 	used := s.open.Load() + a.pending
 	a.pendingMu.Unlock()
 	return used >= a.limit || (used >= a.limit-a.reserved && !a.bandRead(ip, now))
+}
+
+// overBusy reports whether more requests are in progress than the busy
+// bound. A new session's request whose wait in the queue ran out with the
+// bound still passed is refused unless it is a priority session, and like
+// one in the band its body is read only when bandRead says so.
+func (a *admission) overBusy() bool {
+	return a.maxBusy > 0 && a.busy.Load() > a.maxBusy
 }
 
 // bandRead reports whether a new session's request from ip may have its
@@ -660,7 +668,9 @@ func (s *Server) enter() func() {
 // for the rest of the second (a 100k storm ran with the box two-thirds
 // idle). Queued, the burst is served at the edge's pace. A request that
 // waited queueWait in vain goes on all the same, to be judged by admit as
-// before (only a priority session gets in past the bound).
+// before (only a priority session gets in past the bound); while the bound
+// is still passed its body is read only when bandRead allows (a 100k
+// storm read and refused ~6,000 such Informs).
 //
 // One that finds the queue full is refused without its body: thousands
 // are waiting already, so the edge is at its busy bound, and reading and

@@ -351,7 +351,7 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		exit, wait := s.enterNew(r)
 		defer exit()
 		now = time.Now() // after its wait in the queue
-		if wait == slotOverflow {
+		if wait == slotOverflow || (wait == slotNone && s.adm.overBusy() && !s.adm.bandRead(ip, now)) {
 			s.refuseFull(w)
 			return
 		}

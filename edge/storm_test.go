@@ -832,6 +832,18 @@ func TestAdmissionQueue(t *testing.T) {
 	if n := adm.nqueued.Load(); n != 0 {
 		t.Fatalf("%d left queued after the wait ran out", n)
 	}
+	// With the band's budget spent, such a request is refused before its
+	// body is read: an unparsable one gets the 503, not a 400.
+	adm.bandMu.Lock()
+	budget := adm.bandBudget
+	adm.bandBudget = 0
+	adm.bandMu.Unlock()
+	if code, _, body := c.post([]byte("<not-cwmp")); code != http.StatusServiceUnavailable || !strings.Contains(string(body), msgFull) {
+		t.Fatalf("unparsable Inform after the wait ran out, budget spent: %d %q, want 503 %q", code, body, msgFull)
+	}
+	adm.bandMu.Lock()
+	adm.bandBudget = budget
+	adm.bandMu.Unlock()
 
 	// A full queue: a new session is refused before its body is read, so
 	// a body that does not parse gets the 503 (and a priority event no
