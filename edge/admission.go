@@ -567,30 +567,34 @@ func (s *Server) admit(w http.ResponseWriter, inf *cwmp.Inform, deviceID string,
 
 // full reports whether a request from ip that would open a session is
 // refused before its body is read (a storm's refusals cost headers only):
-// no session can be admitted but one replacing a device's own, or only
-// the reserved slice is left and the request is unlikely to be a priority
-// session (see bandRead).
+// no session can be admitted but one replacing a device's own, or only a
+// priority session can be and the request is unlikely to be one (see
+// bandRead). Only a priority session can be while only the reserved slice
+// is left, or while the busy bound is passed for a request the queue did
+// not hand a slot (held false: its wait ran out), as in admit.
 //
 // Past twice the busy bound too: a few priority sessions still get their
 // bodies read between the bound and twice it.
-func (s *Server) full(ip string, now time.Time) bool {
+func (s *Server) full(ip string, held bool, now time.Time) bool {
 	a := s.adm
 	if (a.maxBusy > 0 && a.busy.Load() > 2*a.maxBusy) || a.slow(s.open.Load(), 2, now) {
 		return true
 	}
-	if a.limit <= 0 {
-		return false
+	onlyPriority := !held && a.overBusy()
+	if a.limit > 0 {
+		a.pendingMu.Lock()
+		used := s.open.Load() + a.pending
+		a.pendingMu.Unlock()
+		if used >= a.limit {
+			return true
+		}
+		onlyPriority = onlyPriority || used >= a.limit-a.reserved
 	}
-	a.pendingMu.Lock()
-	used := s.open.Load() + a.pending
-	a.pendingMu.Unlock()
-	return used >= a.limit || (used >= a.limit-a.reserved && !a.bandRead(ip, now))
+	return onlyPriority && !a.bandRead(ip, now)
 }
 
 // overBusy reports whether more requests are in progress than the busy
-// bound. A new session's request whose wait in the queue ran out with the
-// bound still passed is refused unless it is a priority session, and like
-// one in the band its body is read only when bandRead says so.
+// bound.
 func (a *admission) overBusy() bool {
 	return a.maxBusy > 0 && a.busy.Load() > a.maxBusy
 }

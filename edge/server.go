@@ -351,13 +351,13 @@ func (s *Server) serveCWMP(w http.ResponseWriter, r *http.Request) {
 		exit, wait := s.enterNew(r)
 		defer exit()
 		now = time.Now() // after its wait in the queue
-		if wait == slotOverflow || (wait == slotNone && s.adm.overBusy() && !s.adm.bandRead(ip, now)) {
+		if wait == slotOverflow {
 			s.refuseFull(w)
 			return
 		}
 		held = wait == slotHeld
 	}
-	if sess == nil && s.full(ip, now) {
+	if sess == nil && s.full(ip, held, now) {
 		s.refuseFull(w)
 		return
 	}
