@@ -118,21 +118,52 @@ func candidates(maps []byte) ([]mapping, error) {
 // Advise marks every candidate mapping of the process for huge pages and
 // returns how many it marked. Marking one already marked changes nothing.
 func Advise() (int, error) {
+	var a adviser
+	return a.advise()
+}
+
+// adviser marks candidate mappings it has not marked before. Keep runs
+// one every second for the process's life: a madvise takes the process's
+// memory map lock for writing (stalling page faults on its other
+// threads), and a process with Badger's files open has dozens of
+// candidates, nearly all of them marked by the last pass.
+type adviser struct {
+	// marked is the mappings the last pass saw marked, by their exact
+	// range: one the kernel has since merged with a new neighbour is a
+	// new range, marked again once.
+	marked map[mapping]bool
+}
+
+// advise marks the candidate mappings not marked by the last pass and
+// returns how many it marked.
+func (a *adviser) advise() (int, error) {
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return 0, fmt.Errorf("read mappings: %w", err)
 	}
-	ms, err := candidates(b)
+	return a.mark(b, adviseHuge)
+}
+
+// mark is advise on /proc/self/maps text maps, asking with adviseFn.
+func (a *adviser) mark(maps []byte, adviseFn func(addr, n uintptr) error) (int, error) {
+	ms, err := candidates(maps)
 	if err != nil {
 		return 0, err
 	}
+	seen := make(map[mapping]bool, len(ms))
 	n := 0
 	for _, m := range ms {
+		if a.marked[m] {
+			seen[m] = true
+			continue
+		}
 		// A mapping unmapped since the read fails with ENOMEM: skip it.
-		if adviseHuge(m.Start, m.End-m.Start) == nil {
+		if adviseFn(m.Start, m.End-m.Start) == nil {
+			seen[m] = true
 			n++
 		}
 	}
+	a.marked = seen
 	return n, nil
 }
 
@@ -177,18 +208,20 @@ func reservable(n int) int {
 	return min(n, int(meminfo.Total()/2))
 }
 
-// Keep runs Advise every interval until ctx ends. A failure is logged,
+// Keep marks the process's new candidate mappings every interval until
+// ctx ends (Advise, skipping those it marked before). A failure is logged,
 // and Keep stops: a kernel that refused the advice once will again.
 func Keep(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var a adviser
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if _, err := Advise(); err != nil {
+		if _, err := a.advise(); err != nil {
 			log.Warn("huge pages: cannot mark the heap's new mappings", "err", err)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,52 @@ c004000000-c008000000 ---p 00000000 00:00 0
 	} {
 		if _, err := candidates([]byte(bad)); err == nil {
 			t.Errorf("candidates(%q): no error", bad)
+		}
+	}
+}
+
+// TestAdviserMarksNewOnly: each pass marks only the candidates the last
+// pass did not leave marked (a madvise write-locks the process's memory
+// map): a new mapping, one merged into a new range, one whose marking
+// failed; not the rest again.
+func TestAdviserMarksNewOnly(t *testing.T) {
+	const (
+		heap  = "c000000000-c004000000 rw-p 00000000 00:00 0\n"
+		anon  = "7f0000000000-7f0000400000 rw-p 00000000 00:00 0  [anon:Go: heap]\n"
+		grown = "7f0000000000-7f0000800000 rw-p 00000000 00:00 0  [anon:Go: heap]\n"
+		fresh = "7f3000000000-7f3000400000 rw-p 00000000 00:00 0\n"
+	)
+	var a adviser
+	var asked []uintptr
+	fail := map[uintptr]bool{}
+	advise := func(addr, n uintptr) error {
+		asked = append(asked, addr)
+		if fail[addr] {
+			return syscall.ENOMEM
+		}
+		return nil
+	}
+	for _, pass := range []struct {
+		name, maps string
+		fail       []uintptr
+		want       []uintptr
+	}{
+		{"first", heap + anon, nil, []uintptr{0xc000000000, 0x7f0000000000}},
+		{"unchanged", heap + anon, nil, nil},
+		{"new mapping, one failing", heap + anon + fresh, []uintptr{0x7f3000000000}, []uintptr{0x7f3000000000}},
+		{"failed one again, merged range", heap + grown + fresh, nil, []uintptr{0x7f0000000000, 0x7f3000000000}},
+		{"all marked", heap + grown + fresh, nil, nil},
+	} {
+		asked, fail = nil, map[uintptr]bool{}
+		for _, f := range pass.fail {
+			fail[f] = true
+		}
+		n, err := a.mark([]byte(pass.maps), advise)
+		if err != nil {
+			t.Fatalf("%s: %v", pass.name, err)
+		}
+		if !slices.Equal(asked, pass.want) || n != len(pass.want)-len(pass.fail) {
+			t.Errorf("%s: asked %x, marked %d; want %x, %d", pass.name, asked, n, pass.want, len(pass.want)-len(pass.fail))
 		}
 	}
 }
