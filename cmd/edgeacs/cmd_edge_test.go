@@ -112,54 +112,46 @@ func TestExampleEdgeYAML(t *testing.T) {
 	}
 }
 
-// TestEdgeFilesAuth: /files/ is guarded unless turned off, by YAML or flag
-// (the flag wins).
-func TestEdgeFilesAuth(t *testing.T) {
-	dir := t.TempDir()
-	off := filepath.Join(dir, "off.yaml")
-	os.WriteFile(off, []byte("files_auth: false\n"), 0o600)
-	base := []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none"}
-	for _, tt := range []struct {
-		args []string
-		want bool
+// TestEdgeSwitches: the edge's on-by-default switches stay on unless
+// turned off, by YAML, flag or (where there is one) environment; the flag
+// wins over YAML.
+func TestEdgeSwitches(t *testing.T) {
+	for _, sw := range []struct {
+		yaml, flag, env string
+		on              func(*edge.Config) bool
 	}{
-		{nil, true},
-		{[]string{"--config", off}, false},
-		{[]string{"--config", off, "--files-auth"}, true},
-		{[]string{"--files-auth=false"}, false},
+		{"files_auth", "files-auth", "", (*edge.Config).FilesAuthOn},
+		{"huge_pages", "huge-pages", "EDGEACS_HUGE_PAGES", (*edge.Config).HugePagesOn},
 	} {
-		cfg, err := loadVia(t, append(append([]string{}, base...), tt.args...)...)
-		if err != nil || cfg.FilesAuthOn() != tt.want {
-			t.Errorf("%v: files auth %v, %v; want %v", tt.args, cfg.FilesAuthOn(), err, tt.want)
-		}
-	}
-}
-
-// TestEdgeHugePages: huge pages are asked for unless turned off, by YAML,
-// flag or environment (the flag wins over YAML).
-func TestEdgeHugePages(t *testing.T) {
-	dir := t.TempDir()
-	off := filepath.Join(dir, "off.yaml")
-	os.WriteFile(off, []byte("huge_pages: false\n"), 0o600)
-	base := []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none"}
-	for _, tt := range []struct {
-		args []string
-		env  string
-		want bool
-	}{
-		{nil, "", true},
-		{[]string{"--config", off}, "", false},
-		{[]string{"--config", off, "--huge-pages"}, "", true},
-		{[]string{"--huge-pages=false"}, "", false},
-		{nil, "false", false},
-	} {
-		if tt.env != "" {
-			t.Setenv("EDGEACS_HUGE_PAGES", tt.env)
-		}
-		cfg, err := loadVia(t, append(append([]string{}, base...), tt.args...)...)
-		if err != nil || cfg.HugePagesOn() != tt.want {
-			t.Errorf("%v %q: huge pages %v, %v; want %v", tt.args, tt.env, cfg.HugePagesOn(), err, tt.want)
-		}
+		t.Run(sw.flag, func(t *testing.T) {
+			dir := t.TempDir()
+			off := filepath.Join(dir, "off.yaml")
+			os.WriteFile(off, []byte(sw.yaml+": false\n"), 0o600)
+			base := []string{"--id", "e", "--data", dir, "--standalone", "--cpe-auth", "none"}
+			type swCase struct {
+				args []string
+				env  string
+				want bool
+			}
+			cases := []swCase{
+				{nil, "", true},
+				{[]string{"--config", off}, "", false},
+				{[]string{"--config", off, "--" + sw.flag}, "", true},
+				{[]string{"--" + sw.flag + "=false"}, "", false},
+			}
+			if sw.env != "" {
+				cases = append(cases, swCase{nil, "false", false})
+			}
+			for _, tt := range cases {
+				if tt.env != "" {
+					t.Setenv(sw.env, tt.env)
+				}
+				cfg, err := loadVia(t, append(append([]string{}, base...), tt.args...)...)
+				if err != nil || sw.on(&cfg) != tt.want {
+					t.Errorf("%v %q: %s %v, %v; want %v", tt.args, tt.env, sw.yaml, err == nil && sw.on(&cfg), err, tt.want)
+				}
+			}
+		})
 	}
 }
 
