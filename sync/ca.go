@@ -39,6 +39,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edgeacs/edgeacs/internal/tokenfile"
 )
 
 // ALPN is the TLS application protocol of the sync link; both sides of a
@@ -538,26 +540,12 @@ func writePair(crtPath string, der []byte, keyPath string, key crypto.Signer) er
 	return nil
 }
 
-// writeNew creates path (failing if it exists), writes data and syncs it;
-// on failure it removes what it created.
+// writeNew creates path (failing with existsError if it exists), writes
+// data and syncs it; on failure it removes what it created.
 func writeNew(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return existsError(path)
-		}
-		return err
+	err := tokenfile.CreateNew(path, data, perm)
+	if errors.Is(err, fs.ErrExist) {
+		return existsError(path)
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(path)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return err
 }

@@ -65,7 +65,14 @@ func stage(path string, data []byte) error {
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return CreateNew(tmp, data, 0o600)
+}
+
+// CreateNew creates path with perm, failing if it exists (the error then
+// wraps fs.ErrExist), writes data and syncs it. A failed write removes
+// the file it created: what is left is all of data or nothing.
+func CreateNew(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
@@ -77,8 +84,8 @@ func stage(path string, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", tmp, err)
+		_ = os.Remove(path)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }
