@@ -516,7 +516,7 @@ func runStorm(b *testing.B, bin string, n int) {
 	before := sp.merged()
 	s0, _ := readProc(pid)
 	t0 := time.Now()
-	time.Sleep(steady)
+	steadyProgress(b, sp, pid, s0, t0.Add(steady))
 	s1, _ := readProc(pid)
 	elapsed := time.Since(t0)
 	after := sp.merged()
@@ -547,6 +547,28 @@ func runStorm(b *testing.B, bin string, n int) {
 	progressf(b, "steady %s: %.0f sessions/s, p50 %s p99 %s, %d tasks queued (%d refused), %d new failures; edge %.2f cores, RSS %d MiB (anon %d, file %d)",
 		elapsed.Round(time.Second), sessions, window.SessionP50, window.SessionP99, tasks, taskErrs,
 		after.SessionErrors-before.SessionErrors, cpu, s1.rssKiB/1024, s1.anonKiB/1024, s1.fileKiB/1024)
+}
+
+// steadyProgress waits until end, logging a line a minute: a long steady
+// window (EDGEACS_BENCH_STEADY=1h) is a soak, and the lines show whether
+// the edge's memory, descriptors or session rate drift.
+func steadyProgress(b *testing.B, sp *simProcs, pid int, s0 procSample, end time.Time) {
+	start, last, lastT := time.Now(), sp.merged(), time.Now()
+	for {
+		wait := min(time.Until(end), time.Minute)
+		if wait < time.Minute {
+			time.Sleep(wait)
+			return
+		}
+		time.Sleep(wait)
+		now, cur := time.Now(), sp.merged()
+		s, _ := readProc(pid)
+		el := now.Sub(lastT).Seconds()
+		progressf(b, "%5.0fs steady: %.0f sessions/s, %d new failures; edge %.2f cores, %d fds, RSS %d MiB (anon %d, file %d)",
+			now.Sub(start).Seconds(), float64(cur.SessionsCompleted-last.SessionsCompleted)/el, cur.SessionErrors-last.SessionErrors,
+			float64(s.cpuTicks-s0.cpuTicks)/100/el, s.fds, s.rssKiB/1024, s.anonKiB/1024, s.fileKiB/1024)
+		last, lastT, s0 = cur, now, s
+	}
 }
 
 // progressf logs a line of the run as it happens: on stderr, since the
