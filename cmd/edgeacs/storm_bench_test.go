@@ -552,7 +552,7 @@ func runStorm(b *testing.B, bin string, n int) {
 // steadyProgress waits until end, logging a line a minute: a long steady
 // window (EDGEACS_BENCH_STEADY=1h) is a soak, and the lines show whether
 // the edge's memory, descriptors or session rate drift.
-func steadyProgress(b *testing.B, sp *simProcs, pid int, s0 procSample, end time.Time) {
+func steadyProgress(b *testing.B, sp *simProcs, pid int, prev procSample, end time.Time) {
 	start, last, lastT := time.Now(), sp.merged(), time.Now()
 	for {
 		wait := min(time.Until(end), time.Minute)
@@ -566,8 +566,8 @@ func steadyProgress(b *testing.B, sp *simProcs, pid int, s0 procSample, end time
 		el := now.Sub(lastT).Seconds()
 		progressf(b, "%5.0fs steady: %.0f sessions/s, %d new failures; edge %.2f cores, %d fds, RSS %d MiB (anon %d, file %d)",
 			now.Sub(start).Seconds(), float64(cur.SessionsCompleted-last.SessionsCompleted)/el, cur.SessionErrors-last.SessionErrors,
-			float64(s.cpuTicks-s0.cpuTicks)/100/el, s.fds, s.rssKiB/1024, s.anonKiB/1024, s.fileKiB/1024)
-		last, lastT, s0 = cur, now, s
+			float64(s.cpuTicks-prev.cpuTicks)/100/el, s.fds, s.rssKiB/1024, s.anonKiB/1024, s.fileKiB/1024)
+		last, lastT, prev = cur, now, s
 	}
 }
 
