@@ -522,14 +522,7 @@ func runStorm(b *testing.B, bin string, n int) {
 	after := sp.merged()
 	close(stop)
 	taskWG.Wait()
-	window := sim.Stats{Histogram: make([]uint64, len(after.Histogram))}
-	for i := range after.Histogram {
-		window.Histogram[i] = after.Histogram[i]
-		if i < len(before.Histogram) {
-			window.Histogram[i] -= before.Histogram[i]
-		}
-	}
-	window = window.Merge(sim.Stats{})
+	window := histogramWindow(before, after)
 	cpu := float64(s1.cpuTicks-s0.cpuTicks) / 100 / elapsed.Seconds()
 	sessions := float64(after.SessionsCompleted-before.SessionsCompleted) / elapsed.Seconds()
 	if cg != nil {
@@ -549,6 +542,20 @@ func runStorm(b *testing.B, bin string, n int) {
 		after.SessionErrors-before.SessionErrors, cpu, s1.rssKiB/1024, s1.anonKiB/1024, s1.fileKiB/1024)
 }
 
+// histogramWindow is the session-time histogram (and its percentiles) of
+// the sessions that completed between the cumulative stats before and
+// after.
+func histogramWindow(before, after sim.Stats) sim.Stats {
+	window := sim.Stats{Histogram: make([]uint64, len(after.Histogram))}
+	for i := range after.Histogram {
+		window.Histogram[i] = after.Histogram[i]
+		if i < len(before.Histogram) {
+			window.Histogram[i] -= before.Histogram[i]
+		}
+	}
+	return window.Merge(sim.Stats{})
+}
+
 // steadyProgress waits until end, logging a line a minute: a long steady
 // window (EDGEACS_BENCH_STEADY=1h) is a soak, and the lines show whether
 // the edge's memory, descriptors or session rate drift.
@@ -564,9 +571,10 @@ func steadyProgress(b *testing.B, sp *simProcs, pid int, prev procSample, end ti
 		now, cur := time.Now(), sp.merged()
 		s, _ := readProc(pid)
 		el := now.Sub(lastT).Seconds()
-		progressf(b, "%5.0fs steady: %.0f sessions/s, %d new failures; edge %.2f cores, %d fds, RSS %d MiB (anon %d, file %d)",
-			now.Sub(start).Seconds(), float64(cur.SessionsCompleted-last.SessionsCompleted)/el, cur.SessionErrors-last.SessionErrors,
-			float64(s.cpuTicks-prev.cpuTicks)/100/el, s.fds, s.rssKiB/1024, s.anonKiB/1024, s.fileKiB/1024)
+		minute := histogramWindow(last, cur)
+		progressf(b, "%5.0fs steady: %.0f sessions/s, p99 %s, %d new failures; edge %.2f cores, %d fds, RSS %d MiB (anon %d, file %d)",
+			now.Sub(start).Seconds(), float64(cur.SessionsCompleted-last.SessionsCompleted)/el, minute.SessionP99.Round(time.Millisecond),
+			cur.SessionErrors-last.SessionErrors, float64(s.cpuTicks-prev.cpuTicks)/100/el, s.fds, s.rssKiB/1024, s.anonKiB/1024, s.fileKiB/1024)
 		last, lastT, prev = cur, now, s
 	}
 }
