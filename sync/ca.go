@@ -533,10 +533,7 @@ func writePair(crtPath string, der []byte, keyPath string, key crypto.Signer) er
 		_ = os.Remove(keyPath)
 		return err
 	}
-	if d, err := os.Open(filepath.Dir(keyPath)); err == nil {
-		_ = d.Sync() // make the new names durable where the OS allows it
-		_ = d.Close()
-	}
+	tokenfile.SyncDir(keyPath) // make the new names durable where the OS allows it
 	return nil
 }
 

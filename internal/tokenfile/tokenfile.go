@@ -103,7 +103,7 @@ func Write(path string, data []byte) error {
 		_ = os.Remove(staged(path))
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	syncDir(path)
+	SyncDir(path)
 	return nil
 }
 
@@ -113,13 +113,14 @@ func Commit(path string) error {
 	if err := os.Rename(staged(path), path); err != nil {
 		return fmt.Errorf("write admin token: %w", err)
 	}
-	syncDir(path)
+	SyncDir(path)
 	return nil
 }
 
-// syncDir syncs path's directory so a rename into it survives a power
-// loss (best effort: not every platform can sync a directory).
-func syncDir(path string) {
+// SyncDir syncs path's directory so a new name in it (a rename, a file
+// created) survives a power loss (best effort: not every platform can
+// sync a directory).
+func SyncDir(path string) {
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
