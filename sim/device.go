@@ -346,12 +346,24 @@ func (d *Device) dropEvent(code string) {
 	d.events = out
 }
 
-// periodicAfter returns when the next periodic Inform is due, with ±10 %
-// jitter so a fleet started together spreads out; zero when disabled.
+// periodicAfter returns when the next periodic Inform is due; zero when
+// disabled.
 func (d *Device) periodicAfter(rng *rand.Rand) time.Time {
+	return d.periodicFrom(time.Now(), rng)
+}
+
+// periodicFrom is periodicAfter as of now. With a PeriodicInformTime set,
+// the Informs fall on that time plus or minus whole intervals (TR-069
+// A.3.2.1), as a real CPE's do: an ACS that gives each device its own
+// reference time (GenieACS's inform provision does) spreads a fleet
+// that booted together. With the unknown time (0001-01-01T00:00:00Z, the
+// CPE chooses), the interval from now with ±10 % jitter, so that a fleet
+// started together spreads out slowly.
+func (d *Device) periodicFrom(now time.Time, rng *rand.Rand) time.Time {
 	d.mu.Lock()
 	enabled := d.special("ManagementServer.PeriodicInformEnable")
 	secs, err := strconv.ParseUint(d.special("ManagementServer.PeriodicInformInterval"), 10, 32)
+	ref := d.special("ManagementServer.PeriodicInformTime")
 	d.mu.Unlock()
 	if enabled != "true" || err != nil || secs == 0 {
 		return time.Time{}
@@ -361,9 +373,31 @@ func (d *Device) periodicAfter(rng *rand.Rand) time.Time {
 		// Sub-second intervals (load tests) cannot be written to the
 		// parameter; keep the configured one while the ACS left it alone.
 		iv = d.f.cfg.InformInterval
+	} else if at, ok := informReference(ref); ok {
+		// Milliseconds from the reference, floored into [0, interval):
+		// the reference may be in the future or centuries back.
+		ivMs := iv.Milliseconds()
+		past := (now.UnixMilli() - at.UnixMilli()) % ivMs
+		if past < 0 {
+			past += ivMs
+		}
+		return now.Add(time.Duration(ivMs-past) * time.Millisecond)
 	}
 	jitter := time.Duration((rng.Float64()*0.2 - 0.1) * float64(iv))
-	return time.Now().Add(iv + jitter)
+	return now.Add(iv + jitter)
+}
+
+// informReference reads a PeriodicInformTime: false for the unknown time
+// (year 1) and for what does not parse as an xsd:dateTime.
+func informReference(v string) (time.Time, bool) {
+	if v == "" {
+		return time.Time{}, false
+	}
+	t, err := cwmp.ParameterValue{Value: v}.Time()
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func (d *Device) nextScheduled() (time.Time, bool) {
