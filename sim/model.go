@@ -178,7 +178,8 @@ func ParseModel(name string, data []byte) (*Model, error) {
 	}
 	for _, s := range []string{
 		"DeviceInfo.SoftwareVersion", "ManagementServer.PeriodicInformInterval",
-		"ManagementServer.PeriodicInformEnable", "ManagementServer.PeriodicInformTime", "ManagementServer.ConnectionRequestUsername",
+		"ManagementServer.PeriodicInformEnable", "ManagementServer.PeriodicInformTime",
+		"ManagementServer.ConnectionRequestUsername",
 		"ManagementServer.ConnectionRequestPassword", "ManagementServer.ConnectionRequestURL",
 		"ManagementServer.Username", "ManagementServer.Password", "ManagementServer.URL",
 		"ManagementServer.UDPConnectionRequestAddress", "ManagementServer.STUNEnable",
