@@ -56,6 +56,10 @@ package main
 // failed dials against 133.5 s and none with two).
 // The harness raises its soft file-descriptor limit to the hard one (the
 // children inherit it) unless EDGEACS_BENCH_KEEP_NOFILE=1.
+// EDGEACS_BENCH_SPREAD_INFORMS=1 gives the edge, before the storm, the
+// README's provision and preset that give each device its own
+// PeriodicInformTime (GenieACS's inform provision does the same), so the
+// periodic Informs after the storm do not keep its phase.
 // EDGEACS_BENCH_BIN names a built binary instead of building one;
 // EDGEACS_BENCH_SIM_LOG=debug makes the simulators log each failed
 // session with its cause (to stderr).
@@ -326,6 +330,9 @@ func runStorm(b *testing.B, bin string, n int) {
 			log, _ := os.ReadFile(edgeLog.Name())
 			b.Fatalf("edge did not come up:\n%s", log)
 		}
+	}
+	if os.Getenv("EDGEACS_BENCH_SPREAD_INFORMS") == "1" {
+		spreadInforms(b, apiAddr, filepath.Join(dir, "edge", "admin.token"))
 	}
 
 	sp := &simProcs{last: make([]sim.Stats, procs), errwr: &lockedWriter{w: os.Stderr}}
@@ -779,5 +786,40 @@ func (cg *memCgroup) remove() {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// spreadScript is the README's provision giving each device a
+// PeriodicInformTime of its own (Date.now(day) is shifted per device).
+const spreadScript = `const t = Date.now(86400000) % 86400000;
+declare("InternetGatewayDevice.ManagementServer.PeriodicInformTime", {value: 1}, {value: t});
+declare("Device.ManagementServer.PeriodicInformTime", {value: 1}, {value: t});
+`
+
+// spreadInforms stores spreadScript and a preset running it in every
+// session on the standalone edge at apiAddr.
+func spreadInforms(b *testing.B, apiAddr, tokenPath string) {
+	token, err := os.ReadFile(tokenPath)
+	if err != nil {
+		b.Fatalf("admin token: %v", err)
+	}
+	for _, put := range []struct{ path, body string }{
+		{"/api/v1/provisions/spread-inform", spreadScript},
+		{"/api/v1/presets/spread-inform", `{"channel": "inform-time", "provisions": [["spread-inform"]]}`},
+	} {
+		req, err := http.NewRequest(http.MethodPut, "http://"+apiAddr+put.path, strings.NewReader(put.body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatalf("PUT %s: %v", put.path, err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("PUT %s: %s %s", put.path, resp.Status, msg)
+		}
 	}
 }
