@@ -68,6 +68,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,6 +91,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeacs/edgeacs/client"
 	"github.com/edgeacs/edgeacs/cwmp"
 	"github.com/edgeacs/edgeacs/edge"
 	"github.com/edgeacs/edgeacs/sim"
@@ -803,23 +805,16 @@ func spreadInforms(b *testing.B, apiAddr, tokenPath string) {
 	if err != nil {
 		b.Fatalf("admin token: %v", err)
 	}
-	for _, put := range []struct{ path, body string }{
-		{"/api/v1/provisions/spread-inform", spreadScript},
-		{"/api/v1/presets/spread-inform", `{"channel": "inform-time", "provisions": [["spread-inform"]]}`},
-	} {
-		req, err := http.NewRequest(http.MethodPut, "http://"+apiAddr+put.path, strings.NewReader(put.body))
-		if err != nil {
-			b.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			b.Fatalf("PUT %s: %v", put.path, err)
-		}
-		msg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			b.Fatalf("PUT %s: %s %s", put.path, resp.Status, msg)
-		}
+	cl, err := client.New(apiAddr, client.Options{Token: strings.TrimSpace(string(token))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cl.PutProvision(ctx, "spread-inform", spreadScript); err != nil {
+		b.Fatalf("store the spreading provision: %v", err)
+	}
+	p := client.Preset{Name: "spread-inform", Channel: "inform-time", Provisions: [][]any{{"spread-inform"}}}
+	if _, err := cl.PutPreset(ctx, p); err != nil {
+		b.Fatalf("store the spreading preset: %v", err)
 	}
 }
